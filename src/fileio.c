@@ -1,0 +1,186 @@
+/*
+ * fileio.c — atomic replace and bounded reads.
+ *
+ * The temp file is created next to the target with O_EXCL and a random
+ * suffix (mkstemp) so that the rename stays on one file system; it is removed
+ * on every failure path. The directory is fsynced after the rename so the new
+ * name survives a power cut.
+ */
+#define _GNU_SOURCE
+#include "tagmoor/fileio.h"
+#include "tagmoor/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int (*tm_file_test_hook)(const char *stage);
+
+static int hook(const char *stage)
+{
+	return tm_file_test_hook ? tm_file_test_hook(stage) : 0;
+}
+
+static int dir_of(char *out, size_t outlen, const char *path)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s", path);
+
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	n = snprintf(out, outlen, "%s", dirname(tmp));
+	if (n < 0 || (size_t)n >= outlen)
+		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return tm_error_set(TM_EIO, "%s: cannot open directory: %s", dir, strerror(errno));
+	if (fsync(fd) < 0 && errno != EINVAL)
+		r = tm_error_set(TM_EIO, "%s: fsync: %s", dir, strerror(errno));
+	close(fd);
+	return r;
+}
+
+int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[4096], dir[4096];
+	const char *p = data;
+	int fd = -1, r = TM_EIO, n;
+
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	if (dir_of(dir, sizeof(dir), path) < 0)
+		return TM_EIO;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return tm_error_set(TM_EIO, "%s: cannot create temporary file: %s", path, strerror(errno));
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			tm_error_set(TM_EIO, "%s: write: %s", path, strerror(errno));
+			goto out;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (hook("written")) {
+		tm_error_set(TM_EIO, "%s: simulated failure after write", path);
+		goto out;
+	}
+	if (fchmod(fd, mode) < 0) {
+		tm_error_set(TM_EIO, "%s: chmod: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fsync(fd) < 0) {
+		tm_error_set(TM_EIO, "%s: fsync: %s", path, strerror(errno));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		tm_error_set(TM_EIO, "%s: close: %s", path, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (hook("synced")) {
+		tm_error_set(TM_EIO, "%s: simulated failure before rename", path);
+		goto out;
+	}
+	if (rename(tmp, path) < 0) {
+		tm_error_set(TM_EIO, "%s: rename: %s", path, strerror(errno));
+		goto out;
+	}
+	tmp[0] = '\0'; /* renamed: nothing to clean up */
+	if ((r = fsync_dir(dir)) < 0)
+		goto out;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp[0])
+		unlink(tmp);
+	return r;
+}
+
+int tm_file_read(struct tm_buf *out, const char *path, size_t max)
+{
+	struct stat st;
+	char chunk[8192];
+	int fd, r = TM_EIO;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return tm_error_set(TM_ENOTFOUND, "%s: no such file", path);
+		if (errno == ELOOP)
+			return tm_error_set(TM_EIO, "%s: is a symbolic link (refused)", path);
+		return tm_error_set(TM_EIO, "%s: %s", path, strerror(errno));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		tm_error_set(TM_EIO, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = tm_error_set(TM_ELIMIT, "%s: larger than the limit of %zu bytes", path, max);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			tm_error_set(TM_EIO, "%s: read: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (out->len + (size_t)n > max) {
+			r = tm_error_set(TM_ELIMIT, "%s: larger than the limit of %zu bytes", path, max);
+			goto out;
+		}
+		if ((r = tm_buf_put(out, chunk, (size_t)n)) < 0)
+			goto out;
+		r = TM_EIO;
+	}
+	if (!out->ptr && tm_buf_put(out, "", 0) < 0) {
+		r = TM_ENOMEM;
+		goto out;
+	}
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
+int tm_file_mkdirs(const char *path, mode_t mode)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s", path);
+
+	if (n <= 0 || (size_t)n >= sizeof(tmp))
+		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return tm_error_set(TM_EIO, "%s: mkdir: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return tm_error_set(TM_EIO, "%s: mkdir: %s", tmp, strerror(errno));
+	return 0;
+}
