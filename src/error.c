@@ -41,7 +41,17 @@ int tm_error_wrap(int code, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, last_msg, sizeof(old));
-	snprintf(last_msg, sizeof(last_msg), "%s: %s", prefix, old);
+	/* Truncation is fine here: the message is a bounded one-liner. */
+	size_t plen = strnlen(prefix, sizeof(last_msg) - 1);
+	memcpy(last_msg, prefix, plen);
+	size_t pos = plen;
+	if (pos + 2 < sizeof(last_msg)) {
+		memcpy(last_msg + pos, ": ", 2);
+		pos += 2;
+	}
+	size_t olen = strnlen(old, sizeof(last_msg) - 1 - pos);
+	memcpy(last_msg + pos, old, olen);
+	last_msg[pos + olen] = '\0';
 	strip_newlines(last_msg);
 	last_code = code;
 	return code;
