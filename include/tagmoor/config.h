@@ -1,0 +1,120 @@
+/*
+ * config.h — the one INI file of SPEC.md, read into struct tm_config.
+ *
+ * Every key is described once in a table in config.c (section, name, type,
+ * limits, default). Loading is all-or-nothing: any error — unknown section or
+ * key, bad value, missing required key, unknown ${name} — fails the load with
+ * one message "FILE:LINE: [section] key: what is wrong" and TM_ECONFIG.
+ */
+#ifndef TAGMOOR_CONFIG_H
+#define TAGMOOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum tm_on_failure { TM_ON_FAILURE_ROLLBACK = 0, TM_ON_FAILURE_KEEP };
+enum tm_verify_mode { TM_VERIFY_TAG = 0, TM_VERIFY_COMMIT, TM_VERIFY_TAG_COMMIT, TM_VERIFY_NONE };
+enum tm_report_format { TM_REPORT_TAGMOOR = 0, TM_REPORT_CLOUDEVENTS };
+
+struct tm_strlist {
+	char **v;
+	size_t n;
+};
+
+struct tm_config_var {
+	char *name;
+	char *value;
+};
+
+struct tm_config {
+	char *file;          /* the INI file that was read */
+	char *root;          /* --root DIR or NULL */
+	char *hostname;      /* built-in ${hostname} */
+	char *arch;          /* built-in ${arch} */
+	char *machine_id;    /* /etc/machine-id content or NULL */
+
+	struct {
+		char *device_id;
+		char *state_dir;      /* effective: under root when --root is given */
+		uint64_t interval_ms;
+		unsigned jitter_pct;
+		uint64_t drift_check_ms;
+		int on_failure;       /* enum tm_on_failure */
+		int log_format;       /* enum tm_log_format */
+		int log_level;        /* enum tm_log_level */
+	} agent;
+	struct {
+		char *url;
+		char *ref;
+		char *ca_file;
+		char *token_file;
+		uint64_t timeout_ms;
+		uint64_t max_fetch;
+	} source;
+	struct {
+		int mode;             /* enum tm_verify_mode */
+		char *allowed_signers;
+		char *openpgp_keyring;
+		uint64_t max_age_ms;
+		int allow_unsigned;
+	} verify;
+	struct tm_config_var *vars;
+	size_t nvars;
+	struct {
+		int enabled;
+		char *kubeconfig;     /* resolved; NULL means in-cluster */
+		struct tm_strlist paths;
+		int prune;
+		uint64_t wait_ms;
+		char *field_manager;
+	} kubernetes;
+	struct {
+		int enabled;
+		struct tm_strlist paths;
+		char *unit_dir;       /* effective: under root when --root is given */
+		int prune;
+		uint64_t wait_ms;
+	} systemd;
+	struct {
+		char *url;
+		char *ca_file;
+		char *client_cert;
+		char *client_key;
+		char *token_file;
+		int format;           /* enum tm_report_format */
+		uint64_t spool_max;
+	} report;
+};
+
+/* Where the built-ins come from; NULL fields take the real system's. */
+struct tm_config_env {
+	const char *machine_id_file;  /* default /etc/machine-id */
+	const char *hostname;         /* default gethostname() */
+	const char *root;             /* --root DIR */
+};
+
+int tm_config_load(struct tm_config **out, const char *path, const struct tm_config_env *env);
+void tm_config_free(struct tm_config *cfg);
+
+/* Prints the effective configuration as INI, defaults filled in, secrets
+ * (credentials inside URLs) redacted. */
+void tm_config_print(const struct tm_config *cfg, FILE *f);
+
+/* Copies url without any user:password@ part into out (for logs, state and
+ * reports). */
+void tm_config_redact_url(char *out, size_t outlen, const char *url);
+
+/*
+ * ${name} expansion of repository content (SPEC.md): known names expand, any
+ * other ${x} is left exactly as written, and $${name} is a literal ${name}.
+ * Never recurses. Result in *out (malloc'd, NUL-terminated), capped at max.
+ */
+int tm_config_expand_content(char **out, size_t *out_len, const struct tm_config *cfg,
+			     const char *text, size_t len, size_t max);
+/* The value of a variable (vars first, then built-ins) or NULL. */
+const char *tm_config_lookup(const struct tm_config *cfg, const char *name);
+
+const char *tm_verify_mode_name(int mode);
+
+#endif
