@@ -1,0 +1,1 @@
+SHA256:F8OoRg1ZP/6KjknFbRlCHVOC+qKxSv5eMlwfN3+jTh0
