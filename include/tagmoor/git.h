@@ -1,0 +1,98 @@
+/*
+ * git.h — the source: ref advertisement, bounded fetch over HTTPS, and read
+ * access to objects of the local bare repository (no working tree).
+ *
+ * The pipeline calls tm_git_ls_remote once per poll (one HTTPS GET of the
+ * ref advertisement, nothing written to disk) and tm_git_fetch only when the
+ * advertised object id differs from the applied one. Fetches go through our
+ * own smart-HTTP subtransport on top of the `http` module, so the source
+ * settings (private CA, credentials, timeout, max_fetch, no redirects) hold
+ * for every byte. Policy (signatures, tag names, rollback) is the caller's.
+ *
+ * Errors: TM_ESOURCE for network / TLS / HTTP / protocol failures,
+ * TM_ENOTFOUND when a ref or object does not exist, TM_ELIMIT when a cap
+ * (max_fetch, object size, tree depth) is hit, TM_EIO for the local repository.
+ */
+#ifndef TAGMOOR_GIT_H
+#define TAGMOOR_GIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tagmoor/buf.h"
+
+struct tm_git;
+
+struct tm_git_source {
+	const char *url;        /* https://host/path; userinfo is never shown in messages */
+	const char *ca_file;    /* NULL: system CAs; else only this bundle is trusted */
+	const char *token_file; /* NULL or a file: "user:password" (basic) or a bearer token */
+	uint64_t timeout_ms;    /* connect and idle limit; the advertisement's total limit; 0: 60 s */
+	uint64_t max_fetch;     /* bytes received per operation; 0: 64 MiB */
+};
+
+#define TM_GIT_DEFAULT_TIMEOUT_MS 60000u
+#define TM_GIT_DEFAULT_MAX_FETCH (64u * 1024 * 1024)
+#define TM_GIT_FETCHED_REF "refs/tagmoor/fetched"
+#define TM_GIT_APPLIED_REF "refs/tagmoor/applied"
+
+/* Refcounted libgit2 initialisation (tm_git_open/free do it themselves). */
+int tm_git_global_init(void);
+void tm_git_global_shutdown(void);
+
+/* Opens repo_path (state_dir/repo.git) as a bare repository, creating it when
+ * missing. A repository that cannot be opened or whose HEAD, object database
+ * or private refs are broken is removed and re-created (with a warning).
+ * Opening writes nothing when the repository is healthy. */
+int tm_git_open(struct tm_git **out, const char *repo_path);
+void tm_git_free(struct tm_git *git);
+
+/* One ref advertisement: out_oid gets the object id the server shows for ref
+ * (for an annotated tag, the tag object, not the peeled commit).
+ * TM_ENOTFOUND when the ref is not advertised. Writes nothing to disk. */
+int tm_git_ls_remote(char out_oid[41], struct tm_git *git,
+	const struct tm_git_source *src, const char *ref);
+
+/* Fetches ref (no tag auto-follow) into refs/tagmoor/fetched, forced; then
+ * expected_oid (what the advertisement showed) must exist locally and
+ * refs/tagmoor/fetched points at it. No network when it already exists.
+ * TM_ELIMIT past max_fetch; the repository stays usable after any failure. */
+int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src,
+	const char *ref, const char *expected_oid);
+
+/* 1 when the object exists, 0 when not, negative on error. */
+int tm_git_has_object(struct tm_git *git, const char *oid);
+
+/* Sets (force) a private ref name (must start with "refs/tagmoor/") to oid,
+ * e.g. TM_GIT_APPLIED_REF, so the objects stay reachable. */
+int tm_git_set_ref(struct tm_git *git, const char *name, const char *oid);
+/* Reads a ref's target into out_oid; TM_ENOTFOUND when it does not exist. */
+int tm_git_get_ref(char out_oid[41], struct tm_git *git, const char *name);
+
+/* The raw content of a tag ('t') or commit ('c') object as git stores it
+ * (without the "type size\0" header). out's max caps it (TM_ELIMIT). */
+int tm_git_read_raw(struct tm_buf *out, int *out_type, struct tm_git *git, const char *oid);
+
+/* Peels oid (tag chain or commit) to a commit. */
+int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid);
+
+/* Walks the tree of commit_oid below dir ("" or NULL: the root), recursively,
+ * in git's sorted order (equal to byte order of the full paths), without a
+ * checkout. The callback sees every non-directory entry: path relative to
+ * the repository root, git file mode (0100644, 0100755, 0120000 symlink,
+ * 0160000 submodule), object id and size (0 for submodules). A non-zero
+ * return from cb stops the walk and is returned. TM_ENOTFOUND when dir does
+ * not exist; TM_ELIMIT past TM_GIT_MAX_DEPTH levels or TM_GIT_MAX_PATH bytes. */
+#define TM_GIT_MAX_DEPTH 32
+#define TM_GIT_MAX_PATH 1024
+int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
+	int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid, size_t size),
+	void *ctx);
+
+/* Reads a blob of at most max bytes into out (TM_ELIMIT when larger). */
+int tm_git_read_blob(struct tm_buf *out, struct tm_git *git, const char *blob_oid, size_t max);
+
+/* The libgit2 version ("1.5.1"). */
+const char *tm_git_version(void);
+
+#endif

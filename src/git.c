@@ -1,0 +1,994 @@
+/*
+ * git.c — the source module: libgit2 for the repository, our own smart-HTTP
+ * subtransport (on top of http.c / libcurl) for the network.
+ *
+ * Why our own subtransport: libgit2 1.5's HTTP stack has no timeout, no byte
+ * cap and follows redirects on its own terms. Plugging a "smart" subtransport
+ * (stateless RPC, like git's smart HTTP) into git_transport_smart through the
+ * remote callbacks' transport hook makes every byte go through tm_http, which
+ * enforces ca_file, credentials, the idle/connect timeout, max_fetch and
+ * "no redirects". libgit2 still does the protocol (pkt-lines, negotiation,
+ * pack indexing); we only move bytes:
+ *   advertisement: GET  {url}/info/refs?service=git-upload-pack
+ *   fetch:         POST {url}/git-upload-pack   (one per negotiation round)
+ *
+ * Tags are fetched with tag download off, through the forced refspec
+ * "+<ref>:refs/tagmoor/fetched", and the result is judged by the object id
+ * the advertisement showed: libgit2's tag auto-follow ignores forced tag
+ * refspecs, so a moved tag would otherwise be silently kept at its old value.
+ *
+ * An idle poll (tm_git_ls_remote) never touches the repository: it writes
+ * nothing and keeps nothing once it returns.
+ */
+#define _GNU_SOURCE
+#include "tagmoor/git.h"
+#include "tagmoor/error.h"
+#include "tagmoor/fileio.h"
+#include "tagmoor/http.h"
+#include "tagmoor/log.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <git2/sys/transport.h>
+
+#define URL_MSG_MAX 256
+#define TOKEN_MAX 4096
+#define REQUEST_MAX (8u * 1024 * 1024) /* one negotiation request body */
+
+struct tm_git {
+	git_repository *repo;
+	char *path;
+};
+
+/* --- libgit2 set-up ------------------------------------------------------ */
+
+static int git_users;
+
+int tm_git_global_init(void)
+{
+	int n = git_libgit2_init();
+
+	if (n < 0)
+		return tm_error_set(TM_ERROR, "cannot initialise libgit2");
+	if (git_users++ == 0) {
+		/* Our state dir, our rules: no user or system git configuration,
+		 * durable writes, a modest object cache for small devices. */
+		static const int levels[] = { GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
+			GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA };
+		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+			git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+		git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+		git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)(8 * 1024 * 1024));
+	}
+	return 0;
+}
+
+void tm_git_global_shutdown(void)
+{
+	if (git_users > 0) {
+		git_users--;
+		git_libgit2_shutdown();
+	}
+}
+
+const char *tm_git_version(void)
+{
+	static char v[32];
+	int major = 0, minor = 0, rev = 0;
+
+	git_libgit2_version(&major, &minor, &rev);
+	snprintf(v, sizeof(v), "%d.%d.%d", major, minor, rev);
+	return v;
+}
+
+static int lg_error(int code, const char *what)
+{
+	const git_error *e = git_error_last();
+
+	return tm_error_set(code, "%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
+}
+
+static int parse_oid(git_oid *out, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s && i < 40; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			break;
+	if (!s || i != 40 || s[40] != '\0' || git_oid_fromstr(out, s) < 0)
+		return tm_error_set(TM_EPARSE, "invalid object id \"%.48s\"", s ? s : "");
+	return 0;
+}
+
+/* --- opening, checking, rebuilding --------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 ? -1 : 0;
+	return unlink(path) < 0 ? -1 : 0;
+}
+
+static int remove_tree(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path);
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int is_dir(const char *base, const char *sub)
+{
+	char p[4096];
+	struct stat st;
+	int n = snprintf(p, sizeof(p), "%s/%s", base, sub);
+
+	return n > 0 && (size_t)n < sizeof(p) && lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* 0 when the repository looks healthy; otherwise a short reason in why. */
+static int check_repo(git_repository *repo, const char *path, const char **why)
+{
+	git_reference *head = NULL;
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	git_odb *odb = NULL;
+	int r = -1;
+
+	if (!git_repository_is_bare(repo)) {
+		*why = "not a bare repository";
+		return -1;
+	}
+	if (!is_dir(path, "objects") || !is_dir(path, "refs")) {
+		*why = "objects or refs directory missing";
+		return -1;
+	}
+	if (git_reference_lookup(&head, repo, "HEAD") < 0) {
+		*why = "HEAD is unreadable";
+		return -1;
+	}
+	git_reference_free(head);
+	if (git_repository_odb(&odb, repo) < 0) {
+		*why = "object database is unreadable";
+		return -1;
+	}
+	if (git_reference_iterator_glob_new(&it, repo, "refs/tagmoor/*") < 0) {
+		*why = "refs are unreadable";
+		goto out;
+	}
+	for (;;) {
+		int e = git_reference_next(&ref, it);
+
+		if (e == GIT_ITEROVER)
+			break;
+		if (e < 0) {
+			*why = "refs are unreadable";
+			goto out;
+		}
+		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT ||
+		    !git_odb_exists(odb, git_reference_target(ref))) {
+			git_reference_free(ref);
+			*why = "a tagmoor ref points to a missing object";
+			goto out;
+		}
+		git_reference_free(ref);
+	}
+	r = 0;
+out:
+	git_reference_iterator_free(it);
+	git_odb_free(odb);
+	return r;
+}
+
+static int create_repo(git_repository **out, const char *path)
+{
+	git_repository_init_options o;
+
+	git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
+	o.mode = GIT_REPOSITORY_INIT_SHARED_UMASK;
+	o.initial_head = "tagmoor";
+	if (git_repository_init_ext(out, path, &o) < 0)
+		return lg_error(TM_EIO, path);
+	return 0;
+}
+
+static int rebuild(git_repository **out, const char *path, const char *why)
+{
+	char aside[4096];
+	const char *base = strrchr(path, '/');
+	size_t bl;
+	int n;
+
+	base = base ? base + 1 : path;
+	bl = strlen(base);
+	/* Only ever delete what is ours: a directory named *.git. */
+	if (bl < 5 || strcmp(base + bl - 4, ".git") != 0)
+		return tm_error_set(TM_EIO, "%s: repository is broken (%s) and its name does not end in .git; "
+			"not removing it", path, why);
+	tm_log_warn("%s: repository is broken (%s); rebuilding it", path, why);
+	n = snprintf(aside, sizeof(aside), "%s.broken", path);
+	if (n < 0 || (size_t)n >= sizeof(aside))
+		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	if (remove_tree(aside) < 0 || rename(path, aside) < 0 || remove_tree(aside) < 0)
+		return tm_error_set(TM_EIO, "%s: cannot remove the broken repository: %s", path, strerror(errno));
+	return create_repo(out, path);
+}
+
+int tm_git_open(struct tm_git **out, const char *repo_path)
+{
+	struct tm_git *g = NULL;
+	git_repository *repo = NULL;
+	struct stat st;
+	const char *why = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = tm_git_global_init()) < 0)
+		return r;
+	if (lstat(repo_path, &st) < 0) {
+		if (errno != ENOENT) {
+			r = tm_error_set(TM_EIO, "%s: %s", repo_path, strerror(errno));
+			goto fail;
+		}
+		if ((r = create_repo(&repo, repo_path)) < 0)
+			goto fail;
+	} else if (git_repository_open_ext(&repo, repo_path,
+			GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE | GIT_REPOSITORY_OPEN_NO_DOTGIT,
+			NULL) < 0) {
+		repo = NULL;
+		if ((r = rebuild(&repo, repo_path, "cannot be opened")) < 0)
+			goto fail;
+	} else if (check_repo(repo, repo_path, &why) < 0) {
+		git_repository_free(repo);
+		repo = NULL;
+		if ((r = rebuild(&repo, repo_path, why)) < 0)
+			goto fail;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->path = strdup(repo_path))) {
+		r = tm_error_set(TM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	g->repo = repo;
+	*out = g;
+	return 0;
+fail:
+	if (g)
+		free(g->path);
+	free(g);
+	git_repository_free(repo);
+	tm_git_global_shutdown();
+	return r;
+}
+
+void tm_git_free(struct tm_git *git)
+{
+	if (!git)
+		return;
+	git_repository_free(git->repo);
+	free(git->path);
+	free(git);
+	tm_git_global_shutdown();
+}
+
+/* --- one network operation ----------------------------------------------- */
+
+struct xfer {
+	const struct tm_git_source *src;
+	struct tm_http *http;
+	char url[URL_MSG_MAX];  /* redacted, for messages */
+	uint64_t max, used;     /* bytes received across all requests */
+	uint64_t timeout_ms;
+	int code;               /* our error, once described with tm_error_set */
+	git_smart_subtransport_definition def;
+};
+
+struct sub {
+	git_smart_subtransport parent;
+	struct xfer *x;
+};
+
+struct gstream {
+	git_smart_subtransport_stream parent;
+	struct xfer *x;
+	git_smart_service_t service;
+	char *url;
+	struct tm_buf req;
+	struct tm_http_stream *hs;
+};
+
+/* Records our error for the operation and hands libgit2 a copy. */
+static int xfail(struct xfer *x, int code)
+{
+	if (!x->code)
+		x->code = code;
+	git_error_set_str(GIT_ERROR_NET, tm_error_last());
+	return -1;
+}
+
+static int url_has_userinfo(const char *url)
+{
+	const char *a = strstr(url, "://");
+	size_t n;
+
+	a = a ? a + 3 : url;
+	n = strcspn(a, "/?#");
+	return memchr(a, '@', n) != NULL;
+}
+
+static int read_token(struct tm_http_opts *o, struct tm_buf *tok, const char *path)
+{
+	char *colon;
+	size_t n;
+	int r;
+
+	tm_buf_init(tok, TOKEN_MAX + 1);
+	if ((r = tm_file_read(tok, path, TOKEN_MAX)) < 0)
+		return tm_error_wrap(r == TM_ENOTFOUND || r == TM_EIO || r == TM_ELIMIT ? TM_ECONFIG : r,
+			"token_file");
+	n = tok->len;
+	while (n > 0 && (tok->ptr[n - 1] == '\n' || tok->ptr[n - 1] == '\r' ||
+	                 tok->ptr[n - 1] == ' ' || tok->ptr[n - 1] == '\t'))
+		tok->ptr[--n] = '\0';
+	tok->len = n;
+	if (n == 0)
+		return tm_error_set(TM_ECONFIG, "token_file %s is empty", path);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)tok->ptr[i] < 0x20 || tok->ptr[i] == 0x7f)
+			return tm_error_set(TM_ECONFIG, "token_file %s: one line expected, without control characters", path);
+	colon = strchr(tok->ptr, ':');
+	if (colon) {
+		*colon = '\0';
+		o->username = tok->ptr;
+		o->password = colon + 1;
+	} else {
+		o->bearer_token = tok->ptr;
+	}
+	return 0;
+}
+
+static int xfer_init(struct xfer *x, const struct tm_git_source *src)
+{
+	struct tm_http_opts o = { 0 };
+	struct tm_buf tok;
+	int r;
+
+	memset(x, 0, sizeof(*x));
+	tm_buf_init(&tok, 1);
+	if (!src || !src->url || !*src->url)
+		return tm_error_set(TM_ECONFIG, "source url is not set");
+	tm_http_redact_url(x->url, sizeof(x->url), src->url);
+	if (strncmp(src->url, "https://", 8) != 0)
+		return tm_error_set(TM_ECONFIG, "%s: only https:// source URLs are supported", x->url);
+	if (url_has_userinfo(src->url))
+		return tm_error_set(TM_ECONFIG, "%s: the source url must not carry credentials (use token_file)", x->url);
+	x->src = src;
+	x->timeout_ms = src->timeout_ms ? src->timeout_ms : TM_GIT_DEFAULT_TIMEOUT_MS;
+	x->max = src->max_fetch ? src->max_fetch : TM_GIT_DEFAULT_MAX_FETCH;
+	o.ca_file = src->ca_file && *src->ca_file ? src->ca_file : NULL;
+	o.connect_timeout_ms = x->timeout_ms;
+	o.idle_timeout_ms = x->timeout_ms;
+	o.max_response = x->max;
+	if (src->token_file && *src->token_file && (r = read_token(&o, &tok, src->token_file)) < 0)
+		goto out;
+	r = tm_http_new(&x->http, &o);
+out:
+	tm_buf_free_secret(&tok);
+	return r;
+}
+
+static void xfer_free(struct xfer *x)
+{
+	tm_http_free(x->http);
+	x->http = NULL;
+}
+
+static int gs_start(struct gstream *s)
+{
+	struct xfer *x = s->x;
+	struct tm_http_request req = { 0 };
+	const char *want_type;
+	long st;
+	int r;
+
+	if (x->used >= x->max) {
+		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted", x->url,
+			(unsigned long long)x->max);
+		return xfail(x, TM_ELIMIT);
+	}
+	req.url = s->url;
+	req.max_response = x->max - x->used;
+	if (s->service == GIT_SERVICE_UPLOADPACK_LS) {
+		req.method = "GET";
+		/* The advertisement is small: the whole request is bounded too. */
+		req.total_timeout_ms = x->timeout_ms;
+		want_type = "application/x-git-upload-pack-advertisement";
+	} else {
+		req.method = "POST";
+		req.content_type = "application/x-git-upload-pack-request";
+		req.accept = "application/x-git-upload-pack-result";
+		req.body = s->req.ptr;
+		req.body_len = s->req.len;
+		want_type = "application/x-git-upload-pack-result";
+	}
+	if ((r = tm_http_stream_open(&s->hs, x->http, &req)) < 0)
+		return xfail(x, r == TM_ELIMIT ? TM_ELIMIT : TM_ESOURCE);
+	st = tm_http_stream_status(s->hs);
+	if (st == 401 || st == 403) {
+		tm_error_set(TM_ESOURCE, "%s: authentication failed (HTTP %ld)%s", x->url, st,
+			x->src->token_file ? "" : "; no token_file is configured");
+		return xfail(x, TM_ESOURCE);
+	}
+	if (st == 404) {
+		tm_error_set(TM_ESOURCE, "%s: repository not found (HTTP 404)", x->url);
+		return xfail(x, TM_ESOURCE);
+	}
+	if (st != 200) {
+		tm_error_set(TM_ESOURCE, "%s: HTTP %ld", x->url, st);
+		return xfail(x, TM_ESOURCE);
+	}
+	if (strncmp(tm_http_stream_content_type(s->hs), want_type, strlen(want_type)) != 0) {
+		tm_error_set(TM_ESOURCE, "%s: not a smart git HTTP server (Content-Type \"%.64s\")",
+			x->url, tm_http_stream_content_type(s->hs));
+		return xfail(x, TM_ESOURCE);
+	}
+	return 0;
+}
+
+static int gs_read(git_smart_subtransport_stream *stream, char *buf, size_t len, size_t *out_n)
+{
+	struct gstream *s = (struct gstream *)stream;
+	struct xfer *x = s->x;
+	uint64_t before;
+	int r;
+
+	*out_n = 0;
+	if (x->code)
+		return xfail(x, x->code);
+	if (!s->hs && gs_start(s) < 0)
+		return -1;
+	before = tm_http_stream_received(s->hs);
+	r = tm_http_stream_read(s->hs, buf, len, out_n);
+	x->used += tm_http_stream_received(s->hs) - before;
+	if (r == TM_ELIMIT) {
+		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted", x->url,
+			(unsigned long long)x->max);
+		return xfail(x, TM_ELIMIT);
+	}
+	if (r < 0)
+		return xfail(x, r);
+	return 0;
+}
+
+static int gs_write(git_smart_subtransport_stream *stream, const char *buf, size_t len)
+{
+	struct gstream *s = (struct gstream *)stream;
+	int r;
+
+	if (s->service != GIT_SERVICE_UPLOADPACK) {
+		tm_error_set(TM_ESOURCE, "%s: unexpected write on the advertisement", s->x->url);
+		return xfail(s->x, TM_ESOURCE);
+	}
+	if (s->hs) {
+		tm_error_set(TM_ESOURCE, "%s: write after the request was sent", s->x->url);
+		return xfail(s->x, TM_ESOURCE);
+	}
+	if ((r = tm_buf_put(&s->req, buf, len)) < 0)
+		return xfail(s->x, r);
+	return 0;
+}
+
+static void gs_free(git_smart_subtransport_stream *stream)
+{
+	struct gstream *s = (struct gstream *)stream;
+
+	if (!s)
+		return;
+	tm_http_stream_free(s->hs);
+	tm_buf_free(&s->req);
+	free(s->url);
+	free(s);
+}
+
+static int sub_action(git_smart_subtransport_stream **out, git_smart_subtransport *t,
+	const char *url, git_smart_service_t action)
+{
+	struct sub *sub = (struct sub *)t;
+	struct xfer *x = sub->x;
+	struct gstream *s;
+	struct tm_buf u;
+	size_t ul = strlen(url);
+	const char *suffix;
+
+	*out = NULL;
+	if (action == GIT_SERVICE_UPLOADPACK_LS) {
+		suffix = "/info/refs?service=git-upload-pack";
+	} else if (action == GIT_SERVICE_UPLOADPACK) {
+		suffix = "/git-upload-pack";
+	} else {
+		tm_error_set(TM_ESOURCE, "%s: push is not supported", x->url);
+		return xfail(x, TM_ESOURCE);
+	}
+	while (ul > 0 && url[ul - 1] == '/')
+		ul--;
+	tm_buf_init(&u, 8192);
+	s = calloc(1, sizeof(*s));
+	if (!s || tm_buf_put(&u, url, ul) < 0 || tm_buf_puts(&u, suffix) < 0) {
+		free(s);
+		tm_buf_free(&u);
+		tm_error_set(TM_ENOMEM, "out of memory or URL too long");
+		return xfail(x, TM_ENOMEM);
+	}
+	s->parent.subtransport = t;
+	s->parent.read = gs_read;
+	s->parent.write = gs_write;
+	s->parent.free = gs_free;
+	s->x = x;
+	s->service = action;
+	s->url = tm_buf_detach(&u);
+	tm_buf_init(&s->req, REQUEST_MAX);
+	*out = &s->parent;
+	return 0;
+}
+
+static int sub_close(git_smart_subtransport *t)
+{
+	(void)t;
+	return 0;
+}
+
+static void sub_free(git_smart_subtransport *t)
+{
+	free(t);
+}
+
+static int make_sub(git_smart_subtransport **out, git_transport *owner, void *param)
+{
+	struct sub *s = calloc(1, sizeof(*s));
+
+	(void)owner;
+	*out = NULL;
+	if (!s) {
+		git_error_set_oom();
+		return -1;
+	}
+	s->parent.action = sub_action;
+	s->parent.close = sub_close;
+	s->parent.free = sub_free;
+	s->x = param;
+	*out = &s->parent;
+	return 0;
+}
+
+static int make_transport(git_transport **out, git_remote *owner, void *payload)
+{
+	struct xfer *x = payload;
+
+	x->def.callback = make_sub;
+	x->def.rpc = 1;
+	x->def.param = x;
+	return git_transport_smart(out, owner, &x->def);
+}
+
+/* After a failed libgit2 call: our own error when the transport described
+ * one, else libgit2's message as a source failure. */
+static int net_fail(struct xfer *x, const char *what)
+{
+	if (x->code)
+		return x->code;
+	return lg_error(TM_ESOURCE, what);
+}
+
+static int valid_ref(const char *ref)
+{
+	int ok = 0;
+
+	if (!ref || strncmp(ref, "refs/", 5) != 0 || strpbrk(ref, ":+*?[\\ ") ||
+	    git_reference_name_is_valid(&ok, ref) < 0 || !ok)
+		return tm_error_set(TM_ECONFIG, "invalid ref \"%.128s\"", ref ? ref : "");
+	return 0;
+}
+
+int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_source *src, const char *ref)
+{
+	struct xfer x;
+	git_remote *remote = NULL;
+	git_remote_callbacks cb;
+	const git_remote_head **heads;
+	size_t n;
+	int r;
+
+	(void)git;
+	out_oid[0] = '\0';
+	if ((r = valid_ref(ref)) < 0)
+		return r;
+	if ((r = xfer_init(&x, src)) < 0)
+		goto out;
+	if (git_remote_create_detached(&remote, src->url) < 0) {
+		r = lg_error(TM_ECONFIG, x.url);
+		goto out;
+	}
+	git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+	cb.transport = make_transport;
+	cb.payload = &x;
+	if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL) < 0) {
+		r = net_fail(&x, x.url);
+		goto out;
+	}
+	if (git_remote_ls(&heads, &n, remote) < 0) {
+		r = net_fail(&x, x.url);
+		goto out;
+	}
+	r = tm_error_set(TM_ENOTFOUND, "%s: ref %s is not advertised by the server", x.url, ref);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(heads[i]->name, ref) == 0) {
+			git_oid_tostr(out_oid, 41, &heads[i]->oid);
+			r = 0;
+			break;
+		}
+	}
+out:
+	if (remote) {
+		git_remote_disconnect(remote);
+		git_remote_free(remote);
+	}
+	xfer_free(&x);
+	return r;
+}
+
+int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref, const char *expected_oid)
+{
+	struct xfer x;
+	git_remote *remote = NULL;
+	git_remote_create_options co;
+	git_fetch_options fo;
+	git_strarray specs;
+	char spec[1100], *specp = spec;
+	git_oid want;
+	int r, n;
+
+	memset(&x, 0, sizeof(x));
+	git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	if ((r = valid_ref(ref)) < 0 || (r = parse_oid(&want, expected_oid)) < 0)
+		return r;
+	r = tm_git_has_object(git, expected_oid);
+	if (r < 0)
+		return r;
+	if (r == 1) /* already here (a tag moved back, or a retried fetch) */
+		return tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid);
+	n = snprintf(spec, sizeof(spec), "+%s:%s", ref, TM_GIT_FETCHED_REF);
+	if (n < 0 || (size_t)n >= sizeof(spec))
+		return tm_error_set(TM_ECONFIG, "ref too long");
+	if ((r = xfer_init(&x, src)) < 0)
+		goto out;
+	co.repository = git->repo;
+	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	if (git_remote_create_with_opts(&remote, src->url, &co) < 0) {
+		r = lg_error(TM_ECONFIG, x.url);
+		goto out;
+	}
+	fo.callbacks.transport = make_transport;
+	fo.callbacks.payload = &x;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	fo.update_fetchhead = 0;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	specs.strings = &specp;
+	specs.count = 1;
+	if (git_remote_fetch(remote, &specs, &fo, "tagmoor: fetch") < 0) {
+		r = net_fail(&x, x.url);
+		goto out;
+	}
+	r = tm_git_has_object(git, expected_oid);
+	if (r == 0)
+		r = tm_error_set(TM_ESOURCE, "%s: %s moved on the server during the fetch (%s not received); "
+			"will retry", x.url, ref, expected_oid);
+	if (r < 0)
+		goto out;
+	r = tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid);
+	if (r == 0)
+		tm_log_debug("fetched %s %s from %s (%llu bytes)", ref, expected_oid, x.url,
+			(unsigned long long)x.used);
+out:
+	if (remote) {
+		git_remote_disconnect(remote);
+		git_remote_free(remote);
+	}
+	xfer_free(&x);
+	return r;
+}
+
+/* --- objects -------------------------------------------------------------- */
+
+int tm_git_has_object(struct tm_git *git, const char *oid)
+{
+	git_oid id;
+	git_odb *odb;
+	int r;
+
+	if ((r = parse_oid(&id, oid)) < 0)
+		return r;
+	if (git_repository_odb(&odb, git->repo) < 0)
+		return lg_error(TM_EIO, git->path);
+	r = git_odb_exists(odb, &id) ? 1 : 0;
+	git_odb_free(odb);
+	return r;
+}
+
+static int private_ref(const char *name)
+{
+	int ok = 0;
+
+	if (!name || strncmp(name, "refs/tagmoor/", 13) != 0 ||
+	    git_reference_name_is_valid(&ok, name) < 0 || !ok)
+		return tm_error_set(TM_EUSAGE, "invalid private ref \"%.128s\"", name ? name : "");
+	return 0;
+}
+
+int tm_git_set_ref(struct tm_git *git, const char *name, const char *oid)
+{
+	git_reference *ref = NULL;
+	git_oid id;
+	int r;
+
+	if ((r = private_ref(name)) < 0 || (r = parse_oid(&id, oid)) < 0)
+		return r;
+	if (git_reference_create(&ref, git->repo, name, &id, 1, "tagmoor") < 0)
+		return lg_error(TM_EIO, name);
+	git_reference_free(ref);
+	return 0;
+}
+
+int tm_git_get_ref(char out_oid[41], struct tm_git *git, const char *name)
+{
+	git_oid id;
+	int e;
+
+	out_oid[0] = '\0';
+	e = git_reference_name_to_id(&id, git->repo, name);
+	if (e == GIT_ENOTFOUND)
+		return tm_error_set(TM_ENOTFOUND, "ref %.128s does not exist", name);
+	if (e < 0)
+		return lg_error(TM_EIO, name);
+	git_oid_tostr(out_oid, 41, &id);
+	return 0;
+}
+
+/* Reads an object of the given kinds into out, checking its size from the
+ * header before inflating it. */
+static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git *git,
+	const char *oid, size_t max, int blob)
+{
+	git_odb *odb = NULL;
+	git_odb_object *obj = NULL;
+	git_object_t type;
+	git_oid id;
+	size_t len;
+	int r, e;
+
+	if ((r = parse_oid(&id, oid)) < 0)
+		return r;
+	if (git_repository_odb(&odb, git->repo) < 0)
+		return lg_error(TM_EIO, git->path);
+	e = git_odb_read_header(&len, &type, odb, &id);
+	if (e == GIT_ENOTFOUND) {
+		r = tm_error_set(TM_ENOTFOUND, "object %s not found", oid);
+		goto out;
+	}
+	if (e < 0) {
+		r = lg_error(TM_EIO, oid);
+		goto out;
+	}
+	if (blob ? type != GIT_OBJECT_BLOB : (type != GIT_OBJECT_COMMIT && type != GIT_OBJECT_TAG)) {
+		r = tm_error_set(TM_EPARSE, "object %s is a %s, not a %s", oid, git_object_type2string(type),
+			blob ? "blob" : "commit or tag");
+		goto out;
+	}
+	if (len > max) {
+		r = tm_error_set(TM_ELIMIT, "object %s is %zu bytes, larger than the limit of %zu", oid, len, max);
+		goto out;
+	}
+	if (git_odb_read(&obj, odb, &id) < 0) {
+		r = lg_error(TM_EIO, oid);
+		goto out;
+	}
+	if ((r = tm_buf_put(out, git_odb_object_data(obj), git_odb_object_size(obj))) < 0)
+		goto out;
+	*out_type = type;
+	r = 0;
+out:
+	git_odb_object_free(obj);
+	git_odb_free(odb);
+	return r;
+}
+
+int tm_git_read_raw(struct tm_buf *out, int *out_type, struct tm_git *git, const char *oid)
+{
+	git_object_t type = GIT_OBJECT_INVALID;
+	size_t max = out->max > 0 ? out->max - 1 : 0;
+	int r;
+
+	*out_type = 0;
+	if ((r = read_object(out, &type, git, oid, max, 0)) < 0)
+		return r;
+	*out_type = type == GIT_OBJECT_TAG ? 't' : 'c';
+	return 0;
+}
+
+int tm_git_read_blob(struct tm_buf *out, struct tm_git *git, const char *blob_oid, size_t max)
+{
+	git_object_t type;
+	int r = read_object(out, &type, git, blob_oid, max, 1);
+
+	if (r == 0 && !out->ptr)
+		r = tm_buf_put(out, "", 0);
+	return r;
+}
+
+int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid)
+{
+	git_object *obj = NULL, *peeled = NULL;
+	git_oid id;
+	int r, e;
+
+	out_oid[0] = '\0';
+	if ((r = parse_oid(&id, oid)) < 0)
+		return r;
+	e = git_object_lookup(&obj, git->repo, &id, GIT_OBJECT_ANY);
+	if (e == GIT_ENOTFOUND)
+		return tm_error_set(TM_ENOTFOUND, "object %s not found", oid);
+	if (e < 0)
+		return lg_error(TM_EIO, oid);
+	if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+		r = lg_error(TM_EPARSE, oid);
+		goto out;
+	}
+	git_oid_tostr(out_oid, 41, git_object_id(peeled));
+	r = 0;
+out:
+	git_object_free(peeled);
+	git_object_free(obj);
+	return r;
+}
+
+struct walk {
+	struct tm_git *git;
+	git_odb *odb;
+	int (*cb)(void *, const char *, int, const char *, size_t);
+	void *ctx;
+	char path[TM_GIT_MAX_PATH + 1];
+};
+
+static int walk_tree(struct walk *w, const git_tree *tree, size_t plen, int depth)
+{
+	size_t count = git_tree_entrycount(tree);
+
+	for (size_t i = 0; i < count; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		const char *name = git_tree_entry_name(e);
+		size_t nl = strlen(name), len = plen + (plen ? 1 : 0) + nl;
+		int mode = (int)git_tree_entry_filemode_raw(e);
+		char hex[41];
+		int r;
+
+		if (len > TM_GIT_MAX_PATH)
+			return tm_error_set(TM_ELIMIT, "path %.64s/%.64s... longer than %d bytes",
+				w->path, name, TM_GIT_MAX_PATH);
+		if (plen)
+			w->path[plen] = '/';
+		memcpy(w->path + len - nl, name, nl);
+		w->path[len] = '\0';
+		git_oid_tostr(hex, sizeof(hex), git_tree_entry_id(e));
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+			git_tree *sub = NULL;
+
+			if (depth + 1 > TM_GIT_MAX_DEPTH)
+				return tm_error_set(TM_ELIMIT, "%.128s: directories nested deeper than %d",
+					w->path, TM_GIT_MAX_DEPTH);
+			if (git_tree_lookup(&sub, w->git->repo, git_tree_entry_id(e)) < 0)
+				return lg_error(TM_EIO, w->path);
+			r = walk_tree(w, sub, len, depth + 1);
+			git_tree_free(sub);
+		} else if (git_tree_entry_type(e) == GIT_OBJECT_COMMIT) {
+			r = w->cb(w->ctx, w->path, mode, hex, 0);
+		} else {
+			size_t size = 0;
+			git_object_t type;
+
+			if (git_odb_read_header(&size, &type, w->odb, git_tree_entry_id(e)) < 0)
+				return lg_error(TM_EIO, w->path);
+			r = w->cb(w->ctx, w->path, mode, hex, size);
+		}
+		w->path[plen] = '\0';
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
+	int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid, size_t size),
+	void *ctx)
+{
+	struct walk *w = NULL;
+	git_commit *commit = NULL;
+	git_tree *root = NULL, *start = NULL;
+	git_tree_entry *ent = NULL;
+	git_oid id;
+	size_t plen = 0;
+	int r, e;
+
+	if ((r = parse_oid(&id, commit_oid)) < 0)
+		return r;
+	e = git_commit_lookup(&commit, git->repo, &id);
+	if (e == GIT_ENOTFOUND)
+		return tm_error_set(TM_ENOTFOUND, "commit %s not found", commit_oid);
+	if (e < 0)
+		return lg_error(TM_EIO, commit_oid);
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		r = tm_error_set(TM_ENOMEM, "out of memory");
+		goto out;
+	}
+	w->git = git;
+	w->cb = cb;
+	w->ctx = ctx;
+	if (git_repository_odb(&w->odb, git->repo) < 0 || git_commit_tree(&root, commit) < 0) {
+		r = lg_error(TM_EIO, commit_oid);
+		goto out;
+	}
+	while (dir && *dir == '/')
+		dir++;
+	if (dir && *dir) {
+		plen = strlen(dir);
+		while (plen > 0 && dir[plen - 1] == '/')
+			plen--;
+		if (plen > TM_GIT_MAX_PATH) {
+			r = tm_error_set(TM_ELIMIT, "path too long");
+			goto out;
+		}
+		memcpy(w->path, dir, plen);
+		w->path[plen] = '\0';
+		e = git_tree_entry_bypath(&ent, root, w->path);
+		if (e == GIT_ENOTFOUND) {
+			r = tm_error_set(TM_ENOTFOUND, "%.128s: no such directory in commit %s", w->path, commit_oid);
+			goto out;
+		}
+		if (e < 0) {
+			r = lg_error(TM_EIO, w->path);
+			goto out;
+		}
+		if (git_tree_entry_type(ent) != GIT_OBJECT_TREE) {
+			r = tm_error_set(TM_ENOTFOUND, "%.128s: not a directory in commit %s", w->path, commit_oid);
+			goto out;
+		}
+		if (git_tree_lookup(&start, git->repo, git_tree_entry_id(ent)) < 0) {
+			r = lg_error(TM_EIO, w->path);
+			goto out;
+		}
+	}
+	r = walk_tree(w, start ? start : root, plen, 0);
+out:
+	git_tree_entry_free(ent);
+	git_tree_free(start);
+	git_tree_free(root);
+	git_commit_free(commit);
+	if (w)
+		git_odb_free(w->odb);
+	free(w);
+	return r;
+}

@@ -1,0 +1,249 @@
+# tests/integration/lib.sh — shared helpers for tagmoor's integration tests.
+#
+# Source it from a test script (bash):   . "$TM_SOURCE_DIR/tests/integration/lib.sh"
+#
+# What it gives you (all functions are prefixed tm_):
+#   tm_tmpdir                      -> $TM_TMP: a unique work dir under ${TMPDIR:-/tmp},
+#                                     removed on EXIT with every process started here.
+#   tm_need CMD...                 exit 77 (skipped) when a command is missing.
+#   tm_free_port                   print a free loopback TCP port.
+#   tm_make_ca DIR                 test CA + server certificate for DNS:localhost in DIR:
+#                                  DIR/ca.pem DIR/ca.key DIR/server.pem DIR/server.key.
+#                                  (mbedTLS 2.28 ignores IP SANs: always use https://localhost:PORT.)
+#   tm_git_server_start            nginx + fcgiwrap + git http-backend over TLS. Sets
+#                                    TM_GIT_ROOT   directory of served repositories (NAME.git)
+#                                    TM_GIT_PORT   the port; TM_GIT_URL=https://localhost:PORT
+#                                    TM_GIT_CA     CA file that verifies the server
+#                                    TM_GIT_LOG    access log: "METHOD URI?ARGS STATUS BYTES_SENT REQUEST_LENGTH"
+#                                  Locations: /git/NAME.git         anonymous
+#                                             /auth/NAME.git        basic auth $TM_GIT_USER:$TM_GIT_PASS
+#                                             /redirect/NAME.git    301 to /git/NAME.git
+#   tm_git_log_count METHOD REGEX  count access-log lines with that method whose URI matches REGEX.
+#   tm_git_log_reset               truncate the access log (nginx keeps appending to it).
+#   tm_silent_start tcp|tls        a server that accepts and then never answers (tls: completes the
+#                                  handshake with the test certificate first). Sets TM_SILENT_PORT.
+#   tm_repo_new NAME               create a bare served repository $TM_GIT_ROOT/NAME.git and a
+#                                  work clone $TM_TMP/work/NAME (printed); commits go through
+#                                  tm_repo_commit and are pushed with tm_repo_push.
+#   tm_repo_commit NAME MSG [FILE CONTENT]...   write files and commit in the work clone.
+#   tm_repo_files NAME COUNT [SIZE]             add COUNT generated files (SIZE bytes each).
+#   tm_repo_push NAME [--force] [REFSPEC...]    push to the served repository (default: all).
+#   tm_repo_tag NAME TAG [--force]              annotated tag (unsigned) at HEAD.
+#   tm_cleanup                     what the EXIT trap runs: stops all started processes
+#                                  (by pid) and removes $TM_TMP.
+# Everything runs on 127.0.0.1; nothing is installed or changed outside $TM_TMP.
+# The environment's GIT_SSL_CAINFO / CURL_CA_BUNDLE / SSL_CERT_FILE / SSL_CERT_DIR are unset so
+# nothing depends on them. Works as root (nginx runs single-process, in the foreground).
+
+unset GIT_SSL_CAINFO CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE
+export GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
+export GIT_AUTHOR_NAME=tagmoor-test GIT_AUTHOR_EMAIL=test@example.invalid
+export GIT_COMMITTER_NAME=tagmoor-test GIT_COMMITTER_EMAIL=test@example.invalid
+
+TM_PIDS=()
+TM_TMP=""
+TM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+tm_cleanup() {
+	local pid i
+	for ((i = ${#TM_PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${TM_PIDS[i]}
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${TM_PIDS[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	TM_PIDS=()
+	if [ -n "$TM_TMP" ] && [ -d "$TM_TMP" ]; then
+		rm -rf "$TM_TMP"
+	fi
+}
+
+tm_tmpdir() {
+	if [ -z "$TM_TMP" ]; then
+		TM_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tagmoor-test.XXXXXX") || exit 1
+		trap tm_cleanup EXIT
+		trap 'exit 130' INT TERM
+		export HOME="$TM_TMP/home"
+		mkdir -p "$HOME"
+	fi
+}
+
+tm_need() {
+	local c
+	for c in "$@"; do
+		if ! command -v "$c" >/dev/null 2>&1 && ! [ -x "$c" ]; then
+			echo "SKIP: $c not available" >&2
+			exit 77
+		fi
+	done
+}
+
+tm_free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# tm_wait_port PORT: wait until something listens on 127.0.0.1:PORT (5 s).
+tm_wait_port() {
+	local i
+	for i in $(seq 1 100); do
+		if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2); s.close()' "$1" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "server on port $1 did not start" >&2
+	return 1
+}
+
+tm_make_ca() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tagmoor test CA $RANDOM" \
+		-keyout "$d/ca.key" -out "$d/ca.pem" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		>/dev/null 2>&1 || { echo "openssl: CA failed" >&2; return 1; }
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+		-keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 || return 1
+	printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" >/dev/null 2>&1 \
+		|| { echo "openssl: server certificate failed" >&2; return 1; }
+}
+
+# Starts a background process, remembers its pid for cleanup.
+tm_bg() {
+	"$@" </dev/null >>"$TM_TMP/background.log" 2>&1 &
+	TM_PIDS+=($!)
+}
+
+tm_git_server_start() {
+	tm_need nginx fcgiwrap git openssl python3 /usr/lib/git-core/git-http-backend
+	tm_tmpdir
+	local d="$TM_TMP/nginx"
+	mkdir -p "$d/tmp" "$d/logs" "$TM_TMP/srv"
+	TM_GIT_ROOT="$TM_TMP/srv"
+	tm_make_ca "$TM_TMP/pki" || return 1
+	TM_GIT_CA="$TM_TMP/pki/ca.pem"
+	TM_GIT_USER=fleet
+	TM_GIT_PASS="s3cret-$RANDOM"
+	printf '%s:%s\n' "$TM_GIT_USER" "$(openssl passwd -apr1 "$TM_GIT_PASS")" >"$d/htpasswd"
+	TM_GIT_PORT=$(tm_free_port)
+	TM_GIT_URL="https://localhost:$TM_GIT_PORT"
+	TM_GIT_LOG="$d/logs/access.log"
+	local f
+	for f in nginx.conf fastcgi-git.conf; do
+		sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$TM_GIT_PORT|g" -e "s|@PKI@|$TM_TMP/pki|g" \
+			-e "s|@ROOT@|$TM_GIT_ROOT|g" "$TM_LIB_DIR/gitserver/$f.in" >"$d/$f" || return 1
+	done
+	tm_bg fcgiwrap -s "unix:$d/fcgi.sock"
+	for _ in $(seq 1 100); do [ -S "$d/fcgi.sock" ] && break; sleep 0.05; done
+	tm_bg nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+	tm_wait_port "$TM_GIT_PORT" || { cat "$d/logs/error.log" >&2; return 1; }
+	export TM_GIT_ROOT TM_GIT_PORT TM_GIT_URL TM_GIT_CA TM_GIT_LOG TM_GIT_USER TM_GIT_PASS
+}
+
+tm_git_log_count() {
+	local method=$1 re=$2
+	[ -f "$TM_GIT_LOG" ] || { echo 0; return; }
+	awk -v m="$method" -v re="$re" '$1 == m && $2 ~ re { n++ } END { print n + 0 }' "$TM_GIT_LOG"
+}
+
+tm_git_log_reset() {
+	: >"$TM_GIT_LOG"
+}
+
+tm_silent_start() {
+	tm_tmpdir
+	local mode=${1:-tcp}
+	if [ "$mode" = tls ] && ! [ -f "$TM_TMP/pki/ca.pem" ]; then
+		tm_make_ca "$TM_TMP/pki" || return 1
+	fi
+	TM_SILENT_PORT=$(tm_free_port)
+	# Accepts (and for tls completes the handshake with the test certificate),
+	# reads whatever the client sends and never answers; holds every connection.
+	tm_bg python3 -c '
+import socket, ssl, sys, threading
+port, mode, pki = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(16)
+ctx = None
+if mode == "tls":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki + "/server.pem", pki + "/server.key")
+held = []
+def serve(c):
+    try:
+        if ctx:
+            c = ctx.wrap_socket(c, server_side=True)
+        held.append(c)
+        while c.recv(4096):
+            pass
+    except Exception:
+        pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$TM_SILENT_PORT" "$mode" "$TM_TMP/pki"
+	tm_wait_port "$TM_SILENT_PORT" || return 1
+	export TM_SILENT_PORT
+}
+
+tm_repo_new() {
+	local name=$1
+	tm_tmpdir
+	mkdir -p "$TM_TMP/work"
+	git init -q --bare "$TM_GIT_ROOT/$name.git"
+	git -C "$TM_GIT_ROOT/$name.git" config http.receivepack false
+	git init -q -b main "$TM_TMP/work/$name"
+	git -C "$TM_TMP/work/$name" remote add origin "$TM_GIT_ROOT/$name.git"
+	echo "$TM_TMP/work/$name"
+}
+
+tm_repo_commit() {
+	local name=$1 msg=$2 w="$TM_TMP/work/$1"
+	shift 2
+	while [ $# -ge 2 ]; do
+		mkdir -p "$(dirname "$w/$1")"
+		printf '%s' "$2" >"$w/$1"
+		git -C "$w" add -- "$1"
+		shift 2
+	done
+	git -C "$w" commit -q --allow-empty -m "$msg"
+}
+
+tm_repo_files() {
+	local name=$1 count=$2 size=${3:-200} w="$TM_TMP/work/$1"
+	python3 - "$w" "$count" "$size" <<'PY'
+import os, sys, random
+w, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(42)
+for i in range(count):
+    d = os.path.join(w, "files", "d%02d" % (i % 50))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d.txt" % i), "w") as f:
+        f.write("".join(rnd.choice("abcdefghij klmnop\n") for _ in range(size)))
+PY
+	git -C "$w" add -A files
+}
+
+tm_repo_push() {
+	local name=$1
+	shift
+	if [ $# -eq 0 ] || { [ $# -eq 1 ] && [ "$1" = --force ]; }; then
+		git -C "$TM_TMP/work/$name" push -q "$@" origin --all && \
+		git -C "$TM_TMP/work/$name" push -q "$@" origin --tags
+	else
+		git -C "$TM_TMP/work/$name" push -q origin "$@"
+	fi
+}
+
+tm_repo_tag() {
+	local name=$1 tag=$2 force=${3:-}
+	git -C "$TM_TMP/work/$name" tag $force -a -m "release $tag" "$tag"
+}
