@@ -110,6 +110,12 @@ psign ed message.ed-sigexp.asc --digest-algo SHA256 --default-sig-expire 1d
 psign ed message.ed-text.asc --digest-algo SHA256 --textmode
 psign other message.other.asc --digest-algo SHA256
 
+# What gpg itself says, to check ours against.
+gpgq other --with-colons --fingerprint | awk -F: '/^fpr/ {print $10; exit}' > pgp/key-other.fpr
+home dump
+gpgq dump --list-packets pgp/message.rsa.asc | sed -n 's/.*, created \([0-9]*\),.*/\1/p' \
+	> pgp/message.rsa.created
+
 # Sanity: the real gpg accepts the good ones against the combined keyring.
 home check
 gpgq check --import pgp/keyring.asc
