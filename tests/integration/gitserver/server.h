@@ -8,6 +8,8 @@
 #ifndef TAGMOOR_TEST_GITSERVER_H
 #define TAGMOOR_TEST_GITSERVER_H
 
+#define TM_TS static __attribute__((unused))
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,13 +27,13 @@ struct tm_test_server {
 	pid_t pid;
 };
 
-static void tm_ts_copy(char *dst, size_t n, const char *v)
+TM_TS void tm_ts_copy(char *dst, size_t n, const char *v)
 {
 	snprintf(dst, n, "%s", v);
 }
 
 /* Returns 0 when running, -1 when the server could not start (skip). */
-static int tm_test_server_start(struct tm_test_server *s, int silent)
+TM_TS int tm_test_server_start(struct tm_test_server *s, int silent)
 {
 	char cmd[1024], line[1024];
 
@@ -72,7 +74,7 @@ static int tm_test_server_start(struct tm_test_server *s, int silent)
 	return -1;
 }
 
-static void tm_test_server_stop(struct tm_test_server *s)
+TM_TS void tm_test_server_stop(struct tm_test_server *s)
 {
 	if (s->pid > 0)
 		kill(s->pid, SIGTERM);
@@ -83,8 +85,8 @@ static void tm_test_server_stop(struct tm_test_server *s)
 }
 
 /* Runs a shell command line (printf-style); returns its exit status. */
-static int tm_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int tm_sh(const char *fmt, ...)
+TM_TS int tm_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+TM_TS int tm_sh(const char *fmt, ...)
 {
 	char cmd[4096];
 	va_list ap;
@@ -100,8 +102,8 @@ static int tm_sh(const char *fmt, ...)
 }
 
 /* First line of a command's output (printf-style), trailing newline cut. */
-static int tm_sh_out(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
+TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
 {
 	char cmd[4096];
 	va_list ap;
@@ -121,7 +123,7 @@ static int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
 }
 
 /* Counts access-log lines "METHOD URI ..." whose URI contains needle. */
-static int tm_test_log_count(const struct tm_test_server *s, const char *method, const char *needle)
+TM_TS int tm_test_log_count(const struct tm_test_server *s, const char *method, const char *needle)
 {
 	char line[2048];
 	size_t ml = strlen(method);
@@ -140,7 +142,7 @@ static int tm_test_log_count(const struct tm_test_server *s, const char *method,
 /* nginx logs a request after the client has its answer: waits (up to 3 s)
  * until at least `want` matching lines are there, lets late lines settle,
  * and returns the count. */
-static int tm_test_log_wait(const struct tm_test_server *s, const char *method, const char *needle, int want)
+TM_TS int tm_test_log_wait(const struct tm_test_server *s, const char *method, const char *needle, int want)
 {
 	for (int i = 0; i < 300 && tm_test_log_count(s, method, needle) < want; i++)
 		usleep(10000);
@@ -148,7 +150,7 @@ static int tm_test_log_wait(const struct tm_test_server *s, const char *method, 
 	return tm_test_log_count(s, method, needle);
 }
 
-static void tm_test_log_reset(const struct tm_test_server *s)
+TM_TS void tm_test_log_reset(const struct tm_test_server *s)
 {
 	FILE *f = fopen(s->log, "w");
 
@@ -156,7 +158,7 @@ static void tm_test_log_reset(const struct tm_test_server *s)
 		fclose(f);
 }
 
-static long tm_test_ms(void)
+TM_TS long tm_test_ms(void)
 {
 	struct timespec ts;
 
