@@ -1,0 +1,62 @@
+/*
+ * reconcile.h — one pass of the pipeline of DESIGN.md:
+ *   poll → fetch → verify → plan → apply → health → commit state → (report)
+ * and on failure after apply: mark bad → re-apply last good → rolled_back.
+ * The daemon only decides when to call it.
+ */
+#ifndef TAGMOOR_RECONCILE_H
+#define TAGMOOR_RECONCILE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tagmoor/applier.h"
+#include "tagmoor/buf.h"
+#include "tagmoor/verify.h"
+
+struct tm_config;
+
+enum tm_pass_mode { TM_PASS_SYNC = 0, TM_PASS_DIFF, TM_PASS_VERIFY };
+
+#define TM_PASS_MAX_ERRORS 16
+#define TM_PASS_APPLIERS 2
+
+struct tm_pass_error {
+	char stage[16];        /* source, verify, plan, apply, health, rollback, state */
+	char object[256];      /* "" = null */
+	char message[512];
+};
+
+struct tm_pass {
+	/* in */
+	const struct tm_config *cfg;
+	enum tm_pass_mode mode;
+	const char *ref;               /* NULL: the configured ref */
+	FILE *out;                     /* diff output */
+	/* out */
+	const char *state;             /* synced progressing failed rolled_back refused stale drifted */
+	int moved;                     /* the ref had moved (something new was considered) */
+	int have_verdict;
+	struct tm_verify_result verdict;
+	char applied_commit[41];
+	char last_good_commit[41];
+	struct {
+		const char *name;
+		int enabled;
+		struct tm_apply_result res;
+	} appliers[TM_PASS_APPLIERS];
+	struct tm_pass_error errors[TM_PASS_MAX_ERRORS];
+	size_t nerrors;
+	int64_t started_ms, duration_ms;
+	int64_t time;                  /* wall-clock time of the pass */
+};
+
+/* Runs one pass; returns 0 or a negative TM_E* code (main maps it to an exit
+ * status). The caller holds the state lock. */
+int tm_reconcile_pass(struct tm_pass *pass);
+void tm_pass_free(struct tm_pass *pass);
+
+/* The status document of SPEC.md for a finished pass (seq given). */
+int tm_pass_status_json(struct tm_buf *out, const struct tm_pass *pass, uint64_t seq);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * plan.c — repository tree → desired objects for one applier.
+ *
+ * Runs only after verify accepted the revision. Each `paths` entry is walked
+ * in git's sorted order; a missing directory is allowed (a per-device
+ * directory may not exist for most devices). Objects of one entry are
+ * collected first, then overlaid onto the result: the same id from a later
+ * entry replaces the earlier object, two files with the same id inside one
+ * entry are an error.
+ */
+#include "tagmoor/plan.h"
+#include "tagmoor/buf.h"
+#include "tagmoor/config.h"
+#include "tagmoor/error.h"
+#include "tagmoor/git.h"
+#include "tagmoor/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct walk {
+	struct tm_git *git;
+	const struct tm_applier *ap;
+	const struct tm_applier_ctx *ctx;
+	const char *dir;
+	struct tm_objset *layer;
+	size_t *nfiles;
+};
+
+static int bad_name(const char *path)
+{
+	const char *p = path;
+
+	if (path[0] == '/' || path[0] == '\0')
+		return 1;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 1;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	for (p = path; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
+			return 1;
+	return 0;
+}
+
+static int on_entry(void *arg, const char *path, int mode, const char *blob, size_t size)
+{
+	struct walk *w = arg;
+	struct tm_buf content;
+	const char *base = strrchr(path, '/'), *rel;
+	char *expanded = NULL;
+	size_t elen, dl = strlen(w->dir);
+	int r;
+
+	base = base ? base + 1 : path;
+	rel = dl ? path + dl + 1 : path;
+	if (bad_name(path))
+		return tm_error_set(TM_EPARSE, "%.256s: invalid path name (refused)", path);
+	if (mode == 0120000)
+		return tm_error_set(TM_EPARSE, "%.256s: is a symbolic link (refused)", path);
+	if (mode == 0160000)
+		return tm_error_set(TM_EPARSE, "%.256s: is a submodule (refused)", path);
+	if (mode != 0100644 && mode != 0100755)
+		return tm_error_set(TM_EPARSE, "%.256s: unsupported file mode %o (refused)", path, mode);
+	if (!w->ap->wants(path, base)) {
+		tm_log_debug("%s: ignored by the %s applier", path, w->ap->name);
+		return 0;
+	}
+	if (++*w->nfiles > TM_PLAN_MAX_FILES)
+		return tm_error_set(TM_ELIMIT, "more than %d files under the %s paths", TM_PLAN_MAX_FILES,
+				    w->ap->name);
+	if (size > TM_PLAN_MAX_FILE)
+		return tm_error_set(TM_ELIMIT, "%.256s: %zu bytes is over the limit of %d bytes (refused)",
+				    path, size, TM_PLAN_MAX_FILE);
+	tm_buf_init(&content, TM_PLAN_MAX_FILE + 1);
+	if ((r = tm_git_read_blob(&content, w->git, blob, TM_PLAN_MAX_FILE)) < 0) {
+		tm_buf_free(&content);
+		/* never TM_ENOTFOUND: that code means "directory absent" to the walker's caller */
+		return tm_error_wrap(r == TM_ENOTFOUND ? TM_EIO : r, "%.256s", path);
+	}
+	r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, content.ptr ? content.ptr : "",
+				     content.len, TM_PLAN_MAX_FILE);
+	tm_buf_free(&content);
+	if (r < 0)
+		return tm_error_wrap(r, "%.256s: after ${} expansion", path);
+	size_t before = w->layer->n;
+	r = w->ap->parse(w->layer, w->ctx, path, rel, expanded, elen);
+	free(expanded);
+	if (r < 0)
+		return r;
+	/* Two files of one paths entry may not define the same object. */
+	for (size_t i = before; i < w->layer->n; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(w->layer->v[i].id, w->layer->v[j].id) == 0)
+				return tm_error_set(TM_EPARSE, "%.256s: %s is also defined in %.256s",
+						    w->layer->v[i].source, w->layer->v[i].id, w->layer->v[j].source);
+		}
+	}
+	return 0;
+}
+
+/* Moves the objects of layer into out; same id replaces (overlay). */
+static int overlay(struct tm_objset *out, struct tm_objset *layer, void (*free_data)(void *))
+{
+	for (size_t i = 0; i < layer->n; i++) {
+		struct tm_object *o = &layer->v[i];
+		long at = tm_objset_find(out, o->id);
+		if (at >= 0) {
+			struct tm_object *old = &out->v[at];
+			tm_log_debug("%s from %s overrides %s", o->id, o->source, old->source);
+			free(old->id);
+			free(old->source);
+			free(old->content);
+			if (free_data && old->data)
+				free_data(old->data);
+			*old = *o;
+		} else {
+			if (out->n == out->cap) {
+				size_t ncap = out->cap ? out->cap * 2 : 16;
+				struct tm_object *nv = realloc(out->v, ncap * sizeof(*nv));
+				if (!nv)
+					return tm_error_set(TM_ENOMEM, "out of memory");
+				out->v = nv;
+				out->cap = ncap;
+			}
+			out->v[out->n++] = *o;
+		}
+		memset(o, 0, sizeof(*o));
+	}
+	layer->n = 0;
+	return 0;
+}
+
+int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
+		  const struct tm_applier *ap, const struct tm_applier_ctx *ctx,
+		  const struct tm_strlist *paths)
+{
+	struct tm_objset layer = { 0 };
+	size_t nfiles = 0;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < paths->n; i++) {
+		struct walk w = { git, ap, ctx, paths->v[i], &layer, &nfiles };
+		r = tm_git_tree_walk(git, commit, paths->v[i], on_entry, &w);
+		if (r == TM_ENOTFOUND) {
+			tm_log_debug("%s: not in the repository; skipped", paths->v[i][0] ? paths->v[i] : ".");
+			tm_error_clear();
+			r = 0;
+			tm_objset_free(&layer, ap->free_data);
+			continue;
+		}
+		if (r > 0)
+			r = TM_ERROR;
+		if (r < 0 || (r = overlay(out, &layer, ap->free_data)) < 0)
+			break;
+	}
+	tm_objset_free(&layer, ap->free_data);
+	if (r < 0)
+		tm_objset_free(out, ap->free_data);
+	return r;
+}

@@ -1,0 +1,523 @@
+/*
+ * reconcile.c — one reconcile pass, top to bottom like DESIGN.md's diagram:
+ *
+ *   poll (one ref advertisement) → fetch (only if moved) → verify → plan →
+ *   apply → health → commit state
+ *   on failure after apply: mark bad → re-apply last good → rolled_back
+ *
+ * A poll that finds nothing new writes nothing: the drift check reads the
+ * applied revision from the local repository and only writes state when it
+ * repaired something. Before anything is applied the state records the union
+ * of the old inventory and the new desired set, so that after a power cut in
+ * the middle of an apply every file tagmoor may have written is still known
+ * as its own.
+ */
+#include "tagmoor/reconcile.h"
+#include "tagmoor/config.h"
+#include "tagmoor/error.h"
+#include "tagmoor/git.h"
+#include "tagmoor/json.h"
+#include "tagmoor/log.h"
+#include "tagmoor/plan.h"
+#include "tagmoor/state.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct tm_applier *applier_at(size_t i)
+{
+	/* slot 0 is Kubernetes (not built yet), slot 1 systemd */
+	return i == 1 ? &tm_systemd_applier : NULL;
+}
+
+static const struct tm_strlist *paths_at(const struct tm_config *cfg, size_t i)
+{
+	return i == 0 ? &cfg->kubernetes.paths : &cfg->systemd.paths;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt, ...)
+{
+	struct tm_pass_error *e;
+	va_list ap;
+
+	if (p->nerrors >= TM_PASS_MAX_ERRORS)
+		return;
+	e = &p->errors[p->nerrors++];
+	snprintf(e->stage, sizeof(e->stage), "%s", stage);
+	snprintf(e->object, sizeof(e->object), "%s", object ? object : "");
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+}
+
+static void set_revision(struct tm_revision *rev, const struct tm_verify_result *v)
+{
+	memcpy(rev->commit, v->commit, sizeof(rev->commit));
+	memcpy(rev->tag_object, v->tag_object, sizeof(rev->tag_object));
+	rev->tag_time = v->tag_time;
+	snprintf(rev->signer, sizeof(rev->signer), "%s", v->signer);
+}
+
+struct plans {
+	struct tm_objset set[TM_PASS_APPLIERS];
+};
+
+static void plans_free(struct plans *pl)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		if (applier_at(i))
+			tm_objset_free(&pl->set[i], applier_at(i)->free_data);
+}
+
+static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, const char *commit,
+		       const struct tm_applier_ctx *ctx)
+{
+	memset(pl, 0, sizeof(*pl));
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		int r;
+		if (!p->appliers[i].enabled)
+			continue;
+		r = tm_plan_build(&pl->set[i], git, commit, applier_at(i), ctx, paths_at(p->cfg, i));
+		if (r < 0) {
+			add_error(p, "plan", NULL, "%s", tm_error_last());
+			plans_free(pl);
+			return r;
+		}
+		tm_log_debug("%s: %zu objects in commit %.12s", p->appliers[i].name, pl->set[i].n, commit);
+	}
+	return 0;
+}
+
+/* The inventory to record before applying: old ∪ desired. */
+static int widen_inventories(struct tm_state *st, const struct tm_pass *p, const struct plans *pl)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		struct tm_inventory *inv;
+		char **ids = NULL;
+		size_t n = 0;
+		int r = 0;
+
+		if (!p->appliers[i].enabled)
+			continue;
+		inv = tm_state_inventory(st, p->appliers[i].name);
+		if (!inv)
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		for (size_t j = 0; j < inv->n && r == 0; j++)
+			r = tm_strv_push(&ids, &n, inv->ids[j]);
+		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
+			if (tm_objset_find(&pl->set[i], pl->set[i].v[j].id) == (long)j) {
+				int dup = 0;
+				for (size_t k = 0; k < inv->n; k++)
+					dup |= strcmp(inv->ids[k], pl->set[i].v[j].id) == 0;
+				if (!dup)
+					r = tm_strv_push(&ids, &n, pl->set[i].v[j].id);
+			}
+		if (r == 0)
+			r = tm_state_set_inventory(st, p->appliers[i].name, ids, n);
+		tm_strv_free(ids, n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* apply + prune every applier, then health; inventories end as desired ∪ kept. */
+static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans *pl,
+		     const struct tm_applier_ctx *ctx, const char *stage)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = applier_at(i);
+		struct tm_apply_result *res = &p->appliers[i].res;
+		struct tm_inventory *inv;
+		char **kept = NULL, **ids = NULL;
+		size_t nkept = 0, nids = 0;
+
+		if (!p->appliers[i].enabled)
+			continue;
+		tm_apply_result_free(res);
+		inv = tm_state_inventory(st, ap->name);
+		if (!inv)
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		r = ap->apply(res, ctx, &pl->set[i], inv->ids, inv->n);
+		if (r < 0) {
+			add_error(p, stage, res->error_object, "%s", tm_error_last());
+			return r;
+		}
+		if (ap->prune && (i == 0 ? p->cfg->kubernetes.prune : p->cfg->systemd.prune)) {
+			r = ap->prune(res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
+			if (r < 0) {
+				add_error(p, stage, res->error_object, "%s", tm_error_last());
+				tm_strv_free(kept, nkept);
+				return r;
+			}
+		} else {
+			/* prune = no: everything tagmoor applied stays its own */
+			for (size_t j = 0; j < inv->n && r == 0; j++)
+				if (tm_objset_find(&pl->set[i], inv->ids[j]) < 0)
+					r = tm_strv_push(&kept, &nkept, inv->ids[j]);
+		}
+		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
+			r = tm_strv_push(&ids, &nids, pl->set[i].v[j].id);
+		for (size_t j = 0; j < nkept && r == 0; j++)
+			r = tm_strv_push(&ids, &nids, kept[j]);
+		if (r == 0)
+			r = tm_state_set_inventory(st, ap->name, ids, nids);
+		tm_strv_free(ids, nids);
+		tm_strv_free(kept, nkept);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = applier_at(i);
+		struct tm_apply_result *res = &p->appliers[i].res;
+		uint64_t wait = i == 0 ? p->cfg->kubernetes.wait_ms : p->cfg->systemd.wait_ms;
+
+		if (!p->appliers[i].enabled || !ap->health)
+			continue;
+		r = ap->health(res, ctx, &pl->set[i], wait);
+		if (r < 0) {
+			add_error(p, "health", res->nunhealthy ? res->unhealthy[0] : res->error_object, "%s",
+				  tm_error_last());
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int save_state(struct tm_pass *p, struct tm_state *st)
+{
+	struct tm_buf doc;
+	int r;
+
+	st->seq++;
+	tm_buf_init(&doc, 1024 * 1024);
+	if ((r = tm_pass_status_json(&doc, p, st->seq)) == 0)
+		r = tm_state_set_status(st, doc.ptr);
+	tm_buf_free(&doc);
+	if (r == 0)
+		r = tm_state_save(st, p->cfg->agent.state_dir);
+	if (r < 0)
+		add_error(p, "state", NULL, "%s", tm_error_last());
+	return r;
+}
+
+/* Nothing moved: compare the live state with the applied revision, repair. */
+static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
+		       const struct tm_applier_ctx *ctx)
+{
+	struct plans pl;
+	size_t drifted = 0;
+	int r;
+
+	if (!st->applied.commit[0] || !tm_git_has_object(git, st->applied.commit))
+		return 0;
+	if ((r = build_plans(p, &pl, git, st->applied.commit, ctx)) < 0)
+		return r;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = applier_at(i);
+		if (!p->appliers[i].enabled || !ap->drift)
+			continue;
+		r = ap->drift(&p->appliers[i].res, ctx, &pl.set[i]);
+		drifted += p->appliers[i].res.ndrifted;
+		if (r < 0) {
+			add_error(p, "drift", p->appliers[i].res.error_object, "%s", tm_error_last());
+			break;
+		}
+	}
+	plans_free(&pl);
+	if (drifted && !ctx->dry_run) {
+		p->state = r < 0 ? "failed" : "drifted";
+		tm_log_warn("drift: %zu object(s) changed by hand%s", drifted,
+			    r < 0 ? "; repair failed" : " were restored");
+		save_state(p, st);
+	}
+	return r < 0 ? TM_EAPPLY : 0;
+}
+
+int tm_reconcile_pass(struct tm_pass *p)
+{
+	const struct tm_config *cfg = p->cfg;
+	struct tm_git_source src = { cfg->source.url, cfg->source.ca_file, cfg->source.token_file,
+				     cfg->source.timeout_ms, cfg->source.max_fetch };
+	struct tm_applier_ctx ctx = { cfg, cfg->root, p->mode == TM_PASS_DIFF, p->out };
+	struct tm_state st;
+	struct tm_git *git = NULL;
+	struct plans pl = { 0 };
+	const char *ref = p->ref ? p->ref : cfg->source.ref;
+	char oid[41], path[4096];
+	int r, have_plans = 0;
+
+	p->time = (int64_t)time(NULL);
+	p->started_ms = now_ms();
+	p->state = "failed";
+	p->appliers[0].name = "kubernetes";
+	p->appliers[0].enabled = cfg->kubernetes.enabled;
+	p->appliers[1].name = "systemd";
+	p->appliers[1].enabled = cfg->systemd.enabled;
+	if (p->appliers[0].enabled && !applier_at(0))
+		return tm_error_set(TM_ENOTIMPL, "[kubernetes] enabled = yes, but the Kubernetes applier is not in this build yet");
+
+	if ((r = tm_state_load(&st, cfg->agent.state_dir)) < 0)
+		return r;
+	if (st.moved_aside)
+		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s", st.moved_aside);
+	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
+	snprintf(p->last_good_commit, sizeof(p->last_good_commit), "%s", st.last_good.commit);
+	snprintf(path, sizeof(path), "%s/repo.git", cfg->agent.state_dir);
+	if ((r = tm_git_open(&git, path)) < 0) {
+		add_error(p, "source", NULL, "%s", tm_error_last());
+		goto out;
+	}
+
+	/* poll: one ref advertisement */
+	r = tm_git_ls_remote(oid, git, &src, ref);
+	if (r == TM_ENOTFOUND)
+		r = tm_error_set(TM_ESOURCE, "%s is not on the server", ref);
+	if (r < 0) {
+		add_error(p, "source", NULL, "%s", tm_error_last());
+		r = TM_ESOURCE;
+		goto out;
+	}
+	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object : st.applied.commit;
+	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
+		tm_log_info("%s unchanged at %.12s; nothing to do", ref, oid);
+		p->state = "synced";
+		r = drift_check(p, &st, git, &ctx);
+		goto out;
+	}
+	p->moved = 1;
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid)) {
+		p->state = "rolled_back";
+		r = tm_error_set(TM_EAPPLY, "%s at %.12s failed before and is not retried until the ref moves",
+				 ref, oid);
+		add_error(p, "apply", NULL, "%s", tm_error_last());
+		goto out;
+	}
+
+	/* fetch: only what moved */
+	if (!tm_git_has_object(git, oid)) {
+		tm_log_info("%s moved to %.12s; fetching", ref, oid);
+		if ((r = tm_git_fetch(git, &src, ref, oid)) < 0) {
+			add_error(p, "source", NULL, "%s", tm_error_last());
+			r = TM_ESOURCE;
+			goto out;
+		}
+	}
+
+	/* verify: before anything of the revision is read */
+	if ((r = tm_verify_revision(&p->verdict, git, cfg, ref, oid, st.accepted_time, p->time)) < 0) {
+		add_error(p, "verify", NULL, "%s", tm_error_last());
+		goto out;
+	}
+	p->have_verdict = 1;
+	switch (p->verdict.outcome) {
+	case TM_VERIFY_REFUSED:
+		p->state = "refused";
+		add_error(p, "verify", NULL, "%s", p->verdict.reason);
+		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->verdict.reason);
+		goto out;
+	case TM_VERIFY_STALE:
+		p->state = "stale";
+		add_error(p, "verify", NULL, "%s", p->verdict.reason);
+		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->verdict.reason);
+		goto out;
+	case TM_VERIFY_WAIT:
+		p->state = "progressing";
+		tm_log_info("%s", p->verdict.reason);
+		r = 0;
+		goto out;
+	case TM_VERIFY_ACCEPTED:
+		break;
+	}
+	if (p->mode == TM_PASS_VERIFY) {
+		p->state = "synced";
+		r = 0;
+		goto out;
+	}
+
+	/* plan */
+	if ((r = build_plans(p, &pl, git, p->verdict.commit, &ctx)) < 0) {
+		if (p->mode == TM_PASS_SYNC) {
+			tm_state_mark_bad(&st, oid);
+			if (p->verdict.tag_time > st.accepted_time)
+				st.accepted_time = p->verdict.tag_time;
+			save_state(p, &st);
+		}
+		r = tm_error_set(TM_EAPPLY, "%s", p->errors[p->nerrors - 1].message);
+		goto out;
+	}
+	have_plans = 1;
+	if (p->mode == TM_PASS_DIFF) {
+		for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+			const struct tm_applier *ap = applier_at(i);
+			struct tm_inventory *inv;
+			char **kept = NULL;
+			size_t nkept = 0;
+			if (!p->appliers[i].enabled)
+				continue;
+			inv = tm_state_inventory(&st, ap->name);
+			r = ap->apply(&p->appliers[i].res, &ctx, &pl.set[i], inv->ids, inv->n);
+			if (r == 0)
+				r = ap->prune(&p->appliers[i].res, &ctx, &pl.set[i], inv->ids, inv->n, &kept, &nkept);
+			tm_strv_free(kept, nkept);
+			if (r < 0) {
+				add_error(p, "plan", p->appliers[i].res.error_object, "%s", tm_error_last());
+				goto out;
+			}
+		}
+		p->state = "synced";
+		r = 0;
+		goto out;
+	}
+
+	/* apply, health, commit state */
+	if (p->verdict.tag_time > st.accepted_time)
+		st.accepted_time = p->verdict.tag_time;
+	if ((r = widen_inventories(&st, p, &pl)) < 0 || (r = tm_state_save(&st, cfg->agent.state_dir)) < 0) {
+		add_error(p, "state", NULL, "%s", tm_error_last());
+		goto out;
+	}
+	r = apply_all(p, &st, &pl, &ctx, "apply");
+	if (r == 0) {
+		set_revision(&st.applied, &p->verdict);
+		set_revision(&st.last_good, &p->verdict);
+		tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit);
+		memcpy(p->applied_commit, st.applied.commit, 41);
+		memcpy(p->last_good_commit, st.last_good.commit, 41);
+		p->state = "synced";
+		tm_log_info("synced %s at %.12s (signed by %s)", ref, p->verdict.commit,
+			    p->verdict.signer[0] ? p->verdict.signer : "nobody");
+		r = save_state(p, &st);
+		goto out;
+	}
+
+	/* failure after apply: mark bad, roll back to the last good revision */
+	tm_log_error("%s", tm_error_last());
+	tm_state_mark_bad(&st, oid);
+	set_revision(&st.applied, &p->verdict);
+	p->state = "failed";
+	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st.last_good.commit[0] &&
+	    strcmp(st.last_good.commit, p->verdict.commit) != 0 &&
+	    tm_git_has_object(git, st.last_good.commit)) {
+		struct plans good;
+		tm_log_warn("rolling back to the last good revision %.12s", st.last_good.commit);
+		if (build_plans(p, &good, git, st.last_good.commit, &ctx) == 0) {
+			int rr = apply_all(p, &st, &good, &ctx, "rollback");
+			plans_free(&good);
+			if (rr == 0) {
+				st.applied = st.last_good;
+				p->state = "rolled_back";
+			}
+		}
+	}
+	memcpy(p->applied_commit, st.applied.commit, 41);
+	save_state(p, &st);
+	r = TM_EAPPLY;
+	tm_error_set(TM_EAPPLY, "%s", p->errors[0].message);
+out:
+	if (have_plans)
+		plans_free(&pl);
+	tm_git_free(git);
+	tm_state_free(&st);
+	p->duration_ms = now_ms() - p->started_ms;
+	return r;
+}
+
+void tm_pass_free(struct tm_pass *p)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		tm_apply_result_free(&p->appliers[i].res);
+}
+
+static int json_strv(struct tm_buf *b, char *const *v, size_t n)
+{
+	int r = tm_buf_putc(b, '[');
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (i)
+			r = tm_buf_putc(b, ',');
+		if (r == 0)
+			r = tm_json_cstr(b, v[i], 0);
+	}
+	return r ? r : tm_buf_putc(b, ']');
+}
+
+int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
+{
+	const struct tm_config *cfg = p->cfg;
+	const struct tm_verify_result *v = p->have_verdict ? &p->verdict : NULL;
+	char url[2048];
+	int r = 0;
+
+	tm_config_redact_url(url, sizeof(url), cfg->source.url);
+	r |= tm_buf_puts(b, "{\"schema\":\"tagmoor.status/v1\",\"device_id\":");
+	r |= tm_json_cstr(b, cfg->agent.device_id, 0);
+	r |= tm_buf_puts(b, ",\"hostname\":");
+	r |= tm_json_cstr(b, cfg->hostname, 0);
+	r |= tm_buf_printf(b, ",\"agent_version\":\"%s\",\"seq\":%llu,\"time\":", TM_VERSION,
+			   (unsigned long long)seq);
+	r |= tm_json_time(b, p->time);
+	r |= tm_buf_puts(b, ",\"state\":");
+	r |= tm_json_cstr(b, p->state, 0);
+	r |= tm_buf_puts(b, ",\"source\":{\"url\":");
+	r |= tm_json_cstr(b, url, 0);
+	r |= tm_buf_puts(b, ",\"ref\":");
+	r |= tm_json_cstr(b, p->ref ? p->ref : cfg->source.ref, 0);
+	r |= tm_buf_puts(b, ",\"commit\":");
+	r |= tm_json_cstr(b, v ? v->commit : NULL, 1);
+	r |= tm_buf_puts(b, ",\"tag_object\":");
+	r |= tm_json_cstr(b, v ? v->tag_object : NULL, 1);
+	r |= tm_buf_puts(b, ",\"signer\":");
+	r |= tm_json_cstr(b, v ? v->signer : NULL, 1);
+	r |= tm_buf_puts(b, ",\"tag_time\":");
+	r |= tm_json_time(b, v ? v->tag_time : -1);
+	r |= tm_buf_puts(b, "},\"applied_commit\":");
+	r |= tm_json_cstr(b, p->applied_commit, 1);
+	r |= tm_buf_puts(b, ",\"last_good_commit\":");
+	r |= tm_json_cstr(b, p->last_good_commit, 1);
+	r |= tm_buf_printf(b, ",\"duration_ms\":%lld", (long long)p->duration_ms);
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_apply_result *res = &p->appliers[i].res;
+		r |= tm_buf_printf(b, ",\"%s\":{\"applied\":%u,\"unchanged\":%u,\"pruned\":%u,\"unhealthy\":",
+				   i == 0 ? "kubernetes" : "systemd", res->applied, res->unchanged, res->pruned);
+		r |= json_strv(b, res->unhealthy, res->nunhealthy);
+		r |= tm_buf_putc(b, '}');
+	}
+	r |= tm_buf_puts(b, ",\"errors\":[");
+	for (size_t i = 0; i < p->nerrors; i++) {
+		r |= tm_buf_printf(b, "%s{\"stage\":", i ? "," : "");
+		r |= tm_json_cstr(b, p->errors[i].stage, 0);
+		r |= tm_buf_puts(b, ",\"object\":");
+		r |= tm_json_cstr(b, p->errors[i].object, 1);
+		r |= tm_buf_puts(b, ",\"message\":");
+		r |= tm_json_cstr(b, p->errors[i].message, 0);
+		r |= tm_buf_putc(b, '}');
+	}
+	r |= tm_buf_puts(b, "],\"drift\":[");
+	int first = 1;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_apply_result *res = &p->appliers[i].res;
+		for (size_t j = 0; j < res->ndrifted; j++) {
+			r |= tm_buf_puts(b, first ? "{\"object\":" : ",{\"object\":");
+			r |= tm_json_cstr(b, res->drifted[j], 0);
+			r |= tm_buf_printf(b, ",\"action\":\"%s\"}", p->mode == TM_PASS_DIFF ? "detected" : "repaired");
+			first = 0;
+		}
+	}
+	r |= tm_buf_puts(b, "]}");
+	return r ? tm_error_set(TM_ELIMIT, "status document too large") : 0;
+}

@@ -1,0 +1,617 @@
+/*
+ * verify.c — the verification policy (SPEC.md "Tracking, signatures,
+ * rollout").
+ *
+ * Input is only what the advertisement showed and the raw tag/commit objects
+ * fetched for it; no tree or blob of the revision is read before a verdict.
+ * libgit2 has no API for a tag's signature, so the raw tag is split as git
+ * does (parse_signature in git's gpg-interface.c): the signature is the last
+ * armored block. We are stricter than git: the block must also be the very
+ * end of the object, headers must be exactly object/type/tag/tagger in that
+ * order, and nothing may contain a NUL byte.
+ */
+#include "tagmoor/verify.h"
+#include "tagmoor/buf.h"
+#include "tagmoor/config.h"
+#include "tagmoor/crypto.h"
+#include "tagmoor/error.h"
+#include "tagmoor/git.h"
+#include "tagmoor/openpgp.h"
+#include "tagmoor/parse.h"
+#include "tagmoor/sshsig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RAW_MAX (1024 * 1024)
+
+static const struct {
+	const char *begin, *end;
+	int kind;
+} armors[] = {
+	{ "-----BEGIN SSH SIGNATURE-----", "-----END SSH SIGNATURE-----", 1 },
+	{ "-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----", 2 },
+	{ "-----BEGIN PGP MESSAGE-----", "-----END PGP MESSAGE-----", 2 },
+};
+
+static int starts(const char *p, size_t n, const char *lit)
+{
+	size_t l = strlen(lit);
+	return n >= l && memcmp(p, lit, l) == 0;
+}
+
+static int is_hex40(const char *p, size_t n)
+{
+	if (n != 40)
+		return 0;
+	for (size_t i = 0; i < 40; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Finds the signature as git does: the last line that starts an armor. The
+ * block must end with the matching END line (and at most one newline). */
+static int split_signature(const char *raw, size_t len, size_t body_start, size_t *sig_at,
+			   int *kind)
+{
+	size_t found = 0;
+	int fkind = 0, fidx = -1;
+
+	for (size_t pos = body_start; pos < len;) {
+		const char *nl = memchr(raw + pos, '\n', len - pos);
+		size_t line_end = nl ? (size_t)(nl - raw) + 1 : len;
+		for (size_t a = 0; a < sizeof(armors) / sizeof(armors[0]); a++) {
+			if (starts(raw + pos, line_end - pos, armors[a].begin)) {
+				found = pos;
+				fkind = armors[a].kind;
+				fidx = (int)a;
+			}
+		}
+		pos = line_end;
+	}
+	if (fidx < 0) {
+		*sig_at = len;
+		*kind = 0;
+		return 0;
+	}
+	/* The end line must be the last line. */
+	size_t end = len;
+	if (end > found && raw[end - 1] == '\n')
+		end--;
+	size_t el = strlen(armors[fidx].end);
+	if (end - found < el || memcmp(raw + end - el, armors[fidx].end, el) != 0 ||
+	    (end - el > found && raw[end - el - 1] != '\n'))
+		return tm_error_set(TM_EVERIFY, "the signature block is not the last thing in the object");
+	*sig_at = found;
+	*kind = fkind;
+	return 0;
+}
+
+static int64_t parse_ident_time(const char *p, size_t n)
+{
+	const char *gt = NULL;
+	int64_t t = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] == '>')
+			gt = p + i;
+	if (!gt)
+		return -1;
+	i = (size_t)(gt - p) + 1;
+	if (i >= n || p[i] != ' ')
+		return -1;
+	i++;
+	if (i >= n || p[i] < '0' || p[i] > '9')
+		return -1;
+	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+		if (t > (INT64_MAX - 9) / 10)
+			return -1;
+		t = t * 10 + (p[i] - '0');
+	}
+	if (i < n && p[i] != ' ')
+		return -1;
+	return t;
+}
+
+int tm_verify_parse_tag(struct tm_tag *out, const char *raw, size_t len)
+{
+	static const char *const hdrs[] = { "object ", "type ", "tag ", "tagger " };
+	size_t pos = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->tagger_time = -1;
+	if (memchr(raw, '\0', len))
+		return tm_error_set(TM_EPARSE, "tag object contains a NUL byte");
+	for (size_t h = 0; h < 4; h++) {
+		const char *nl;
+		size_t hl = strlen(hdrs[h]), vl;
+
+		if (pos < len && raw[pos] == '\n' && h == 3)
+			break; /* tagger is optional in git; policy decides */
+		if (!starts(raw + pos, len - pos, hdrs[h]))
+			return tm_error_set(TM_EPARSE, "tag object: expected '%.*s' header", (int)hl - 1, hdrs[h]);
+		nl = memchr(raw + pos, '\n', len - pos);
+		if (!nl)
+			return tm_error_set(TM_EPARSE, "tag object: truncated header");
+		vl = (size_t)(nl - (raw + pos)) - hl;
+		const char *v = raw + pos + hl;
+		switch (h) {
+		case 0:
+			if (!is_hex40(v, vl))
+				return tm_error_set(TM_EPARSE, "tag object: invalid object id");
+			memcpy(out->object, v, 40);
+			out->object[40] = '\0';
+			break;
+		case 1:
+			out->type = v;
+			out->type_len = vl;
+			break;
+		case 2:
+			if (vl == 0)
+				return tm_error_set(TM_EPARSE, "tag object: empty tag name");
+			out->name = v;
+			out->name_len = vl;
+			break;
+		case 3:
+			out->tagger = v;
+			out->tagger_len = vl;
+			out->tagger_time = parse_ident_time(v, vl);
+			if (out->tagger_time < 0)
+				return tm_error_set(TM_EPARSE, "tag object: malformed tagger line");
+			break;
+		}
+		pos = (size_t)(nl - raw) + 1;
+	}
+	if (pos < len && raw[pos] != '\n')
+		return tm_error_set(TM_EPARSE, "tag object: unexpected header after tagger");
+	if (pos < len)
+		pos++; /* the blank line */
+	size_t sig_at;
+	if ((r = split_signature(raw, len, pos, &sig_at, &out->sig_kind)) < 0)
+		return TM_EPARSE;
+	out->message = raw + pos;
+	out->message_len = sig_at - pos;
+	out->payload = raw;
+	out->payload_len = sig_at;
+	if (out->sig_kind) {
+		out->signature = raw + sig_at;
+		out->signature_len = len - sig_at;
+	}
+	return 0;
+}
+
+int tm_verify_parse_commit(struct tm_commit_sig *out, const char *raw, size_t len)
+{
+	struct tm_buf payload, sig;
+	size_t pos = 0;
+	int r = TM_EPARSE, seen_tree = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->committer_time = -1;
+	tm_buf_init(&payload, len + 1);
+	tm_buf_init(&sig, len + 1);
+	if (memchr(raw, '\0', len)) {
+		tm_error_set(TM_EPARSE, "commit object contains a NUL byte");
+		goto out;
+	}
+	while (pos < len && raw[pos] != '\n') {
+		const char *nl = memchr(raw + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - raw) + 1 : len;
+
+		if (!nl) {
+			tm_error_set(TM_EPARSE, "commit object: truncated header");
+			goto out;
+		}
+		if (starts(raw + pos, end - pos, "gpgsig ")) {
+			if (sig.len) {
+				tm_error_set(TM_EPARSE, "commit object: more than one gpgsig header");
+				goto out;
+			}
+			if (tm_buf_put(&sig, raw + pos + 7, end - pos - 7) < 0)
+				goto out;
+			pos = end;
+			/* continuation lines start with one space */
+			while (pos < len && raw[pos] == ' ') {
+				nl = memchr(raw + pos, '\n', len - pos);
+				end = nl ? (size_t)(nl - raw) + 1 : len;
+				if (tm_buf_put(&sig, raw + pos + 1, end - pos - 1) < 0)
+					goto out;
+				pos = end;
+			}
+			continue;
+		}
+		if (starts(raw + pos, end - pos, "tree ")) {
+			if (seen_tree || !is_hex40(raw + pos + 5, end - pos - 6)) {
+				tm_error_set(TM_EPARSE, "commit object: bad tree header");
+				goto out;
+			}
+			memcpy(out->tree, raw + pos + 5, 40);
+			seen_tree = 1;
+		} else if (starts(raw + pos, end - pos, "committer ")) {
+			out->committer_time = parse_ident_time(raw + pos + 10, end - pos - 11);
+		}
+		if (tm_buf_put(&payload, raw + pos, end - pos) < 0)
+			goto out;
+		pos = end;
+	}
+	if (!seen_tree || out->committer_time < 0) {
+		tm_error_set(TM_EPARSE, "commit object: missing tree or committer");
+		goto out;
+	}
+	if (tm_buf_put(&payload, raw + pos, len - pos) < 0)
+		goto out;
+	out->payload_len = payload.len;
+	out->payload = tm_buf_detach(&payload);
+	if (sig.len) {
+		out->signature_len = sig.len;
+		out->signature = tm_buf_detach(&sig);
+		out->sig_kind = strstr(out->signature, "-----BEGIN SSH SIGNATURE-----") ? 1
+				: strstr(out->signature, "-----BEGIN PGP") ? 2 : 0;
+	}
+	if (!out->payload || (sig.len && !out->signature)) {
+		tm_commit_sig_free(out);
+		r = tm_error_set(TM_ENOMEM, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	tm_buf_free(&payload);
+	tm_buf_free(&sig);
+	return r;
+}
+
+void tm_commit_sig_free(struct tm_commit_sig *c)
+{
+	free(c->payload);
+	free(c->signature);
+	c->payload = c->signature = NULL;
+}
+
+int tm_verify_parse_rollout(struct tm_rollout_wave *waves, size_t *n, const char *text, size_t len)
+{
+	char item[64];
+	size_t pos = 0;
+
+	*n = 0;
+	while (pos < len) {
+		const char *comma = memchr(text + pos, ',', len - pos);
+		size_t end = comma ? (size_t)(comma - text) : len, s = pos, e = end;
+		char *sp;
+		unsigned pct;
+		uint64_t ms;
+
+		while (s < e && (text[s] == ' ' || text[s] == '\t'))
+			s++;
+		while (e > s && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\r'))
+			e--;
+		if (e - s == 0 || e - s >= sizeof(item))
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: empty or overlong wave");
+		memcpy(item, text + s, e - s);
+		item[e - s] = '\0';
+		sp = strchr(item, ' ');
+		if (!sp)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: wave '%s' is not 'PERCENT DELAY'", item);
+		*sp++ = '\0';
+		while (*sp == ' ')
+			sp++;
+		if (!strchr(item, '%') || tm_parse_percent(&pct, item) < 0 || pct == 0)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a percentage 1-100%%", item);
+		if (tm_parse_duration(&ms, sp) < 0)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a duration", sp);
+		if (*n >= TM_ROLLOUT_MAX_WAVES)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: more than %d waves", TM_ROLLOUT_MAX_WAVES);
+		if (*n > 0 && (pct <= waves[*n - 1].pct || ms < waves[*n - 1].delay_ms))
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: waves must grow in percentage and delay");
+		waves[*n].pct = pct;
+		waves[*n].delay_ms = ms;
+		(*n)++;
+		pos = comma ? end + 1 : len;
+	}
+	if (*n == 0)
+		return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: no waves");
+	if (waves[*n - 1].pct != 100)
+		return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: the last wave must be 100%%");
+	return 0;
+}
+
+unsigned tm_verify_bucket(const char *device_id)
+{
+	unsigned char h[32];
+	uint64_t v = 0;
+
+	tm_crypto_hash(h, TM_HASH_SHA256, device_id, strlen(device_id));
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | h[i];
+	return (unsigned)(v % 100);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	const int64_t era = (y >= 0 ? y : y - 399) / 400;
+	const unsigned yoe = (unsigned)(y - era * 400);
+	const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int tm_verify_parse_time(int64_t *out, const char *s, size_t len)
+{
+	unsigned v[6];
+	static const unsigned widths[6] = { 4, 2, 2, 2, 2, 2 };
+	static const char seps[6] = { '-', '-', 'T', ':', ':', 'Z' };
+	size_t pos = 0;
+
+	for (int i = 0; i < 6; i++) {
+		v[i] = 0;
+		for (unsigned k = 0; k < widths[i]; k++, pos++) {
+			if (pos >= len || s[pos] < '0' || s[pos] > '9')
+				return tm_error_set(TM_EPARSE, "'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
+						    (int)(len > 40 ? 40 : len), s);
+			v[i] = v[i] * 10 + (unsigned)(s[pos] - '0');
+		}
+		if (pos >= len || s[pos] != seps[i])
+			return tm_error_set(TM_EPARSE, "'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
+					    (int)(len > 40 ? 40 : len), s);
+		pos++;
+	}
+	if (pos != len || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+		return tm_error_set(TM_EPARSE, "'%.*s' is not a valid UTC time", (int)(len > 40 ? 40 : len), s);
+	*out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+	return 0;
+}
+
+void tm_verify_format_time(char *out, size_t outlen, int64_t t)
+{
+	struct tm tmv;
+	time_t tt = (time_t)t;
+
+	if (t < 0 || !gmtime_r(&tt, &tmv)) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+}
+
+/* Finds "Key: value" as a line of the message; a repeated key is an error. */
+static int find_trailer(const char **val, size_t *vlen, const char *msg, size_t len, const char *key)
+{
+	size_t kl = strlen(key), pos = 0;
+	int found = 0;
+
+	*val = NULL;
+	*vlen = 0;
+	while (pos < len) {
+		const char *nl = memchr(msg + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - msg) : len;
+		if (end - pos > kl + 1 && memcmp(msg + pos, key, kl) == 0 && msg[pos + kl] == ':') {
+			if (found++)
+				return tm_error_set(TM_EPARSE, "%s appears more than once", key);
+			size_t s = pos + kl + 1;
+			while (s < end && (msg[s] == ' ' || msg[s] == '\t'))
+				s++;
+			size_t e = end;
+			while (e > s && (msg[e - 1] == ' ' || msg[e - 1] == '\r'))
+				e--;
+			*val = msg + s;
+			*vlen = e - s;
+		}
+		pos = end + 1;
+	}
+	return 0;
+}
+
+static int refuse(struct tm_verify_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int refuse(struct tm_verify_result *res, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
+	va_end(ap);
+	res->outcome = TM_VERIFY_REFUSED;
+	return 0;
+}
+
+/* Checks one signature against the configured trust; fills signer. */
+static int check_signature(struct tm_verify_result *res, const struct tm_config *cfg, int kind,
+			   const char *sig, size_t sig_len, const char *payload, size_t payload_len,
+			   int64_t at, const char *what, int *ok)
+{
+	char *signer = NULL;
+	int r;
+
+	*ok = 0;
+	if (kind == 1) {
+		struct tm_sshsig_signers *signers = NULL;
+		if (!cfg->verify.allowed_signers)
+			return refuse(res, "%s is signed with an SSH key but no allowed_signers is configured", what);
+		if ((r = tm_sshsig_signers_load(&signers, cfg->verify.allowed_signers)) < 0)
+			return r == TM_ENOMEM ? r : tm_error_wrap(TM_ECONFIG, "allowed_signers");
+		r = tm_sshsig_verify(&signer, signers, sig, sig_len, payload, payload_len, "git", at);
+		tm_sshsig_signers_free(signers);
+	} else if (kind == 2) {
+		struct tm_pgp_keyring *ring = NULL;
+		int64_t sig_time = 0;
+		if (!cfg->verify.openpgp_keyring)
+			return refuse(res, "%s is signed with OpenPGP but no openpgp_keyring is configured", what);
+		if ((r = tm_pgp_keyring_load(&ring, cfg->verify.openpgp_keyring)) < 0)
+			return r == TM_ENOMEM ? r : tm_error_wrap(TM_ECONFIG, "openpgp_keyring");
+		r = tm_pgp_verify(&signer, &sig_time, ring, sig, sig_len, payload, payload_len, at);
+		tm_pgp_keyring_free(ring);
+	} else {
+		return refuse(res, "%s is not signed", what);
+	}
+	if (r == TM_ENOMEM)
+		return r;
+	if (r < 0)
+		return refuse(res, "%s: %s", what, tm_error_last());
+	snprintf(res->signer, sizeof(res->signer), "%s", signer);
+	free(signer);
+	*ok = 1;
+	return 0;
+}
+
+int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const struct tm_config *cfg,
+		       const char *ref, const char *oid, int64_t last_time, int64_t now)
+{
+	struct tm_buf raw, craw;
+	struct tm_tag tag;
+	struct tm_commit_sig csig = { 0 };
+	const char *want_name = NULL;
+	int type = 0, r, ok, mode = cfg->verify.mode, have_tag = 0;
+	char what[300];
+
+	memset(res, 0, sizeof(*res));
+	res->tag_time = res->expires = -1;
+	res->apply_at = 0;
+	res->bucket = tm_verify_bucket(cfg->agent.device_id);
+	tm_buf_init(&raw, RAW_MAX + 1);
+	tm_buf_init(&craw, RAW_MAX + 1);
+	if (strncmp(ref, "refs/tags/", 10) == 0)
+		want_name = ref + 10;
+
+	if ((r = tm_git_read_raw(&raw, &type, git, oid)) < 0)
+		goto out;
+	if (type == 't') {
+		if ((r = tm_verify_parse_tag(&tag, raw.ptr, raw.len)) < 0) {
+			r = refuse(res, "tag %s: %s", oid, tm_error_last());
+			goto out;
+		}
+		have_tag = 1;
+		memcpy(res->tag_object, oid, 40);
+		snprintf(res->tag_name, sizeof(res->tag_name), "%.*s",
+			 (int)(tag.name_len < 255 ? tag.name_len : 255), tag.name);
+		res->tag_time = tag.tagger_time;
+		memcpy(res->commit, tag.object, 41);
+		if (tag.type_len != 6 || memcmp(tag.type, "commit", 6) != 0) {
+			r = refuse(res, "tag '%s' points to a %.*s, not a commit (nested tags are refused)",
+				   res->tag_name, (int)(tag.type_len > 16 ? 16 : tag.type_len), tag.type);
+			goto out;
+		}
+	} else if (type == 'c') {
+		memcpy(res->commit, oid, 40);
+		res->commit[40] = '\0';
+	} else {
+		r = refuse(res, "%s does not name a tag or a commit", ref);
+		goto out;
+	}
+
+	if (mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) {
+		if (!have_tag) {
+			r = refuse(res, "%s is a lightweight tag or not a tag; mode = %s needs an annotated, signed tag",
+				   ref, tm_verify_mode_name(mode));
+			goto out;
+		}
+		if (!want_name || tag.name_len != strlen(want_name) ||
+		    memcmp(tag.name, want_name, tag.name_len) != 0) {
+			r = refuse(res, "tag object is named '%s' but was served as %s (a signed tag under another name is refused)",
+				   res->tag_name, ref);
+			goto out;
+		}
+		if (tag.tagger_time < 0) {
+			r = refuse(res, "tag '%s' has no tagger line (needed for anti-rollback)", res->tag_name);
+			goto out;
+		}
+		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
+		if ((r = check_signature(res, cfg, tag.sig_kind, tag.signature, tag.signature_len,
+					 tag.payload, tag.payload_len, tag.tagger_time, what, &ok)) < 0 || !ok)
+			goto out;
+	}
+	if (!tm_git_has_object(git, res->commit)) {
+		r = refuse(res, "commit %s is not in the fetched objects", res->commit);
+		goto out;
+	}
+	if ((r = tm_git_read_raw(&craw, &type, git, res->commit)) < 0)
+		goto out;
+	if (type != 'c' || tm_verify_parse_commit(&csig, craw.ptr, craw.len) < 0) {
+		r = refuse(res, "commit %s: %s", res->commit, type != 'c' ? "not a commit" : tm_error_last());
+		goto out;
+	}
+	if (!have_tag)
+		res->tag_time = csig.committer_time;
+	if (mode == TM_VERIFY_COMMIT || mode == TM_VERIFY_TAG_COMMIT) {
+		char tagsigner[256];
+		snprintf(tagsigner, sizeof(tagsigner), "%s", res->signer);
+		snprintf(what, sizeof(what), "commit %.12s", res->commit);
+		if ((r = check_signature(res, cfg, csig.sig_kind, csig.signature, csig.signature_len,
+					 csig.payload, csig.payload_len, csig.committer_time, what, &ok)) < 0 || !ok)
+			goto out;
+		if (mode == TM_VERIFY_TAG_COMMIT)
+			snprintf(res->signer, sizeof(res->signer), "%s", tagsigner);
+	}
+
+	/* Anti-rollback: never go back to an older signed revision. */
+	if (last_time >= 0 && res->tag_time < last_time) {
+		char a[32], b[32];
+		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		tm_verify_format_time(b, sizeof(b), last_time);
+		r = refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
+			   have_tag ? "tag time" : "commit time", a, b);
+		goto out;
+	}
+
+	/* Trailers steer expiry and rollout; only a signed tag's message counts. */
+	if (have_tag && mode != TM_VERIFY_NONE && mode != TM_VERIFY_COMMIT) {
+		const char *v;
+		size_t vl;
+		if (find_trailer(&v, &vl, tag.message, tag.message_len, "Tagmoor-Expires") < 0 ||
+		    (v && tm_verify_parse_time(&res->expires, v, vl) < 0)) {
+			r = refuse(res, "tag '%s': %s", res->tag_name, tm_error_last());
+			goto out;
+		}
+		if (find_trailer(&v, &vl, tag.message, tag.message_len, "Tagmoor-Rollout") < 0) {
+			r = refuse(res, "tag '%s': %s", res->tag_name, tm_error_last());
+			goto out;
+		}
+		if (v) {
+			struct tm_rollout_wave waves[TM_ROLLOUT_MAX_WAVES];
+			size_t nw;
+			if (tm_verify_parse_rollout(waves, &nw, v, vl) < 0) {
+				r = refuse(res, "tag '%s': %s", res->tag_name, tm_error_last());
+				goto out;
+			}
+			for (size_t i = 0; i < nw; i++) {
+				if (res->bucket < waves[i].pct) {
+					res->wave_pct = waves[i].pct;
+					res->apply_at = res->tag_time + (int64_t)(waves[i].delay_ms / 1000);
+					break;
+				}
+			}
+		}
+	}
+	if (res->expires >= 0 && now >= res->expires) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->expires);
+		snprintf(res->reason, sizeof(res->reason), "revision expired at %s (Tagmoor-Expires)", a);
+		res->outcome = TM_VERIFY_STALE;
+	} else if (cfg->verify.max_age_ms && res->tag_time >= 0 &&
+		   (uint64_t)(now - res->tag_time) * 1000 > cfg->verify.max_age_ms) {
+		char a[32];
+		tm_format_duration(a, sizeof(a), cfg->verify.max_age_ms);
+		snprintf(res->reason, sizeof(res->reason), "signed revision is older than max_age (%s)", a);
+		res->outcome = TM_VERIFY_STALE;
+	} else if (res->apply_at > now) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->apply_at);
+		snprintf(res->reason, sizeof(res->reason),
+			 "rollout: bucket %u is in the %u%% wave, which starts at %s", res->bucket,
+			 res->wave_pct, a);
+		res->outcome = TM_VERIFY_WAIT;
+	} else {
+		res->outcome = TM_VERIFY_ACCEPTED;
+	}
+	r = 0;
+out:
+	tm_commit_sig_free(&csig);
+	tm_buf_free(&raw);
+	tm_buf_free(&craw);
+	return r;
+}
