@@ -198,7 +198,7 @@ tm_repo_new() {
 	local name=$1
 	tm_tmpdir
 	mkdir -p "$TM_TMP/work"
-	git init -q --bare "$TM_GIT_ROOT/$name.git"
+	git init -q --bare -b main "$TM_GIT_ROOT/$name.git"
 	git -C "$TM_GIT_ROOT/$name.git" config http.receivepack false
 	git init -q -b main "$TM_TMP/work/$name"
 	git -C "$TM_TMP/work/$name" remote add origin "$TM_GIT_ROOT/$name.git"
