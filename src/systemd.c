@@ -630,8 +630,7 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 		args[k] = NULL;
 		/* 64 units x 9 short lines fit in the capture. */
 		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX * 8 + 1);
-		r = run_prog(&out, &status, QUICK_TIMEOUT_MS, systemctl_path() ? systemctl_path() : "systemctl",
-			     args);
+		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, args);
 		if (r == 0 && status != 0) {
 			char msg[768];
 			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
@@ -1176,7 +1175,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	char **gone = NULL, **stop = NULL, **parents = NULL;
 	size_t ngone = 0, nstop = 0, nparents = 0;
 	int r = 0, first_err = 0, removed_any = 0;
-	char unit[TM_SYSTEMD_NAME_MAX + 1];
+	char unit[TM_SYSTEMD_NAME_MAX + 1], first_msg[700] = "";
 
 	*kept = NULL;
 	*nkept = 0;
@@ -1258,8 +1257,10 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		res->pruned++;
 		continue;
 keep:
-		if (!first_err)
+		if (!first_err) {
 			first_err = r;
+			snprintf(first_msg, sizeof(first_msg), "%s", tm_error_last());
+		}
 		set_error_object(res, gone[i]);
 		tm_log_warn("systemd: prune: %s", tm_error_last());
 		if ((r = tm_strv_push(kept, nkept, gone[i])) < 0)
@@ -1276,8 +1277,8 @@ keep:
 	}
 	r = first_err;
 	if (r < 0)
-		tm_error_set(r, "systemd: %zu unit file(s) could not be removed (first: %s)", *nkept,
-			     (*kept)[0]);
+		tm_error_set(r, "systemd: %s could not be removed%s: %s", (*kept)[0],
+			     *nkept > 1 ? " (and others)" : "", first_msg);
 out:
 	tm_strv_free(gone, ngone);
 	tm_strv_free(stop, nstop);
