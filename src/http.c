@@ -194,6 +194,8 @@ static int set_common(struct tm_http *h)
 	 * between reads as a stall. pump() keeps the idle timer instead. */
 	c |= curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
 	c |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* A proxy's CONNECT answer must not pass for the server's headers. */
+	c |= curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	if (h->ca_file) {
 		/* Only this bundle is trusted: no CA directory, no built-in bundle. */
 		c |= curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);

@@ -18,6 +18,10 @@
 #                                  Locations: /git/NAME.git         anonymous
 #                                             /auth/NAME.git        basic auth $TM_GIT_USER:$TM_GIT_PASS
 #                                             /redirect/NAME.git    301 to /git/NAME.git
+#                                             /endless/ANY.git      a never-ending (MiB-long) ref
+#                                                                   advertisement, see tm_endless_make
+#   tm_endless_make MIB            write the /endless/ advertisement: MIB MiB of valid ref lines
+#                                  (for the max_fetch / advertisement-cap tests).
 #   tm_git_log_count METHOD REGEX  count access-log lines with that method whose URI matches REGEX.
 #   tm_git_log_reset               truncate the access log (nginx keeps appending to it).
 #   tm_silent_start tcp|tls        a server that accepts and then never answers (tls: completes the
@@ -146,6 +150,28 @@ tm_git_server_start() {
 	tm_bg nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
 	tm_wait_port "$TM_GIT_PORT" || { cat "$d/logs/error.log" >&2; return 1; }
 	export TM_GIT_ROOT TM_GIT_PORT TM_GIT_URL TM_GIT_CA TM_GIT_LOG TM_GIT_USER TM_GIT_PASS
+}
+
+tm_endless_make() {
+	local mib=${1:-8}
+	mkdir -p "$TM_TMP/nginx/static"
+	python3 - "$TM_TMP/nginx/static/endless-adv.bin" "$mib" <<'PY'
+import sys
+path, mib = sys.argv[1], int(sys.argv[2])
+oid = "1" * 40
+with open(path, "w") as f:
+    f.write("001e# service=git-upload-pack\n0000")
+    first = "%s HEAD\0multi_ack side-band-64k ofs-delta\n" % oid
+    f.write("%04x%s" % (len(first) + 4, first))
+    n, size = 0, 0
+    while size < mib << 20:
+        line = "%s refs/heads/b%09d\n" % (oid, n)
+        pkt = "%04x%s" % (len(line) + 4, line)
+        f.write(pkt)
+        size += len(pkt)
+        n += 1
+    f.write("0000")
+PY
 }
 
 tm_git_log_count() {

@@ -636,6 +636,26 @@ static void test_max_fetch(void **state)
 	tm_git_free(g);
 }
 
+static void test_endless_advertisement(void **state)
+{
+	struct tm_git *g = NULL;
+	struct tm_git_source src;
+	char oid[41];
+
+	NEED_SERVER();
+	assert_int_equal(open_repo(&g, "endless/repo.git"), 0);
+	source(&src, "x", "endless");
+	src.max_fetch = 1024 * 1024;
+	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/main"), TM_ELIMIT);
+	assert_non_null(strstr(tm_error_last(), "max_fetch"));
+	/* within the cap it parses (4 MiB of refs) and the ref is not among them */
+	src.max_fetch = 8u * 1024 * 1024;
+	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/main"), TM_ENOTFOUND);
+	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/b000000007"), 0);
+	assert_string_equal(oid, "1111111111111111111111111111111111111111");
+	tm_git_free(g);
+}
+
 static void test_corrupt_repo_rebuilt_then_fetched(void **state)
 {
 	struct tm_git *g = NULL;
@@ -771,6 +791,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_redirect_refused),
 		cmocka_unit_test(test_silent_server_times_out),
 		cmocka_unit_test(test_max_fetch),
+		cmocka_unit_test(test_endless_advertisement),
 		cmocka_unit_test(test_corrupt_repo_rebuilt_then_fetched),
 	};
 

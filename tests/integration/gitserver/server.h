@@ -32,8 +32,9 @@ TM_TS void tm_ts_copy(char *dst, size_t n, const char *v)
 	snprintf(dst, n, "%s", v);
 }
 
-/* Returns 0 when running, -1 when the server could not start (skip). */
-TM_TS int tm_test_server_start(struct tm_test_server *s, int silent)
+/* Returns 0 when running, -1 when the server could not start (skip).
+ * extras: also the silent servers and a 4 MiB endless advertisement. */
+TM_TS int tm_test_server_start(struct tm_test_server *s, int extras)
 {
 	char cmd[1024], line[1024];
 
@@ -43,7 +44,7 @@ TM_TS int tm_test_server_start(struct tm_test_server *s, int silent)
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
 	snprintf(cmd, sizeof(cmd), "bash %s/tests/integration/gitserver/start.sh %s--parent %ld",
-		TM_SOURCE_DIR, silent ? "--silent " : "", (long)getpid());
+		TM_SOURCE_DIR, extras ? "--silent --endless 4 " : "", (long)getpid());
 	s->pipe = popen(cmd, "r");
 	if (!s->pipe)
 		return -1;

@@ -12,11 +12,13 @@
 
 parent=""
 silent=0
+endless=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--parent) parent=$2; shift 2 ;;
 	--silent) silent=1; shift ;;
-	*) echo "usage: start.sh [--silent] [--parent PID]" >&2; exit 2 ;;
+	--endless) endless=$2; shift 2 ;;
+	*) echo "usage: start.sh [--silent] [--endless MIB] [--parent PID]" >&2; exit 2 ;;
 	esac
 done
 
@@ -34,6 +36,9 @@ if [ "$silent" = 1 ]; then
 	echo "SILENT_PORT=$TM_SILENT_PORT"
 	tm_silent_start tls || exit 1
 	echo "SILENT_TLS_PORT=$TM_SILENT_PORT"
+fi
+if [ "$endless" != 0 ]; then
+	tm_endless_make "$endless" || exit 1
 fi
 echo "PID=$$"
 echo "READY"
