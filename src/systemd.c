@@ -320,13 +320,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void close_from(int lowfd)
 {
 #ifdef SYS_close_range
@@ -594,7 +587,7 @@ static int daemon_reload(const struct tm_applier_ctx *ctx)
 struct unit_state {
 	char active[24], sub[32], result[32], type[16];
 	int job, loaded;
-	uint64_t active_enter_us, main_exit_us;
+	uint64_t main_exit_us;
 };
 
 static void show_field(char *dst, size_t dstlen, const char *v, size_t vlen)
@@ -624,7 +617,7 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 		args[k++] = "show";
 		args[k++] = "-p";
 		args[k++] = "Id,LoadState,ActiveState,SubState,Result,Type,Job,"
-			    "ActiveEnterTimestampMonotonic,ExecMainExitTimestampMonotonic";
+			    "ExecMainExitTimestampMonotonic";
 		for (size_t i = 0; i < batch; i++)
 			args[k++] = units[done + i];
 		args[k] = NULL;
@@ -673,10 +666,7 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 					u->loaded = vl == 6 && memcmp(v, "loaded", 6) == 0;
 				else if (KEY("Job"))
 					u->job = vl > 0;
-				else if (KEY("ActiveEnterTimestampMonotonic")) {
-					show_field(num, sizeof(num), v, vl);
-					u->active_enter_us = strtoull(num, NULL, 10);
-				} else if (KEY("ExecMainExitTimestampMonotonic")) {
+				else if (KEY("ExecMainExitTimestampMonotonic")) {
 					show_field(num, sizeof(num), v, vl);
 					u->main_exit_us = strtoull(num, NULL, 10);
 				}
@@ -692,10 +682,58 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 	return 0;
 }
 
-static int is_running_state(const struct unit_state *u)
+static int is_running(const char *active)
 {
-	return strcmp(u->active, "active") == 0 || strcmp(u->active, "reloading") == 0 ||
-	       strcmp(u->active, "activating") == 0;
+	return strcmp(active, "active") == 0 || strcmp(active, "reloading") == 0 ||
+	       strcmp(active, "activating") == 0;
+}
+
+typedef char active_state[24];
+
+/* `systemctl is-active U...`: one line per unit, in order. Much cheaper than
+ * `show` (which fetches every property of every unit): the poll of health()
+ * and the restart/start decision use this; `show` is kept for the few units
+ * whose details matter. */
+static int is_active(active_state *st, char *const *units, size_t n)
+{
+	const char *args[BATCH_MAX + 2];
+	size_t done = 0;
+
+	while (done < n) {
+		struct tm_buf out;
+		size_t k = 0, batch = n - done, idx = done;
+		int status = 0, r;
+		const char *p, *end;
+
+		if (batch > BATCH_MAX)
+			batch = BATCH_MAX;
+		args[k++] = "is-active";
+		for (size_t i = 0; i < batch; i++)
+			args[k++] = units[done + i];
+		args[k] = NULL;
+		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
+		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, args);
+		p = out.ptr ? out.ptr : "";
+		end = p + out.len;
+		while (r == 0 && p < end && idx < done + batch) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			const char *le = nl ? nl : end;
+			show_field(st[idx++], sizeof(st[0]), p, (size_t)(le - p));
+			p = nl ? nl + 1 : end;
+		}
+		/* exit 3 ("not all active") is normal; a wrong number of lines is not */
+		if (r == 0 && idx != done + batch) {
+			char msg[768];
+			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
+			r = tm_error_set(TM_EAPPLY, "systemctl is-active %s: exit status %d: %s",
+					 units[done], status, msg);
+		}
+		tm_buf_free(&out);
+		if (r < 0)
+			return r;
+		done += batch;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ diff */
@@ -1002,7 +1040,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 {
 	char **inst = NULL, **chg = NULL, **restart = NULL, **start = NULL, **all = NULL;
 	size_t ninst = 0, nchg = 0, nrestart = 0, nstart = 0, nall = 0;
-	struct unit_state *st = NULL;
+	active_state *st = NULL;
 	int r, enabled_something = 0;
 
 	if ((r = collect_install_units(&inst, &ninst, desired)) < 0 ||
@@ -1034,10 +1072,10 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 		r = tm_error_set(TM_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = show_units(st, all, nall)) < 0)
+	if ((r = is_active(st, all, nall)) < 0)
 		goto out;
 	for (size_t i = 0; i < nall; i++) {
-		int running = is_running_state(&st[i]);
+		int running = is_running(st[i]);
 		if (i < nchg && running)
 			r = tm_strv_push(&restart, &nrestart, all[i]);
 		else if (in_list(inst, ninst, all[i]) && !running)
@@ -1305,28 +1343,19 @@ static void journal_tail(char *dst, size_t dstlen, const char *unit)
 
 enum { H_WAIT = 0, H_OK, H_BAD, H_SKIP };
 
-static int judge(const struct unit_state *u, int must_run, uint64_t now, int last_chance)
+/* A unit that is not active: done (a oneshot that ran), still to come (a job
+ * is queued), or dead. */
+static int judge_inactive(const struct unit_state *u, int must_run)
 {
 	if (u->job)
 		return H_WAIT;
 	if (strcmp(u->active, "failed") == 0)
 		return H_BAD;
-	if (strcmp(u->active, "active") == 0) {
-		if (strcmp(u->sub, "exited") == 0 || last_chance)
-			return H_OK; /* oneshot + RemainAfterExit, or active at the deadline */
-		if (u->active_enter_us && now > u->active_enter_us &&
-		    now - u->active_enter_us >= (uint64_t)SETTLE_MS * 1000u)
-			return H_OK;
+	if (is_running(u->active) || strcmp(u->active, "deactivating") == 0)
 		return H_WAIT;
-	}
-	if (strcmp(u->active, "inactive") == 0) {
-		/* A oneshot that ran to completion is done, not dead. */
-		if (strcmp(u->type, "oneshot") == 0 && strcmp(u->result, "success") == 0 &&
-		    u->main_exit_us)
-			return H_OK;
-		return must_run ? H_BAD : H_SKIP;
-	}
-	return H_WAIT; /* activating, reloading, deactivating */
+	if (strcmp(u->type, "oneshot") == 0 && strcmp(u->result, "success") == 0 && u->main_exit_us)
+		return H_OK;
+	return must_run ? H_BAD : H_SKIP;
 }
 
 static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
@@ -1335,8 +1364,9 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	char **units = NULL, **chg = NULL;
 	size_t nunits = 0, nchg = 0, ninstall;
 	struct unit_state *st = NULL;
+	active_state *act = NULL;
+	uint64_t *since = NULL, deadline;
 	int *verdict = NULL, r = 0;
-	uint64_t deadline;
 
 	if (ctx->root || ctx->dry_run || wait_ms == 0)
 		return 0;
@@ -1361,36 +1391,64 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	if (!nunits)
 		goto out;
 	st = calloc(nunits, sizeof(*st));
+	act = calloc(nunits, sizeof(*act));
+	since = calloc(nunits, sizeof(*since));
 	verdict = calloc(nunits, sizeof(*verdict));
-	if (!st || !verdict) {
+	if (!st || !act || !since || !verdict) {
 		r = tm_error_set(TM_ENOMEM, "out of memory");
 		goto out;
 	}
 	deadline = now_ms() + wait_ms;
 	for (;;) {
-		int pending = 0, last = now_ms() >= deadline;
-		char **ask = NULL;
-		size_t nask = 0, k = 0;
+		uint64_t t = now_ms();
+		int pending = 0, last = t >= deadline;
+		char **ask = NULL, **detail = NULL;
+		size_t nask = 0, ndetail = 0, k = 0, d = 0;
 
-		/* Only the units still undecided are asked about again. */
+		/* Only the units still undecided are asked about again; the
+		 * details (job, type, result) only for those not running. */
 		for (size_t i = 0; i < nunits; i++)
-			if (verdict[i] == H_WAIT && (r = tm_strv_push(&ask, &nask, units[i])) < 0) {
-				tm_strv_free(ask, nask);
-				goto out;
-			}
-		r = show_units(st, ask, nask);
-		tm_strv_free(ask, nask);
-		if (r < 0)
-			goto out;
+			if (verdict[i] == H_WAIT && (r = tm_strv_push(&ask, &nask, units[i])) < 0)
+				goto poll_out;
+		if ((r = is_active(act, ask, nask)) < 0)
+			goto poll_out;
+		for (size_t i = 0; i < nask; i++)
+			if (strcmp(act[i], "failed") != 0 && !is_running(act[i]) &&
+			    strcmp(act[i], "deactivating") != 0 &&
+			    (r = tm_strv_push(&detail, &ndetail, ask[i])) < 0)
+				goto poll_out;
+		if (ndetail && (r = show_units(st, detail, ndetail)) < 0)
+			goto poll_out;
 		for (size_t i = 0; i < nunits; i++) {
+			const char *a;
+
 			if (verdict[i] != H_WAIT)
 				continue;
-			verdict[i] = judge(&st[k++], i < ninstall, now_us(), last);
+			a = act[k++];
+			if (strcmp(a, "active") == 0) {
+				/* healthy once seen active for SETTLE_MS in a row: a
+				 * service that dies right after its start is caught */
+				if (!since[i])
+					since[i] = t;
+				if (last || t - since[i] >= SETTLE_MS)
+					verdict[i] = H_OK;
+			} else {
+				since[i] = 0;
+				if (strcmp(a, "failed") == 0)
+					verdict[i] = H_BAD;
+				else if (!is_running(a) && strcmp(a, "deactivating") != 0)
+					verdict[i] = judge_inactive(&st[d++], i < ninstall);
+			}
 			if (verdict[i] == H_WAIT && last)
 				verdict[i] = H_BAD;
 			if (verdict[i] == H_WAIT)
 				pending = 1;
 		}
+poll_out:
+		tm_strv_free(ask, nask);
+		tm_strv_free(detail, ndetail);
+		if (r < 0)
+			goto out;
 		if (!pending)
 			break;
 		usleep(POLL_MS * 1000u);
@@ -1430,6 +1488,8 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	}
 out:
 	free(st);
+	free(act);
+	free(since);
 	free(verdict);
 	tm_strv_free(units, nunits);
 	tm_strv_free(chg, nchg);

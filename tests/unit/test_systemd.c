@@ -313,8 +313,8 @@ static void test_diff_large(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < n; i++) {
-		la += (size_t)sprintf(a + la, "a%05zu\n", i);
-		lb += (size_t)sprintf(b + lb, "b%05zu\n", i);
+		la += (size_t)snprintf(a + la, n * 8 + 1 - la, "a%05zu\n", i);
+		lb += (size_t)snprintf(b + lb, n * 8 + 1 - lb, "b%05zu\n", i);
 	}
 	out = diff("big", a, b);
 	assert_non_null(strstr(out, "@@ -1,3000 +1,3000 @@\n-a00000\n"));
@@ -440,8 +440,7 @@ static void test_apply_live(void **state)
 	snprintf(want, sizeof(want),
 		 "enable --no-reload a.service\n"
 		 "daemon-reload\n"
-		 "show -p Id,LoadState,ActiveState,SubState,Result,Type,Job,"
-		 "ActiveEnterTimestampMonotonic,ExecMainExitTimestampMonotonic a.service b.service\n"
+		 "is-active a.service b.service\n"
 		 "start --no-block a.service\n");
 	assert_string_equal(log, want);
 	free(log);
@@ -458,8 +457,7 @@ static void test_apply_live(void **state)
 	assert_int_equal(res.unchanged, 3);
 	log = calls();
 	assert_string_equal(log, "enable --no-reload a.service\n"
-				 "show -p Id,LoadState,ActiveState,SubState,Result,Type,Job,"
-				 "ActiveEnterTimestampMonotonic,ExecMainExitTimestampMonotonic a.service\n");
+				 "is-active a.service\n");
 	free(log);
 	tm_apply_result_free(&res);
 
@@ -605,6 +603,25 @@ static void test_health(void **state)
 	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
 	tm_apply_result_free(&res);
 
+	/* a oneshot that ran to completion is healthy; a dead simple service is not */
+	reset_fake("inactive dead success oneshot 12345");
+	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
+	tm_apply_result_free(&res);
+	reset_fake("inactive dead success simple 0");
+	assert_int_equal(A->health(&res, &ctx, &set, 5000), TM_EAPPLY);
+	assert_non_null(strstr(tm_error_last(), "a.service is inactive (dead"));
+	tm_apply_result_free(&res);
+	/* a changed unit without [Install] that is not running is not waited for */
+	set.v[0].content[strlen(set.v[0].content) - 38] = '\0'; /* drop [Install] */
+	set.v[0].len = strlen(set.v[0].content);
+	assert_false(tm_systemd_has_install(set.v[0].content, set.v[0].len));
+	assert_int_equal(tm_strv_push(&res.changed, &res.nchanged, "a.service"), 0);
+	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
+	tm_apply_result_free(&res);
+	free(set.v[0].content);
+	set.v[0].content = strdup(WEB);
+	set.v[0].len = strlen(WEB);
+
 	/* stuck activating: unhealthy at the deadline, ~200 ms polls */
 	reset_fake("activating start success");
 	assert_int_equal(A->health(&res, &ctx, &set, 500), TM_EAPPLY);
@@ -700,13 +717,19 @@ static int setup(void **state)
 		 "case \"$1\" in --root=*) verb=$2 ;; esac\n"
 		 "if [ -f \"$D/fail-$verb\" ]; then cat \"$D/fail-$verb\"; exit 1; fi\n"
 		 "if [ -f \"$D/sleep-$verb\" ]; then exec sleep 30; fi\n"
+		 "if [ \"$verb\" = is-active ]; then\n"
+		 "  shift\n"
+		 "  read a s r <\"$D/state\"\n"
+		 "  for u in \"$@\"; do echo \"$a\"; done\n"
+		 "  [ \"$a\" = active ] && exit 0 || exit 3\n"
+		 "fi\n"
 		 "if [ \"$verb\" = show ]; then\n"
 		 "  shift 3\n"
-		 "  read a s r <\"$D/state\"\n"
+		 "  read a s r t x <\"$D/state\"\n"
 		 "  for u in \"$@\"; do\n"
 		 "    printf 'Id=%%s\\nLoadState=loaded\\nActiveState=%%s\\nSubState=%%s\\nResult=%%s\\n"
-		 "Type=simple\\nJob=\\nActiveEnterTimestampMonotonic=1\\nExecMainExitTimestampMonotonic=0\\n\\n'"
-		 " \"$u\" \"$a\" \"$s\" \"$r\"\n"
+		 "Type=%%s\\nJob=\\nExecMainExitTimestampMonotonic=%%s\\n\\n'"
+		 " \"$u\" \"$a\" \"$s\" \"$r\" \"${t:-simple}\" \"${x:-0}\"\n"
 		 "  done\n"
 		 "fi\n"
 		 "exit 0\n",
