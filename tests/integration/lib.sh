@@ -8,15 +8,21 @@
 #   tm_need CMD...                 exit 77 (skipped) when a command is missing.
 #   tm_free_port                   print a free loopback TCP port.
 #   tm_make_ca DIR                 test CA + server certificate for DNS:localhost in DIR:
-#                                  DIR/ca.pem DIR/ca.key DIR/server.pem DIR/server.key.
+#                                  DIR/ca.pem DIR/ca.key DIR/server.pem DIR/server.key, and a
+#                                  client certificate for mTLS: DIR/client.pem DIR/client.key.
 #                                  (mbedTLS 2.28 ignores IP SANs: always use https://localhost:PORT.)
 #   tm_git_server_start            nginx + fcgiwrap + git http-backend over TLS. Sets
 #                                    TM_GIT_ROOT   directory of served repositories (NAME.git)
 #                                    TM_GIT_PORT   the port; TM_GIT_URL=https://localhost:PORT
 #                                    TM_GIT_CA     CA file that verifies the server
 #                                    TM_GIT_LOG    access log: "METHOD URI?ARGS STATUS BYTES_SENT REQUEST_LENGTH"
+#                                    TM_GIT_USER TM_GIT_PASS   basic auth of /auth/
+#                                    TM_GIT_BEARER             the bearer token /bearer/ wants
+#                                    TM_GIT_MTLS_PORT TM_GIT_MTLS_URL   a second server that requires
+#                                                  a client certificate (TM_GIT_CLIENT_CERT/_KEY); /git/ only
 #                                  Locations: /git/NAME.git         anonymous
 #                                             /auth/NAME.git        basic auth $TM_GIT_USER:$TM_GIT_PASS
+#                                             /bearer/NAME.git      "Authorization: Bearer $TM_GIT_BEARER"
 #                                             /redirect/NAME.git    301 to /git/NAME.git
 #                                             /endless/ANY.git      a never-ending (MiB-long) ref
 #                                                                   advertisement, see tm_endless_make
@@ -118,6 +124,12 @@ tm_make_ca() {
 	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
 		-days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" >/dev/null 2>&1 \
 		|| { echo "openssl: server certificate failed" >&2; return 1; }
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=tagmoor-device" \
+		-keyout "$d/client.key" -out "$d/client.csr" >/dev/null 2>&1 || return 1
+	printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >"$d/client-ext.cnf"
+	openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 2 -extfile "$d/client-ext.cnf" -out "$d/client.pem" >/dev/null 2>&1 \
+		|| { echo "openssl: client certificate failed" >&2; return 1; }
 }
 
 # Starts a background process, remembers its pid for cleanup.
@@ -137,19 +149,27 @@ tm_git_server_start() {
 	TM_GIT_USER=fleet
 	TM_GIT_PASS="s3cret-$RANDOM"
 	printf '%s:%s\n' "$TM_GIT_USER" "$(openssl passwd -apr1 "$TM_GIT_PASS")" >"$d/htpasswd"
+	TM_GIT_BEARER="tm-bearer-$RANDOM$RANDOM"
 	TM_GIT_PORT=$(tm_free_port)
 	TM_GIT_URL="https://localhost:$TM_GIT_PORT"
+	TM_GIT_MTLS_PORT=$(tm_free_port)
+	TM_GIT_MTLS_URL="https://localhost:$TM_GIT_MTLS_PORT"
+	TM_GIT_CLIENT_CERT="$TM_TMP/pki/client.pem"
+	TM_GIT_CLIENT_KEY="$TM_TMP/pki/client.key"
 	TM_GIT_LOG="$d/logs/access.log"
 	local f
 	for f in nginx.conf fastcgi-git.conf; do
 		sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$TM_GIT_PORT|g" -e "s|@PKI@|$TM_TMP/pki|g" \
-			-e "s|@ROOT@|$TM_GIT_ROOT|g" "$TM_LIB_DIR/gitserver/$f.in" >"$d/$f" || return 1
+			-e "s|@ROOT@|$TM_GIT_ROOT|g" -e "s|@BEARER@|$TM_GIT_BEARER|g" \
+			-e "s|@MTLS_PORT@|$TM_GIT_MTLS_PORT|g" "$TM_LIB_DIR/gitserver/$f.in" >"$d/$f" || return 1
 	done
 	tm_bg fcgiwrap -s "unix:$d/fcgi.sock"
 	for _ in $(seq 1 100); do [ -S "$d/fcgi.sock" ] && break; sleep 0.05; done
 	tm_bg nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
 	tm_wait_port "$TM_GIT_PORT" || { cat "$d/logs/error.log" >&2; return 1; }
-	export TM_GIT_ROOT TM_GIT_PORT TM_GIT_URL TM_GIT_CA TM_GIT_LOG TM_GIT_USER TM_GIT_PASS
+	tm_wait_port "$TM_GIT_MTLS_PORT" || { cat "$d/logs/error.log" >&2; return 1; }
+	export TM_GIT_ROOT TM_GIT_PORT TM_GIT_URL TM_GIT_CA TM_GIT_LOG TM_GIT_USER TM_GIT_PASS \
+		TM_GIT_BEARER TM_GIT_MTLS_PORT TM_GIT_MTLS_URL TM_GIT_CLIENT_CERT TM_GIT_CLIENT_KEY
 }
 
 tm_endless_make() {

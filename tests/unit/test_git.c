@@ -515,6 +515,33 @@ static void test_basic_auth(void **state)
 	tm_git_free(g);
 }
 
+static void test_bearer_token(void **state)
+{
+	struct tm_git *g = NULL;
+	struct tm_git_source src;
+	char oid[41], tok[600], main_[64];
+	FILE *f;
+
+	NEED_SERVER();
+	repo_new("br");
+	repo_commit("br", "a", "1");
+	repo_push("br");
+	rev_parse(main_, "br", "main");
+	assert_int_equal(open_repo(&g, "br/repo.git"), 0);
+	source(&src, "br", "bearer");
+	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/main"), TM_ESOURCE);
+	path_of(tok, sizeof(tok), "token-bearer");
+	f = fopen(tok, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", srv.bearer);
+	fclose(f);
+	src.token_file = tok;
+	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/main"), 0);
+	assert_string_equal(oid, main_);
+	assert_int_equal(tm_git_fetch(g, &src, "refs/heads/main", oid), 0);
+	tm_git_free(g);
+}
+
 static void test_tls_trust(void **state)
 {
 	struct tm_git *g = NULL;
@@ -787,6 +814,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_ls_remote_tag_branch_missing),
 		cmocka_unit_test(test_fetch_moved_tag_and_idle_poll),
 		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_bearer_token),
 		cmocka_unit_test(test_tls_trust),
 		cmocka_unit_test(test_redirect_refused),
 		cmocka_unit_test(test_silent_server_times_out),

@@ -274,6 +274,59 @@ static void test_basic_auth(void **state)
 	tm_http_free(h);
 }
 
+static void test_client_certificate(void **state)
+{
+	struct tm_http *h = NULL;
+	struct tm_http_opts o = { 0 };
+	struct tm_http_request req = { 0 };
+	char url[512];
+	long st;
+
+	NEED_SERVER();
+	snprintf(url, sizeof(url), "https://localhost:%d/git/r.git/info/refs?service=git-upload-pack",
+		srv.mtls_port);
+	req.url = url;
+	o.ca_file = srv.ca;
+	assert_int_equal(tm_http_new(&h, &o), 0);
+	assert_int_equal(tm_http_do(h, &req, &st, NULL), 0);
+	assert_int_equal(st, 400); /* nginx: no required SSL certificate */
+	tm_http_free(h);
+	o.client_cert = srv.client_cert;
+	o.client_key = srv.client_key;
+	assert_int_equal(tm_http_new(&h, &o), 0);
+	assert_int_equal(tm_http_do(h, &req, &st, NULL), 0);
+	assert_int_equal(st, 200);
+	tm_http_free(h);
+	o.client_key = "/nonexistent/key.pem";
+	assert_int_equal(tm_http_new(&h, &o), 0);
+	assert_int_equal(tm_http_do(h, &req, &st, NULL), TM_ESOURCE);
+	tm_http_free(h);
+}
+
+static void test_bearer_header(void **state)
+{
+	struct tm_http *h = NULL;
+	struct tm_http_opts o = { 0 };
+	struct tm_http_request req = { 0 };
+	char url[512];
+	long st;
+
+	NEED_SERVER();
+	url_of(url, sizeof(url), "/bearer/r.git/info/refs?service=git-upload-pack");
+	req.url = url;
+	o.ca_file = srv.ca;
+	o.bearer_token = "wrong";
+	assert_int_equal(tm_http_new(&h, &o), 0);
+	assert_int_equal(tm_http_do(h, &req, &st, NULL), 0);
+	assert_int_equal(st, 401);
+	tm_http_free(h);
+	o.bearer_token = srv.bearer;
+	assert_int_equal(tm_http_new(&h, &o), 0);
+	assert_int_equal(tm_http_do(h, &req, &st, NULL), 0);
+	assert_int_equal(st, 200);
+	tm_http_free(h);
+}
+
 static void silent(int port, uint64_t idle, uint64_t total, long lo, long hi)
 {
 	struct tm_http *h = NULL;
@@ -343,6 +396,8 @@ int main(void)
 		cmocka_unit_test(test_redirect_refused),
 		cmocka_unit_test(test_tls_trust),
 		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_bearer_header),
+		cmocka_unit_test(test_client_certificate),
 		cmocka_unit_test(test_silent_servers),
 	};
 

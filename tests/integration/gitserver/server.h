@@ -23,7 +23,8 @@
 struct tm_test_server {
 	FILE *pipe;
 	char url[256], ca[512], root[512], log[512], user[64], pass[128], tmp[512];
-	int port, silent_port, silent_tls_port;
+	char bearer[128], client_cert[512], client_key[512];
+	int port, mtls_port, silent_port, silent_tls_port;
 	pid_t pid;
 };
 
@@ -65,6 +66,10 @@ TM_TS int tm_test_server_start(struct tm_test_server *s, int extras)
 		else if (!strcmp(line, "USER")) tm_ts_copy(s->user, sizeof(s->user), v);
 		else if (!strcmp(line, "PASS")) tm_ts_copy(s->pass, sizeof(s->pass), v);
 		else if (!strcmp(line, "TMP")) tm_ts_copy(s->tmp, sizeof(s->tmp), v);
+		else if (!strcmp(line, "BEARER")) tm_ts_copy(s->bearer, sizeof(s->bearer), v);
+		else if (!strcmp(line, "CLIENT_CERT")) tm_ts_copy(s->client_cert, sizeof(s->client_cert), v);
+		else if (!strcmp(line, "CLIENT_KEY")) tm_ts_copy(s->client_key, sizeof(s->client_key), v);
+		else if (!strcmp(line, "MTLS_PORT")) s->mtls_port = atoi(v);
 		else if (!strcmp(line, "PORT")) s->port = atoi(v);
 		else if (!strcmp(line, "SILENT_PORT")) s->silent_port = atoi(v);
 		else if (!strcmp(line, "SILENT_TLS_PORT")) s->silent_tls_port = atoi(v);

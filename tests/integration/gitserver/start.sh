@@ -4,8 +4,8 @@
 #
 #   start.sh [--silent] [--parent PID]
 #
-# Prints KEY=VALUE lines (URL, PORT, CA, ROOT, LOG, USER, PASS, SILENT_PORT, SILENT_TLS_PORT,
-# TMP, PID) and then READY, and keeps everything running until it gets SIGTERM (kill PID)
+# Prints KEY=VALUE lines (URL, PORT, CA, ROOT, LOG, USER, PASS, BEARER, MTLS_PORT, CLIENT_CERT,
+# CLIENT_KEY, SILENT_PORT, SILENT_TLS_PORT, TMP, PID) and then READY, and keeps everything running until it gets SIGTERM (kill PID)
 # or until the parent process PID exits. Everything it started is stopped and its
 # temporary directory removed when it ends.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -31,6 +31,10 @@ echo "LOG=$TM_GIT_LOG"
 echo "USER=$TM_GIT_USER"
 echo "PASS=$TM_GIT_PASS"
 echo "TMP=$TM_TMP"
+echo "BEARER=$TM_GIT_BEARER"
+echo "MTLS_PORT=$TM_GIT_MTLS_PORT"
+echo "CLIENT_CERT=$TM_GIT_CLIENT_CERT"
+echo "CLIENT_KEY=$TM_GIT_CLIENT_KEY"
 if [ "$silent" = 1 ]; then
 	tm_silent_start tcp || exit 1
 	echo "SILENT_PORT=$TM_SILENT_PORT"
