@@ -583,6 +583,22 @@ static int daemon_reload(const struct tm_applier_ctx *ctx)
 	return r;
 }
 
+/* After a failure with unit files already written: tell systemd anyway, so
+ * that what is on disk and what the manager runs do not stay apart until the
+ * next change. The failure's code and message are kept. */
+static void reload_best_effort(const struct tm_applier_ctx *ctx)
+{
+	char msg[1024];
+	int code = tm_error_last_code();
+
+	if (ctx->root || ctx->dry_run)
+		return;
+	snprintf(msg, sizeof(msg), "%s", tm_error_last());
+	if (daemon_reload(ctx) < 0)
+		tm_log_warn("systemd: %s", tm_error_last());
+	tm_error_set(code, "%s", msg);
+}
+
 /* The state of a unit as `systemctl show` reports it. */
 struct unit_state {
 	char active[24], sub[32], result[32], type[16];
@@ -1049,8 +1065,11 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	if (ninst) {
 		r = systemctl(ctx, QUICK_TIMEOUT_MS, "enable", ctx->root ? NULL : "--no-reload", inst, ninst,
 			      -1, &enabled_something);
-		if (r < 0)
+		if (r < 0) {
+			if (nchanged)
+				reload_best_effort(ctx);
 			goto out;
+		}
 	}
 	if (ctx->root) {
 		r = 0;
@@ -1113,7 +1132,7 @@ out:
 static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		 const struct tm_objset *desired, char *const *inventory, size_t ninventory)
 {
-	int *state = NULL, r = 0, nforeign = 0;
+	int *state = NULL, r = 0, nforeign = 0, converged = 0;
 	size_t first_foreign = 0;
 	char **changed = NULL;
 	size_t nchanged = 0;
@@ -1197,10 +1216,13 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		goto out;
 	}
 	/* 3. Reload, enable, start, restart. */
+	converged = 1;
 	r = converge(res, ctx, desired, changed, nchanged);
 out:
-	if (r < 0 && nchanged && !ctx->dry_run)
+	if (r < 0 && nchanged && !ctx->dry_run && !converged) {
 		tm_log_warn("systemd: apply failed after writing %zu unit file(s)", nchanged);
+		reload_best_effort(ctx);
+	}
 	tm_strv_free(changed, nchanged);
 	free(state);
 	return r;

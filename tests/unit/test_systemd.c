@@ -485,6 +485,53 @@ static void test_apply_live(void **state)
 			    "systemctl enable a.service: exit status 1: Failed to enable unit: boom");
 	tm_apply_result_free(&res);
 	tm_objset_free(&set, A->free_data);
+
+	/* files written, then enable fails: systemd is still reloaded, the error kept */
+	reset_fake("inactive dead success");
+	snprintf(p, sizeof(p), "%s/fail-enable", base);
+	put_file(p, "Failed to enable unit: boom\n");
+	add(&set, "a.service", WEB);
+	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY);
+	assert_non_null(strstr(tm_error_last(), "boom"));
+	log = calls();
+	assert_string_equal(log, "enable --no-reload a.service\ndaemon-reload\n");
+	free(log);
+	tm_apply_result_free(&res);
+	tm_objset_free(&set, A->free_data);
+}
+
+static int fail_nth_write;
+
+static int write_hook(const char *stage)
+{
+	return strcmp(stage, "written") == 0 && --fail_nth_write == 0;
+}
+
+static void test_apply_write_failure(void **state)
+{
+	struct tm_objset set = { 0 };
+	struct tm_applier_ctx ctx = { .cfg = &cfg };
+	struct tm_apply_result res = { 0 };
+	char *log;
+
+	(void)state;
+	reset_fake("inactive dead success");
+	add(&set, "a.service", WEB);
+	add(&set, "b.service", WEB);
+	fail_nth_write = 2;
+	tm_file_test_hook = write_hook;
+	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY);
+	tm_file_test_hook = NULL;
+	assert_non_null(strstr(tm_error_last(), "b.service: simulated failure after write"));
+	assert_string_equal(res.error_object, "b.service");
+	assert_true(exists("a.service"));
+	assert_false(exists("b.service"));
+	assert_int_equal(res.nchanged, 1); /* a.service is tagmoor's now */
+	log = calls();
+	assert_string_equal(log, "daemon-reload\n");
+	free(log);
+	tm_apply_result_free(&res);
+	tm_objset_free(&set, A->free_data);
 }
 
 static void test_apply_root(void **state)
@@ -767,6 +814,7 @@ int main(void)
 		cmocka_unit_test(test_dry_run),
 		cmocka_unit_test(test_foreign_refused),
 		cmocka_unit_test(test_apply_live),
+		cmocka_unit_test(test_apply_write_failure),
 		cmocka_unit_test(test_apply_root),
 		cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_health),
