@@ -24,7 +24,6 @@ import base64
 import json
 import os
 import re
-import socket
 import ssl
 import sys
 import threading
@@ -39,7 +38,7 @@ import yaml  # noqa: E402  (Debian: python3-yaml)
 
 import fk_status as S  # noqa: E402
 from fk_discovery import AGG_V2, AGG_V2BETA1, SERVER_VERSION, Discovery  # noqa: E402
-from fk_store import Store, now_rfc3339  # noqa: E402
+from fk_store import Store  # noqa: E402
 
 MAX_BODY = 16 << 20
 
@@ -211,10 +210,14 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ plumbing
     def setup(self):
         super().setup()
-        st = self.server.state
-        with st.lock:
-            st.connections += 1
-            self.conn_id = st.connections
+        self.conn_id = None  # numbered on the first API request (control requests do not count)
+
+    def _count_connection(self):
+        if self.conn_id is None:
+            st = self.server.state
+            with st.lock:
+                st.connections += 1
+                self.conn_id = st.connections
 
     def _send(self, code, body, ctype="application/json", extra=None):
         if isinstance(body, (dict, list)):
@@ -284,6 +287,7 @@ class Handler(BaseHTTPRequestHandler):
             except S.ApiError as e:
                 self._error(e)
             return
+        self._count_connection()
         latency = st.config["latency"]
         if latency:
             time.sleep(latency)
