@@ -9,7 +9,8 @@
  *   test_git drive poll REPO URL REF [--ca F] [--token F] [--timeout MS] [--max BYTES]
  * does one poll (advertisement; fetch only when the ref moved from
  * refs/tagmoor/applied, which it then sets) and prints "oid fetched|idle",
- * plus "write_bytes N" (from /proc/self/io, around the poll only).
+ * plus "write_bytes N" (from /proc/self/io), "poll_ms N" and "poll_cpu_us N",
+ * all measured around the poll only.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -736,12 +738,22 @@ static long long io_write_bytes(void)
 	return v;
 }
 
+static long long cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+		ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
 static int drive(int argc, char **argv)
 {
 	struct tm_git_source src = { 0 };
 	struct tm_git *g = NULL;
 	char oid[41];
-	long long w0, w1;
+	long long w0, w1, c0, c1;
+	long t0, t1;
 	int r, fetched = 0;
 
 	if (argc < 6 || strcmp(argv[2], "poll") != 0) {
@@ -760,11 +772,17 @@ static int drive(int argc, char **argv)
 	if ((r = tm_git_open(&g, argv[3])) < 0)
 		goto out;
 	w0 = io_write_bytes();
+	c0 = cpu_us();
+	t0 = tm_test_ms();
 	r = poll_once(g, &src, argv[5], oid, &fetched);
+	t1 = tm_test_ms();
+	c1 = cpu_us();
 	w1 = io_write_bytes();
 	if (r == 0) {
 		printf("%s %s\n", oid, fetched ? "fetched" : "idle");
 		printf("write_bytes %lld\n", w1 - w0);
+		printf("poll_ms %ld\n", t1 - t0);
+		printf("poll_cpu_us %lld\n", c1 - c0);
 	}
 out:
 	if (r < 0)
