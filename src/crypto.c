@@ -423,3 +423,16 @@ void tm_crypto_wipe(void *p, size_t len)
 	if (p && len)
 		sodium_memzero(p, len);
 }
+
+const char *tm_crypto_mbedtls_version(void)
+{
+	static char v[32];
+
+	mbedtls_version_get_string(v);
+	return v;
+}
+
+const char *tm_crypto_sodium_version(void)
+{
+	return sodium_version_string();
+}

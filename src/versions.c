@@ -3,10 +3,18 @@
  * its library reports at run time.
  */
 #include "tagmoor/versions.h"
+#include "tagmoor/crypto.h"
+#include "tagmoor/git.h"
+#include "tagmoor/http.h"
 #include "tagmoor/yaml.h"
 
 void tm_versions_print(FILE *f)
 {
 	fprintf(f, "tagmoor %s\n", TM_VERSION);
+	fprintf(f, "libgit2 %s\n", tm_git_version());
+	fprintf(f, "mbedTLS %s\n", tm_crypto_mbedtls_version());
+	fprintf(f, "libcurl %s\n", tm_http_curl_version());
 	fprintf(f, "libyaml %s\n", tm_yaml_version());
+	fprintf(f, "libsodium %s\n", tm_crypto_sodium_version());
+	fprintf(f, "inih (reports no run-time version)\n");
 }

@@ -22,7 +22,8 @@ int tm_buf_puts(struct tm_buf *b, const char *s);
 int tm_buf_putc(struct tm_buf *b, char c);
 int tm_buf_printf(struct tm_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap);
+int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Takes the content (caller frees); the buffer is left empty. */
 char *tm_buf_detach(struct tm_buf *b);
 void tm_buf_reset(struct tm_buf *b);

@@ -90,4 +90,8 @@ int tm_crypto_equal(const void *a, const void *b, size_t len);
 /* Overwrites len bytes with zeros in a way the compiler keeps. */
 void tm_crypto_wipe(void *p, size_t len);
 
+/* Versions of the crypto libraries as they report themselves at run time. */
+const char *tm_crypto_mbedtls_version(void);
+const char *tm_crypto_sodium_version(void);
+
 #endif
