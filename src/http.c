@@ -28,6 +28,7 @@ struct tm_http {
 	CURL *easy;
 	CURLM *multi;
 	char *ca_file, *client_cert, *client_key;
+	struct pem { void *ptr; size_t len; } ca_pem, cert_pem, key_pem; /* key_pem: wiped */
 	char *username, *password;      /* secret: wiped */
 	struct curl_slist *headers;     /* base headers; may carry a bearer token: wiped */
 	char *user_agent;
@@ -96,6 +97,19 @@ static int dup_opt(char **out, const char *s)
 	return *out ? 0 : tm_error_set(TM_ENOMEM, "out of memory");
 }
 
+static int dup_pem(struct pem *out, const void *p, size_t len)
+{
+	out->ptr = NULL;
+	out->len = 0;
+	if (!p || !len)
+		return 0;
+	if (!(out->ptr = malloc(len)))
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	memcpy(out->ptr, p, len);
+	out->len = len;
+	return 0;
+}
+
 static int has_ctl(const char *s)
 {
 	for (; *s; s++)
@@ -160,6 +174,12 @@ void tm_http_free(struct tm_http *http)
 	free(http->ca_file);
 	free(http->client_cert);
 	free(http->client_key);
+	free(http->ca_pem.ptr);
+	free(http->cert_pem.ptr);
+	if (http->key_pem.ptr) {
+		wipe(http->key_pem.ptr, http->key_pem.len);
+		free(http->key_pem.ptr);
+	}
 	free(http->user_agent);
 	free_secret_str(http->username);
 	free_secret_str(http->password);
@@ -201,11 +221,26 @@ static int set_common(struct tm_http *h)
 		c |= curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
 		c |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
 	}
-	if (h->client_cert) {
+	if (h->ca_pem.len) {
+		/* Only these certificates are trusted (libcurl copies the blob). */
+		struct curl_blob b = { h->ca_pem.ptr, h->ca_pem.len, CURL_BLOB_COPY };
+		c |= curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+		c |= curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+		c |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	}
+	if (h->cert_pem.len) {
+		struct curl_blob b = { h->cert_pem.ptr, h->cert_pem.len, CURL_BLOB_COPY };
+		c |= curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
+		c |= curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	} else if (h->client_cert) {
 		c |= curl_easy_setopt(e, CURLOPT_SSLCERT, h->client_cert);
 		c |= curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
 	}
-	if (h->client_key) {
+	if (h->key_pem.len) {
+		struct curl_blob b = { h->key_pem.ptr, h->key_pem.len, CURL_BLOB_COPY };
+		c |= curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
+		c |= curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (h->client_key) {
 		c |= curl_easy_setopt(e, CURLOPT_SSLKEY, h->client_key);
 		c |= curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 	}
@@ -247,6 +282,10 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 	    (r = dup_opt(&h->client_key, opts->client_key)) < 0 ||
 	    (r = dup_opt(&h->username, opts->username)) < 0 ||
 	    (r = dup_opt(&h->password, opts->password)) < 0)
+		goto fail;
+	if ((r = dup_pem(&h->ca_pem, opts->ca_pem, opts->ca_pem_len)) < 0 ||
+	    (r = dup_pem(&h->cert_pem, opts->client_cert_pem, opts->client_cert_pem_len)) < 0 ||
+	    (r = dup_pem(&h->key_pem, opts->client_key_pem, opts->client_key_pem_len)) < 0)
 		goto fail;
 	if (opts->user_agent) {
 		r = dup_opt(&h->user_agent, opts->user_agent);

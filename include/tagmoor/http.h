@@ -38,6 +38,14 @@ struct tm_http_opts {
 	const char *ca_file;         /* PEM bundle trusted instead of the system CAs; NULL: system */
 	const char *client_cert;     /* PEM client certificate (mTLS), with client_key */
 	const char *client_key;
+	/* The same as PEM bytes in memory (a kubeconfig's *-data fields), used
+	 * instead of the files when set; copied into the client, the key wiped. */
+	const void *ca_pem;
+	size_t ca_pem_len;
+	const void *client_cert_pem;
+	size_t client_cert_pem_len;
+	const void *client_key_pem;  /* secret */
+	size_t client_key_pem_len;
 	const char *bearer_token;    /* sends "Authorization: Bearer <token>" */
 	const char *username;        /* basic auth (with password), sent pre-emptively */
 	const char *password;
