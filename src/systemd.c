@@ -234,6 +234,8 @@ static int check_syntax(const char *path, const char *content, size_t len)
 
 	if (memchr(content, '\0', len))
 		return tm_error_set(TM_EPARSE, "%.256s: not a text file (contains NUL bytes)", path);
+	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3; /* systemd skips a UTF-8 byte order mark */
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *ls = p, *le = nl ? nl : end;
@@ -245,8 +247,10 @@ static int check_syntax(const char *path, const char *content, size_t len)
 		continued = 0;
 		if (ls == le)
 			continue;
-		if (*ls == '#' || *ls == ';')
+		if (*ls == '#' || *ls == ';') {
+			continued = was_continued; /* comments inside a continuation are skipped */
 			continue;
+		}
 		if (le[-1] == '\\')
 			continued = 1;
 		if (was_continued)

@@ -6,7 +6,7 @@
 #
 # Cases: install + enable + start; unchanged second pass restarts nothing; change -> restart
 # (unit file and drop-in); removal -> stopped, disabled, deleted; failing unit -> TM_EAPPLY
-# naming the unit with journal lines; hand edit / hand delete -> drift repaired; a foreign unit
+# naming the unit with journal lines; a crash loop -> unhealthy; hand edit / hand delete -> drift repaired; a foreign unit
 # is not overwritten and nothing else is written; an invalid unit name writes nothing;
 # --root pre-seeding of an empty directory (wants/ symlinks, nothing started); dry run.
 set -u
@@ -31,9 +31,9 @@ check() {
 	if "$@"; then ok "$what"; else bad "$what"; fi
 }
 
-start=$(date +%s.%N)
+start=$(date +%s%N)
 nspawn_boot "tm-sd-$$" "$BUILD" || { echo "FAIL: container did not boot"; exit 1; }
-echo "# container booted in $(echo "$(date +%s.%N) - $start" | bc) s"
+echo "# container booted in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 
 R=$NSPAWN_DIR                 # the container's root, seen from the host
 UD=/etc/systemd/system        # unit_dir inside
@@ -62,9 +62,15 @@ reset_repo
 put common/web/web.service "$WEB"
 put common/web/web.service.d/10-env.conf '[Service]\nEnvironment=TM_LEVEL=1\n'
 put common/helper.service '[Service]\nType=oneshot\nExecStart=/bin/true\n'
+put jobs/once.service '[Service]\nType=oneshot\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n'
+put jobs/remain.service '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 0.5\n\n[Install]\nWantedBy=multi-user.target\n'
 drive sync --wait 20000
-check "sync succeeds" [ "$RC" = 0 ]
-check "three objects applied" has "applied=3 unchanged=0 pruned=0"
+check "sync succeeds (oneshot services count as healthy)" [ "$RC" = 0 ]
+check "five objects applied" has "applied=5 unchanged=0 pruned=0"
+check "oneshot ran" [ "$(in_c systemctl show -p Result --value once.service)" = success ] &&
+	[ "$(in_c systemctl show -p ExecMainStatus --value once.service)" = 0 ]
+check "oneshot with RemainAfterExit active (exited)" \
+	[ "$(in_c systemctl show -p SubState --value remain.service)" = exited ]
 check "web.service active" [ "$(active web.service)" = active ]
 check "web.service enabled" [ "$(in_c systemctl is-enabled web.service)" = enabled ]
 check "enablement symlink in multi-user.target.wants" \
@@ -75,8 +81,11 @@ check "drop-in in effect" \
 check "unit without [Install] written, not started" \
 	[ -f "$R$UD/helper.service" ] && [ "$(active helper.service)" = inactive ]
 check "unit files mode 0644" [ "$(stat -c %a "$R$UD/web.service")" = 644 ]
-check "inventory records the ids" \
-	[ "$(sort "$R$INV" | tr '\n' ' ')" = "helper.service web.service web.service.d/10-env.conf " ]
+check "inventory records the ids" [ "$(sort "$R$INV" | tr '\n' ' ')" = \
+	"helper.service once.service remain.service web.service web.service.d/10-env.conf " ]
+rm -rf "$R$REPO/jobs"
+drive sync --wait 20000
+check "oneshots pruned" [ "$RC" = 0 ] && has "pruned=2" && [ ! -e "$R$UD/once.service" ]
 PID1=$(mainpid web.service)
 
 echo "# 2. an unchanged second pass restarts nothing"
@@ -139,6 +148,15 @@ check "listed as unhealthy" has "unhealthy=fail.service"
 rm -f "$R$REPO/fail.service"
 drive sync --wait 10000
 check "failed unit pruned" [ "$RC" = 0 ] && [ ! -e "$R$UD/fail.service" ]
+# a crash loop (Restart=always) never settles: unhealthy within the wait
+put loop.service '[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=/bin/sh -c "sleep 0.3; exit 3"\nRestart=always\nRestartSec=200ms\n\n[Install]\nWantedBy=multi-user.target\n'
+drive sync --wait 3000
+check "crash-looping unit fails the health check" [ "$RC" = 1 ] && has "unhealthy=loop.service" &&
+	has "health check failed within 3000 ms: loop.service is"
+rm -f "$R$REPO/loop.service"
+drive sync --wait 10000
+check "crash-looping unit pruned and stopped" [ "$RC" = 0 ] && [ "$(active loop.service)" != active ] &&
+	[ "$(active loop.service)" != activating ]
 
 echo "# 7. a foreign unit is not overwritten, and nothing else is written"
 printf '[Service]\nExecStart=/bin/sleep 1\n' >"$R$UD/foreign.service"

@@ -222,6 +222,23 @@ static void test_parse(void **state)
 				  strlen(dropin)),
 			 0);
 	assert_int_equal(A->parse(&set, &ctx, "units/empty.target", "empty.target", "", 0), 0);
+	{
+		static const char tricky[] = "\xef\xbb\xbf[Service]\nExecStart=/bin/x \\\n# c\n  --flag\n";
+		assert_int_equal(A->parse(&set, &ctx, "units/t.service", "t.service", tricky,
+					  strlen(tricky)),
+				 0);
+		tm_objset_free(&set, A->free_data);
+		assert_int_equal(A->parse(&set, &ctx, "units/common/web/web.service", "common/web/web.service",
+					  WEB, strlen(WEB)),
+				 0);
+		assert_int_equal(A->parse(&set, &ctx, "units/web.service.d/10-env.conf",
+					  "web.service.d/10-env.conf", dropin, strlen(dropin)),
+				 0);
+		assert_int_equal(A->parse(&set, &ctx, "units/a@.service.d/x.conf", "x.conf", dropin,
+					  strlen(dropin)),
+				 0);
+		assert_int_equal(A->parse(&set, &ctx, "units/empty.target", "empty.target", "", 0), 0);
+	}
 	assert_int_equal(set.n, 4);
 	assert_string_equal(set.v[0].id, "web.service");
 	assert_string_equal(set.v[0].source, "units/common/web/web.service");
