@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <git2.h>
@@ -42,10 +43,35 @@
 #define TOKEN_MAX 4096
 #define REQUEST_MAX (8u * 1024 * 1024) /* one negotiation request body */
 
+/* The advertisement of the last tm_git_ls_remote, kept only when it showed
+ * an object we do not have, i.e. when a fetch is about to follow: the fetch
+ * replays it instead of asking again, so a poll is one advertisement. An idle
+ * poll keeps nothing. */
+#define ADV_CACHE_MAX (1024u * 1024)
+
 struct tm_git {
 	git_repository *repo;
 	char *path;
+	struct tm_buf adv;
+	char *adv_url;
+	uint64_t adv_ms;
 };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void adv_drop(struct tm_git *git)
+{
+	tm_buf_free(&git->adv);
+	free(git->adv_url);
+	git->adv_url = NULL;
+}
+
 
 /* --- libgit2 set-up ------------------------------------------------------ */
 
@@ -280,6 +306,7 @@ void tm_git_free(struct tm_git *git)
 	if (!git)
 		return;
 	git_repository_free(git->repo);
+	adv_drop(git);
 	free(git->path);
 	free(git);
 	tm_git_global_shutdown();
@@ -295,6 +322,9 @@ struct xfer {
 	uint64_t timeout_ms;
 	int code;               /* our error, once described with tm_error_set */
 	git_smart_subtransport_definition def;
+	struct tm_buf *record;  /* ls_remote: keep the advertisement here */
+	int record_full;
+	const struct tm_buf *replay; /* fetch: serve the advertisement from here */
 };
 
 struct sub {
@@ -309,6 +339,7 @@ struct gstream {
 	char *url;
 	struct tm_buf req;
 	struct tm_http_stream *hs;
+	size_t replay_off;
 };
 
 /* Records our error for the operation and hands libgit2 a copy. */
@@ -459,11 +490,25 @@ static int gs_read(git_smart_subtransport_stream *stream, char *buf, size_t len,
 	*out_n = 0;
 	if (x->code)
 		return xfail(x, x->code);
+	if (s->service == GIT_SERVICE_UPLOADPACK_LS && x->replay) {
+		size_t left = x->replay->len - s->replay_off;
+
+		*out_n = left < len ? left : len;
+		memcpy(buf, x->replay->ptr + s->replay_off, *out_n);
+		s->replay_off += *out_n;
+		return 0;
+	}
 	if (!s->hs && gs_start(s) < 0)
 		return -1;
 	before = tm_http_stream_received(s->hs);
 	r = tm_http_stream_read(s->hs, buf, len, out_n);
 	x->used += tm_http_stream_received(s->hs) - before;
+	if (r == 0 && *out_n && s->service == GIT_SERVICE_UPLOADPACK_LS && x->record && !x->record_full) {
+		if (*out_n > ADV_CACHE_MAX - 1 - x->record->len)
+			x->record_full = 1;
+		else if (tm_buf_put(x->record, buf, *out_n) < 0)
+			x->record_full = 1;
+	}
 	if (r == TM_ELIMIT) {
 		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted", x->url,
 			(unsigned long long)x->max);
@@ -605,6 +650,7 @@ static int valid_ref(const char *ref)
 
 int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_source *src, const char *ref)
 {
+	struct tm_buf adv;
 	struct xfer x;
 	git_remote *remote = NULL;
 	git_remote_callbacks cb;
@@ -612,8 +658,9 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_s
 	size_t n;
 	int r;
 
-	(void)git;
 	out_oid[0] = '\0';
+	tm_buf_init(&adv, 1);
+	adv_drop(git);
 	if ((r = valid_ref(ref)) < 0)
 		return r;
 	if ((r = xfer_init(&x, src)) < 0)
@@ -625,6 +672,8 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_s
 	git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
 	cb.transport = make_transport;
 	cb.payload = &x;
+	tm_buf_init(&adv, ADV_CACHE_MAX);
+	x.record = &adv;
 	if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL) < 0) {
 		r = net_fail(&x, x.url);
 		goto out;
@@ -641,7 +690,14 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_s
 			break;
 		}
 	}
+	if (r == 0 && !x.record_full && adv.len > 0 && tm_git_has_object(git, out_oid) == 0 &&
+	    (git->adv_url = strdup(src->url)) != NULL) {
+		git->adv = adv;
+		git->adv_ms = mono_ms();
+		tm_buf_init(&adv, 1);
+	}
 out:
+	tm_buf_free(&adv);
 	if (remote) {
 		git_remote_disconnect(remote);
 		git_remote_free(remote);
@@ -669,13 +725,18 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 	r = tm_git_has_object(git, expected_oid);
 	if (r < 0)
 		return r;
-	if (r == 1) /* already here (a tag moved back, or a retried fetch) */
+	if (r == 1) { /* already here (a tag moved back, or a retried fetch) */
+		adv_drop(git);
 		return tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid);
+	}
 	n = snprintf(spec, sizeof(spec), "+%s:%s", ref, TM_GIT_FETCHED_REF);
 	if (n < 0 || (size_t)n >= sizeof(spec))
 		return tm_error_set(TM_ECONFIG, "ref too long");
 	if ((r = xfer_init(&x, src)) < 0)
 		goto out;
+	/* The advertisement this poll already made, if it is still fresh. */
+	if (git->adv_url && strcmp(git->adv_url, src->url) == 0 && mono_ms() - git->adv_ms < x.timeout_ms)
+		x.replay = &git->adv;
 	co.repository = git->repo;
 	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	if (git_remote_create_with_opts(&remote, src->url, &co) < 0) {
@@ -709,6 +770,7 @@ out:
 		git_remote_free(remote);
 	}
 	xfer_free(&x);
+	adv_drop(git);
 	return r;
 }
 

@@ -2,7 +2,7 @@
 # test_git_fetch.sh — the source end to end over real HTTPS (nginx + git
 # http-backend from lib.sh), through the poll driver built with the unit tests
 # (tests/test_git drive poll): first fetch, idle poll (one GET, no POST, no
-# bytes written to disk), a force-moved tag followed, basic auth, redirect,
+# bytes written to disk), a force-moved tag followed (one GET, one POST), basic auth, redirect,
 # untrusted CA, silent server, max_fetch and a broken repo.git rebuilt.
 set -u
 . "${TM_SOURCE_DIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
@@ -49,8 +49,13 @@ tm_repo_tag fleet stable -f >/dev/null
 tm_repo_push fleet --force
 tag2=$(git -C "$TM_TMP/work/fleet" rev-parse stable)
 [ "$tag1" != "$tag2" ] || fail "tag did not move"
+tm_git_log_reset
 out=$(poll git/fleet.git refs/tags/stable) || fail "moved poll: $out"
 [ "$(echo "$out" | head -1)" = "$tag2 fetched" ] || fail "moved poll printed: $out"
+# One advertisement per poll, also when it fetches.
+sleep 0.3
+[ "$(tm_git_log_count GET 'info/refs')" = 1 ] || fail "moved poll: expected one GET: $(cat "$TM_GIT_LOG")"
+[ "$(tm_git_log_count POST 'git-upload-pack')" = 1 ] || fail "moved poll: expected one POST: $(cat "$TM_GIT_LOG")"
 [ "$(git --git-dir="$STATE/repo.git" rev-parse refs/tagmoor/fetched)" = "$tag2" ] || fail "fetched ref"
 git --git-dir="$STATE/repo.git" fsck --no-dangling >/dev/null 2>&1 || fail "fsck complains"
 

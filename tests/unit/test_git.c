@@ -419,7 +419,9 @@ static void test_fetch_moved_tag_and_idle_poll(void **state)
 	assert_int_equal(fetched, 1);
 	assert_string_equal(oid, tag1);
 	assert_int_equal(tm_git_has_object(g, tag1), 1);
+	/* a poll that fetches: still one advertisement, then the pack */
 	assert_int_equal(tm_test_log_wait(&srv, "POST", "/git/mv.git/git-upload-pack", 1), 1);
+	assert_int_equal(tm_test_log_count(&srv, "GET", "/git/mv.git/info/refs"), 1);
 
 	/* Nothing moved: exactly one GET of the advertisement, no POST. */
 	tm_test_log_reset(&srv);
@@ -435,9 +437,12 @@ static void test_fetch_moved_tag_and_idle_poll(void **state)
 	rev_parse(tag2, "mv", "stable");
 	rev_parse(commit2, "mv", "main");
 	assert_string_not_equal(tag1, tag2);
+	tm_test_log_reset(&srv);
 	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
 	assert_int_equal(fetched, 1);
 	assert_string_equal(oid, tag2);
+	assert_int_equal(tm_test_log_wait(&srv, "POST", "/git/mv.git/git-upload-pack", 1), 1);
+	assert_int_equal(tm_test_log_count(&srv, "GET", "/git/mv.git/info/refs"), 1);
 	assert_int_equal(tm_git_has_object(g, tag2), 1);
 	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_FETCHED_REF), 0);
 	assert_string_equal(oid, tag2);
@@ -461,6 +466,19 @@ static void test_fetch_moved_tag_and_idle_poll(void **state)
 	assert_string_equal(oid, tag1);
 	assert_int_equal(tm_test_log_wait(&srv, "GET", "/git/mv.git/info/refs", 1), 1);
 	assert_int_equal(tm_test_log_count(&srv, "POST", ""), 0);
+
+	/* A fetch without a fresh advertisement asks for one itself. */
+	repo_commit("mv", "k8s/b.yaml", "v3");
+	repo_push("mv");
+	{
+		char c3[64];
+
+		rev_parse(c3, "mv", "main");
+		tm_test_log_reset(&srv);
+		assert_int_equal(tm_git_fetch(g, &src, "refs/heads/main", c3), 0);
+		assert_int_equal(tm_test_log_wait(&srv, "GET", "/git/mv.git/info/refs", 1), 1);
+		rev_parse(commit2, "mv", "main");
+	}
 
 	/* Branches work too. */
 	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/main"), 0);
