@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import re
+import select
 import ssl
 import sys
 import threading
@@ -55,6 +56,9 @@ _YamlLoader.yaml_implicit_resolvers = {
 def parse_body(raw, ctype):
     if not raw:
         raise S.bad_request("the body of the request was empty")
+    if "protobuf" in ctype or "cbor" in ctype:
+        raise S.ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - '
+                         'accepted media types include: application/json, application/yaml', {})
     try:
         return json.loads(raw)
     except ValueError:
@@ -664,6 +668,8 @@ class Handler(BaseHTTPRequestHandler):
                             out.append((et, store._out(r, obj)))
                 for et, obj in out:
                     send(et, obj)
+                if not out and select.select([self.connection], [], [], 0)[0]:
+                    break  # the client went away (EOF / close_notify): end this watch now
                 if bookmarks and time.monotonic() - last_bookmark > 5:
                     send("BOOKMARK", {"kind": r.kind, "apiVersion": r.api_version,
                                       "metadata": {"resourceVersion": str(since)}})
