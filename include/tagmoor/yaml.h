@@ -1,9 +1,83 @@
 /*
- * yaml.h — YAML/JSON text to the document tree with Kubernetes' typing
- * rules (arrives with the Kubernetes applier). For now: the library version.
+ * yaml.h — YAML and JSON text to the document tree (doc.h), typed exactly
+ * as kubectl and the Kubernetes API server type it: sigs.k8s.io/yaml over
+ * go-yaml v2 (YAML 1.1: yes/no/on/off/y/n booleans, 0644 octal, `_` in
+ * numbers, merge keys, last duplicate key wins, non-string keys become
+ * strings, .inf/.nan refused), then JSON numbers as the API machinery reads
+ * them (an integral value that fits int64 is an integer, anything else a
+ * float). docs/yaml.md lists every rule and where kubectl differs from the
+ * YAML specification.
+ *
+ * Every parser takes limits (NULL: tm_yaml_limits_default). Hostile input
+ * (a billion laughs, 10,000-deep nesting, a 100 MB scalar, millions of
+ * nodes) is refused early with TM_ELIMIT and bounded memory.
  */
 #ifndef TAGMOOR_YAML_H
 #define TAGMOOR_YAML_H
+
+#include <stddef.h>
+
+struct tm_doc;
+
+struct tm_yaml_limits {
+	size_t max_bytes;           /* input size */
+	unsigned max_depth;         /* nesting of maps and sequences, aliases expanded */
+	size_t max_nodes;           /* nodes built per call, aliases expanded */
+	size_t max_alias_expansion; /* nodes copied by aliases and merges per call */
+};
+
+#define TM_YAML_MAX_BYTES (4u << 20)
+#define TM_YAML_MAX_DEPTH 100u
+#define TM_YAML_MAX_NODES 500000u
+#define TM_YAML_MAX_ALIAS_EXPANSION 100000u
+#define TM_YAML_LIMITS_DEFAULT \
+	{ TM_YAML_MAX_BYTES, TM_YAML_MAX_DEPTH, TM_YAML_MAX_NODES, TM_YAML_MAX_ALIAS_EXPANSION }
+
+extern const struct tm_yaml_limits tm_yaml_limits_default;
+
+/*
+ * A manifest file (YAML stream or JSON), read the way `kubectl apply -f`
+ * reads it:
+ *  - a file whose first non-space character is '{' is a stream of JSON
+ *    values; anything else is YAML, split into documents at lines starting
+ *    with "---" (only spaces or a comment may follow it there; anything else
+ *    is an error), each piece decoded as one YAML document (content after a
+ *    "..." end marker in the same piece is ignored, as kubectl does);
+ *  - invalid UTF-8 becomes U+FFFD, a UTF-8 byte order mark is dropped,
+ *    UTF-16 with a byte order mark is converted;
+ *  - empty and null documents are skipped;
+ *  - every other document must be an object with a non-empty string `kind`,
+ *    an `apiVersion` that is a string if present and a `metadata` that
+ *    decodes as Kubernetes ObjectMeta;
+ *  - an object with an `items` key is a list (any kind): its items (objects
+ *    with `kind` and `apiVersion`; items without both inherit them from the
+ *    list, the kind without its "List" suffix) replace it in the output; an
+ *    item that is itself a list is an error.
+ * On success *out_docs is an array of *out_n objects (tm_yaml_docs_free);
+ * *out_n may be 0. Errors name origin, the document (1-based piece of the
+ * file) and the line: "k8s/app.yaml: document 2 (line 14): ...".
+ */
+int tm_yaml_parse_stream(struct tm_doc ***out_docs, size_t *out_n, const char *text, size_t len,
+			 const char *origin, const struct tm_yaml_limits *lim);
+void tm_yaml_docs_free(struct tm_doc **docs, size_t n);
+
+/*
+ * One YAML (or JSON-as-YAML) document of any shape, e.g. a kubeconfig: the
+ * first document of text with the same typing rules; an empty text or an
+ * empty document gives a TM_DOC_NULL node. No kubectl object checks.
+ */
+int tm_yaml_parse(struct tm_doc **out, const char *text, size_t len, const char *origin,
+		  const struct tm_yaml_limits *lim);
+
+/*
+ * Strict JSON (RFC 8259) as Go's encoding/json reads it, for API responses:
+ * one value with only white space around it; numbers without fraction or
+ * exponent that fit int64 are TM_DOC_INT, other numbers TM_DOC_FLOAT (out of
+ * float64 range: error); duplicate keys: the last wins; invalid UTF-8 and
+ * lone surrogate escapes become U+FFFD.
+ */
+int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
+		  const struct tm_yaml_limits *lim);
 
 /* "0.2.5" as libyaml reports it at run time. */
 const char *tm_yaml_version(void);
