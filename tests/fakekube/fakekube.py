@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 
 import yaml  # noqa: E402  (Debian: python3-yaml)
 
@@ -421,6 +422,8 @@ class Handler(BaseHTTPRequestHandler):
             sub = rest[2]
             if sub not in r.subresources:
                 raise S.not_found_path()
+        if r.namespaced and not ns and (name is not None or self.command not in ("GET", "HEAD")):
+            raise S.not_found_path()  # a namespaced resource has only its list at the cluster path
         self.res_name = (r.group + "/" if r.group else "") + r.name + ("/" + sub if sub else "")
         self._resource(r, ns, name, sub, body)
 

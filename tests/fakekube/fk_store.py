@@ -432,7 +432,8 @@ class Store:
             if not isinstance(spec, dict):
                 obj["spec"] = {}
             obj["spec"].setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["status"] = {"phase": "Active"}
             labels = obj["metadata"].setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         elif g == "apiextensions.k8s.io" and k == "CustomResourceDefinition" and isinstance(spec, dict):
