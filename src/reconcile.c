@@ -7,10 +7,11 @@
  *
  * A poll that finds nothing new writes nothing: the drift check reads the
  * applied revision from the local repository and only writes state when it
- * repaired something. Before anything is applied the state records the union
- * of the old inventory and the new desired set, so that after a power cut in
- * the middle of an apply every file tagmoor may have written is still known
- * as its own.
+ * repaired something. The inventory (what tagmoor may change or remove)
+ * grows only by what an applier reports it wrote; after a power cut in the
+ * middle of an apply the same revision is retried and the appliers adopt
+ * objects that already match it (systemd: identical files; Kubernetes: the
+ * ownership labels), so nothing foreign is ever taken over.
  */
 #include "tagmoor/reconcile.h"
 #include "tagmoor/config.h"
@@ -101,36 +102,11 @@ static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, 
 	return 0;
 }
 
-/* The inventory to record before applying: old ∪ desired. */
-static int widen_inventories(struct tm_state *st, const struct tm_pass *p, const struct plans *pl)
+static int strv_has(char *const *v, size_t n, const char *s)
 {
-	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
-		struct tm_inventory *inv;
-		char **ids = NULL;
-		size_t n = 0;
-		int r = 0;
-
-		if (!p->appliers[i].enabled)
-			continue;
-		inv = tm_state_inventory(st, p->appliers[i].name);
-		if (!inv)
-			return tm_error_set(TM_ENOMEM, "out of memory");
-		for (size_t j = 0; j < inv->n && r == 0; j++)
-			r = tm_strv_push(&ids, &n, inv->ids[j]);
-		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
-			if (tm_objset_find(&pl->set[i], pl->set[i].v[j].id) == (long)j) {
-				int dup = 0;
-				for (size_t k = 0; k < inv->n; k++)
-					dup |= strcmp(inv->ids[k], pl->set[i].v[j].id) == 0;
-				if (!dup)
-					r = tm_strv_push(&ids, &n, pl->set[i].v[j].id);
-			}
-		if (r == 0)
-			r = tm_state_set_inventory(st, p->appliers[i].name, ids, n);
-		tm_strv_free(ids, n);
-		if (r < 0)
-			return r;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return 1;
 	return 0;
 }
 
@@ -155,7 +131,16 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 			return tm_error_set(TM_ENOMEM, "out of memory");
 		r = ap->apply(res, ctx, &pl->set[i], inv->ids, inv->n);
 		if (r < 0) {
+			/* what was written before the failure is tagmoor's now */
 			add_error(p, stage, res->error_object, "%s", tm_error_last());
+			for (size_t j = 0; j < inv->n; j++)
+				tm_strv_push(&ids, &nids, inv->ids[j]);
+			for (size_t j = 0; j < res->nchanged; j++)
+				if (tm_objset_find(&pl->set[i], res->changed[j]) >= 0 &&
+				    !strv_has(inv->ids, inv->n, res->changed[j]))
+					tm_strv_push(&ids, &nids, res->changed[j]);
+			tm_state_set_inventory(st, ap->name, ids, nids);
+			tm_strv_free(ids, nids);
 			return r;
 		}
 		if (ap->prune && (i == 0 ? p->cfg->kubernetes.prune : p->cfg->systemd.prune)) {
@@ -388,10 +373,6 @@ int tm_reconcile_pass(struct tm_pass *p)
 	/* apply, health, commit state */
 	if (p->verdict.tag_time > st.accepted_time)
 		st.accepted_time = p->verdict.tag_time;
-	if ((r = widen_inventories(&st, p, &pl)) < 0 || (r = tm_state_save(&st, cfg->agent.state_dir)) < 0) {
-		add_error(p, "state", NULL, "%s", tm_error_last());
-		goto out;
-	}
 	r = apply_all(p, &st, &pl, &ctx, "apply");
 	if (r == 0) {
 		set_revision(&st.applied, &p->verdict);
