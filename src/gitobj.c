@@ -155,7 +155,7 @@ int tm_gitobj_parse_tag(struct tm_gitobj_tag *out, const char *raw, size_t len)
 		return tm_error_set(TM_EPARSE, "tag object: unexpected header after tagger");
 	if (pos < len)
 		pos++; /* the blank line */
-	size_t sig_at;
+	size_t sig_at = len;
 	if ((r = split_signature(raw, len, pos, &sig_at, &out->sig_kind)) < 0)
 		return TM_EPARSE;
 	out->message = raw + pos;

@@ -119,6 +119,7 @@ static int truncated(const char *what)
 
 static int rd_bytes(struct rd *r, const unsigned char **out, size_t len, const char *what)
 {
+	*out = NULL; /* outputs are defined on failure too (and gcc -O2 can see it) */
 	if (len > r->n)
 		return truncated(what);
 	*out = r->p;
@@ -132,6 +133,7 @@ static int rd_u8(struct rd *r, unsigned *v, const char *what)
 	const unsigned char *p;
 	int ret = rd_bytes(r, &p, 1, what);
 
+	*v = 0;
 	if (ret == 0)
 		*v = p[0];
 	return ret;
@@ -147,6 +149,7 @@ static int rd_u16(struct rd *r, size_t *v, const char *what)
 	const unsigned char *p;
 	int ret = rd_bytes(r, &p, 2, what);
 
+	*v = 0;
 	if (ret == 0)
 		*v = (size_t)p[0] << 8 | p[1];
 	return ret;
@@ -157,6 +160,7 @@ static int rd_u32(struct rd *r, uint32_t *v, const char *what)
 	const unsigned char *p;
 	int ret = rd_bytes(r, &p, 4, what);
 
+	*v = 0;
 	if (ret == 0)
 		*v = be32(p);
 	return ret;
@@ -168,6 +172,8 @@ static int rd_mpi(struct rd *r, const unsigned char **v, size_t *len, const char
 	size_t bits;
 	int ret;
 
+	*v = NULL;
+	*len = 0;
 	if ((ret = rd_u16(r, &bits, what)) < 0)
 		return ret;
 	*len = (bits + 7) / 8;
@@ -1075,6 +1081,8 @@ struct found {
 
 static int find_key(struct found *f, const struct tm_pgp_keyring *kr, const struct pgp_sig *s)
 {
+	f->cert = NULL;
+	f->key = NULL;
 	for (size_t i = 0; kr && i < kr->n; i++) {
 		const struct pgp_cert *c = &kr->certs[i];
 		for (size_t j = 0; j <= c->nsubs; j++) {

@@ -76,6 +76,7 @@ struct rd {
 
 static int rd_u32(struct rd *r, uint32_t *v)
 {
+	*v = 0; /* outputs are defined on failure too (and gcc -O2 can see it) */
 	if (r->n < 4)
 		return tm_error_set(TM_EPARSE, "%s: truncated", r->what);
 	*v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
@@ -89,6 +90,8 @@ static int rd_string(struct rd *r, const unsigned char **s, size_t *len)
 	uint32_t l;
 	int ret;
 
+	*s = NULL;
+	*len = 0;
 	if ((ret = rd_u32(r, &l)) < 0)
 		return ret;
 	if (l > r->n)
