@@ -17,8 +17,10 @@
  * the advertisement showed: libgit2's tag auto-follow ignores forced tag
  * refspecs, so a moved tag would otherwise be silently kept at its old value.
  *
- * An idle poll (tm_git_ls_remote) never touches the repository: it writes
- * nothing and keeps nothing once it returns.
+ * An idle poll (tm_git_ls_remote) writes nothing and keeps nothing once it
+ * returns; it only looks the advertised object up in the object database.
+ * When that object is missing a fetch follows, and the advertisement is kept
+ * for it (see ADV_CACHE_MAX), so that even a fetching poll asks once.
  */
 #define _GNU_SOURCE
 #include "tagmoor/git.h"
@@ -71,7 +73,6 @@ static void adv_drop(struct tm_git *git)
 	free(git->adv_url);
 	git->adv_url = NULL;
 }
-
 
 /* --- libgit2 set-up ------------------------------------------------------ */
 

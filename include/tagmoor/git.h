@@ -49,7 +49,10 @@ void tm_git_free(struct tm_git *git);
 
 /* One ref advertisement: out_oid gets the object id the server shows for ref
  * (for an annotated tag, the tag object, not the peeled commit).
- * TM_ENOTFOUND when the ref is not advertised. Writes nothing to disk. */
+ * TM_ENOTFOUND when the ref is not advertised. Writes nothing to disk. When
+ * the object is not here yet, the advertisement is kept (in memory, until the
+ * next call) for a tm_git_fetch of the same url within `timeout`, which then
+ * makes no second advertisement request. */
 int tm_git_ls_remote(char out_oid[41], struct tm_git *git,
 	const struct tm_git_source *src, const char *ref);
 
