@@ -190,6 +190,7 @@ static int save_state(struct tm_pass *p, struct tm_state *st)
 	int r;
 
 	st->seq++;
+	p->duration_ms = now_ms() - p->started_ms;
 	tm_buf_init(&doc, 1024 * 1024);
 	if ((r = tm_pass_status_json(&doc, p, st->seq)) == 0)
 		r = tm_state_set_status(st, doc.ptr);
