@@ -1,0 +1,304 @@
+/*
+ * tm-kube-drive.c — drives the Kubernetes applier table on directories of
+ * manifests, the way a reconcile pass does, for the integration tests
+ * (tests/integration/test_kube_apply.sh) and bench/kube-apply: the applier
+ * without Git, signatures or state.json.
+ *
+ *   tm-kube-drive COMMAND --from DIR [--from DIR]... [--inventory FILE]
+ *                 [--kubeconfig FILE] [--device ID] [--url URL] [--ref REF]
+ *                 [--field-manager NAME] [--wait MS] [--no-prune] [--root DIR]
+ *                 [-v|-q]
+ *   COMMAND: apply | prune | health | drift | sync (= apply, prune, health)
+ *            | diff (= apply and prune as `tagmoor diff` runs them)
+ *
+ * Every --from is one `paths` entry, read recursively in sorted order; a
+ * later entry replaces objects of an earlier one (the overlay). Without
+ * --kubeconfig the in-cluster service account is used. --inventory holds the
+ * ids applied before, one a line, and is updated as state.json would be:
+ * old ∪ desired before applying, desired ∪ kept after pruning. The result is
+ * printed as KEY=VALUE lines; exit 0 on success, 1 on failure, 2 on usage.
+ */
+#define _GNU_SOURCE
+#include "tagmoor/applier.h"
+#include "tagmoor/config.h"
+#include "tagmoor/error.h"
+#include "tagmoor/fileio.h"
+#include "tagmoor/kube.h"
+#include "tagmoor/log.h"
+#include "tagmoor/plan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const struct tm_applier *A = &tm_kube_applier;
+
+static int add_layer(struct tm_objset *set, struct tm_objset *layer)
+{
+	int r = 0;
+
+	for (size_t k = 0; r == 0 && k < layer->n; k++) {
+		long at = tm_objset_find(set, layer->v[k].id);
+		if (at >= 0) {
+			struct tm_object tmp = set->v[at];
+			set->v[at] = layer->v[k];
+			layer->v[k] = tmp;
+		} else {
+			r = tm_objset_add(set, layer->v[k].id, layer->v[k].source, layer->v[k].content,
+					  layer->v[k].len, layer->v[k].data);
+			if (r == 0)
+				layer->v[k].data = NULL;
+		}
+	}
+	return r;
+}
+
+static int read_tree(struct tm_objset *layer, const struct tm_applier_ctx *ctx, const char *top, const char *rel)
+{
+	char dir[4096];
+	struct dirent **ents = NULL;
+	int n, r = 0;
+
+	snprintf(dir, sizeof(dir), "%s%s%s", top, *rel ? "/" : "", rel);
+	n = scandir(dir, &ents, NULL, alphasort);
+	if (n < 0)
+		return tm_error_set(TM_EIO, "%s: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		const char *name = ents[i]->d_name;
+		char relpath[4096], path[8192];
+		struct stat st;
+
+		if (r < 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		snprintf(relpath, sizeof(relpath), "%s%s%s", rel, *rel ? "/" : "", name);
+		snprintf(path, sizeof(path), "%s/%s", top, relpath);
+		if (lstat(path, &st) < 0) {
+			r = tm_error_set(TM_EIO, "%s: %s", path, strerror(errno));
+		} else if (S_ISLNK(st.st_mode)) {
+			r = tm_error_set(TM_EPARSE, "%s: is a symbolic link (refused)", relpath);
+		} else if (S_ISDIR(st.st_mode)) {
+			r = read_tree(layer, ctx, top, relpath);
+		} else if (A->wants(relpath, name)) {
+			struct tm_buf b;
+			size_t before = layer->n;
+
+			tm_buf_init(&b, TM_PLAN_MAX_FILE + 1);
+			r = tm_file_read(&b, path, TM_PLAN_MAX_FILE);
+			if (r == 0)
+				r = A->parse(layer, ctx, relpath, relpath, b.ptr ? b.ptr : "", b.len);
+			for (size_t k = before; r == 0 && k < layer->n; k++)
+				for (size_t j = 0; j < k; j++)
+					if (strcmp(layer->v[k].id, layer->v[j].id) == 0) {
+						r = tm_error_set(TM_EPARSE, "%s: %s is also defined in %s", relpath,
+								 layer->v[k].id, layer->v[j].source);
+						break;
+					}
+			tm_buf_free(&b);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return r;
+}
+
+static int read_inventory(char ***v, size_t *n, const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char line[2048];
+	int r = 0;
+
+	if (!f)
+		return errno == ENOENT ? 0 : tm_error_set(TM_EIO, "%s: %s", file, strerror(errno));
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0])
+			r = tm_strv_push(v, n, line);
+	}
+	fclose(f);
+	return r;
+}
+
+static int write_inventory(const char *file, char **v, size_t n)
+{
+	struct tm_buf b;
+	int r = 0;
+
+	tm_buf_init(&b, 64 << 20);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = tm_buf_printf(&b, "%s\n", v[i]);
+	if (r == 0)
+		r = tm_file_write_atomic(file, b.ptr ? b.ptr : "", b.len, 0644);
+	tm_buf_free(&b);
+	return r;
+}
+
+static int has(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+static void print_list(const char *key, char **v, size_t n)
+{
+	printf("%s=", key);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? "," : "", v[i]);
+	putchar('\n');
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: tm-kube-drive apply|prune|health|drift|sync|diff --from DIR [--from DIR]... "
+			"[--inventory FILE] [--kubeconfig FILE] [--device ID] [--url URL] [--ref REF] "
+			"[--field-manager NAME] [--wait MS] [--no-prune] [--root DIR] [-v|-q]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd, *froms[16], *invfile = NULL;
+	size_t nfrom = 0;
+	struct tm_config cfg;
+	struct tm_applier_ctx ctx = { 0 };
+	struct tm_objset desired = { 0 };
+	struct tm_apply_result res = { 0 };
+	char **inv = NULL, **kept = NULL;
+	size_t ninv = 0, nkept = 0;
+	int r = 0, do_apply, do_prune, do_health, do_drift, pruned = 0, prune_on = 1;
+
+	memset(&cfg, 0, sizeof(cfg));
+	tm_log_setup(TM_LOG_TEXT, TM_LOG_WARN);
+	cfg.agent.device_id = "tm-kube-drive";
+	cfg.source.url = "https://git.example.invalid/fleet.git";
+	cfg.source.ref = "refs/tags/stable";
+	cfg.kubernetes.field_manager = "tagmoor";
+	cfg.kubernetes.wait_ms = 30000;
+	cfg.kubernetes.enabled = 1;
+	if (argc < 2)
+		return usage();
+	cmd = argv[1];
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-v") == 0)
+			tm_log_setup(TM_LOG_TEXT, TM_LOG_DEBUG);
+		else if (strcmp(a, "-q") == 0)
+			tm_log_setup(TM_LOG_TEXT, TM_LOG_ERROR);
+		else if (strcmp(a, "--no-prune") == 0)
+			prune_on = 0;
+		else if (i + 1 >= argc)
+			return usage();
+		else if (strcmp(a, "--from") == 0 && nfrom < 16)
+			froms[nfrom++] = argv[++i];
+		else if (strcmp(a, "--inventory") == 0)
+			invfile = argv[++i];
+		else if (strcmp(a, "--kubeconfig") == 0)
+			cfg.kubernetes.kubeconfig = argv[++i];
+		else if (strcmp(a, "--device") == 0)
+			cfg.agent.device_id = argv[++i];
+		else if (strcmp(a, "--url") == 0)
+			cfg.source.url = argv[++i];
+		else if (strcmp(a, "--ref") == 0)
+			cfg.source.ref = argv[++i];
+		else if (strcmp(a, "--field-manager") == 0)
+			cfg.kubernetes.field_manager = argv[++i];
+		else if (strcmp(a, "--wait") == 0)
+			cfg.kubernetes.wait_ms = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(a, "--root") == 0)
+			ctx.root = argv[++i];
+		else
+			return usage();
+	}
+	if (strcmp(cmd, "diff") == 0)
+		ctx.dry_run = 1;
+	do_apply = strcmp(cmd, "apply") == 0 || strcmp(cmd, "sync") == 0 || ctx.dry_run;
+	do_prune = (strcmp(cmd, "prune") == 0 || strcmp(cmd, "sync") == 0 || ctx.dry_run) && prune_on;
+	do_health = strcmp(cmd, "health") == 0 || strcmp(cmd, "sync") == 0;
+	do_drift = strcmp(cmd, "drift") == 0;
+	if (!(do_apply || do_prune || do_health || do_drift || strcmp(cmd, "prune") == 0))
+		return usage();
+	cfg.kubernetes.prune = prune_on;
+	ctx.cfg = &cfg;
+	ctx.out = stdout;
+
+	for (size_t i = 0; i < nfrom && r == 0; i++) {
+		struct tm_objset layer = { 0 };
+		struct stat st;
+		if (stat(froms[i], &st) == 0)
+			r = read_tree(&layer, &ctx, froms[i], "");
+		if (r == 0)
+			r = add_layer(&desired, &layer);
+		tm_objset_free(&layer, A->free_data);
+	}
+	if (r < 0)
+		goto out;
+	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
+		goto out;
+	if (do_apply) {
+		if (invfile && !ctx.dry_run) {
+			/* before applying: what was and what will be tagmoor's */
+			char **wide = NULL;
+			size_t nw = 0;
+			for (size_t k = 0; k < ninv && r == 0; k++)
+				r = tm_strv_push(&wide, &nw, inv[k]);
+			for (size_t k = 0; k < desired.n && r == 0; k++)
+				if (!has(wide, nw, desired.v[k].id))
+					r = tm_strv_push(&wide, &nw, desired.v[k].id);
+			if (r == 0)
+				r = write_inventory(invfile, wide, nw);
+			tm_strv_free(wide, nw);
+			if (r < 0)
+				goto out;
+		}
+		if ((r = A->apply(&res, &ctx, &desired, inv, ninv)) < 0)
+			goto out;
+	}
+	if (do_prune) {
+		r = A->prune(&res, &ctx, &desired, inv, ninv, &kept, &nkept);
+		pruned = 1;
+		if (invfile && !ctx.dry_run) {
+			char **nv = NULL;
+			size_t nn = 0;
+			int w = 0;
+			for (size_t k = 0; k < desired.n && w == 0; k++)
+				w = tm_strv_push(&nv, &nn, desired.v[k].id);
+			for (size_t k = 0; k < nkept && w == 0; k++)
+				if (!has(nv, nn, kept[k]))
+					w = tm_strv_push(&nv, &nn, kept[k]);
+			if (w == 0)
+				write_inventory(invfile, nv, nn);
+			tm_strv_free(nv, nn);
+		}
+		if (r < 0)
+			goto out;
+	} else if (do_apply && invfile && !ctx.dry_run && !prune_on) {
+		/* prune = no: everything stays tagmoor's */
+	}
+	if (do_health && (r = A->health(&res, &ctx, &desired, cfg.kubernetes.wait_ms)) < 0)
+		goto out;
+	if (do_drift && (r = A->drift(&res, &ctx, &desired)) < 0)
+		goto out;
+out:
+	tm_kube_pass_end();
+	fflush(stdout);
+	printf("rc=%d\n", r);
+	printf("applied=%u unchanged=%u pruned=%u\n", res.applied, res.unchanged, res.pruned);
+	print_list("changed", res.changed, res.nchanged);
+	print_list("drifted", res.drifted, res.ndrifted);
+	print_list("unhealthy", res.unhealthy, res.nunhealthy);
+	if (pruned)
+		print_list("kept", kept, nkept);
+	printf("error_object=%s\n", res.error_object ? res.error_object : "");
+	if (r < 0)
+		printf("error=%s\n", tm_error_last());
+	tm_apply_result_free(&res);
+	tm_objset_free(&desired, A->free_data);
+	tm_strv_free(inv, ninv);
+	tm_strv_free(kept, nkept);
+	return r < 0 ? 1 : 0;
+}
