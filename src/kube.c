@@ -1185,45 +1185,45 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 
 	clean(kbuf, sizeof(kbuf), kind ? kind : "?", 64);
 	if (!av || !*av)
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s: apiVersion is required and must be a string",
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: apiVersion is required and must be a string",
 				    path, line, kbuf);
 	if (!valid_api_version(av)) {
 		char a[80];
 		clean(a, sizeof(a), av, 64);
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s: malformed apiVersion \"%s\"", path, line, kbuf, a);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion \"%s\"", path, line, kbuf, a);
 	}
 	if (!kind || !valid_kind(kind))
-		return tm_error_set(TM_EPARSE, "%.256s:%u: kind is required and must be a name like Deployment",
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): kind is required and must be a name like Deployment",
 				    path, line);
 	if (!md || md->type != TM_DOC_MAP)
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s: metadata is required and must be a map", path,
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: metadata is required and must be a map", path,
 				    line, kbuf);
 	name = doc_str(tm_doc_map_get(md, "name"));
 	if (!name || !*name) {
 		int gen = tm_doc_map_get(md, "generateName") != NULL;
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s: metadata.name is required and must be a string%s",
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: metadata.name is required and must be a string%s",
 				    path, line, kbuf, gen ? " (generateName cannot be applied)" : "");
 	}
 	if (!valid_name(name, strlen(name), TM_KUBE_NAME_MAX)) {
 		char nb[80];
 		clean(nb, sizeof(nb), name, 64);
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s: invalid metadata.name \"%s\"", path, line, kbuf, nb);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: invalid metadata.name \"%s\"", path, line, kbuf, nb);
 	}
 	{
 		const struct tm_doc *nsd = tm_doc_map_get(md, "namespace");
 		if (nsd && nsd->type != TM_DOC_NULL) {
 			if (!(ns = doc_str(nsd)))
-				return tm_error_set(TM_EPARSE, "%.256s:%u: %s %.64s: metadata.namespace must be a string",
+				return tm_error_set(TM_EPARSE, "%.256s (line %u): %s %.64s: metadata.namespace must be a string",
 						    path, line, kbuf, name);
 			if (!*ns)
 				ns = NULL;
 			else if (!valid_name(ns, strlen(ns), 63))
-				return tm_error_set(TM_EPARSE, "%.256s:%u: %s %.64s: invalid metadata.namespace",
+				return tm_error_set(TM_EPARSE, "%.256s (line %u): %s %.64s: invalid metadata.namespace",
 						    path, line, kbuf, name);
 		}
 	}
 	if (split_api_version(av, group, sizeof(group), version, sizeof(version)) < 0)
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s: malformed apiVersion", path, line, kbuf);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion", path, line, kbuf);
 	scope = tm_kube_builtin_scope(group, kind);
 	if (scope == 1 && ns) {
 		/* kubectl ignores a namespace on a cluster-scoped object; so do we */
@@ -1240,7 +1240,7 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 		if ((r = tm_doc_new_map(&labels)) < 0 || (r = tm_doc_map_set(md, "labels", labels)) < 0)
 			return r;
 	} else if (labels->type != TM_DOC_MAP) {
-		return tm_error_set(TM_EPARSE, "%.256s:%u: %s %.64s: metadata.labels must be a map", path, line,
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s %.64s: metadata.labels must be a map", path, line,
 				    kbuf, name);
 	}
 	if ((r = set_label(labels, TM_KUBE_LABEL_MANAGED_BY, TM_KUBE_MANAGED_BY)) < 0 ||
@@ -1248,7 +1248,7 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 		return r;
 	n = snprintf(id, idlen, "%s/%s/%s/%s", group, kind, idns, name);
 	if (n < 0 || (size_t)n >= idlen)
-		return tm_error_set(TM_EPARSE, "%.256s:%u: object id too long", path, line);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): object id too long", path, line);
 	return 0;
 }
 
@@ -1273,7 +1273,7 @@ static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const 
 		tm_buf_init(&j, MAX_OBJECT_JSON + 1);
 		if ((r = tm_doc_to_json(&j, docs[i])) < 0) {
 			tm_buf_free(&j);
-			r = tm_error_wrap(r, "%.256s:%u", path, docs[i]->line);
+			r = tm_error_wrap(r, "%.256s (line %u)", path, docs[i]->line);
 			break;
 		}
 		r = tm_objset_add(out, id, path, j.ptr, j.len, docs[i]);

@@ -173,7 +173,8 @@ static int find_named(const struct tm_doc **out, const struct ctx *c, const stru
 		*out = m && m->type == TM_DOC_MAP ? m : NULL;
 		return 0;
 	}
-	return tm_error_set(TM_ECONFIG, "%s: no entry \"%.128s\" in %s", c->origin, name, key);
+	return tm_error_set(TM_ECONFIG, "%s: %s \"%.128s\" is not defined (no entry of that name in %s)",
+			    c->origin, sub, name, key);
 }
 
 /* A file name from the kubeconfig, relative to its directory. */
@@ -353,10 +354,8 @@ int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len
 	}
 	if ((r = dup_str(&kc->context, context)) < 0)
 		goto out;
-	if ((r = find_named(&ctxm, &c, root, "contexts", "context", context)) < 0) {
-		r = tm_error_set(TM_ECONFIG, "%s: context \"%.128s\" is not defined", c.origin, context);
+	if ((r = find_named(&ctxm, &c, root, "contexts", "context", context)) < 0)
 		goto out;
-	}
 	{
 		char where[300];
 		snprintf(where, sizeof(where), "contexts[\"%.128s\"].context", context);
