@@ -1328,8 +1328,16 @@ static void lease_release(void);
 
 void tm_kube_pass_end(void)
 {
-	if (P.lease_held)
+	if (P.lease_held) {
+		/* the failure that ends a pass must survive the release */
+		int code = tm_error_last_code();
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", tm_error_last());
 		lease_release();
+		if (code)
+			tm_error_set(code, "%s", msg);
+	}
 	tm_kube_free(P.kube);
 	tm_kubeconfig_free(P.kc);
 	memset(&P, 0, sizeof(P));
@@ -1721,6 +1729,7 @@ static int items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 			   crd_defines(it, n, group, version, x->ref.kind, &x->res)) {
 			x->how = 2;
 			tm_error_clear();
+			r = 0;
 		} else {
 			if (r == TM_ENOTFOUND) {
 				char m[600];

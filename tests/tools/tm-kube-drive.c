@@ -287,7 +287,7 @@ out:
 	tm_kube_pass_end();
 	fflush(stdout);
 	printf("rc=%d\n", r);
-	printf("applied=%u unchanged=%u pruned=%u\n", res.applied, res.unchanged, res.pruned);
+	printf("applied=%u\nunchanged=%u\npruned=%u\n", res.applied, res.unchanged, res.pruned);
 	print_list("changed", res.changed, res.nchanged);
 	print_list("drifted", res.drifted, res.ndrifted);
 	print_list("unhealthy", res.unhealthy, res.nunhealthy);
