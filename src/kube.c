@@ -1366,10 +1366,8 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 		r = tm_kubeconfig_load(&P.kc, cfg->kubernetes.kubeconfig, NULL);
 	else
 		r = tm_kubeconfig_in_cluster(&P.kc, NULL);
-	if (r < 0) {
-		r = tm_error_wrap(r == TM_ENOMEM ? r : TM_EAPPLY, "kubernetes");
+	if (r < 0)
 		goto fail;
-	}
 	/* test hook: exercise the legacy discovery against a server that has both */
 	t = getenv("TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY");
 	ko.legacy_discovery = t && *t == '1';
@@ -1378,6 +1376,9 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 	P.active = 1;
 	return 0;
 fail:
+	/* whatever went wrong with the cluster is an apply failure, never a source one */
+	if (r != TM_ENOMEM && r != TM_EAPPLY)
+		r = tm_error_wrap(TM_EAPPLY, "kubernetes");
 	tm_kube_pass_end();
 	return r;
 }
