@@ -1364,8 +1364,8 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 		 cfg && cfg->hostname ? cfg->hostname : "tagmoor");
 	if (cfg && cfg->kubernetes.kubeconfig)
 		r = tm_kubeconfig_load(&P.kc, cfg->kubernetes.kubeconfig, NULL);
-	else
-		r = tm_kubeconfig_in_cluster(&P.kc, NULL);
+	else /* test hook: a service account directory other than the pod's */
+		r = tm_kubeconfig_in_cluster(&P.kc, getenv("TAGMOOR_TEST_KUBE_SA_DIR"));
 	if (r < 0)
 		goto fail;
 	/* test hook: exercise the legacy discovery against a server that has both */

@@ -217,6 +217,50 @@ TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY=1 KC=$FK_KUBECONFIG_TOKEN drive sync
 expect "legacy discovery + bearer token: converged" is "$RC $(kv applied) $(kv unchanged)" "0 0 9"
 expect "legacy discovery: group versions fetched when needed" is "$(reqs 'r["by_method_path"].get("GET /apis/apps/v1",0)')" 1
 
+# in-cluster service account: the token file is read again every pass (rotation)
+SA=$T/sa
+mkdir -p "$SA"
+cp "$FK_CA" "$SA/ca.crt"
+printf 'sa-token-one\n' >"$SA/token"
+fk_ctl POST /fakekube/config "{\"tokens\":{\"$FK_TOKEN\":\"tagmoor-token\",\"sa-token-one\":\"system:serviceaccount:kube-system:tagmoor\"}}" >/dev/null
+incluster() {
+	KUBERNETES_SERVICE_HOST=localhost KUBERNETES_SERVICE_PORT=$FK_PORT TAGMOOR_TEST_KUBE_SA_DIR=$SA \
+		"$DRIVE" sync --from "$REPO" --inventory "$INV" --url https://git.example.com/fleet.git \
+		--device edge-1 --wait 10000 >"$T/out" 2>"$T/err"
+	RC=$?
+	OUT=$(cat "$T/out")
+	ERR=$(cat "$T/err")
+}
+incluster
+expect "in-cluster: service account token" is "$RC $(kv unchanged)" "0 9"
+printf 'sa-token-two' >"$SA/token"
+fk_ctl POST /fakekube/config "{\"tokens\":{\"$FK_TOKEN\":\"tagmoor-token\",\"sa-token-two\":\"system:serviceaccount:kube-system:tagmoor\"}}" >/dev/null
+incluster
+expect "in-cluster: the rotated token is read" is "$RC $(kv unchanged)" "0 9"
+printf 'sa-token-revoked' >"$SA/token"
+incluster
+expect "in-cluster: a refused token is an apply failure naming the answer" has "$RC $(kv error)" "1 kubernetes: discovery GET /api: 401 Unauthorized"
+
+# a group version that fails discovery is tolerated until an object needs it
+fk_ctl POST /fakekube/config '{"faults":[{"method":"GET","path":"^/apis/batch/v1$","code":503,"count":100}]}' >/dev/null
+TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY=1 drive sync
+expect "failing group tolerated: converged" is "$RC $(kv unchanged)" "0 9"
+write app/job.yaml <<'EOF'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once, namespace: demo}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox}]
+EOF
+TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY=1 drive sync
+expect "failing group: the object that needs it fails, named" is "$RC $(kv error_object)" "1 batch/Job/demo/once"
+expect "failing group: message" has "$(kv error)" "batch/v1 does not answer discovery"
+fk_ctl POST /fakekube/config '{"faults":[]}' >/dev/null
+rm "$REPO/app/job.yaml"
+
 # ------------------------------------------------------------ prune
 python3 - "$REPO/app/config.yaml" <<'EOF'
 import sys
