@@ -2089,6 +2089,37 @@ out:
 	return r;
 }
 
+/* After its CRD is Established a kind appears in discovery, on a real API
+ * server a moment later: refresh until every kind this revision defines is
+ * there, for up to 10 s (then the apply names the object that cannot be). */
+static int await_kinds(struct item *it, size_t n, const int *sel)
+{
+	uint64_t deadline = now_ms() + 10000;
+	int r;
+
+	for (;;) {
+		size_t missing = 0;
+
+		if ((r = tm_kube_discover(P.kube)) < 0)
+			return r;
+		for (size_t i = 0; i < n; i++) {
+			char group[TM_KUBE_GROUP_MAX + 1], version[64];
+			if (it[i].how != 2 || (sel && !sel[i]) ||
+			    split_api_version(it[i].av, group, sizeof(group), version, sizeof(version)) < 0)
+				continue;
+			/* legacy discovery lists the group version; its resources come when resolved */
+			if (tm_kube_discovery_find(tm_kube_discovery(P.kube), group, version, it[i].ref.kind, NULL) < 0 &&
+			    tm_kube_discovery_gv_state(tm_kube_discovery(P.kube), group, version) != 1)
+				missing++;
+		}
+		if (!missing || now_ms() >= deadline)
+			return 0;
+		if ((r = lease_tick()) < 0)
+			return r;
+		sleep_ms(250);
+	}
+}
+
 /* Applies the selected items (sel NULL: all) stage by stage: definitions,
  * then wait for their CRDs to be Established and refresh discovery, then
  * classes, then the rest. count: record applied/unchanged in res. */
@@ -2143,7 +2174,7 @@ static int apply_staged(struct item *it, size_t n, const int *sel, struct tm_app
 		free(crds);
 		if (r < 0)
 			return r;
-		if (pending_kinds && (r = tm_kube_discover(P.kube)) < 0)
+		if (pending_kinds && (r = await_kinds(it, n, sel)) < 0)
 			return r;
 	}
 	return 0;
