@@ -49,6 +49,7 @@
 #define MSG_MAX 900
 #define DIFF_PATHS_MAX 20
 
+#define META_LIST_ACCEPT "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 #define AGG_ACCEPT                                                                              \
 	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"                \
 	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"           \
@@ -1906,7 +1907,9 @@ static void prelist(struct item *it, size_t n)
 			pl = strlen(path);
 			snprintf(path + pl, sizeof(path) - pl, "?labelSelector=%s&limit=%d%s%s", esel, LIST_LIMIT,
 				 cont[0] ? "&continue=" : "", cont);
-			if (tm_kube_call(P.kube, "GET", path, NULL, NULL, 0, &st, &b) < 0 || st != 200 ||
+			/* metadata only where the server can (no Secret data in memory) */
+			if (call_ct(P.kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st, &b, NULL, 0) < 0 ||
+			    st != 200 ||
 			    parse_json(&d, b.ptr, b.len, "list") < 0) {
 				tm_log_debug("kubernetes: cannot list %s (HTTP %ld); changes are counted as applied",
 					     x->res.resource, st);
