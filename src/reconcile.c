@@ -18,6 +18,7 @@
 #include "tagmoor/error.h"
 #include "tagmoor/git.h"
 #include "tagmoor/json.h"
+#include "tagmoor/kube.h"
 #include "tagmoor/log.h"
 #include "tagmoor/plan.h"
 #include "tagmoor/state.h"
@@ -30,8 +31,8 @@
 
 static const struct tm_applier *applier_at(size_t i)
 {
-	/* slot 0 is Kubernetes (not built yet), slot 1 systemd */
-	return i == 1 ? &tm_systemd_applier : NULL;
+	/* Kubernetes first: a host unit may need what the cluster runs, rarely the reverse */
+	return i == 0 ? &tm_kube_applier : i == 1 ? &tm_systemd_applier : NULL;
 }
 
 static const struct tm_strlist *paths_at(const struct tm_config *cfg, size_t i)
@@ -255,8 +256,6 @@ int tm_reconcile_pass(struct tm_pass *p)
 	p->appliers[0].enabled = cfg->kubernetes.enabled;
 	p->appliers[1].name = "systemd";
 	p->appliers[1].enabled = cfg->systemd.enabled;
-	if (p->appliers[0].enabled && !applier_at(0))
-		return tm_error_set(TM_ENOTIMPL, "[kubernetes] enabled = yes, but the Kubernetes applier is not in this build yet");
 
 	if ((r = tm_state_load(&st, cfg->agent.state_dir)) < 0)
 		return r;

@@ -9,7 +9,6 @@
 # nesting) apply nothing; an object that another owner took over is never pruned; two agents on
 # one cluster at the same time: both succeed, one applies.
 #
-# Skipped (77) while `tagmoor sync` does not carry the Kubernetes applier yet.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
 . "$TM_SOURCE_DIR/tests/fakekube/lib.sh"
@@ -127,10 +126,6 @@ spec:
 EOF
 release "create"
 sync
-if has "$LAST" "not in this build yet"; then
-	echo "SKIP: tagmoor sync does not carry the Kubernetes applier yet"
-	exit 77
-fi
 expect "create: exit 0" is "$RC" 0
 expect "create: synced, 4 applied" is "$(status 's["state"], s["kubernetes"]["applied"]')" "('synced', 4)"
 expect "create: objects live" is "$(field /apis/apps/v1/namespaces/shop/deployments/web 'o["spec"]["replicas"]')" 2
