@@ -166,9 +166,10 @@ int tm_kube_new(struct tm_kube **out, const struct tm_kubeconfig *kc, const stru
 void tm_kube_free(struct tm_kube *k);
 
 /* One API call. path: "/api/v1/..." with query. The body of any answer
- * (also 4xx/5xx) goes to out (initialised by the caller). 429 and 5xx
- * answers are retried a few times (Retry-After honoured up to 5 s). Network
- * and TLS failures: TM_EAPPLY with the message. */
+ * (also 4xx/5xx) goes to out (initialised by the caller). 429, 500, 502,
+ * 503 and 504 answers are retried three times (0.25, 0.5, 1 s apart), a
+ * broken connection once. Network and TLS failures: TM_EAPPLY with the
+ * message. */
 int tm_kube_call(struct tm_kube *k, const char *method, const char *path, const char *content_type,
 		 const void *body, size_t len, long *out_status, struct tm_buf *out);
 
