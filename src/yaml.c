@@ -457,7 +457,7 @@ static const char *rtag_name(enum rtag t)
 static int in_list(const char *s, size_t n, const char *const *list)
 {
 	for (; *list; list++)
-		if (strlen(*list) == n && memcmp(*list, s, n) == 0)
+		if ((*list)[0] == (n ? s[0] : '\0') && strlen(*list) == n && memcmp(*list, s, n) == 0)
 			return 1;
 	return 0;
 }
@@ -496,15 +496,23 @@ static int resolve_map(struct resolved *r, const char *s, size_t n)
 /* Integers and floats of a plain scalar starting with a digit or sign. */
 static int resolve_number(struct resolved *r, const char *s, size_t n)
 {
-	size_t pn;
-	char *p = strip_underscores(s, n, &pn);
+	char small[64], *heap = NULL, *p = small;
+	size_t pn = 0;
 	int64_t iv;
 	uint64_t uv;
 	double fv;
 	int ok = 1;
 
-	if (!p)
-		return TM_ENOMEM;
+	if (n >= sizeof(small)) {
+		heap = malloc(n + 1);
+		if (!heap)
+			return TM_ENOMEM;
+		p = heap;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != '_')
+			p[pn++] = s[i];
+	p[pn] = '\0';
 	if (go_parse_int(&iv, p, pn, 0) == 0) {
 		r->tag = R_INT;
 		r->i = iv;
@@ -532,7 +540,7 @@ static int resolve_number(struct resolved *r, const char *s, size_t n)
 	} else {
 		ok = 0;
 	}
-	free(p);
+	free(heap);
 	return ok;
 }
 
@@ -897,24 +905,24 @@ static struct tm_doc *anchor_get(const struct builder *b, const char *name)
 /* Deep copy for an alias or a merge, under the alias budget and the depth
  * limit (depth: the depth the copy will have if it is a collection). */
 static int clone_counted(struct builder *b, struct tm_doc **out, const struct tm_doc *src,
-			 size_t depth)
+			 size_t depth, unsigned line)
 {
 	struct tm_doc *c = NULL;
 	int r;
 
 	*out = NULL;
-	if ((r = count_node(b->bg, b->w, src->line, 1)) < 0)
+	if ((r = count_node(b->bg, b->w, line, 1)) < 0)
 		return r;
 	if (src->type == TM_DOC_MAP || src->type == TM_DOC_SEQ) {
 		if (depth > b->bg->lim->max_depth)
-			return too_deep(b->w, src->line, b->bg->lim->max_depth);
+			return too_deep(b->w, line, b->bg->lim->max_depth);
 		r = tm_doc_new(&c, src->type);
 		if (src->type == TM_DOC_MAP) {
 			for (size_t i = 0; r == 0 && i < src->u.map.n; i++) {
 				const struct tm_doc_entry *e = &src->u.map.v[i];
 				struct tm_doc *v;
 
-				r = clone_counted(b, &v, e->value, depth + 1);
+				r = clone_counted(b, &v, e->value, depth + 1, line);
 				if (r == 0)
 					r = tm_doc_map_setn(c, e->key, e->key_len, v);
 			}
@@ -922,7 +930,7 @@ static int clone_counted(struct builder *b, struct tm_doc **out, const struct tm
 			for (size_t i = 0; r == 0 && i < src->u.seq.n; i++) {
 				struct tm_doc *v;
 
-				r = clone_counted(b, &v, src->u.seq.v[i], depth + 1);
+				r = clone_counted(b, &v, src->u.seq.v[i], depth + 1, line);
 				if (r == 0)
 					r = tm_doc_seq_append(c, v);
 			}
@@ -956,7 +964,8 @@ static int map_put(struct builder *b, struct tm_doc *map, const char *key, size_
 
 /* Merges the entries of src into dst in order (go-yaml v2: a merge
  * overrides keys read before it; keys after it override the merge). */
-static int merge_map(struct builder *b, struct tm_doc *dst, struct tm_doc *src, int copy)
+static int merge_map(struct builder *b, struct tm_doc *dst, struct tm_doc *src, int copy,
+		     unsigned line)
 {
 	int r;
 
@@ -967,7 +976,7 @@ static int merge_map(struct builder *b, struct tm_doc *dst, struct tm_doc *src, 
 		if (!v)
 			continue;
 		if (copy) {
-			if ((r = clone_counted(b, &v, e->value, b->n + 1)) < 0)
+			if ((r = clone_counted(b, &v, e->value, b->n + 1, line)) < 0)
 				return r;
 		} else {
 			e->value = NULL;
@@ -983,7 +992,7 @@ static int do_merge(struct builder *b, struct tm_doc *dst, struct tm_doc *v, uns
 	int r = 0, anchored = (v->flags & F_ANCHORED) != 0;
 
 	if (v->type == TM_DOC_MAP) {
-		r = merge_map(b, dst, v, anchored);
+		r = merge_map(b, dst, v, anchored, line);
 	} else if (v->type == TM_DOC_SEQ) {
 		for (size_t i = 0; i < v->u.seq.n; i++)
 			if (v->u.seq.v[i]->type != TM_DOC_MAP)
@@ -992,7 +1001,7 @@ static int do_merge(struct builder *b, struct tm_doc *dst, struct tm_doc *v, uns
 		for (size_t i = v->u.seq.n; r == 0 && i-- > 0;) {
 			struct tm_doc *m = v->u.seq.v[i];
 
-			r = merge_map(b, dst, m, anchored || (m->flags & F_ANCHORED));
+			r = merge_map(b, dst, m, anchored || (m->flags & F_ANCHORED), line);
 		}
 	} else {
 		goto bad;
@@ -1108,7 +1117,7 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 			    name);
 	if (in_key_position(b))
 		return take_key(b, target, line);
-	if ((r = clone_counted(b, &c, target, b->n + 1)) < 0)
+	if ((r = clone_counted(b, &c, target, b->n + 1, line)) < 0)
 		return r;
 	return attach(b, c);
 }
