@@ -535,90 +535,85 @@ static int round_trips(const char *text, double v, int bits32)
 }
 
 /*
- * The shortest decimal digits that read back as v (finite, > 0), like Go's
- * shortest formatting: for each length p the correctly rounded p digits are
- * the closest candidate; at the asymmetric gaps around powers of two a
- * neighbour one unit away can still read back when they do not, so those are
- * tried too. Writes the digits (no trailing zeros) and the decimal point
- * position dp: v = 0.d1d2d3... * 10^dp.
+ * The p significant digits of v (finite, > 0) that read back as v, if any:
+ * the correctly rounded p digits are the closest candidate; at the
+ * asymmetric gaps around powers of two a neighbour one unit away can still
+ * read back when they do not, so those are tried too. On success: the digits
+ * (possibly with trailing zeros) in mant, their count in *n and the decimal
+ * exponent of the first digit in *e.
+ */
+static int try_digits(double v, int p, int bits32, char *mant, int *n, int *e)
+{
+	char tmp[64], cand[64];
+	const char *s;
+
+	snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+	*n = 0;
+	for (s = tmp; *s && *s != 'e'; s++)
+		if (*s >= '0' && *s <= '9')
+			mant[(*n)++] = *s;
+	mant[*n] = '\0';
+	*e = (int)strtol(s + 1, NULL, 10);
+	if (round_trips(tmp, v, bits32))
+		return 1;
+	for (int delta = -1; delta <= 1; delta += 2) {
+		char alt[32];
+		int carry = delta;
+
+		memcpy(alt, mant, (size_t)*n + 1);
+		for (int i = *n - 1; i >= 0 && carry; i--) {
+			int d = alt[i] - '0' + carry;
+
+			carry = d < 0 ? -1 : d > 9 ? 1 : 0;
+			alt[i] = (char)('0' + (d + 10) % 10);
+		}
+		if (carry < 0)
+			continue;
+		/* 99..9 + 1 carries into one digit more: 1 followed by zeros. */
+		snprintf(cand, sizeof(cand), "%s%se%d", carry > 0 ? "1" : "", alt, *e - p + 1);
+		if (round_trips(cand, v, bits32)) {
+			*n = 0;
+			for (s = cand; *s != 'e'; s++)
+				mant[(*n)++] = *s;
+			mant[*n] = '\0';
+			*e = (int)strtol(s + 1, NULL, 10) + *n - 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The shortest decimal digits that read back as v (finite, > 0), as Go's
+ * shortest formatting finds them. Whether some p-digit decimal reads back is
+ * monotonic in p, so p is found by bisection. Writes the digits (no leading
+ * or trailing zeros) and the decimal point position dp: v = 0.d1d2... * 10^dp.
  */
 static void shortest_digits(char *digits, int *nd, int *dp, double v, int bits32)
 {
-	int maxp = bits32 ? 9 : 17;
-	char tmp[64], cand[64];
+	int lo = 1, hi = bits32 ? 9 : 17, n, e, lead = 0;
+	char mant[40];
 
-	for (int p = 1; p <= maxp; p++) {
-		char mant[32];
-		int e, n = 0, ok = 0;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
 
-		snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
-		/* tmp is "d.ddde[+-]xx": collect the p digits and the exponent. */
-		const char *s = tmp;
-		for (; *s && *s != 'e'; s++)
-			if (*s >= '0' && *s <= '9')
-				mant[n++] = *s;
-		mant[n] = '\0';
-		e = (int)strtol(s + 1, NULL, 10);
-		if (round_trips(tmp, v, bits32)) {
-			ok = 1;
-		} else {
-			for (int delta = -1; delta <= 1 && !ok; delta += 2) {
-				char alt[32];
-				int i, carry = delta;
-
-				memcpy(alt, mant, (size_t)n + 1);
-				for (i = n - 1; i >= 0 && carry; i--) {
-					int d = alt[i] - '0' + carry;
-
-					carry = d < 0 ? -1 : d > 9 ? 1 : 0;
-					alt[i] = (char)('0' + (d + 10) % 10);
-				}
-				if (carry > 0) {
-					/* 99..9 + 1: one digit more, written as 1 followed by zeros. */
-					snprintf(cand, sizeof(cand), "1%se%d", alt, e - p + 1);
-				} else if (carry < 0) {
-					continue;
-				} else {
-					snprintf(cand, sizeof(cand), "%se%d", alt, e - p + 1);
-				}
-				if (round_trips(cand, v, bits32)) {
-					ok = 1;
-					snprintf(tmp, sizeof(tmp), "%s", cand);
-					/* Re-derive digits and exponent from the candidate. */
-					n = 0;
-					s = cand;
-					for (; *s && *s != 'e'; s++)
-						mant[n++] = *s;
-					mant[n] = '\0';
-					e = (int)strtol(s + 1, NULL, 10) + n - 1;
-				}
-			}
-		}
-		if (!ok)
-			continue;
-		/* Drop leading zeros (from a borrow) and trailing zeros. */
-		int lead = 0;
-		while (lead < n - 1 && mant[lead] == '0') {
-			lead++;
-			e--;
-		}
-		while (n - 1 > lead && mant[n - 1] == '0')
-			n--;
-		*nd = n - lead;
-		memcpy(digits, mant + lead, (size_t)*nd);
-		digits[*nd] = '\0';
-		*dp = e + 1;
-		return;
+		if (try_digits(v, mid, bits32, mant, &n, &e))
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
-	/* Not reached: 17 (9) significant digits always read back. */
-	snprintf(tmp, sizeof(tmp), "%.*e", maxp - 1, v);
-	*nd = 0;
-	const char *s = tmp;
-	for (; *s && *s != 'e'; s++)
-		if (*s >= '0' && *s <= '9')
-			digits[(*nd)++] = *s;
+	/* 17 (9) significant digits always read back. */
+	try_digits(v, lo, bits32, mant, &n, &e);
+	while (lead < n - 1 && mant[lead] == '0') {
+		lead++;
+		e--;
+	}
+	while (n - 1 > lead && mant[n - 1] == '0')
+		n--;
+	*nd = n - lead;
+	memcpy(digits, mant + lead, (size_t)*nd);
 	digits[*nd] = '\0';
-	*dp = (int)strtol(s + 1, NULL, 10) + 1;
+	*dp = e + 1;
 }
 
 struct fbuf {
