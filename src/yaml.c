@@ -366,6 +366,46 @@ static int yaml_timestamp(const char *s, size_t n)
 	       go_time(s, n, 0, 0);
 }
 
+/* Every byte that does not start valid UTF-8 replaced by U+FFFD, as Go's
+ * encoding/json and kubectl's file reader do. NULL when s is valid already
+ * (or out of memory: *oom set). */
+static char *utf8_fix(const char *s, size_t n, size_t *out_len, int *oom)
+{
+	size_t bad = 0, o = 0;
+	char *d;
+
+	*oom = 0;
+	for (size_t i = 0; i < n;) {
+		size_t k = tm_doc_utf8_len(s + i, n - i);
+
+		bad += k == 0;
+		i += k ? k : 1;
+	}
+	if (!bad)
+		return NULL;
+	d = malloc(n + bad * 2 + 1);
+	if (!d) {
+		*oom = 1;
+		return NULL;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t k = tm_doc_utf8_len(s + i, n - i);
+
+		if (k == 0) {
+			memcpy(d + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(d + o, s + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	d[o] = '\0';
+	*out_len = o;
+	return d;
+}
+
 /* ---- base64 (Go's StdEncoding.DecodeString: '\r' and '\n' ignored,
  * padding required) ---- */
 
@@ -606,7 +646,16 @@ static int resolve_scalar(struct tm_doc **out, const char *s, size_t n, const ch
 			return tm_error_set(TM_ENOMEM, "out of memory");
 		if (rc < 0)
 			return fail(w, TM_EPARSE, line, "!!binary value contains invalid base64 data");
-		rc = tm_doc_new_stringn(out, bin, bl);
+		/* JSON carries text: the bytes reach the API server as UTF-8. */
+		int oom;
+		size_t fl;
+		char *fixed = utf8_fix(bin, bl, &fl, &oom);
+		if (oom) {
+			free(bin);
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		}
+		rc = fixed ? tm_doc_new_stringn(out, fixed, fl) : tm_doc_new_stringn(out, bin, bl);
+		free(fixed);
 		free(bin);
 		return rc;
 	}
@@ -1097,8 +1146,12 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
 	} else {
 		r = take_key(b, d, line);
 	}
-	if (anchor)
-		return r < 0 ? r : bury(b, d);
+	if (anchor) {
+		/* An anchor may point at a key: keep it until the document ends. */
+		int rb = bury(b, d);
+
+		return r < 0 ? r : rb;
+	}
 	tm_doc_free(d);
 	return r;
 }
@@ -1840,8 +1893,7 @@ static int normalize_input(const char **out, size_t *out_len, char **owned, cons
 			   size_t len)
 {
 	const unsigned char *u = (const unsigned char *)text;
-	size_t bad = 0;
-	char *d;
+	int oom;
 
 	*owned = NULL;
 	if (len >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (u[0] == 0xFF && u[1] == 0xFE))) {
@@ -1856,41 +1908,15 @@ static int normalize_input(const char **out, size_t *out_len, char **owned, cons
 		text += 3;
 		len -= 3;
 	}
-	for (size_t i = 0; i < len;) {
-		size_t k = tm_doc_utf8_len(text + i, len - i);
-
-		if (k == 0) {
-			bad++;
-			k = 1;
-		}
-		i += k;
-	}
-	if (!bad) {
-		*out = text;
-		*out_len = len;
+	*owned = utf8_fix(text, len, out_len, &oom);
+	if (oom)
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	if (*owned) {
+		*out = *owned;
 		return 0;
 	}
-	d = malloc(len + bad * 2 + 1);
-	if (!d)
-		return tm_error_set(TM_ENOMEM, "out of memory");
-	size_t o = 0;
-	for (size_t i = 0; i < len;) {
-		size_t k = tm_doc_utf8_len(text + i, len - i);
-
-		if (k == 0) {
-			memcpy(d + o, "\xEF\xBF\xBD", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(d + o, text + i, k);
-			o += k;
-			i += k;
-		}
-	}
-	d[o] = '\0';
-	*owned = d;
-	*out = d;
-	*out_len = o;
+	*out = text;
+	*out_len = len;
 	return 0;
 }
 
