@@ -2721,4 +2721,5 @@ const struct tm_applier tm_kube_applier = {
 	.prune = prune,
 	.health = health,
 	.drift = drift,
+	.end = tm_kube_pass_end,
 };

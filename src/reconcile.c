@@ -411,6 +411,9 @@ int tm_reconcile_pass(struct tm_pass *p)
 	r = TM_EAPPLY;
 	tm_error_set(TM_EAPPLY, "%s", p->errors[0].message);
 out:
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		if (p->appliers[i].enabled && applier_at(i)->end)
+			applier_at(i)->end();
 	if (have_plans)
 		plans_free(&pl);
 	tm_git_free(git);

@@ -76,6 +76,8 @@ struct tm_applier {
 	 * dry_run) and lists them in res->drifted. */
 	int (*drift)(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		     const struct tm_objset *desired);
+	/* Optional: the pass is over, whatever happened (release locks/leases). */
+	void (*end)(void);
 };
 
 /* objset helpers */
