@@ -366,10 +366,37 @@ static int yaml_timestamp(const char *s, size_t n)
 	       go_time(s, n, 0, 0);
 }
 
-/* Every byte that does not start valid UTF-8 replaced by U+FFFD, as Go's
- * encoding/json and kubectl's file reader do. NULL when s is valid already
- * (or out of memory: *oom set). */
-static char *utf8_fix(const char *s, size_t n, size_t *out_len, int *oom)
+/*
+ * How many bytes of the invalid UTF-8 at s become one U+FFFD. Go's encoding
+ * packages replace byte by byte (subpart 0); kubectl's file reader
+ * (golang.org/x/text's UTF-8 decoder) replaces the maximal subpart of an
+ * ill-formed sequence, the W3C way: "\xF3\xB4\x90x" is one U+FFFD and "x".
+ */
+static size_t invalid_len(const char *str, size_t n, int subpart)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	unsigned c = s[0], lo = 0x80, hi = 0xBF;
+
+	if (!subpart || c < 0xC2 || c > 0xF4)
+		return 1;
+	if (c == 0xE0)
+		lo = 0xA0;
+	else if (c == 0xED)
+		hi = 0x9F;
+	else if (c == 0xF0)
+		lo = 0x90;
+	else if (c == 0xF4)
+		hi = 0x8F;
+	if (n < 2 || s[1] < lo || s[1] > hi)
+		return 1;
+	if (n < 3 || (s[2] & 0xC0) != 0x80)
+		return 2;
+	return 3; /* only a 4-byte sequence can be invalid this late */
+}
+
+/* The invalid UTF-8 of s replaced by U+FFFD (see invalid_len). NULL when s
+ * is valid already (or out of memory: *oom set). */
+static char *utf8_fix(const char *s, size_t n, size_t *out_len, int *oom, int subpart)
 {
 	size_t bad = 0, o = 0;
 	char *d;
@@ -394,7 +421,7 @@ static char *utf8_fix(const char *s, size_t n, size_t *out_len, int *oom)
 		if (k == 0) {
 			memcpy(d + o, "\xEF\xBF\xBD", 3);
 			o += 3;
-			i++;
+			i += invalid_len(s + i, n - i, subpart);
 		} else {
 			memcpy(d + o, s + i, k);
 			o += k;
@@ -649,7 +676,7 @@ static int resolve_scalar(struct tm_doc **out, const char *s, size_t n, const ch
 		/* JSON carries text: the bytes reach the API server as UTF-8. */
 		int oom;
 		size_t fl;
-		char *fixed = utf8_fix(bin, bl, &fl, &oom);
+		char *fixed = utf8_fix(bin, bl, &fl, &oom, 0);
 		if (oom) {
 			free(bin);
 			return tm_error_set(TM_ENOMEM, "out of memory");
@@ -1908,7 +1935,7 @@ static int normalize_input(const char **out, size_t *out_len, char **owned, cons
 		text += 3;
 		len -= 3;
 	}
-	*owned = utf8_fix(text, len, out_len, &oom);
+	*owned = utf8_fix(text, len, out_len, &oom, 1);
 	if (oom)
 		return tm_error_set(TM_ENOMEM, "out of memory");
 	if (*owned) {

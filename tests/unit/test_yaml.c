@@ -347,6 +347,11 @@ static void test_stream_splitting(void **state)
 	assert_int_equal(parse(&docs, &n, "kind: A\nv: \"caf\xe9\"\n"), 0);
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")), "caf\xef\xbf\xbd");
 	tm_yaml_docs_free(docs, n);
+	/* ... one U+FFFD per maximal ill-formed subpart (x/text's decoder). */
+	assert_int_equal(parse(&docs, &n, "kind: A\nv: \"a\xf3\xb4\x90r\xe0\x80x\xed\xa0\x80\"\n"), 0);
+	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")),
+			    "a\xef\xbf\xbdr\xef\xbf\xbd\xef\xbf\xbdx\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	tm_yaml_docs_free(docs, n);
 	/* A "---" at column 0 splits even inside a block scalar. */
 	assert_int_equal(parse(&docs, &n, "kind: A\nv: |\n  a\n  ---\n  b\n"), 0);
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")), "a\n---\nb\n");
