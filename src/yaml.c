@@ -52,6 +52,9 @@ struct where {
 };
 
 static int failv(const struct where *w, int code, unsigned line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static int failv(const struct where *w, int code, unsigned line, const char *fmt, va_list ap)
 {
 	char msg[512];
 	const char *o = w && w->origin ? w->origin : "input";
