@@ -608,6 +608,8 @@ struct unit_state {
 	char active[24], sub[32], result[32], type[16];
 	int job, loaded;
 	uint64_t main_exit_us;
+	uint64_t active_enter_us;   /* changes whenever the unit (re-)enters active */
+	uint64_t nrestarts;
 };
 
 static void show_field(char *dst, size_t dstlen, const char *v, size_t vlen)
@@ -637,7 +639,7 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 		args[k++] = "show";
 		args[k++] = "-p";
 		args[k++] = "Id,LoadState,ActiveState,SubState,Result,Type,Job,"
-			    "ExecMainExitTimestampMonotonic";
+			    "ExecMainExitTimestampMonotonic,ActiveEnterTimestampMonotonic,NRestarts";
 		for (size_t i = 0; i < batch; i++)
 			args[k++] = units[done + i];
 		args[k] = NULL;
@@ -689,6 +691,12 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 				else if (KEY("ExecMainExitTimestampMonotonic")) {
 					show_field(num, sizeof(num), v, vl);
 					u->main_exit_us = strtoull(num, NULL, 10);
+				} else if (KEY("ActiveEnterTimestampMonotonic")) {
+					show_field(num, sizeof(num), v, vl);
+					u->active_enter_us = strtoull(num, NULL, 10);
+				} else if (KEY("NRestarts")) {
+					show_field(num, sizeof(num), v, vl);
+					u->nrestarts = strtoull(num, NULL, 10);
 				}
 #undef KEY
 			}
@@ -1392,6 +1400,7 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	struct unit_state *st = NULL;
 	active_state *act = NULL;
 	uint64_t *since = NULL, deadline;
+	struct unit_state *base = NULL, *now_st = NULL;
 	int *verdict = NULL, r = 0;
 
 	if (ctx->root || ctx->dry_run || wait_ms == 0)
@@ -1420,7 +1429,9 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	act = calloc(nunits, sizeof(*act));
 	since = calloc(nunits, sizeof(*since));
 	verdict = calloc(nunits, sizeof(*verdict));
-	if (!st || !act || !since || !verdict) {
+	base = calloc(nunits, sizeof(*base));
+	now_st = calloc(nunits, sizeof(*now_st));
+	if (!st || !act || !since || !verdict || !base || !now_st) {
 		r = tm_error_set(TM_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1445,19 +1456,41 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				goto poll_out;
 		if (ndetail && (r = show_units(st, detail, ndetail)) < 0)
 			goto poll_out;
-		for (size_t i = 0; i < nunits; i++) {
+		/* Units seen active: read when they entered active and how often
+		 * they restarted — sampling alone cannot tell a steady service
+		 * from a crash loop that happens to be active at every look. */
+		{
+			char **seen = NULL;
+			size_t nseen = 0, kk = 0;
+			for (size_t i = 0; i < nunits; i++)
+				if (verdict[i] == H_WAIT && strcmp(act[kk++], "active") == 0 &&
+				    (r = tm_strv_push(&seen, &nseen, units[i])) < 0)
+					break;
+			if (r == 0 && nseen)
+				r = show_units(now_st, seen, nseen);
+			tm_strv_free(seen, nseen);
+			if (r < 0)
+				goto poll_out;
+		}
+		for (size_t i = 0, s_i = 0; i < nunits; i++) {
 			const char *a;
 
 			if (verdict[i] != H_WAIT)
 				continue;
 			a = act[k++];
 			if (strcmp(a, "active") == 0) {
-				/* healthy once seen active for SETTLE_MS in a row: a
-				 * service that dies right after its start is caught */
-				if (!since[i])
+				const struct unit_state *n = &now_st[s_i++];
+				/* healthy once active for SETTLE_MS without re-entering
+				 * active or restarting in between */
+				if (!since[i] || n->active_enter_us != base[i].active_enter_us ||
+				    n->nrestarts != base[i].nrestarts) {
+					if (since[i] && last)
+						verdict[i] = H_BAD; /* restarted up to the deadline */
 					since[i] = t;
-				if (last || t - since[i] >= SETTLE_MS)
+					base[i] = *n;
+				} else if (last || t - since[i] >= SETTLE_MS) {
 					verdict[i] = H_OK;
+				}
 			} else {
 				since[i] = 0;
 				if (strcmp(a, "failed") == 0)
@@ -1517,6 +1550,8 @@ out:
 	free(act);
 	free(since);
 	free(verdict);
+	free(base);
+	free(now_st);
 	tm_strv_free(units, nunits);
 	tm_strv_free(chg, nchg);
 	return r;
