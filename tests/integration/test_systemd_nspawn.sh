@@ -149,7 +149,7 @@ rm -f "$R$REPO/fail.service"
 drive sync --wait 10000
 check "failed unit pruned" [ "$RC" = 0 ] && [ ! -e "$R$UD/fail.service" ]
 # a crash loop (Restart=always) never settles: unhealthy within the wait
-put loop.service '[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=/bin/sh -c "sleep 0.3; exit 3"\nRestart=always\nRestartSec=200ms\n\n[Install]\nWantedBy=multi-user.target\n'
+put loop.service '[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=300ms\n\n[Install]\nWantedBy=multi-user.target\n'
 drive sync --wait 3000
 check "crash-looping unit fails the health check" [ "$RC" = 1 ] && has "unhealthy=loop.service" &&
 	has "health check failed within 3000 ms: loop.service is"
