@@ -2325,9 +2325,23 @@ static int parse_yaml_stream(struct doclist *l, const char *s, size_t n, const c
 	}
 	if (n > start) {
 		struct tm_doc *d;
+		char *last = NULL;
+		size_t ln = n - start;
 
+		/* The line reader ends every line with "\n", the last one too: a
+		 * block scalar at the very end keeps its line break. */
+		if (s[n - 1] != '\n') {
+			last = malloc(ln + 2);
+			if (!last)
+				return tm_error_set(TM_ENOMEM, "out of memory");
+			memcpy(last, s + start, ln);
+			last[ln++] = '\n';
+			last[ln] = '\0';
+		}
 		w.doc++;
-		if ((r = build_yaml(&d, s + start, n - start, start_line, &w, bg)) < 0)
+		r = build_yaml(&d, last ? last : s + start, ln, start_line, &w, bg);
+		free(last);
+		if (r < 0)
 			return r;
 		if ((r = add_object(l, d, &w)) < 0)
 			return r;

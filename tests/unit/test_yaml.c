@@ -352,6 +352,10 @@ static void test_stream_splitting(void **state)
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")),
 			    "a\xef\xbf\xbdr\xef\xbf\xbd\xef\xbf\xbdx\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	tm_yaml_docs_free(docs, n);
+	/* kubectl's line reader ends the last line with "\n" too. */
+	assert_int_equal(parse(&docs, &n, "kind: A\nv: >\n  a\n  b"), 0);
+	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")), "a b\n");
+	tm_yaml_docs_free(docs, n);
 	/* A "---" at column 0 splits even inside a block scalar. */
 	assert_int_equal(parse(&docs, &n, "kind: A\nv: |\n  a\n  ---\n  b\n"), 0);
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")), "a\n---\nb\n");
