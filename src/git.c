@@ -40,6 +40,9 @@
 
 #include <git2.h>
 #include <git2/sys/transport.h>
+#if LIBGIT2_VER_MAJOR > 1 || (LIBGIT2_VER_MAJOR == 1 && LIBGIT2_VER_MINOR >= 8)
+#include <git2/sys/errors.h> /* git_error_set_str moved here in 1.8 */
+#endif
 
 #define URL_MSG_MAX 256
 #define TOKEN_MAX 4096

@@ -734,9 +734,15 @@ static void test_corrupt_repo_rebuilt_then_fetched(void **state)
 	tm_git_free(g);
 }
 
+/* The version libgit2 reports at run time: "MAJOR.MINOR.PATCH", 1.5 or later
+ * (Debian 12 ships 1.5.1, the static builds 1.9). */
 static void test_version(void **state)
 {
-	assert_string_equal(tm_git_version(), "1.5.1");
+	unsigned a, b, c;
+	char end;
+
+	assert_int_equal(sscanf(tm_git_version(), "%u.%u.%u%c", &a, &b, &c, &end), 3);
+	assert_true(a > 1 || (a == 1 && b >= 5));
 }
 
 /* --- driver ------------------------------------------------------------- */
