@@ -567,8 +567,8 @@ static int store(struct loader *ld, struct tm_config *cfg, const struct key_def 
 		if (u != 0 && (u < k->min || u > k->max)) {
 			tm_format_duration(a, sizeof(a), k->min);
 			tm_format_duration(b, sizeof(b), k->max);
-			return fail(ld, line, k->section, k->name, "'%.64s' is out of range (%s to %s%s)",
-				    v, a, b, k->min > 0 && k->max ? "" : "");
+			return fail(ld, line, k->section, k->name, "'%.64s' is out of range (%s to %s)",
+				    v, a, b);
 		}
 		if (u == 0 && k->min > 0) {
 			tm_format_duration(a, sizeof(a), k->min);
@@ -669,6 +669,15 @@ static char *join_root(const char *root, const char *path)
 	if (asprintf(&out, "%.*s%s", (int)rl, root, path) < 0)
 		return NULL;
 	return out;
+}
+
+/* The line a key was given on, 0 when it was not. */
+static int key_line(const struct loader *ld, const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+			return ld->values[i].line;
+	return 0;
 }
 
 static int last_line(const char *text, size_t len)
@@ -803,13 +812,7 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 
 	/* Rules that join several keys. */
 	{
-		int ml = 0, ul = 0;
-		for (size_t i = 0; i < NKEYS; i++) {
-			if (!strcmp(keys[i].section, "verify") && !strcmp(keys[i].name, "mode"))
-				ml = ld->values[i].line;
-			if (!strcmp(keys[i].section, "verify") && !strcmp(keys[i].name, "allow_unsigned"))
-				ul = ld->values[i].line;
-		}
+		int ml = key_line(ld, "verify", "mode"), ul = key_line(ld, "verify", "allow_unsigned");
 		int vline = ml ? ml : (ld->section_line[section_index("verify")]
 					       ? ld->section_line[section_index("verify")]
 					       : last_line(text.ptr, text.len));
@@ -829,15 +832,7 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			fail(ld, ul, "verify", "allow_unsigned", "only meaningful with mode = none");
 			goto out;
 		}
-		int cl = 0, kl = 0, rl = 0;
-		for (size_t i = 0; i < NKEYS; i++) {
-			if (!strcmp(keys[i].section, "report") && !strcmp(keys[i].name, "client_cert"))
-				cl = ld->values[i].line;
-			if (!strcmp(keys[i].section, "report") && !strcmp(keys[i].name, "client_key"))
-				kl = ld->values[i].line;
-			if (!strcmp(keys[i].section, "report") && !strcmp(keys[i].name, "url"))
-				rl = ld->values[i].line;
-		}
+		int cl = key_line(ld, "report", "client_cert"), kl = key_line(ld, "report", "client_key");
 		if (!cfg->report.client_cert != !cfg->report.client_key) {
 			fail(ld, cl ? cl : kl, "report", cl ? "client_key" : "client_cert",
 			     "client_cert and client_key must be given together");
@@ -848,14 +843,9 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			     "required when client_cert or client_key is set");
 			goto out;
 		}
-		(void)rl;
 		if (cfg->source.ref && strncmp(cfg->source.ref, "refs/heads/", 11) == 0 &&
 		    (cfg->verify.mode == TM_VERIFY_TAG || cfg->verify.mode == TM_VERIFY_TAG_COMMIT)) {
-			int refl = 0;
-			for (size_t i = 0; i < NKEYS; i++)
-				if (!strcmp(keys[i].section, "source") && !strcmp(keys[i].name, "ref"))
-					refl = ld->values[i].line;
-			fail(ld, refl, "source", "ref",
+			fail(ld, key_line(ld, "source", "ref"), "source", "ref",
 			     "a branch cannot be verified with mode = %s (use mode = commit)",
 			     mode_names[cfg->verify.mode]);
 			goto out;

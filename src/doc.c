@@ -771,7 +771,7 @@ size_t tm_doc_utf8_len(const char *str, size_t n)
 	return 0;
 }
 
-static int json_string(struct tm_buf *out, const char *str, size_t len)
+int tm_doc_json_string(struct tm_buf *out, const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run = 0;
@@ -879,7 +879,7 @@ int tm_doc_to_json(struct tm_buf *out, const struct tm_doc *doc)
 	case TM_DOC_FLOAT:
 		return json_float(out, doc->u.f);
 	case TM_DOC_STRING:
-		return json_string(out, doc->u.str.s, doc->u.str.len);
+		return tm_doc_json_string(out, doc->u.str.s, doc->u.str.len);
 	case TM_DOC_MAP:
 		if ((r = tm_buf_putc(out, '{')) < 0)
 			return r;
@@ -888,7 +888,7 @@ int tm_doc_to_json(struct tm_buf *out, const struct tm_doc *doc)
 
 			if (i && (r = tm_buf_putc(out, ',')) < 0)
 				return r;
-			if ((r = json_string(out, e->key, e->key_len)) < 0 ||
+			if ((r = tm_doc_json_string(out, e->key, e->key_len)) < 0 ||
 			    (r = tm_buf_putc(out, ':')) < 0 || (r = tm_doc_to_json(out, e->value)) < 0)
 				return r;
 		}

@@ -1,7 +1,9 @@
 /*
- * json.c — JSON string escaping shared by every writer of JSON.
+ * json.c — small helpers for the fixed-shape JSON tagmoor writes (state.json,
+ * the status document); strings go through the document emitter's escaper.
  */
 #include "tagmoor/json.h"
+#include "tagmoor/doc.h"
 #include "tagmoor/verify.h"
 
 #include <stdio.h>
@@ -9,39 +11,8 @@
 
 int tm_json_string(struct tm_buf *b, const char *s, size_t len)
 {
-	int r = tm_buf_putc(b, '"');
-	size_t run = 0;
-
-	for (size_t i = 0; r == 0 && i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		const char *esc = NULL;
-		char u[8];
-
-		if (c == '"')
-			esc = "\\\"";
-		else if (c == '\\')
-			esc = "\\\\";
-		else if (c == '\n')
-			esc = "\\n";
-		else if (c == '\t')
-			esc = "\\t";
-		else if (c == '\r')
-			esc = "\\r";
-		else if (c < 0x20 || c == 0x7f) {
-			snprintf(u, sizeof(u), "\\u%04x", c);
-			esc = u;
-		}
-		if (!esc)
-			continue;
-		if (i > run)
-			r = tm_buf_put(b, s + run, i - run);
-		if (r == 0)
-			r = tm_buf_puts(b, esc);
-		run = i + 1;
-	}
-	if (r == 0 && len > run)
-		r = tm_buf_put(b, s + run, len - run);
-	return r ? r : tm_buf_putc(b, '"');
+	/* the one escaper, shared with the document tree's emitter */
+	return tm_doc_json_string(b, s, len);
 }
 
 int tm_json_cstr(struct tm_buf *b, const char *s, int empty_is_null)

@@ -122,6 +122,9 @@ int tm_doc_equal(const struct tm_doc *a, const struct tm_doc *b);
  * TM_EPARSE. Appends to out (whose cap applies: TM_ELIMIT).
  */
 int tm_doc_to_json(struct tm_buf *out, const struct tm_doc *doc);
+/* One JSON string as tm_doc_to_json writes it: raw UTF-8, only '"', '\\' and
+ * control characters escaped, invalid UTF-8 replaced by U+FFFD (as Go does). */
+int tm_doc_json_string(struct tm_buf *out, const char *str, size_t len);
 
 /*
  * Formats f like Go's strconv.FormatFloat(f, fmt, -1, bits): the shortest
