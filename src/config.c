@@ -91,6 +91,7 @@ static const struct key_def keys[] = {
 	{ "verify", "openpgp_keyring", T_PATH, OFF(verify.openpgp_keyring), 0, 0, NULL, NULL, 0 },
 	{ "verify", "max_age", T_DURATION, OFF(verify.max_age_ms), 0, 3650 * DAY, NULL, "0", 0 },
 	{ "verify", "allow_unsigned", T_BOOL, OFF(verify.allow_unsigned), 0, 0, NULL, "no", 0 },
+	{ "verify", "fleet", T_NAME, OFF(verify.fleet), 0, 0, NULL, NULL, 0 },
 
 	{ "kubernetes", "enabled", T_BOOL, OFF(kubernetes.enabled), 0, 0, NULL, "no", 0 },
 	{ "kubernetes", "kubeconfig", T_PATH, OFF(kubernetes.kubeconfig), 0, 0, NULL, NULL, 0 },
@@ -98,6 +99,7 @@ static const struct key_def keys[] = {
 	{ "kubernetes", "prune", T_BOOL, OFF(kubernetes.prune), 0, 0, NULL, "yes", 0 },
 	{ "kubernetes", "wait", T_DURATION, OFF(kubernetes.wait_ms), 0, DAY, NULL, "120s", 0 },
 	{ "kubernetes", "field_manager", T_NAME, OFF(kubernetes.field_manager), 0, 0, NULL, "tagmoor", 0 },
+	{ "kubernetes", "adopt", T_BOOL, OFF(kubernetes.adopt), 0, 0, NULL, "no", 0 },
 
 	{ "systemd", "enabled", T_BOOL, OFF(systemd.enabled), 0, 0, NULL, "no", 0 },
 	{ "systemd", "paths", T_LIST, OFF(systemd.paths), 0, 0, NULL, "units", 0 },

@@ -241,7 +241,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	const struct tm_config *cfg = p->cfg;
 	struct tm_git_source src = { cfg->source.url, cfg->source.ca_file, cfg->source.token_file,
 				     cfg->source.timeout_ms, cfg->source.max_fetch };
-	struct tm_applier_ctx ctx = { cfg, cfg->root, p->mode == TM_PASS_DIFF, p->out };
+	struct tm_applier_ctx ctx = { .cfg = cfg, .root = cfg->root, .dry_run = p->mode == TM_PASS_DIFF, .out = p->out };
 	struct tm_state st;
 	struct tm_git *git = NULL;
 	struct plans pl = { 0 };

@@ -47,6 +47,15 @@ struct tm_applier_ctx {
 	const char *root;        /* --root DIR or NULL: pre-seed only, start nothing */
 	int dry_run;             /* diff: compute and print, change nothing */
 	void *out;               /* FILE * for diff output when dry_run */
+	/* Set by the pass (may be NULL, e.g. in test drivers): an applier calls
+	 * it after its checks and before its first write, with the ids it is
+	 * about to write or create. The pass adds them to the inventory and
+	 * saves state.json before returning, so a kill between a write and the
+	 * end of the pass never leaves an object tagmoor wrote but does not own.
+	 * Only ids that passed the foreign-object check may be passed. A
+	 * negative return aborts the apply before anything is written. */
+	int (*record)(void *arg, const char *applier, char *const *ids, size_t n);
+	void *record_arg;
 };
 
 struct tm_applier {

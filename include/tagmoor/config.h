@@ -58,6 +58,7 @@ struct tm_config {
 		char *openpgp_keyring;
 		uint64_t max_age_ms;
 		int allow_unsigned;
+		char *fleet;          /* required signed Tagmoor-Fleet trailer, or NULL */
 	} verify;
 	struct tm_config_var *vars;
 	size_t nvars;
@@ -68,6 +69,7 @@ struct tm_config {
 		int prune;
 		uint64_t wait_ms;
 		char *field_manager;
+		int adopt;            /* take over existing objects without our labels */
 	} kubernetes;
 	struct {
 		int enabled;

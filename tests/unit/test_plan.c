@@ -78,7 +78,7 @@ static int plan(struct tm_objset *out, const char *commit_oid, const char *paths
 	struct tm_git *git;
 	struct tm_strlist list = { 0 };
 	char bare[512], *copy = strdup(paths), *save = NULL;
-	struct tm_applier_ctx ctx = { cfg, NULL, 0, NULL };
+	struct tm_applier_ctx ctx = { .cfg = cfg };
 	int r;
 
 	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
