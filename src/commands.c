@@ -131,7 +131,7 @@ int tm_cmd_status(struct tm_cli *cli)
 	char t[32];
 	int r;
 
-	if ((r = tm_state_load(&st, cli->cfg->agent.state_dir)) < 0)
+	if ((r = tm_state_load(&st, cli->cfg->agent.state_dir, 1)) < 0)
 		return r;
 	if (cli->json) {
 		if (st.last_status) {
@@ -168,7 +168,7 @@ int tm_cmd_status(struct tm_cli *cli)
 	printf("signer:     %s\n", st.applied.signer[0] ? st.applied.signer : "-");
 	printf("last good:  %s\n", st.last_good.commit[0] ? st.last_good.commit : "-");
 	for (size_t i = 0; i < st.nbad; i++)
-		printf("bad:        %s\n", st.bad[i]);
+		printf("bad:        %s\n", st.bad[i].oid);
 	for (size_t i = 0; i < st.ninv; i++)
 		printf("%-11s %zu object(s) managed\n", st.inv[i].name, st.inv[i].n);
 	tm_state_free(&st);

@@ -834,6 +834,11 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			fail(ld, ul, "verify", "allow_unsigned", "only meaningful with mode = none");
 			goto out;
 		}
+		if (cfg->verify.mode == TM_VERIFY_NONE && cfg->verify.fleet) {
+			fail(ld, key_line(ld, "verify", "fleet"), "verify", "fleet",
+			     "needs a signed object (mode tag, commit or tag+commit), not mode = none");
+			goto out;
+		}
 		int cl = key_line(ld, "report", "client_cert"), kl = key_line(ld, "report", "client_key");
 		if (!cfg->report.client_cert != !cfg->report.client_key) {
 			fail(ld, cl ? cl : kl, "report", cl ? "client_key" : "client_cert",

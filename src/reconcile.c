@@ -70,7 +70,54 @@ static void set_revision(struct tm_revision *rev, const struct tm_verify_result 
 	memcpy(rev->commit, v->commit, sizeof(rev->commit));
 	memcpy(rev->tag_object, v->tag_object, sizeof(rev->tag_object));
 	rev->tag_time = v->tag_time;
+	rev->expires = v->expires;
+	memcpy(rev->key, v->key, sizeof(rev->key));
 	snprintf(rev->signer, sizeof(rev->signer), "%s", v->signer);
+}
+
+/* Raises the anti-rollback floor to an accepted revision's signed time. */
+static void raise_floor(struct tm_state *st, const struct tm_verify_result *v)
+{
+	if (v->tag_time >= st->accepted_time) {
+		st->accepted_time = v->tag_time;
+		memcpy(st->accepted_key, v->key, sizeof(st->accepted_key));
+	}
+}
+
+/* The applier hook: ids about to be written become tagmoor's (state.json
+ * saved) before the first write. */
+struct recorder {
+	struct tm_pass *p;
+	struct tm_state *st;
+};
+
+static int record_ids(void *arg, const char *applier, char *const *ids, size_t n)
+{
+	struct recorder *rc = arg;
+	struct tm_inventory *inv = tm_state_inventory(rc->st, applier);
+	char **all = NULL;
+	size_t nall = 0, added = 0;
+	int r = 0;
+
+	if (rc->p->mode != TM_PASS_SYNC)
+		return 0;
+	if (!inv)
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	for (size_t i = 0; i < inv->n && r == 0; i++)
+		r = tm_strv_push(&all, &nall, inv->ids[i]);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		int have = 0;
+		for (size_t j = 0; j < nall && !have; j++)
+			have = strcmp(all[j], ids[i]) == 0;
+		if (!have && (r = tm_strv_push(&all, &nall, ids[i])) == 0)
+			added++;
+	}
+	if (r == 0 && added && (r = tm_state_set_inventory(rc->st, applier, all, nall)) == 0)
+		r = tm_state_save(rc->st, rc->p->cfg->agent.state_dir);
+	tm_strv_free(all, nall);
+	if (r < 0)
+		return tm_error_wrap(r, "recording what %s is about to write", applier);
+	return 0;
 }
 
 struct plans {
@@ -159,7 +206,8 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		}
 		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
 			r = tm_strv_push(&ids, &nids, pl->set[i].v[j].id);
-		for (size_t j = 0; j < nkept && r == 0; j++)
+		/* bounded: the oldest kept ids are forgotten first */
+		for (size_t j = nkept > TM_STATE_MAX_KEPT ? nkept - TM_STATE_MAX_KEPT : 0; j < nkept && r == 0; j++)
 			r = tm_strv_push(&ids, &nids, kept[j]);
 		if (r == 0)
 			r = tm_state_set_inventory(st, ap->name, ids, nids);
@@ -203,6 +251,23 @@ static int save_state(struct tm_pass *p, struct tm_state *st)
 	return r;
 }
 
+/* Moves the objects of set that are in the inventory to the front; returns
+ * how many there are. Drift repair only ever touches those: an object of the
+ * applied revision that tagmoor does not own (refused as foreign) stays. */
+static size_t owned_first(struct tm_objset *set, const struct tm_inventory *inv)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		if (inv && strv_has(inv->ids, inv->n, set->v[i].id)) {
+			struct tm_object t = set->v[k];
+			set->v[k++] = set->v[i];
+			set->v[i] = t;
+		}
+	}
+	return k;
+}
+
 /* Nothing moved: compare the live state with the applied revision, repair. */
 static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
 		       const struct tm_applier_ctx *ctx)
@@ -217,9 +282,13 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 		return r;
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
 		const struct tm_applier *ap = applier_at(i);
+		size_t n;
 		if (!p->appliers[i].enabled || !ap->drift)
 			continue;
+		n = pl.set[i].n;
+		pl.set[i].n = owned_first(&pl.set[i], tm_state_inventory(st, ap->name));
 		r = ap->drift(&p->appliers[i].res, ctx, &pl.set[i]);
+		pl.set[i].n = n;
 		drifted += p->appliers[i].res.ndrifted;
 		if (r < 0) {
 			add_error(p, "drift", p->appliers[i].res.error_object, "%s", tm_error_last());
@@ -236,13 +305,82 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 	return r < 0 ? TM_EAPPLY : 0;
 }
 
+/* The message of the failure a pass ends with (not a note such as the
+ * state file moved aside). */
+static const char *failure_message(const struct tm_pass *p)
+{
+	for (size_t i = p->nerrors; i > 0; i--)
+		if (strcmp(p->errors[i - 1].stage, "state") != 0)
+			return p->errors[i - 1].message;
+	return p->nerrors ? p->errors[0].message : "failed";
+}
+
+/* diff: what a sync would do, prune only where sync would prune. */
+static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *pl,
+		    const struct tm_applier_ctx *ctx)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = applier_at(i);
+		struct tm_inventory *inv;
+		char **kept = NULL;
+		size_t nkept = 0;
+		int r, prune = i == 0 ? p->cfg->kubernetes.prune : p->cfg->systemd.prune;
+
+		if (!p->appliers[i].enabled)
+			continue;
+		if (!(inv = tm_state_inventory(st, ap->name)))
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		r = ap->apply(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n);
+		if (r == 0 && prune && ap->prune)
+			r = ap->prune(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
+		tm_strv_free(kept, nkept);
+		if (r < 0) {
+			add_error(p, "plan", p->appliers[i].res.error_object, "%s", tm_error_last());
+			return r;
+		}
+	}
+	p->state = "synced";
+	return 0;
+}
+
+/* The ref still shows the applied revision: freshness again (arithmetic on
+ * what was recorded), then drift. */
+static int idle_poll(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
+		     const struct tm_git_source *src, const char *ref, const char *oid,
+		     const struct tm_applier_ctx *ctx)
+{
+	char reason[512];
+	int64_t now = tm_verify_effective_now(p->time, st->accepted_time);
+
+	if (tm_verify_freshness(reason, sizeof(reason), p->cfg, st->applied.tag_time, st->applied.expires,
+				now) == TM_VERIFY_STALE) {
+		p->state = "stale";
+		add_error(p, "verify", NULL, "%s", reason);
+		tm_log_warn("%s at %.12s: %s; not re-applied", ref, oid, reason);
+		if (strcmp(st->last_state, "stale") != 0)
+			save_state(p, st); /* once, on the change */
+		return tm_error_set(TM_EVERIFY, "%s: %s", ref, reason);
+	}
+	tm_log_info("%s unchanged at %.12s; nothing to do", ref, oid);
+	p->state = "synced";
+	/* repo.git was rebuilt: fetch the applied revision again (the same
+	 * object id, so the same verified bytes) for drift detection */
+	if (!tm_git_has_object(git, st->applied.commit) && tm_git_fetch(git, src, ref, oid) < 0) {
+		tm_log_warn("re-fetching the applied revision: %s", tm_error_last());
+		tm_error_clear();
+	}
+	return drift_check(p, st, git, ctx);
+}
+
 int tm_reconcile_pass(struct tm_pass *p)
 {
 	const struct tm_config *cfg = p->cfg;
 	struct tm_git_source src = { cfg->source.url, cfg->source.ca_file, cfg->source.token_file,
 				     cfg->source.timeout_ms, cfg->source.max_fetch };
-	struct tm_applier_ctx ctx = { .cfg = cfg, .root = cfg->root, .dry_run = p->mode == TM_PASS_DIFF, .out = p->out };
 	struct tm_state st;
+	struct recorder rec = { p, &st };
+	struct tm_applier_ctx ctx = { .cfg = cfg, .root = cfg->root, .dry_run = p->mode == TM_PASS_DIFF,
+				      .out = p->out, .record = record_ids, .record_arg = &rec };
 	struct tm_git *git = NULL;
 	struct plans pl = { 0 };
 	const char *ref = p->ref ? p->ref : cfg->source.ref;
@@ -257,7 +395,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	p->appliers[1].name = "systemd";
 	p->appliers[1].enabled = cfg->systemd.enabled;
 
-	if ((r = tm_state_load(&st, cfg->agent.state_dir)) < 0)
+	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
 		return r;
 	if (st.moved_aside)
 		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s", st.moved_aside);
@@ -280,14 +418,12 @@ int tm_reconcile_pass(struct tm_pass *p)
 	}
 	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object : st.applied.commit;
 	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
-		tm_log_info("%s unchanged at %.12s; nothing to do", ref, oid);
-		p->state = "synced";
-		r = drift_check(p, &st, git, &ctx);
+		r = idle_poll(p, &st, git, &src, ref, oid, &ctx);
 		goto out;
 	}
 	p->moved = 1;
-	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid)) {
-		p->state = "rolled_back";
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid, NULL)) {
+		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
 		r = tm_error_set(TM_EAPPLY, "%s at %.12s failed before and is not retried until the ref moves",
 				 ref, oid);
 		add_error(p, "apply", NULL, "%s", tm_error_last());
@@ -305,7 +441,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 	}
 
 	/* verify: before anything of the revision is read */
-	if ((r = tm_verify_revision(&p->verdict, git, cfg, ref, oid, st.accepted_time, p->time)) < 0) {
+	struct tm_verify_floor floor = { st.accepted_time, st.accepted_key };
+	if ((r = tm_verify_revision(&p->verdict, git, cfg, ref, oid, &floor, p->time)) < 0) {
 		add_error(p, "verify", NULL, "%s", tm_error_last());
 		goto out;
 	}
@@ -334,50 +471,42 @@ int tm_reconcile_pass(struct tm_pass *p)
 		r = 0;
 		goto out;
 	}
+	/* the same signed revision under another encoding is the same revision */
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, NULL, p->verdict.key)) {
+		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
+		r = tm_error_set(TM_EAPPLY,
+				 "%s at %.12s is a revision that failed before (the same signed content); not retried",
+				 ref, oid);
+		add_error(p, "apply", NULL, "%s", tm_error_last());
+		tm_state_mark_bad(&st, oid, p->verdict.key);
+		save_state(p, &st);
+		goto out;
+	}
 
 	/* plan */
 	if ((r = build_plans(p, &pl, git, p->verdict.commit, &ctx)) < 0) {
 		if (p->mode == TM_PASS_SYNC) {
-			tm_state_mark_bad(&st, oid);
-			if (p->verdict.tag_time > st.accepted_time)
-				st.accepted_time = p->verdict.tag_time;
+			tm_state_mark_bad(&st, oid, p->verdict.key);
+			raise_floor(&st, &p->verdict);
 			save_state(p, &st);
 		}
-		r = tm_error_set(TM_EAPPLY, "%s", p->errors[p->nerrors - 1].message);
+		r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
 		goto out;
 	}
 	have_plans = 1;
 	if (p->mode == TM_PASS_DIFF) {
-		for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
-			const struct tm_applier *ap = applier_at(i);
-			struct tm_inventory *inv;
-			char **kept = NULL;
-			size_t nkept = 0;
-			if (!p->appliers[i].enabled)
-				continue;
-			inv = tm_state_inventory(&st, ap->name);
-			r = ap->apply(&p->appliers[i].res, &ctx, &pl.set[i], inv->ids, inv->n);
-			if (r == 0)
-				r = ap->prune(&p->appliers[i].res, &ctx, &pl.set[i], inv->ids, inv->n, &kept, &nkept);
-			tm_strv_free(kept, nkept);
-			if (r < 0) {
-				add_error(p, "plan", p->appliers[i].res.error_object, "%s", tm_error_last());
-				goto out;
-			}
-		}
-		p->state = "synced";
-		r = 0;
+		r = diff_all(p, &st, &pl, &ctx);
 		goto out;
 	}
 
 	/* apply, health, commit state */
-	if (p->verdict.tag_time > st.accepted_time)
-		st.accepted_time = p->verdict.tag_time;
+	raise_floor(&st, &p->verdict);
 	r = apply_all(p, &st, &pl, &ctx, "apply");
 	if (r == 0) {
 		set_revision(&st.applied, &p->verdict);
 		set_revision(&st.last_good, &p->verdict);
-		tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit);
+		if (tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit) < 0)
+			tm_log_warn("%s", tm_error_last()); /* only keeps objects reachable; pruning keeps them too */
 		memcpy(p->applied_commit, st.applied.commit, 41);
 		memcpy(p->last_good_commit, st.last_good.commit, 41);
 		p->state = "synced";
@@ -387,10 +516,10 @@ int tm_reconcile_pass(struct tm_pass *p)
 		goto out;
 	}
 
-	/* failure after apply: mark bad, roll back to the last good revision */
+	/* failure after apply: mark bad, roll back to the last good revision.
+	 * A bad revision is never recorded as the applied one. */
 	tm_log_error("%s", tm_error_last());
-	tm_state_mark_bad(&st, oid);
-	set_revision(&st.applied, &p->verdict);
+	tm_state_mark_bad(&st, oid, p->verdict.key);
 	p->state = "failed";
 	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st.last_good.commit[0] &&
 	    strcmp(st.last_good.commit, p->verdict.commit) != 0 &&
@@ -408,8 +537,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	}
 	memcpy(p->applied_commit, st.applied.commit, 41);
 	save_state(p, &st);
-	r = TM_EAPPLY;
-	tm_error_set(TM_EAPPLY, "%s", p->errors[0].message);
+	r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
 out:
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
 		if (p->appliers[i].enabled && applier_at(i)->end)

@@ -210,14 +210,106 @@ static int check_signature(struct tm_verify_result *res, const struct tm_config 
 	return 0;
 }
 
+/* SHA-256 over a label and the signed bytes, as 64 hex digits. */
+static void revision_key(char out[65], const char *label, const char *data, size_t len)
+{
+	unsigned char h[32];
+	struct tm_span parts[2] = { { label, strlen(label) + 1 }, { data, len } };
+
+	tm_crypto_hashv(h, TM_HASH_SHA256, parts, 2);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+int64_t tm_verify_effective_now(int64_t now, int64_t floor)
+{
+	return floor > now ? floor : now;
+}
+
+enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len, const struct tm_config *cfg,
+					   int64_t rev_time, int64_t expires, int64_t now)
+{
+	char a[32];
+
+	if (expires >= 0 && now >= expires) {
+		tm_verify_format_time(a, sizeof(a), expires);
+		snprintf(reason, reason_len, "revision expired at %s (Tagmoor-Expires)", a);
+		return TM_VERIFY_STALE;
+	}
+	/* a revision dated after now (a device clock that lags) is fresh */
+	if (cfg->verify.max_age_ms && rev_time >= 0 && now > rev_time &&
+	    (uint64_t)(now - rev_time) * 1000 > cfg->verify.max_age_ms) {
+		tm_format_duration(a, sizeof(a), cfg->verify.max_age_ms);
+		snprintf(reason, reason_len, "signed revision is older than max_age (%s)", a);
+		return TM_VERIFY_STALE;
+	}
+	return TM_VERIFY_ACCEPTED;
+}
+
+/* The message of a commit: what follows the first empty line of its payload. */
+static void commit_message(const char **msg, size_t *len, const struct tm_gitobj_commit *c)
+{
+	const char *p = c->payload, *end = c->payload + c->payload_len;
+
+	*msg = end;
+	*len = 0;
+	for (; p + 1 < end; p++) {
+		if (p[0] == '\n' && p[1] == '\n') {
+			*msg = p + 2;
+			*len = (size_t)(end - *msg);
+			return;
+		}
+	}
+}
+
+/* Expiry, rollout and fleet from the trailers of the signed message. */
+static int read_trailers(struct tm_verify_result *res, const struct tm_config *cfg, const char *msg,
+			 size_t msg_len, const char *what)
+{
+	const char *v;
+	size_t vl;
+
+	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Expires") < 0 ||
+	    (v && tm_verify_parse_time(&res->expires, v, vl) < 0))
+		return refuse(res, "%s: %s", what, tm_error_last());
+	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Fleet") < 0)
+		return refuse(res, "%s: %s", what, tm_error_last());
+	if (v)
+		snprintf(res->fleet, sizeof(res->fleet), "%.*s", (int)(vl < 127 ? vl : 127), v);
+	if (cfg->verify.fleet && (!v || vl != strlen(cfg->verify.fleet) || memcmp(v, cfg->verify.fleet, vl) != 0))
+		return refuse(res, "%s is not signed for fleet '%s' (%s)", what, cfg->verify.fleet,
+			      v ? "its Tagmoor-Fleet names another" : "no Tagmoor-Fleet trailer");
+	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Rollout") < 0)
+		return refuse(res, "%s: %s", what, tm_error_last());
+	if (v) {
+		struct tm_rollout_wave waves[TM_ROLLOUT_MAX_WAVES];
+		size_t nw;
+		if (tm_verify_parse_rollout(waves, &nw, v, vl) < 0)
+			return refuse(res, "%s: %s", what, tm_error_last());
+		for (size_t i = 0; i < nw; i++) {
+			if (res->bucket < waves[i].pct) {
+				res->wave_pct = waves[i].pct;
+				res->apply_at = res->tag_time + (int64_t)(waves[i].delay_ms / 1000);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const struct tm_config *cfg,
-		       const char *ref, const char *oid, int64_t last_time, int64_t now)
+		       const char *ref, const char *oid, const struct tm_verify_floor *floor, int64_t now)
 {
 	struct tm_buf raw, craw;
 	struct tm_gitobj_tag tag;
 	struct tm_gitobj_commit csig = { 0 };
-	const char *want_name = NULL;
+	const char *want_name = NULL, *msg = NULL;
+	size_t msg_len = 0;
 	int type = 0, r, ok, mode = cfg->verify.mode, have_tag = 0;
+	int64_t last_time = floor ? floor->time : -1;
+	/* Key lifetimes are judged on the device's clock, never on a time the
+	 * signer wrote; the clock is never taken to be before the floor. */
+	int64_t eff_now = tm_verify_effective_now(now, last_time);
 	char what[300];
 
 	memset(res, 0, sizeof(*res));
@@ -240,7 +332,6 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 		memcpy(res->tag_object, oid, 40);
 		snprintf(res->tag_name, sizeof(res->tag_name), "%.*s",
 			 (int)(tag.name_len < 255 ? tag.name_len : 255), tag.name);
-		res->tag_time = tag.tagger_time;
 		memcpy(res->commit, tag.object, 41);
 		if (tag.type_len != 6 || memcmp(tag.type, "commit", 6) != 0) {
 			r = refuse(res, "tag '%s' points to a %.*s, not a commit (nested tags are refused)",
@@ -273,7 +364,7 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 		}
 		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
 		if ((r = check_signature(res, cfg, tag.sig_kind, tag.signature, tag.signature_len,
-					 tag.payload, tag.payload_len, tag.tagger_time, what, &ok)) < 0 || !ok)
+					 tag.payload, tag.payload_len, eff_now, what, &ok)) < 0 || !ok)
 			goto out;
 	}
 	if (!tm_git_has_object(git, res->commit)) {
@@ -286,78 +377,83 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 		r = refuse(res, "commit %s: %s", res->commit, type != 'c' ? "not a commit" : tm_error_last());
 		goto out;
 	}
-	if (!have_tag)
-		res->tag_time = csig.committer_time;
 	if (mode == TM_VERIFY_COMMIT || mode == TM_VERIFY_TAG_COMMIT) {
 		char tagsigner[256];
 		snprintf(tagsigner, sizeof(tagsigner), "%s", res->signer);
 		snprintf(what, sizeof(what), "commit %.12s", res->commit);
 		if ((r = check_signature(res, cfg, csig.sig_kind, csig.signature, csig.signature_len,
-					 csig.payload, csig.payload_len, csig.committer_time, what, &ok)) < 0 || !ok)
+					 csig.payload, csig.payload_len, eff_now, what, &ok)) < 0 || !ok)
 			goto out;
 		if (mode == TM_VERIFY_TAG_COMMIT)
 			snprintf(res->signer, sizeof(res->signer), "%s", tagsigner);
 	}
 
-	/* Anti-rollback: never go back to an older signed revision. */
+	/* What decides from here on is the signed object only: the tag in the
+	 * tag modes, the commit in commit mode (a tag around a signed commit is
+	 * not signed there, so its time and message count for nothing). */
+	if (mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) {
+		res->tag_time = tag.tagger_time;
+		msg = tag.message;
+		msg_len = tag.message_len;
+		revision_key(res->key, "tag", tag.payload, tag.payload_len);
+		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
+	} else if (mode == TM_VERIFY_COMMIT) {
+		res->tag_time = csig.committer_time;
+		commit_message(&msg, &msg_len, &csig);
+		revision_key(res->key, "commit", csig.payload, csig.payload_len);
+		snprintf(what, sizeof(what), "commit %.12s", res->commit);
+	} else {
+		/* mode = none: nothing is signed; the commit's time, no trailers */
+		res->tag_time = csig.committer_time;
+		revision_key(res->key, "none", craw.ptr, craw.len);
+	}
+
+	/* A revision far in the future could raise the floor for good. With a
+	 * clock that is not set (before TM_VERIFY_CLOCK_SANE) this cannot be
+	 * judged; the floor still only grows with signed times. */
+	if (now >= TM_VERIFY_CLOCK_SANE && res->tag_time > now + TM_VERIFY_MAX_FUTURE) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		r = refuse(res, "%s is dated %s, more than %d minutes after this device's clock",
+			   have_tag && mode != TM_VERIFY_COMMIT ? "tag time" : "commit time", a,
+			   TM_VERIFY_MAX_FUTURE / 60);
+		goto out;
+	}
+	/* Anti-rollback: never go back to an older signed revision, nor to
+	 * another one with the same time as the newest accepted. */
 	if (last_time >= 0 && res->tag_time < last_time) {
 		char a[32], b[32];
 		tm_verify_format_time(a, sizeof(a), res->tag_time);
 		tm_verify_format_time(b, sizeof(b), last_time);
 		r = refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
-			   have_tag ? "tag time" : "commit time", a, b);
+			   mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time" : "commit time",
+			   a, b);
+		goto out;
+	}
+	if (last_time >= 0 && res->tag_time == last_time && floor->key && floor->key[0] &&
+	    strcmp(floor->key, res->key) != 0) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		r = refuse(res, "replay refused: another revision has the same signed time (%s) as the last accepted one",
+			   a);
 		goto out;
 	}
 
-	/* Trailers steer expiry and rollout; only a signed tag's message counts. */
-	if (have_tag && mode != TM_VERIFY_NONE && mode != TM_VERIFY_COMMIT) {
-		const char *v;
-		size_t vl;
-		if (find_trailer(&v, &vl, tag.message, tag.message_len, "Tagmoor-Expires") < 0 ||
-		    (v && tm_verify_parse_time(&res->expires, v, vl) < 0)) {
-			r = refuse(res, "tag '%s': %s", res->tag_name, tm_error_last());
-			goto out;
-		}
-		if (find_trailer(&v, &vl, tag.message, tag.message_len, "Tagmoor-Rollout") < 0) {
-			r = refuse(res, "tag '%s': %s", res->tag_name, tm_error_last());
-			goto out;
-		}
-		if (v) {
-			struct tm_rollout_wave waves[TM_ROLLOUT_MAX_WAVES];
-			size_t nw;
-			if (tm_verify_parse_rollout(waves, &nw, v, vl) < 0) {
-				r = refuse(res, "tag '%s': %s", res->tag_name, tm_error_last());
-				goto out;
-			}
-			for (size_t i = 0; i < nw; i++) {
-				if (res->bucket < waves[i].pct) {
-					res->wave_pct = waves[i].pct;
-					res->apply_at = res->tag_time + (int64_t)(waves[i].delay_ms / 1000);
-					break;
-				}
-			}
-		}
+	if (msg && (r = read_trailers(res, cfg, msg, msg_len, what)) < 0)
+		goto out;
+	if (res->outcome == TM_VERIFY_REFUSED) {
+		r = 0;
+		goto out;
 	}
-	if (res->expires >= 0 && now >= res->expires) {
-		char a[32];
-		tm_verify_format_time(a, sizeof(a), res->expires);
-		snprintf(res->reason, sizeof(res->reason), "revision expired at %s (Tagmoor-Expires)", a);
-		res->outcome = TM_VERIFY_STALE;
-	} else if (cfg->verify.max_age_ms && res->tag_time >= 0 &&
-		   (uint64_t)(now - res->tag_time) * 1000 > cfg->verify.max_age_ms) {
-		char a[32];
-		tm_format_duration(a, sizeof(a), cfg->verify.max_age_ms);
-		snprintf(res->reason, sizeof(res->reason), "signed revision is older than max_age (%s)", a);
-		res->outcome = TM_VERIFY_STALE;
-	} else if (res->apply_at > now) {
+	res->outcome = tm_verify_freshness(res->reason, sizeof(res->reason), cfg, res->tag_time, res->expires,
+					   eff_now);
+	if (res->outcome == TM_VERIFY_ACCEPTED && res->apply_at > eff_now) {
 		char a[32];
 		tm_verify_format_time(a, sizeof(a), res->apply_at);
 		snprintf(res->reason, sizeof(res->reason),
 			 "rollout: bucket %u is in the %u%% wave, which starts at %s", res->bucket,
 			 res->wave_pct, a);
 		res->outcome = TM_VERIFY_WAIT;
-	} else {
-		res->outcome = TM_VERIFY_ACCEPTED;
 	}
 	r = 0;
 out:

@@ -20,7 +20,9 @@
 struct tm_revision {
 	char commit[41];
 	char tag_object[41];
-	int64_t tag_time;      /* -1 unknown */
+	int64_t tag_time;      /* the signed time; -1 unknown */
+	int64_t expires;       /* signed Tagmoor-Expires; -1 none */
+	char key[65];          /* what is signed (verify's key); "" unknown */
 	char signer[256];
 };
 
@@ -32,12 +34,25 @@ struct tm_inventory {
 
 #define TM_STATE_MAX_INVENTORIES 4
 #define TM_STATE_MAX_BAD 32
+/* Ids an applier keeps owning although no revision declares them any more
+ * (prune = no, or a failed removal): at most this many per applier, the
+ * oldest forgotten first. */
+#define TM_STATE_MAX_KEPT 4096
+
+/* A revision marked bad: the advertised object id (checked before a fetch)
+ * and the key of what is signed (checked after verification, so that a
+ * re-encoded signature does not make a new revision). */
+struct tm_bad {
+	char oid[41];
+	char key[65];
+};
 
 struct tm_state {
 	struct tm_revision applied;
 	struct tm_revision last_good;
 	int64_t accepted_time;           /* anti-rollback floor; -1 none */
-	char bad[TM_STATE_MAX_BAD][41];  /* advertised object ids marked bad (newest last) */
+	char accepted_key[65];           /* key of the revision that set the floor */
+	struct tm_bad bad[TM_STATE_MAX_BAD]; /* revisions marked bad (newest last) */
 	size_t nbad;
 	struct tm_inventory inv[TM_STATE_MAX_INVENTORIES];
 	size_t ninv;
@@ -52,10 +67,15 @@ struct tm_state {
 int tm_state_lock(int *out_fd, const char *state_dir);
 void tm_state_unlock(int fd);
 
-/* Loads state_dir/state.json; a missing file gives an empty state; a broken
- * one is renamed state.json.broken-<time> and an empty state is returned. */
-int tm_state_load(struct tm_state *out, const char *state_dir);
-/* Writes state.json atomically. */
+/* Loads state_dir/state.json and state_dir/floor; a missing file gives an
+ * empty state. A state.json that does not parse is renamed
+ * state.json.broken-<time> (only when !readonly; a read-only command such
+ * as status never moves anything) and an empty state is returned; the floor
+ * and seq are then still taken from `floor`, a small file written with
+ * every save. An I/O error reading either file fails with TM_EIO and moves
+ * nothing. */
+int tm_state_load(struct tm_state *out, const char *state_dir, int readonly);
+/* Writes floor then state.json, each atomically. */
 int tm_state_save(const struct tm_state *st, const char *state_dir);
 void tm_state_free(struct tm_state *st);
 
@@ -63,8 +83,9 @@ void tm_state_free(struct tm_state *st);
 struct tm_inventory *tm_state_inventory(struct tm_state *st, const char *name);
 /* Replaces an inventory's ids with a copy of ids. */
 int tm_state_set_inventory(struct tm_state *st, const char *name, char *const *ids, size_t n);
-int tm_state_is_bad(const struct tm_state *st, const char *oid);
-void tm_state_mark_bad(struct tm_state *st, const char *oid);
+/* Whether the advertised oid, or (key != NULL) the signed key, is marked bad. */
+int tm_state_is_bad(const struct tm_state *st, const char *oid, const char *key);
+void tm_state_mark_bad(struct tm_state *st, const char *oid, const char *key);
 int tm_state_set_status(struct tm_state *st, const char *json);
 
 #endif

@@ -43,20 +43,49 @@ struct tm_verify_result {
 	char tag_object[41];      /* "" for a branch / lightweight ref */
 	char tag_name[256];
 	char signer[256];         /* principal (ssh) or user id (OpenPGP); "" for none */
-	int64_t tag_time;         /* tagger time (tag modes) or committer time; -1 unknown */
+	int64_t tag_time;         /* the signed time: tagger time (tag modes), committer time
+				   * (commit and none modes); -1 unknown */
 	int64_t expires;          /* Tagmoor-Expires or -1 */
 	int64_t apply_at;         /* earliest time this device may apply (rollout) */
 	unsigned bucket;
 	unsigned wave_pct;        /* the wave this device belongs to, 0 = no rollout */
+	char fleet[128];          /* signed Tagmoor-Fleet, "" none */
+	char key[65];             /* SHA-256 of what is signed: the identity of the revision
+				   * (a re-encoded signature or armor gives the same key) */
 	char reason[512];         /* why refused / waiting / stale */
 };
 
+/* The anti-rollback floor: the newest accepted signed time and the key of
+ * the revision that set it ("" or NULL unknown). */
+struct tm_verify_floor {
+	int64_t time;             /* -1 none */
+	const char *key;
+};
+
+/* A clock before this (2026-01-01T00:00:00Z) is taken as not set (a device
+ * without an RTC at first boot): the far-future check is skipped. */
+#define TM_VERIFY_CLOCK_SANE 1767225600
+/* A revision dated more than this after the device's clock is refused (so
+ * that it cannot raise the floor for good); less is clock skew. */
+#define TM_VERIFY_MAX_FUTURE 3600
+
+/* The time used for key lifetimes, expiry and max_age: the device's clock,
+ * but never before the floor (a newer signed time has been seen). */
+int64_t tm_verify_effective_now(int64_t now, int64_t floor_time);
+
+/* Expiry and max_age of a revision with signed time rev_time at `now`
+ * (effective): TM_VERIFY_STALE with a reason, or TM_VERIFY_ACCEPTED. Pure
+ * arithmetic, so it is re-evaluated on every poll. */
+enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len, const struct tm_config *cfg,
+					   int64_t rev_time, int64_t expires, int64_t now);
+
 /* Verifies object `oid` (what the advertisement showed for `ref`), already
- * fetched into git, under cfg's policy. last_time is the anti-rollback floor
- * (the newest accepted tag time, -1 none); now is the current time.
+ * fetched into git, under cfg's policy, against the anti-rollback floor
+ * (NULL: none) at the device's clock `now`. Only signed data decides: in
+ * the tag modes the tag (time, trailers), in commit mode the commit.
  * Returns 0 with out->outcome set (ACCEPTED/WAIT/STALE/REFUSED), or a
  * negative code for errors that are not verdicts (I/O, memory). */
 int tm_verify_revision(struct tm_verify_result *out, struct tm_git *git, const struct tm_config *cfg,
-		       const char *ref, const char *oid, int64_t last_time, int64_t now);
+		       const char *ref, const char *oid, const struct tm_verify_floor *floor, int64_t now);
 
 #endif
