@@ -297,7 +297,10 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 	}
 	plans_free(&pl);
 	if (drifted && !ctx->dry_run) {
-		p->state = r < 0 ? "failed" : "drifted";
+		if (r < 0)
+			p->state = "failed";
+		else if (strcmp(p->state, "synced") == 0)
+			p->state = "drifted";
 		tm_log_warn("drift: %zu object(s) changed by hand%s", drifted,
 			    r < 0 ? "; repair failed" : " were restored");
 		save_state(p, st);
@@ -424,9 +427,15 @@ int tm_reconcile_pass(struct tm_pass *p)
 	p->moved = 1;
 	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid, NULL)) {
 		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
-		r = tm_error_set(TM_EAPPLY, "%s at %.12s failed before and is not retried until the ref moves",
-				 ref, oid);
-		add_error(p, "apply", NULL, "%s", tm_error_last());
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s at %.12s failed before and is not retried until the ref moves",
+			 ref, oid);
+		add_error(p, "apply", NULL, "%s", msg);
+		/* with rollback, the device stays converged on the applied (last
+		 * good) revision; with keep, what the bad one left is kept */
+		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && drift_check(p, &st, git, &ctx) < 0)
+			tm_log_warn("%s", failure_message(p));
+		r = tm_error_set(TM_EAPPLY, "%s", msg);
 		goto out;
 	}
 
