@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tagmoor/config.h"
 #include "tagmoor/error.h"
 #include "tagmoor/gitobj.h"
 #include "tagmoor/verify.h"
@@ -166,6 +167,41 @@ static void test_times(void **state)
 	assert_int_equal(tm_verify_parse_time(&t, "2026-12-31T00:00:00", 19), TM_EPARSE);
 }
 
+/* Freshness is pure arithmetic: a revision dated after the clock (skew) is
+ * fresh, never "older than max_age" by an unsigned wrap-around. */
+static void test_freshness(void **state)
+{
+	struct tm_config cfg;
+	char why[256];
+	const int64_t t = 1800000000;
+
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 100 * 86400), TM_VERIFY_ACCEPTED);
+	cfg.verify.max_age_ms = 3600 * 1000;
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 3600), TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 3601), TM_VERIFY_STALE);
+	assert_non_null(strstr(why, "max_age"));
+	/* dated two minutes after the device's clock: fresh */
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t - 120), TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, 5), TM_VERIFY_ACCEPTED);
+	/* expiry: at the instant it is stale */
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, t + 10, t + 9), TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, t + 10, t + 10), TM_VERIFY_STALE);
+	assert_non_null(strstr(why, "expired"));
+}
+
+/* The clock used for key lifetimes never goes below the floor. */
+static void test_effective_now(void **state)
+{
+	assert_true(tm_verify_effective_now(100, -1) == 100);
+	assert_true(tm_verify_effective_now(100, 2000) == 2000);
+	assert_true(tm_verify_effective_now(3000, 2000) == 3000);
+	assert_true(TM_VERIFY_CLOCK_SANE == 1767225600); /* 2026-01-01T00:00:00Z */
+	int64_t t;
+	assert_int_equal(tm_verify_parse_time(&t, "2026-01-01T00:00:00Z", 20), 0);
+	assert_true(t == TM_VERIFY_CLOCK_SANE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +211,8 @@ int main(void)
 		cmocka_unit_test(test_rollout),
 		cmocka_unit_test(test_bucket_is_documented_hash),
 		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_freshness),
+		cmocka_unit_test(test_effective_now),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
