@@ -473,7 +473,7 @@ static int verify_sig(const struct pgp_sig *s, const struct pgp_key *key,
 {
 	struct tm_span parts[8];
 	unsigned char trailer[6] = { 4, 0xff }, digest[TM_HASH_MAX_LEN], sig64[64];
-	enum tm_hash_alg alg;
+	enum tm_hash_alg alg = TM_HASH_SHA256; /* set by hash_alg(); initialised for gcc -O3 */
 	size_t dlen;
 	int ret;
 
@@ -1155,7 +1155,7 @@ int tm_pgp_verify(char **out_signer, int64_t *out_sig_time,
 	struct packet pk, extra;
 	struct pgp_sig s;
 	struct found f;
-	enum tm_hash_alg alg;
+	enum tm_hash_alg alg = TM_HASH_SHA256; /* set by hash_alg() */
 	int ret;
 
 	*out_signer = NULL;
