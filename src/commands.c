@@ -47,7 +47,8 @@ int tm_cmd_sync(struct tm_cli *cli)
 	struct tm_pass pass;
 	int r = locked_pass(&pass, cli, TM_PASS_SYNC, NULL);
 
-	if (r != TM_ELOCKED && r != TM_ENOTIMPL) {
+	/* no state when the pass never started (the lock could not be taken) */
+	if (pass.state) {
 		printf("state: %s\n", pass.state);
 		if (pass.have_verdict)
 			printf("commit: %s\n", pass.verdict.commit);
