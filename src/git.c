@@ -986,6 +986,58 @@ static int walk_tree(struct walk *w, const git_tree *tree, size_t plen, int dept
 	return 0;
 }
 
+/* dir names something in the tree that is not a directory: a revision whose
+ * paths entry is a symlink, file or submodule is refused (TM_EPARSE), never
+ * read as "absent" (which would prune everything applied from it). */
+static int not_a_dir(const char *dir, const char *prefix, const git_tree_entry *ent, const char *commit_oid)
+{
+	git_filemode_t mode = git_tree_entry_filemode_raw(ent);
+	const char *what = mode == GIT_FILEMODE_LINK ? "a symlink" :
+		mode == GIT_FILEMODE_COMMIT ? "a submodule" :
+		(mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) ? "a regular file" :
+		"not a tree";
+
+	if (strcmp(dir, prefix) == 0)
+		return tm_error_set(TM_EPARSE, "%.256s is %s, not a directory (commit %s)", dir, what, commit_oid);
+	return tm_error_set(TM_EPARSE, "%.256s is %s, not a directory (in the path %.256s, commit %s)",
+		prefix, what, dir, commit_oid);
+}
+
+/* dir was not found: TM_ENOTFOUND when it is truly absent, TM_EPARSE when one
+ * of its leading components exists but is not a directory. */
+static int absent_or_not_dir(git_tree *root, const char *dir, const char *commit_oid)
+{
+	char prefix[TM_GIT_MAX_PATH + 1];
+	size_t n = strlen(dir);
+
+	memcpy(prefix, dir, n + 1);
+	for (size_t i = 0; i <= n; i++) {
+		git_tree_entry *ent = NULL;
+		int e, r;
+
+		if (dir[i] != '/' && dir[i] != '\0')
+			continue;
+		prefix[i] = '\0';
+		e = git_tree_entry_bypath(&ent, root, prefix);
+		prefix[i] = dir[i];
+		if (e == GIT_ENOTFOUND)
+			break;
+		if (e < 0)
+			return lg_error(TM_EIO, dir);
+		if (git_tree_entry_type(ent) != GIT_OBJECT_TREE) {
+			char shown[TM_GIT_MAX_PATH + 1];
+
+			memcpy(shown, dir, i);
+			shown[i] = '\0';
+			r = not_a_dir(dir, shown, ent, commit_oid);
+			git_tree_entry_free(ent);
+			return r;
+		}
+		git_tree_entry_free(ent);
+	}
+	return tm_error_set(TM_ENOTFOUND, "%.256s: no such directory in commit %s", dir, commit_oid);
+}
+
 int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
 	int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid, size_t size),
 	void *ctx)
@@ -1031,7 +1083,7 @@ int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir
 		w->path[plen] = '\0';
 		e = git_tree_entry_bypath(&ent, root, w->path);
 		if (e == GIT_ENOTFOUND) {
-			r = tm_error_set(TM_ENOTFOUND, "%.128s: no such directory in commit %s", w->path, commit_oid);
+			r = absent_or_not_dir(root, w->path, commit_oid);
 			goto out;
 		}
 		if (e < 0) {
@@ -1039,7 +1091,7 @@ int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir
 			goto out;
 		}
 		if (git_tree_entry_type(ent) != GIT_OBJECT_TREE) {
-			r = tm_error_set(TM_ENOTFOUND, "%.128s: not a directory in commit %s", w->path, commit_oid);
+			r = not_a_dir(w->path, w->path, ent, commit_oid);
 			goto out;
 		}
 		if (git_tree_lookup(&start, git->repo, git_tree_entry_id(ent)) < 0) {

@@ -3,7 +3,9 @@
  *
  * Runs only after verify accepted the revision. Each `paths` entry is walked
  * in git's sorted order; a missing directory is allowed (a per-device
- * directory may not exist for most devices). Objects of one entry are
+ * directory may not exist for most devices), but a paths entry that exists as
+ * something else (a symlink, a regular file, a submodule) refuses the
+ * revision: read as "absent" it would prune everything applied from it. Objects of one entry are
  * collected first, then overlaid onto the result: the same id from a later
  * entry replaces the earlier object, two files with the same id inside one
  * entry are an error.
@@ -146,6 +148,8 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < paths->n; i++) {
 		struct walk w = { git, ap, ctx, paths->v[i], &layer, &nfiles };
+		/* TM_ENOTFOUND only when truly absent; TM_EPARSE ("units/common is
+		 * a symlink, not a directory") fails the plan like any hostile entry */
 		r = tm_git_tree_walk(git, commit, paths->v[i], on_entry, &w);
 		if (r == TM_ENOTFOUND) {
 			tm_log_debug("%s: not in the repository; skipped", paths->v[i][0] ? paths->v[i] : ".");

@@ -84,8 +84,12 @@ int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid);
  * checkout. The callback sees every non-directory entry: path relative to
  * the repository root, git file mode (0100644, 0100755, 0120000 symlink,
  * 0160000 submodule), object id and size (0 for submodules). A non-zero
- * return from cb stops the walk and is returned. TM_ENOTFOUND when dir does
- * not exist; TM_ELIMIT past TM_GIT_MAX_DEPTH levels or TM_GIT_MAX_PATH bytes. */
+ * return from cb stops the walk and is returned. TM_ENOTFOUND when dir (or
+ * one of its leading components) does not exist at all; TM_EPARSE when dir or
+ * a leading component exists but is not a directory (a symlink, a regular file
+ * or a submodule: "units/common is a symlink, not a directory (commit …)"),
+ * so that callers never mistake it for an absent directory; TM_ELIMIT past
+ * TM_GIT_MAX_DEPTH levels or TM_GIT_MAX_PATH bytes. */
 #define TM_GIT_MAX_DEPTH 32
 #define TM_GIT_MAX_PATH 1024
 int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,

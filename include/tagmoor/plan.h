@@ -3,7 +3,9 @@
  * tree (no checkout): the `paths` directories in order, files in sorted
  * order, ${vars} expanded, later paths overriding earlier ones object by
  * object. Any hostile entry (symlink, submodule, "..", oversized file,
- * invalid name) fails the whole plan with an error naming the path.
+ * invalid name) fails the whole plan with an error naming the path. A paths
+ * entry that does not exist is skipped; one that exists but is not a directory
+ * (symlink, regular file, submodule) fails the plan with TM_EPARSE.
  */
 #ifndef TAGMOOR_PLAN_H
 #define TAGMOOR_PLAN_H

@@ -308,7 +308,16 @@ static void test_objects(void **state)
 	seen.stop_at = 2;
 	assert_int_equal(tm_git_tree_walk(g, commit, "", collect, &seen), 42);
 	assert_int_equal(tm_git_tree_walk(g, commit, "nope", collect, &seen), TM_ENOTFOUND);
-	assert_int_equal(tm_git_tree_walk(g, commit, "units/x.service", collect, &seen), TM_ENOTFOUND);
+	/* a paths entry that exists but is not a directory is not "absent" */
+	assert_int_equal(tm_git_tree_walk(g, commit, "units/x.service", collect, &seen), TM_EPARSE);
+	assert_non_null(strstr(tm_error_last(), "units/x.service is a regular file, not a directory"));
+	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/link.yaml", collect, &seen), TM_EPARSE);
+	assert_non_null(strstr(tm_error_last(), "k8s/link.yaml is a symlink, not a directory"));
+	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/link.yaml/x", collect, &seen), TM_EPARSE);
+	assert_non_null(strstr(tm_error_last(), "k8s/link.yaml is a symlink, not a directory"));
+	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/sub", collect, &seen), TM_EPARSE);
+	assert_non_null(strstr(tm_error_last(), "k8s/sub is a submodule, not a directory"));
+	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/nope/deeper", collect, &seen), TM_ENOTFOUND);
 	assert_int_equal(tm_git_tree_walk(g, tag, "", collect, &seen), TM_ENOTFOUND);
 
 	assert_int_equal(tm_git_set_ref(g, TM_GIT_APPLIED_REF, tag), 0);

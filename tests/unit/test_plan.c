@@ -144,6 +144,38 @@ static void test_hostile_entries(void **state)
 	tm_objset_free(&set, NULL);
 }
 
+/* A paths entry that is a symlink, a file or a submodule is not "absent":
+ * skipping it would prune everything applied from it. */
+static void test_paths_entry_not_a_directory(void **state)
+{
+	struct tm_objset set;
+
+	/* truly absent: allowed, the other entries still apply */
+	assert_int_equal(plan(&set, commit(), "common nosuch/dir site"), 0);
+	assert_true(tm_objset_find(&set, "a") >= 0);
+	tm_objset_free(&set, NULL);
+
+	sh("cd %s/work && mv site site.real && ln -s site.real site", dir);
+	refused("true", "site is a symlink, not a directory");
+	assert_int_equal(plan(&set, commit(), "common site"), TM_EPARSE);
+	/* a leading component that is a symlink refuses too */
+	assert_int_equal(plan(&set, commit(), "common site/sub"), TM_EPARSE);
+	assert_non_null(strstr(tm_error_last(), "site is a symlink, not a directory"));
+	sh("cd %s/work && rm site && mv site.real site", dir);
+
+	sh("cd %s/work && mv site site.real && printf 'x' > site", dir);
+	refused("true", "site is a regular file, not a directory");
+	sh("cd %s/work && rm site && mv site.real site", dir);
+
+	sh("cd %s/work && mv site site.real && git init -q site && "
+	   "git -C site -c user.name=t -c user.email=t@x commit -q --allow-empty -m x", dir);
+	refused("true", "site is a submodule, not a directory");
+	sh("cd %s/work && git rm -q --cached site && rm -rf site && mv site.real site", dir);
+
+	assert_int_equal(plan(&set, commit(), "common site"), 0); /* clean again */
+	tm_objset_free(&set, NULL);
+}
+
 static int setup(void **state)
 {
 	char ini[512];
@@ -173,6 +205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_overlay_and_expansion),
 		cmocka_unit_test(test_hostile_entries),
+		cmocka_unit_test(test_paths_entry_not_a_directory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
