@@ -62,7 +62,7 @@ INI
 nspawn_boot "tm-sync-$$" "$BUILD" "$T" || { echo "FAIL: container did not boot"; exit 1; }
 R=$NSPAWN_DIR
 UD=/etc/systemd/system
-SYNC() { OUT=$(nspawn_run "$TAGMOOR" -c "$T/tagmoor.ini" sync 2>&1); RC=$?; echo "$OUT" | sed 's/^/#   /'; }
+SYNC() { OUT=$(nspawn_run "$TAGMOOR" -c "${SYNC_INI:-$T/tagmoor.ini}" sync 2>&1); RC=$?; echo "$OUT" | sed 's/^/#   /'; }
 in_c() { nspawn_run "$@"; }
 active() { in_c systemctl is-active "$1" 2>/dev/null; }
 enabled() { in_c systemctl is-enabled "$1" 2>/dev/null; }
@@ -213,6 +213,23 @@ nspawn_run "$TAGMOOR" -c "$T/tagmoor.ini" sync >"$T/sync2.log" 2>&1
 rc2=$?
 wait $p1; rc1=$?
 check "first sync exits 0 ($rc1), second exits 5 ($rc2)" [ "$rc1" = 0 ] && [ "$rc2" = 5 ]
+
+echo "# 8b. on_failure = keep: a revision that fails health stays failed until the ref moves"
+sed 's/^device_id = edge-0042$/device_id = edge-0042\non_failure = keep/' "$T/tagmoor.ini" >"$T/keep.ini"
+unit common/crash.service "$(svc crash /bin/false)"
+release "release 10 (crashes, keep)"
+SYNC_INI=$T/keep.ini SYNC
+check "keep: sync exits 1" [ "$RC" = 1 ]
+check "keep: the failing unit is kept in place" [ -f "$R$UD/crash.service" ]
+SYNC_INI=$T/keep.ini SYNC
+check "keep: the next poll (nothing moved) exits 1, not retried" [ "$RC" = 1 ] && has "not retried"
+ST=$("$TAGMOOR" -c "$T/keep.ini" --root "$R" status --json)
+check "keep: status stays failed" grep -q '"state":"failed"' <<<"$ST"
+rm "$work/units/common/crash.service"
+release "release 11 (fixed)"
+SYNC_INI=$T/keep.ini SYNC
+check "keep: the ref moved to a good revision: exit 0" [ "$RC" = 0 ]
+check "keep: the failed revision's unit is pruned (it was ours)" [ ! -e "$R$UD/crash.service" ]
 
 echo "# 9. --root pre-seeding (on the host, nothing started)"
 IMG=$T/image
