@@ -50,6 +50,7 @@
 #define DIFF_PATHS_MAX 20
 
 #define META_LIST_ACCEPT "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+#define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 #define AGG_ACCEPT                                                                              \
 	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"                \
 	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"           \
@@ -1305,6 +1306,7 @@ struct item {
 	int stage;
 	char rv[64];                /* live resourceVersion from the pre-list */
 	int listed;
+	int ours;                   /* the pre-list found it with both of tagmoor's labels */
 };
 
 /* What apply, prune and health of one pass share (see kube.h). */
@@ -1830,6 +1832,23 @@ static int ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
 	return r;
 }
 
+/* Whether the live object's labels prove that this tagmoor applied it:
+ * managed-by tagmoor and this source's owner. Else why says what they are. */
+static int owned_by_us(const struct tm_doc *live, char *why, size_t wl)
+{
+	const struct tm_doc *labels = tm_doc_get_path(live, "metadata", "labels", (const char *)NULL);
+	const char *mb = doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_MANAGED_BY));
+	const char *ow = doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_OWNER));
+	char a[80], b[80];
+
+	if (mb && strcmp(mb, TM_KUBE_MANAGED_BY) == 0 && ow && strcmp(ow, P.owner) == 0)
+		return 1;
+	clean(a, sizeof(a), mb ? mb : "(none)", 63);
+	clean(b, sizeof(b), ow ? ow : "(none)", 63);
+	snprintf(why, wl, "%s=%s, %s=%s", TM_KUBE_LABEL_MANAGED_BY, a, TM_KUBE_LABEL_OWNER, b);
+	return 0;
+}
+
 /* Records the resourceVersion of every listed object of each resource the
  * desired objects use (one LIST per kind, our owner label): an apply that
  * returns the same resourceVersion changed nothing. */
@@ -1929,8 +1948,10 @@ static void prelist(struct item *it, size_t n)
 				hit = bsearch(&want, keys, n, sizeof(*keys), lkey_cmp);
 				/* several resources may share a plural (two groups): check the group */
 				if (hit && strcmp(hit->x->res.group, x->res.group) == 0 && strlen(rv) < sizeof(hit->x->rv)) {
+					char why[256];
 					snprintf(hit->x->rv, sizeof(hit->x->rv), "%s", rv);
 					hit->x->listed = 1;
+					hit->x->ours = owned_by_us(items->u.seq.v[k], why, sizeof(why));
 				}
 			}
 			c = doc_str(tm_doc_get_path(d, "metadata", "continue", (const char *)NULL));
@@ -1949,6 +1970,153 @@ static void prelist(struct item *it, size_t n)
 	tm_buf_free(&b);
 	free(esel);
 	free(keys);
+}
+
+/* ------------------------------------------------------------ ownership */
+
+/* Server-side apply with force takes over whatever object has the name, so
+ * an object of the repository that already exists and that tagmoor did not
+ * apply would become tagmoor's — and be pruned when it leaves the
+ * repository (a Namespace with everything in it). Objects in the inventory
+ * and objects with tagmoor's labels are tagmoor's; any other existing one
+ * is someone else's and is refused, unless the repository opts in. */
+
+static int in_list(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+/* Whether the repository asks to take x over: [kubernetes] adopt = yes, or
+ * the annotation tagmoor.dev/adopt: "true" on the object itself. */
+static int adopt_wanted(const struct item *x)
+{
+	const char *v;
+
+	if (P.cfg && P.cfg->kubernetes.adopt)
+		return 1;
+	v = doc_str(tm_doc_get_path(x->doc, "metadata", "annotations", TM_KUBE_ANNOTATION_ADOPT, (const char *)NULL));
+	return v && strcmp(v, "true") == 0;
+}
+
+/* GET the live object's metadata (no Secret data where the server can):
+ * 0 with *out, NULL when it does not exist. A kind that comes from a CRD of
+ * this revision is looked up in any version the server already serves; when
+ * it serves none, no such object can exist. */
+static int get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_result *res)
+{
+	struct item y = *x;
+	char path[PATH_MAX_K];
+	struct tm_buf b;
+	long st;
+	int r;
+
+	*out = NULL;
+	if (y.how != 1) {
+		if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), y.ref.group, y.ref.kind, &y.res) < 0) {
+			tm_error_clear();
+			return 0;
+		}
+		set_ns(&y);
+	}
+	if ((r = item_path(path, sizeof(path), &y, 1)) < 0)
+		return r;
+	tm_buf_init(&b, MAX_RESPONSE + 1);
+	r = call_ct(P.kube, "GET", path, NULL, META_ACCEPT, NULL, 0, &st, &b, NULL, 0);
+	if (r == 0 && st == 200)
+		r = parse_json(out, b.ptr, b.len, x->o->id);
+	else if (r == 0 && st != 404)
+		r = object_failed(res, x, "read", st, &b);
+	tm_buf_free(&b);
+	return r;
+}
+
+/* Whether live (x's object on the server; x is not in the inventory) is
+ * someone else's and may not be taken over: 1, with a log line; 0 when it
+ * is tagmoor's or the repository opts in to adopting it. */
+static int foreign_live(const struct item *x, const struct tm_doc *live)
+{
+	char why[256];
+
+	if (!live || owned_by_us(live, why, sizeof(why)))
+		return 0;
+	if (adopt_wanted(x)) {
+		tm_log_warn("kubernetes: adopting %s (%.200s): it exists and was not applied by tagmoor (%s); "
+			    "the repository takes it over (%s)", x->o->id, x->o->source, why,
+			    P.cfg && P.cfg->kubernetes.adopt ? "[kubernetes] adopt = yes" :
+			    TM_KUBE_ANNOTATION_ADOPT ": \"true\"");
+		return 0;
+	}
+	tm_log_error("kubernetes: %s (%.200s) exists and was not applied by tagmoor (%s)", x->o->id, x->o->source,
+		     why);
+	return 1;
+}
+
+/* The refusal: names the first foreign object; nothing has been written. */
+static int refuse_foreign(struct tm_apply_result *res, const struct item *first, size_t nforeign)
+{
+	char more[64] = "";
+
+	if (nforeign > 1)
+		snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
+	set_error_object(res, first->o->id);
+	return tm_error_set(TM_EAPPLY,
+			    "kubernetes: %s exists and was not applied by tagmoor; refusing to take it over%s "
+			    "(%.200s; to take it over, annotate it %s: \"true\" in the repository or set "
+			    "[kubernetes] adopt = yes)",
+			    first->o->id, more, first->o->source, TM_KUBE_ANNOTATION_ADOPT);
+}
+
+/* Before anything is written: every desired object that is not in the
+ * inventory and that the pre-list did not find with tagmoor's labels is
+ * read (metadata only); one that exists without them refuses the apply. In
+ * the steady state every object is in the inventory and nothing is read. */
+static int check_foreign(struct item *it, size_t n, char *const *inventory, size_t ninventory,
+			 struct tm_apply_result *res)
+{
+	const struct item *first = NULL;
+	size_t nforeign = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		struct item *x = &it[i];
+		struct tm_doc *live = NULL;
+
+		if (in_list(inventory, ninventory, x->o->id) || x->ours)
+			continue;
+		if ((r = get_meta(&live, x, res)) < 0)
+			return r;
+		if (foreign_live(x, live)) {
+			if (!nforeign++)
+				first = x;
+		}
+		tm_doc_free(live);
+	}
+	return nforeign ? refuse_foreign(res, first, nforeign) : 0;
+}
+
+/* Hands the ids about to be created or written that are not in the
+ * inventory yet to the pass (ctx->record), before the first write. */
+static int record_new(const struct tm_applier_ctx *ctx, struct item *it, size_t n, char *const *inventory,
+		      size_t ninventory)
+{
+	char **ids = NULL;
+	size_t nids = 0;
+	int r = 0;
+
+	if (!ctx->record)
+		return 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!in_list(inventory, ninventory, it[i].o->id))
+			r = tm_strv_push(&ids, &nids, it[i].o->id);
+	if (r == 0 && nids && (r = ctx->record(ctx->record_arg, "kubernetes", ids, nids)) < 0) {
+		if (r != TM_ENOMEM)
+			r = tm_error_wrap(TM_EAPPLY, "kubernetes: nothing applied");
+	}
+	tm_strv_free(ids, nids);
+	return r < 0 ? r : 0;
 }
 
 /* ------------------------------------------------------------ waiting */
@@ -2275,11 +2443,16 @@ static void diff_docs(struct diffs *d, const char *path, const struct tm_doc *a,
 		diff_note(d, *path ? path : "(object)", a, b);
 }
 
-/* diff: what an apply would do to each object, printed; nothing changes. */
-static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx, struct tm_apply_result *res)
+/* diff: what an apply would do to each object, printed; nothing changes.
+ * An object that an apply would refuse to take over is printed with "!"
+ * and the diff fails as the apply would. */
+static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx, struct tm_apply_result *res,
+		      char *const *inventory, size_t ninventory)
 {
 	FILE *f = out_of(ctx);
 	struct tm_buf b;
+	const struct item *first = NULL;
+	size_t nforeign = 0;
 	int r = 0;
 
 	tm_buf_init(&b, MAX_RESPONSE + 1);
@@ -2290,12 +2463,35 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 		long st;
 
 		if (x->how == 2) {
+			/* its kind may be served in another version already */
+			if (!in_list(inventory, ninventory, x->o->id)) {
+				int foreign;
+				if ((r = get_meta(&live, x, res)) < 0)
+					break;
+				foreign = foreign_live(x, live);
+				tm_doc_free(live);
+				if (foreign) {
+					fprintf(f, "kubernetes: ! %s (exists and was not applied by tagmoor; "
+						"refusing to take it over; %s)\n", x->o->id, x->o->source);
+					if (!nforeign++)
+						first = x;
+					continue;
+				}
+			}
 			fprintf(f, "kubernetes: + %s (create; %s)\n", x->o->id, x->o->source);
 			res->applied++;
 			continue;
 		}
 		if ((r = get_live(&live, x, res)) < 0)
 			break;
+		if (live && !in_list(inventory, ninventory, x->o->id) && foreign_live(x, live)) {
+			fprintf(f, "kubernetes: ! %s (exists and was not applied by tagmoor; refusing to take it over; %s)\n",
+				x->o->id, x->o->source);
+			if (!nforeign++)
+				first = x;
+			tm_doc_free(live);
+			continue;
+		}
 		if (!live) {
 			fprintf(f, "kubernetes: + %s (create; %s)\n", x->o->id, x->o->source);
 			res->applied++;
@@ -2329,6 +2525,8 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 		tm_doc_free(dry);
 	}
 	tm_buf_free(&b);
+	if (r == 0 && nforeign)
+		r = refuse_foreign(res, first, nforeign);
 	return r;
 }
 
@@ -2358,14 +2556,17 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 	if ((r = items_build(&it, desired, res)) < 0 || (r = items_resolve(it, desired->n, res)) < 0)
 		goto fail;
 	if (ctx->dry_run) {
-		r = diff_apply(it, desired->n, ctx, res);
+		r = diff_apply(it, desired->n, ctx, res, inventory, ninventory);
 		items_free(it);
 		if (r < 0)
 			tm_kube_pass_end();
 		return r;
 	}
 	prelist(it, desired->n);
-	if ((r = apply_staged(it, desired->n, NULL, res, 1)) < 0)
+	/* look at everything before writing anything */
+	if ((r = check_foreign(it, desired->n, inventory, ninventory, res)) < 0 ||
+	    (r = record_new(ctx, it, desired->n, inventory, ninventory)) < 0 ||
+	    (r = apply_staged(it, desired->n, NULL, res, 1)) < 0)
 		goto fail;
 	tm_log_info("kubernetes: %u applied, %u unchanged", res->applied, res->unchanged);
 	items_free(it);
@@ -2397,21 +2598,6 @@ static int gone_cmp(const void *a, const void *b)
 	if ((c = strcmp(x->ref.kind, y->ref.kind)) != 0 || (c = strcmp(x->ref.ns, y->ref.ns)) != 0)
 		return c;
 	return strcmp(x->ref.name, y->ref.name);
-}
-
-static int owned_by_us(const struct tm_doc *live, char *why, size_t wl)
-{
-	const struct tm_doc *labels = tm_doc_get_path(live, "metadata", "labels", (const char *)NULL);
-	const char *mb = doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_MANAGED_BY));
-	const char *ow = doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_OWNER));
-	char a[80], b[80];
-
-	if (mb && strcmp(mb, TM_KUBE_MANAGED_BY) == 0 && ow && strcmp(ow, P.owner) == 0)
-		return 1;
-	clean(a, sizeof(a), mb ? mb : "(none)", 63);
-	clean(b, sizeof(b), ow ? ow : "(none)", 63);
-	snprintf(why, wl, "%s=%s, %s=%s", TM_KUBE_LABEL_MANAGED_BY, a, TM_KUBE_LABEL_OWNER, b);
-	return 0;
 }
 
 static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
@@ -2628,11 +2814,17 @@ out:
 
 /* ------------------------------------------------------------ drift */
 
+/* Drift repair writes only objects that are tagmoor's: one that exists
+ * without tagmoor's labels (deleted and made again by someone else, or
+ * relabelled by another tool) is reported and left alone — never taken
+ * over, whatever the adopt settings say; the pass fails naming it. */
 static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, const struct tm_objset *desired)
 {
 	struct item *it = NULL;
 	int *sel = NULL, r;
-	size_t nsel = 0;
+	size_t nsel = 0, nforeign = 0;
+	const struct item *first = NULL;
+	char first_why[256] = "";
 	struct tm_buf b;
 
 	if (ctx->root || !desired->n)
@@ -2663,6 +2855,20 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		if (x->how == 1 && (r = get_live(&live, x, res)) < 0)
 			goto out;
 		if (live) {
+			char why[256];
+			if (!owned_by_us(live, why, sizeof(why))) {
+				tm_log_error("kubernetes: %s exists and is not tagmoor's (%s); drift not repaired, "
+					     "tagmoor does not take it over", x->o->id, why);
+				if (ctx->dry_run)
+					fprintf(out_of(ctx), "kubernetes: ! %s (drift: not tagmoor's any more: %s; "
+						"not repaired)\n", x->o->id, why);
+				if (!nforeign++) {
+					first = x;
+					snprintf(first_why, sizeof(first_why), "%s", why);
+				}
+				tm_doc_free(live);
+				continue;
+			}
 			if ((r = ssa(x, 1, &st, &b)) < 0) {
 				tm_doc_free(live);
 				goto out;
@@ -2700,9 +2906,29 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 			goto out;
 	}
 	if (nsel && !ctx->dry_run) {
-		r = apply_staged(it, desired->n, sel, res, 0);
+		char **ids = NULL;
+		size_t nids = 0;
+
+		/* what is about to be written, for the pass (all of it tagmoor's already) */
+		for (size_t i = 0; i < desired->n && r == 0; i++)
+			if (sel[i])
+				r = tm_strv_push(&ids, &nids, it[i].o->id);
+		if (r == 0 && ctx->record && (r = ctx->record(ctx->record_arg, "kubernetes", ids, nids)) < 0 &&
+		    r != TM_ENOMEM)
+			r = tm_error_wrap(TM_EAPPLY, "kubernetes: drift not repaired");
+		tm_strv_free(ids, nids);
+		if (r == 0)
+			r = apply_staged(it, desired->n, sel, res, 0);
 		if (r == 0)
 			tm_log_info("kubernetes: %zu drifted object(s) repaired", nsel);
+	}
+	if (r == 0 && nforeign) {
+		char more[64] = "";
+		if (nforeign > 1)
+			snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
+		set_error_object(res, first->o->id);
+		r = tm_error_set(TM_EAPPLY, "kubernetes: drift: %s exists and is not tagmoor's any more (%s); "
+				 "not repaired, tagmoor does not take it over%s", first->o->id, first_why, more);
 	}
 out:
 	tm_buf_free(&b);

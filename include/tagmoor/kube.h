@@ -11,11 +11,17 @@
  *           "apiextensions.k8s.io/CustomResourceDefinition//foos.example.com"),
  *           content = the object as JSON with tagmoor's labels added,
  *           data = its struct tm_doc
- *   apply   the apply lease, then server-side apply in Flux's stages
+ *   apply   the apply lease; refuses (writing nothing) when a desired object
+ *           that is not in the inventory exists on the server without
+ *           tagmoor's labels (unless the repository opts in to adopting it);
+ *           records the new ids through ctx->record; then server-side
+ *           apply in Flux's stages
  *   prune   deletes what left the repository, only when its labels prove it
  *           is tagmoor's
  *   health  kstatus rules (kstatus.h) within [kubernetes] wait
- *   drift   server-side dry-run apply compared with the live object; repaired
+ *   drift   server-side dry-run apply compared with the live object; repaired,
+ *           except objects whose labels are no longer tagmoor's (reported,
+ *           never taken over)
  *
  * One pass (apply, prune, health — or drift) shares one API client and one
  * discovery; the applier keeps them between the calls of a pass, so it
@@ -41,6 +47,10 @@ extern const struct tm_applier tm_kube_applier;
 #define TM_KUBE_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
 #define TM_KUBE_MANAGED_BY "tagmoor"
 #define TM_KUBE_LABEL_OWNER "tagmoor.dev/owner"
+/* The annotation with which an object in the repository asks to take over
+ * an existing object that tagmoor did not apply (value exactly "true");
+ * [kubernetes] adopt = yes does the same for every object. */
+#define TM_KUBE_ANNOTATION_ADOPT "tagmoor.dev/adopt"
 
 #define TM_KUBE_GROUP_MAX 253
 #define TM_KUBE_KIND_MAX 128

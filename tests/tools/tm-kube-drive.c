@@ -7,7 +7,7 @@
  *   tm-kube-drive COMMAND --from DIR [--from DIR]... [--inventory FILE]
  *                 [--kubeconfig FILE] [--device ID] [--url URL] [--ref REF]
  *                 [--field-manager NAME] [--wait MS] [--no-prune] [--root DIR]
- *                 [-v|-q]
+ *                 [--adopt] [--no-record] [--record-fail] [-v|-q]
  *   COMMAND: apply | prune | health | drift | sync (= apply, prune, health)
  *            | diff (= apply and prune as `tagmoor diff` runs them)
  *
@@ -15,8 +15,12 @@
  * later entry replaces objects of an earlier one (the overlay). Without
  * --kubeconfig the in-cluster service account is used. --inventory holds the
  * ids applied before, one a line, and is updated as state.json would be:
- * old ∪ desired before applying, desired ∪ kept after pruning. The result is
- * printed as KEY=VALUE lines; exit 0 on success, 1 on failure, 2 on usage.
+ * through the ctx->record hook (the ids the applier is about to write are
+ * added before its first write; recorded=... lists them), desired ∪ kept
+ * after pruning. --adopt is [kubernetes] adopt = yes; --no-record leaves
+ * ctx->record NULL; --record-fail makes the hook fail (nothing may then be
+ * written). The result is printed as KEY=VALUE lines; exit 0 on success, 1
+ * on failure, 2 on usage.
  */
 #define _GNU_SOURCE
 #include "tagmoor/applier.h"
@@ -152,11 +156,44 @@ static void print_list(const char *key, char **v, size_t n)
 	putchar('\n');
 }
 
+/* The record hook: what the pass does with state.json, on the inventory file. */
+struct recorder {
+	const char *file;
+	int fail;
+	char **inv;         /* the inventory file's ids as recorded so far */
+	size_t ninv;
+	char **recorded;    /* every id handed to the hook, for recorded= */
+	size_t nrecorded;
+};
+
+static int record_hook(void *arg, const char *applier, char *const *ids, size_t n)
+{
+	struct recorder *rc = arg;
+	int r = 0;
+
+	if (strcmp(applier, "kubernetes") != 0)
+		return tm_error_set(TM_EAPPLY, "record: unexpected applier \"%s\"", applier);
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!has(rc->recorded, rc->nrecorded, ids[i]))
+			r = tm_strv_push(&rc->recorded, &rc->nrecorded, ids[i]);
+	if (r < 0)
+		return r;
+	if (rc->fail)
+		return tm_error_set(TM_EIO, "record: saving the inventory failed (--record-fail)");
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!has(rc->inv, rc->ninv, ids[i]))
+			r = tm_strv_push(&rc->inv, &rc->ninv, ids[i]);
+	if (r == 0 && rc->file)
+		r = write_inventory(rc->file, rc->inv, rc->ninv);
+	return r;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: tm-kube-drive apply|prune|health|drift|sync|diff --from DIR [--from DIR]... "
 			"[--inventory FILE] [--kubeconfig FILE] [--device ID] [--url URL] [--ref REF] "
-			"[--field-manager NAME] [--wait MS] [--no-prune] [--root DIR] [-v|-q]\n");
+			"[--field-manager NAME] [--wait MS] [--no-prune] [--root DIR] [--adopt] [--no-record] "
+			"[--record-fail] [-v|-q]\n");
 	return 2;
 }
 
@@ -168,9 +205,10 @@ int main(int argc, char **argv)
 	struct tm_applier_ctx ctx = { 0 };
 	struct tm_objset desired = { 0 };
 	struct tm_apply_result res = { 0 };
+	struct recorder rec = { 0 };
 	char **inv = NULL, **kept = NULL;
 	size_t ninv = 0, nkept = 0;
-	int r = 0, do_apply, do_prune, do_health, do_drift, pruned = 0, prune_on = 1;
+	int r = 0, do_apply, do_prune, do_health, do_drift, pruned = 0, prune_on = 1, record_on = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	tm_log_setup(TM_LOG_TEXT, TM_LOG_WARN);
@@ -191,6 +229,12 @@ int main(int argc, char **argv)
 			tm_log_setup(TM_LOG_TEXT, TM_LOG_ERROR);
 		else if (strcmp(a, "--no-prune") == 0)
 			prune_on = 0;
+		else if (strcmp(a, "--adopt") == 0)
+			cfg.kubernetes.adopt = 1;
+		else if (strcmp(a, "--no-record") == 0)
+			record_on = 0;
+		else if (strcmp(a, "--record-fail") == 0)
+			rec.fail = 1;
 		else if (i + 1 >= argc)
 			return usage();
 		else if (strcmp(a, "--from") == 0 && nfrom < 16)
@@ -239,25 +283,18 @@ int main(int argc, char **argv)
 		goto out;
 	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
 		goto out;
-	if (do_apply) {
-		if (invfile && !ctx.dry_run) {
-			/* before applying: what was and what will be tagmoor's */
-			char **wide = NULL;
-			size_t nw = 0;
-			for (size_t k = 0; k < ninv && r == 0; k++)
-				r = tm_strv_push(&wide, &nw, inv[k]);
-			for (size_t k = 0; k < desired.n && r == 0; k++)
-				if (!has(wide, nw, desired.v[k].id))
-					r = tm_strv_push(&wide, &nw, desired.v[k].id);
-			if (r == 0)
-				r = write_inventory(invfile, wide, nw);
-			tm_strv_free(wide, nw);
-			if (r < 0)
-				goto out;
-		}
-		if ((r = A->apply(&res, &ctx, &desired, inv, ninv)) < 0)
+	if (record_on) {
+		/* what was tagmoor's, and what the applier records before writing */
+		rec.file = ctx.dry_run ? NULL : invfile;
+		for (size_t k = 0; k < ninv && r == 0; k++)
+			r = tm_strv_push(&rec.inv, &rec.ninv, inv[k]);
+		if (r < 0)
 			goto out;
+		ctx.record = record_hook;
+		ctx.record_arg = &rec;
 	}
+	if (do_apply && (r = A->apply(&res, &ctx, &desired, inv, ninv)) < 0)
+		goto out;
 	if (do_prune) {
 		r = A->prune(&res, &ctx, &desired, inv, ninv, &kept, &nkept);
 		pruned = 1;
@@ -291,6 +328,7 @@ out:
 	print_list("changed", res.changed, res.nchanged);
 	print_list("drifted", res.drifted, res.ndrifted);
 	print_list("unhealthy", res.unhealthy, res.nunhealthy);
+	print_list("recorded", rec.recorded, rec.nrecorded);
 	if (pruned)
 		print_list("kept", kept, nkept);
 	printf("error_object=%s\n", res.error_object ? res.error_object : "");
@@ -300,5 +338,7 @@ out:
 	tm_objset_free(&desired, A->free_data);
 	tm_strv_free(inv, ninv);
 	tm_strv_free(kept, nkept);
+	tm_strv_free(rec.inv, rec.ninv);
+	tm_strv_free(rec.recorded, rec.nrecorded);
 	return r < 0 ? 1 : 0;
 }
