@@ -415,6 +415,170 @@ expect "drift: deleted object back" is "$(field /apis/example.com/v1/namespaces/
 drive drift
 expect "drift: none after repair" is "$RC $(kv drifted)" "0 "
 
+# ------------------------------------------------------------ someone else's objects
+# The attack: a revision declares objects that exist on the cluster and that tagmoor did not apply
+# (another team's Namespace with its things in it, a ConfigMap another tagmoor manages). Server-side
+# apply with force would make them tagmoor's, and a later revision without them would prune them.
+kapi POST /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}' application/json >/dev/null
+kapi POST /api/v1/namespaces/team/configmaps \
+	'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"precious","namespace":"team"},"data":{"k":"v"}}' application/json >/dev/null
+kapi POST /api/v1/namespaces/demo/configmaps \
+	'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"theirs","namespace":"demo","labels":{"app.kubernetes.io/managed-by":"tagmoor","tagmoor.dev/owner":"0000000000000000"}},"data":{"k":"theirs"}}' \
+	application/json >/dev/null
+write takeover.yaml <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: theirs, namespace: demo}
+data: {k: ours}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: innocent, namespace: demo}
+data: {k: new}
+EOF
+reset_reqs
+drive sync
+expect "foreign: refused, exit 1 naming the first" is "$RC $(kv error_object)" "1 /Namespace//team"
+expect "foreign: message" has "$(kv error)" "/Namespace//team exists and was not applied by tagmoor; refusing to take it over (and 1 more)"
+expect "foreign: the other one is logged" has "$ERR" "/ConfigMap/demo/theirs (takeover.yaml) exists and was not applied by tagmoor"
+expect "foreign: nothing written at all (no PATCH)" is "$(reqs 'r["by_verb"].get("patch",0)')" 0
+expect "foreign: nothing recorded" is "$(kv recorded)" ""
+expect "foreign: Namespace not labelled" \
+	is "$(field /api/v1/namespaces/team 'o["metadata"].get("labels",{}).get("tagmoor.dev/owner")')" None
+expect "foreign: another owner's ConfigMap untouched" \
+	is "$(field /api/v1/namespaces/demo/configmaps/theirs 'o["data"]["k"]+" "+o["metadata"]["labels"]["tagmoor.dev/owner"]')" "theirs 0000000000000000"
+expect "foreign: the new object of the revision not created either" \
+	is "$(field /api/v1/namespaces/demo/configmaps/innocent 'o is None')" True
+expect "foreign: not in the inventory" not has "$(cat "$INV")" "/Namespace//team"
+drive diff
+expect "foreign: diff fails the same way" is "$RC $(kv error_object)" "1 /Namespace//team"
+expect "foreign: diff marks them" has "$OUT" "kubernetes: ! /Namespace//team (exists and was not applied by tagmoor"
+expect "foreign: diff marks the other" has "$OUT" "kubernetes: ! /ConfigMap/demo/theirs"
+expect "foreign: diff still shows the new one" has "$OUT" "kubernetes: + /ConfigMap/demo/innocent"
+drive sync
+expect "foreign: refused again on the next pass" is "$RC $(kv error_object)" "1 /Namespace//team"
+# the attacker's next revision drops them: nothing of theirs is pruned
+rm "$REPO/takeover.yaml"
+drive sync
+expect "foreign dropped: exit 0, nothing pruned" is "$RC $(kv pruned)" "0 0"
+expect "foreign dropped: the Namespace is still there" is "$(field /api/v1/namespaces/team 'o is not None')" True
+expect "foreign dropped: and what is in it" is "$(field /api/v1/namespaces/team/configmaps/precious 'o["data"]["k"]')" v
+expect "foreign dropped: another owner's ConfigMap still there" \
+	is "$(field /api/v1/namespaces/demo/configmaps/theirs 'o["data"]["k"]')" theirs
+
+# opting in: the annotation on the object in the repository
+write takeover.yaml <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team
+  annotations: {tagmoor.dev/adopt: "true"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: theirs, namespace: demo}
+data: {k: ours}
+EOF
+drive sync
+expect "adopt annotation: only the annotated one is allowed" is "$RC $(kv error_object)" "1 /ConfigMap/demo/theirs"
+expect "adopt annotation: message" has "$(kv error)" "/ConfigMap/demo/theirs exists and was not applied by tagmoor; refusing to take it over ("
+expect "adopt annotation: still nothing written" \
+	is "$(field /api/v1/namespaces/team 'o["metadata"].get("labels",{}).get("tagmoor.dev/owner")')" None
+python3 - "$REPO/takeover.yaml" <<'EOF'
+import sys
+p = sys.argv[1]
+docs = open(p).read().split("---\n")
+open(p, "w").write("---\n".join(d for d in docs if "name: theirs" not in d))
+EOF
+drive sync
+expect "adopt annotation: taken over" is "$RC $(kv changed)" "0 /Namespace//team"
+expect "adopt annotation: recorded before writing" is "$(kv recorded)" "/Namespace//team"
+expect "adopt annotation: labelled ours" \
+	is "$(field /api/v1/namespaces/team 'o["metadata"]["labels"]["tagmoor.dev/owner"]')" "$OWNER"
+expect "adopt annotation: in the inventory" has "$(cat "$INV")" "/Namespace//team"
+expect "adopt annotation: logged" has "$ERR" "adopting /Namespace//team"
+rm "$REPO/takeover.yaml"
+drive sync
+expect "adopted and dropped: pruned like any object of tagmoor's" is "$RC $(kv pruned)" "0 1"
+
+# opting in for everything: [kubernetes] adopt = yes
+write takeover.yaml <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: theirs, namespace: demo}
+data: {k: ours}
+EOF
+drive sync --adopt
+expect "adopt = yes: taken over" is "$RC $(kv changed)" "0 /ConfigMap/demo/theirs"
+expect "adopt = yes: now ours" \
+	is "$(field /api/v1/namespaces/demo/configmaps/theirs 'o["data"]["k"]+" "+o["metadata"]["labels"]["tagmoor.dev/owner"]')" "ours $OWNER"
+drive sync
+expect "adopted: ours on the next pass without adopt" is "$RC" 0
+rm "$REPO/takeover.yaml"
+drive sync
+
+# a lost inventory (state directory) heals through the labels, without a GET per object
+cp "$INV" "$T/inv.saved"
+: >"$INV"
+reset_reqs
+WAIT=0 drive sync
+expect "lost inventory: ours by the labels, exit 0" is "$RC $(kv applied)" "0 0"
+expect "lost inventory: everything recorded again" is "$(kv recorded | tr ',' '\n' | sort)" "$(sort "$T/inv.saved")"
+expect "lost inventory: no GET of single objects (the labelled LIST answers)" \
+	is "$(reqs 'r["by_method_path"].get("GET /api/v1/namespaces/default/configmaps/settings",0)')" 0
+reset_reqs
+WAIT=0 drive sync
+expect "steady state: nothing to record" is "$RC $(kv recorded)" "0 "
+expect "steady state: no GET of single objects" \
+	is "$(reqs 'r["by_method_path"].get("GET /api/v1/namespaces/default/configmaps/settings",0)')" 0
+
+# the record hook: a failure to record writes nothing
+write app/recorded.yaml <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: recorded, namespace: demo}
+data: {k: v}
+EOF
+reset_reqs
+drive sync --record-fail
+expect "record fails: exit 1" is "$RC" 1
+expect "record fails: the hook was asked for the new id only" is "$(kv recorded)" "/ConfigMap/demo/recorded"
+expect "record fails: message" has "$(kv error)" "record: saving the inventory failed"
+expect "record fails: no PATCH" is "$(reqs 'r["by_verb"].get("patch",0)')" 0
+expect "record fails: not created" is "$(field /api/v1/namespaces/demo/configmaps/recorded 'o is None')" True
+drive sync
+expect "record: recorded, then created" is "$RC $(kv recorded) $(kv changed)" "0 /ConfigMap/demo/recorded /ConfigMap/demo/recorded"
+rm "$REPO/app/recorded.yaml"
+drive sync
+expect "record: pruned again" is "$RC $(kv pruned)" "0 1"
+
+# drift: an object of tagmoor's replaced by someone else's is not taken over
+kapi DELETE /api/v1/namespaces/default/configmaps/settings >/dev/null
+kapi POST /api/v1/namespaces/default/configmaps \
+	'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings","namespace":"default"},"data":{"mode":"theirs"}}' application/json >/dev/null
+kapi PATCH /apis/example.com/v1/namespaces/demo/widgets/w1 '{"spec":{"size":7}}' >/dev/null
+reset_reqs
+drive drift
+expect "drift, replaced object: exit 1 naming it" is "$RC $(kv error_object)" "1 /ConfigMap/default/settings"
+expect "drift, replaced object: message" has "$(kv error)" "drift: /ConfigMap/default/settings exists and is not tagmoor's any more"
+expect "drift, replaced object: the other drift repaired" is "$(kv drifted)" "example.com/Widget/demo/w1"
+expect "drift, replaced object: repaired" is "$(field /apis/example.com/v1/namespaces/demo/widgets/w1 'o["spec"]["size"]')" 3
+expect "drift, replaced object: not written" \
+	is "$(field /api/v1/namespaces/default/configmaps/settings 'o["data"]["mode"]+" "+str(o["metadata"].get("labels"))')" "theirs None"
+expect "drift, replaced object: no PATCH of it, not even a dry run" \
+	is "$(reqs 'r["by_method_path"].get("PATCH /api/v1/namespaces/default/configmaps/settings",0)')" 0
+drive drift
+expect "drift, replaced object: still refused" is "$RC $(kv drifted)" "1 "
+kapi DELETE /api/v1/namespaces/default/configmaps/settings >/dev/null
+drive drift
+expect "drift, replaced object deleted: made again as tagmoor's" is "$RC $(kv drifted)" "0 /ConfigMap/default/settings"
+expect "drift: back" is "$(field /api/v1/namespaces/default/configmaps/settings 'o["data"]["mode"]')" on
+
 # ------------------------------------------------------------ the apply lease
 LEASE=tagmoor-$(printf 'https://git.example.com/fleet.git\nrefs/tags/stable' | sha256sum | cut -c1-16)
 expect "lease: released after the pass" \
