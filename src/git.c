@@ -29,6 +29,7 @@
 #include "tagmoor/http.h"
 #include "tagmoor/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -169,6 +170,175 @@ static int is_dir(const char *base, const char *sub)
 	return n > 0 && (size_t)n < sizeof(p) && lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* --- stale locks and temporary files ------------------------------------ *
+ *
+ * A tagmoor killed (SIGKILL, power cut) in the middle of a fetch leaves lock
+ * files (refs/tagmoor/fetched.lock, packed-refs.lock, ...) and half-written
+ * temporary files (objects/pack/pack_git2_*, tmp_pack_*, loose tmp objects)
+ * behind. libgit2 never breaks a lock, so every later fetch would fail with
+ * "failed to lock file" forever. The caller holds the state lock (flock on
+ * state_dir/lock) for the whole pass, so nobody else writes repo.git: any
+ * lock or temporary file found at open time is stale and is removed. */
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+static int is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[n] == '\0';
+}
+
+static void unlink_stale(const char *path, size_t *n)
+{
+	if (unlink(path) == 0) {
+		(*n)++;
+		tm_log_debug("%s: removed a stale lock or temporary file", path);
+	} else if (errno != ENOENT) {
+		tm_log_warn("%s: cannot remove a stale lock or temporary file: %s", path, strerror(errno));
+	}
+}
+
+/* Removes *.lock files below dir (refs/), recursively, at most depth levels. */
+static void clear_ref_locks(const char *dir, int depth, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[4096];
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat st;
+		int k;
+
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		k = snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth > 0)
+				clear_ref_locks(p, depth - 1, n);
+		} else if (ends_with(de->d_name, ".lock")) {
+			unlink_stale(p, n);
+		}
+	}
+	closedir(d);
+}
+
+/* objects/pack: only complete pack-<hex>.pack + pack-<hex>.idx pairs stay;
+ * temporary packs and indexes, locks, .keep files and a pack or index whose
+ * partner is missing (a kill between the two renames) go. */
+static void clear_pack_dir(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[4096], other[4096];
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		size_t len = strlen(name);
+		struct stat st;
+		int k, keep = 0;
+
+		if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+			continue;
+		k = snprintf(p, sizeof(p), "%s/%s", dir, name);
+		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0 || S_ISDIR(st.st_mode))
+			continue;
+		if (strncmp(name, "pack-", 5) == 0 && (ends_with(name, ".pack") || ends_with(name, ".idx"))) {
+			size_t stem = ends_with(name, ".pack") ? len - 5 : len - 4;
+
+			k = snprintf(other, sizeof(other), "%s/%.*s%s", dir, (int)stem, name,
+				ends_with(name, ".pack") ? ".idx" : ".pack");
+			keep = k > 0 && (size_t)k < sizeof(other) && access(other, F_OK) == 0;
+		} else if (strncmp(name, "pack-", 5) == 0 && (ends_with(name, ".rev") || ends_with(name, ".bitmap"))) {
+			keep = 1; /* written by git itself next to a complete pack */
+		}
+		if (!keep)
+			unlink_stale(p, n);
+	}
+	closedir(d);
+}
+
+/* objects/ and objects/XX/: everything but loose objects (38 hex digits in a
+ * two-hex-digit directory), pack/ and info/ is a temporary file. */
+static void clear_loose_tmp(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir), *sd;
+	struct dirent *de, *se;
+	char p[4096], q[4096];
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat st;
+		int k;
+
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		if (!strcmp(de->d_name, "pack") || !strcmp(de->d_name, "info"))
+			continue;
+		k = snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode)) {
+			unlink_stale(p, n);
+			continue;
+		}
+		if (!is_hex(de->d_name, 2) || !(sd = opendir(p)))
+			continue;
+		while ((se = readdir(sd))) {
+			if (se->d_name[0] == '.' && (!se->d_name[1] || (se->d_name[1] == '.' && !se->d_name[2])))
+				continue;
+			if (is_hex(se->d_name, 38))
+				continue;
+			k = snprintf(q, sizeof(q), "%s/%s", p, se->d_name);
+			if (k > 0 && (size_t)k < sizeof(q) && lstat(q, &st) == 0 && !S_ISDIR(st.st_mode))
+				unlink_stale(q, n);
+		}
+		closedir(sd);
+	}
+	closedir(d);
+}
+
+static void clear_stale(const char *path)
+{
+	/* FETCH_HEAD itself is left alone: libgit2 rewrites it (through a lock)
+	 * at every fetch, so a torn one blocks nothing, and a healthy open must
+	 * write nothing. */
+	static const char *const top[] = { "packed-refs.lock", "HEAD.lock", "config.lock",
+		"FETCH_HEAD.lock", "index.lock", "shallow.lock", "ORIG_HEAD.lock" };
+	char p[4096];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		struct stat st;
+
+		snprintf(p, sizeof(p), "%s/%s", path, top[i]);
+		if (lstat(p, &st) == 0 && !S_ISDIR(st.st_mode))
+			unlink_stale(p, &n);
+	}
+	snprintf(p, sizeof(p), "%s/refs", path);
+	clear_ref_locks(p, 16, &n);
+	snprintf(p, sizeof(p), "%s/objects/pack", path);
+	clear_pack_dir(p, &n);
+	snprintf(p, sizeof(p), "%s/objects", path);
+	clear_loose_tmp(p, &n);
+	if (n)
+		tm_log_warn("%s: removed %zu stale lock or temporary file%s left by an interrupted run",
+			path, n, n == 1 ? "" : "s");
+}
+
 /* 0 when the repository looks healthy; otherwise a short reason in why. */
 static int check_repo(git_repository *repo, const char *path, const char **why)
 {
@@ -269,6 +439,9 @@ int tm_git_open(struct tm_git **out, const char *repo_path)
 	*out = NULL;
 	if ((r = tm_git_global_init()) < 0)
 		return r;
+	/* Only a directory named *.git is ours to clean (as for rebuild). */
+	if (lstat(repo_path, &st) == 0 && S_ISDIR(st.st_mode) && ends_with(repo_path, ".git"))
+		clear_stale(repo_path);
 	if (lstat(repo_path, &st) < 0) {
 		if (errno != ENOENT) {
 			r = tm_error_set(TM_EIO, "%s: %s", repo_path, strerror(errno));
@@ -710,32 +883,23 @@ out:
 	return r;
 }
 
-int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref, const char *expected_oid)
+/* One fetch attempt. *local is set when it failed in the local repository
+ * (a lock that could not be taken, a file system error) rather than on the
+ * network or in what the server sent. */
+static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const char *ref,
+	const char *spec, const char *expected_oid, int *local)
 {
 	struct xfer x;
 	git_remote *remote = NULL;
 	git_remote_create_options co;
 	git_fetch_options fo;
 	git_strarray specs;
-	char spec[1100], *specp = spec;
-	git_oid want;
-	int r, n;
+	char *specp = (char *)spec;
+	int r, e;
 
-	memset(&x, 0, sizeof(x));
+	*local = 0;
 	git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-	if ((r = valid_ref(ref)) < 0 || (r = parse_oid(&want, expected_oid)) < 0)
-		return r;
-	r = tm_git_has_object(git, expected_oid);
-	if (r < 0)
-		return r;
-	if (r == 1) { /* already here (a tag moved back, or a retried fetch) */
-		adv_drop(git);
-		return tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid);
-	}
-	n = snprintf(spec, sizeof(spec), "+%s:%s", ref, TM_GIT_FETCHED_REF);
-	if (n < 0 || (size_t)n >= sizeof(spec))
-		return tm_error_set(TM_ECONFIG, "ref too long");
 	if ((r = xfer_init(&x, src)) < 0)
 		goto out;
 	/* The advertisement this poll already made, if it is still fresh. */
@@ -754,7 +918,12 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	specs.strings = &specp;
 	specs.count = 1;
-	if (git_remote_fetch(remote, &specs, &fo, "tagmoor: fetch") < 0) {
+	if ((e = git_remote_fetch(remote, &specs, &fo, "tagmoor: fetch")) < 0) {
+		const git_error *le = git_error_last();
+		int klass = le ? le->klass : GIT_ERROR_NONE;
+
+		*local = !x.code && (e == GIT_ELOCKED || klass == GIT_ERROR_OS ||
+			klass == GIT_ERROR_FILESYSTEM || klass == GIT_ERROR_REFERENCE);
 		r = net_fail(&x, x.url);
 		goto out;
 	}
@@ -764,16 +933,59 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 			"will retry", x.url, ref, expected_oid);
 	if (r < 0)
 		goto out;
-	r = tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid);
-	if (r == 0)
-		tm_log_debug("fetched %s %s from %s (%llu bytes)", ref, expected_oid, x.url,
-			(unsigned long long)x.used);
+	if ((r = tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid)) < 0) {
+		*local = 1;
+		goto out;
+	}
+	tm_log_debug("fetched %s %s from %s (%llu bytes)", ref, expected_oid, x.url, (unsigned long long)x.used);
 out:
 	if (remote) {
 		git_remote_disconnect(remote);
 		git_remote_free(remote);
 	}
 	xfer_free(&x);
+	return r;
+}
+
+int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref, const char *expected_oid)
+{
+	char spec[1100];
+	git_oid want;
+	int r, n, local = 0;
+
+	if ((r = valid_ref(ref)) < 0 || (r = parse_oid(&want, expected_oid)) < 0)
+		return r;
+	r = tm_git_has_object(git, expected_oid);
+	if (r < 0)
+		return r;
+	if (r == 1) { /* already here (a tag moved back, or a retried fetch) */
+		adv_drop(git);
+		return tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid);
+	}
+	n = snprintf(spec, sizeof(spec), "+%s:%s", ref, TM_GIT_FETCHED_REF);
+	if (n < 0 || (size_t)n >= sizeof(spec))
+		return tm_error_set(TM_ECONFIG, "ref too long");
+	r = fetch_once(git, src, ref, spec, expected_oid, &local);
+	if (r < 0 && local) {
+		/* The repository itself is in the way (a lock nobody can hold
+		 * under our state lock, an unwritable file): rebuild it once and
+		 * fetch everything again rather than fail at every poll. */
+		char why[300];
+		git_repository *repo = NULL;
+
+		snprintf(why, sizeof(why), "the fetch failed locally: %.200s", tm_error_last());
+		git_repository_free(git->repo);
+		git->repo = NULL;
+		if ((r = rebuild(&repo, git->path, why)) < 0) {
+			/* keep the handle usable for tm_git_free and the caller */
+			if (git_repository_open_bare(&git->repo, git->path) < 0)
+				git->repo = NULL;
+			goto out;
+		}
+		git->repo = repo;
+		r = fetch_once(git, src, ref, spec, expected_oid, &local);
+	}
+out:
 	adv_drop(git);
 	return r;
 }

@@ -743,6 +743,69 @@ static void test_corrupt_repo_rebuilt_then_fetched(void **state)
 	tm_git_free(g);
 }
 
+/* A tagmoor killed in the middle of a fetch leaves locks and temporary files;
+ * libgit2 never breaks a lock, so without the clean-up in tm_git_open every
+ * later fetch failed with "failed to lock file ... fetched.lock". */
+static void test_stale_locks_cleared(void **state)
+{
+	struct tm_git *g = NULL;
+	struct tm_git_source src;
+	char oid[41], tag2[64], tag3[64];
+	int fetched;
+
+	NEED_SERVER();
+	repo_new("lk");
+	repo_commit("lk", "a", "1");
+	assert_int_equal(tm_sh("git -C %s/work-lk tag -a -m rel stable", tmpdir), 0);
+	repo_push("lk");
+	source(&src, "lk", "git");
+	assert_int_equal(open_repo(&g, "lk/repo.git"), 0);
+	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
+	tm_git_free(g);
+
+	/* what a SIGKILL during a fetch leaves (and what git itself would) */
+	assert_int_equal(tm_sh("set -e; cd %s/lk/repo.git; "
+		"echo 1111111111111111111111111111111111111111 > refs/tagmoor/fetched.lock; "
+		"mkdir -p refs/tags; : > refs/tags/stable.lock; : > packed-refs.lock; : > HEAD.lock; "
+		": > config.lock; : > FETCH_HEAD.lock; : > index.lock; : > shallow.lock; "
+		"head -c 1000 /dev/urandom > objects/pack/pack_git2_a1b2c3; : > objects/pack/tmp_pack_x1; "
+		": > objects/pack/tmp_idx_x1; : > objects/pack/pack-0123456789012345678901234567890123456789.keep; "
+		": > objects/pack/pack-0123456789012345678901234567890123456789.pack; "
+		"p=$(ls objects/pack/pack-*.idx | head -1); : > \"$p.lock\"; "
+		"mkdir -p objects/ab; : > objects/ab/tmp_obj_Xy12; : > objects/tmp_object_git2_Zz9", tmpdir), 0);
+	repo_commit("lk", "a", "2");
+	assert_int_equal(tm_sh("git -C %s/work-lk tag -f -a -m rel2 stable >/dev/null", tmpdir), 0);
+	repo_push("lk");
+	rev_parse(tag2, "lk", "stable");
+	assert_int_equal(open_repo(&g, "lk/repo.git"), 0);
+	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
+	assert_string_equal(oid, tag2);
+	assert_int_equal(fetched, 1);
+	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
+	assert_string_equal(oid, tag2);
+	tm_git_free(g);
+	assert_int_equal(tm_sh("cd %s/lk/repo.git && test -z \"$(find . -name '*.lock' -o -name 'tmp_*' "
+		"-o -name '*_git2_*' -o -name '*.keep')\"", tmpdir), 0);
+	assert_int_equal(tm_sh("cd %s/lk/repo.git && test ! -e "
+		"objects/pack/pack-0123456789012345678901234567890123456789.pack", tmpdir), 0);
+	assert_int_equal(tm_sh("git --git-dir=%s/lk/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir), 0);
+
+	/* A lock that cannot be cleared (here a directory in its place): the
+	 * fetch fails locally, repo.git is rebuilt once and the fetch retried. */
+	assert_int_equal(tm_sh("mkdir %s/lk/repo.git/refs/tagmoor/fetched.lock", tmpdir), 0);
+	repo_commit("lk", "a", "3");
+	assert_int_equal(tm_sh("git -C %s/work-lk tag -f -a -m rel3 stable >/dev/null", tmpdir), 0);
+	repo_push("lk");
+	rev_parse(tag3, "lk", "stable");
+	assert_int_equal(open_repo(&g, "lk/repo.git"), 0);
+	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
+	assert_string_equal(oid, tag3);
+	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_FETCHED_REF), 0);
+	assert_string_equal(oid, tag3);
+	tm_git_free(g);
+	assert_int_equal(tm_sh("test ! -e %s/lk/repo.git/refs/tagmoor/fetched.lock", tmpdir), 0);
+}
+
 /* The version libgit2 reports at run time: "MAJOR.MINOR.PATCH", 1.5 or later
  * (Debian 12 ships 1.5.1, the static builds 1.9). */
 static void test_version(void **state)
@@ -872,6 +935,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_max_fetch),
 		cmocka_unit_test(test_endless_advertisement),
 		cmocka_unit_test(test_corrupt_repo_rebuilt_then_fetched),
+		cmocka_unit_test(test_stale_locks_cleared),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "drive") == 0)
