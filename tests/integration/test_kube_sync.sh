@@ -270,6 +270,52 @@ sync
 expect "another owner: exit 0" is "$RC" 0
 expect "another owner: not pruned" is "$(field /api/v1/namespaces/shop/configmaps/handover 'o["data"]["a"]')" 1
 
+# --- a revision that declares someone else's objects ------------------------------------
+# Another team's Namespace with its things in it: a revision that names it must not make it
+# tagmoor's (a later revision without it would prune the Namespace and everything in it).
+kapi POST /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ops"}}' application/json >/dev/null
+kapi POST /api/v1/namespaces/ops/configmaps \
+	'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"runbook","namespace":"ops"},"data":{"k":"v"}}' application/json >/dev/null
+k8s takeover.yaml <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata: {name: ops}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: runbook, namespace: ops}
+data: {k: mine}
+EOF
+release "take over ops"
+reset_reqs
+sync
+expect "foreign: exit 1" is "$RC" 1
+expect "foreign: says why" has "$LAST" "/Namespace//ops exists and was not applied by tagmoor; refusing to take it over"
+expect "foreign: the error names the object" has "$(status '[e["object"] for e in s["errors"]]')" "/Namespace//ops"
+expect "foreign: nothing of it written" \
+	is "$(field /api/v1/namespaces/ops/configmaps/runbook 'o["data"]["k"]+" "+str(o["metadata"].get("labels"))')" "v None"
+expect "foreign: Namespace not labelled" \
+	is "$(field /api/v1/namespaces/ops 'o["metadata"].get("labels",{}).get("tagmoor.dev/owner")')" None
+rm "$work/k8s/takeover.yaml"
+release "ops dropped"
+sync
+expect "foreign dropped: exit 0" is "$RC" 0
+expect "foreign dropped: the Namespace is not pruned" is "$(field /api/v1/namespaces/ops 'o is not None')" True
+expect "foreign dropped: nor what is in it" is "$(field /api/v1/namespaces/ops/configmaps/runbook 'o["data"]["k"]')" v
+
+# drift repair on an idle poll never takes over an object someone else made in place of tagmoor's
+kapi DELETE /api/v1/namespaces/shop/configmaps/settings >/dev/null
+kapi POST /api/v1/namespaces/shop/configmaps \
+	'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings","namespace":"shop"},"data":{"colour":"theirs"}}' application/json >/dev/null
+sync
+expect "drift, replaced object: exit 1" is "$RC" 1
+expect "drift, replaced object: says why" has "$LAST" "/ConfigMap/shop/settings exists and is not tagmoor's any more"
+expect "drift, replaced object: not taken over" \
+	is "$(field /api/v1/namespaces/shop/configmaps/settings 'o["data"]["colour"]+" "+str(o["metadata"].get("labels"))')" "theirs None"
+kapi DELETE /api/v1/namespaces/shop/configmaps/settings >/dev/null
+sync
+expect "drift, replaced object gone: made again" is "$RC $(field /api/v1/namespaces/shop/configmaps/settings 'o["data"]["colour"]')" "0 green"
+
 # --- two agents on one cluster --------------------------------------------------------
 sync "$T/b.ini" # agent b catches up first (it applies: nobody else holds the lease)
 sed -i 's/replicas: 2/replicas: 3/' "$work/k8s/web.yaml"
