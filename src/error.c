@@ -77,6 +77,7 @@ int tm_error_exit_code(int code)
 {
 	switch (code) {
 	case TM_OK:
+	case TM_ESTOPPED:
 		return 0;
 	case TM_EUSAGE:
 	case TM_ECONFIG:

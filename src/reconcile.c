@@ -308,6 +308,15 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 	return r < 0 ? TM_EAPPLY : 0;
 }
 
+static int stopping(struct tm_pass *p)
+{
+	if (!p->stop || !p->stop(p->stop_arg))
+		return 0;
+	tm_log_info("stopping at a safe point of the pass; nothing of it was written");
+	tm_error_clear();
+	return 1;
+}
+
 /* The message of the failure a pass ends with (not a note such as the
  * state file moved aside). */
 static const char *failure_message(const struct tm_pass *p)
@@ -368,10 +377,13 @@ static int idle_poll(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
 	p->state = "synced";
 	/* repo.git was rebuilt: fetch the applied revision again (the same
 	 * object id, so the same verified bytes) for drift detection */
+	if (p->no_drift)
+		return 0;
 	if (!tm_git_has_object(git, st->applied.commit) && tm_git_fetch(git, src, ref, oid) < 0) {
 		tm_log_warn("re-fetching the applied revision: %s", tm_error_last());
 		tm_error_clear();
 	}
+	p->drift_checked = 1;
 	return drift_check(p, st, git, ctx);
 }
 
@@ -419,9 +431,17 @@ int tm_reconcile_pass(struct tm_pass *p)
 		r = TM_ESOURCE;
 		goto out;
 	}
+	memcpy(p->oid, oid, sizeof(p->oid));
 	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object : st.applied.commit;
 	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
 		r = idle_poll(p, &st, git, &src, ref, oid, &ctx);
+		goto out;
+	}
+	/* refused or stale before (daemon memory): no fetch, the same verdict */
+	if (p->mode == TM_PASS_SYNC && p->memo && strcmp(p->memo->oid, oid) == 0) {
+		p->state = strcmp(p->memo->state, "stale") == 0 ? "stale" : "refused";
+		add_error(p, "verify", NULL, "%s", p->memo->reason);
+		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->memo->reason);
 		goto out;
 	}
 	p->moved = 1;
@@ -439,6 +459,10 @@ int tm_reconcile_pass(struct tm_pass *p)
 		goto out;
 	}
 
+	if (stopping(p)) {
+		r = TM_ESTOPPED;
+		goto out;
+	}
 	/* fetch: only what moved */
 	if (!tm_git_has_object(git, oid)) {
 		tm_log_info("%s moved to %.12s; fetching", ref, oid);
@@ -508,6 +532,10 @@ int tm_reconcile_pass(struct tm_pass *p)
 		goto out;
 	}
 
+	if (stopping(p)) {
+		r = TM_ESTOPPED;
+		goto out;
+	}
 	/* apply, health, commit state */
 	raise_floor(&st, &p->verdict);
 	r = apply_all(p, &st, &pl, &ctx, "apply");

@@ -25,7 +25,8 @@ enum {
 	TM_ENOTFOUND = -10,  /* a thing that was looked up does not exist */
 	TM_EPARSE = -11,     /* malformed input */
 	TM_EAPPLY = -12,     /* apply or health check failed -> exit 1 */
-	TM_ENOTIMPL = -13    /* command whose module is not built -> exit 2 */
+	TM_ENOTIMPL = -13,   /* command whose module is not built -> exit 2 */
+	TM_ESTOPPED = -14    /* a pass stopped at a safe point (SIGTERM) -> exit 0 */
 };
 
 /* Records the message of the current failure (one line) and returns code. */

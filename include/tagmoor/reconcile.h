@@ -27,12 +27,29 @@ struct tm_pass_error {
 	char message[512];
 };
 
+/* What the daemon remembers between passes (in memory only) so that a
+ * refused or stale revision is not fetched and verified again on every poll:
+ * when the ref still shows `oid`, the pass reports `state` with `reason`
+ * again without a fetch. Cleared when the configuration is reloaded. */
+struct tm_pass_memo {
+	char oid[41];
+	char state[16];                /* "refused" or "stale" */
+	char reason[512];
+};
+
 struct tm_pass {
 	/* in */
 	const struct tm_config *cfg;
 	enum tm_pass_mode mode;
 	const char *ref;               /* NULL: the configured ref */
 	FILE *out;                     /* diff output */
+	int no_drift;                  /* sync: skip the drift check when nothing moved (daemon:
+					* drift only every drift_check) */
+	const struct tm_pass_memo *memo; /* NULL: none */
+	/* Asked at the safe points of a pass (before fetch, before apply): non-zero
+	 * ends the pass there with TM_ESTOPPED, nothing written. NULL: never. */
+	int (*stop)(void *arg);
+	void *stop_arg;
 	/* out */
 	const char *state;             /* synced progressing failed rolled_back refused stale drifted */
 	int moved;                     /* the ref had moved (something new was considered) */
@@ -49,6 +66,8 @@ struct tm_pass {
 	size_t nerrors;
 	int64_t started_ms, duration_ms;
 	int64_t time;                  /* wall-clock time of the pass */
+	char oid[41];                  /* what the ref advertised ("" if the poll failed) */
+	int drift_checked;             /* the drift check ran */
 };
 
 /* Runs one pass; returns 0 or a negative TM_E* code (main maps it to an exit
