@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include <git2.h>
+#include <git2/sys/odb_backend.h>
 #include <git2/sys/transport.h>
 #if LIBGIT2_VER_MAJOR > 1 || (LIBGIT2_VER_MAJOR == 1 && LIBGIT2_VER_MINOR >= 8)
 #include <git2/sys/errors.h> /* git_error_set_str moved here in 1.8 */
@@ -965,6 +966,15 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 	n = snprintf(spec, sizeof(spec), "+%s:%s", ref, TM_GIT_FETCHED_REF);
 	if (n < 0 || (size_t)n >= sizeof(spec))
 		return tm_error_set(TM_ECONFIG, "ref too long");
+	{
+		uint64_t max = src && src->max_fetch ? src->max_fetch : TM_GIT_DEFAULT_MAX_FETCH;
+		uint64_t have = tm_git_store_bytes(git);
+
+		if (have > TM_GIT_STORE_FACTOR * max)
+			return tm_error_set(TM_ELIMIT, "%s: the object store holds %llu bytes, more than %d x max_fetch "
+				"(%llu bytes); not fetching more until it is pruned", git->path,
+				(unsigned long long)have, TM_GIT_STORE_FACTOR, (unsigned long long)max);
+	}
 	r = fetch_once(git, src, ref, spec, expected_oid, &local);
 	if (r < 0 && local) {
 		/* The repository itself is in the way (a lock nobody can hold
@@ -987,6 +997,267 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 	}
 out:
 	adv_drop(git);
+	return r;
+}
+
+/* --- the object store: pruning and its bound ------------------------------ */
+
+/* Bytes of the files under dir (objects/: packs, indexes, loose objects), two
+ * levels deep, which is all an object store has. */
+static uint64_t dir_bytes(const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t n = 0;
+	char p[4096];
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		struct stat st;
+		int k;
+
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		k = snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth > 0)
+				n += dir_bytes(p, depth - 1);
+		} else {
+			n += (uint64_t)st.st_size;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+uint64_t tm_git_store_bytes(struct tm_git *git)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/objects", git->path);
+	return dir_bytes(p, 2);
+}
+
+/* Adds oid to the pack: a tag chain tag by tag, then the commit it ends in
+ * with its whole history (walk), or a tree/blob with everything below it. */
+static int keep_one(git_packbuilder *pb, git_revwalk *walk, git_repository *repo, const git_oid *oid,
+	const char *hex)
+{
+	git_object *obj = NULL;
+	git_oid cur = *oid;
+	int r = 0, e;
+
+	for (int depth = 0;; depth++) {
+		e = git_object_lookup(&obj, repo, &cur, GIT_OBJECT_ANY);
+		if (e < 0)
+			return depth == 0 && e == GIT_ENOTFOUND ? 1 : lg_error(TM_EIO, hex);
+		if (git_object_type(obj) != GIT_OBJECT_TAG || depth > 16)
+			break;
+		if (git_packbuilder_insert(pb, &cur, NULL) < 0) {
+			r = lg_error(TM_EIO, hex);
+			goto out;
+		}
+		cur = *git_tag_target_id((git_tag *)obj);
+		git_object_free(obj);
+		obj = NULL;
+	}
+	if (git_object_type(obj) == GIT_OBJECT_COMMIT)
+		e = git_revwalk_push(walk, &cur);
+	else
+		e = git_packbuilder_insert_recur(pb, &cur, NULL);
+	if (e < 0)
+		r = lg_error(TM_EIO, hex);
+out:
+	git_object_free(obj);
+	return r;
+}
+
+/* Deletes the refs under refs/tagmoor/ whose target is not in the new pack
+ * (its .idx is idx), e.g. refs/tagmoor/fetched at a refused revision. */
+static int drop_unkept_refs(git_repository *repo, const char *idx)
+{
+	git_odb *one = NULL;
+	git_odb_backend *be = NULL;
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	int r = 0;
+
+	if (git_odb_new(&one) < 0)
+		return lg_error(TM_EIO, idx);
+	if (idx) {
+		if (git_odb_backend_one_pack(&be, idx) < 0 || git_odb_add_backend(one, be, 1) < 0) {
+			if (be && be->free)
+				be->free(be);
+			r = lg_error(TM_EIO, idx);
+			goto out;
+		}
+	}
+	if (git_reference_iterator_glob_new(&it, repo, "refs/tagmoor/*") < 0) {
+		r = lg_error(TM_EIO, "refs/tagmoor");
+		goto out;
+	}
+	for (;;) {
+		int e = git_reference_next(&ref, it);
+
+		if (e == GIT_ITEROVER)
+			break;
+		if (e < 0) {
+			r = lg_error(TM_EIO, "refs/tagmoor");
+			goto out;
+		}
+		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT || !git_odb_exists(one, git_reference_target(ref))) {
+			tm_log_debug("prune: deleting %s (not kept)", git_reference_name(ref));
+			if (git_reference_delete(ref) < 0) {
+				r = lg_error(TM_EIO, git_reference_name(ref));
+				git_reference_free(ref);
+				goto out;
+			}
+		}
+		git_reference_free(ref);
+	}
+out:
+	git_reference_iterator_free(it);
+	git_odb_free(one);
+	return r;
+}
+
+static int path_join(char *out, size_t n, const char *a, const char *b)
+{
+	int k = snprintf(out, n, "%s/%s", a, b);
+
+	return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+/* Deletes every pack but keep_name ("pack-<hex>", NULL: all) and every loose
+ * object. Each .pack goes before its .idx; a kill in between leaves an index
+ * without its pack, which the next open removes. */
+static int drop_old_objects(const char *path, const char *keep_name)
+{
+	char dir[4096], p[4096];
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	snprintf(dir, sizeof(dir), "%s/objects/pack", path);
+	for (int pass = 0; pass < 2 && (d = opendir(dir)); pass++) {
+		const char *ext = pass == 0 ? ".pack" : ".idx";
+
+		while ((de = readdir(d))) {
+			size_t kl = keep_name ? strlen(keep_name) : 0;
+
+			if (strncmp(de->d_name, "pack-", 5) != 0 || !ends_with(de->d_name, ext))
+				continue;
+			if (keep_name && strncmp(de->d_name, keep_name, kl) == 0 && strcmp(de->d_name + kl, ext) == 0)
+				continue;
+			if (path_join(p, sizeof(p), dir, de->d_name) < 0)
+				continue;
+			if (unlink(p) < 0 && errno != ENOENT)
+				r = tm_error_set(TM_EIO, "%s: %s", p, strerror(errno));
+		}
+		closedir(d);
+	}
+	snprintf(dir, sizeof(dir), "%s/objects", path);
+	if ((d = opendir(dir))) {
+		while ((de = readdir(d))) {
+			DIR *sd;
+			struct dirent *se;
+
+			if (!is_hex(de->d_name, 2))
+				continue;
+			if (path_join(p, sizeof(p), dir, de->d_name) < 0 || !(sd = opendir(p)))
+				continue;
+			while ((se = readdir(sd))) {
+				char q[4200];
+
+				if (se->d_name[0] == '.')
+					continue;
+				if (path_join(q, sizeof(q), p, se->d_name) < 0)
+					continue;
+				if (unlink(q) < 0 && errno != ENOENT)
+					r = tm_error_set(TM_EIO, "%s: %s", q, strerror(errno));
+			}
+			closedir(sd);
+			rmdir(p);
+		}
+		closedir(d);
+	}
+	return r;
+}
+
+int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
+{
+	git_packbuilder *pb = NULL;
+	git_revwalk *walk = NULL;
+	git_repository *repo = NULL;
+	char packdir[4096], idx[4200], name[128] = "";
+	uint64_t before = tm_git_store_bytes(git), after;
+	size_t nobj;
+	int r = 0;
+
+	if (git_packbuilder_new(&pb, git->repo) < 0 || git_revwalk_new(&walk, git->repo) < 0) {
+		r = lg_error(TM_EIO, git->path);
+		goto out;
+	}
+	git_packbuilder_set_threads(pb, 1);
+	git_revwalk_sorting(walk, GIT_SORT_TIME);
+	for (size_t i = 0; i < nkeep; i++) {
+		git_oid id;
+
+		if (!keep[i] || !keep[i][0])
+			continue;
+		if ((r = parse_oid(&id, keep[i])) < 0)
+			goto out;
+		if ((r = keep_one(pb, walk, git->repo, &id, keep[i])) < 0)
+			goto out;
+		if (r == 1) {
+			tm_log_debug("prune: %s is not here; nothing of it to keep", keep[i]);
+			r = 0;
+		}
+	}
+	if (git_packbuilder_insert_walk(pb, walk) < 0) {
+		r = lg_error(TM_EIO, "prune: history of the kept revisions");
+		goto out;
+	}
+	nobj = git_packbuilder_object_count(pb);
+	snprintf(packdir, sizeof(packdir), "%s/objects/pack", git->path);
+	/* 1. the new pack and its index, complete and synced, before anything goes */
+	if (nobj > 0) {
+		if (git_packbuilder_write(pb, packdir, 0, NULL, NULL) < 0) {
+			r = lg_error(TM_EIO, "prune: writing the new pack");
+			goto out;
+		}
+		snprintf(name, sizeof(name), "pack-%s", git_packbuilder_name(pb));
+		snprintf(idx, sizeof(idx), "%s/%s.idx", packdir, name);
+	}
+	/* 2. refs to what is not kept */
+	if ((r = drop_unkept_refs(git->repo, nobj > 0 ? idx : NULL)) < 0)
+		goto out;
+	/* 3. every other pack and all loose objects; then reopen, so that no
+	 * pack of the old set stays mapped */
+	git_revwalk_free(walk);
+	walk = NULL;
+	git_packbuilder_free(pb);
+	pb = NULL;
+	git_repository_free(git->repo);
+	git->repo = NULL;
+	r = drop_old_objects(git->path, nobj > 0 ? name : NULL);
+	if (git_repository_open_ext(&repo, git->path,
+			GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL) < 0) {
+		r = lg_error(TM_EIO, git->path);
+		goto out;
+	}
+	git->repo = repo;
+	if (r < 0)
+		goto out;
+	after = tm_git_store_bytes(git);
+	tm_log_info("%s: pruned to %zu objects of %zu kept revision%s: %llu -> %llu bytes", git->path, nobj,
+		nkeep, nkeep == 1 ? "" : "s", (unsigned long long)before, (unsigned long long)after);
+out:
+	git_revwalk_free(walk);
+	git_packbuilder_free(pb);
 	return r;
 }
 

@@ -43,7 +43,16 @@ void tm_git_global_shutdown(void);
 /* Opens repo_path (state_dir/repo.git) as a bare repository, creating it when
  * missing. A repository that cannot be opened or whose HEAD, object database
  * or private refs are broken is removed and re-created (with a warning).
- * Opening writes nothing when the repository is healthy. */
+ * Opening writes nothing when the repository is healthy.
+ *
+ * The caller must hold the state lock (flock on state_dir/lock) from before
+ * tm_git_open until after tm_git_free: nobody else may write repo.git. That
+ * is what makes every lock file found at open stale (left by a tagmoor killed
+ * mid-fetch or a power cut), so they are removed: *.lock under refs/,
+ * packed-refs.lock, HEAD.lock, config.lock, FETCH_HEAD.lock, index.lock,
+ * shallow.lock, objects/pack/ temporaries (pack_git2_*, tmp_pack_*, tmp_idx_*,
+ * *.lock, *.keep, a .pack without its .idx or the reverse) and temporary
+ * loose objects. */
 int tm_git_open(struct tm_git **out, const char *repo_path);
 void tm_git_free(struct tm_git *git);
 
@@ -59,9 +68,37 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git,
 /* Fetches ref (no tag auto-follow) into refs/tagmoor/fetched, forced; then
  * expected_oid (what the advertisement showed) must exist locally and
  * refs/tagmoor/fetched points at it. No network when it already exists.
- * TM_ELIMIT past max_fetch; the repository stays usable after any failure. */
+ * TM_ELIMIT past max_fetch, past the pack limits below, or when the object
+ * store already holds more than TM_GIT_STORE_FACTOR x max_fetch bytes (see
+ * tm_git_prune). The repository stays usable after any failure. When the
+ * fetch fails in the local repository (a lock that cannot be taken, a file
+ * system error; not the network, not what the server sent), repo.git is
+ * rebuilt once (with a warning) and the fetch retried. */
 int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src,
 	const char *ref, const char *expected_oid);
+
+/* The object store's bound: a fetch is refused (TM_ELIMIT, before any
+ * network) while objects/ holds more than TM_GIT_STORE_FACTOR x max_fetch
+ * bytes. After tm_git_prune the store is the kept revisions with their
+ * history, which a fresh device had to fetch within max_fetch each, so with
+ * two kept revisions it stays under 2 x max_fetch plus one fetch, and the
+ * bound is only reached when pruning does not happen. */
+#define TM_GIT_STORE_FACTOR 4
+/* Bytes under objects/ (packs, indexes, loose objects). */
+uint64_t tm_git_store_bytes(struct tm_git *git);
+
+/* Keeps only what is reachable from keep[0..nkeep) (object ids of tags or
+ * commits; a tag chain, the commit it ends in and that commit's history with
+ * all their trees and blobs) and deletes every other object, including those
+ * of refused revisions, and every ref under refs/tagmoor/ whose target is not
+ * kept (e.g. refs/tagmoor/fetched at a refused revision). Ids not present are
+ * skipped; nkeep == 0 empties the store. Crash-safe: one new pack and its
+ * index are written and synced completely first, then the refs go, then the
+ * old packs (each .pack before its .idx) and loose objects; a kill at any
+ * point leaves a usable repository (the leftovers are removed by the next
+ * tm_git_open). The handle is reopened afterwards. The reconcile pass calls
+ * it with the applied and last-good objects after every pass that fetched. */
+int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep);
 
 /* 1 when the object exists, 0 when not, negative on error. */
 int tm_git_has_object(struct tm_git *git, const char *oid);

@@ -806,6 +806,189 @@ static void test_stale_locks_cleared(void **state)
 	assert_int_equal(tm_sh("test ! -e %s/lk/repo.git/refs/tagmoor/fetched.lock", tmpdir), 0);
 }
 
+/* --- pruning ----------------------------------------------------------- */
+
+static int read_all(void *ctx, const char *path, int mode, const char *oid, size_t size)
+{
+	struct tm_git *g = ctx;
+	struct tm_buf b;
+	int r;
+
+	(void)path;
+	(void)size;
+	if (mode == 0160000)
+		return 0;
+	tm_buf_init(&b, 4u << 20);
+	r = tm_git_read_blob(&b, g, oid, 4u << 20);
+	tm_buf_free(&b);
+	return r;
+}
+
+/* Every tree and blob of commit is readable. */
+static int revision_readable(struct tm_git *g, const char *commit)
+{
+	return tm_git_tree_walk(g, commit, NULL, read_all, g);
+}
+
+/* A store with a signed-history line (c1 <- c2 (tag good) <- c3) and two
+ * revisions a hostile server padded (evil1 on top of c2, evil2 unrelated),
+ * all pushed straight into NAME/repo.git under refs/tagmoor/. */
+struct prune_repo {
+	char c1[64], c2[64], c3[64], good[64], evil1[64], evil2[64], b1[64], b2[64], tree1[64];
+};
+
+static void prune_repo_make(struct prune_repo *pr, const char *name)
+{
+	struct tm_git *g = NULL;
+
+	assert_int_equal(open_repo(&g, name), 0);
+	tm_git_free(g);
+	assert_int_equal(tm_sh("set -e; w=%s/%s-work; rm -rf $w; git init -q -b main $w; cd $w; "
+		"mkdir -p units k8s; printf 'one' > units/a.service; head -c 200000 /dev/urandom > k8s/data.bin; "
+		"git add -A; git commit -q -m c1; printf 'two' > units/a.service; git commit -q -am c2; "
+		"git tag -a -m good good; printf 'three' > units/b.service; git add -A; git commit -q -m c3; "
+		"git checkout -q -b evil1 good; head -c 600000 /dev/urandom > pad.bin; git add -A; git commit -q -m evil1; "
+		"git checkout -q --orphan evil2; git rm -q -rf . ; head -c 600000 /dev/urandom > pad2.bin; "
+		"git add -A; git commit -q -m evil2; "
+		"git push -q %s/%s main:refs/tagmoor/applied good:refs/tags/good evil1:refs/tagmoor/fetched "
+		"evil2:refs/tagmoor/other", tmpdir, name, tmpdir, name), 0);
+#define RP(field, rev) assert_int_equal(tm_sh_out(pr->field, sizeof(pr->field), \
+		"git -C %s/%s-work rev-parse '%s'", tmpdir, name, rev), 0)
+	RP(c1, "main~2");
+	RP(c2, "main~1");
+	RP(c3, "main");
+	RP(good, "good");
+	RP(evil1, "evil1");
+	RP(evil2, "evil2");
+	RP(b1, "evil1:pad.bin");
+	RP(b2, "evil2:pad2.bin");
+	RP(tree1, "main~2^{tree}");
+#undef RP
+}
+
+static void test_prune_keeps_only_kept(void **state)
+{
+	struct tm_git *g = NULL;
+	struct prune_repo pr;
+	char oid[41], p[600];
+	uint64_t before, after;
+	const char *keep[2];
+
+	prune_repo_make(&pr, "prune/repo.git");
+	assert_int_equal(open_repo(&g, "prune/repo.git"), 0);
+	assert_int_equal(tm_git_has_object(g, pr.b1), 1);
+	assert_int_equal(tm_git_has_object(g, pr.b2), 1);
+	before = tm_git_store_bytes(g);
+	keep[0] = pr.good; /* a tag object: the tag, its commit c2 and c2's history */
+	keep[1] = pr.c3;   /* a commit */
+	assert_int_equal(tm_git_prune(g, keep, 2), 0);
+	after = tm_git_store_bytes(g);
+	/* kept: every revision of the signed line, whole (trees and blobs) */
+	assert_int_equal(tm_git_has_object(g, pr.good), 1);
+	assert_int_equal(revision_readable(g, pr.c1), 0);
+	assert_int_equal(revision_readable(g, pr.c2), 0);
+	assert_int_equal(revision_readable(g, pr.c3), 0);
+	assert_int_equal(tm_git_peel_commit(oid, g, pr.good), 0);
+	assert_string_equal(oid, pr.c2);
+	/* gone: the padded revisions and their refs */
+	assert_int_equal(tm_git_has_object(g, pr.evil1), 0);
+	assert_int_equal(tm_git_has_object(g, pr.evil2), 0);
+	assert_int_equal(tm_git_has_object(g, pr.b1), 0);
+	assert_int_equal(tm_git_has_object(g, pr.b2), 0);
+	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_FETCHED_REF), TM_ENOTFOUND);
+	assert_int_equal(tm_git_get_ref(oid, g, "refs/tagmoor/other"), TM_ENOTFOUND);
+	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
+	assert_string_equal(oid, pr.c3);
+	/* the store shrank by (at least most of) the 1.2 MB of padding */
+	print_message("prune: %llu -> %llu bytes\n", (unsigned long long)before, (unsigned long long)after);
+	assert_true(before > after + 1000000);
+	assert_true(after < 400000);
+	tm_git_free(g);
+	/* one pack, no loose objects, git agrees it is complete */
+	assert_int_equal(tm_sh("cd %s/prune/repo.git/objects && test $(ls pack/*.pack | wc -l) = 1 && "
+		"test $(ls pack | wc -l) = 2 && test -z \"$(ls -d [0-9a-f][0-9a-f] 2>/dev/null)\"", tmpdir), 0);
+	assert_int_equal(tm_sh("git --git-dir=%s/prune/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir), 0);
+	/* it reopens as it is (no rebuild) and pruning again changes nothing */
+	assert_int_equal(open_repo(&g, "prune/repo.git"), 0);
+	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
+	assert_int_equal(tm_git_prune(g, keep, 2), 0);
+	assert_int_equal(revision_readable(g, pr.c3), 0);
+	assert_true(tm_git_store_bytes(g) <= after + 4096);
+	/* only c1 kept (a commit named by id, not by a ref): c3's ref goes */
+	keep[0] = pr.c1;
+	assert_int_equal(tm_git_prune(g, keep, 1), 0);
+	assert_int_equal(revision_readable(g, pr.c1), 0);
+	assert_int_equal(tm_git_has_object(g, pr.c2), 0);
+	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), TM_ENOTFOUND);
+	/* an id that is not here is skipped; nothing kept empties the store */
+	keep[0] = "0123456789012345678901234567890123456789";
+	assert_int_equal(tm_git_prune(g, keep, 1), 0);
+	assert_int_equal(tm_git_has_object(g, pr.c1), 0);
+	assert_int_equal(tm_git_prune(g, NULL, 0), 0);
+	assert_true(tm_git_store_bytes(g) < 4096);
+	keep[0] = "xyz";
+	assert_int_equal(tm_git_prune(g, keep, 1), TM_EPARSE);
+	tm_git_free(g);
+	path_of(p, sizeof(p), "prune/repo.git.broken");
+	assert_int_not_equal(access(p, F_OK), 0);
+}
+
+/* A kill at any point of a prune leaves a repository that opens without a
+ * rebuild and still holds the kept revisions whole. */
+static void test_prune_killed_midway(void **state)
+{
+	struct prune_repo pr;
+	long full_us = 0;
+
+	prune_repo_make(&pr, "pk-master/repo.git");
+	for (int i = 0; i < 12; i++) {
+		struct tm_git *g = NULL;
+		const char *keep[2] = { pr.good, pr.c3 };
+		char oid[41];
+		pid_t pid;
+		long t0, delay;
+		int st;
+
+		assert_int_equal(tm_sh("rm -rf %s/pk/repo.git && mkdir -p %s/pk && cp -a %s/pk-master/repo.git %s/pk/",
+			tmpdir, tmpdir, tmpdir, tmpdir), 0);
+		delay = i == 0 ? -1 : (full_us * i) / 11;
+		t0 = tm_test_ms();
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct tm_git *cg = NULL;
+
+			if (open_repo(&cg, "pk/repo.git") < 0 || tm_git_prune(cg, keep, 2) < 0)
+				_exit(1);
+			tm_git_free(cg);
+			_exit(0);
+		}
+		if (delay >= 0) {
+			usleep((useconds_t)delay);
+			kill(pid, SIGKILL);
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (i == 0) {
+			assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+			full_us = (tm_test_ms() - t0) * 1000;
+			if (full_us < 1000)
+				full_us = 1000;
+		}
+		/* the next pass: opens (removing leftovers), no rebuild, kept revisions whole */
+		assert_int_equal(open_repo(&g, "pk/repo.git"), 0);
+		assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
+		assert_string_equal(oid, pr.c3);
+		assert_int_equal(revision_readable(g, pr.c2), 0);
+		assert_int_equal(revision_readable(g, pr.c3), 0);
+		assert_int_equal(tm_git_has_object(g, pr.good), 1);
+		assert_int_equal(tm_git_prune(g, keep, 2), 0);
+		assert_int_equal(tm_git_has_object(g, pr.b1), 0);
+		tm_git_free(g);
+		assert_int_equal(tm_sh("test ! -e %s/pk/repo.git.broken", tmpdir), 0);
+	}
+	print_message("prune killed at 11 points over %ld us\n", full_us);
+}
+
 /* The version libgit2 reports at run time: "MAJOR.MINOR.PATCH", 1.5 or later
  * (Debian 12 ships 1.5.1, the static builds 1.9). */
 static void test_version(void **state)
@@ -936,6 +1119,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_endless_advertisement),
 		cmocka_unit_test(test_corrupt_repo_rebuilt_then_fetched),
 		cmocka_unit_test(test_stale_locks_cleared),
+		cmocka_unit_test(test_prune_keeps_only_kept),
+		cmocka_unit_test(test_prune_killed_midway),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "drive") == 0)
