@@ -29,15 +29,29 @@
 #include <string.h>
 #include <time.h>
 
-static const struct tm_applier *applier_at(size_t i)
-{
-	/* Kubernetes first: a host unit may need what the cluster runs, rarely the reverse */
-	return i == 0 ? &tm_kube_applier : i == 1 ? &tm_systemd_applier : NULL;
-}
+/* The appliers of a pass, in order: Kubernetes first (a host unit may need
+ * what the cluster runs, rarely the reverse). Each slot takes its settings
+ * from its own INI section; a test may replace a slot's implementation. */
+static const char *const slot_names[TM_PASS_APPLIERS] = { "kubernetes", "systemd" };
 
-static const struct tm_strlist *paths_at(const struct tm_config *cfg, size_t i)
+static void setup_appliers(struct tm_pass *p)
 {
-	return i == 0 ? &cfg->kubernetes.paths : &cfg->systemd.paths;
+	static const struct tm_applier *const builtin[TM_PASS_APPLIERS] = { &tm_kube_applier,
+									       &tm_systemd_applier };
+	const struct tm_config *cfg = p->cfg;
+
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		p->appliers[i].ap = p->applier_override[i] ? p->applier_override[i] : builtin[i];
+	p->appliers[0].enabled = cfg->kubernetes.enabled;
+	p->appliers[0].paths = &cfg->kubernetes.paths;
+	p->appliers[0].prune = cfg->kubernetes.prune;
+	p->appliers[0].wait_ms = cfg->kubernetes.wait_ms;
+	p->appliers[1].enabled = cfg->systemd.enabled;
+	p->appliers[1].paths = &cfg->systemd.paths;
+	p->appliers[1].prune = cfg->systemd.prune;
+	p->appliers[1].wait_ms = cfg->systemd.wait_ms;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		p->appliers[i].name = slot_names[i]; /* the state and status key of the slot */
 }
 
 static int64_t now_ms(void)
@@ -122,13 +136,13 @@ static int record_ids(void *arg, const char *applier, char *const *ids, size_t n
 
 struct plans {
 	struct tm_objset set[TM_PASS_APPLIERS];
+	void (*free_data[TM_PASS_APPLIERS])(void *);
 };
 
 static void plans_free(struct plans *pl)
 {
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
-		if (applier_at(i))
-			tm_objset_free(&pl->set[i], applier_at(i)->free_data);
+		tm_objset_free(&pl->set[i], pl->free_data[i]);
 }
 
 static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, const char *commit,
@@ -139,7 +153,8 @@ static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, 
 		int r;
 		if (!p->appliers[i].enabled)
 			continue;
-		r = tm_plan_build(&pl->set[i], git, commit, applier_at(i), ctx, paths_at(p->cfg, i));
+		pl->free_data[i] = p->appliers[i].ap->free_data;
+		r = tm_plan_build(&pl->set[i], git, commit, p->appliers[i].ap, ctx, p->appliers[i].paths);
 		if (r < 0) {
 			add_error(p, "plan", NULL, "%s", tm_error_last());
 			plans_free(pl);
@@ -165,7 +180,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 	int r = 0;
 
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
-		const struct tm_applier *ap = applier_at(i);
+		const struct tm_applier *ap = p->appliers[i].ap;
 		struct tm_apply_result *res = &p->appliers[i].res;
 		struct tm_inventory *inv;
 		char **kept = NULL, **ids = NULL;
@@ -191,7 +206,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 			tm_strv_free(ids, nids);
 			return r;
 		}
-		if (ap->prune && (i == 0 ? p->cfg->kubernetes.prune : p->cfg->systemd.prune)) {
+		if (ap->prune && p->appliers[i].prune) {
 			r = ap->prune(res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
 			if (r < 0) {
 				add_error(p, stage, res->error_object, "%s", tm_error_last());
@@ -217,9 +232,9 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 			return r;
 	}
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
-		const struct tm_applier *ap = applier_at(i);
+		const struct tm_applier *ap = p->appliers[i].ap;
 		struct tm_apply_result *res = &p->appliers[i].res;
-		uint64_t wait = i == 0 ? p->cfg->kubernetes.wait_ms : p->cfg->systemd.wait_ms;
+		uint64_t wait = p->appliers[i].wait_ms;
 
 		if (!p->appliers[i].enabled || !ap->health)
 			continue;
@@ -281,7 +296,7 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 	if ((r = build_plans(p, &pl, git, st->applied.commit, ctx)) < 0)
 		return r;
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
-		const struct tm_applier *ap = applier_at(i);
+		const struct tm_applier *ap = p->appliers[i].ap;
 		size_t n;
 		if (!p->appliers[i].enabled || !ap->drift)
 			continue;
@@ -332,11 +347,11 @@ static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *
 		    const struct tm_applier_ctx *ctx)
 {
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
-		const struct tm_applier *ap = applier_at(i);
+		const struct tm_applier *ap = p->appliers[i].ap;
 		struct tm_inventory *inv;
 		char **kept = NULL;
 		size_t nkept = 0;
-		int r, prune = i == 0 ? p->cfg->kubernetes.prune : p->cfg->systemd.prune;
+		int r, prune = p->appliers[i].prune;
 
 		if (!p->appliers[i].enabled)
 			continue;
@@ -405,10 +420,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	p->time = (int64_t)time(NULL);
 	p->started_ms = now_ms();
 	p->state = "failed";
-	p->appliers[0].name = "kubernetes";
-	p->appliers[0].enabled = cfg->kubernetes.enabled;
-	p->appliers[1].name = "systemd";
-	p->appliers[1].enabled = cfg->systemd.enabled;
+	setup_appliers(p);
 
 	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
 		return r;
@@ -577,8 +589,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 	r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
 out:
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
-		if (p->appliers[i].enabled && applier_at(i)->end)
-			applier_at(i)->end();
+		if (p->appliers[i].enabled && p->appliers[i].ap->end)
+			p->appliers[i].ap->end();
 	if (have_plans)
 		plans_free(&pl);
 	tm_git_free(git);
@@ -642,7 +654,7 @@ int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
 		const struct tm_apply_result *res = &p->appliers[i].res;
 		r |= tm_buf_printf(b, ",\"%s\":{\"applied\":%u,\"unchanged\":%u,\"pruned\":%u,\"unhealthy\":",
-				   i == 0 ? "kubernetes" : "systemd", res->applied, res->unchanged, res->pruned);
+				   slot_names[i], res->applied, res->unchanged, res->pruned);
 		r |= json_strv(b, res->unhealthy, res->nunhealthy);
 		r |= tm_buf_putc(b, '}');
 	}

@@ -50,6 +50,8 @@ struct tm_pass {
 	 * ends the pass there with TM_ESTOPPED, nothing written. NULL: never. */
 	int (*stop)(void *arg);
 	void *stop_arg;
+	/* tests: another implementation for a slot (NULL: the built-in one) */
+	const struct tm_applier *applier_override[TM_PASS_APPLIERS];
 	/* out */
 	const char *state;             /* synced progressing failed rolled_back refused stale drifted */
 	int moved;                     /* the ref had moved (something new was considered) */
@@ -58,8 +60,12 @@ struct tm_pass {
 	char applied_commit[41];
 	char last_good_commit[41];
 	struct {
-		const char *name;
+		const char *name;          /* the slot: "kubernetes", "systemd" (state and status key) */
 		int enabled;
+		const struct tm_applier *ap;
+		const struct tm_strlist *paths;
+		int prune;
+		uint64_t wait_ms;
 		struct tm_apply_result res;
 	} appliers[TM_PASS_APPLIERS];
 	struct tm_pass_error errors[TM_PASS_MAX_ERRORS];
