@@ -5,7 +5,8 @@ No real API server can run on the test machines, so the tests talk to this one. 
 discovery documents from ../shared/fixtures/kubernetes/discovery (legacy and aggregated, with the
 exact aggregated-discovery Content-Type), /version, OpenAPI enough for kubectl, and the REST verbs
 kubectl and tagmoor use — server-side apply, create, get, list (label and field selectors,
-pagination), watch, update, merge/JSON patches, delete, deletecollection — over TLS with client
+pagination; as Table or metadata only, PartialObjectMetadata), watch, update, merge/JSON patches,
+delete, deletecollection — over TLS with client
 certificates or bearer tokens, on HTTP/1.1 with keep-alive. Errors are metav1.Status objects
 shaped like the recorded replays. The real kubectl must agree with it: see
 tests/integration/test_fakekube_kubectl.sh and docs/fakekube.md.
@@ -578,10 +579,27 @@ class Handler(BaseHTTPRequestHandler):
                 return None
         return None
 
+    def _meta_version(self, kind):
+        """The meta.k8s.io version when Accept asks for kind (PartialObjectMetadata or
+        PartialObjectMetadataList) before anything plain JSON serves, else None. The real server
+        answers metadata only then (no data of a Secret), with that Content-Type."""
+        for a in self._accept():
+            params = dict(p.strip().split("=", 1) for p in a.split(";")[1:] if "=" in p)
+            if params.get("as") == kind and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+                return params["v"]
+            if a.split(";")[0].strip() in ("application/json", "*/*"):
+                return None
+        return None
+
     def _send_obj(self, code, r, obj):
         tv = self._table_version()
         if tv and self.command == "GET":
             return self._send(code, table_for(r, [obj], obj["metadata"].get("resourceVersion", ""), tv))
+        mv = self._meta_version("PartialObjectMetadata") if self.command == "GET" else None
+        if mv:
+            return self._send(code, {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/" + mv,
+                                     "metadata": obj["metadata"]},
+                              ctype="application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=" + mv)
         return self._send(code, obj)
 
     def _send_list(self, r, items, rv):
@@ -604,6 +622,13 @@ class Handler(BaseHTTPRequestHandler):
             t = table_for(r, page, rv, tv)
             t["metadata"] = meta
             return self._send(200, t)
+        mv = self._meta_version("PartialObjectMetadataList")
+        if mv:
+            return self._send(200, {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/" + mv,
+                                    "metadata": meta,
+                                    "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/" + mv,
+                                               "metadata": o["metadata"]} for o in page]},
+                              ctype="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=" + mv)
         if not r.crd:  # typed lists carry no kind/apiVersion per item, like the real server's
             page = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in page]
         return self._send(200, {"kind": r.kind + "List", "apiVersion": r.api_version, "metadata": meta,

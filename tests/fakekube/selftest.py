@@ -355,6 +355,23 @@ def main():
     check("list pagination", len(doc["items"]) == 2 and doc["metadata"].get("continue") and len(doc2["items"]) >= 1, doc["metadata"])
     check("typed list items carry no kind", "kind" not in doc["items"][0] and doc["kind"] == "ConfigMapList")
 
+    # --- metadata only (PartialObjectMetadata): what tagmoor's pre-list and ownership check ask for
+    c.apply(CMS.replace("configmaps", "secrets") + "/meta", {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "meta", "labels": {"a": "b"}}, "stringData": {"k": "v"}})
+    MA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+    MLA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+    s, doc, r = c.req("GET", CMS.replace("configmaps", "secrets") + "/meta", accept=MA)
+    check("GET as PartialObjectMetadata: metadata only", s == 200 and doc.get("kind") == "PartialObjectMetadata" and
+          doc.get("apiVersion") == "meta.k8s.io/v1" and sorted(doc) == ["apiVersion", "kind", "metadata"] and
+          doc["metadata"]["labels"] == {"a": "b"} and
+          r.getheader("Content-Type") == "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1", doc)
+    s, doc, r = c.req("GET", CMS.replace("configmaps", "secrets") + "?labelSelector=a%3Db", accept=MLA)
+    check("LIST as PartialObjectMetadataList: metadata only", s == 200 and doc.get("kind") == "PartialObjectMetadataList"
+          and [sorted(i) for i in doc["items"]] == [["apiVersion", "kind", "metadata"]] and
+          doc["items"][0]["kind"] == "PartialObjectMetadata" and doc["items"][0]["metadata"]["name"] == "meta" and
+          r.getheader("Content-Type") == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1", doc)
+    c.req("DELETE", CMS.replace("configmaps", "secrets") + "/meta")
+
     # --- delete, deletecollection
     s, doc, _ = c.req("DELETE", CMS + "/s1", {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
     check("DELETE Background: Status Success", s == 200 and doc["status"] == "Success" and doc["details"]["name"] == "s1", doc)
