@@ -1,15 +1,23 @@
 /*
- * fileio.c — atomic replace and bounded reads.
+ * fileio.c — atomic replace, bounded reads, and the clean-up of what a kill
+ * leaves behind.
  *
  * The temp file is created next to the target with O_EXCL and a random
  * suffix (mkstemp) so that the rename stays on one file system; it is removed
  * on every failure path. The directory is fsynced after the rename so the new
  * name survives a power cut.
+ *
+ * A kill or a power cut between mkstemp and rename leaves the temp file
+ * behind, and no failure path runs. Its name is therefore recognisable —
+ * ".NAME.tagmoor-tmp-XXXXXX" (a dot file, no unit or ".conf" suffix, so
+ * systemd ignores it in a unit directory or a drop-in directory) — and
+ * tm_file_clean_temps() removes such leftovers on the next pass.
  */
 #define _GNU_SOURCE
 #include "tagmoor/fileio.h"
 #include "tagmoor/error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -53,15 +61,34 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
+/* The temp name for path: DIR/.NAME.tagmoor-tmp-XXXXXX, with NAME cut so
+ * that the whole name stays within NAME_MAX (a 255-byte unit name is valid). */
+static int temp_name(char *out, size_t outlen, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t dlen = (size_t)(base - path), blen = strlen(base);
+	int n;
+
+	if (!*base)
+		return tm_error_set(TM_EIO, "%.128s: not a file name", path);
+	if (blen > TM_FILE_TEMP_NAME_KEEP)
+		blen = TM_FILE_TEMP_NAME_KEEP;
+	n = snprintf(out, outlen, "%.*s.%.*s" TM_FILE_TEMP_MARK "XXXXXX", (int)dlen, path, (int)blen,
+		     base);
+	if (n < 0 || (size_t)n >= outlen)
+		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	return 0;
+}
+
 int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char tmp[4096], dir[4096];
 	const char *p = data;
-	int fd = -1, r = TM_EIO, n;
+	int fd = -1, r = TM_EIO;
 
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return tm_error_set(TM_EIO, "path too long: %.128s", path);
+	if (temp_name(tmp, sizeof(tmp), path) < 0)
+		return TM_EIO;
 	if (dir_of(dir, sizeof(dir), path) < 0)
 		return TM_EIO;
 	fd = mkostemp(tmp, O_CLOEXEC);
@@ -184,4 +211,96 @@ int tm_file_mkdirs(const char *path, mode_t mode)
 	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
 		return tm_error_set(TM_EIO, "%s: mkdir: %s", tmp, strerror(errno));
 	return 0;
+}
+
+/* ".X" + TM_FILE_TEMP_MARK + six characters of mkstemp's alphabet. */
+int tm_file_is_temp_name(const char *name)
+{
+	size_t len = strlen(name), ml = sizeof(TM_FILE_TEMP_MARK) - 1;
+	const char *mark;
+
+	if (name[0] != '.' || len < 2 + ml + 6)
+		return 0;
+	mark = name + len - 6 - ml;
+	if (memcmp(mark, TM_FILE_TEMP_MARK, ml) != 0)
+		return 0;
+	for (const char *p = mark + ml; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			return 0;
+	return 1;
+}
+
+/* "NAME.tmp.XXXXXX" for one of names: what tm_file_write_atomic called its
+ * temp files before they were recognisable. */
+static int is_legacy_temp(const char *name, char *const *names, size_t nnames)
+{
+	size_t len = strlen(name);
+
+	if (len < 11 || memcmp(name + len - 11, ".tmp.", 5) != 0)
+		return 0;
+	for (const char *p = name + len - 6; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			return 0;
+	for (size_t i = 0; i < nnames; i++)
+		if (strlen(names[i]) == len - 11 && memcmp(names[i], name, len - 11) == 0)
+			return 1;
+	return 0;
+}
+
+int tm_file_clean_temps_named(const char *dir, char *const *names, size_t nnames)
+{
+	DIR *d;
+	struct dirent *e;
+	int dfd, removed = 0, r = 0;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return tm_error_set(TM_EIO, "%s: cannot open directory: %s", dir, strerror(errno));
+	}
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return tm_error_set(TM_EIO, "%s: cannot open directory: %s", dir, strerror(errno));
+	}
+	for (;;) {
+		struct stat st;
+
+		errno = 0;
+		if (!(e = readdir(d))) {
+			if (errno)
+				r = tm_error_set(TM_EIO, "%s: readdir: %s", dir, strerror(errno));
+			break;
+		}
+		if (!tm_file_is_temp_name(e->d_name) && !is_legacy_temp(e->d_name, names, nnames))
+			continue;
+		/* Only regular files (mkstemp makes nothing else); a symlink or a
+		 * directory with such a name is not ours. */
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			r = tm_error_set(TM_EIO, "%s/%s: %s", dir, e->d_name, strerror(errno));
+			break;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) < 0) {
+			if (errno == ENOENT)
+				continue;
+			r = tm_error_set(TM_EIO, "%s/%s: cannot remove a leftover temporary file: %s", dir,
+					 e->d_name, strerror(errno));
+			break;
+		}
+		removed++;
+	}
+	/* The removals are made durable; with nothing removed nothing is written. */
+	if (r == 0 && removed && fsync(dfd) < 0 && errno != EINVAL)
+		r = tm_error_set(TM_EIO, "%s: fsync: %s", dir, strerror(errno));
+	closedir(d);
+	return r < 0 ? r : removed;
+}
+
+int tm_file_clean_temps(const char *dir)
+{
+	return tm_file_clean_temps_named(dir, NULL, 0);
 }

@@ -11,6 +11,12 @@
  * started services are active; prune() stops, disables and deletes what left
  * the repository; drift() puts back unit files edited by hand.
  *
+ * Power cuts: before its first write apply() hands the ids it is about to
+ * write to the pass (ctx->record), which makes them tagmoor's in state.json
+ * first; apply, prune and drift begin by removing the temp files a killed
+ * write left in unit_dir and its NAME.d/ directories (tm_file_clean_temps),
+ * which only reads the directories when there are none.
+ *
  * systemctl is always run by fork/exec with a fixed argv and environment,
  * never through a shell, with a timeout and a bounded capture of its output
  * for error messages. Start and restart are queued (--no-block) so that a
@@ -29,6 +35,7 @@
 #include "tagmoor/fileio.h"
 #include "tagmoor/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1025,6 +1032,105 @@ static int set_error_object(struct tm_apply_result *res, const char *id)
 	return 0;
 }
 
+/* The file names below prefix ("" for unit_dir itself, "web.service.d/" for
+ * a drop-in directory) of the ids in desired and inventory: whose old-style
+ * temp files ("NAME.tmp.XXXXXX") are known to be ours. */
+static int names_below(char ***v, size_t *n, const char *prefix, const struct tm_objset *desired,
+		       char *const *inventory, size_t ninventory)
+{
+	size_t pl = strlen(prefix), total = (desired ? desired->n : 0) + ninventory;
+	int r;
+
+	for (size_t i = 0; i < total; i++) {
+		const char *id = i < ninventory ? inventory[i] : desired->v[i - ninventory].id;
+		if (strncmp(id, prefix, pl) != 0 || strchr(id + pl, '/') || in_list(*v, *n, id + pl) ||
+		    tm_systemd_id_kind(id, NULL) == TM_SYSTEMD_NONE)
+			continue;
+		if ((r = tm_strv_push(v, n, id + pl)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int clean_one(const char *dir, const char *prefix, const struct tm_objset *desired,
+		     char *const *inventory, size_t ninventory)
+{
+	char **names = NULL;
+	size_t nnames = 0;
+	int r;
+
+	if ((r = names_below(&names, &nnames, prefix, desired, inventory, ninventory)) == 0)
+		r = tm_file_clean_temps_named(dir, names, nnames);
+	tm_strv_free(names, nnames);
+	if (r > 0)
+		tm_log_info("systemd: removed %d leftover temporary file(s) in %s", r, dir);
+	return r;
+}
+
+/*
+ * Removes what a kill in the middle of tm_file_write_atomic left in unit_dir
+ * and its NAME.d/ drop-in directories (NAME a valid unit name; a symlink is
+ * never followed): temp files, and the old-style temp files of ids in
+ * desired or inventory. Only reads unless there is something to remove. A
+ * failure is logged, never fatal: a leftover is harmless to systemd.
+ */
+static void clean_temps(const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
+			char *const *inventory, size_t ninventory)
+{
+	const char *ud = unit_dir_of(ctx);
+	DIR *d;
+	struct dirent *e;
+
+	if (ctx->dry_run)
+		return;
+	if (clean_one(ud, "", desired, inventory, ninventory) < 0)
+		tm_log_warn("systemd: %s", tm_error_last());
+	if (!(d = opendir(ud)))
+		return; /* missing: nothing was ever written; else already reported */
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		char unit[TM_SYSTEMD_NAME_MAX + 1], dir[PATH_MAX_TM], prefix[TM_SYSTEMD_NAME_MAX + 4];
+		struct stat st;
+
+		if (l < 3 || l - 2 > TM_SYSTEMD_NAME_MAX || strcmp(e->d_name + l - 2, ".d") != 0)
+			continue;
+		memcpy(unit, e->d_name, l - 2);
+		unit[l - 2] = '\0';
+		if (!tm_systemd_unit_name_valid(unit) ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (path_of(dir, sizeof(dir), ctx, e->d_name) < 0)
+			continue;
+		snprintf(prefix, sizeof(prefix), "%s/", e->d_name);
+		if (clean_one(dir, prefix, desired, inventory, ninventory) < 0)
+			tm_log_warn("systemd: %s", tm_error_last());
+	}
+	closedir(d);
+}
+
+/* Hands the ids about to be written that are not in the inventory yet to
+ * the pass (ctx->record) before the first write: a kill after a write then
+ * never leaves a unit file tagmoor wrote but does not own (which the next
+ * revision would refuse as foreign for good). */
+static int record_new(const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
+		      const int *state, char *const *inventory, size_t ninventory)
+{
+	char **ids = NULL;
+	size_t nids = 0;
+	int r = 0;
+
+	if (!ctx->record || ctx->dry_run)
+		return 0;
+	for (size_t i = 0; i < desired->n && r == 0; i++)
+		if (state[i] != F_SAME && !in_list(inventory, ninventory, desired->v[i].id))
+			r = tm_strv_push(&ids, &nids, desired->v[i].id);
+	if (r == 0 && nids && (r = ctx->record(ctx->record_arg, "systemd", ids, nids)) < 0 &&
+	    r != TM_ENOMEM)
+		r = tm_error_wrap(TM_EAPPLY, "systemd: nothing written");
+	tm_strv_free(ids, nids);
+	return r < 0 ? r : 0;
+}
+
 /* Unit files among desired that are enabled and started: [Install] and not a
  * bare template. */
 static int collect_install_units(char ***v, size_t *n, const struct tm_objset *desired)
@@ -1150,6 +1256,7 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	size_t nchanged = 0;
 	struct tm_buf live;
 
+	clean_temps(ctx, desired, inventory, ninventory);
 	if (!desired->n) {
 		if (ctx->dry_run)
 			return 0;
@@ -1207,7 +1314,9 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 					 path, nforeign > 1 ? " (and others)" : "");
 		goto out;
 	}
-	/* 2. Write what differs. */
+	/* 2. What is about to be written becomes tagmoor's first, then write. */
+	if ((r = record_new(ctx, desired, state, inventory, ninventory)) < 0)
+		goto out;
 	for (size_t i = 0; i < desired->n; i++) {
 		const struct tm_object *o = &desired->v[i];
 		if (state[i] == F_SAME) {
@@ -1251,6 +1360,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 
 	*kept = NULL;
 	*nkept = 0;
+	clean_temps(ctx, desired, inventory, ninventory);
 	for (size_t i = 0; i < ninventory; i++) {
 		if (tm_objset_find(desired, inventory[i]) >= 0 || in_list(gone, ngone, inventory[i]))
 			continue;
@@ -1564,6 +1674,7 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	size_t ndrifted = 0;
 	int r = 0;
 
+	clean_temps(ctx, desired, NULL, 0);
 	for (size_t i = 0; i < desired->n; i++) {
 		const struct tm_object *o = &desired->v[i];
 		struct tm_buf live;

@@ -10,7 +10,8 @@
  *
  * --from is read recursively in sorted order (one `paths` entry); every file
  * the applier wants is parsed. --inventory holds the ids tagmoor wrote, one a
- * line; it is updated after apply/prune/sync as state.json would be. The
+ * line; it is updated after apply/prune/sync as state.json would be, and,
+ * like the pass, through the record hook before apply writes anything. The
  * result is printed as KEY=VALUE lines; exit 0 on success, 1 on failure,
  * 2 on usage errors.
  */
@@ -118,6 +119,29 @@ static int write_inventory(const char *file, char **v, size_t n)
 	return r;
 }
 
+/* The record hook: the ids about to be written join the inventory file
+ * before the first write, as the pass saves them in state.json. */
+struct recorder {
+	const char *file;
+	char ***inv;
+	size_t *ninv;
+};
+
+static int record_ids(void *arg, const char *applier, char *const *ids, size_t n)
+{
+	struct recorder *rc = arg;
+
+	(void)applier;
+	for (size_t i = 0; i < n; i++) {
+		int have = 0;
+		for (size_t k = 0; k < *rc->ninv; k++)
+			have |= strcmp((*rc->inv)[k], ids[i]) == 0;
+		if (!have && tm_strv_push(rc->inv, rc->ninv, ids[i]) < 0)
+			return TM_ENOMEM;
+	}
+	return write_inventory(rc->file, *rc->inv, *rc->ninv);
+}
+
 static void print_list(const char *key, char **v, size_t n)
 {
 	printf("%s=", key);
@@ -185,7 +209,30 @@ int main(int argc, char **argv)
 	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
 		goto out;
 	if (do_apply) {
+		/* the applier sees the inventory as it was; the hook extends a copy */
+		char **rinv = NULL;
+		size_t nrinv = 0;
+		struct recorder rec = { invfile, &rinv, &nrinv };
+
+		for (size_t i = 0; invfile && i < ninv; i++)
+			if ((r = tm_strv_push(&rinv, &nrinv, inv[i])) < 0)
+				goto out;
+		if (invfile) {
+			ctx.record = record_ids;
+			ctx.record_arg = &rec;
+		}
 		r = A->apply(&res, &ctx, &desired, inv, ninv);
+		ctx.record = NULL;
+		for (size_t i = 0; i < nrinv; i++) {
+			int have = 0;
+			for (size_t k = 0; k < ninv; k++)
+				have |= strcmp(inv[k], rinv[i]) == 0;
+			if (!have && (r = tm_strv_push(&inv, &ninv, rinv[i])) < 0) {
+				tm_strv_free(rinv, nrinv);
+				goto out;
+			}
+		}
+		tm_strv_free(rinv, nrinv);
 		/* whatever was written is tagmoor's now, even when a later step failed */
 		if (invfile && !ctx.dry_run) {
 			for (size_t i = 0; i < res.nchanged; i++) {

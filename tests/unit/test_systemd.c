@@ -4,7 +4,10 @@
  * diff, and apply/prune/health/drift against a fake systemctl (a shell script
  * in a temporary directory, selected with TAGMOOR_SYSTEMCTL) that logs its
  * argv and answers `show` from a state file. The real systemctl is exercised
- * by tests/integration/test_systemd_nspawn.sh in a booted container.
+ * by tests/integration/test_systemd_nspawn.sh in a booted container. Power
+ * cuts: the record hook sees the ids before anything is written (and a
+ * refusal writes nothing); temp files a killed write left in unit_dir and in
+ * drop-in directories are removed by the next apply, prune or drift.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -760,6 +763,249 @@ static void test_systemctl_run(void **state)
 	setenv("TAGMOOR_SYSTEMCTL", fake, 1);
 }
 
+/* ------------------------------------------------------------ power cuts */
+
+struct rec {
+	int calls, fail;
+	char ids[512];
+	int written_before; /* a desired file already existed when the hook ran */
+	char *log_before;   /* what systemctl had seen when the hook ran */
+};
+
+static int record_hook(void *arg, const char *applier, char *const *ids, size_t n)
+{
+	struct rec *r = arg;
+
+	r->calls++;
+	assert_string_equal(applier, "systemd");
+	r->ids[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(r->ids);
+		snprintf(r->ids + l, sizeof(r->ids) - l, "%s%s", i ? "," : "", ids[i]);
+	}
+	r->written_before = exists("new.service") || exists("mine.service.d");
+	free(r->log_before);
+	r->log_before = calls();
+	if (r->fail)
+		return tm_error_set(TM_EIO, "state.json: no space left on device");
+	return 0;
+}
+
+static void test_apply_records_before_writing(void **state)
+{
+	struct tm_objset set = { 0 };
+	struct rec rec = { 0 };
+	struct tm_applier_ctx ctx = { .cfg = &cfg, .record = record_hook, .record_arg = &rec };
+	struct tm_apply_result res = { 0 };
+	char p[1024], *log;
+	char *inv[] = { "mine.service", "changed.service" };
+
+	(void)state;
+	reset_fake("inactive dead success");
+	unit_path(p, sizeof(p), "same.service"); /* identical: adopted, not written, not recorded */
+	put_file(p, WEB);
+	unit_path(p, sizeof(p), "mine.service"); /* ours and the same: nothing to do */
+	put_file(p, WEB);
+	unit_path(p, sizeof(p), "changed.service"); /* ours and different: written, already owned */
+	put_file(p, "[Unit]\nDescription=old\n");
+	add(&set, "same.service", WEB);
+	add(&set, "mine.service", WEB);
+	add(&set, "changed.service", "[Unit]\nDescription=new\n");
+	add(&set, "new.service", WEB);
+	add(&set, "mine.service.d/10.conf", "[Service]\nNice=1\n");
+
+	/* the hook refuses: nothing written, systemctl never ran */
+	rec.fail = 1;
+	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), TM_EAPPLY);
+	assert_int_equal(rec.calls, 1);
+	assert_string_equal(rec.ids, "new.service,mine.service.d/10.conf");
+	assert_non_null(strstr(tm_error_last(), "systemd: nothing written"));
+	assert_non_null(strstr(tm_error_last(), "no space left on device"));
+	assert_false(exists("new.service"));
+	assert_false(exists("mine.service.d"));
+	unit_path(p, sizeof(p), "changed.service");
+	expect_file(p, "[Unit]\nDescription=old\n");
+	assert_int_equal(res.nchanged, 0);
+	log = calls();
+	assert_string_equal(log, "");
+	free(log);
+	tm_apply_result_free(&res);
+
+	/* it accepts: called once, before the first write and before systemctl */
+	rec.fail = 0;
+	rec.calls = 0;
+	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
+	assert_int_equal(rec.calls, 1);
+	assert_string_equal(rec.ids, "new.service,mine.service.d/10.conf");
+	assert_false(rec.written_before);
+	assert_string_equal(rec.log_before, "");
+	assert_true(exists("new.service"));
+	assert_true(exists("mine.service.d/10.conf"));
+	assert_int_equal(res.applied, 3);
+	tm_apply_result_free(&res);
+
+	/* nothing new to write: not called */
+	rec.calls = 0;
+	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
+	assert_int_equal(rec.calls, 0);
+	tm_apply_result_free(&res);
+
+	/* a foreign file refuses first: the hook is never asked */
+	unit_path(p, sizeof(p), "new.service");
+	put_file(p, "[Unit]\nDescription=someone else's\n");
+	unit_path(p, sizeof(p), "mine.service.d/10.conf");
+	unlink(p);
+	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), TM_EAPPLY);
+	assert_non_null(strstr(tm_error_last(), "new.service exists and was not written by tagmoor"));
+	assert_int_equal(rec.calls, 0);
+	assert_false(exists("mine.service.d/10.conf"));
+	tm_apply_result_free(&res);
+
+	/* diff never records */
+	{
+		char *out = NULL;
+		size_t outlen = 0;
+		FILE *f = open_memstream(&out, &outlen);
+		struct tm_applier_ctx dctx = ctx;
+		char *inv3[] = { "mine.service", "changed.service", "new.service" };
+
+		dctx.dry_run = 1;
+		dctx.out = f;
+		assert_int_equal(A->apply(&res, &dctx, &set, inv3, 3), 0);
+		fclose(f);
+		free(out);
+		assert_int_equal(rec.calls, 0);
+		tm_apply_result_free(&res);
+	}
+	free(rec.log_before);
+	tm_objset_free(&set, A->free_data);
+}
+
+static void put_in(const char *dir_id, const char *name, const char *content)
+{
+	char p[1024];
+	snprintf(p, sizeof(p), "%s/%s%s%s", units, dir_id, *dir_id ? "/" : "", name);
+	put_file(p, content);
+}
+
+/* Leftovers of killed writes in unit_dir and a drop-in directory, old-style
+ * ones of our ids and of someone else's, and things that only look like it. */
+static void make_leftovers(const char *outside)
+{
+	char p[1024], q[1024];
+
+	unit_path(p, sizeof(p), "a.service.d");
+	mkdir(p, 0755);
+	put_in("", ".a.service.tagmoor-tmp-Ab12Cd", "[Service]\nExecStart=/half");
+	put_in("", ".b.service.tagmoor-tmp-zzzzzz", "");
+	put_in("a.service.d", ".10.conf.tagmoor-tmp-Xy98Zw", "[Serv");
+	put_in("", "a.service.tmp.Qq11Ww", "[Unit]\n");       /* old-style, an id of ours */
+	put_in("", "foreign.service.tmp.Qq11Ww", "[Unit]\n"); /* old-style, not ours */
+	put_in("", "notes.tagmoor-tmp-Ab12Cd", "mine\n");    /* no dot: not ours */
+	/* a drop-in directory that is a symlink is never followed */
+	snprintf(p, sizeof(p), "%s/.x.tagmoor-tmp-Ab12Cd", outside);
+	put_file(p, "outside\n");
+	unit_path(q, sizeof(q), "s.service.d");
+	assert_int_equal(symlink(outside, q), 0);
+}
+
+static void expect_cleaned(const char *outside)
+{
+	char p[1024];
+
+	assert_false(exists(".a.service.tagmoor-tmp-Ab12Cd"));
+	assert_false(exists(".b.service.tagmoor-tmp-zzzzzz"));
+	assert_false(exists("a.service.d/.10.conf.tagmoor-tmp-Xy98Zw"));
+	assert_false(exists("a.service.tmp.Qq11Ww"));
+	assert_true(exists("foreign.service.tmp.Qq11Ww"));
+	assert_true(exists("notes.tagmoor-tmp-Ab12Cd"));
+	snprintf(p, sizeof(p), "%s/.x.tagmoor-tmp-Ab12Cd", outside);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_true(exists("a.service"));
+	assert_true(exists("a.service.d/10.conf"));
+}
+
+static void test_leftover_temps_removed(void **state)
+{
+	struct tm_objset set = { 0 };
+	struct tm_applier_ctx ctx = { .cfg = &cfg };
+	struct tm_apply_result res = { 0 };
+	char outside[700], cmd[800], *log, **kept = NULL;
+	size_t nkept = 0;
+	char *inv[] = { "a.service", "a.service.d/10.conf" };
+
+	(void)state;
+	snprintf(outside, sizeof(outside), "%s/outside", base);
+	mkdir(outside, 0755);
+	reset_fake("active running success");
+	add(&set, "a.service", WEB);
+	add(&set, "a.service.d/10.conf", "[Service]\nNice=1\n");
+	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	tm_apply_result_free(&res);
+
+	/* apply with nothing to write still removes them (and writes nothing) */
+	make_leftovers(outside);
+	unlink(logf_);
+	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
+	assert_int_equal(res.applied, 0);
+	assert_int_equal(res.unchanged, 2);
+	expect_cleaned(outside);
+	log = calls();
+	assert_string_equal(log, "enable --no-reload a.service\nis-active a.service\n");
+	free(log);
+	tm_apply_result_free(&res);
+
+	/* diff removes nothing */
+	{
+		char *out = NULL;
+		size_t outlen = 0;
+		FILE *f = open_memstream(&out, &outlen);
+		struct tm_applier_ctx dctx = { .cfg = &cfg, .dry_run = 1, .out = f };
+		unit_path(cmd, sizeof(cmd), "s.service.d");
+		unlink(cmd);
+		make_leftovers(outside);
+		assert_int_equal(A->apply(&res, &dctx, &set, inv, 2), 0);
+		assert_int_equal(A->drift(&res, &dctx, &set), 0);
+		fclose(f);
+		free(out);
+		assert_true(exists(".a.service.tagmoor-tmp-Ab12Cd"));
+		assert_true(exists("a.service.d/.10.conf.tagmoor-tmp-Xy98Zw"));
+		tm_apply_result_free(&res);
+	}
+
+	/* drift (the idle poll) removes them, nothing drifted */
+	assert_int_equal(A->drift(&res, &ctx, &set), 0);
+	assert_int_equal(res.ndrifted, 0);
+	expect_cleaned(outside);
+	tm_apply_result_free(&res);
+
+	/* prune too */
+	unit_path(cmd, sizeof(cmd), "s.service.d");
+	unlink(cmd);
+	make_leftovers(outside);
+	assert_int_equal(A->prune(&res, &ctx, &set, inv, 2, &kept, &nkept), 0);
+	assert_int_equal(res.pruned, 0);
+	expect_cleaned(outside);
+	tm_strv_free(kept, nkept);
+	tm_apply_result_free(&res);
+
+	/* a unit dir that does not exist yet: nothing to clean, no error */
+	{
+		struct tm_config c2 = cfg;
+		struct tm_applier_ctx ctx2 = { .cfg = &c2 };
+		char missing[700];
+		snprintf(missing, sizeof(missing), "%s/not-yet", base);
+		c2.systemd.unit_dir = missing;
+		assert_int_equal(A->drift(&res, &ctx2, &set), 0);
+		tm_apply_result_free(&res);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", missing);
+		assert_int_equal(system(cmd), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", outside);
+	assert_int_equal(system(cmd), 0);
+	tm_objset_free(&set, A->free_data);
+}
+
 static int setup(void **state)
 {
 	char p[700], script[4096];
@@ -837,6 +1083,8 @@ int main(void)
 		cmocka_unit_test(test_health),
 		cmocka_unit_test(test_drift),
 		cmocka_unit_test(test_systemctl_run),
+		cmocka_unit_test(test_apply_records_before_writing),
+		cmocka_unit_test(test_leftover_temps_removed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
