@@ -77,6 +77,25 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git,
 int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src,
 	const char *ref, const char *expected_oid);
 
+/* Pack limits. max_fetch bounds the bytes on the wire; what the indexer
+ * inflates from them is bounded too, because a pack of a few MiB can declare
+ * GiBs (a zlib bomb: 2 GiB of zeros deflate to 2 MiB; a delta bomb: a few
+ * bytes of delta declaring an object of any size, which the indexer would
+ * build in memory). The pack is read as it arrives, before libgit2 sees it,
+ * and the fetch is refused (TM_ELIMIT, nothing of it kept) at the first entry
+ * header that passes one of:
+ *   - more than TM_GIT_MAX_PACK_OBJECTS objects in the pack;
+ *   - one object (or a delta's data, or the object a delta builds) larger
+ *     than max_fetch;
+ *   - all objects and delta results together larger than
+ *     TM_GIT_INFLATE_FACTOR x max_fetch, and never more than
+ *     TM_GIT_MAX_INFLATED (512 MiB with the default max_fetch).
+ * A pack whose framing or deflate data does not parse, or whose entry
+ * inflates to more than its header declares, is refused with TM_ESOURCE. */
+#define TM_GIT_MAX_PACK_OBJECTS 1000000u
+#define TM_GIT_INFLATE_FACTOR 8
+#define TM_GIT_MAX_INFLATED (1024ull * 1024 * 1024)
+
 /* The object store's bound: a fetch is refused (TM_ELIMIT, before any
  * network) while objects/ holds more than TM_GIT_STORE_FACTOR x max_fetch
  * bytes. After tm_git_prune the store is the kept revisions with their
