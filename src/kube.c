@@ -48,6 +48,7 @@
 #define CRD_MIN_WAIT_MS 30000u              /* CRDs are waited on at least this long */
 #define MSG_MAX 900
 #define DIFF_PATHS_MAX 20
+#define FOREIGN_GET_MAX 8                   /* more new objects of one kind: one LIST, not a GET each */
 
 #define META_LIST_ACCEPT "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 #define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -1307,6 +1308,8 @@ struct item {
 	char rv[64];                /* live resourceVersion from the pre-list */
 	int listed;
 	int ours;                   /* the pre-list found it with both of tagmoor's labels */
+	int checked;                /* the ownership LIST said whether it exists and whose it is: */
+	int foreign;                /* someone else's, not to be taken over */
 };
 
 /* What apply, prune and health of one pass share (see kube.h). */
@@ -1879,11 +1882,100 @@ static char *url_encode(const char *s)
 	return tm_buf_detach(&b);
 }
 
+/* LISTs every object of resource res (all namespaces; esel: a URL-encoded
+ * label selector or NULL), metadata only where the server can (no Secret
+ * data in memory), page by page, calling fn for each item. 0 when the whole
+ * list was read; -1 when the server did not answer with one (no error is
+ * set: the callers fall back to something else). */
+static int list_meta(const struct tm_kube_resource *res, const char *esel,
+		     void (*fn)(void *arg, const struct tm_doc *item), void *arg)
+{
+	char cont[1024] = "";
+	struct tm_buf b;
+	int r = -1;
+
+	tm_buf_init(&b, MAX_RESPONSE + 1);
+	for (int page = 0; page < 1000; page++) {
+		char path[PATH_MAX_K + 1200];
+		struct tm_doc *d = NULL;
+		const struct tm_doc *items;
+		const char *c;
+		long st = 0;
+		size_t pl;
+
+		if (tm_kube_path(path, PATH_MAX_K, res, NULL, NULL) < 0)
+			break;
+		pl = strlen(path);
+		snprintf(path + pl, sizeof(path) - pl, "?%s%s%slimit=%d%s%s", esel ? "labelSelector=" : "",
+			 esel ? esel : "", esel ? "&" : "", LIST_LIMIT, cont[0] ? "&continue=" : "", cont);
+		if (call_ct(P.kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st, &b, NULL, 0) < 0 ||
+		    st != 200 || parse_json(&d, b.ptr, b.len, "list") < 0) {
+			tm_log_debug("kubernetes: cannot list %s (HTTP %ld)", res->resource, st);
+			tm_error_clear();
+			break;
+		}
+		items = tm_doc_map_get(d, "items");
+		for (size_t k = 0; items && items->type == TM_DOC_SEQ && k < items->u.seq.n; k++)
+			fn(arg, items->u.seq.v[k]);
+		c = doc_str(tm_doc_get_path(d, "metadata", "continue", (const char *)NULL));
+		cont[0] = '\0';
+		if (c && *c) {
+			char *ec = url_encode(c);
+			if (ec && strlen(ec) < sizeof(cont))
+				snprintf(cont, sizeof(cont), "%s", ec);
+			free(ec);
+		}
+		tm_doc_free(d);
+		if (!cont[0]) {
+			r = 0;
+			break;
+		}
+	}
+	tm_buf_free(&b);
+	return r;
+}
+
+/* The item among keys[0..n) (sorted, lkey_cmp) that a listed object of
+ * resource x->res is, or NULL. */
+static struct item *lkey_find(const struct lkey *keys, size_t n, const struct item *x, const struct tm_doc *obj)
+{
+	const struct tm_doc *md = tm_doc_map_get(obj, "metadata");
+	const char *nm = doc_str(tm_doc_map_get(md, "name"));
+	const char *ns = doc_str(tm_doc_map_get(md, "namespace"));
+	struct lkey want = { x->res.resource, ns ? ns : "", nm, NULL };
+	const struct lkey *hit;
+
+	if (!nm || !n)
+		return NULL;
+	hit = bsearch(&want, keys, n, sizeof(*keys), lkey_cmp);
+	/* several resources may share a plural (two groups): check the group */
+	return hit && strcmp(hit->x->res.group, x->res.group) == 0 ? hit->x : NULL;
+}
+
+struct prelist_ctx {
+	const struct lkey *keys;
+	size_t n;
+	const struct item *x;
+};
+
+static void prelist_item(void *arg, const struct tm_doc *obj)
+{
+	struct prelist_ctx *c = arg;
+	struct item *hit = lkey_find(c->keys, c->n, c->x, obj);
+	const char *rv = doc_str(tm_doc_get_path(obj, "metadata", "resourceVersion", (const char *)NULL));
+	char why[256];
+
+	if (hit && rv && strlen(rv) < sizeof(hit->rv)) {
+		snprintf(hit->rv, sizeof(hit->rv), "%s", rv);
+		hit->listed = 1;
+		hit->ours = owned_by_us(obj, why, sizeof(why));
+	}
+}
+
 static void prelist(struct item *it, size_t n)
 {
 	struct lkey *keys = calloc(n ? n : 1, sizeof(*keys));
 	char sel[128], *esel;
-	struct tm_buf b;
 
 	if (!keys)
 		return;
@@ -1895,79 +1987,23 @@ static void prelist(struct item *it, size_t n)
 	for (size_t i = 0; i < n; i++)
 		keys[i] = (struct lkey){ it[i].res.resource, it[i].ns, it[i].ref.name, &it[i] };
 	qsort(keys, n, sizeof(*keys), lkey_cmp);
-	tm_buf_init(&b, MAX_RESPONSE + 1);
 	for (size_t i = 0; i < n; i++) {
-		char cont[1024] = "";
 		struct item *x = keys[i].x;
+		struct prelist_ctx c = { keys, n, x };
+		int seen = 0;
 
 		if (x->how != 1)
 			continue;
 		/* one LIST per resource: skip items whose resource was listed */
-		{
-			int seen = 0;
-			for (size_t j = 0; j < i && !seen; j++)
-				seen = keys[j].x->how == 1 && strcmp(keys[j].x->res.group, x->res.group) == 0 &&
-				       strcmp(keys[j].x->res.version, x->res.version) == 0 &&
-				       strcmp(keys[j].res, keys[i].res) == 0;
-			if (seen)
-				continue;
-		}
-		for (int page = 0; page < 1000; page++) {
-			char path[PATH_MAX_K + 1200];
-			struct tm_doc *d = NULL;
-			const struct tm_doc *items;
-			const char *c;
-			struct tm_kube_resource all = x->res;
-			long st;
-			size_t pl;
-
-			if (tm_kube_path(path, PATH_MAX_K, &all, NULL, NULL) < 0)
-				break;
-			pl = strlen(path);
-			snprintf(path + pl, sizeof(path) - pl, "?labelSelector=%s&limit=%d%s%s", esel, LIST_LIMIT,
-				 cont[0] ? "&continue=" : "", cont);
-			/* metadata only where the server can (no Secret data in memory) */
-			if (call_ct(P.kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st, &b, NULL, 0) < 0 ||
-			    st != 200 ||
-			    parse_json(&d, b.ptr, b.len, "list") < 0) {
-				tm_log_debug("kubernetes: cannot list %s (HTTP %ld); changes are counted as applied",
-					     x->res.resource, st);
-				tm_error_clear();
-				break;
-			}
-			items = tm_doc_map_get(d, "items");
-			for (size_t k = 0; items && items->type == TM_DOC_SEQ && k < items->u.seq.n; k++) {
-				const struct tm_doc *md = tm_doc_map_get(items->u.seq.v[k], "metadata");
-				const char *nm = doc_str(tm_doc_map_get(md, "name"));
-				const char *ns = doc_str(tm_doc_map_get(md, "namespace"));
-				const char *rv = doc_str(tm_doc_map_get(md, "resourceVersion"));
-				struct lkey want = { keys[i].res, ns ? ns : "", nm, NULL }, *hit;
-
-				if (!nm || !rv)
-					continue;
-				hit = bsearch(&want, keys, n, sizeof(*keys), lkey_cmp);
-				/* several resources may share a plural (two groups): check the group */
-				if (hit && strcmp(hit->x->res.group, x->res.group) == 0 && strlen(rv) < sizeof(hit->x->rv)) {
-					char why[256];
-					snprintf(hit->x->rv, sizeof(hit->x->rv), "%s", rv);
-					hit->x->listed = 1;
-					hit->x->ours = owned_by_us(items->u.seq.v[k], why, sizeof(why));
-				}
-			}
-			c = doc_str(tm_doc_get_path(d, "metadata", "continue", (const char *)NULL));
-			cont[0] = '\0';
-			if (c && *c) {
-				char *ec = url_encode(c);
-				if (ec && strlen(ec) < sizeof(cont))
-					snprintf(cont, sizeof(cont), "%s", ec);
-				free(ec);
-			}
-			tm_doc_free(d);
-			if (!cont[0])
-				break;
-		}
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = keys[j].x->how == 1 && strcmp(keys[j].x->res.group, x->res.group) == 0 &&
+			       strcmp(keys[j].x->res.version, x->res.version) == 0 &&
+			       strcmp(keys[j].res, keys[i].res) == 0;
+		if (seen)
+			continue;
+		if (list_meta(&x->res, esel, prelist_item, &c) < 0)
+			tm_log_debug("kubernetes: changes of %s are counted as applied", x->res.resource);
 	}
-	tm_buf_free(&b);
 	free(esel);
 	free(keys);
 }
@@ -2069,23 +2105,103 @@ static int refuse_foreign(struct tm_apply_result *res, const struct item *first,
 			    first->o->id, more, first->o->source, TM_KUBE_ANNOTATION_ADOPT);
 }
 
+struct foreign_ctx {
+	const struct lkey *keys;
+	size_t n;
+	const struct item *x;
+};
+
+static void foreign_item(void *arg, const struct tm_doc *obj)
+{
+	struct foreign_ctx *c = arg;
+	struct item *hit = lkey_find(c->keys, c->n, c->x, obj);
+
+	if (hit && !hit->checked) {
+		hit->checked = 1;
+		hit->foreign = foreign_live(hit, obj);
+	}
+}
+
+static int same_resource(const struct item *a, const struct item *b)
+{
+	return strcmp(a->res.group, b->res.group) == 0 && strcmp(a->res.version, b->res.version) == 0 &&
+	       strcmp(a->res.resource, b->res.resource) == 0;
+}
+
+/* Many new objects of one kind (a first apply): one metadata LIST of the
+ * kind says for all of them whether they exist and whose they are. Kinds
+ * with a few are left to a GET each; so is everything when a LIST fails. */
+static int list_candidates(struct item **cand, size_t nc)
+{
+	struct lkey *keys;
+
+	if (nc <= FOREIGN_GET_MAX)
+		return 0;
+	if (!(keys = calloc(nc, sizeof(*keys))))
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	for (size_t i = 0; i < nc; i++)
+		keys[i] = (struct lkey){ cand[i]->res.resource, cand[i]->ns, cand[i]->ref.name, cand[i] };
+	qsort(keys, nc, sizeof(*keys), lkey_cmp);
+	for (size_t i = 0; i < nc; i++) {
+		struct foreign_ctx c = { keys, nc, cand[i] };
+		size_t same = 0;
+		int seen = 0;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = same_resource(cand[j], cand[i]);
+		for (size_t j = i; j < nc && !seen; j++)
+			same += same_resource(cand[j], cand[i]);
+		if (seen || same <= FOREIGN_GET_MAX)
+			continue;
+		if (list_meta(&cand[i]->res, NULL, foreign_item, &c) < 0) {
+			/* the GETs decide; forget what a partial answer said */
+			for (size_t j = i; j < nc; j++)
+				if (same_resource(cand[j], cand[i]))
+					cand[j]->checked = cand[j]->foreign = 0;
+			continue;
+		}
+		/* not listed: does not exist */
+		for (size_t j = i; j < nc; j++)
+			if (same_resource(cand[j], cand[i]))
+				cand[j]->checked = 1;
+	}
+	free(keys);
+	return 0;
+}
+
 /* Before anything is written: every desired object that is not in the
  * inventory and that the pre-list did not find with tagmoor's labels is
- * read (metadata only); one that exists without them refuses the apply. In
- * the steady state every object is in the inventory and nothing is read. */
+ * looked at (metadata only: one LIST for many of a kind, else a GET); one
+ * that exists without them refuses the apply. In the steady state every
+ * object is in the inventory and nothing is read. */
 static int check_foreign(struct item *it, size_t n, char *const *inventory, size_t ninventory,
 			 struct tm_apply_result *res)
 {
 	const struct item *first = NULL;
-	size_t nforeign = 0;
+	struct item **cand;
+	size_t nforeign = 0, nc = 0;
 	int r;
 
+	if (!(cand = calloc(n ? n : 1, sizeof(*cand))))
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (it[i].how == 1 && !it[i].ours && !in_list(inventory, ninventory, it[i].o->id))
+			cand[nc++] = &it[i];
+	r = list_candidates(cand, nc);
+	free(cand);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		struct item *x = &it[i];
 		struct tm_doc *live = NULL;
 
 		if (in_list(inventory, ninventory, x->o->id) || x->ours)
 			continue;
+		if (x->checked) {
+			if (x->foreign && !nforeign++)
+				first = x;
+			continue;
+		}
 		if ((r = get_meta(&live, x, res)) < 0)
 			return r;
 		if (foreign_live(x, live)) {

@@ -471,6 +471,25 @@ expect "foreign dropped: and what is in it" is "$(field /api/v1/namespaces/team/
 expect "foreign dropped: another owner's ConfigMap still there" \
 	is "$(field /api/v1/namespaces/demo/configmaps/theirs 'o["data"]["k"]')" theirs
 
+# many new objects of one kind (a first apply): one metadata LIST of the kind, not a GET each
+python3 -c 'for i in range(12): print("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: many-%d, namespace: demo}\ndata: {k: v}" % i)' \
+	>"$REPO/many.yaml"
+kapi POST /api/v1/namespaces/demo/configmaps \
+	'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"many-7","namespace":"demo"},"data":{"k":"theirs"}}' application/json >/dev/null
+reset_reqs
+WAIT=0 drive sync
+expect "many new: refused naming the foreign one" is "$RC $(kv error_object)" "1 /ConfigMap/demo/many-7"
+expect "many new: the labelled LIST and one more, no GET per object" \
+	is "$(reqs '(r["by_verb_resource"].get("get configmaps",0), r["by_verb_resource"].get("list configmaps",0))')" "(0, 2)"
+expect "many new: nothing written" is "$(reqs 'r["by_verb"].get("patch",0)')" 0
+expect "many new: the foreign one untouched" is "$(field /api/v1/namespaces/demo/configmaps/many-7 'o["data"]["k"]')" theirs
+kapi DELETE /api/v1/namespaces/demo/configmaps/many-7 >/dev/null
+WAIT=0 drive sync
+expect "many new: applied once it is gone" is "$RC $(kv changed | tr ',' '\n' | grep -c many-)" "0 12"
+rm "$REPO/many.yaml"
+WAIT=0 drive sync
+expect "many new: pruned" is "$RC $(kv pruned)" "0 12"
+
 # opting in: the annotation on the object in the repository
 write takeover.yaml <<'EOF'
 apiVersion: v1
