@@ -16,6 +16,7 @@
 #include "tagmoor/reconcile.h"
 #include "tagmoor/config.h"
 #include "tagmoor/error.h"
+#include "tagmoor/fileio.h"
 #include "tagmoor/git.h"
 #include "tagmoor/json.h"
 #include "tagmoor/kube.h"
@@ -332,6 +333,35 @@ static int stopping(struct tm_pass *p)
 	return 1;
 }
 
+/* Leftovers of a kill: temporary files of atomic writes in state_dir. */
+static void clean_state_dir(const char *state_dir)
+{
+	static char *const names[] = { "state.json", "floor" };
+
+	if (tm_file_clean_temps_named(state_dir, names, 2) < 0) {
+		tm_log_warn("%s", tm_error_last());
+		tm_error_clear();
+	}
+}
+
+/* After a pass that fetched: keep only the applied and last good revisions
+ * (and one still waiting for its rollout wave), so refused or bad revisions
+ * never fill the flash. */
+static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_git *git, const char *oid)
+{
+	const char *keep[3];
+	size_t n = 0;
+
+	if (st->applied.commit[0])
+		keep[n++] = st->applied.tag_object[0] ? st->applied.tag_object : st->applied.commit;
+	if (st->last_good.commit[0])
+		keep[n++] = st->last_good.tag_object[0] ? st->last_good.tag_object : st->last_good.commit;
+	if (p->have_verdict && p->verdict.outcome == TM_VERIFY_WAIT)
+		keep[n++] = oid;
+	if (tm_git_prune(git, keep, n) < 0)
+		tm_log_warn("pruning the object store: %s", tm_error_last());
+}
+
 /* The message of the failure a pass ends with (not a note such as the
  * state file moved aside). */
 static const char *failure_message(const struct tm_pass *p)
@@ -415,7 +445,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	struct plans pl = { 0 };
 	const char *ref = p->ref ? p->ref : cfg->source.ref;
 	char oid[41], path[4096];
-	int r, have_plans = 0;
+	int r, have_plans = 0, fetched = 0;
 
 	p->time = (int64_t)time(NULL);
 	p->started_ms = now_ms();
@@ -424,6 +454,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 
 	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
 		return r;
+	if (p->mode == TM_PASS_SYNC)
+		clean_state_dir(cfg->agent.state_dir);
 	if (st.moved_aside)
 		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s", st.moved_aside);
 	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
@@ -478,6 +510,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	/* fetch: only what moved */
 	if (!tm_git_has_object(git, oid)) {
 		tm_log_info("%s moved to %.12s; fetching", ref, oid);
+		fetched = 1;
 		if ((r = tm_git_fetch(git, &src, ref, oid)) < 0) {
 			add_error(p, "source", NULL, "%s", tm_error_last());
 			r = TM_ESOURCE;
@@ -593,6 +626,13 @@ out:
 			p->appliers[i].ap->end();
 	if (have_plans)
 		plans_free(&pl);
+	if (git && fetched && p->mode == TM_PASS_SYNC) {
+		char saved[1024];
+		snprintf(saved, sizeof(saved), "%s", tm_error_last());
+		prune_store(p, &st, git, oid);
+		if (r < 0 && r != TM_ESTOPPED)
+			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
+	}
 	tm_git_free(git);
 	tm_state_free(&st);
 	p->duration_ms = now_ms() - p->started_ms;
