@@ -1,10 +1,11 @@
 /*
  * commands.c — the bodies of the commands. Each one is short: it calls the
- * module that does the work and prints the outcome. Commands whose module is
- * not built yet say so and exit 2.
+ * module that does the work and prints the outcome. `run` hands the loaded
+ * configuration to the daemon (daemon.c), which may replace it on SIGHUP.
  */
 #include "tagmoor/commands.h"
 #include "tagmoor/config.h"
+#include "tagmoor/daemon.h"
 #include "tagmoor/error.h"
 #include "tagmoor/reconcile.h"
 #include "tagmoor/state.h"
@@ -13,15 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static int not_built(const char *command, const char *module)
-{
-	return tm_error_set(TM_ENOTIMPL, "'%s' is not available in this build yet (module '%s' is not built)",
-			    command, module);
-}
-
+/* Runs until SIGTERM/SIGINT (exit 0); a bad configuration at start never
+ * gets here (main exits 2). On SIGHUP the daemon swaps cli->cfg, which main
+ * frees at the end. */
 int tm_cmd_run(struct tm_cli *cli)
 {
-	return not_built("run", "daemon");
+	return tm_daemon_run(&cli->cfg, cli->root);
 }
 
 /* Runs one pass under the state lock. */
