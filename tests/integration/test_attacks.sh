@@ -203,14 +203,15 @@ done
 # --- 3. the freeze defence on idle polls -------------------------------------------
 echo "# 3. Tagmoor-Expires and max_age are re-evaluated on every poll"
 fresh_device
-EXP=$(date -u -d "@$((NOW + 6))" +%Y-%m-%dT%H:%M:%SZ)
+NOW=$(date +%s)
+EXP=$(date -u -d "@$((NOW + 8))" +%Y-%m-%dT%H:%M:%SZ)
 unit web.service "$(svc web-exp)"
 commit "expiring"
 tag "$(printf 'expiring\n\nTagmoor-Expires: %s' "$EXP")" "$NOW"
 TAGTIME=$NOW
 TMR sync
-rc_is 0 "a revision that expires in 6 s is applied"
-while [ "$(date +%s)" -le $((NOW + 7)) ]; do sleep 0.5; done
+rc_is 0 "a revision that expires in 8 s is applied"
+while [ "$(date +%s)" -le $((NOW + 9)) ]; do sleep 0.5; done
 echo "# hand edit" >>"$UD/web.service"
 tm_git_log_reset
 TMR sync
@@ -229,10 +230,10 @@ write_ini "$T/maxage.ini" "max_age = 12s"
 INI=$T/maxage.ini
 NOW2=$(date +%s)
 unit web.service "$(svc web-age)"
-commit "aging"; tag "aging" "$((NOW2 - 8))"; TAGTIME=$NOW2
+commit "aging"; tag "aging" "$((NOW2 - 4))"; TAGTIME=$NOW2
 TMR sync
-rc_is 0 "a tag 8 s old with max_age = 12s is applied"
-while [ "$(date +%s)" -le $((NOW2 + 5)) ]; do sleep 0.5; done
+rc_is 0 "a tag 4 s old with max_age = 12s is applied"
+while [ "$(date +%s)" -le $((NOW2 + 9)) ]; do sleep 0.5; done
 TMR sync
 rc_is 4 "once older than max_age, the same tag is reported stale"
 check "  says max_age" has "max_age"
@@ -373,6 +374,36 @@ echo "# by hand" >>"$UD/web.service"
 TMR sync
 rc_is 0 "sync after repo.git was deleted"
 check "  the hand edit is repaired" bash -c "! grep -q 'by hand' '$UD/web.service'"
+
+# --- 10. a server that moves the ref on every poll must not fill the flash ----------
+echo "# 10. refused revisions are not kept: repo.git stays bounded"
+fresh_device
+rm -rf "$work/units"; unit web.service "$(svc web)"
+release "base"
+BASE=$(git -C "$work" rev-parse HEAD)
+TMR sync
+rc_is 0 "base applied"
+base=$(du -sk "$STATE/repo.git" | cut -f1)
+max=0
+for i in 1 2 3 4 5 6 7 8; do
+	head -c 1048576 /dev/urandom >"$work/pad.bin"
+	git -C "$work" add -A; git -C "$work" commit -qm "pad $i"
+	TAGTIME=$((TAGTIME + 60))
+	GIT_COMMITTER_DATE="$TAGTIME +0000" git -C "$work" tag -a -f -m "unsigned $i" stable
+	push HEAD:refs/heads/main refs/tags/stable
+	"$TAGMOOR" -c "$INI" --root "$ROOT" sync >/dev/null 2>&1
+	sz=$(du -sk "$STATE/repo.git" | cut -f1)
+	[ "$sz" -gt "$max" ] && max=$sz
+done
+check "after 8 refused 1 MiB revisions repo.git grew by at most 1.5 MiB (base ${base} KiB, max ${max} KiB)" \
+	[ $((max - base)) -lt 1536 ]
+# the legitimate release does not contain the flood's commits (kept: the
+# revisions and their history, which later fetches negotiate with)
+git -C "$work" reset -q --hard "$BASE"; release "good after the flood"
+TMR sync
+rc_is 0 "the next signed revision applies"
+check "  and the store is back near its base size ($(du -sk "$STATE/repo.git" | cut -f1) KiB)" \
+	[ $(( $(du -sk "$STATE/repo.git" | cut -f1) - base )) -lt 1536 ]
 
 echo
 if [ "$FAILS" -eq 0 ]; then echo "all attack cases passed"; exit 0; fi
