@@ -156,12 +156,16 @@ static void print_list(const char *key, char **v, size_t n)
 	putchar('\n');
 }
 
-/* The record hook: what the pass does with state.json, on the inventory file. */
+/* The record hook: what the pass does with state.json, on the inventory file.
+ * Like tm_state_set_inventory, it replaces (frees) the inventory array that
+ * apply() was given, so an applier that reads it after recording is caught
+ * by the sanitizers. */
 struct recorder {
-	const char *file;
+	int keep;           /* 0: diff, nothing recorded */
+	const char *file;   /* saved here, if any */
 	int fail;
-	char **inv;         /* the inventory file's ids as recorded so far */
-	size_t ninv;
+	char ***inv;        /* main's inventory */
+	size_t *ninv;
 	char **recorded;    /* every id handed to the hook, for recorded= */
 	size_t nrecorded;
 };
@@ -169,6 +173,8 @@ struct recorder {
 static int record_hook(void *arg, const char *applier, char *const *ids, size_t n)
 {
 	struct recorder *rc = arg;
+	char **all = NULL;
+	size_t nall = 0;
 	int r = 0;
 
 	if (strcmp(applier, "kubernetes") != 0)
@@ -180,12 +186,23 @@ static int record_hook(void *arg, const char *applier, char *const *ids, size_t 
 		return r;
 	if (rc->fail)
 		return tm_error_set(TM_EIO, "record: saving the inventory failed (--record-fail)");
+	if (!rc->keep)
+		return 0;
+	for (size_t i = 0; i < *rc->ninv && r == 0; i++)
+		r = tm_strv_push(&all, &nall, (*rc->inv)[i]);
 	for (size_t i = 0; i < n && r == 0; i++)
-		if (!has(rc->inv, rc->ninv, ids[i]))
-			r = tm_strv_push(&rc->inv, &rc->ninv, ids[i]);
+		if (!has(all, nall, ids[i]))
+			r = tm_strv_push(&all, &nall, ids[i]);
 	if (r == 0 && rc->file)
-		r = write_inventory(rc->file, rc->inv, rc->ninv);
-	return r;
+		r = write_inventory(rc->file, all, nall);
+	if (r < 0) {
+		tm_strv_free(all, nall);
+		return r;
+	}
+	tm_strv_free(*rc->inv, *rc->ninv);
+	*rc->inv = all;
+	*rc->ninv = nall;
+	return 0;
 }
 
 static int usage(void)
@@ -284,12 +301,11 @@ int main(int argc, char **argv)
 	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
 		goto out;
 	if (record_on) {
-		/* what was tagmoor's, and what the applier records before writing */
-		rec.file = ctx.dry_run ? NULL : invfile;
-		for (size_t k = 0; k < ninv && r == 0; k++)
-			r = tm_strv_push(&rec.inv, &rec.ninv, inv[k]);
-		if (r < 0)
-			goto out;
+		/* what the applier records before writing joins the inventory */
+		rec.keep = !ctx.dry_run;
+		rec.file = invfile;
+		rec.inv = &inv;
+		rec.ninv = &ninv;
 		ctx.record = record_hook;
 		ctx.record_arg = &rec;
 	}
@@ -338,7 +354,6 @@ out:
 	tm_objset_free(&desired, A->free_data);
 	tm_strv_free(inv, ninv);
 	tm_strv_free(kept, nkept);
-	tm_strv_free(rec.inv, rec.ninv);
 	tm_strv_free(rec.recorded, rec.nrecorded);
 	return r < 0 ? 1 : 0;
 }
