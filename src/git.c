@@ -184,6 +184,13 @@ static int is_dir(const char *base, const char *sub)
  * state_dir/lock) for the whole pass, so nobody else writes repo.git: any
  * lock or temporary file found at open time is stale and is removed. */
 
+static int path_join(char *out, size_t n, const char *a, const char *b)
+{
+	int k = snprintf(out, n, "%s/%s", a, b);
+
+	return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
@@ -315,6 +322,22 @@ static void clear_loose_tmp(const char *dir, size_t *n)
 	closedir(d);
 }
 
+/* Temporary files of tm_file_write_atomic at the top (the kept-size record). */
+static void clear_write_temps(const char *path, size_t *n)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char p[4096];
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] == '.' && strstr(de->d_name, TM_FILE_TEMP_MARK) &&
+		    path_join(p, sizeof(p), path, de->d_name) == 0)
+			unlink_stale(p, n);
+	closedir(d);
+}
+
 static void clear_stale(const char *path)
 {
 	/* FETCH_HEAD itself is left alone: libgit2 rewrites it (through a lock)
@@ -332,6 +355,7 @@ static void clear_stale(const char *path)
 		if (lstat(p, &st) == 0 && !S_ISDIR(st.st_mode))
 			unlink_stale(p, &n);
 	}
+	clear_write_temps(path, &n);
 	snprintf(p, sizeof(p), "%s/refs", path);
 	clear_ref_locks(p, 16, &n);
 	snprintf(p, sizeof(p), "%s/objects/pack", path);
@@ -520,9 +544,12 @@ void tm_git_free(struct tm_git *git)
 #define SCAN_HEAD 32                 /* first bytes of a delta kept: two size varints */
 #define SCAN_PENDING_MAX 4096
 
+#define FAST_BITS 10                 /* codes up to this long are decoded by one table lookup */
+
 struct huff {
 	short count[16];
 	short symbol[320];
+	struct { unsigned short sym; unsigned char len; } fast[1u << FAST_BITS];
 };
 
 enum {
@@ -587,6 +614,7 @@ static int huff_build(struct huff *h, const short *length, int n)
 	int left = 1;
 
 	memset(h->count, 0, sizeof(h->count));
+	memset(h->fast, 0, sizeof(h->fast));
 	for (int s = 0; s < n; s++)
 		h->count[length[s]]++;
 	if (h->count[0] == n)
@@ -603,6 +631,27 @@ static int huff_build(struct huff *h, const short *length, int n)
 	for (int s = 0; s < n; s++)
 		if (length[s])
 			h->symbol[offs[length[s]]++] = (short)s;
+	/* the lookup table: canonical codes, bit-reversed (deflate sends them
+	 * most significant bit first into a least-significant-first stream) */
+	{
+		unsigned code = 0;
+		int index = 0;
+
+		for (int l = 1; l <= FAST_BITS; l++) {
+			for (int i = 0; i < h->count[l]; i++, code++) {
+				unsigned rev = 0;
+
+				for (int b = 0; b < l; b++)
+					rev |= ((code >> b) & 1u) << (l - 1 - b);
+				for (unsigned fill = 0; fill < (1u << (FAST_BITS - l)); fill++) {
+					h->fast[rev | (fill << l)].sym = (unsigned short)h->symbol[index + i];
+					h->fast[rev | (fill << l)].len = (unsigned char)l;
+				}
+			}
+			index += h->count[l];
+			code <<= 1;
+		}
+	}
 	return left;
 }
 
@@ -610,6 +659,21 @@ static int huff_build(struct huff *h, const short *length, int n)
 static int huff_decode(struct packscan *p, const struct huff *h, int *sym)
 {
 	int code = 0, first = 0, index = 0;
+
+	while (p->bitcnt < FAST_BITS && p->pos < p->len) {
+		p->bitbuf |= (uint64_t)p->in[p->pos++] << p->bitcnt;
+		p->bitcnt += 8;
+	}
+	if (p->bitcnt >= FAST_BITS) {
+		unsigned look = (unsigned)(p->bitbuf & ((1u << FAST_BITS) - 1));
+
+		if (h->fast[look].len) {
+			*sym = h->fast[look].sym;
+			p->bitbuf >>= h->fast[look].len;
+			p->bitcnt -= h->fast[look].len;
+			return 0;
+		}
+	}
 
 	for (int l = 1; l < 16; l++) {
 		unsigned b;
@@ -770,6 +834,40 @@ static void ps_fixed(struct packscan *p)
 	huff_build(&p->distcode, l, 30);
 }
 
+/* One symbol of a Huffman block: 0 done, 1 more input needed, negative:
+ * refused. */
+static int ps_symbol(struct packscan *p)
+{
+	int sym, ds;
+	unsigned e, len, dist;
+
+	NEED(huff_decode(p, &p->lencode, &sym));
+	if (sym < 256) {
+		if (p->zout >= SCAN_HEAD && p->zout < p->size) { /* the common case, inline */
+			p->zout++;
+			return 0;
+		}
+		return ps_out(p, 1, sym, 0, NULL);
+	}
+	if (sym == 256) {
+		p->state = p->final ? PS_ADLER : PS_BLOCK;
+		return 0;
+	}
+	sym -= 257;
+	if (sym >= 29)
+		return ps_malformed(p, "bad deflate length code");
+	NEED(ps_bits(p, lext[sym], &e));
+	len = (unsigned)lbase[sym] + e;
+	NEED(huff_decode(p, &p->distcode, &ds));
+	if (ds >= 30)
+		return ps_malformed(p, "bad deflate distance code");
+	NEED(ps_bits(p, dext[ds], &e));
+	dist = (unsigned)dbase[ds] + e;
+	if (dist > p->zout)
+		return ps_malformed(p, "deflate distance too far back");
+	return ps_out(p, len, -1, dist, NULL);
+}
+
 /* One step: 0 done (state advanced), 1 more input needed (nothing
  * consumed), negative: refused. */
 static int ps_step(struct packscan *p)
@@ -867,7 +965,17 @@ static int ps_step(struct packscan *p)
 			p->state = p->final ? PS_ADLER : PS_BLOCK;
 			return 0;
 		}
-		/* byte aligned: the bit buffer is empty here */
+		/* byte aligned; whole bytes looked ahead sit in the bit buffer */
+		if (p->bitcnt >= 8) {
+			unsigned char c = (unsigned char)p->bitbuf;
+
+			if ((r = ps_out(p, 1, -1, 0, &c)) < 0)
+				return r;
+			p->bitbuf >>= 8;
+			p->bitcnt -= 8;
+			p->stored_left--;
+			return 0;
+		}
 		n = p->len - p->pos;
 		if (n == 0)
 			return 1;
@@ -879,31 +987,25 @@ static int ps_step(struct packscan *p)
 		p->stored_left -= n;
 		return 0;
 	}
-	case PS_HUFF: {
-		int sym, ds;
-		unsigned e, len, dist;
+	case PS_HUFF:
+		/* symbols until the block ends or the input runs out; each one is
+		 * complete or rolled back by itself */
+		for (int done = 0;; done = 1) {
+			size_t cp_pos = p->pos;
+			uint64_t cp_bitbuf = p->bitbuf;
+			int cp_bitcnt = p->bitcnt, r = ps_symbol(p);
 
-		NEED(huff_decode(p, &p->lencode, &sym));
-		if (sym < 256)
-			return ps_out(p, 1, sym, 0, NULL);
-		if (sym == 256) {
-			p->state = p->final ? PS_ADLER : PS_BLOCK;
-			return 0;
+			if (r == 1) {
+				p->pos = cp_pos;
+				p->bitbuf = cp_bitbuf;
+				p->bitcnt = cp_bitcnt;
+				return done ? 0 : 1;
+			}
+			if (r < 0)
+				return r;
+			if (p->state != PS_HUFF)
+				return 0;
 		}
-		sym -= 257;
-		if (sym >= 29)
-			return ps_malformed(p, "bad deflate length code");
-		NEED(ps_bits(p, lext[sym], &e));
-		len = (unsigned)lbase[sym] + e;
-		NEED(huff_decode(p, &p->distcode, &ds));
-		if (ds >= 30)
-			return ps_malformed(p, "bad deflate distance code");
-		NEED(ps_bits(p, dext[ds], &e));
-		dist = (unsigned)dbase[ds] + e;
-		if (dist > p->zout)
-			return ps_malformed(p, "deflate distance too far back");
-		return ps_out(p, len, -1, dist, NULL);
-	}
 	case PS_ADLER:
 		p->bitbuf >>= p->bitcnt & 7;
 		p->bitcnt -= p->bitcnt & 7;
@@ -1531,6 +1633,8 @@ out:
 	return r;
 }
 
+static uint64_t kept_bytes(const char *path);
+
 int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref, const char *expected_oid)
 {
 	char spec[1100];
@@ -1551,12 +1655,13 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 		return tm_error_set(TM_ECONFIG, "ref too long");
 	{
 		uint64_t max = src && src->max_fetch ? src->max_fetch : TM_GIT_DEFAULT_MAX_FETCH;
-		uint64_t have = tm_git_store_bytes(git);
+		uint64_t have = tm_git_store_bytes(git), kept = kept_bytes(git->path);
 
-		if (have > TM_GIT_STORE_FACTOR * max)
+		if (have > kept + TM_GIT_STORE_FACTOR * max)
 			return tm_error_set(TM_ELIMIT, "%s: the object store holds %llu bytes, more than %d x max_fetch "
-				"(%llu bytes); not fetching more until it is pruned", git->path,
-				(unsigned long long)have, TM_GIT_STORE_FACTOR, (unsigned long long)max);
+				"(%llu bytes) beyond the %llu bytes its last pruning kept; not fetching more until it "
+				"is pruned", git->path, (unsigned long long)have, TM_GIT_STORE_FACTOR,
+				(unsigned long long)max, (unsigned long long)kept);
 	}
 	r = fetch_once(git, src, ref, spec, expected_oid, &local);
 	if (r < 0 && local) {
@@ -1614,6 +1719,33 @@ static uint64_t dir_bytes(const char *dir, int depth)
 	}
 	closedir(d);
 	return n;
+}
+
+/* What the last prune kept, in bytes: the store's bound is counted on top of
+ * it, so that kept revisions with a long history never stop fetches. */
+#define KEPT_FILE "tagmoor-kept"
+
+static void record_kept(const char *path, uint64_t bytes)
+{
+	char p[4096], v[32];
+	int n = snprintf(v, sizeof(v), "%llu\n", (unsigned long long)bytes);
+
+	if (path_join(p, sizeof(p), path, KEPT_FILE) == 0 && tm_file_write_atomic(p, v, (size_t)n, 0644) < 0)
+		tm_log_warn("%s", tm_error_last());
+}
+
+static uint64_t kept_bytes(const char *path)
+{
+	char p[4096];
+	struct tm_buf b;
+	uint64_t v = 0;
+
+	tm_buf_init(&b, 64);
+	if (path_join(p, sizeof(p), path, KEPT_FILE) == 0 && tm_file_read(&b, p, 32) == 0 && b.ptr)
+		v = strtoull(b.ptr, NULL, 10);
+	tm_buf_free(&b);
+	tm_error_clear();
+	return v;
 }
 
 uint64_t tm_git_store_bytes(struct tm_git *git)
@@ -1705,13 +1837,6 @@ out:
 	git_reference_iterator_free(it);
 	git_odb_free(one);
 	return r;
-}
-
-static int path_join(char *out, size_t n, const char *a, const char *b)
-{
-	int k = snprintf(out, n, "%s/%s", a, b);
-
-	return k < 0 || (size_t)k >= n ? -1 : 0;
 }
 
 /* Deletes every pack but keep_name ("pack-<hex>", NULL: all) and every loose
@@ -1836,8 +1961,13 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 	if (r < 0)
 		goto out;
 	after = tm_git_store_bytes(git);
-	tm_log_info("%s: pruned to %zu objects of %zu kept revision%s: %llu -> %llu bytes", git->path, nobj,
-		nkeep, nkeep == 1 ? "" : "s", (unsigned long long)before, (unsigned long long)after);
+	record_kept(git->path, after);
+	if (after < before)
+		tm_log_info("%s: pruned to %zu objects of %zu kept revision%s: %llu -> %llu bytes", git->path,
+			nobj, nkeep, nkeep == 1 ? "" : "s", (unsigned long long)before, (unsigned long long)after);
+	else
+		tm_log_debug("%s: nothing to prune (%zu objects, %llu bytes)", git->path, nobj,
+			(unsigned long long)after);
 out:
 	git_revwalk_free(walk);
 	git_packbuilder_free(pb);

@@ -98,10 +98,12 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src,
 
 /* The object store's bound: a fetch is refused (TM_ELIMIT, before any
  * network) while objects/ holds more than TM_GIT_STORE_FACTOR x max_fetch
- * bytes. After tm_git_prune the store is the kept revisions with their
- * history, which a fresh device had to fetch within max_fetch each, so with
- * two kept revisions it stays under 2 x max_fetch plus one fetch, and the
- * bound is only reached when pruning does not happen. */
+ * bytes beyond what the last tm_git_prune kept (recorded in
+ * repo.git/tagmoor-kept; 0 before the first prune). What prune keeps (the
+ * kept revisions and their history) never stops a fetch; what accumulates
+ * between prunes (refused revisions of a server that moves the ref at every
+ * poll) stops at TM_GIT_STORE_FACTOR x max_fetch plus one fetch, and is
+ * removed by the next prune. */
 #define TM_GIT_STORE_FACTOR 4
 /* Bytes under objects/ (packs, indexes, loose objects). */
 uint64_t tm_git_store_bytes(struct tm_git *git);
