@@ -1924,6 +1924,11 @@ static int list_meta(const struct tm_kube_resource *res, const char *esel,
 			if (ec && strlen(ec) < sizeof(cont))
 				snprintf(cont, sizeof(cont), "%s", ec);
 			free(ec);
+			if (!cont[0]) {
+				/* a next page that cannot be asked for: not the whole list */
+				tm_doc_free(d);
+				break;
+			}
 		}
 		tm_doc_free(d);
 		if (!cont[0]) {
