@@ -483,6 +483,12 @@ expect "many new: the labelled LIST and one more, no GET per object" \
 	is "$(reqs '(r["by_verb_resource"].get("get configmaps",0), r["by_verb_resource"].get("list configmaps",0))')" "(0, 2)"
 expect "many new: nothing written" is "$(reqs 'r["by_verb"].get("patch",0)')" 0
 expect "many new: the foreign one untouched" is "$(field /api/v1/namespaces/demo/configmaps/many-7 'o["data"]["k"]')" theirs
+fk_ctl POST /fakekube/config '{"faults":[{"method":"GET","path":"^/api/v1/configmaps$","code":403,"count":100}]}' >/dev/null
+reset_reqs
+WAIT=0 drive sync
+fk_ctl POST /fakekube/config '{"faults":[]}' >/dev/null
+expect "many new, LIST forbidden: still refused, a GET each" \
+	is "$RC $(kv error_object) $(reqs 'r["by_verb_resource"].get("get configmaps",0) >= 12')" "1 /ConfigMap/demo/many-7 True"
 kapi DELETE /api/v1/namespaces/demo/configmaps/many-7 >/dev/null
 WAIT=0 drive sync
 expect "many new: applied once it is gone" is "$RC $(kv changed | tr ',' '\n' | grep -c many-)" "0 12"
