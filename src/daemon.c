@@ -28,6 +28,9 @@
 #include "tagmoor/state.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -477,6 +480,9 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 		tm_log_info("first pass done (%s); ready", pass.state ? pass.state : "failed");
 	d->ready = 1;
 	tm_pass_free(&pass);
+#ifdef __GLIBC__
+	malloc_trim(0); /* hand what the pass freed back: the idle RSS stays the steady one */
+#endif
 	return r;
 }
 
