@@ -60,7 +60,7 @@ static const char *const on_failure_names[] = { "rollback", "keep", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const mode_names[] = { "tag", "commit", "tag+commit", "none", NULL };
-static const char *const format_names[] = { "tagmoor", "cloudevents", NULL };
+static const char *const format_names[] = { "tagmoor", "cloudevents", "cloudevents-binary", NULL };
 
 #define OFF(f) offsetof(struct tm_config, f)
 #define SEC 1000ull
@@ -114,6 +114,9 @@ static const struct key_def keys[] = {
 	{ "report", "token_file", T_PATH, OFF(report.token_file), 0, 0, NULL, NULL, 0 },
 	{ "report", "format", T_ENUM, OFF(report.format), 0, 0, format_names, "tagmoor", 0 },
 	{ "report", "spool_max", T_UINT, OFF(report.spool_max), 0, 100000, NULL, "256", 0 },
+	{ "report", "heartbeat", T_DURATION, OFF(report.heartbeat_ms), 0, 7 * DAY, NULL, "1h", 0 },
+	{ "report", "metrics_file", T_PATH, OFF(report.metrics_file), 0, 0, NULL, NULL, 0 },
+	{ "report", "alert_url", T_URL, OFF(report.alert_url), 0, 0, NULL, NULL, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

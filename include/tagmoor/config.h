@@ -15,7 +15,7 @@
 
 enum tm_on_failure { TM_ON_FAILURE_ROLLBACK = 0, TM_ON_FAILURE_KEEP };
 enum tm_verify_mode { TM_VERIFY_TAG = 0, TM_VERIFY_COMMIT, TM_VERIFY_TAG_COMMIT, TM_VERIFY_NONE };
-enum tm_report_format { TM_REPORT_TAGMOOR = 0, TM_REPORT_CLOUDEVENTS };
+enum tm_report_format { TM_REPORT_TAGMOOR = 0, TM_REPORT_CLOUDEVENTS, TM_REPORT_CLOUDEVENTS_BINARY };
 
 struct tm_strlist {
 	char **v;
@@ -86,6 +86,9 @@ struct tm_config {
 		char *token_file;
 		int format;           /* enum tm_report_format */
 		uint64_t spool_max;
+		uint64_t heartbeat_ms;    /* a report at least this often; 0 = none */
+		char *metrics_file;       /* Prometheus textfile, or NULL */
+		char *alert_url;          /* short JSON on state transitions, or NULL */
 	} report;
 };
 
