@@ -193,7 +193,16 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		inv = tm_state_inventory(st, ap->name);
 		if (!inv)
 			return tm_error_set(TM_ENOMEM, "out of memory");
-		r = ap->apply(res, ctx, &pl->set[i], inv->ids, inv->n);
+		{
+			/* a copy: the record hook replaces the state's array mid-apply */
+			char **own = NULL;
+			size_t nown = 0;
+			for (size_t j = 0; j < inv->n && r == 0; j++)
+				r = tm_strv_push(&own, &nown, inv->ids[j]);
+			if (r == 0)
+				r = ap->apply(res, ctx, &pl->set[i], own, nown);
+			tm_strv_free(own, nown);
+		}
 		if (r < 0) {
 			/* what was written before the failure is tagmoor's now */
 			add_error(p, stage, res->error_object, "%s", tm_error_last());
