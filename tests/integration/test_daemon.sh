@@ -8,7 +8,7 @@
 # good INI (RELOADING/MONOTONIC_USEC/READY, takes effect) and with a broken
 # one (logged with file:line, the old one stays); SIGUSR1 -> one poll now; a
 # manual sync/status while the daemon idles; SIGTERM while idle -> exit 0
-# within 2 s, STOPPING=1; SIGTERM during a pass (the test-only hang point) ->
+# within 2 s, STOPPING=1 (SIGINT too); a bad INI at start -> exit 2; SIGTERM during a pass (the test-only hang point) ->
 # exit 0 at the safe point, nothing written, state.json valid, a manual sync
 # meanwhile exits 5; server down -> exponential backoff in the connection
 # times, then back to the interval once it is up; logs with <N> priorities
@@ -114,6 +114,12 @@ stop_daemon() {
 	wait "$DPID"
 	DRC=$?
 }
+
+echo "# 0. a configuration that does not validate at start: exit 2, nothing runs"
+sed 's/^interval = 1s$/interval = 0s/' "$INI" >"$T/bad.ini"
+OUT=$(timeout 10 "$TAGMOOR" -c "$T/bad.ini" --root "$ROOT" run 2>&1); RC=$?
+check "run exits 2 ($RC)" [ "$RC" = 2 ]
+check "naming the file and line ($OUT)" grep -q "$T/bad.ini:$(grep -n "^interval" "$T/bad.ini" | cut -d: -f1): \[agent\] interval" <<<"$OUT"
 
 echo "# 1. start: first pass at once, READY=1 after it, watchdog pings"
 unit a.service 1
@@ -307,7 +313,7 @@ check "verified once" [ "$(grep -c 'remembered as refused' "$T/daemon-memo.log")
 kill -HUP "$DPID"
 check "SIGHUP forgets it: verified again" wait_for 5 bash -c "[ \$(grep -c 'remembered as refused' '$T/daemon-memo.log') = 2 ]"
 check "state.json untouched by the refusals" [ "$(sha256sum <"$STATE/state.json")" = "$before" ]
-stop_daemon TERM
+stop_daemon INT
 check "exit status 0 ($DRC)" [ "$DRC" = 0 ]
 
 echo
