@@ -1613,6 +1613,13 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 		r = net_fail(&x, x.url);
 		goto out;
 	}
+	/* libgit2 took the pack: the scan must have followed it to its end, or
+	 * something in it went unaccounted for */
+	if (x.scan && x.scan->state != PS_DONE) {
+		r = tm_error_set(TM_ESOURCE, "%s: the pack did not end where its entries said it would "
+			"(%u of %u objects read); refused", x.url, x.scan->done, x.scan->nobjects);
+		goto out;
+	}
 	r = tm_git_has_object(git, expected_oid);
 	if (r == 0)
 		r = tm_error_set(TM_ESOURCE, "%s: %s moved on the server during the fetch (%s not received); "
@@ -1623,7 +1630,9 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 		*local = 1;
 		goto out;
 	}
-	tm_log_debug("fetched %s %s from %s (%llu bytes)", ref, expected_oid, x.url, (unsigned long long)x.used);
+	tm_log_debug("fetched %s %s from %s (%llu bytes, %u objects inflating to %llu bytes)", ref,
+		expected_oid, x.url, (unsigned long long)x.used, x.scan ? x.scan->nobjects : 0,
+		(unsigned long long)(x.scan ? x.scan->total : 0));
 out:
 	if (remote) {
 		git_remote_disconnect(remote);
@@ -1756,9 +1765,116 @@ uint64_t tm_git_store_bytes(struct tm_git *git)
 	return dir_bytes(p, 2);
 }
 
-/* Adds oid to the pack: a tag chain tag by tag, then the commit it ends in
- * with its whole history (walk), or a tree/blob with everything below it. */
-static int keep_one(git_packbuilder *pb, git_revwalk *walk, git_repository *repo, const git_oid *oid,
+/* A set of object ids (open addressing; the ids are hashes already). */
+struct oidset {
+	git_oid *v;
+	unsigned char *used;
+	size_t cap, n;
+};
+
+static size_t oid_slot(const struct oidset *s, const git_oid *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id->id, sizeof(h));
+	return (size_t)h & (s->cap - 1);
+}
+
+static int oidset_has(const struct oidset *s, const git_oid *id)
+{
+	if (!s->cap)
+		return 0;
+	for (size_t i = oid_slot(s, id);; i = (i + 1) & (s->cap - 1)) {
+		if (!s->used[i])
+			return 0;
+		if (git_oid_cmp(&s->v[i], id) == 0)
+			return 1;
+	}
+}
+
+/* 1 when added, 0 when already there, TM_ENOMEM. */
+static int oidset_add(struct oidset *s, const git_oid *id)
+{
+	size_t i;
+
+	if (oidset_has(s, id))
+		return 0;
+	if ((s->n + 1) * 2 > s->cap) {
+		struct oidset b = { 0 };
+
+		b.cap = s->cap ? s->cap * 2 : 1024;
+		b.v = malloc(b.cap * sizeof(*b.v));
+		b.used = calloc(b.cap, 1);
+		if (!b.v || !b.used) {
+			free(b.v);
+			free(b.used);
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		}
+		for (size_t k = 0; k < s->cap; k++)
+			if (s->used[k])
+				oidset_add(&b, &s->v[k]);
+		free(s->v);
+		free(s->used);
+		*s = b;
+	}
+	for (i = oid_slot(s, id); s->used[i]; i = (i + 1) & (s->cap - 1))
+		;
+	git_oid_cpy(&s->v[i], id);
+	s->used[i] = 1;
+	s->n++;
+	return 1;
+}
+
+static void oidset_free(struct oidset *s)
+{
+	free(s->v);
+	free(s->used);
+	memset(s, 0, sizeof(*s));
+}
+
+struct treecol {
+	struct oidset *set;
+	int err;
+};
+
+static int tree_entry_cb(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct treecol *c = payload;
+	git_object_t t = git_tree_entry_type(e);
+	int r;
+
+	(void)root;
+	if (t == GIT_OBJECT_COMMIT) /* a submodule: not in this repository */
+		return 0;
+	r = oidset_add(c->set, git_tree_entry_id(e));
+	if (r < 0) {
+		c->err = r;
+		return -1;
+	}
+	/* a tree seen before was walked before: skip it */
+	return t == GIT_OBJECT_TREE && r == 0 ? 1 : 0;
+}
+
+static int collect_tree(struct oidset *set, git_repository *repo, const git_oid *tree_id)
+{
+	struct treecol c = { set, 0 };
+	git_tree *tree = NULL;
+	int r = oidset_add(set, tree_id);
+
+	if (r <= 0)
+		return r;
+	if (git_tree_lookup(&tree, repo, tree_id) < 0)
+		return lg_error(TM_EIO, "prune: a kept tree");
+	if (git_tree_walk(tree, GIT_TREEWALK_PRE, tree_entry_cb, &c) < 0)
+		r = c.err ? c.err : lg_error(TM_EIO, "prune: a kept tree");
+	git_tree_free(tree);
+	return r < 0 ? r : 0;
+}
+
+/* Adds one kept id: a tag chain tag by tag, then the commit it ends in (to
+ * the walk, for its history) or a tree/blob with everything below it.
+ * 1 when the id is not here. */
+static int keep_one(struct oidset *set, git_revwalk *walk, git_repository *repo, const git_oid *oid,
 	const char *hex)
 {
 	git_object *obj = NULL;
@@ -1771,49 +1887,78 @@ static int keep_one(git_packbuilder *pb, git_revwalk *walk, git_repository *repo
 			return depth == 0 && e == GIT_ENOTFOUND ? 1 : lg_error(TM_EIO, hex);
 		if (git_object_type(obj) != GIT_OBJECT_TAG || depth > 16)
 			break;
-		if (git_packbuilder_insert(pb, &cur, NULL) < 0) {
-			r = lg_error(TM_EIO, hex);
+		if ((r = oidset_add(set, &cur)) < 0)
 			goto out;
-		}
 		cur = *git_tag_target_id((git_tag *)obj);
 		git_object_free(obj);
 		obj = NULL;
 	}
-	if (git_object_type(obj) == GIT_OBJECT_COMMIT)
-		e = git_revwalk_push(walk, &cur);
-	else
-		e = git_packbuilder_insert_recur(pb, &cur, NULL);
-	if (e < 0)
-		r = lg_error(TM_EIO, hex);
+	r = 0;
+	if (git_object_type(obj) == GIT_OBJECT_COMMIT) {
+		if (git_revwalk_push(walk, &cur) < 0)
+			r = lg_error(TM_EIO, hex);
+	} else if (git_object_type(obj) == GIT_OBJECT_TREE) {
+		r = collect_tree(set, repo, &cur);
+	} else if ((r = oidset_add(set, &cur)) > 0) {
+		r = 0;
+	}
 out:
 	git_object_free(obj);
 	return r;
 }
 
-/* Deletes the refs under refs/tagmoor/ whose target is not in the new pack
- * (its .idx is idx), e.g. refs/tagmoor/fetched at a refused revision. */
-static int drop_unkept_refs(git_repository *repo, const char *idx)
+/* Everything reachable from keep: tags, commits with their history, trees,
+ * blobs. */
+static int collect_kept(struct oidset *set, git_repository *repo, const char *const *keep, size_t nkeep)
 {
-	git_odb *one = NULL;
-	git_odb_backend *be = NULL;
+	git_revwalk *walk = NULL;
+	git_oid c;
+	int r = 0, e;
+
+	if (git_revwalk_new(&walk, repo) < 0)
+		return lg_error(TM_EIO, "prune");
+	for (size_t i = 0; i < nkeep; i++) {
+		git_oid id;
+
+		if (!keep[i] || !keep[i][0])
+			continue;
+		if ((r = parse_oid(&id, keep[i])) < 0 || (r = keep_one(set, walk, repo, &id, keep[i])) < 0)
+			goto out;
+		if (r == 1)
+			tm_log_debug("prune: %s is not here; nothing of it to keep", keep[i]);
+		r = 0;
+	}
+	while ((e = git_revwalk_next(&c, walk)) == 0) {
+		git_commit *commit = NULL;
+
+		if ((r = oidset_add(set, &c)) < 0)
+			goto out;
+		if (git_commit_lookup(&commit, repo, &c) < 0) {
+			r = lg_error(TM_EIO, "prune: history of the kept revisions");
+			goto out;
+		}
+		r = collect_tree(set, repo, git_commit_tree_id(commit));
+		git_commit_free(commit);
+		if (r < 0)
+			goto out;
+	}
+	if (e != GIT_ITEROVER)
+		r = lg_error(TM_EIO, "prune: history of the kept revisions");
+out:
+	git_revwalk_free(walk);
+	return r;
+}
+
+/* Deletes the refs under refs/tagmoor/ whose target is not kept (e.g.
+ * refs/tagmoor/fetched at a refused revision). */
+static int drop_unkept_refs(git_repository *repo, const struct oidset *set)
+{
 	git_reference_iterator *it = NULL;
 	git_reference *ref;
 	int r = 0;
 
-	if (git_odb_new(&one) < 0)
-		return lg_error(TM_EIO, idx);
-	if (idx) {
-		if (git_odb_backend_one_pack(&be, idx) < 0 || git_odb_add_backend(one, be, 1) < 0) {
-			if (be && be->free)
-				be->free(be);
-			r = lg_error(TM_EIO, idx);
-			goto out;
-		}
-	}
-	if (git_reference_iterator_glob_new(&it, repo, "refs/tagmoor/*") < 0) {
-		r = lg_error(TM_EIO, "refs/tagmoor");
-		goto out;
-	}
+	if (git_reference_iterator_glob_new(&it, repo, "refs/tagmoor/*") < 0)
+		return lg_error(TM_EIO, "refs/tagmoor");
 	for (;;) {
 		int e = git_reference_next(&ref, it);
 
@@ -1821,137 +1966,221 @@ static int drop_unkept_refs(git_repository *repo, const char *idx)
 			break;
 		if (e < 0) {
 			r = lg_error(TM_EIO, "refs/tagmoor");
-			goto out;
+			break;
 		}
-		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT || !git_odb_exists(one, git_reference_target(ref))) {
+		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT || !oidset_has(set, git_reference_target(ref))) {
 			tm_log_debug("prune: deleting %s (not kept)", git_reference_name(ref));
 			if (git_reference_delete(ref) < 0) {
 				r = lg_error(TM_EIO, git_reference_name(ref));
 				git_reference_free(ref);
-				goto out;
+				break;
 			}
 		}
 		git_reference_free(ref);
 	}
-out:
 	git_reference_iterator_free(it);
+	return r;
+}
+
+/* What prune does with one pack (or the loose objects). */
+struct packfile {
+	char stem[128];        /* "pack-<hex>" */
+	size_t kept, unkept;
+};
+
+struct packcount {
+	const struct oidset *set;
+	struct packfile *pf;
+	git_packbuilder *pb;   /* second pass: kept objects of a mixed pack go here */
+	int err;
+};
+
+static int count_cb(const git_oid *id, void *payload)
+{
+	struct packcount *pc = payload;
+
+	if (oidset_has(pc->set, id)) {
+		pc->pf->kept++;
+		if (pc->pb && git_packbuilder_insert(pc->pb, id, NULL) < 0) {
+			pc->err = lg_error(TM_EIO, "prune: copying a kept object");
+			return -1;
+		}
+	} else {
+		pc->pf->unkept++;
+	}
+	return 0;
+}
+
+/* Runs count_cb over the objects of objects/pack/STEM.idx. */
+static int pack_foreach(const char *path, struct packcount *pc)
+{
+	git_odb *one = NULL;
+	git_odb_backend *be = NULL;
+	char idx[4400];
+	int r = 0;
+
+	snprintf(idx, sizeof(idx), "%s/objects/pack/%s.idx", path, pc->pf->stem);
+	if (git_odb_new(&one) < 0)
+		return lg_error(TM_EIO, idx);
+	if (git_odb_backend_one_pack(&be, idx) < 0 || git_odb_add_backend(one, be, 1) < 0) {
+		if (be && be->free)
+			be->free(be);
+		r = lg_error(TM_EIO, idx);
+	} else if (git_odb_foreach(one, count_cb, pc) < 0) {
+		r = pc->err ? pc->err : lg_error(TM_EIO, idx);
+	}
 	git_odb_free(one);
 	return r;
 }
 
-/* Deletes every pack but keep_name ("pack-<hex>", NULL: all) and every loose
- * object. Each .pack goes before its .idx; a kill in between leaves an index
- * without its pack, which the next open removes. */
-static int drop_old_objects(const char *path, const char *keep_name)
+static int unlink_pack(const char *path, const char *stem)
 {
-	char dir[4096], p[4096];
-	DIR *d;
-	struct dirent *de;
+	char p[4400];
 	int r = 0;
 
-	snprintf(dir, sizeof(dir), "%s/objects/pack", path);
-	for (int pass = 0; pass < 2 && (d = opendir(dir)); pass++) {
-		const char *ext = pass == 0 ? ".pack" : ".idx";
+	/* the .pack first: a kill before the .idx goes leaves an index without
+	 * its pack, which the next open removes */
+	snprintf(p, sizeof(p), "%s/objects/pack/%s.pack", path, stem);
+	if (unlink(p) < 0 && errno != ENOENT)
+		r = tm_error_set(TM_EIO, "%s: %s", p, strerror(errno));
+	snprintf(p, sizeof(p), "%s/objects/pack/%s.idx", path, stem);
+	if (unlink(p) < 0 && errno != ENOENT)
+		r = tm_error_set(TM_EIO, "%s: %s", p, strerror(errno));
+	return r;
+}
 
-		while ((de = readdir(d))) {
-			size_t kl = keep_name ? strlen(keep_name) : 0;
+/* Loose objects: counts (del == 0) or deletes the ones not kept (del == 1). */
+static int loose_objects(const char *path, const struct oidset *set, struct packfile *pf, int del)
+{
+	char dir[4096], p[4400];
+	DIR *d, *sd;
+	struct dirent *de, *se;
+	int r = 0;
 
-			if (strncmp(de->d_name, "pack-", 5) != 0 || !ends_with(de->d_name, ext))
-				continue;
-			if (keep_name && strncmp(de->d_name, keep_name, kl) == 0 && strcmp(de->d_name + kl, ext) == 0)
-				continue;
-			if (path_join(p, sizeof(p), dir, de->d_name) < 0)
-				continue;
-			if (unlink(p) < 0 && errno != ENOENT)
-				r = tm_error_set(TM_EIO, "%s: %s", p, strerror(errno));
-		}
-		closedir(d);
-	}
 	snprintf(dir, sizeof(dir), "%s/objects", path);
-	if ((d = opendir(dir))) {
-		while ((de = readdir(d))) {
-			DIR *sd;
-			struct dirent *se;
+	if (!(d = opendir(dir)))
+		return 0;
+	while ((de = readdir(d))) {
+		if (!is_hex(de->d_name, 2) || path_join(p, sizeof(p), dir, de->d_name) < 0 || !(sd = opendir(p)))
+			continue;
+		while ((se = readdir(sd))) {
+			char hex[41], q[4500];
+			git_oid id;
 
-			if (!is_hex(de->d_name, 2))
+			if (!is_hex(se->d_name, 38))
 				continue;
-			if (path_join(p, sizeof(p), dir, de->d_name) < 0 || !(sd = opendir(p)))
+			memcpy(hex, de->d_name, 2);
+			memcpy(hex + 2, se->d_name, 39); /* 38 digits and the NUL (is_hex checked) */
+			if (git_oid_fromstr(&id, hex) < 0)
 				continue;
-			while ((se = readdir(sd))) {
-				char q[4200];
-
-				if (se->d_name[0] == '.')
-					continue;
-				if (path_join(q, sizeof(q), p, se->d_name) < 0)
-					continue;
-				if (unlink(q) < 0 && errno != ENOENT)
-					r = tm_error_set(TM_EIO, "%s: %s", q, strerror(errno));
+			if (oidset_has(set, &id)) {
+				pf->kept++;
+				continue;
 			}
-			closedir(sd);
-			rmdir(p);
+			pf->unkept++;
+			if (del && path_join(q, sizeof(q), p, se->d_name) == 0 && unlink(q) < 0 && errno != ENOENT)
+				r = tm_error_set(TM_EIO, "%s: %s", q, strerror(errno));
 		}
-		closedir(d);
+		closedir(sd);
+		if (del)
+			rmdir(p); /* only when empty */
 	}
+	closedir(d);
 	return r;
 }
 
 int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 {
+	struct oidset set = { 0 };
+	struct packfile *packs = NULL, loose = { "", 0, 0 };
+	size_t npacks = 0, ndrop = 0, nmixed = 0;
 	git_packbuilder *pb = NULL;
-	git_revwalk *walk = NULL;
 	git_repository *repo = NULL;
-	char packdir[4096], idx[4200], name[128] = "";
 	uint64_t before = tm_git_store_bytes(git), after;
-	size_t nobj;
-	int r = 0;
+	char dir[4096];
+	DIR *d;
+	struct dirent *de;
+	int r;
 
-	if (git_packbuilder_new(&pb, git->repo) < 0 || git_revwalk_new(&walk, git->repo) < 0) {
-		r = lg_error(TM_EIO, git->path);
+	if ((r = collect_kept(&set, git->repo, keep, nkeep)) < 0)
 		goto out;
-	}
-	git_packbuilder_set_threads(pb, 1);
-	git_revwalk_sorting(walk, GIT_SORT_TIME);
-	for (size_t i = 0; i < nkeep; i++) {
-		git_oid id;
+	/* which packs hold what is not kept */
+	snprintf(dir, sizeof(dir), "%s/objects/pack", git->path);
+	if ((d = opendir(dir))) {
+		while ((de = readdir(d))) {
+			size_t l = strlen(de->d_name);
+			struct packfile *np;
 
-		if (!keep[i] || !keep[i][0])
-			continue;
-		if ((r = parse_oid(&id, keep[i])) < 0)
-			goto out;
-		if ((r = keep_one(pb, walk, git->repo, &id, keep[i])) < 0)
-			goto out;
-		if (r == 1) {
-			tm_log_debug("prune: %s is not here; nothing of it to keep", keep[i]);
-			r = 0;
+			if (strncmp(de->d_name, "pack-", 5) != 0 || !ends_with(de->d_name, ".idx") ||
+			    l - 4 >= sizeof(packs[0].stem))
+				continue;
+			if (!(np = realloc(packs, (npacks + 1) * sizeof(*packs)))) {
+				closedir(d);
+				r = tm_error_set(TM_ENOMEM, "out of memory");
+				goto out;
+			}
+			packs = np;
+			memset(&packs[npacks], 0, sizeof(packs[0]));
+			memcpy(packs[npacks].stem, de->d_name, l - 4);
+			packs[npacks].stem[l - 4] = '\0';
+			npacks++;
 		}
+		closedir(d);
 	}
-	if (git_packbuilder_insert_walk(pb, walk) < 0) {
-		r = lg_error(TM_EIO, "prune: history of the kept revisions");
+	for (size_t i = 0; i < npacks; i++) {
+		struct packcount pc = { &set, &packs[i], NULL, 0 };
+
+		if ((r = pack_foreach(git->path, &pc)) < 0)
+			goto out;
+		if (packs[i].unkept)
+			ndrop++;
+		if (packs[i].unkept && packs[i].kept)
+			nmixed++;
+	}
+	if ((r = loose_objects(git->path, &set, &loose, 0)) < 0)
 		goto out;
-	}
-	nobj = git_packbuilder_object_count(pb);
-	snprintf(packdir, sizeof(packdir), "%s/objects/pack", git->path);
-	/* 1. the new pack and its index, complete and synced, before anything goes */
-	if (nobj > 0) {
-		if (git_packbuilder_write(pb, packdir, 0, NULL, NULL) < 0) {
+	/* 1. kept objects of packs that also hold unkept ones go into one new
+	 * pack, written and synced completely before anything is deleted */
+	if (nmixed) {
+		if (git_packbuilder_new(&pb, git->repo) < 0) {
+			r = lg_error(TM_EIO, git->path);
+			goto out;
+		}
+		git_packbuilder_set_threads(pb, 1);
+		for (size_t i = 0; i < npacks; i++) {
+			struct packfile counted = packs[i];
+			struct packcount pc = { &set, &counted, pb, 0 };
+
+			if (packs[i].unkept && packs[i].kept && (r = pack_foreach(git->path, &pc)) < 0)
+				goto out;
+		}
+		if (git_packbuilder_write(pb, dir, 0, NULL, NULL) < 0) {
 			r = lg_error(TM_EIO, "prune: writing the new pack");
 			goto out;
 		}
-		snprintf(name, sizeof(name), "pack-%s", git_packbuilder_name(pb));
-		snprintf(idx, sizeof(idx), "%s/%s.idx", packdir, name);
 	}
 	/* 2. refs to what is not kept */
-	if ((r = drop_unkept_refs(git->repo, nobj > 0 ? idx : NULL)) < 0)
+	if ((r = drop_unkept_refs(git->repo, &set)) < 0)
 		goto out;
-	/* 3. every other pack and all loose objects; then reopen, so that no
-	 * pack of the old set stays mapped */
-	git_revwalk_free(walk);
-	walk = NULL;
+	if (ndrop == 0 && loose.unkept == 0) {
+		after = before;
+		if (kept_bytes(git->path) != after)
+			record_kept(git->path, after);
+		tm_log_debug("%s: nothing to prune (%zu kept objects, %llu bytes)", git->path, set.n,
+			(unsigned long long)after);
+		goto out;
+	}
+	/* 3. the packs with unkept objects and the unkept loose objects; then
+	 * reopen, so that no deleted pack stays mapped */
 	git_packbuilder_free(pb);
 	pb = NULL;
 	git_repository_free(git->repo);
 	git->repo = NULL;
-	r = drop_old_objects(git->path, nobj > 0 ? name : NULL);
+	for (size_t i = 0; i < npacks; i++)
+		if (packs[i].unkept && (r = unlink_pack(git->path, packs[i].stem)) < 0)
+			break;
+	if (r == 0)
+		r = loose_objects(git->path, &set, &loose, 1);
 	if (git_repository_open_ext(&repo, git->path,
 			GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL) < 0) {
 		r = lg_error(TM_EIO, git->path);
@@ -1962,15 +2191,13 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 		goto out;
 	after = tm_git_store_bytes(git);
 	record_kept(git->path, after);
-	if (after < before)
-		tm_log_info("%s: pruned to %zu objects of %zu kept revision%s: %llu -> %llu bytes", git->path,
-			nobj, nkeep, nkeep == 1 ? "" : "s", (unsigned long long)before, (unsigned long long)after);
-	else
-		tm_log_debug("%s: nothing to prune (%zu objects, %llu bytes)", git->path, nobj,
-			(unsigned long long)after);
+	tm_log_info("%s: pruned to the %zu objects of %zu kept revision%s (%zu of %zu packs rewritten or "
+		"dropped): %llu -> %llu bytes", git->path, set.n, nkeep, nkeep == 1 ? "" : "s", ndrop, npacks,
+		(unsigned long long)before, (unsigned long long)after);
 out:
-	git_revwalk_free(walk);
 	git_packbuilder_free(pb);
+	free(packs);
+	oidset_free(&set);
 	return r;
 }
 

@@ -113,12 +113,16 @@ uint64_t tm_git_store_bytes(struct tm_git *git);
  * all their trees and blobs) and deletes every other object, including those
  * of refused revisions, and every ref under refs/tagmoor/ whose target is not
  * kept (e.g. refs/tagmoor/fetched at a refused revision). Ids not present are
- * skipped; nkeep == 0 empties the store. Crash-safe: one new pack and its
- * index are written and synced completely first, then the refs go, then the
- * old packs (each .pack before its .idx) and loose objects; a kill at any
- * point leaves a usable repository (the leftovers are removed by the next
- * tm_git_open). The handle is reopened afterwards. The reconcile pass calls
- * it with the applied and last-good objects after every pass that fetched. */
+ * skipped; nkeep == 0 empties the store. Packs and loose objects that hold
+ * only kept objects stay as they are (a pass that applied what it fetched
+ * writes nothing); a pack holding anything not kept is deleted, after the
+ * kept objects it also holds were copied into one new pack. Crash-safe: the
+ * new pack and its index are written and synced completely first, then the
+ * refs go, then the packs (each .pack before its .idx) and loose objects; a
+ * kill at any point leaves a usable repository (the leftovers are removed by
+ * the next tm_git_open). Records the store's size afterwards for the bound
+ * above. The reconcile pass calls it with the applied and last-good objects
+ * after every pass that fetched. */
 int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep);
 
 /* 1 when the object exists, 0 when not, negative on error. */
