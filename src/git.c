@@ -1982,6 +1982,8 @@ static int drop_unkept_refs(git_repository *repo, const struct oidset *set)
 	return r;
 }
 
+#define PRUNE_MAX_PACKS 16 /* more packs than this are merged into one */
+
 /* What prune does with one pack (or the loose objects). */
 struct packfile {
 	char stem[128];        /* "pack-<hex>" */
@@ -2100,7 +2102,7 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 	char dir[4096];
 	DIR *d;
 	struct dirent *de;
-	int r;
+	int r, consolidate;
 
 	if ((r = collect_kept(&set, git->repo, keep, nkeep)) < 0)
 		goto out;
@@ -2127,11 +2129,15 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 		}
 		closedir(d);
 	}
+	/* one pack per fetch adds up: past PRUNE_MAX_PACKS they are all merged */
+	consolidate = npacks > PRUNE_MAX_PACKS;
 	for (size_t i = 0; i < npacks; i++) {
 		struct packcount pc = { &set, &packs[i], NULL, 0 };
 
 		if ((r = pack_foreach(git->path, &pc)) < 0)
 			goto out;
+		if (consolidate)
+			packs[i].unkept++; /* rewritten like a pack holding something not kept */
 		if (packs[i].unkept)
 			ndrop++;
 		if (packs[i].unkept && packs[i].kept)

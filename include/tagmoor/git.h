@@ -116,7 +116,8 @@ uint64_t tm_git_store_bytes(struct tm_git *git);
  * skipped; nkeep == 0 empties the store. Packs and loose objects that hold
  * only kept objects stay as they are (a pass that applied what it fetched
  * writes nothing); a pack holding anything not kept is deleted, after the
- * kept objects it also holds were copied into one new pack. Crash-safe: the
+ * kept objects it also holds were copied into one new pack; past 16 packs
+ * (one is added per fetch) all of them are merged into one. Crash-safe: the
  * new pack and its index are written and synced completely first, then the
  * refs go, then the packs (each .pack before its .idx) and loose objects; a
  * kill at any point leaves a usable repository (the leftovers are removed by

@@ -936,6 +936,30 @@ static void test_prune_keeps_only_kept(void **state)
 	assert_int_not_equal(access(p, F_OK), 0);
 }
 
+/* One pack per fetch adds up: past 16 packs, a prune merges them into one. */
+static void test_prune_merges_many_packs(void **state)
+{
+	struct tm_git *g = NULL;
+	char tip[64], first[64];
+	const char *keep[1] = { tip };
+
+	assert_int_equal(open_repo(&g, "many/repo.git"), 0);
+	tm_git_free(g);
+	assert_int_equal(tm_sh("set -e; w=%s/many-work; git init -q -b main $w; cd $w; for i in $(seq 1 20); do "
+		"echo $i > f$i; git add -A; git commit -q -m $i; git push -q %s/many/repo.git main:refs/tagmoor/applied; "
+		"git --git-dir=%s/many/repo.git repack -q -d; done; test $(ls %s/many/repo.git/objects/pack/*.pack | wc -l) = 20",
+		tmpdir, tmpdir, tmpdir, tmpdir), 0);
+	assert_int_equal(tm_sh_out(tip, sizeof(tip), "git -C %s/many-work rev-parse main", tmpdir), 0);
+	assert_int_equal(tm_sh_out(first, sizeof(first), "git -C %s/many-work rev-list --max-parents=0 main", tmpdir), 0);
+	assert_int_equal(open_repo(&g, "many/repo.git"), 0);
+	assert_int_equal(tm_git_prune(g, keep, 1), 0);
+	assert_int_equal(revision_readable(g, tip), 0);
+	assert_int_equal(revision_readable(g, first), 0);
+	tm_git_free(g);
+	assert_int_equal(tm_sh("test $(ls %s/many/repo.git/objects/pack/*.pack | wc -l) = 1 && "
+		"git --git-dir=%s/many/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir, tmpdir), 0);
+}
+
 /* A kill at any point of a prune leaves a repository that opens without a
  * rebuild and still holds the kept revisions whole. */
 static void test_prune_killed_midway(void **state)
@@ -1175,6 +1199,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_prune_keeps_only_kept),
 		cmocka_unit_test(test_fetch_deltas_and_blocks),
 		cmocka_unit_test(test_prune_killed_midway),
+		cmocka_unit_test(test_prune_merges_many_packs),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "drive") == 0)
