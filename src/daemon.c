@@ -15,8 +15,10 @@
  * A second thread exists only under a systemd watchdog: it sends WATCHDOG=1
  * every half period while the loop keeps its progress deadline (the end of
  * the current wait, or the start of the pass plus a bound derived from the
- * configured timeouts). A pass stuck past its bound stops the pings and
- * systemd restarts tagmoor. That thread only reads the deadline and sends a
+ * configured timeouts). Past the bound a pass still counts as alive while
+ * it keeps doing I/O (a big fetch over a slow link), up to a hard limit. A
+ * pass stuck past its bound stops the pings and systemd restarts tagmoor.
+ * That thread only reads the deadline and /proc/self/io and sends a
  * datagram; it never touches the pass, the error buffer or the state.
  */
 #include "tagmoor/daemon.h"
@@ -95,6 +97,18 @@ uint64_t tm_daemon_pass_bound_ms(const struct tm_config *cfg)
 	if (cfg->systemd.enabled)
 		b += 2 * cfg->systemd.wait_ms;
 	return b;
+}
+
+uint64_t tm_daemon_pass_hard_ms(const struct tm_config *cfg)
+{
+	return tm_daemon_pass_bound_ms(cfg) + cfg->source.max_fetch * 1000 / TM_DAEMON_MIN_RATE;
+}
+
+int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t bytes, uint64_t elapsed_ms)
+{
+	if (now < bound_at)
+		return 1;
+	return now < hard_at && elapsed_ms > 0 && bytes >= elapsed_ms * TM_DAEMON_MIN_RATE / 1000;
 }
 
 uint64_t tm_daemon_watchdog_usec(const char *usec, const char *wpid, long pid)
@@ -205,6 +219,7 @@ struct daemon {
 	pthread_cond_t wd_cv;
 	int wd_quit;
 	int64_t deadline_ms;           /* under wd_mu: the loop checks in before this */
+	int64_t hard_ms;               /* under wd_mu: ... or before this while bytes arrive */
 	const char *deadline_what;     /* under wd_mu: "a pass" or "the wait" */
 #ifdef TM_TEST_HOOKS
 	const char *hang_file;
@@ -220,28 +235,66 @@ static uint32_t rnd32(struct daemon *d)
 	return (uint32_t)((d->rng * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
-static void set_deadline(struct daemon *d, int64_t at, const char *what)
+static void set_deadline(struct daemon *d, int64_t at, int64_t hard, const char *what)
 {
 	if (!d->wd_running)
 		return;
 	pthread_mutex_lock(&d->wd_mu);
 	d->deadline_ms = at;
+	d->hard_ms = hard;
 	d->deadline_what = what;
 	pthread_mutex_unlock(&d->wd_mu);
+}
+
+/* Bytes this process has moved through read() and write() so far (all
+ * threads): /proc/self/io rchar + wchar, or 0 without I/O accounting. A
+ * fetch shows up in wchar (the pack is written as it arrives; curl's recv()
+ * is not counted in rchar); a hung pass moves nothing but this very read. */
+static uint64_t io_bytes(void)
+{
+	char buf[512], *p;
+	unsigned long long r = 0, w = 0;
+	FILE *f = fopen("/proc/self/io", "re");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strstr(buf, "rchar: ")))
+		r = strtoull(p + 7, NULL, 10);
+	if ((p = strstr(buf, "wchar: ")))
+		w = strtoull(p + 7, NULL, 10);
+	return (uint64_t)(r + w);
 }
 
 static void *watchdog_main(void *arg)
 {
 	struct daemon *d = arg;
 	uint64_t period_ms = d->wd_usec / 2000 ? d->wd_usec / 2000 : 1;
-	int stuck = 0;
+	/* the I/O rate is taken over the last 10-20 s: [w0, now], w1 the turn */
+	int64_t w0_t = mono_ms(), w1_t = w0_t;
+	uint64_t w0_b = io_bytes(), w1_b = w0_b;
+	int stuck = 0, extended = 0;
 
 	pthread_mutex_lock(&d->wd_mu);
 	while (!d->wd_quit) {
 		struct timespec ts;
 		int64_t now = mono_ms();
+		uint64_t b = d->hard_ms ? io_bytes() : w1_b; /* only in a pass */
 
-		if (now < d->deadline_ms) {
+		if (now - w1_t >= TM_DAEMON_IO_WINDOW_MS) {
+			w0_t = w1_t;
+			w0_b = w1_b;
+			w1_t = now;
+			w1_b = b;
+		}
+		if (tm_daemon_alive(now, d->deadline_ms, d->hard_ms, b - w0_b, (uint64_t)(now - w0_t))) {
+			if (now >= d->deadline_ms && !extended)
+				tm_log_info("watchdog: %s is past its bound but still doing I/O; pinging on "
+					    "(at most %" PRId64 " s more)", d->deadline_what, (d->hard_ms - now) / 1000);
+			extended = now >= d->deadline_ms;
 			tm_notify_send(&d->notify, "WATCHDOG=1");
 			stuck = 0;
 		} else if (!stuck) {
@@ -275,6 +328,7 @@ static int watchdog_start(struct daemon *d)
 	pthread_cond_init(&d->wd_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	d->deadline_ms = mono_ms() + (int64_t)tm_daemon_pass_bound_ms(*d->cfg);
+	d->hard_ms = mono_ms() + (int64_t)tm_daemon_pass_hard_ms(*d->cfg);
 	d->deadline_what = "the first pass";
 	d->wd_running = 1;
 	/* the thread inherits the blocked signal mask: signals stay the loop's */
@@ -428,7 +482,8 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 	pass.stop = stop_requested;
 	pass.stop_arg = d;
 
-	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg), "a pass");
+	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg), now + (int64_t)tm_daemon_pass_hard_ms(cfg),
+		     "a pass");
 	tm_error_clear();
 	r = tm_state_lock(&fd, cfg->agent.state_dir);
 	if (r == TM_ELOCKED) {
@@ -570,7 +625,7 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 	for (;;) {
 		uint64_t delay = 0;
 
-		set_deadline(&d, next + TM_DAEMON_PASS_MARGIN_MS, "the wait between passes");
+		set_deadline(&d, next + TM_DAEMON_PASS_MARGIN_MS, 0, "the wait between passes");
 		sig = wait_signal(&d, next);
 		if (sig == SIGTERM || sig == SIGINT) {
 			tm_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

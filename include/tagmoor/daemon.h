@@ -51,6 +51,18 @@ uint64_t tm_daemon_backoff_jitter_ms(uint64_t delay_ms, uint32_t rnd);
 #define TM_DAEMON_PASS_MARGIN_MS 15000u
 uint64_t tm_daemon_pass_bound_ms(const struct tm_config *cfg);
 
+/* Past its bound a pass is still alive while it moves at least this many
+ * bytes per second through read()/write() (a large fetch over a slow link
+ * writes its pack as it arrives), up to the hard limit: the bound plus
+ * max_fetch at that rate. */
+#define TM_DAEMON_MIN_RATE 4096u
+#define TM_DAEMON_IO_WINDOW_MS 10000 /* the rate is taken over the last 10-20 s */
+uint64_t tm_daemon_pass_hard_ms(const struct tm_config *cfg);
+/* The watchdog's verdict at `now` (monotonic ms): before bound_at, alive;
+ * before hard_at, alive when `bytes` were moved in the last `elapsed_ms`
+ * at TM_DAEMON_MIN_RATE or more; else stuck. */
+int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t bytes, uint64_t elapsed_ms);
+
 /*
  * The systemd notify protocol (one datagram, no libsystemd).
  * tm_notify_open reads $NOTIFY_SOCKET ("/path" or "@abstract") and opens a

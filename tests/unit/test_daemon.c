@@ -1,6 +1,7 @@
 /*
  * test_daemon.c — the pure parts of the daemon (daemon.c): the backoff
- * schedule and its cap, jitter bounds, the stuck-pass bound, $WATCHDOG_USEC /
+ * schedule and its cap, jitter bounds, the stuck-pass bound and the
+ * watchdog's verdict past it (bytes still arriving), $WATCHDOG_USEC /
  * $WATCHDOG_PID, and the notify datagram to a path socket and to an
  * abstract one (received here), inert without $NOTIFY_SOCKET. The loop
  * itself is tested through the binary (tests/integration/test_daemon*.sh).
@@ -76,6 +77,29 @@ static void test_pass_bound(void **state)
 	assert_int_equal(tm_daemon_pass_bound_ms(&cfg), 8000 + TM_DAEMON_PASS_MARGIN_MS);
 	cfg.kubernetes.enabled = 1;
 	assert_int_equal(tm_daemon_pass_bound_ms(&cfg), 248000 + TM_DAEMON_PASS_MARGIN_MS);
+}
+
+static void test_alive(void **state)
+{
+	struct tm_config cfg;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.source.timeout_ms = 2000;
+	cfg.source.max_fetch = 64u << 20;
+	/* 64 MiB at 4 KiB/s = 16384 s past the bound */
+	assert_int_equal(tm_daemon_pass_hard_ms(&cfg), tm_daemon_pass_bound_ms(&cfg) + 16384000);
+	/* before the bound: alive, whatever the bytes */
+	assert_int_equal(tm_daemon_alive(999, 1000, 5000, 0, 500), 1);
+	/* past it: alive only while bytes arrive at the minimum rate */
+	assert_int_equal(tm_daemon_alive(1000, 1000, 5000, 0, 500), 0);
+	assert_int_equal(tm_daemon_alive(1000, 1000, 5000, 2047, 500), 0);
+	assert_int_equal(tm_daemon_alive(1000, 1000, 5000, 2048, 500), 1);
+	/* the hard limit ends it even then; no elapsed time is no evidence */
+	assert_int_equal(tm_daemon_alive(5000, 1000, 5000, 1u << 30, 500), 0);
+	assert_int_equal(tm_daemon_alive(2000, 1000, 5000, 1u << 30, 0), 0);
+	/* the wait between passes has no hard limit (0) */
+	assert_int_equal(tm_daemon_alive(2000, 1000, 0, 1u << 30, 500), 0);
 }
 
 static void test_watchdog_env(void **state)
@@ -178,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_jitter),
 		cmocka_unit_test(test_pass_bound),
+		cmocka_unit_test(test_alive),
 		cmocka_unit_test(test_watchdog_env),
 		cmocka_unit_test(test_notify),
 	};
