@@ -299,6 +299,7 @@ check "the backoff is logged" grep -q 'backing off: next attempt in' "$T/daemon-
 check "exit status 0 ($DRC)" [ "$DRC" = 0 ]
 
 echo "# 12. a refused revision is remembered: not fetched or verified again on every poll"
+write_ini "$INI" "$TM_GIT_URL/git/fleet.git" 1s
 before=$(sha256sum <"$STATE/state.json")
 git -C "$work" commit -qm "unsigned" --allow-empty
 git -C "$work" tag -a -f -m "unsigned" stable >/dev/null
