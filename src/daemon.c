@@ -577,6 +577,7 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 {
 	struct daemon d;
 	sigset_t old;
+	void (*old_pipe)(int);
 	char iv[32], dc[32];
 	int64_t next;
 	int r, sig;
@@ -601,6 +602,9 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 	sigaddset(&d.sigs, SIGUSR1);
 	if (pthread_sigmask(SIG_BLOCK, &d.sigs, &old) != 0)
 		return tm_error_set(TM_ERROR, "blocking signals failed");
+	/* a log reader that went away (journald restarted) must not end the
+	 * daemon: writes fail with EPIPE instead (children get SIG_DFL back) */
+	old_pipe = signal(SIGPIPE, SIG_IGN);
 
 	if (tm_notify_open(&d.notify) < 0)
 		tm_log_warn("%s; running without systemd notification", tm_error_last());
@@ -659,5 +663,6 @@ out:
 			;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	signal(SIGPIPE, old_pipe);
 	return r;
 }

@@ -12,7 +12,7 @@
 # exit 0 at the safe point, nothing written, state.json valid, a manual sync
 # meanwhile exits 5; server down -> exponential backoff in the connection
 # times, then back to the interval once it is up; logs with <N> priorities
-# when JOURNAL_STREAM names stderr.
+# when JOURNAL_STREAM names stderr; a closed stderr (SIGPIPE) does not end it.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
 tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3
@@ -315,6 +315,20 @@ kill -HUP "$DPID"
 check "SIGHUP forgets it: verified again" wait_for 5 bash -c "[ \$(grep -c 'remembered as refused' '$T/daemon-memo.log') = 2 ]"
 check "state.json untouched by the refusals" [ "$(sha256sum <"$STATE/state.json")" = "$before" ]
 stop_daemon INT
+check "exit status 0 ($DRC)" [ "$DRC" = 0 ]
+
+echo "# 13. the log reader goes away (journald restarted): the daemon goes on"
+git -C "$work" tag -s -f -m "signed again" stable >/dev/null
+git -C "$work" push -q -f origin refs/tags/stable
+"$TAGMOOR" -c "$INI" --root "$ROOT" run </dev/null 2> >(head -c 10 >/dev/null) &
+DPID=$!
+TM_PIDS+=("$DPID")
+sleep 1.5
+tm_git_log_reset
+sleep 2
+check "still alive with its stderr closed" alive
+check "and still polling ($(info_refs) polls in 2 s)" [ "$(info_refs)" -ge 1 ]
+stop_daemon TERM
 check "exit status 0 ($DRC)" [ "$DRC" = 0 ]
 
 echo
