@@ -8,10 +8,12 @@
 #include "tagmoor/daemon.h"
 #include "tagmoor/error.h"
 #include "tagmoor/reconcile.h"
+#include "tagmoor/report.h"
 #include "tagmoor/state.h"
 #include "tagmoor/versions.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Runs until SIGTERM/SIGINT (exit 0); a bad configuration at start never
@@ -133,7 +135,13 @@ int tm_cmd_status(struct tm_cli *cli)
 	if ((r = tm_state_load(&st, cli->cfg->agent.state_dir, 1)) < 0)
 		return r;
 	if (cli->json) {
-		if (st.last_status) {
+		struct tm_report_record rec;
+		/* the last report (refusals and heartbeats included), else the
+		 * last document state.json holds */
+		if (tm_report_record_load(&rec, cli->cfg->agent.state_dir) == 0 && rec.doc &&
+		    rec.seq >= st.seq) {
+			printf("%s\n", rec.doc);
+		} else if (st.last_status) {
 			printf("%s\n", st.last_status);
 		} else {
 			/* never ran: the same document, with nulls */
@@ -148,6 +156,8 @@ int tm_cmd_status(struct tm_cli *cli)
 				printf("%s\n", b.ptr);
 			tm_buf_free(&b);
 		}
+		tm_report_record_free(&rec);
+		tm_error_clear();
 		tm_state_free(&st);
 		return r;
 	}
@@ -172,6 +182,29 @@ int tm_cmd_status(struct tm_cli *cli)
 		printf("%-11s %zu object(s) managed\n", st.inv[i].name, st.inv[i].n);
 	tm_state_free(&st);
 	return 0;
+}
+
+/* `report`: how many reports wait in the spool; with --flush, send them now
+ * (under the state lock: exit 5 while a pass runs). */
+int tm_cmd_report(struct tm_cli *cli)
+{
+	uint64_t *v = NULL;
+	size_t n = 0;
+	int fd = -1, r;
+
+	if ((r = tm_state_lock(&fd, cli->cfg->agent.state_dir)) < 0)
+		return r;
+	if (cli->flush) {
+		r = tm_report_flush(cli->cfg);
+		if (tm_spool_list(cli->cfg->agent.state_dir, &v, &n) == 0)
+			printf("%zu report(s) pending\n", n);
+	} else if ((r = tm_spool_list(cli->cfg->agent.state_dir, &v, &n)) == 0) {
+		printf("%zu report(s) pending in %s/spool%s\n", n, cli->cfg->agent.state_dir,
+		       cli->cfg->report.url ? "" : " ([report] url is not set)");
+	}
+	free(v);
+	tm_state_unlock(fd);
+	return r;
 }
 
 int tm_cmd_check_config(struct tm_cli *cli)

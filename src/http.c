@@ -44,6 +44,7 @@ struct tm_http_stream {
 	char url[URL_MSG_MAX];          /* redacted, for messages */
 	long status;
 	char content_type[128];
+	char retry_after[64];           /* the response's Retry-After ("" when none) */
 	int headers_done, done, paused, added;
 	CURLcode result;
 	int fail_code;                  /* set by a callback that aborted the transfer */
@@ -357,6 +358,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 		s->headers_done = 0;
 		s->content_type[0] = '\0';
+		s->retry_after[0] = '\0';
 		if (sp) {
 			for (sp++; sp < p + len && *sp >= '0' && *sp <= '9' && st < 1000; sp++)
 				st = st * 10 + (*sp - '0');
@@ -373,6 +375,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		for (; k < vl && k + 1 < sizeof(s->content_type); k++)
 			s->content_type[k] = (v[k] >= 0x20 && v[k] < 0x7f) ? v[k] : '?';
 		s->content_type[k] = '\0';
+	} else if (len >= 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		const char *v = p + 12;
+		size_t vl = len - 12, k = 0;
+
+		while (vl && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		for (; k < vl && k + 1 < sizeof(s->retry_after); k++)
+			s->retry_after[k] = (v[k] >= 0x20 && v[k] < 0x7f) ? v[k] : '?';
+		s->retry_after[k] = '\0';
 	} else if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) {
 		if (s->status >= 200)
 			s->headers_done = 1;
@@ -659,6 +672,11 @@ long tm_http_stream_status(const struct tm_http_stream *s)
 const char *tm_http_stream_content_type(const struct tm_http_stream *s)
 {
 	return s->content_type;
+}
+
+const char *tm_http_stream_retry_after(const struct tm_http_stream *s)
+{
+	return s->retry_after;
 }
 
 uint64_t tm_http_stream_received(const struct tm_http_stream *s)

@@ -23,6 +23,7 @@ static const char usage_text[] =
 	"  diff             fetch and verify, then print what a sync would change\n"
 	"  verify [REV]     fetch and verify the tracked ref (or REV); print commit, tag, signer\n"
 	"  status [--json]  the last recorded state (no network)\n"
+	"  report [--flush] reports waiting in the spool; --flush sends them now\n"
 	"  check-config     validate the INI; print the effective configuration\n"
 	"  version          versions of tagmoor and its libraries\n"
 	"\n"
@@ -45,6 +46,7 @@ struct command {
 };
 
 static const char *const status_flags[] = { "--json", NULL };
+static const char *const report_flags[] = { "--flush", NULL };
 static const char *const no_flags[] = { NULL };
 
 static const struct command commands[] = {
@@ -53,6 +55,7 @@ static const struct command commands[] = {
 	{ "diff", tm_cmd_diff, 1, 0, no_flags },
 	{ "verify", tm_cmd_verify, 1, 1, no_flags },
 	{ "status", tm_cmd_status, 1, 0, status_flags },
+	{ "report", tm_cmd_report, 1, 0, report_flags },
 	{ "check-config", tm_cmd_check_config, 1, 0, no_flags },
 	{ "version", tm_cmd_version, 0, 0, no_flags },
 };
@@ -107,6 +110,8 @@ int main(int argc, char **argv)
 		} else if (cmd && has_flag(cmd->flags, a)) {
 			if (!strcmp(a, "--json"))
 				cli.json = 1;
+			else if (!strcmp(a, "--flush"))
+				cli.flush = 1;
 		} else if (a[0] == '-') {
 			return usage_error("unknown option", a);
 		} else {

@@ -22,6 +22,7 @@
 #include "tagmoor/kube.h"
 #include "tagmoor/log.h"
 #include "tagmoor/plan.h"
+#include "tagmoor/report.h"
 #include "tagmoor/state.h"
 
 #include <stdarg.h>
@@ -273,6 +274,8 @@ static int save_state(struct tm_pass *p, struct tm_state *st)
 		r = tm_state_save(st, p->cfg->agent.state_dir);
 	if (r < 0)
 		add_error(p, "state", NULL, "%s", tm_error_last());
+	else
+		p->seq = st->seq; /* reported at the end of the pass */
 	return r;
 }
 
@@ -381,6 +384,106 @@ static const char *failure_message(const struct tm_pass *p)
 	return p->nerrors ? p->errors[0].message : "failed";
 }
 
+/* The failing objects of a revision, kept as errors (the first one is
+ * already there): a rollback replaces the appliers' results. */
+static void keep_unhealthy(struct tm_pass *p)
+{
+	const char *msg = failure_message(p);
+	char first[256];
+
+	snprintf(first, sizeof(first), "%s", p->nerrors ? p->errors[p->nerrors - 1].object : "");
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_apply_result *res = &p->appliers[i].res;
+		for (size_t j = 0; j < res->nunhealthy; j++)
+			if (strcmp(res->unhealthy[j], first) != 0)
+				add_error(p, "health", res->unhealthy[j], "%s", msg);
+	}
+}
+
+/* What a pass has to say, as a fingerprint: a pass that wrote nothing is
+ * reported only when this differs from the last report's (a refusal, a new
+ * error, a recovery), never again for the same thing. drifted (repaired)
+ * says the same as synced. */
+static void pass_sig(char out[TM_REPORT_SIG_LEN], const struct tm_pass *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *parts[3] = { strcmp(p->state, "drifted") == 0 ? "synced" : p->state, p->oid,
+				 p->applied_commit };
+
+	for (size_t i = 0; i < 3 + 3 * p->nerrors; i++) {
+		const char *s = i < 3 ? parts[i]
+			: (i - 3) % 3 == 0 ? p->errors[(i - 3) / 3].stage
+			: (i - 3) % 3 == 1 ? p->errors[(i - 3) / 3].object
+					   : p->errors[(i - 3) / 3].message;
+		for (; *s; s++)
+			h = (h ^ (unsigned char)*s) * 1099511628211ull;
+		h = (h ^ 0xffu) * 1099511628211ull;
+	}
+	snprintf(out, TM_REPORT_SIG_LEN, "%016llx", (unsigned long long)h);
+}
+
+static int failing_state(const char *s)
+{
+	return strcmp(s, "failed") == 0 || strcmp(s, "rolled_back") == 0 || strcmp(s, "refused") == 0 ||
+	       strcmp(s, "stale") == 0;
+}
+
+/* The end of a sync pass: the metrics, and a report when the pass wrote
+ * state or has something new to say. An idle poll writes nothing here. */
+static void report_pass(struct tm_pass *p, struct tm_state *st, int r)
+{
+	const struct tm_config *cfg = p->cfg;
+	char sig[TM_REPORT_SIG_LEN];
+	struct tm_metrics m;
+	int success = r == 0 && (strcmp(p->state, "synced") == 0 || strcmp(p->state, "drifted") == 0);
+	int want;
+
+	pass_sig(sig, p);
+	want = p->seq || tm_report_wanted(cfg, sig);
+	if (cfg->report.metrics_file) {
+		tm_metrics_load(&m, cfg->report.metrics_file);
+		snprintf(m.state, sizeof(m.state), "%s", p->state);
+		m.applied_time = st->applied.commit[0] ? st->applied.tag_time : -1;
+		if (success && (want || m.last_success < 0))
+			m.last_success = p->time;
+		m.failures = (r < 0 || failing_state(p->state)) ? m.failures + 1 : 0;
+		for (size_t i = 0; i < TM_PASS_APPLIERS && i < TM_METRICS_APPLIERS; i++) {
+			const struct tm_inventory *inv = NULL;
+			for (size_t k = 0; k < st->ninv; k++)
+				if (strcmp(st->inv[k].name, p->appliers[i].ap->name) == 0)
+					inv = &st->inv[k];
+			m.applier[i] = p->appliers[i].name;
+			m.objects[i] = p->appliers[i].enabled ? (int64_t)(inv ? inv->n : 0) : -1;
+		}
+		if (want)
+			m.duration_ms = p->duration_ms;
+	}
+	if (want) {
+		struct tm_buf doc;
+		uint64_t seq = p->seq;
+		const char *d = p->seq ? st->last_status : NULL;
+		tm_buf_init(&doc, 1024 * 1024);
+		if (!d) {
+			seq = ++st->seq; /* in memory: the report carries it (report.last, spool) */
+			if (tm_pass_status_json(&doc, p, seq) == 0)
+				d = doc.ptr;
+		}
+		if (d) {
+			struct tm_report_event ev = { .doc = d, .seq = seq, .sig = sig, .state = p->state,
+						      .message = p->nerrors ? failure_message(p) : "",
+						      .commit = p->applied_commit, .time = p->time };
+			if (tm_report_submit(cfg, &ev, cfg->report.metrics_file ? &m : NULL) < 0)
+				tm_log_warn("report %llu: %s", (unsigned long long)seq, tm_error_last());
+		} else {
+			tm_log_warn("report: %s", tm_error_last());
+		}
+		tm_buf_free(&doc);
+	} else if (cfg->report.metrics_file) {
+		tm_metrics_write(cfg, &m);
+	}
+	tm_error_clear();
+}
+
 /* diff: what a sync would do, prune only where sync would prune. */
 static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *pl,
 		    const struct tm_applier_ctx *ctx)
@@ -463,8 +566,14 @@ int tm_reconcile_pass(struct tm_pass *p)
 
 	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
 		return r;
-	if (p->mode == TM_PASS_SYNC)
+	if (p->mode == TM_PASS_SYNC) {
+		/* seq never goes back: reports of passes that saved no state
+		 * (refused, a new error) are above state.json's */
+		uint64_t rs = tm_report_last_seq(cfg->agent.state_dir);
+		if (rs > st.seq)
+			st.seq = rs;
 		clean_state_dir(cfg->agent.state_dir);
+	}
 	if (st.moved_aside)
 		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s", st.moved_aside);
 	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
@@ -612,6 +721,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	tm_log_error("%s", tm_error_last());
 	tm_state_mark_bad(&st, oid, p->verdict.key);
 	p->state = "failed";
+	keep_unhealthy(p);
 	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st.last_good.commit[0] &&
 	    strcmp(st.last_good.commit, p->verdict.commit) != 0 &&
 	    tm_git_has_object(git, st.last_good.commit)) {
@@ -643,8 +753,15 @@ out:
 			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
 	}
 	tm_git_free(git);
-	tm_state_free(&st);
 	p->duration_ms = now_ms() - p->started_ms;
+	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {
+		char saved[1024];
+		snprintf(saved, sizeof(saved), "%s", tm_error_last());
+		report_pass(p, &st, r);
+		if (r < 0)
+			tm_error_set(r, "%s", saved); /* the pass's error, not the reporter's */
+	}
+	tm_state_free(&st);
 	return r;
 }
 
@@ -681,7 +798,8 @@ int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
 	r |= tm_buf_printf(b, ",\"agent_version\":\"%s\",\"seq\":%llu,\"time\":", TM_VERSION,
 			   (unsigned long long)seq);
 	r |= tm_json_time(b, p->time);
-	r |= tm_buf_puts(b, ",\"state\":");
+	/* the reporter restamps seq .. spool_dropped (heartbeats, drops) */
+	r |= tm_buf_puts(b, ",\"trigger\":\"pass\",\"spool_dropped\":0,\"state\":");
 	r |= tm_json_cstr(b, p->state, 0);
 	r |= tm_buf_puts(b, ",\"source\":{\"url\":");
 	r |= tm_json_cstr(b, url, 0);

@@ -17,6 +17,7 @@ struct tm_cli {
 	const char *args[4];    /* positional arguments after the command */
 	size_t nargs;
 	int json;               /* status --json */
+	int flush;              /* report --flush */
 };
 
 int tm_cmd_run(struct tm_cli *cli);
@@ -24,6 +25,7 @@ int tm_cmd_sync(struct tm_cli *cli);
 int tm_cmd_diff(struct tm_cli *cli);
 int tm_cmd_verify(struct tm_cli *cli);
 int tm_cmd_status(struct tm_cli *cli);
+int tm_cmd_report(struct tm_cli *cli);
 int tm_cmd_check_config(struct tm_cli *cli);
 int tm_cmd_version(struct tm_cli *cli);
 

@@ -90,6 +90,8 @@ int tm_http_stream_open(struct tm_http_stream **out, struct tm_http *http,
 long tm_http_stream_status(const struct tm_http_stream *s);
 /* The response's Content-Type ("" when none). Borrowed. */
 const char *tm_http_stream_content_type(const struct tm_http_stream *s);
+/* The response's Retry-After value as sent ("" when none). Borrowed. */
+const char *tm_http_stream_retry_after(const struct tm_http_stream *s);
 /* Reads up to len bytes; *out_n == 0 means the body ended. */
 int tm_http_stream_read(struct tm_http_stream *s, void *buf, size_t len, size_t *out_n);
 /* Body bytes received so far. */

@@ -74,6 +74,7 @@ struct tm_pass {
 	int64_t time;                  /* wall-clock time of the pass */
 	char oid[41];                  /* what the ref advertised ("" if the poll failed) */
 	int drift_checked;             /* the drift check ran */
+	uint64_t seq;                  /* seq of the status document the pass saved (0: none) */
 };
 
 /* Runs one pass; returns 0 or a negative TM_E* code (main maps it to an exit
