@@ -25,6 +25,47 @@ rc_is() { # want desc
 state_sum() { sha256sum "$STATE/state.json" 2>/dev/null | cut -c1-64 || echo none; }
 NOW=$(date +%s)
 
+# Every refusal is also reported upstream (issue 12): [report] url points to
+# the scripted HTTPS receiver (client certificates checked, always 200) and
+# each refusal case asserts the report it produced. TM_ATTACKS_REPORT=0 runs
+# the cases without a receiver.
+RCV_URL=""
+if [ "${TM_ATTACKS_REPORT:-1}" != 0 ]; then
+	RCV_DIR=$T/receiver; mkdir -p "$RCV_DIR"; : >"$RCV_DIR/requests.jsonl"
+	RCV_PORT=$(tm_free_port)
+	tm_bg python3 "$TM_SOURCE_DIR/tests/integration/receiver/receiver.py" --port "$RCV_PORT" \
+		--cert "$T/pki/server.pem" --key "$T/pki/server.key" --ca "$T/pki/ca.pem" --dir "$RCV_DIR"
+	tm_wait_port "$RCV_PORT" && RCV_URL="https://localhost:$RCV_PORT/v1/status"
+fi
+rcv_reports() { wc -l <"$RCV_DIR/requests.jsonl"; }
+RCV_SEEN=0
+# report_says STATE REGEX: the pass just run sent a new report, with that state
+# and an error of stage verify whose message matches REGEX
+report_says() {
+	[ -n "$RCV_URL" ] || return 0
+	local n got
+	n=$(rcv_reports)
+	got=$(tail -n 1 "$RCV_DIR/requests.jsonl" | python3 -c 'import json, sys
+d = json.loads(json.loads(sys.stdin.read())["body"])
+print(d["state"], "|", " / ".join(e["message"] for e in d["errors"] if e["stage"] == "verify"))')
+	if [ "$n" -gt "$RCV_SEEN" ] && grep -qE -- "^$1 \\|.*($2)" <<<"$got"; then
+		ok "  reported upstream: $got"
+	else
+		bad "  reported upstream as $1 /$2/: $([ "$n" -gt "$RCV_SEEN" ] && echo "got $got" || echo "no new report")"
+	fi
+	RCV_SEEN=$n
+}
+# report_none: the pass just run (the same refusal again) sent nothing
+report_none() {
+	[ -n "$RCV_URL" ] || return 0
+	local n
+	n=$(rcv_reports)
+	check "  the same verdict is not reported again" [ "$n" = "$RCV_SEEN" ]
+	RCV_SEEN=$n
+}
+# report_sync: passes between the cases may report too (not asserted)
+report_sync() { [ -n "$RCV_URL" ] && RCV_SEEN=$(rcv_reports); return 0; }
+
 ssh-keygen -q -t ed25519 -N '' -C release -f "$T/release"
 ssh-keygen -q -t ed25519 -N '' -C retired -f "$T/retired"
 {
@@ -89,10 +130,15 @@ $(printf '%s\n' "$@")
 enabled = yes
 paths = units
 wait = 0
+${RCV_URL:+[report]
+url = $RCV_URL
+ca_file = $T/pki/ca.pem
+client_cert = $T/pki/client.pem
+client_key = $T/pki/client.key}
 INI
 }
 fresh_device() { rm -rf "$ROOT"; mkdir -p "$UD"; }
-TMR() { TM --root "$ROOT" "$@"; }
+TMR() { report_sync; TM --root "$ROOT" "$@"; }
 status_json() { "$TAGMOOR" -c "$INI" --root "$ROOT" status --json 2>/dev/null; }
 
 # --- 1. mode = commit: an unsigned tag around an old signed commit ---------------
@@ -119,6 +165,7 @@ push refs/tags/stable
 TMR sync
 rc_is 4 "old signed commit in a new unsigned tag dated 2096: refused"
 check "  says replay (commit time)" has "replay refused: commit time"
+report_says refused "replay refused: commit time"
 check "  state.json unchanged" [ "$(state_sum)" = "$before" ]
 check "  web.service still release 2" grep -q web-2 "$UD/web.service"
 check "  the floor is not 2096" bash -c "! grep -q 3990000000 '$STATE/state.json' '$STATE/floor'"
@@ -133,6 +180,7 @@ git -C "$work" tag -f -a -m "wrapper 4" stable; push HEAD:refs/heads/main refs/t
 TMR sync
 rc_is 4 "commit mode: Tagmoor-Expires in the signed commit message is honoured"
 check "  reported expired" has "expired"
+report_says stale "expired"
 commit "release 5"
 GIT_COMMITTER_DATE="$TAGTIME +0000" git -C "$work" tag -f -a \
 	-m "$(printf 'wrapper 5\n\nTagmoor-Expires: 2020-01-01T00:00:00Z\nTagmoor-Fleet: other')" stable
@@ -217,6 +265,7 @@ tm_git_log_reset
 TMR sync
 rc_is 4 "after expiry, the same tag (nothing moved) is reported stale"
 check "  says expired" has "expired"
+report_says stale "expired"
 ST=$(status_json)
 check "  status: stale" grep -q '"state":"stale"' <<<"$ST"
 check "  the expired revision is not re-applied by drift repair" grep -q "hand edit" "$UD/web.service"
@@ -224,6 +273,7 @@ check "  one ref advertisement, no fetch" [ "$(tm_git_log_count GET info/refs)/$
 before=$(state_sum); mtime=$(stat -c %Y.%y "$STATE/state.json")
 TMR sync
 rc_is 4 "still stale on the next poll"
+report_none
 check "  state.json not rewritten while nothing changes" [ "$(stat -c %Y.%y "$STATE/state.json")" = "$mtime" ]
 fresh_device
 write_ini "$T/maxage.ini" "max_age = 12s"
@@ -237,6 +287,7 @@ while [ "$(date +%s)" -le $((NOW2 + 9)) ]; do sleep 0.5; done
 TMR sync
 rc_is 4 "once older than max_age, the same tag is reported stale"
 check "  says max_age" has "max_age"
+report_says stale "max_age"
 
 # --- 4. key lifetimes against the device's clock ------------------------------------
 echo "# 4. key lifetimes are judged on the device's clock"
@@ -247,6 +298,7 @@ commit "by a retired key"; tag "backdated to 2023" "1690000000"
 TMR sync
 rc_is 4 "a retired ssh key (valid-before 2024) signing a tag backdated to 2023: refused"
 check "  says expired" has "expired"
+report_says refused "expired"
 check "  nothing written" [ ! -e "$STATE/state.json" ]
 git -C "$work" config gpg.format openpgp
 git -C "$work" config user.signingkey "$FPR_OLD"
@@ -255,6 +307,7 @@ commit "by an expired OpenPGP key"; tag "signed in 2020" "1591000000"
 TMR sync
 rc_is 4 "an OpenPGP key that expired in 2021, signature and tag dated 2020: refused"
 check "  says expired" has "expired"
+report_says refused "expired"
 git -C "$work" config --unset gpg.program
 git -C "$work" config gpg.format ssh
 git -C "$work" config user.signingkey "$T/release"
@@ -272,6 +325,7 @@ commit "from 2096"; tag "from 2096" "3990000000"
 TMR sync
 rc_is 4 "a tag dated 2096 is refused"
 check "  says future" has "after this device's clock"
+report_says refused "after this device's clock"
 check "  state.json unchanged" [ "$(state_sum)" = "$before" ]
 commit "now"; tag "now" "$(( $(date +%s) + 130 ))"
 TMR sync
@@ -317,6 +371,7 @@ FLOORT=$TAGTIME
 commit "same second"; tag "same second as the floor" "$FLOORT"
 TMR sync
 rc_is 4 "another revision with the same signed time as the floor is refused"
+report_says refused "replay refused: another revision has the same signed time"
 
 # --- 7. a lost or damaged state.json keeps the floor ---------------------------------
 echo "# 7. the anti-rollback floor survives a damaged state.json; status moves nothing"
@@ -333,6 +388,7 @@ push "$OLD:refs/tags/stable"
 TMR sync
 rc_is 4 "after state.json is lost, a replay of the older r1 is still refused"
 check "  says replay" has "replay"
+report_says refused "replay refused"
 rm -rf "$STATE/state.json"* ; chmod 000 "$STATE" 2>/dev/null; chmod 700 "$STATE"
 mkdir "$STATE/state.json"
 TMR sync
@@ -349,9 +405,11 @@ release "no fleet trailer"
 TMR sync
 rc_is 4 "a tag without Tagmoor-Fleet is refused when fleet is set"
 check "  says fleet" has "fleet 'berlin'"
+report_says refused "fleet 'berlin'"
 commit "munich"; tag "$(printf 'munich\n\nTagmoor-Fleet: munich')"
 TMR sync
 rc_is 4 "a tag signed for another fleet is refused"
+report_says refused "fleet 'berlin'"
 commit "berlin"; tag "$(printf 'berlin\n\nTagmoor-Fleet: berlin')"
 TMR sync
 rc_is 0 "a tag signed for this fleet is applied"
