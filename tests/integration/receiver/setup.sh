@@ -72,6 +72,7 @@ timeout = ${SRC_TIMEOUT:-4s}
 [verify]
 mode = tag
 allowed_signers = $T/allowed_signers
+${VERIFY_EXTRA:-}
 [systemd]
 enabled = yes
 paths = units
