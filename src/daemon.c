@@ -27,6 +27,7 @@
 #include "tagmoor/git.h"
 #include "tagmoor/log.h"
 #include "tagmoor/reconcile.h"
+#include "tagmoor/report.h"
 #include "tagmoor/state.h"
 
 #include <errno.h>
@@ -390,19 +391,25 @@ static void test_hang(struct daemon *d)
 }
 #endif
 
-/* pass.stop: asked at the pass's safe points. */
-static int stop_requested(void *arg)
+/* Whether SIGTERM or SIGINT is waiting (they are blocked: nothing races). */
+static int stop_pending(void)
 {
 	sigset_t pend;
 
+	if (sigpending(&pend) < 0)
+		return 0;
+	return sigismember(&pend, SIGTERM) == 1 || sigismember(&pend, SIGINT) == 1;
+}
+
+/* pass.stop: asked at the pass's safe points. */
+static int stop_requested(void *arg)
+{
 #ifdef TM_TEST_HOOKS
 	test_hang(arg);
 #else
 	(void)arg;
 #endif
-	if (sigpending(&pend) < 0)
-		return 0;
-	return sigismember(&pend, SIGTERM) == 1 || sigismember(&pend, SIGINT) == 1;
+	return stop_pending();
 }
 
 /* Waits until `until` (monotonic ms) or a signal; the signal or 0. */
@@ -541,6 +548,21 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 	return r;
 }
 
+/* Between passes: the reporter's heartbeat and the delivery of its spool
+ * (report.c; nothing at all without [report] url). */
+static void report_tick(struct daemon *d)
+{
+	const struct tm_config *cfg = *d->cfg;
+	int64_t now = mono_ms();
+
+	if (!cfg->report.url || stop_pending())
+		return;
+	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg), now + (int64_t)tm_daemon_pass_hard_ms(cfg),
+		     "a report delivery");
+	tm_report_tick(cfg, (int64_t)time(NULL));
+	tm_error_clear();
+}
+
 /* SIGHUP: a new configuration, or the old one with the error logged. */
 static int reload(struct daemon *d)
 {
@@ -628,9 +650,13 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 	next = mono_ms(); /* the first pass at start */
 	for (;;) {
 		uint64_t delay = 0;
+		int64_t wake = next, rn = tm_report_next_ms(*cfg);
 
-		set_deadline(&d, next + TM_DAEMON_PASS_MARGIN_MS, 0, "the wait between passes");
-		sig = wait_signal(&d, next);
+		/* the reporter's delivery backoff may want a turn before the poll */
+		if (rn >= 0 && mono_ms() + rn < wake)
+			wake = mono_ms() + rn;
+		set_deadline(&d, wake + TM_DAEMON_PASS_MARGIN_MS, 0, "the wait between passes");
+		sig = wait_signal(&d, wake);
 		if (sig == SIGTERM || sig == SIGINT) {
 			tm_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
@@ -638,6 +664,10 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 		if (sig == SIGHUP) {
 			if (reload(&d) == 0)
 				next = mono_ms();
+			continue;
+		}
+		if (sig == 0 && mono_ms() < next) {
+			report_tick(&d);
 			continue;
 		}
 		if (sig == SIGUSR1)
@@ -648,6 +678,7 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 			break;
 		}
 		next = mono_ms() + (int64_t)delay;
+		report_tick(&d);
 	}
 	r = 0;
 	notifyf(&d, "STOPPING=1\nSTATUS=stopping");
