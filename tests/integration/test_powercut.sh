@@ -8,7 +8,10 @@
 # (units written under DIR/etc/systemd/system, enabled with systemctl
 # --root, nothing started; no container needed).
 #
-# First, deterministically: temp files a killed write leaves in the unit dir,
+# First, a device's very first sync (no state directory or repo.git before
+# it) is killed at a random point within 400 ms, three times from scratch;
+# the next sync must converge each time.
+# Then, deterministically: temp files a killed write leaves in the unit dir,
 # a drop-in directory and the state directory are removed by the next pass,
 # also by an idle poll, which otherwise writes nothing.
 #
@@ -212,16 +215,30 @@ checks() { # -> CHECK_OUT (empty when all passed)
 	CHECK_OUT=$(python3 "$T/check.py" "$UD" "$SD" "$work/units/common" "$(git -C "$work" rev-parse 'stable^{commit}')" 2>&1)
 }
 
-echo "# setup: $FILES generated files, first revision, first sync"
+echo "# setup: $FILES generated files, first revision; first syncs killed, then done"
 tm_repo_files fleet "$FILES" >/dev/null
 release
-t0=$(now_ms)
-SYNC
-t1=$(now_ms)
-echo "$OUT" | tail -3 | sed 's/^/#   /'
-check "first sync exits 0 ($((t1 - t0)) ms)" [ "$RC" = 0 ]
-checks
-check "first sync: converged ${CHECK_OUT:+($CHECK_OUT)}" [ -z "$CHECK_OUT" ]
+# a device's very first sync (no state directory, no repo.git yet) cut
+# short, POWERCUT_FIRST (default 3) times from an empty root, each followed by
+# a first sync that must converge
+for first in $(seq 1 "${POWERCUT_FIRST:-3}"); do
+	rm -rf "$ROOT" && mkdir -p "$ROOT"
+	ms=$((RANDOM % 400))
+	setsid "$TAGMOOR" -c "$T/tagmoor.ini" --root "$ROOT" sync >"$T/killed.log" 2>&1 &
+	pid=$!
+	sleep "$(printf '0.%03d' "$ms")"
+	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	krc=$?
+	for _ in $(seq 1 50); do pgrep -g "$pid" >/dev/null 2>&1 || break; sleep 0.02; done
+	t0=$(now_ms)
+	SYNC
+	t1=$(now_ms)
+	[ "$RC" = 0 ] || echo "$OUT" | tail -3 | sed 's/^/#   /'
+	check "first sync killed after $ms ms (exit $krc, last: $(tail -1 "$T/killed.log" | cut -d' ' -f3- | cut -c1-40)); the next exits 0 ($((t1 - t0)) ms)" [ "$RC" = 0 ]
+	checks
+	check "  and converged ${CHECK_OUT:+($CHECK_OUT)}" [ -z "$CHECK_OUT" ]
+done
 
 echo "# leftover temp files of a killed write are removed, also by an idle poll"
 printf '[Unit]\nDescription=half' >"$UD/.web.service.tagmoor-tmp-Ab12Cd"
