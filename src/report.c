@@ -456,8 +456,7 @@ static int send_one(struct client *c, const struct tm_config *cfg, uint64_t seq,
 	}
 	r = post(c, cfg->report.url, ctype, hdrs, &body, &status, ra, excerpt, sizeof(excerpt));
 	if (r < 0) {
-		tm_log_warn("report %llu to %s: %s; kept in the spool", (unsigned long long)seq, c->url,
-			    tm_error_last());
+		tm_log_warn("report %llu: %s; kept in the spool", (unsigned long long)seq, tm_error_last());
 		tm_error_clear();
 		out = RETRY;
 	} else if (status >= 200 && status < 300) {
