@@ -497,6 +497,10 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 	if ((r = tm_spool_list(cfg->agent.state_dir, &v, &n)) < 0)
 		return r;
 	if (n == 0) {
+		/* nothing waits (delivered by another process, or dropped): no
+		 * backoff either, or the daemon would be woken for nothing */
+		backoff.failures = 0;
+		backoff.next_ms = 0;
 		free(v);
 		return 0;
 	}
@@ -715,6 +719,8 @@ int tm_report_tick(const struct tm_config *cfg, int64_t now)
 		return 0;
 	if ((r = tm_state_lock(&fd, cfg->agent.state_dir)) < 0) {
 		tm_error_clear();
+		if (backoff.failures && backoff.next_ms <= mono_ms())
+			backoff.next_ms = mono_ms() + 1000; /* a manual command: try again in a second */
 		return r == TM_ELOCKED ? 0 : r;
 	}
 	if ((r = tm_report_record_load(&rec, cfg->agent.state_dir)) < 0)
@@ -740,7 +746,7 @@ int tm_report_tick(const struct tm_config *cfg, int64_t now)
 	if (mono_ms() >= backoff.next_ms) {
 		uint64_t *v = NULL;
 		size_t before = 0;
-		if (tm_spool_list(cfg->agent.state_dir, &v, &before) == 0 && before) {
+		if (tm_spool_list(cfg->agent.state_dir, &v, &before) == 0) {
 			deliver(cfg, &pending, 0, (int64_t)timeout_ms(cfg));
 			if (pending != before)
 				spool_metrics(cfg, NULL, pending, 0);
