@@ -98,17 +98,78 @@ static int dup_opt(char **out, const char *s)
 	return *out ? 0 : tm_error_set(TM_ENOMEM, "out of memory");
 }
 
+static const char *find_bytes(const char *p, size_t len, const char *what)
+{
+	size_t n = strlen(what);
+
+	for (size_t i = 0; n <= len && i <= len - n; i++)
+		if (p[i] == what[0] && memcmp(p + i, what, n) == 0)
+			return p + i;
+	return NULL;
+}
+
+/* A private key tagmoor cannot use without a passphrase is refused here, by
+ * name, before curl sees it: mbedTLS would fail with a bare error code and
+ * OpenSSL would prompt for the passphrase on a terminal. */
+static int key_usable(const char *p, size_t len, const char *what)
+{
+	if (find_bytes(p, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
+	    find_bytes(p, len, "Proc-Type: 4,ENCRYPTED"))
+		return tm_error_set(TM_ECONFIG,
+				    "%s is an encrypted private key: tagmoor has no passphrase to give; "
+				    "store it unencrypted, readable only by tagmoor "
+				    "(openssl pkey -in KEY -out PLAIN)", what);
+	return 0;
+}
+
+/* A key file is read once to check it (curl reads it again). Unreadable or
+ * missing files are left to curl, which names them. */
+static int key_file_usable(const char *path)
+{
+	char buf[64 * 1024];
+	size_t n = 0;
+	FILE *f;
+	int r;
+
+	if (!path || !(f = fopen(path, "rb")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	{
+		char what[4200];
+		snprintf(what, sizeof(what), "client key %s", path);
+		r = key_usable(buf, n, what);
+	}
+	wipe(buf, sizeof(buf));
+	return r;
+}
+
+/* Keeps a copy with a NUL after the data. mbedTLS parses PEM only from a
+ * buffer whose last byte is that NUL (mbedtls_pk_parse_key,
+ * mbedtls_x509_crt_parse), and curl 8.14's mbedTLS backend hands a key blob
+ * on as it is: a PEM blob therefore goes to curl with its NUL counted
+ * (blob_len). OpenSSL stops at the END line and never sees it. */
 static int dup_pem(struct pem *out, const void *p, size_t len)
 {
 	out->ptr = NULL;
 	out->len = 0;
 	if (!p || !len)
 		return 0;
-	if (!(out->ptr = malloc(len)))
+	if (!(out->ptr = malloc(len + 1)))
 		return tm_error_set(TM_ENOMEM, "out of memory");
 	memcpy(out->ptr, p, len);
+	((char *)out->ptr)[len] = '\0';
 	out->len = len;
 	return 0;
+}
+
+static size_t blob_len(const struct pem *b)
+{
+	const char *p = b->ptr;
+
+	if (b->len && p[b->len - 1] != '\0' && find_bytes(p, b->len, "-----BEGIN "))
+		return b->len + 1;
+	return b->len;
 }
 
 static int has_ctl(const char *s)
@@ -224,13 +285,13 @@ static int set_common(struct tm_http *h)
 	}
 	if (h->ca_pem.len) {
 		/* Only these certificates are trusted (libcurl copies the blob). */
-		struct curl_blob b = { h->ca_pem.ptr, h->ca_pem.len, CURL_BLOB_COPY };
+		struct curl_blob b = { h->ca_pem.ptr, blob_len(&h->ca_pem), CURL_BLOB_COPY };
 		c |= curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
 		c |= curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
 		c |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
 	}
 	if (h->cert_pem.len) {
-		struct curl_blob b = { h->cert_pem.ptr, h->cert_pem.len, CURL_BLOB_COPY };
+		struct curl_blob b = { h->cert_pem.ptr, blob_len(&h->cert_pem), CURL_BLOB_COPY };
 		c |= curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
 		c |= curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
 	} else if (h->client_cert) {
@@ -238,7 +299,7 @@ static int set_common(struct tm_http *h)
 		c |= curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
 	}
 	if (h->key_pem.len) {
-		struct curl_blob b = { h->key_pem.ptr, h->key_pem.len, CURL_BLOB_COPY };
+		struct curl_blob b = { h->key_pem.ptr, blob_len(&h->key_pem), CURL_BLOB_COPY };
 		c |= curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
 		c |= curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 	} else if (h->client_key) {
@@ -287,6 +348,10 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 	if ((r = dup_pem(&h->ca_pem, opts->ca_pem, opts->ca_pem_len)) < 0 ||
 	    (r = dup_pem(&h->cert_pem, opts->client_cert_pem, opts->client_cert_pem_len)) < 0 ||
 	    (r = dup_pem(&h->key_pem, opts->client_key_pem, opts->client_key_pem_len)) < 0)
+		goto fail;
+	if (h->key_pem.len && (r = key_usable(h->key_pem.ptr, h->key_pem.len, "the client key")) < 0)
+		goto fail;
+	if (!h->key_pem.len && (r = key_file_usable(h->client_key)) < 0)
 		goto fail;
 	if (opts->user_agent) {
 		r = dup_opt(&h->user_agent, opts->user_agent);

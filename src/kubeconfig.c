@@ -296,6 +296,12 @@ static int parse_user(struct tm_kubeconfig *kc, const struct ctx *c, const struc
 			   cert_data, 0)) < 0 ||
 	    (r = b64_field(&kc->key_pem, &kc->key_pem_len, c, where, "client-key-data", key_data, 1)) < 0)
 		return r;
+	if (kc->key_pem && (strstr((char *)kc->key_pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
+			    strstr((char *)kc->key_pem, "Proc-Type: 4,ENCRYPTED")))
+		return tm_error_set(TM_ECONFIG,
+				    "%s: %s.client-key-data is an encrypted private key: tagmoor has no "
+				    "passphrase to give (kubectl cannot use it either); give the key unencrypted",
+				    c->origin, where);
 	if (!cert_data && (r = path_of(&kc->cert_file, c, cert_file)) < 0)
 		return r;
 	if (!key_data && (r = path_of(&kc->key_file, c, key_file)) < 0)

@@ -804,6 +804,11 @@ def main(argv=None):
     ap.add_argument("--crd-delay", type=float, default=0.2, help="seconds until a CRD is Established")
     ap.add_argument("--latency", type=float, default=0.0, help="artificial latency per request, seconds")
     ap.add_argument("--control-port", type=int, default=None, help="also serve /fakekube/* on plain HTTP here (0 = free)")
+    ap.add_argument("--tls-min", choices=["1.2", "1.3"], help="lowest TLS version offered")
+    ap.add_argument("--tls-max", choices=["1.2", "1.3"], help="highest TLS version offered")
+    ap.add_argument("--ciphers", help="TLS 1.2 cipher list (OpenSSL syntax), e.g. to offer only one")
+    ap.add_argument("--require-client-cert", action="store_true",
+                    help="refuse the TLS handshake without a client certificate (needs --client-ca)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.fixtures is None:
@@ -820,7 +825,14 @@ def main(argv=None):
         ctx.set_alpn_protocols(["http/1.1"])
         if args.client_ca:
             ctx.load_verify_locations(args.client_ca)
-            ctx.verify_mode = ssl.CERT_OPTIONAL
+            ctx.verify_mode = ssl.CERT_REQUIRED if args.require_client_cert else ssl.CERT_OPTIONAL
+        tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+        if args.tls_min:
+            ctx.minimum_version = tls[args.tls_min]
+        if args.tls_max:
+            ctx.maximum_version = tls[args.tls_max]
+        if args.ciphers:
+            ctx.set_ciphers(args.ciphers)
     state = State(args)
     srv = Server((args.host, args.port), state, ctx, verbose=args.verbose)
     port = srv.server_address[1]

@@ -293,3 +293,66 @@ tm_repo_tag() {
 	local name=$1 tag=$2 force=${3:-}
 	git -C "$TM_TMP/work/$name" tag $force -a -m "release $tag" "$tag"
 }
+
+# --- test PKI of any shape (test_tls_*, test_k3s_*) --------------------------------------------
+# tm_pki_key FILE TYPE       a private key: ec (SEC1 "EC PRIVATE KEY", P-256, as k3s writes it),
+#                            ec-pkcs8, rsa (PKCS#1 "RSA PRIVATE KEY"), rsa-pkcs8 ("PRIVATE KEY"),
+#                            ec-encrypted (PKCS#8 "ENCRYPTED PRIVATE KEY"), rsa-encrypted (PKCS#1
+#                            with "Proc-Type: 4,ENCRYPTED"); passphrase "secret".
+# tm_pki_cert OUT KEY SUBJ ISSUER EXT [START END]
+#                            a certificate for KEY with subject SUBJ ("/O=x/CN=y"), signed by
+#                            ISSUER (a basename: ISSUER.pem + ISSUER.key, or "-" for self-signed),
+#                            extensions EXT (lines of openssl x509v3 config), valid START..END
+#                            (YYYYMMDDHHMMSSZ; default: an hour ago .. two days ahead).
+# tm_pki_ca BASE SUBJ [ISSUER] [KEYTYPE]   a CA: BASE.key BASE.pem (self-signed without ISSUER).
+tm_pki_key() {
+	case $2 in
+	ec) openssl ecparam -name prime256v1 -genkey -noout -out "$1" ;;
+	ec-pkcs8) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" ;;
+	rsa) openssl genrsa -traditional -out "$1" 2048 ;;
+	rsa-pkcs8) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" ;;
+	ec-encrypted) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes-256-cbc \
+		-pass pass:secret -out "$1" ;;
+	rsa-encrypted) openssl genrsa -traditional -aes256 -passout pass:secret -out "$1" 2048 ;;
+	*) echo "tm_pki_key: unknown type $2" >&2; return 1 ;;
+	esac >/dev/null 2>&1 || { echo "openssl: $2 key failed" >&2; return 1; }
+}
+
+tm_pki_cert() {
+	local out=$1 key=$2 subj=$3 issuer=$4 ext=$5 start=${6:-} end=${7:-} d
+	d=$(mktemp -d "${TM_TMP:-/tmp}/pki.XXXXXX")
+	[ -n "$start" ] || start=$(date -u -d '-1 hour' +%Y%m%d%H%M%SZ)
+	[ -n "$end" ] || end=$(date -u -d '+2 days' +%Y%m%d%H%M%SZ)
+	printf '%s\n' "$ext" >"$d/ext"
+	: >"$d/index.txt"
+	printf '%s\n' "$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" >"$d/serial"
+	cat >"$d/ca.cnf" <<CNF
+[ca]
+default_ca = c
+[c]
+database = $d/index.txt
+new_certs_dir = $d
+serial = $d/serial
+default_md = sha256
+policy = p
+unique_subject = no
+email_in_dn = no
+[p]
+organizationName = optional
+commonName = supplied
+CNF
+	openssl req -new -key "$key" -subj "$subj" -out "$d/csr" >/dev/null 2>&1 || { rm -rf "$d"; return 1; }
+	local sign=(-cert "$issuer.pem" -keyfile "$issuer.key")
+	[ "$issuer" = - ] && sign=(-selfsign -keyfile "$key")
+	openssl ca -batch -notext -config "$d/ca.cnf" "${sign[@]}" -startdate "$start" -enddate "$end" \
+		-extfile "$d/ext" -in "$d/csr" -out "$out" >"$d/log" 2>&1 ||
+		{ echo "openssl ca: $subj failed:" >&2; cat "$d/log" >&2; rm -rf "$d"; return 1; }
+	rm -rf "$d"
+}
+
+tm_pki_ca() {
+	local base=$1 subj=$2 issuer=${3:--} type=${4:-ec}
+	tm_pki_key "$base.key" "$type" || return 1
+	tm_pki_cert "$base.pem" "$base.key" "$subj" "$issuer" \
+		"$(printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid')"
+}
