@@ -193,10 +193,29 @@ out:
 	return r;
 }
 
+/* mkdir one component; a directory it creates has its name made durable
+ * (fsync of the parent), or a power cut could lose it under a file inside
+ * that was itself written and fsynced. */
+static int mkdir_one(const char *dir, mode_t mode)
+{
+	char parent[4096];
+
+	if (mkdir(dir, mode) < 0) {
+		if (errno == EEXIST)
+			return 0;
+		return tm_error_set(TM_EIO, "%s: mkdir: %s", dir, strerror(errno));
+	}
+	if (hook("mkdir"))
+		return tm_error_set(TM_EIO, "%s: simulated failure after mkdir", dir);
+	if (dir_of(parent, sizeof(parent), dir) < 0)
+		return TM_EIO;
+	return fsync_dir(parent);
+}
+
 int tm_file_mkdirs(const char *path, mode_t mode)
 {
 	char tmp[4096];
-	int n = snprintf(tmp, sizeof(tmp), "%s", path);
+	int n = snprintf(tmp, sizeof(tmp), "%s", path), r;
 
 	if (n <= 0 || (size_t)n >= sizeof(tmp))
 		return tm_error_set(TM_EIO, "path too long: %.128s", path);
@@ -204,13 +223,11 @@ int tm_file_mkdirs(const char *path, mode_t mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return tm_error_set(TM_EIO, "%s: mkdir: %s", tmp, strerror(errno));
+		if ((r = mkdir_one(tmp, mode)) < 0)
+			return r;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return tm_error_set(TM_EIO, "%s: mkdir: %s", tmp, strerror(errno));
-	return 0;
+	return mkdir_one(tmp, mode);
 }
 
 /* ".X" + TM_FILE_TEMP_MARK + six characters of mkstemp's alphabet. */

@@ -31,7 +31,8 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
  * it does not exist, TM_ELIMIT when it is larger than max. */
 int tm_file_read(struct tm_buf *out, const char *path, size_t max);
 
-/* mkdir -p with mode for each created component. */
+/* mkdir -p with mode for each created component; the parent of each created
+ * directory is fsynced (a power cut does not lose the new directory). */
 int tm_file_mkdirs(const char *path, mode_t mode);
 
 /* 1 when name (a file name, no '/') is one of tm_file_write_atomic's temp
@@ -53,7 +54,8 @@ int tm_file_clean_temps(const char *dir);
 int tm_file_clean_temps_named(const char *dir, char *const *names, size_t nnames);
 
 /* Test hook: called at named stages of tm_file_write_atomic ("written",
- * "synced", "renamed"); a non-zero return simulates a failure there. */
+ * "synced") and of tm_file_mkdirs ("mkdir", after each directory
+ * it creates); a non-zero return simulates a failure there. */
 extern int (*tm_file_test_hook)(const char *stage);
 
 #endif

@@ -120,16 +120,39 @@ static void test_read_caps_and_symlinks(void **state)
 	unlink(path);
 }
 
+static int mkdir_calls;
+
+static int count_mkdir(const char *stage)
+{
+	if (strcmp(stage, "mkdir") == 0)
+		mkdir_calls++;
+	return fail_stage && strcmp(stage, fail_stage) == 0;
+}
+
 static void test_mkdirs(void **state)
 {
 	char path[512];
 	struct stat st;
 
+	/* each created directory is made durable (its parent fsynced): the hook
+	 * runs once per created component, never for existing ones */
+	tm_file_test_hook = count_mkdir;
 	snprintf(path, sizeof(path), "%s/a/b/c", dir);
 	assert_int_equal(tm_file_mkdirs(path, 0700), 0);
+	assert_int_equal(mkdir_calls, 3);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(tm_file_mkdirs(path, 0700), 0); /* exists */
+	assert_int_equal(mkdir_calls, 3);
+	snprintf(path, sizeof(path), "%s/a/b/d/", dir);
+	assert_int_equal(tm_file_mkdirs(path, 0700), 0);
+	assert_int_equal(mkdir_calls, 4);
+	fail_stage = "mkdir";
+	snprintf(path, sizeof(path), "%s/a/e", dir);
+	assert_int_equal(tm_file_mkdirs(path, 0700), TM_EIO);
+	assert_non_null(strstr(tm_error_last(), "/a/e: simulated failure after mkdir"));
+	fail_stage = NULL;
+	tm_file_test_hook = NULL;
 }
 
 static int die_hook(const char *stage)
