@@ -12,7 +12,8 @@
 # exit 0 at the safe point, nothing written, state.json valid, a manual sync
 # meanwhile exits 5; server down -> exponential backoff in the connection
 # times, then back to the interval once it is up; logs with <N> priorities
-# when JOURNAL_STREAM names stderr; a closed stderr (SIGPIPE) does not end it.
+# when JOURNAL_STREAM names stderr; a closed stderr (SIGPIPE) does not end it;
+# the drift check never with drift_check = 0, else only every drift_check.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
 tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3
@@ -329,6 +330,30 @@ tm_git_log_reset
 sleep 2
 check "still alive with its stderr closed" alive
 check "and still polling ($(info_refs) polls in 2 s)" [ "$(info_refs)" -ge 1 ]
+stop_daemon TERM
+check "exit status 0 ($DRC)" [ "$DRC" = 0 ]
+
+echo "# 14. drift: never with drift_check = 0, then only every drift_check"
+write_ini "$INI" "$TM_GIT_URL/git/fleet.git" 1s
+sed -i 's/^drift_check = 1h$/drift_check = 0/' "$INI"
+edit() { echo "# edited by hand" >>"$UD/a.service"; }
+edited() { grep -q 'edited by hand' "$UD/a.service"; }
+start_daemon "$INI" "$T/daemon-drift0.log"
+wait_for 10 grep -qs 'first pass done' "$T/daemon-drift0.log"
+edit
+sleep 2.5
+check "drift_check = 0: a hand edit stays through idle polls" edited
+stop_daemon TERM
+sed -i 's/^drift_check = 0$/drift_check = 2s/' "$INI"
+start_daemon "$INI" "$T/daemon-drift2.log"
+check "drift_check = 2s: the first pass repairs it" wait_for 10 bash -c "grep -qs 'first pass done' '$T/daemon-drift2.log' && ! grep -q 'edited by hand' '$UD/a.service'"
+edit
+n0=$(awk '$1 == "GET"' "$TM_GIT_LOG" | wc -l)
+more_gets() { [ "$(awk '$1 == "GET"' "$TM_GIT_LOG" | wc -l)" -gt "$n0" ]; }
+wait_for 3 more_gets
+sleep 0.3
+check "the next idle poll (1 s later: drift not due yet) leaves the new edit" edited
+check "repaired once drift_check has passed" wait_for 4 bash -c "! grep -q 'edited by hand' '$UD/a.service'"
 stop_daemon TERM
 check "exit status 0 ($DRC)" [ "$DRC" = 0 ]
 
