@@ -388,7 +388,6 @@ static const char *failure_message(const struct tm_pass *p)
  * already there): a rollback replaces the appliers' results. */
 static void keep_unhealthy(struct tm_pass *p)
 {
-	const char *msg = failure_message(p);
 	char first[256];
 
 	snprintf(first, sizeof(first), "%s", p->nerrors ? p->errors[p->nerrors - 1].object : "");
@@ -396,7 +395,8 @@ static void keep_unhealthy(struct tm_pass *p)
 		const struct tm_apply_result *res = &p->appliers[i].res;
 		for (size_t j = 0; j < res->nunhealthy; j++)
 			if (strcmp(res->unhealthy[j], first) != 0)
-				add_error(p, "health", res->unhealthy[j], "%s", msg);
+				add_error(p, "health", res->unhealthy[j], "%s: %s is not healthy", p->appliers[i].name,
+					  res->unhealthy[j]);
 	}
 }
 
