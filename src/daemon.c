@@ -31,13 +31,13 @@
 #include "tagmoor/state.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <stdarg.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +209,7 @@ struct daemon {
 	int ready;                     /* READY=1 sent */
 	unsigned failures;             /* consecutive unreachable-source passes */
 	int64_t last_drift_ms;         /* -1: never */
+	int64_t report_not_before;     /* monotonic ms: at most one report turn a second */
 	struct tm_pass_memo memo;
 	int have_memo;
 	int64_t memo_ms;
@@ -557,6 +558,8 @@ static void report_tick(struct daemon *d)
 
 	if (!cfg->report.url || stop_pending())
 		return;
+	/* a turn that found the lock held changes no backoff: do not spin on it */
+	d->report_not_before = now + 1000;
 	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg), now + (int64_t)tm_daemon_pass_hard_ms(cfg),
 		     "a report delivery");
 	tm_report_tick(cfg, (int64_t)time(NULL));
@@ -653,8 +656,13 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 		int64_t wake = next, rn = tm_report_next_ms(*cfg);
 
 		/* the reporter's delivery backoff may want a turn before the poll */
-		if (rn >= 0 && mono_ms() + rn < wake)
-			wake = mono_ms() + rn;
+		if (rn >= 0) {
+			int64_t t = mono_ms() + rn;
+			if (t < d.report_not_before)
+				t = d.report_not_before;
+			if (t < wake)
+				wake = t;
+		}
 		set_deadline(&d, wake + TM_DAEMON_PASS_MARGIN_MS, 0, "the wait between passes");
 		sig = wait_signal(&d, wake);
 		if (sig == SIGTERM || sig == SIGINT) {

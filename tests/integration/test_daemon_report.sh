@@ -3,7 +3,8 @@
 # run` reports its passes and, between passes, gives the reporter its turn
 # (tm_report_tick): a report the receiver refused with 500 is delivered from
 # the spool by the idle daemon without a new pass having anything to say;
-# idle polls report nothing; the heartbeat comes on its own. Real parts: the
+# idle polls report nothing; the heartbeat comes on its own; a delivery that
+# is due while a manual command holds the lock does not spin. Real parts: the
 # HTTPS git server, SSH-signed tags, receiver.py over HTTPS with mTLS.
 . "$TM_SOURCE_DIR/tests/integration/receiver/setup.sh"
 rcv_start || exit 1
@@ -43,6 +44,19 @@ write_ini "$INI" "url = $RCV_URL/v1/status" "ca_file = $T/pki/ca.pem" \
 sed -i 's/^device_id = edge-0042$/device_id = edge-0042\ninterval = 1s\njitter = 0%/' "$INI"
 start
 check "a heartbeat report arrives ($(triggers))" wait_for 10 has_heartbeat
+stop
+check "exit 0 ($RC)" [ "$RC" = 0 ]
+
+echo "# 4. delivery due while a manual command holds the lock: the daemon waits, it does not spin"
+rcv_script 500 500 500 500 500 500 500 500
+release "release 2"
+start
+check "the report of release 2 is refused and spooled" wait_for 10 is_ 1 spooled
+cpu() { awk '{ print $14 + $15 }' /proc/"$DPID"/stat; }
+c0=$(cpu)
+flock "$STATE/lock" sleep 6
+c1=$(cpu)
+check "little CPU while the lock was held 6 s ($((c1 - c0)) ticks)" [ $((c1 - c0)) -le 60 ]
 stop
 check "exit 0 ($RC)" [ "$RC" = 0 ]
 
