@@ -209,9 +209,14 @@ int tm_http_redact_url(char *out, size_t outlen, const char *url)
 	return 0;
 }
 
+/* "8.14.1 (mbedTLS/3.6.6)": the version and the TLS library curl was built with. */
 const char *tm_http_curl_version(void)
 {
-	return curl_version_info(CURLVERSION_NOW)->version;
+	static char v[128];
+	const curl_version_info_data *d = curl_version_info(CURLVERSION_NOW);
+
+	snprintf(v, sizeof(v), "%s (%s)", d->version, d->ssl_version ? d->ssl_version : "no TLS");
+	return v;
 }
 
 int tm_http_global_init(void)

@@ -1,6 +1,7 @@
 /*
  * versions.c — `tagmoor version`: asks each library adapter for the version
- * its library reports at run time.
+ * its library reports at run time, and for the static builds the pinned
+ * source packages they were built from (TM_BUILD_PINS, cross/build-static).
  */
 #include "tagmoor/versions.h"
 #include "tagmoor/crypto.h"
@@ -17,4 +18,8 @@ void tm_versions_print(FILE *f)
 	fprintf(f, "libyaml %s\n", tm_yaml_version());
 	fprintf(f, "libsodium %s\n", tm_crypto_sodium_version());
 	fprintf(f, "inih (reports no run-time version)\n");
+#ifdef TM_BUILD_PINS
+	/* Static builds (cross/build-static): the pinned sources this binary was built from. */
+	fprintf(f, "%s", TM_BUILD_PINS);
+#endif
 }
