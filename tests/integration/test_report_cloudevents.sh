@@ -8,6 +8,8 @@
 . "$TM_SOURCE_DIR/tests/integration/receiver/setup.sh"
 tm_need node npm
 CE_CACHE=${TM_NPM_CACHE:-${TMPDIR:-/tmp}/tagmoor-npm-cloudevents}
+# a cache left broken by an interrupted install is installed afresh
+node -e 'require(process.argv[1])' "$CE_CACHE/node_modules/cloudevents" 2>/dev/null || rm -rf "$CE_CACHE"
 if [ ! -f "$CE_CACHE/node_modules/cloudevents/package.json" ]; then
 	mkdir -p "$CE_CACHE"
 	if ! npm install --silent --no-audit --no-fund --prefix "$CE_CACHE" cloudevents >"$T/npm.log" 2>&1; then
