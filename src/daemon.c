@@ -516,7 +516,7 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 		d->last_drift_ms = now;
 	remember(d, &pass, r, now);
 
-	if (r == TM_ESOURCE) {
+	if (r == TM_ESOURCE || r == TM_EUNREACHABLE) { /* the source or the cluster */
 		uint64_t delay;
 		d->failures++;
 		delay = tm_daemon_backoff_ms(cfg->agent.interval_ms, d->failures);
@@ -526,7 +526,7 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 			    d->failures, next);
 	} else {
 		if (d->failures)
-			tm_log_info("the source is reachable again after %u failed attempt(s)", d->failures);
+			tm_log_info("reachable again after %u failed attempt(s)", d->failures);
 		d->failures = 0;
 		*delay_ms = tm_daemon_jitter_ms(cfg->agent.interval_ms, cfg->agent.jitter_pct, rnd32(d));
 		fmt_ms(next, sizeof(next), *delay_ms);

@@ -84,6 +84,7 @@ int tm_error_exit_code(int code)
 	case TM_ENOTIMPL:
 		return 2;
 	case TM_ESOURCE:
+	case TM_EUNREACHABLE:
 		return 3;
 	case TM_EVERIFY:
 		return 4;

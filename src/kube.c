@@ -57,6 +57,11 @@
 	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"           \
 	"application/json"
 
+/* Set when a request of this pass failed because the API server could not be
+ * reached (after the retry): the pass then knows that a failure says nothing
+ * about the revision (it is not marked bad, and is retried with backoff). */
+static int net_failed;
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -895,6 +900,8 @@ static int call_ct(struct tm_kube *k, const char *method, const char *path, cons
 			sleep_ms(200);
 			continue;
 		}
+		if (r == TM_ESOURCE)
+			net_failed = 1;
 		if (r < 0)
 			return r == TM_EAPPLY ? r : tm_error_wrap(TM_EAPPLY, "kubernetes");
 		if (!is_retryable(*out_status) || attempt == 3)
@@ -1362,6 +1369,7 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 	int r;
 
 	tm_kube_pass_end();
+	net_failed = 0;
 	P.cfg = cfg;
 	if ((r = tm_kube_owner(P.owner, cfg)) < 0 || (r = tm_kube_lease_name(P.lease, cfg)) < 0)
 		goto fail;
@@ -2663,8 +2671,10 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 	}
 	if (!desired->n && !ninventory)
 		return 0;
-	if ((r = pass_begin(ctx)) < 0)
+	if ((r = pass_begin(ctx)) < 0) {
+		res->unreachable = net_failed;
 		return r;
+	}
 	if (!ctx->dry_run) {
 		if ((r = lease_acquire()) < 0)
 			goto fail;
@@ -2693,6 +2703,7 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 	items_free(it);
 	return 0;
 fail:
+	res->unreachable = net_failed;
 	items_free(it);
 	tm_kube_pass_end();
 	return r;
@@ -2927,6 +2938,8 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	if (r == 0)
 		tm_log_info("kubernetes: %zu object(s) healthy", nw);
 out:
+	if (r < 0)
+		res->unreachable = net_failed;
 	free(w);
 	items_free(it);
 	tm_kube_pass_end();

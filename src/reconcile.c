@@ -215,7 +215,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 					tm_strv_push(&ids, &nids, res->changed[j]);
 			tm_state_set_inventory(st, ap->name, ids, nids);
 			tm_strv_free(ids, nids);
-			return r;
+			return res->unreachable ? TM_EUNREACHABLE : r;
 		}
 		if (ap->prune && p->appliers[i].prune) {
 			r = ap->prune(res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
@@ -253,7 +253,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		if (r < 0) {
 			add_error(p, "health", res->nunhealthy ? res->unhealthy[0] : res->error_object, "%s",
 				  tm_error_last());
-			return r;
+			return res->unreachable ? TM_EUNREACHABLE : r;
 		}
 	}
 	return 0;
@@ -713,6 +713,16 @@ int tm_reconcile_pass(struct tm_pass *p)
 		tm_log_info("synced %s at %.12s (signed by %s)", ref, p->verdict.commit,
 			    p->verdict.signer[0] ? p->verdict.signer : "nobody");
 		r = save_state(p, &st);
+		goto out;
+	}
+
+	/* the cluster could not be reached: nothing is known to be wrong with
+	 * the revision; it is retried (the daemon backs off), not marked bad */
+	if (r == TM_EUNREACHABLE) {
+		p->state = "failed";
+		tm_log_warn("%s; the revision is retried, not marked bad", failure_message(p));
+		save_state(p, &st);
+		r = tm_error_set(TM_EUNREACHABLE, "%s", failure_message(p));
 		goto out;
 	}
 

@@ -40,6 +40,8 @@ struct tm_apply_result {
 	char **drifted;         /* ids found changed by hand and repaired */
 	size_t ndrifted;
 	char *error_object;     /* the object a failure is about, or NULL */
+	int unreachable;        /* the failure was the target (cluster) being unreachable: it says
+				 * nothing about the revision, which is retried, not marked bad */
 };
 
 struct tm_applier_ctx {

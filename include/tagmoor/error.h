@@ -26,7 +26,8 @@ enum {
 	TM_EPARSE = -11,     /* malformed input */
 	TM_EAPPLY = -12,     /* apply or health check failed -> exit 1 */
 	TM_ENOTIMPL = -13,   /* command whose module is not built -> exit 2 */
-	TM_ESTOPPED = -14    /* a pass stopped at a safe point (SIGTERM) -> exit 0 */
+	TM_ESTOPPED = -14,   /* a pass stopped at a safe point (SIGTERM) -> exit 0 */
+	TM_EUNREACHABLE = -15 /* an applier's target (the cluster) could not be reached -> exit 3 */
 };
 
 /* Records the message of the current failure (one line) and returns code. */

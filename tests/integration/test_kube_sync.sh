@@ -340,5 +340,21 @@ expect "two agents: the other says who applies" has "$LAST" "holds the apply lea
 expect "two agents: one set of changes" is "$(reqs 'r["by_verb"].get("patch",0)')" 5
 expect "two agents: result live" is "$(field /apis/apps/v1/namespaces/shop/deployments/web 'o["spec"]["replicas"]')" 3
 
+# --- the cluster unreachable: not the revision's fault ----------------------------------
+sed -E 's#(server: *https://localhost:)[0-9]+#\11#' "$FK_KUBECONFIG" >"$T/down.kubeconfig"
+sed "s#^kubeconfig = .*#kubeconfig = $T/down.kubeconfig#" "$T/a.ini" >"$T/down.ini"
+sed -i 's/colour: both/colour: outage/' "$work/k8s/base.yaml"
+nbad() { fk_py -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["bad"]))' "$T/state-a/state.json"; }
+BAD0=$(nbad)
+release "during an outage"
+sync "$T/down.ini"
+expect "cluster unreachable: exit 3 (unreachable), not 1" is "$RC" 3
+expect "cluster unreachable: the revision is not marked bad" is "$(nbad)" "$BAD0"
+sync "$T/down.ini"
+expect "still unreachable: exit 3 again, no 'failed before'" is "$RC $(grep -c 'failed before' <<<"$LAST")" "3 0"
+sync
+expect "the cluster is back: the same revision applies (exit 0)" is "$RC" 0
+expect "the cluster is back: live" is "$(field /api/v1/namespaces/shop/configmaps/settings 'o["data"]["colour"]')" outage
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
