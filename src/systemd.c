@@ -1108,10 +1108,11 @@ static void clean_temps(const struct tm_applier_ctx *ctx, const struct tm_objset
 	closedir(d);
 }
 
-/* Hands the ids about to be written that are not in the inventory yet to
- * the pass (ctx->record) before the first write: a kill after a write then
- * never leaves a unit file tagmoor wrote but does not own (which the next
- * revision would refuse as foreign for good). */
+/* Hands the ids about to be written or adopted (identical files) that are
+ * not in the inventory yet to the pass (ctx->record) before the first write:
+ * a kill after a write then never leaves a unit file tagmoor wrote or
+ * adopted but does not own (which the next revision would refuse as foreign
+ * for good). */
 static int record_new(const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
 		      const int *state, char *const *inventory, size_t ninventory)
 {
@@ -1122,7 +1123,7 @@ static int record_new(const struct tm_applier_ctx *ctx, const struct tm_objset *
 	if (!ctx->record || ctx->dry_run)
 		return 0;
 	for (size_t i = 0; i < desired->n && r == 0; i++)
-		if (state[i] != F_SAME && !in_list(inventory, ninventory, desired->v[i].id))
+		if (!in_list(inventory, ninventory, desired->v[i].id)) /* to write, or adopted */
 			r = tm_strv_push(&ids, &nids, desired->v[i].id);
 	if (r == 0 && nids && (r = ctx->record(ctx->record_arg, "systemd", ids, nids)) < 0 &&
 	    r != TM_ENOMEM)

@@ -802,7 +802,7 @@ static void test_apply_records_before_writing(void **state)
 
 	(void)state;
 	reset_fake("inactive dead success");
-	unit_path(p, sizeof(p), "same.service"); /* identical: adopted, not written, not recorded */
+	unit_path(p, sizeof(p), "same.service"); /* identical: adopted, not written, but recorded as ours */
 	put_file(p, WEB);
 	unit_path(p, sizeof(p), "mine.service"); /* ours and the same: nothing to do */
 	put_file(p, WEB);
@@ -818,7 +818,7 @@ static void test_apply_records_before_writing(void **state)
 	rec.fail = 1;
 	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), TM_EAPPLY);
 	assert_int_equal(rec.calls, 1);
-	assert_string_equal(rec.ids, "new.service,mine.service.d/10.conf");
+	assert_string_equal(rec.ids, "same.service,new.service,mine.service.d/10.conf");
 	assert_non_null(strstr(tm_error_last(), "systemd: nothing written"));
 	assert_non_null(strstr(tm_error_last(), "no space left on device"));
 	assert_false(exists("new.service"));
@@ -836,7 +836,7 @@ static void test_apply_records_before_writing(void **state)
 	rec.calls = 0;
 	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
 	assert_int_equal(rec.calls, 1);
-	assert_string_equal(rec.ids, "new.service,mine.service.d/10.conf");
+	assert_string_equal(rec.ids, "same.service,new.service,mine.service.d/10.conf");
 	assert_false(rec.written_before);
 	assert_string_equal(rec.log_before, "");
 	assert_true(exists("new.service"));
@@ -844,9 +844,13 @@ static void test_apply_records_before_writing(void **state)
 	assert_int_equal(res.applied, 3);
 	tm_apply_result_free(&res);
 
-	/* nothing new to write: not called */
+	/* nothing new to write or adopt (all recorded by now): not called */
 	rec.calls = 0;
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
+	{
+		char *all[] = { "mine.service", "changed.service", "same.service", "new.service",
+				"mine.service.d/10.conf" };
+		assert_int_equal(A->apply(&res, &ctx, &set, all, 5), 0);
+	}
 	assert_int_equal(rec.calls, 0);
 	tm_apply_result_free(&res);
 
