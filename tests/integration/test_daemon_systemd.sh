@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # test_daemon_systemd.sh — issue 11: `tagmoor run` as the Type=notify service
-# of packaging/tagmoor.service in a real systemd (Debian 12 in
+# of packaging/systemd/tagmoor.service in a real systemd (Debian 12 in
 # systemd-nspawn), against the real HTTPS git server on the host. The unit is
-# installed as shipped; a drop-in only points ExecStart at the built binary
-# and shortens WatchdogSec/RestartSec. Cases: `systemctl start` returns once
+# installed as shipped, sandbox included, and the INI is where the unit's
+# ConditionPathExists= wants it (/etc/tagmoor/tagmoor.ini); a drop-in only
+# points ExecStart at the built binary, makes the test's directories (under
+# /tmp, which PrivateTmp= hides) visible read-only, and shortens
+# WatchdogSec/RestartSec. Cases: `systemctl start` returns once
 # READY=1 arrived (after the first pass: the repository's unit is active);
 # the journal has the daemon's lines at their priorities without a second
 # timestamp; `systemctl reload` (RELOADING/READY) keeps it active; a moved
@@ -76,12 +79,15 @@ R=$NSPAWN_DIR
 in_c() { nspawn_run "$@"; }
 prop() { in_c systemctl show -p "$1" --value tagmoor.service; }
 
-install -m 0644 "$TM_SOURCE_DIR/packaging/tagmoor.service" "$R/etc/systemd/system/tagmoor.service"
+install -m 0644 "$TM_SOURCE_DIR/packaging/systemd/tagmoor.service" "$R/etc/systemd/system/tagmoor.service"
+install -d -m 0755 "$R/etc/tagmoor"
+install -m 0644 "$T/tagmoor.ini" "$R/etc/tagmoor/tagmoor.ini"
 mkdir -p "$R/etc/systemd/system/tagmoor.service.d"
 cat >"$R/etc/systemd/system/tagmoor.service.d/test.conf" <<CONF
 [Service]
 ExecStart=
-ExecStart=$TAGMOOR -c $T/tagmoor.ini run
+ExecStart=$TAGMOOR run
+BindReadOnlyPaths=$BUILD $T
 Environment=TAGMOOR_TEST_HANG=$HANG
 WatchdogSec=2s
 RestartSec=1s
