@@ -100,6 +100,11 @@ static const struct key_def keys[] = {
 	{ "kubernetes", "wait", T_DURATION, OFF(kubernetes.wait_ms), 0, DAY, NULL, "120s", 0 },
 	{ "kubernetes", "field_manager", T_NAME, OFF(kubernetes.field_manager), 0, 0, NULL, "tagmoor", 0 },
 	{ "kubernetes", "adopt", T_BOOL, OFF(kubernetes.adopt), 0, 0, NULL, "no", 0 },
+	{ "kubernetes", "default_namespace", T_NAME, OFF(kubernetes.default_namespace), 0, 0, NULL, "default", 0 },
+	{ "kubernetes", "max_file", T_SIZE, OFF(kubernetes.max_file), 64 * 1024, 256 * MIB, NULL, "16MiB", 0 },
+	{ "kubernetes", "max_document", T_SIZE, OFF(kubernetes.max_document), 64 * 1024, 64 * MIB, NULL, "8MiB", 0 },
+	{ "kubernetes", "max_nodes", T_UINT, OFF(kubernetes.max_nodes), 10000, 10000000, NULL, "500000", 0 },
+	{ "kubernetes", "max_total", T_SIZE, OFF(kubernetes.max_total), 1 * MIB, 4096 * MIB, NULL, "64MiB", 0 },
 
 	{ "systemd", "enabled", T_BOOL, OFF(systemd.enabled), 0, 0, NULL, "no", 0 },
 	{ "systemd", "paths", T_LIST, OFF(systemd.paths), 0, 0, NULL, "units", 0 },
@@ -418,6 +423,19 @@ static int valid_name(const char *v)
 		return 0;
 	for (; *v; v++)
 		if (!(isalnum((unsigned char)*v) || *v == '.' || *v == '_' || *v == '-'))
+			return 0;
+	return 1;
+}
+
+/* A Kubernetes namespace name (RFC 1123 label). */
+static int valid_dns_label(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (!n || n > 63 || v[0] == '-' || v[n - 1] == '-')
+		return 0;
+	for (; *v; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') || *v == '-'))
 			return 0;
 	return 1;
 }
@@ -851,6 +869,12 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 		if (!cfg->report.url && (cl || kl)) {
 			fail(ld, cl ? cl : kl, "report", "url",
 			     "required when client_cert or client_key is set");
+			goto out;
+		}
+		if (cfg->kubernetes.default_namespace && !valid_dns_label(cfg->kubernetes.default_namespace)) {
+			fail(ld, key_line(ld, "kubernetes", "default_namespace"), "kubernetes", "default_namespace",
+			     "must be a namespace name (at most 63 of a-z, 0-9 and '-', starting and ending "
+			     "with a letter or digit)");
 			goto out;
 		}
 		if (cfg->source.ref && strncmp(cfg->source.ref, "refs/heads/", 11) == 0 &&

@@ -49,6 +49,10 @@
 #define MSG_MAX 900
 #define DIFF_PATHS_MAX 20
 #define FOREIGN_GET_MAX 8                   /* more new objects of one kind: one LIST, not a GET each */
+/* What a manifest may be when [kubernetes] says nothing (config.c has the same defaults). */
+#define DEFAULT_MAX_FILE (16u << 20)
+#define DEFAULT_MAX_DOCUMENT (8u << 20)
+#define DEFAULT_MAX_NODES 500000u
 
 #define META_LIST_ACCEPT "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 #define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -1181,7 +1185,8 @@ static int set_label(struct tm_doc *labels, const char *k, const char *v)
 }
 
 /* Checks one object and makes it what is applied; writes its id. */
-static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path, const char *owner)
+static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path, const char *owner,
+		   const char *default_ns)
 {
 	const struct tm_doc *avd = tm_doc_map_get(doc, "apiVersion"), *kd = tm_doc_map_get(doc, "kind");
 	struct tm_doc *md = tm_doc_map_get(doc, "metadata"), *labels;
@@ -1240,7 +1245,7 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 		tm_doc_map_remove(md, "namespace");
 		ns = NULL;
 	}
-	idns = ns ? ns : scope == 0 ? "default" : "";
+	idns = ns ? ns : scope == 0 ? default_ns : "";
 	/* what the server owns is never applied */
 	tm_doc_map_remove(doc, "status");
 	for (size_t i = 0; server_owned[i]; i++)
@@ -1262,50 +1267,167 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 	return 0;
 }
 
-static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const char *path,
-		 const char *relpath, const char *content, size_t len)
-{
-	struct tm_doc **docs = NULL;
-	size_t n = 0;
-	char owner[17], id[TM_KUBE_ID_MAX + 1];
-	int r;
-
-	(void)relpath; /* the id comes from the object, never from where the file is */
-	if ((r = tm_kube_owner(owner, ctx ? ctx->cfg : NULL)) < 0)
-		return r;
-	if ((r = tm_yaml_parse_stream(&docs, &n, content, len, path, NULL)) < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		struct tm_buf j;
-
-		if ((r = prepare(id, sizeof(id), docs[i], path, owner)) < 0)
-			break;
-		tm_buf_init(&j, MAX_OBJECT_JSON + 1);
-		if ((r = tm_doc_to_json(&j, docs[i])) < 0) {
-			tm_buf_free(&j);
-			r = tm_error_wrap(r, "%.256s (line %u)", path, docs[i]->line);
-			break;
-		}
-		r = tm_objset_add(out, id, path, j.ptr, j.len, docs[i]);
-		tm_buf_free(&j);
-		if (r < 0)
-			break;
-		docs[i] = NULL; /* the object set owns it now */
-	}
-	tm_yaml_docs_free(docs, n);
-	return r;
-}
+/*
+ * What the applier keeps of an object besides the JSON it sends
+ * (tm_object.content): the document tree is freed as soon as the JSON is
+ * written, so memory follows the largest object, not the largest file or
+ * the sum of the trees. Apply, prune and health need no more than this.
+ */
+struct kobj {
+	char *api_version;
+	unsigned line;
+	int has_ns;              /* metadata.namespace written (a custom kind may turn out cluster-scoped) */
+	int adopt;               /* annotation tagmoor.dev/adopt: "true" */
+	/* a CustomResourceDefinition: the kind it defines */
+	char *crd_group, *crd_kind, *crd_plural;
+	int crd_cluster;         /* spec.scope: Cluster */
+	char **crd_versions;
+	size_t ncrd_versions;
+};
 
 static void free_data(void *data)
 {
-	tm_doc_free(data);
+	struct kobj *k = data;
+
+	if (!k)
+		return;
+	free(k->api_version);
+	free(k->crd_group);
+	free(k->crd_kind);
+	free(k->crd_plural);
+	tm_strv_free(k->crd_versions, k->ncrd_versions);
+	free(k);
+}
+
+static int dup_opt(char **out, const char *s)
+{
+	if (!s)
+		return 0;
+	return (*out = strdup(s)) ? 0 : TM_ENOMEM;
+}
+
+static int kobj_make(struct kobj **out, const struct tm_doc *doc, const char *group, const char *kind)
+{
+	struct kobj *k = calloc(1, sizeof(*k));
+	const char *v;
+	int r = 0;
+
+	*out = NULL;
+	if (!k)
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	k->line = doc->line;
+	r |= dup_opt(&k->api_version, doc_str(tm_doc_map_get(doc, "apiVersion")));
+	k->has_ns = tm_doc_get_path(doc, "metadata", "namespace", (const char *)NULL) != NULL;
+	v = doc_str(tm_doc_get_path(doc, "metadata", "annotations", TM_KUBE_ANNOTATION_ADOPT, (const char *)NULL));
+	k->adopt = v && strcmp(v, "true") == 0;
+	if (strcmp(kind, "CustomResourceDefinition") == 0 && strcmp(group, "apiextensions.k8s.io") == 0) {
+		const struct tm_doc *spec = tm_doc_map_get(doc, "spec"), *vs;
+		const char *scope = doc_str(tm_doc_map_get(spec, "scope"));
+
+		r |= dup_opt(&k->crd_group, doc_str(tm_doc_map_get(spec, "group")));
+		r |= dup_opt(&k->crd_kind, doc_str(tm_doc_get_path(spec, "names", "kind", (const char *)NULL)));
+		r |= dup_opt(&k->crd_plural, doc_str(tm_doc_get_path(spec, "names", "plural", (const char *)NULL)));
+		k->crd_cluster = scope && strcmp(scope, "Cluster") == 0;
+		vs = tm_doc_map_get(spec, "versions");
+		for (size_t j = 0; r == 0 && vs && vs->type == TM_DOC_SEQ && j < vs->u.seq.n; j++) {
+			const char *name = doc_str(tm_doc_map_get(vs->u.seq.v[j], "name"));
+			if (name && tm_strv_push(&k->crd_versions, &k->ncrd_versions, name) < 0)
+				r = TM_ENOMEM;
+		}
+	}
+	if (r) {
+		free_data(k);
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	}
+	*out = k;
+	return 0;
+}
+
+struct parse_ctx {
+	struct tm_objset *out;
+	const char *path;
+	const char *owner;
+	const char *default_ns;
+	size_t max_json;
+};
+
+/* One object of the file (tm_yaml_parse_each): checked, made what is
+ * applied, kept as JSON and a kobj; the tree is freed here. */
+static int parse_one(void *arg, struct tm_doc *doc)
+{
+	struct parse_ctx *pc = arg;
+	char id[TM_KUBE_ID_MAX + 1];
+	struct tm_kube_ref ref;
+	struct kobj *k = NULL;
+	struct tm_buf j;
+	int r;
+
+	tm_buf_init(&j, pc->max_json + 1);
+	if ((r = prepare(id, sizeof(id), doc, pc->path, pc->owner, pc->default_ns)) < 0)
+		goto out;
+	if ((r = tm_doc_to_json(&j, doc)) < 0) {
+		r = tm_error_wrap(r, "%.256s (line %u)", pc->path, doc->line);
+		goto out;
+	}
+	if ((r = tm_kube_id_parse(&ref, id)) < 0 || (r = kobj_make(&k, doc, ref.group, ref.kind)) < 0)
+		goto out;
+	tm_doc_free(doc);
+	doc = NULL;
+	if ((r = tm_objset_add(pc->out, id, pc->path, j.ptr ? j.ptr : "", j.len, k)) < 0)
+		free_data(k);
+out:
+	tm_buf_free(&j);
+	tm_doc_free(doc);
+	return r;
+}
+
+static const char *cfg_default_ns(const struct tm_config *cfg)
+{
+	return cfg && cfg->kubernetes.default_namespace && *cfg->kubernetes.default_namespace
+		       ? cfg->kubernetes.default_namespace : "default";
+}
+
+static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const char *path,
+		 const char *relpath, const char *content, size_t len)
+{
+	const struct tm_config *cfg = ctx ? ctx->cfg : NULL;
+	struct tm_yaml_limits lim = tm_yaml_limits_default;
+	size_t max_doc = DEFAULT_MAX_DOCUMENT;
+	char owner[17];
+	struct parse_ctx pc = { out, path, owner, cfg_default_ns(cfg), MAX_OBJECT_JSON };
+	int r;
+
+	(void)relpath; /* the id comes from the object, never from where the file is */
+	if ((r = tm_kube_owner(owner, cfg)) < 0)
+		return r;
+	lim.max_bytes = DEFAULT_MAX_FILE;
+	lim.max_nodes = DEFAULT_MAX_NODES;
+	if (cfg && cfg->kubernetes.max_file)
+		lim.max_bytes = (size_t)cfg->kubernetes.max_file;
+	if (cfg && cfg->kubernetes.max_document)
+		max_doc = (size_t)cfg->kubernetes.max_document;
+	if (cfg && cfg->kubernetes.max_nodes)
+		lim.max_nodes = (size_t)cfg->kubernetes.max_nodes;
+	r = tm_yaml_parse_each(content, len, path, &lim, max_doc, parse_one, &pc);
+	if (r == TM_ELIMIT) {
+		/* name the key that raises the limit that was hit */
+		const char *m = tm_error_last(), *key = strstr(m, "for one document") ? "max_document"
+						      : strstr(m, "nodes in one document") ? "max_nodes"
+						      : strstr(m, "exceeds the limit of") ? "max_file" : NULL;
+		if (key) {
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", m);
+			r = tm_error_set(TM_ELIMIT, "%s (refused; [kubernetes] %s)", msg, key);
+		}
+	}
+	return r;
 }
 
 /* ================================================================ the pass */
 
 struct item {
 	const struct tm_object *o;
-	struct tm_doc *doc;
+	const struct kobj *k;
 	struct tm_kube_ref ref;     /* from the id */
 	const char *av;             /* apiVersion */
 	struct tm_kube_resource res;
@@ -1654,9 +1776,8 @@ static int items_build(struct item **out, const struct tm_objset *desired, struc
 	for (size_t i = 0; i < desired->n; i++) {
 		struct item *x = &it[i];
 		x->o = &desired->v[order[i]];
-		x->doc = x->o->data;
-		if (tm_kube_id_parse(&x->ref, x->o->id) < 0 || !x->doc ||
-		    !(x->av = doc_str(tm_doc_map_get(x->doc, "apiVersion")))) {
+		x->k = x->o->data;
+		if (tm_kube_id_parse(&x->ref, x->o->id) < 0 || !x->k || !(x->av = x->k->api_version)) {
 			set_error_object(res, x->o->id);
 			r = tm_error_set(TM_EAPPLY, "kubernetes: %.256s is not a Kubernetes object of this applier",
 					 x->o->id);
@@ -1678,28 +1799,21 @@ static int crd_defines(const struct item *it, size_t n, const char *group, const
 		       struct tm_kube_resource *out)
 {
 	for (size_t i = 0; i < n; i++) {
-		const struct tm_doc *spec, *vs;
-		const char *g, *k, *plural, *scope;
+		const struct kobj *c = it[i].k;
 
 		if (strcmp(it[i].ref.kind, "CustomResourceDefinition") != 0 ||
 		    strcmp(it[i].ref.group, "apiextensions.k8s.io") != 0)
 			continue;
-		spec = tm_doc_map_get(it[i].doc, "spec");
-		g = doc_str(tm_doc_map_get(spec, "group"));
-		k = doc_str(tm_doc_get_path(spec, "names", "kind", (const char *)NULL));
-		plural = doc_str(tm_doc_get_path(spec, "names", "plural", (const char *)NULL));
-		scope = doc_str(tm_doc_map_get(spec, "scope"));
-		vs = tm_doc_map_get(spec, "versions");
-		if (!g || !k || !plural || strcmp(g, group) != 0 || strcmp(k, kind) != 0)
+		if (!c->crd_group || !c->crd_kind || !c->crd_plural || strcmp(c->crd_group, group) != 0 ||
+		    strcmp(c->crd_kind, kind) != 0)
 			continue;
-		for (size_t j = 0; vs && vs->type == TM_DOC_SEQ && j < vs->u.seq.n; j++) {
-			const char *v = doc_str(tm_doc_map_get(vs->u.seq.v[j], "name"));
-			if (v && strcmp(v, version) == 0) {
+		for (size_t j = 0; j < c->ncrd_versions; j++) {
+			if (strcmp(c->crd_versions[j], version) == 0) {
 				snprintf(out->group, sizeof(out->group), "%s", group);
 				snprintf(out->version, sizeof(out->version), "%s", version);
 				snprintf(out->kind, sizeof(out->kind), "%s", kind);
-				snprintf(out->resource, sizeof(out->resource), "%s", plural);
-				out->namespaced = !scope || strcmp(scope, "Cluster") != 0;
+				snprintf(out->resource, sizeof(out->resource), "%s", c->crd_plural);
+				out->namespaced = !c->crd_cluster;
 				return 1;
 			}
 		}
@@ -1709,7 +1823,7 @@ static int crd_defines(const struct item *it, size_t n, const char *group, const
 
 static void set_ns(struct item *x)
 {
-	x->ns = !x->res.namespaced ? "" : x->ref.ns[0] ? x->ref.ns : "default";
+	x->ns = !x->res.namespaced ? "" : x->ref.ns[0] ? x->ref.ns : cfg_default_ns(P.cfg);
 }
 
 /* The object's identity on the server, for telling two ids of one object apart. */
@@ -1818,7 +1932,6 @@ static int ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
 	struct tm_buf body;
 	const char *data = x->o->content;
 	size_t len = x->o->len;
-	struct tm_doc *md = tm_doc_map_get(x->doc, "metadata");
 	size_t pl;
 	int r;
 
@@ -1828,10 +1941,16 @@ static int ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
 	snprintf(path + pl, sizeof(path) - pl, "?fieldManager=%s&force=true%s", field_manager(),
 		 dry_run ? "&dryRun=All" : "");
 	tm_buf_init(&body, MAX_OBJECT_JSON + 1);
-	if (!x->res.namespaced && tm_doc_map_get(md, "namespace")) {
-		/* a custom cluster-scoped kind written with a namespace */
-		tm_doc_map_remove(md, "namespace");
-		if ((r = tm_doc_to_json(&body, x->doc)) < 0) {
+	if (!x->res.namespaced && x->k && x->k->has_ns) {
+		/* a custom cluster-scoped kind written with a namespace: sent without it
+		 * (read back from the JSON, rare: the tree is not kept) */
+		struct tm_doc *d = NULL;
+		if ((r = parse_json(&d, x->o->content, x->o->len, x->o->id)) < 0)
+			return r;
+		tm_doc_map_remove(tm_doc_map_get(d, "metadata"), "namespace");
+		r = tm_doc_to_json(&body, d);
+		tm_doc_free(d);
+		if (r < 0) {
 			tm_buf_free(&body);
 			return r;
 		}
@@ -2042,12 +2161,9 @@ static int in_list(char *const *v, size_t n, const char *s)
  * the annotation tagmoor.dev/adopt: "true" on the object itself. */
 static int adopt_wanted(const struct item *x)
 {
-	const char *v;
-
 	if (P.cfg && P.cfg->kubernetes.adopt)
 		return 1;
-	v = doc_str(tm_doc_get_path(x->doc, "metadata", "annotations", TM_KUBE_ANNOTATION_ADOPT, (const char *)NULL));
-	return v && strcmp(v, "true") == 0;
+	return x->k && x->k->adopt;
 }
 
 /* GET the live object's metadata (no Secret data where the server can):

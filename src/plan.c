@@ -9,7 +9,14 @@
  * collected first, then overlaid onto the result: the same id from a later
  * entry replaces the earlier object, two files with the same id inside one
  * entry are an error.
+ *
+ * Size caps (plan.h): the Kubernetes applier's come from [kubernetes]
+ * max_file and max_total (upstream install files and CRDs are megabytes),
+ * every other applier keeps the fixed TM_PLAN_MAX_FILE per file. A file is
+ * held once as read and, only when it contains "${", once more expanded;
+ * the applier's parse() then keeps what it needs of each object.
  */
+#define _GNU_SOURCE /* memmem */
 #include "tagmoor/plan.h"
 #include "tagmoor/buf.h"
 #include "tagmoor/config.h"
@@ -17,6 +24,7 @@
 #include "tagmoor/git.h"
 #include "tagmoor/log.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +35,24 @@ struct walk {
 	const char *dir;
 	struct tm_objset *layer;
 	size_t *nfiles;
+	uint64_t *total;                 /* bytes of the files read so far, all paths */
+	const struct tm_plan_limits *lim;
 };
+
+void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap, const struct tm_config *cfg)
+{
+	out->max_file = TM_PLAN_MAX_FILE;
+	out->max_total = 0;
+	out->file_key = NULL;
+	out->total_key = NULL;
+	if (cfg && ap && strcmp(ap->name, "kubernetes") == 0) {
+		if (cfg->kubernetes.max_file)
+			out->max_file = cfg->kubernetes.max_file;
+		out->max_total = cfg->kubernetes.max_total;
+		out->file_key = "[kubernetes] max_file";
+		out->total_key = "[kubernetes] max_total";
+	}
+}
 
 static int bad_name(const char *path)
 {
@@ -75,20 +100,39 @@ static int on_entry(void *arg, const char *path, int mode, const char *blob, siz
 	if (++*w->nfiles > TM_PLAN_MAX_FILES)
 		return tm_error_set(TM_ELIMIT, "more than %d files under the %s paths", TM_PLAN_MAX_FILES,
 				    w->ap->name);
-	if (size > TM_PLAN_MAX_FILE)
-		return tm_error_set(TM_ELIMIT, "%.256s: %zu bytes is over the limit of %d bytes (refused)",
-				    path, size, TM_PLAN_MAX_FILE);
-	tm_buf_init(&content, TM_PLAN_MAX_FILE + 1);
-	if ((r = tm_git_read_blob(&content, w->git, blob, TM_PLAN_MAX_FILE)) < 0) {
+	if (size > w->lim->max_file) {
+		if (w->lim->file_key)
+			return tm_error_set(TM_ELIMIT, "%.256s: %zu bytes is over the limit of %llu bytes per "
+					    "file (refused; %s)", path, size,
+					    (unsigned long long)w->lim->max_file, w->lim->file_key);
+		return tm_error_set(TM_ELIMIT, "%.256s: %zu bytes is over the limit of %llu bytes (refused)",
+				    path, size, (unsigned long long)w->lim->max_file);
+	}
+	*w->total += size;
+	if (w->lim->max_total && *w->total > w->lim->max_total)
+		return tm_error_set(TM_ELIMIT, "%.256s: the files under the %s paths add up to more than "
+				    "the limit of %llu bytes (refused; %s)", path, w->ap->name,
+				    (unsigned long long)w->lim->max_total,
+				    w->lim->total_key ? w->lim->total_key : "");
+	tm_buf_init(&content, (size_t)w->lim->max_file + 1);
+	if ((r = tm_git_read_blob(&content, w->git, blob, (size_t)w->lim->max_file)) < 0) {
 		tm_buf_free(&content);
 		/* never TM_ENOTFOUND: that code means "directory absent" to the walker's caller */
 		return tm_error_wrap(r == TM_ENOTFOUND ? TM_EIO : r, "%.256s", path);
 	}
-	r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, content.ptr ? content.ptr : "",
-				     content.len, TM_PLAN_MAX_FILE);
-	tm_buf_free(&content);
-	if (r < 0)
-		return tm_error_wrap(r, "%.256s: after ${} expansion", path);
+	if (content.len >= 2 && memmem(content.ptr, content.len, "${", 2)) {
+		r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, content.ptr, content.len,
+					     (size_t)w->lim->max_file);
+		tm_buf_free(&content);
+		if (r < 0)
+			return tm_error_wrap(r, "%.256s: after ${} expansion", path);
+	} else {
+		/* nothing to expand: the blob as read is the content (no second copy) */
+		elen = content.len;
+		expanded = tm_buf_detach(&content);
+		if (!expanded)
+			return tm_error_set(TM_ENOMEM, "out of memory");
+	}
 	size_t before = w->layer->n;
 	r = w->ap->parse(w->layer, w->ctx, path, rel, expanded, elen);
 	free(expanded);
@@ -142,12 +186,15 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 		  const struct tm_strlist *paths)
 {
 	struct tm_objset layer = { 0 };
+	struct tm_plan_limits lim;
 	size_t nfiles = 0;
+	uint64_t total = 0;
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
+	tm_plan_limits_of(&lim, ap, ctx ? ctx->cfg : NULL);
 	for (size_t i = 0; i < paths->n; i++) {
-		struct walk w = { git, ap, ctx, paths->v[i], &layer, &nfiles };
+		struct walk w = { git, ap, ctx, paths->v[i], &layer, &nfiles, &total, &lim };
 		/* TM_ENOTFOUND only when truly absent; TM_EPARSE ("units/common is
 		 * a symlink, not a directory") fails the plan like any hostile entry */
 		r = tm_git_tree_walk(git, commit, paths->v[i], on_entry, &w);

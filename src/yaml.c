@@ -89,12 +89,15 @@ struct budget {
 	const struct tm_yaml_limits *lim;
 	size_t nodes;
 	size_t aliased;
+	int per_doc;    /* nodes are counted per document of a stream (tm_yaml_parse_each) */
+	size_t max_doc; /* bytes of one document of a stream; 0: only lim->max_bytes */
 };
 
 static int count_node(struct budget *bg, const struct where *w, unsigned line, int aliased)
 {
 	if (++bg->nodes > bg->lim->max_nodes)
-		return fail(w, TM_ELIMIT, line, "more than %zu nodes", bg->lim->max_nodes);
+		return fail(w, TM_ELIMIT, line, "more than %zu nodes%s", bg->lim->max_nodes,
+			    bg->per_doc ? " in one document" : "");
 	if (aliased && ++bg->aliased > bg->lim->max_alias_expansion)
 		return fail(w, TM_ELIMIT, line,
 			    "aliases expand to more than %zu nodes (refused as an alias bomb)",
@@ -2135,8 +2138,10 @@ struct doclist {
 	size_t n, cap;
 };
 
-static int doclist_add(struct doclist *l, struct tm_doc *d)
+static int doclist_add(void *arg, struct tm_doc *d)
 {
+	struct doclist *l = arg;
+
 	if (l->n == l->cap) {
 		size_t ncap = l->cap ? l->cap * 2 : 8;
 		struct tm_doc **v = realloc(l->v, ncap * sizeof(*v));
@@ -2152,6 +2157,13 @@ static int doclist_add(struct doclist *l, struct tm_doc *d)
 	return 0;
 }
 
+/* Where the objects of a stream go: fn takes ownership of each, also when it
+ * fails (doclist_add collects them, tm_yaml_parse_each hands them on). */
+struct sink {
+	tm_yaml_object_fn fn;
+	void *arg;
+};
+
 static int set_string(struct tm_doc *obj, const char *key, const char *val, size_t len)
 {
 	struct tm_doc *s;
@@ -2162,7 +2174,7 @@ static int set_string(struct tm_doc *obj, const char *key, const char *val, size
 
 /* One decoded document: skipped when null, checked, flattened when it is a
  * list. Takes ownership of doc. */
-static int add_object(struct doclist *l, struct tm_doc *doc, const struct where *w)
+static int add_object(const struct sink *l, struct tm_doc *doc, const struct where *w)
 {
 	struct tm_doc *items;
 	int r;
@@ -2175,7 +2187,7 @@ static int add_object(struct doclist *l, struct tm_doc *doc, const struct where 
 		goto out;
 	items = tm_doc_map_get(doc, "items");
 	if (!items)
-		return doclist_add(l, doc);
+		return l->fn(l->arg, doc);
 	if (items->type != TM_DOC_SEQ && items->type != TM_DOC_NULL) {
 		r = type_err(w, items, "items", "an array");
 		goto out;
@@ -2218,7 +2230,7 @@ static int add_object(struct doclist *l, struct tm_doc *doc, const struct where 
 		struct tm_doc *it = items->u.seq.v[i];
 
 		items->u.seq.v[i] = NULL;
-		if ((r = doclist_add(l, it)) < 0) {
+		if ((r = l->fn(l->arg, it)) < 0) {
 			/* The rest of the items are freed with the list. */
 			for (size_t j = i + 1; j < items->u.seq.n; j++)
 				items->u.seq.v[j - i - 1] = items->u.seq.v[j];
@@ -2236,7 +2248,13 @@ out:
 
 /* ---- the streams ---- */
 
-static int parse_json_stream(struct doclist *l, const char *s, size_t n, const char *origin,
+static int doc_too_big(const struct where *w, unsigned line, size_t len, size_t max)
+{
+	return fail(w, TM_ELIMIT, line, "%zu bytes is over the limit of %zu bytes for one document", len,
+		    max);
+}
+
+static int parse_json_stream(const struct sink *l, const char *s, size_t n, const char *origin,
 			     struct budget *bg)
 {
 	struct where w = { origin, 0 };
@@ -2246,12 +2264,22 @@ static int parse_json_stream(struct doclist *l, const char *s, size_t n, const c
 	for (;;) {
 		struct tm_doc *d;
 
+		size_t at;
+
 		jws(&p);
 		if (p.i >= n)
 			return 0;
 		w.doc++;
+		at = p.i;
+		if (bg->per_doc)
+			bg->nodes = 0;
 		if ((r = jvalue(&p, &d, 0)) < 0)
 			return r;
+		if (bg->max_doc && p.i - at > bg->max_doc) {
+			unsigned line = d ? d->line : 0;
+			tm_doc_free(d);
+			return doc_too_big(&w, line, p.i - at, bg->max_doc);
+		}
 		if ((r = add_object(l, d, &w)) < 0)
 			return r;
 	}
@@ -2278,7 +2306,7 @@ static int separator_rest_ok(const char *s, size_t n, const char **rest, size_t 
  * piece (only space or a comment may follow the dashes); a "---" line that
  * starts a piece stays in it as the YAML document start.
  */
-static int parse_yaml_stream(struct doclist *l, const char *s, size_t n, const char *origin,
+static int parse_yaml_stream(const struct sink *l, const char *s, size_t n, const char *origin,
 			     struct budget *bg)
 {
 	struct where w = { origin, 0 };
@@ -2309,6 +2337,10 @@ static int parse_yaml_stream(struct doclist *l, const char *s, size_t n, const c
 				struct tm_doc *d;
 
 				w.doc++;
+				if (bg->max_doc && pos - start > bg->max_doc)
+					return doc_too_big(&w, start_line + 1, pos - start, bg->max_doc);
+				if (bg->per_doc)
+					bg->nodes = 0;
 				if ((r = build_yaml(&d, s + start, pos - start, start_line, &w, bg)) < 0)
 					return r;
 				if ((r = add_object(l, d, &w)) < 0)
@@ -2330,6 +2362,11 @@ static int parse_yaml_stream(struct doclist *l, const char *s, size_t n, const c
 
 		/* The line reader ends every line with "\n", the last one too: a
 		 * block scalar at the very end keeps its line break. */
+		w.doc++;
+		if (bg->max_doc && ln > bg->max_doc)
+			return doc_too_big(&w, start_line + 1, ln, bg->max_doc);
+		if (bg->per_doc)
+			bg->nodes = 0;
 		if (s[n - 1] != '\n') {
 			last = malloc(ln + 2);
 			if (!last)
@@ -2338,7 +2375,6 @@ static int parse_yaml_stream(struct doclist *l, const char *s, size_t n, const c
 			last[ln++] = '\n';
 			last[ln] = '\0';
 		}
-		w.doc++;
 		r = build_yaml(&d, last ? last : s + start, ln, start_line, &w, bg);
 		free(last);
 		if (r < 0)
@@ -2366,32 +2402,41 @@ static int check_size(const char *origin, size_t len, const struct tm_yaml_limit
 	return 0;
 }
 
-int tm_yaml_parse_stream(struct tm_doc ***out_docs, size_t *out_n, const char *text, size_t len,
-			 const char *origin, const struct tm_yaml_limits *lim)
+static int parse_stream(const struct sink *sk, const char *text, size_t len, const char *origin,
+			struct budget *bg)
 {
-	struct budget bg = { lim ? lim : &tm_yaml_limits_default, 0, 0 };
-	struct doclist l = { NULL, 0, 0 };
 	const char *s;
 	size_t n;
 	char *owned = NULL;
 	int r;
 
-	*out_docs = NULL;
-	*out_n = 0;
 	if (!text && len)
 		return tm_error_set(TM_ERROR, "tm_yaml_parse_stream: no text");
-	if ((r = check_size(origin, len, bg.lim)) < 0)
+	if ((r = check_size(origin, len, bg->lim)) < 0)
 		return r;
 	if (len == 0)
 		return 0;
 	if ((r = normalize_input(&s, &n, &owned, text, len)) < 0)
 		return r;
 	if (looks_like_json(s, n))
-		r = parse_json_stream(&l, s, n, origin, &bg);
+		r = parse_json_stream(sk, s, n, origin, bg);
 	else
-		r = parse_yaml_stream(&l, s, n, origin, &bg);
+		r = parse_yaml_stream(sk, s, n, origin, bg);
 	free(owned);
-	if (r < 0) {
+	return r;
+}
+
+int tm_yaml_parse_stream(struct tm_doc ***out_docs, size_t *out_n, const char *text, size_t len,
+			 const char *origin, const struct tm_yaml_limits *lim)
+{
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
+	struct doclist l = { NULL, 0, 0 };
+	struct sink sk = { doclist_add, &l };
+	int r;
+
+	*out_docs = NULL;
+	*out_n = 0;
+	if ((r = parse_stream(&sk, text, len, origin, &bg)) < 0) {
 		tm_yaml_docs_free(l.v, l.n);
 		return r;
 	}
@@ -2400,10 +2445,21 @@ int tm_yaml_parse_stream(struct tm_doc ***out_docs, size_t *out_n, const char *t
 	return 0;
 }
 
+int tm_yaml_parse_each(const char *text, size_t len, const char *origin,
+		       const struct tm_yaml_limits *lim, size_t max_doc_bytes, tm_yaml_object_fn fn,
+		       void *arg)
+{
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default, .per_doc = 1,
+			     .max_doc = max_doc_bytes };
+	struct sink sk = { fn, arg };
+
+	return parse_stream(&sk, text, len, origin, &bg);
+}
+
 int tm_yaml_parse(struct tm_doc **out, const char *text, size_t len, const char *origin,
 		  const struct tm_yaml_limits *lim)
 {
-	struct budget bg = { lim ? lim : &tm_yaml_limits_default, 0, 0 };
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
 	struct where w = { origin, 0 };
 	const char *s;
 	size_t n;
@@ -2427,7 +2483,7 @@ int tm_yaml_parse(struct tm_doc **out, const char *text, size_t len, const char 
 int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
 		  const struct tm_yaml_limits *lim)
 {
-	struct budget bg = { lim ? lim : &tm_yaml_limits_default, 0, 0 };
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
 	struct where w = { "JSON", 0 };
 	struct jparser p = { text, len, 0, &w, &bg, 0, 0 };
 	struct tm_doc *d;

@@ -70,6 +70,11 @@ struct tm_config {
 		uint64_t wait_ms;
 		char *field_manager;
 		int adopt;            /* take over existing objects without our labels */
+		char *default_namespace; /* for namespaced objects that name none */
+		uint64_t max_file;    /* bytes of one manifest file */
+		uint64_t max_document; /* bytes of one document (object) of a file */
+		uint64_t max_nodes;   /* YAML/JSON nodes of one document */
+		uint64_t max_total;   /* bytes of all files under paths */
 	} kubernetes;
 	struct {
 		int enabled;

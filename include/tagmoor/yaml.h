@@ -22,7 +22,8 @@ struct tm_doc;
 struct tm_yaml_limits {
 	size_t max_bytes;           /* input size */
 	unsigned max_depth;         /* nesting of maps and sequences, aliases expanded */
-	size_t max_nodes;           /* nodes built per call, aliases expanded */
+	size_t max_nodes;           /* nodes built per call (tm_yaml_parse_each: per document),
+				     * aliases expanded */
 	size_t max_alias_expansion; /* nodes copied by aliases and merges per call */
 };
 
@@ -60,6 +61,25 @@ extern const struct tm_yaml_limits tm_yaml_limits_default;
 int tm_yaml_parse_stream(struct tm_doc ***out_docs, size_t *out_n, const char *text, size_t len,
 			 const char *origin, const struct tm_yaml_limits *lim);
 void tm_yaml_docs_free(struct tm_doc **docs, size_t n);
+
+/*
+ * The same reading, one object at a time, so that memory follows the
+ * largest document rather than the whole file: fn gets every object in
+ * file order (list items one by one) and owns it (tm_doc_free), also when it
+ * returns an error, which stops the reading and is returned. The tree of a
+ * document is built only when the objects before it have been handed on.
+ * Limits: lim->max_bytes for the whole text, lim->max_nodes and
+ * max_doc_bytes (0: none) for each document (piece) of the stream, depth
+ * per document, alias expansion for the whole text (so that many small
+ * alias bombs cannot add up). Errors as for tm_yaml_parse_stream; a document
+ * over max_doc_bytes: "k8s/x.yaml: document 3 (line 120): 9000000 bytes is
+ * over the limit of 8388608 bytes for one document". Objects handed on
+ * before an error stay the caller's.
+ */
+typedef int (*tm_yaml_object_fn)(void *arg, struct tm_doc *obj);
+int tm_yaml_parse_each(const char *text, size_t len, const char *origin,
+		       const struct tm_yaml_limits *lim, size_t max_doc_bytes, tm_yaml_object_fn fn,
+		       void *arg);
 
 /*
  * One YAML (or JSON-as-YAML) document of any shape, e.g. a kubeconfig: the

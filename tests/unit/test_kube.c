@@ -514,6 +514,7 @@ static void test_parse(void **state)
 	struct tm_objset set = { 0 };
 	char owner[17], want[400];
 	const struct tm_doc *labels;
+	struct tm_doc *d1 = NULL;
 
 	assert_int_equal(parse_text(&set, "k8s/all.yaml", text), 0);
 	assert_int_equal(set.n, 6);
@@ -533,11 +534,14 @@ static void test_parse(void **state)
 		 owner);
 	assert_string_equal(set.v[0].content, want);
 	assert_int_equal(set.v[0].len, strlen(want));
-	labels = tm_doc_get_path(set.v[1].data, "metadata", "labels", NULL);
+	/* only the JSON is kept of each object (no tree): read it back */
+	assert_int_equal(tm_json_parse(&d1, set.v[1].content, set.v[1].len, NULL), 0);
+	labels = tm_doc_get_path(d1, "metadata", "labels", NULL);
 	assert_string_equal(tm_doc_string(tm_doc_map_get(labels, "app.kubernetes.io/managed-by")), "tagmoor");
 	/* a namespace on a cluster-scoped kind is dropped, as kubectl does */
-	assert_null(tm_doc_get_path(set.v[1].data, "metadata", "namespace", NULL));
+	assert_null(tm_doc_get_path(d1, "metadata", "namespace", NULL));
 	assert_null(strstr(set.v[1].content, "ignored"));
+	tm_doc_free(d1);
 	tm_objset_free(&set, A->free_data);
 
 	/* JSON files too */
