@@ -129,7 +129,8 @@ refused() { # name message [kubeconfig options]
 	shift 2
 	kubeconfig "$T/kc-$N.yaml" "$@"
 	sync_with "$T/kc-$N.yaml"
-	if [ "$RC" = 1 ] && grep -qF -- "$msg" <<<"$LAST" && [ "$(patches)" = 0 ]; then ok "$name"; else bad "$name (exit $RC, wanted 1 and \"$msg\")"; fi
+	# exit 1 (apply failed) or 3 (cluster unreachable: retried, not marked bad), never 0
+	if { [ "$RC" = 1 ] || [ "$RC" = 3 ]; } && grep -qF -- "$msg" <<<"$LAST" && [ "$(patches)" = 0 ]; then ok "$name"; else bad "$name (exit $RC, wanted 1 or 3 and \"$msg\")"; fi
 }
 
 fk_up "$P/rsa-chain.pem" "$P/rsa.key" --require-client-cert
