@@ -43,7 +43,9 @@ import fk_status as S  # noqa: E402
 from fk_discovery import AGG_V2, AGG_V2BETA1, SERVER_VERSION, Discovery  # noqa: E402
 from fk_store import Store  # noqa: E402
 
-MAX_BODY = 16 << 20
+# kube-apiserver's MaxRequestBodyBytes (3 MiB): a larger create, update or patch body is refused
+# with 413 "Request entity too large: limit is 3145728" before it is decoded.
+MAX_BODY = 3 << 20
 
 
 class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -254,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
                         pass
                     break
                 if len(data) + size > MAX_BODY:
-                    raise S.ApiError(413, "RequestEntityTooLarge", "request entity too large")
+                    raise S.ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is %d" % MAX_BODY)
                 data += self.rfile.read(size)
                 self.rfile.readline(3)
             return bytes(data)
@@ -263,7 +265,7 @@ class Handler(BaseHTTPRequestHandler):
         n = int(n)
         if n > MAX_BODY:
             self.close_connection = True
-            raise S.ApiError(413, "RequestEntityTooLarge", "request entity too large")
+            raise S.ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is %d" % MAX_BODY)
         return self.rfile.read(n)
 
     def do_GET(self):

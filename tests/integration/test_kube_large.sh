@@ -23,8 +23,9 @@ tm_git_server_start || exit 1
 fk_start --delay 0.2 --crd-delay 0.2 || { echo "FAIL: fakekube did not start"; exit 1; }
 T=$TM_TMP
 GEN=("$FK_PYTHON" "$TM_SOURCE_DIR/bench/manifests.py")
-# Peak RSS allowed for the sync of the upstream-sized revision (5.5 MB of YAML, 61 objects).
-RSS_MAX=${TM_LARGE_RSS_KIB:-40000}
+# Peak RSS allowed for the sync of the upstream-sized revision (5.5 MB of YAML, 62 objects; about
+# 32 MiB measured, of which some 14 MiB is the process before any manifest is read).
+RSS_MAX=${TM_LARGE_RSS_KIB:-49152}
 PASS=0 FAIL=0
 ok() { echo "ok   - $1"; PASS=$((PASS + 1)); }
 bad() { echo "FAIL - $1"; FAIL=$((FAIL + 1)); }
