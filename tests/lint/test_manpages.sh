@@ -2,7 +2,8 @@
 # test_manpages.sh — the man pages against the configuration reference:
 # every key of docs/configuration.md's table is described in tagmoor.ini(5)
 # (docs/man/tagmoor.ini.5.scd) and every key described there is in the table;
-# every key of packaging/tagmoor.ini.example is one of them. When scdoc is
+# every key of packaging/tagmoor.ini.example and of the template
+# packaging/tagmoor.ini is one of them. When scdoc is
 # installed, both pages also render, and man(1) finds nothing to warn about.
 set -uo pipefail
 SRC=${TM_SOURCE_DIR:?}
@@ -28,7 +29,7 @@ sec != "" && /^\*[a-z_]+\* =/ {
 # The example INI: "[section]" and "key = value" lines, commented-out keys included.
 awk '/^\[[a-z]+\]/ { sec = substr($1, 2, length($1) - 2); next }
 sec != "" && sec != "vars" && /^;? *[a-z_]+ *=/ { l = $0; sub(/^; */, "", l); sub(/ *=.*/, "", l); print sec "." l }' \
-	"$SRC/packaging/tagmoor.ini.example" | sort -u >"$T/example"
+	"$SRC/packaging/tagmoor.ini.example" "$SRC/packaging/tagmoor.ini" | sort -u >"$T/example"
 
 nd=$(wc -l <"$T/doc") nm=$(wc -l <"$T/man")
 if [ "$nd" -ge 30 ]; then ok "docs/configuration.md lists $nd keys"; else bad "only $nd keys found in docs/configuration.md"; fi
@@ -37,7 +38,7 @@ if [ -z "$missing" ]; then ok "every key of docs/configuration.md is in tagmoor.
 extra=$(comm -13 "$T/doc" "$T/man" | tr '\n' ' ')
 if [ -z "$extra" ]; then ok "every key of tagmoor.ini(5) ($nm) is in docs/configuration.md"; else bad "not in docs/configuration.md: $extra"; fi
 extra=$(comm -13 "$T/doc" "$T/example" | tr '\n' ' ')
-if [ -z "$extra" ]; then ok "every key of packaging/tagmoor.ini.example is in docs/configuration.md"; else bad "unknown keys in the example INI: $extra"; fi
+if [ -z "$extra" ]; then ok "every key of packaging/tagmoor.ini.example and packaging/tagmoor.ini is in docs/configuration.md"; else bad "unknown keys in the example INI or the template: $extra"; fi
 
 if command -v scdoc >/dev/null 2>&1; then
 	for p in tagmoor.8 tagmoor.ini.5; do
