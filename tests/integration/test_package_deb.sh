@@ -47,7 +47,7 @@ if ! (cd "$SRC" && dpkg-checkbuilddeps) 2>"$T/builddeps.err"; then
 	exit 77
 fi
 t0=$(date +%s)
-(cd "$SRC" && dpkg-buildpackage -b -us -uc) >"$T/build.log" 2>&1
+(cd "$SRC" && DEB_BUILD_OPTIONS="parallel=$(nproc)" dpkg-buildpackage -b -us -uc) >"$T/build.log" 2>&1
 RC=$?
 check "dpkg-buildpackage exits 0 ($RC, $(($(date +%s) - t0)) s)" [ "$RC" = 0 ]
 DEB=$(ls "$T"/deb/tagmoor_"$VERSION"_*.deb 2>/dev/null | head -n 1)
@@ -91,7 +91,8 @@ in_c() { nspawn_run "$@"; }
 prop() { in_c systemctl show -p "$1" --value tagmoor.service; }
 in_c dpkg -i "$DEB" >"$T/dpkg-i.log" 2>&1
 RC=$?
-check "dpkg -i exits 0 ($RC)" [ "$RC" = 0 ] || cat "$T/dpkg-i.log"
+check "dpkg -i exits 0 ($RC)" [ "$RC" = 0 ]
+[ "$RC" = 0 ] || cat "$T/dpkg-i.log"
 check "tagmoor.service is enabled ($(in_c systemctl is-enabled tagmoor.service))" \
 	[ "$(in_c systemctl is-enabled tagmoor.service)" = enabled ]
 check "and not running without /etc/tagmoor/tagmoor.ini ($(in_c systemctl is-active tagmoor.service))" \
@@ -128,14 +129,16 @@ check "the running daemon ($MAIN) sees / read-only and /etc/systemd/system writa
 echo "# 5. dpkg -r leaves the state; dpkg -P removes it"
 in_c dpkg -r tagmoor >"$T/dpkg-r.log" 2>&1
 RC=$?
-check "dpkg -r exits 0 ($RC)" [ "$RC" = 0 ] || cat "$T/dpkg-r.log"
+check "dpkg -r exits 0 ($RC)" [ "$RC" = 0 ]
+[ "$RC" = 0 ] || cat "$T/dpkg-r.log"
 check "the service is stopped" [ "$(in_c systemctl is-active tagmoor.service)" != active ]
 check "the binary is gone" [ ! -e "$R/usr/bin/tagmoor" ]
 check "the state stays (state.json)" [ -f "$R/var/lib/tagmoor/state.json" ]
 check "the INI stays" [ -f "$R/etc/tagmoor/tagmoor.ini" ]
 in_c dpkg -P tagmoor >"$T/dpkg-p.log" 2>&1
 RC=$?
-check "dpkg -P exits 0 ($RC)" [ "$RC" = 0 ] || cat "$T/dpkg-p.log"
+check "dpkg -P exits 0 ($RC)" [ "$RC" = 0 ]
+[ "$RC" = 0 ] || cat "$T/dpkg-p.log"
 check "the state directory is gone" [ ! -e "$R/var/lib/tagmoor" ]
 check "the administrator's /etc/tagmoor stays" [ -f "$R/etc/tagmoor/tagmoor.ini" ]
 
