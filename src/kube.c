@@ -486,6 +486,25 @@ static int parse_json(struct tm_doc **out, const char *body, size_t len, const c
 	return 0;
 }
 
+/* An answer about one object, built only in part (yaml.h: tm_json_parse_pruned):
+ * managedFields are never read, and callers that need less say so. */
+static const char *const no_managed[] = { "metadata.managedFields", NULL };
+static const char *const no_managed_spec[] = { "metadata.managedFields", "spec", NULL };
+static const char *const only_metadata[] = { "metadata", NULL };
+
+static int parse_object(struct tm_doc **out, const char *body, size_t len, const char *what,
+			const char *const *keep, const char *const *skip)
+{
+	struct tm_yaml_limits lim = TM_YAML_LIMITS_DEFAULT;
+	int r;
+
+	lim.max_bytes = MAX_RESPONSE;
+	lim.max_nodes = 4u << 20;
+	if ((r = tm_json_parse_pruned(out, body, len, &lim, keep, skip)) < 0)
+		return tm_error_wrap(TM_EAPPLY, "%s: the answer is not JSON", what);
+	return 0;
+}
+
 static int add_aggregated(struct tm_kube_discovery *d, const struct tm_doc *doc)
 {
 	const struct tm_doc *items = tm_doc_map_get(doc, "items");
@@ -1904,8 +1923,17 @@ static int item_path(char *out, size_t n, const struct item *x, int with_name)
 	return tm_kube_path(out, n, &x->res, x->ns, with_name ? x->ref.name : NULL);
 }
 
-/* GET the live object: 0 with *out (NULL when it does not exist). */
-static int get_live(struct tm_doc **out, const struct item *x, struct tm_apply_result *res)
+static int is_crd(const struct item *x);
+
+enum live_part {
+	LIVE_ALL,       /* everything but managedFields (diff, drift) */
+	LIVE_STATUS,    /* what kstatus reads: a CRD's spec (its schema) is left out */
+	LIVE_META       /* metadata only (prune) */
+};
+
+/* GET the live object: 0 with *out (NULL when it does not exist), built as
+ * far as part needs it. */
+static int get_live(struct tm_doc **out, const struct item *x, struct tm_apply_result *res, enum live_part part)
 {
 	char path[PATH_MAX_K];
 	struct tm_buf b;
@@ -1918,7 +1946,8 @@ static int get_live(struct tm_doc **out, const struct item *x, struct tm_apply_r
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	r = tm_kube_call(P.kube, "GET", path, NULL, NULL, 0, &st, &b);
 	if (r == 0 && st == 200)
-		r = parse_json(out, b.ptr, b.len, x->o->id);
+		r = parse_object(out, b.ptr, b.len, x->o->id, part == LIVE_META ? only_metadata : NULL,
+				 part == LIVE_STATUS && is_crd(x) ? no_managed_spec : no_managed);
 	else if (r == 0 && st != 404)
 		r = object_failed(res, x, "read", st, &b);
 	tm_buf_free(&b);
@@ -2191,7 +2220,7 @@ static int get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_r
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	r = call_ct(P.kube, "GET", path, NULL, META_ACCEPT, NULL, 0, &st, &b, NULL, 0);
 	if (r == 0 && st == 200)
-		r = parse_json(out, b.ptr, b.len, x->o->id);
+		r = parse_object(out, b.ptr, b.len, x->o->id, only_metadata, no_managed);
 	else if (r == 0 && st != 404)
 		r = object_failed(res, x, "read", st, &b);
 	tm_buf_free(&b);
@@ -2399,7 +2428,7 @@ static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_
 				failed += st[i] == TM_KSTATUS_FAILED;
 				continue;
 			}
-			if ((r = get_live(&live, w[i], res)) < 0)
+			if ((r = get_live(&live, w[i], res, LIVE_STATUS)) < 0)
 				goto out;
 			st[i] = tm_kstatus_compute(live, w[i]->res.group, w[i]->res.kind, 0, msg[i], sizeof(msg[i]));
 			tm_doc_free(live);
@@ -2481,7 +2510,7 @@ static int apply_one(struct item *x, struct tm_apply_result *res, int count)
 	}
 	created = st == 201;
 	unchanged = 0;
-	if (!created && x->listed && parse_json(&d, b.ptr, b.len, x->o->id) == 0 &&
+	if (!created && x->listed && parse_object(&d, b.ptr, b.len, x->o->id, only_metadata, no_managed) == 0 &&
 	    (rv = doc_str(tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL))))
 		unchanged = strcmp(rv, x->rv) == 0;
 	tm_error_clear();
@@ -2727,7 +2756,7 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 			res->applied++;
 			continue;
 		}
-		if ((r = get_live(&live, x, res)) < 0)
+		if ((r = get_live(&live, x, res, LIVE_ALL)) < 0)
 			break;
 		if (live && !in_list(inventory, ninventory, x->o->id) && foreign_live(x, live)) {
 			fprintf(f, "kubernetes: ! %s (exists and was not applied by tagmoor; refusing to take it over; %s)\n",
@@ -2751,7 +2780,7 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 			r = object_failed(res, x, "dry-run apply", st, &b);
 			break;
 		}
-		if ((r = parse_json(&dry, b.ptr, b.len, x->o->id)) < 0) {
+		if ((r = parse_object(&dry, b.ptr, b.len, x->o->id, NULL, no_managed)) < 0) {
 			tm_doc_free(live);
 			break;
 		}
@@ -2948,7 +2977,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 			tm_log_debug("kubernetes: %s is still in the repository under another id", g[i].id);
 			continue;
 		}
-		if ((r = get_live(&live, &x, res)) < 0)
+		if ((r = get_live(&live, &x, res, LIVE_META)) < 0)
 			goto keep;
 		if (!live) {
 			tm_log_debug("kubernetes: %s is already gone", g[i].id);
@@ -3102,7 +3131,7 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		struct diffs d = { NULL, 0 };
 		long st;
 
-		if (x->how == 1 && (r = get_live(&live, x, res)) < 0)
+		if (x->how == 1 && (r = get_live(&live, x, res, LIVE_ALL)) < 0)
 			goto out;
 		if (live) {
 			char why[256];
@@ -3128,7 +3157,7 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 				r = object_failed(res, x, "dry-run apply", st, &b);
 				goto out;
 			}
-			if ((r = parse_json(&dry, b.ptr, b.len, x->o->id)) < 0) {
+			if ((r = parse_object(&dry, b.ptr, b.len, x->o->id, NULL, no_managed)) < 0) {
 				tm_doc_free(live);
 				goto out;
 			}

@@ -1525,6 +1525,11 @@ struct jparser {
 	struct budget *bg;
 	size_t lpos;   /* newlines before lpos are counted in lines */
 	unsigned lines;
+	/* tm_json_parse_pruned: values not built (NULL: build everything) */
+	const char *const *keep;  /* only these top-level keys are built */
+	const char *const *skip;  /* "key" or "key.sub": skipped (checked, not built) */
+	const char *top;          /* the top-level key whose value is being read */
+	size_t top_len;
 };
 
 /* The 1-based line of offset at; incremental, as offsets mostly grow. */
@@ -1755,6 +1760,109 @@ static int jnumber(struct jparser *p, struct tm_doc **out)
 	return tm_doc_new_float(out, fv);
 }
 
+static int jvalue(struct jparser *p, struct tm_doc **out, unsigned depth);
+
+/* Whether the value of key k (in a map at depth) is left out (tm_json_parse_pruned). */
+static int pruned(const struct jparser *p, unsigned depth, const char *k, size_t kl)
+{
+	if (depth == 0 && p->keep) {
+		int kept = 0;
+		for (size_t i = 0; p->keep[i] && !kept; i++)
+			kept = strlen(p->keep[i]) == kl && !memcmp(p->keep[i], k, kl);
+		if (!kept)
+			return 1;
+	}
+	for (size_t i = 0; p->skip && p->skip[i]; i++) {
+		const char *e = p->skip[i], *dot = strchr(e, '.');
+		if (depth == 0 && !dot && strlen(e) == kl && !memcmp(e, k, kl))
+			return 1;
+		if (depth == 1 && dot && p->top && (size_t)(dot - e) == p->top_len &&
+		    !memcmp(e, p->top, p->top_len) && strlen(dot + 1) == kl && !memcmp(dot + 1, k, kl))
+			return 1;
+	}
+	return 0;
+}
+
+/* Reads over one value with the same syntax checks and limits as jvalue,
+ * building nothing but one scalar at a time. */
+static int jskip(struct jparser *p, unsigned depth)
+{
+	unsigned line;
+	int r;
+
+	jws(p);
+	if (p->i >= p->n)
+		return jfail(p, "");
+	line = jline(p, p->i);
+	if ((r = count_node(p->bg, p->w, line, 0)) < 0)
+		return r;
+	if (p->s[p->i] == '{' || p->s[p->i] == '[') {
+		int is_map = p->s[p->i] == '{';
+		char close = is_map ? '}' : ']';
+
+		if (depth + 1 > p->bg->lim->max_depth)
+			return too_deep(p->w, line, p->bg->lim->max_depth);
+		p->i++;
+		jws(p);
+		if (p->i < p->n && p->s[p->i] == close) {
+			p->i++;
+			return 0;
+		}
+		for (;;) {
+			if (is_map) {
+				char *k;
+				size_t kl;
+
+				jws(p);
+				if (p->i >= p->n || p->s[p->i] != '"')
+					return jfail(p, "looking for beginning of object key string");
+				if ((r = jstring(p, &k, &kl)) < 0)
+					return r;
+				free(k);
+				jws(p);
+				if (p->i >= p->n || p->s[p->i] != ':')
+					return jfail(p, "after object key");
+				p->i++;
+			}
+			if ((r = jskip(p, depth + 1)) < 0)
+				return r;
+			jws(p);
+			if (p->i < p->n && p->s[p->i] == ',') {
+				p->i++;
+				continue;
+			}
+			if (p->i < p->n && p->s[p->i] == close) {
+				p->i++;
+				return 0;
+			}
+			return jfail(p, is_map ? "after object key:value pair" : "after array element");
+		}
+	}
+	if (p->s[p->i] == '"') {
+		/* a string: its end found without decoding it (control characters refused) */
+		for (p->i++; p->i < p->n; p->i++) {
+			unsigned char c = (unsigned char)p->s[p->i];
+			if (c == '"') {
+				p->i++;
+				return 0;
+			}
+			if (c == '\\')
+				p->i++;
+			else if (c < 0x20)
+				return jfail(p, "in string literal");
+		}
+		return jfail(p, "");
+	}
+	{
+		/* a number or literal: read as jvalue reads it, then dropped (it counted once already) */
+		struct tm_doc *d = NULL;
+		p->bg->nodes--;
+		r = jvalue(p, &d, depth);
+		tm_doc_free(d);
+		return r;
+	}
+}
+
 static int jvalue(struct jparser *p, struct tm_doc **out, unsigned depth)
 {
 	struct tm_doc *d = NULL;
@@ -1805,10 +1913,23 @@ static int jvalue(struct jparser *p, struct tm_doc **out, unsigned depth)
 					goto bad;
 				}
 				p->i++;
+				if ((p->keep || p->skip) && pruned(p, depth, k, kl)) {
+					r = jskip(p, depth + 1);
+					free(k);
+					if (r < 0)
+						goto bad;
+					goto next;
+				}
+				if (depth == 0) {
+					p->top = k;
+					p->top_len = kl;
+				}
 				if ((r = jvalue(p, &v, depth + 1)) < 0) {
 					free(k);
 					goto bad;
 				}
+				if (depth == 0)
+					p->top = NULL;
 				r = tm_doc_map_setn(d, k, kl, v);
 				free(k);
 			} else {
@@ -1818,6 +1939,7 @@ static int jvalue(struct jparser *p, struct tm_doc **out, unsigned depth)
 			}
 			if (r < 0)
 				goto bad;
+next:
 			jws(p);
 			if (p->i < p->n && p->s[p->i] == ',') {
 				p->i++;
@@ -2258,7 +2380,7 @@ static int parse_json_stream(const struct sink *l, const char *s, size_t n, cons
 			     struct budget *bg)
 {
 	struct where w = { origin, 0 };
-	struct jparser p = { s, n, 0, &w, bg, 0, 0 };
+	struct jparser p = { .s = s, .n = n, .w = &w, .bg = bg };
 	int r;
 
 	for (;;) {
@@ -2485,13 +2607,38 @@ int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
 {
 	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
 	struct where w = { "JSON", 0 };
-	struct jparser p = { text, len, 0, &w, &bg, 0, 0 };
+	struct jparser p = { .s = text, .n = len, .w = &w, .bg = &bg };
 	struct tm_doc *d;
 	int r;
 
 	*out = NULL;
 	if (!text && len)
 		return tm_error_set(TM_ERROR, "tm_json_parse: no text");
+	if ((r = check_size("JSON", len, bg.lim)) < 0)
+		return r;
+	if ((r = jvalue(&p, &d, 0)) < 0)
+		return r;
+	jws(&p);
+	if (p.i < p.n) {
+		tm_doc_free(d);
+		return jfail(&p, "after top-level value");
+	}
+	*out = d;
+	return 0;
+}
+
+int tm_json_parse_pruned(struct tm_doc **out, const char *text, size_t len,
+			 const struct tm_yaml_limits *lim, const char *const *keep, const char *const *skip)
+{
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
+	struct where w = { "JSON", 0 };
+	struct jparser p = { .s = text, .n = len, .w = &w, .bg = &bg, .keep = keep, .skip = skip };
+	struct tm_doc *d;
+	int r;
+
+	*out = NULL;
+	if (!text && len)
+		return tm_error_set(TM_ERROR, "tm_json_parse_pruned: no text");
 	if ((r = check_size("JSON", len, bg.lim)) < 0)
 		return r;
 	if ((r = jvalue(&p, &d, 0)) < 0)

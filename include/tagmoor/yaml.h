@@ -99,6 +99,18 @@ int tm_yaml_parse(struct tm_doc **out, const char *text, size_t len, const char 
 int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
 		  const struct tm_yaml_limits *lim);
 
+/*
+ * tm_json_parse, building only part of the tree (API answers with large
+ * parts the caller does not read: a CRD's schema, managedFields): with keep,
+ * only those top-level keys of the root object; skip lists "key" (top
+ * level) or "key.sub" (one level down) that are left out. What is left out
+ * is still read for its structure under the same depth and node limits
+ * (skipped strings only for their end and control characters: their escapes
+ * are not decoded); memory and time follow what is built. keep and skip are NULL-terminated, either may be NULL.
+ */
+int tm_json_parse_pruned(struct tm_doc **out, const char *text, size_t len,
+			 const struct tm_yaml_limits *lim, const char *const *keep, const char *const *skip);
+
 /* "0.2.5" as libyaml reports it at run time. */
 const char *tm_yaml_version(void);
 
