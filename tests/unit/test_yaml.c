@@ -756,6 +756,240 @@ static void test_huge_inputs(void **state)
 	free(buf);
 }
 
+/* ---- object by object (tm_yaml_parse_each) at the Kubernetes applier's defaults ---- */
+
+/* [kubernetes] max_file, max_document, max_nodes defaults (config.c, kube.c) */
+#define K_FILE ((size_t)16 << 20)
+#define K_DOC ((size_t)8 << 20)
+#define K_NODES 500000u
+
+struct each {
+	size_t n;          /* objects handed on */
+	size_t live_max;   /* most trees alive at once (each is freed here at once) */
+	char kinds[256];
+	int fail_at;       /* 1-based object that makes the callback fail, 0: none */
+};
+
+static int each_cb(void *arg, struct tm_doc *obj)
+{
+	struct each *e = arg;
+	const char *k = tm_doc_string(tm_doc_map_get(obj, "kind"));
+
+	e->n++;
+	if (strlen(e->kinds) + 40 < sizeof(e->kinds))
+		snprintf(e->kinds + strlen(e->kinds), sizeof(e->kinds) - strlen(e->kinds), "%s%s",
+			 e->n > 1 ? "," : "", k ? k : "?");
+	tm_doc_free(obj);
+	if (e->fail_at && (int)e->n == e->fail_at)
+		return tm_error_set(TM_EPARSE, "callback refused object %zu", e->n);
+	return 0;
+}
+
+static int each(struct each *e, const char *text, size_t len, size_t max_nodes, size_t max_doc)
+{
+	struct tm_yaml_limits lim = tm_yaml_limits_default;
+
+	lim.max_bytes = K_FILE;
+	lim.max_nodes = max_nodes;
+	memset(e->kinds, 0, sizeof(e->kinds));
+	e->n = 0;
+	return tm_yaml_parse_each(text, len, "k8s/x.yaml", &lim, max_doc, each_cb, e);
+}
+
+static void test_each_objects(void **state)
+{
+	struct each e = { 0 };
+	const char *text = "kind: A\n---\n# only a comment\n---\nkind: List\napiVersion: v1\n"
+			   "items: [{kind: B, apiVersion: v1}, {kind: C, apiVersion: v1}]\n---\nkind: D\n";
+
+	assert_int_equal(each(&e, text, strlen(text), K_NODES, K_DOC), 0);
+	assert_int_equal(e.n, 4);
+	assert_string_equal(e.kinds, "A,B,C,D");
+	/* JSON streams too */
+	text = "{\"kind\":\"A\"} {\"kind\":\"B\"}";
+	assert_int_equal(each(&e, text, strlen(text), K_NODES, K_DOC), 0);
+	assert_string_equal(e.kinds, "A,B");
+	/* the callback's error stops the reading and is returned (the objects before stay its own) */
+	e.fail_at = 2;
+	text = "kind: A\n---\nkind: B\n---\nkind: C\n";
+	assert_int_equal(each(&e, text, strlen(text), K_NODES, K_DOC), TM_EPARSE);
+	assert_int_equal(e.n, 2);
+	e.fail_at = 0;
+	/* an error in a later document: the earlier ones were handed on */
+	text = "kind: A\n---\nkind: [\n";
+	assert_int_equal(each(&e, text, strlen(text), K_NODES, K_DOC), TM_EPARSE);
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(tm_error_last(), "k8s/x.yaml: document 2"));
+}
+
+static void test_each_limits_per_document(void **state)
+{
+	struct each e = { 0 };
+	char buf[512];
+	int len;
+
+	/* nodes are counted per document: 8 nodes each, a limit of 8 takes any number of them */
+	len = snprintf(buf, sizeof(buf), "kind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n");
+	assert_int_equal(each(&e, buf, (size_t)len, 8, 0), 0);
+	assert_int_equal(e.n, 3);
+	len = snprintf(buf, sizeof(buf), "kind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3, 4]\n");
+	assert_int_equal(each(&e, buf, (size_t)len, 8, 0), TM_ELIMIT);
+	assert_string_equal(tm_error_last(), "k8s/x.yaml: document 2 (line 5): more than 8 nodes in one document");
+	/* the old call counts them for the whole file */
+	struct tm_yaml_limits lim = tm_yaml_limits_default;
+	lim.max_nodes = 8;
+	len = snprintf(buf, sizeof(buf), "kind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n");
+	assert_int_equal(parse_lim(buf, (size_t)len, &lim), TM_ELIMIT);
+
+	/* bytes per document: a piece of exactly the limit passes, one more is refused; the
+	 * separator line is in neither piece */
+	len = snprintf(buf, sizeof(buf), "kind: A\nv: xxxxxxxx\n---\nkind: A\nv: xxxxxxxxx\n");
+	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 20), TM_ELIMIT);
+	assert_string_equal(tm_error_last(),
+			    "k8s/x.yaml: document 2 (line 4): 21 bytes is over the limit of 20 bytes for one document");
+	assert_int_equal(e.n, 1);
+	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 21), 0);
+	/* the last piece, without a final newline, counts as written */
+	len = snprintf(buf, sizeof(buf), "kind: A\nv: xxxxxxxx\n---\nkind: A\nv: xxxxxxxxx");
+	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 20), 0);
+	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 19), TM_ELIMIT);
+	/* JSON values */
+	len = snprintf(buf, sizeof(buf), "{\"kind\":\"A\",\"v\":\"x\"} {\"kind\":\"A\",\"v\":\"xx\"}");
+	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 20), TM_ELIMIT);
+	assert_non_null(strstr(tm_error_last(), "document 2 (line 1): 21 bytes is over the limit of 20 bytes"));
+	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 21), 0);
+	/* the whole text */
+	lim = tm_yaml_limits_default;
+	lim.max_bytes = (size_t)len - 1;
+	assert_int_equal(tm_yaml_parse_each(buf, (size_t)len, "k8s/x.yaml", &lim, 0, each_cb, &e), TM_ELIMIT);
+	assert_non_null(strstr(tm_error_last(), "exceeds the limit of"));
+}
+
+/* The hostile inputs again, at the defaults manifests are read with. */
+static void test_each_hostile_at_defaults(void **state)
+{
+	struct each e = { 0 };
+	char *buf;
+	size_t len, o;
+	double t0;
+
+	/* a billion laughs */
+	const char *bomb =
+		"kind: A\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+		"b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+		"d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+		"f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+		"h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
+	t0 = now();
+	assert_int_equal(each(&e, bomb, strlen(bomb), K_NODES, K_DOC), TM_ELIMIT);
+	assert_true(now() - t0 < FAST);
+	assert_non_null(strstr(tm_error_last(), "aliases expand to more than 100000 nodes"));
+
+	/* many small alias bombs, each under the budget, in many documents: the budget is per file */
+	const char *small = "kind: A\na: &a [1,2,3,4,5,6,7,8,9,10]\nb: [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n---\n";
+	size_t sl = strlen(small), copies = 1000; /* 110 nodes copied each: 110,000 in all */
+	buf = malloc(sl * copies + 1);
+	for (size_t i = 0; i < copies; i++)
+		memcpy(buf + i * sl, small, sl);
+	t0 = now();
+	assert_int_equal(each(&e, buf, sl * copies, K_NODES, K_DOC), TM_ELIMIT);
+	assert_true(now() - t0 < FAST);
+	assert_non_null(strstr(tm_error_last(), "alias bomb"));
+	assert_true(e.n > 800 && e.n < 1000);
+	free(buf);
+
+	/* 10,000-deep nesting */
+	len = 12 + 2 * 10000 + 2;
+	buf = malloc(len);
+	memcpy(buf, "kind: A\nv: ", 11);
+	o = 11;
+	for (int i = 0; i < 10000; i++)
+		buf[o++] = '[';
+	for (int i = 0; i < 10000; i++)
+		buf[o++] = ']';
+	buf[o++] = '\n';
+	t0 = now();
+	assert_int_equal(each(&e, buf, o, K_NODES, K_DOC), TM_ELIMIT);
+	assert_true(now() - t0 < FAST);
+	assert_non_null(strstr(tm_error_last(), "nesting deeper than 100 levels"));
+	free(buf);
+
+	/* a document of 8 MiB of [0,0,0,...] (4 million nodes): refused by nodes, early */
+	len = K_DOC;
+	buf = malloc(len);
+	memcpy(buf, "kind: A\nv: [", 12);
+	for (size_t i = 12; i < len - 2; i += 2)
+		memcpy(buf + i, "0,", 2);
+	memcpy(buf + len - 2, "]\n", 2);
+	t0 = now();
+	assert_int_equal(each(&e, buf, len, K_NODES, K_DOC), TM_ELIMIT);
+	assert_true(now() - t0 < FAST);
+	assert_non_null(strstr(tm_error_last(), "more than 500000 nodes in one document"));
+	free(buf);
+
+	/* a scalar of 100 MB: refused by the file size before anything is read */
+	len = (size_t)100 << 20;
+	buf = malloc(len);
+	memcpy(buf, "kind: A\nv: ", 11);
+	memset(buf + 11, 'x', len - 12);
+	buf[len - 1] = '\n';
+	t0 = now();
+	assert_int_equal(each(&e, buf, len, K_NODES, K_DOC), TM_ELIMIT);
+	assert_true(now() - t0 < FAST);
+	assert_string_equal(tm_error_last(), "k8s/x.yaml: 104857600 bytes exceeds the limit of 16777216 bytes");
+	/* ... and of 9 MiB in a 16 MiB file: refused by the document size before it is parsed */
+	len = (size_t)9 << 20;
+	t0 = now();
+	assert_int_equal(each(&e, buf, len, K_NODES, K_DOC), TM_ELIMIT);
+	assert_true(now() - t0 < FAST);
+	assert_string_equal(tm_error_last(),
+			    "k8s/x.yaml: document 1 (line 1): 9437184 bytes is over the limit of 8388608 bytes for one document");
+	free(buf);
+}
+
+/* tm_json_parse_pruned: only what is asked for is built; the rest is still checked */
+static void test_json_pruned(void **state)
+{
+	static const char *const keep[] = { "metadata", NULL };
+	static const char *const skip[] = { "metadata.managedFields", "spec", NULL };
+	const char *j = "{\"apiVersion\":\"v1\",\"kind\":\"X\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\","
+			"\"managedFields\":[{\"manager\":\"m\",\"fieldsV1\":{\"f:x\":{}}}]},"
+			"\"spec\":{\"s\":\"t\\\"\\u00e9\",\"n\":[1,2.5,true,null]},\"status\":{\"ok\":true}}";
+	struct tm_doc *d = NULL;
+
+	assert_int_equal(tm_json_parse_pruned(&d, j, strlen(j), NULL, NULL, skip), 0);
+	assert_null(tm_doc_map_get(d, "spec"));
+	assert_null(tm_doc_get_path(d, "metadata", "managedFields", NULL));
+	assert_string_equal(tm_doc_string(tm_doc_get_path(d, "metadata", "resourceVersion", NULL)), "7");
+	assert_non_null(tm_doc_get_path(d, "status", "ok", NULL));
+	tm_doc_free(d);
+	assert_int_equal(tm_json_parse_pruned(&d, j, strlen(j), NULL, keep, skip), 0);
+	assert_int_equal(tm_doc_len(d), 1);
+	assert_string_equal(tm_doc_string(tm_doc_get_path(d, "metadata", "name", NULL)), "a");
+	tm_doc_free(d);
+	/* without lists: what tm_json_parse builds */
+	assert_int_equal(tm_json_parse_pruned(&d, j, strlen(j), NULL, NULL, NULL), 0);
+	assert_non_null(tm_doc_get_path(d, "metadata", "managedFields", NULL));
+	tm_doc_free(d);
+	/* broken JSON inside a skipped part is still an error */
+	const char *bad[] = { "{\"spec\":{\"a\":}}", "{\"spec\":[1,,2]}", "{\"spec\":\"x\ny\"}", "{\"spec\":{\"a\":1}",
+			      "{\"spec\":tru}", "{\"spec\":{\"a\" 1}}", NULL };
+	for (int i = 0; bad[i]; i++) {
+		if (tm_json_parse_pruned(&d, bad[i], strlen(bad[i]), NULL, NULL, skip) != TM_EPARSE)
+			fail_msg("accepted %s", bad[i]);
+		assert_null(d);
+	}
+	/* and so is depth */
+	char deep[400];
+	size_t o = (size_t)sprintf(deep, "{\"spec\":");
+	for (int i = 0; i < 150; i++)
+		deep[o++] = '[';
+	for (int i = 0; i < 150; i++)
+		deep[o++] = ']';
+	deep[o++] = '}';
+	assert_int_equal(tm_json_parse_pruned(&d, deep, o, NULL, NULL, skip), TM_ELIMIT);
+}
+
 /* ---- the corpus against kubectl's answers ---- */
 
 /* What the oracle test does to kubectl's output: kubectl adds annotations
@@ -904,6 +1138,10 @@ int main(void)
 		cmocka_unit_test(test_billion_laughs),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_huge_inputs),
+		cmocka_unit_test(test_each_objects),
+		cmocka_unit_test(test_each_limits_per_document),
+		cmocka_unit_test(test_each_hostile_at_defaults),
+		cmocka_unit_test(test_json_pruned),
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_round_trip),
 	};
