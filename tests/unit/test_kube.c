@@ -615,6 +615,81 @@ static void test_parse_refusals(void **state)
 	tm_buf_free(&laughs);
 }
 
+/* The manifest limits at their defaults (cfg leaves them 0) and as set, named by key. */
+static void test_parse_limits(void **state)
+{
+	struct tm_objset set = { 0 };
+	struct tm_buf b;
+	int r;
+
+	/* a List document of exactly 500,000 nodes: 18 + 2 per data entry */
+	tm_buf_init(&b, 16u << 20);
+	tm_buf_puts(&b, "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n"
+			"    name: many\n  data:\n");
+	for (int i = 0; i < (500000 - 18) / 2; i++)
+		tm_buf_printf(&b, "    k%d: v\n", i);
+	assert_int_equal(parse_text(&set, "k8s/many.yaml", b.ptr), 0);
+	assert_int_equal(set.n, 1);
+	assert_string_equal(set.v[0].id, "/ConfigMap/default/many");
+	tm_objset_free(&set, A->free_data);
+	tm_buf_puts(&b, "    one: more\n");
+	r = parse_text(&set, "k8s/many.yaml", b.ptr);
+	assert_int_equal(r, TM_ELIMIT);
+	assert_non_null(strstr(tm_error_last(), "k8s/many.yaml: document 1"));
+	assert_non_null(strstr(tm_error_last(), "more than 500000 nodes in one document (refused; [kubernetes] max_nodes)"));
+	tm_objset_free(&set, A->free_data);
+	/* lowered in the INI */
+	cfg.kubernetes.max_nodes = 10000;
+	r = parse_text(&set, "k8s/many.yaml", b.ptr);
+	assert_non_null(strstr(tm_error_last(), "more than 10000 nodes in one document"));
+	tm_objset_free(&set, A->free_data);
+	cfg.kubernetes.max_nodes = 0;
+	cfg.kubernetes.max_document = 100;
+	r = parse_text(&set, "k8s/doc.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+					   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {x: "
+					   "\"0123456789012345678901234567890123456789\"}\n");
+	assert_int_equal(r, TM_ELIMIT);
+	assert_string_equal(tm_error_last(), "k8s/doc.yaml: document 2 (line 5): 105 bytes is over the limit of 100 "
+			    "bytes for one document (refused; [kubernetes] max_document)");
+	tm_objset_free(&set, A->free_data);
+	cfg.kubernetes.max_document = 0;
+	cfg.kubernetes.max_file = 64;
+	r = parse_text(&set, "k8s/f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: yyyyyy}\n");
+	assert_int_equal(r, TM_ELIMIT);
+	assert_string_equal(tm_error_last(), "k8s/f.yaml: 69 bytes exceeds the limit of 64 bytes (refused; [kubernetes] max_file)");
+	tm_objset_free(&set, A->free_data);
+	cfg.kubernetes.max_file = 0;
+	tm_buf_free(&b);
+}
+
+/* [kubernetes] default_namespace: namespaced built-in kinds that name none get it in their id;
+ * custom kinds keep an empty namespace until apply; what is sent carries no namespace. */
+static void test_parse_default_namespace(void **state)
+{
+	struct tm_objset set = { 0 };
+
+	cfg.kubernetes.default_namespace = "argocd";
+	assert_int_equal(parse_text(&set, "k8s/install.yaml",
+				    "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: argocd-server}\n---\n"
+				    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: argocd-server}\n---\n"
+				    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: kube-system}\n---\n"
+				    "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: argocd}\n---\n"
+				    "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: default}\n"),
+			 0);
+	assert_int_equal(set.n, 5);
+	assert_string_equal(set.v[0].id, "/ServiceAccount/argocd/argocd-server");
+	assert_string_equal(set.v[1].id, "apps/Deployment/argocd/argocd-server");
+	assert_string_equal(set.v[2].id, "/ConfigMap/kube-system/other");
+	assert_string_equal(set.v[3].id, "rbac.authorization.k8s.io/ClusterRole//argocd");
+	assert_string_equal(set.v[4].id, "argoproj.io/AppProject//default");
+	assert_null(strstr(set.v[0].content, "namespace"));
+	tm_objset_free(&set, A->free_data);
+	cfg.kubernetes.default_namespace = NULL;
+	assert_int_equal(parse_text(&set, "k8s/a.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n"), 0);
+	assert_string_equal(set.v[0].id, "/ServiceAccount/default/s");
+	tm_objset_free(&set, A->free_data);
+}
+
 static int setup(void **state)
 {
 	memset(&cfg, 0, sizeof(cfg));
@@ -640,6 +715,8 @@ int main(void)
 		cmocka_unit_test(test_wants),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_refusals),
+		cmocka_unit_test(test_parse_limits),
+		cmocka_unit_test(test_parse_default_namespace),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
