@@ -127,6 +127,15 @@ static const struct bad_case bad[] = {
 	{ MIN_OK "[kubernetes]\nfield_manager =\n", "7: [kubernetes] field_manager: empty value" },
 	/* 39 empty unknown section */
 	{ MIN_OK "[metrics]\n", "6: [metrics]: unknown section (known: agent, source, verify, vars, kubernetes, systemd, report)" },
+	/* 40-45 the manifest limits and default_namespace */
+	{ MIN_OK "[kubernetes]\nmax_file = 32KiB\n", "7: [kubernetes] max_file: '32KiB' is out of range (64KiB to 256MiB)" },
+	{ MIN_OK "[kubernetes]\nmax_document = 65MiB\n", "7: [kubernetes] max_document: '65MiB' is out of range (64KiB to 64MiB)" },
+	{ MIN_OK "[kubernetes]\nmax_nodes = 9999\n", "7: [kubernetes] max_nodes: 9999 is out of range (10000 to 10000000)" },
+	{ MIN_OK "[kubernetes]\nmax_total = 5GiB\n", "7: [kubernetes] max_total: '5GiB' is out of range (1MiB to 4GiB)" },
+	{ MIN_OK "[kubernetes]\ndefault_namespace = Argo_CD\n", "7: [kubernetes] default_namespace: must be a namespace name "
+	  "(at most 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)" },
+	{ MIN_OK "[kubernetes]\ndefault_namespace = -argocd\n", "7: [kubernetes] default_namespace: must be a namespace name "
+	  "(at most 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)" },
 };
 
 static void test_bad_inis(void **state)
@@ -201,6 +210,20 @@ static void test_defaults_and_builtins(void **state)
 	assert_int_equal(cfg->source.timeout_ms, 60000);
 	assert_int_equal(cfg->kubernetes.wait_ms, 120000);
 	assert_int_equal(cfg->report.spool_max, 256);
+	/* the manifest limits: upstream install files and CRD bundles fit with room to spare */
+	assert_string_equal(cfg->kubernetes.default_namespace, "default");
+	assert_int_equal(cfg->kubernetes.max_file, 16u << 20);
+	assert_int_equal(cfg->kubernetes.max_document, 8u << 20);
+	assert_int_equal(cfg->kubernetes.max_nodes, 500000);
+	assert_int_equal(cfg->kubernetes.max_total, 64u << 20);
+	tm_config_free(cfg);
+	assert_int_equal(load(&cfg, MIN_OK "[kubernetes]\ndefault_namespace = argocd\nmax_file = 256MiB\n"
+					   "max_document = 64KiB\nmax_nodes = 10000000\nmax_total = 1MiB\n"), 0);
+	assert_string_equal(cfg->kubernetes.default_namespace, "argocd");
+	assert_int_equal(cfg->kubernetes.max_file, 256u << 20);
+	assert_int_equal(cfg->kubernetes.max_document, 64u << 10);
+	assert_int_equal(cfg->kubernetes.max_nodes, 10000000);
+	assert_int_equal(cfg->kubernetes.max_total, 1u << 20);
 	tm_config_free(cfg);
 
 	/* no machine-id: the hostname */
