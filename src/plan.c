@@ -46,9 +46,9 @@ void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap, 
 	out->file_key = NULL;
 	out->total_key = NULL;
 	if (cfg && ap && strcmp(ap->name, "kubernetes") == 0) {
-		if (cfg->kubernetes.max_file)
-			out->max_file = cfg->kubernetes.max_file;
-		out->max_total = cfg->kubernetes.max_total;
+		/* 0: a configuration not made by the loader (test drivers): the defaults */
+		out->max_file = cfg->kubernetes.max_file ? cfg->kubernetes.max_file : 16u << 20;
+		out->max_total = cfg->kubernetes.max_total ? cfg->kubernetes.max_total : 64u << 20;
 		out->file_key = "[kubernetes] max_file";
 		out->total_key = "[kubernetes] max_total";
 	}

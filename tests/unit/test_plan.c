@@ -42,6 +42,9 @@ static int t_parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, cons
 }
 
 static const struct tm_applier test_applier = { .name = "test", .wants = t_wants, .parse = t_parse };
+/* The same under the Kubernetes applier's name: its caps come from [kubernetes]. */
+static const struct tm_applier kube_named = { .name = "kubernetes", .wants = t_wants, .parse = t_parse };
+static const struct tm_applier *applier = &test_applier;
 
 static void sh(const char *fmt, ...)
 {
@@ -87,7 +90,7 @@ static int plan(struct tm_objset *out, const char *commit_oid, const char *paths
 	}
 	snprintf(bare, sizeof(bare), "%s/bare.git", dir);
 	assert_int_equal(tm_git_open(&git, bare), 0);
-	r = tm_plan_build(out, git, commit_oid, &test_applier, &ctx, &list);
+	r = tm_plan_build(out, git, commit_oid, applier, &ctx, &list);
 	tm_git_free(git);
 	for (size_t i = 0; i < list.n; i++)
 		free(list.v[i]);
@@ -176,6 +179,50 @@ static void test_paths_entry_not_a_directory(void **state)
 	tm_objset_free(&set, NULL);
 }
 
+/* The Kubernetes applier's caps: [kubernetes] max_file and max_total, named in the message; every
+ * other applier (systemd) keeps 1 MiB per file. */
+static void test_kubernetes_caps(void **state)
+{
+	struct tm_objset set;
+
+	sh("mkdir -p %s/work/big && cd %s/work/big && head -c 2097152 /dev/zero | tr '\\0' x > a.txt", dir, dir);
+	assert_int_equal(plan(&set, commit(), "big"), TM_ELIMIT); /* the test applier: 1 MiB */
+	assert_non_null(strstr(tm_error_last(), "big/a.txt: 2097152 bytes is over the limit of 1048576 bytes (refused)"));
+	applier = &kube_named;
+	assert_int_equal(plan(&set, commit(), "big"), 0); /* [kubernetes] max_file: 16 MiB */
+	assert_int_equal(set.n, 1);
+	assert_int_equal(set.v[0].len, 2097152);
+	tm_objset_free(&set, NULL);
+
+	cfg->kubernetes.max_file = 65536;
+	sh("cd %s/work/big && rm a.txt && head -c 65536 /dev/zero | tr '\\0' x > a.txt", dir);
+	assert_int_equal(plan(&set, commit(), "big"), 0);
+	tm_objset_free(&set, NULL);
+	sh("cd %s/work/big && printf x >> a.txt", dir);
+	assert_int_equal(plan(&set, commit(), "big"), TM_ELIMIT);
+	assert_string_equal(tm_error_last(), "big/a.txt: 65537 bytes is over the limit of 65536 bytes per file "
+			    "(refused; [kubernetes] max_file)");
+	sh("cd %s/work/big && truncate -s 65536 a.txt", dir);
+
+	/* the total over all paths: 16 files of 64 KiB are 1 MiB */
+	cfg->kubernetes.max_total = 1048576;
+	for (int i = 1; i < 16; i++)
+		sh("cp %s/work/big/a.txt %s/work/big/b%02d.txt", dir, dir, i);
+	assert_int_equal(plan(&set, commit(), "big"), 0);
+	assert_int_equal(set.n, 16);
+	tm_objset_free(&set, NULL);
+	sh("printf x > %s/work/big/c.txt", dir);
+	assert_int_equal(plan(&set, commit(), "big"), TM_ELIMIT);
+	assert_string_equal(tm_error_last(), "big/c.txt: the files under the kubernetes paths add up to more than the "
+			    "limit of 1048576 bytes (refused; [kubernetes] max_total)");
+	assert_int_equal(set.n, 0);
+	cfg->kubernetes.max_file = 0;
+	cfg->kubernetes.max_total = 0;
+	applier = &test_applier;
+	sh("rm -r %s/work/big", dir);
+	commit();
+}
+
 static int setup(void **state)
 {
 	char ini[512];
@@ -206,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_overlay_and_expansion),
 		cmocka_unit_test(test_hostile_entries),
 		cmocka_unit_test(test_paths_entry_not_a_directory),
+		cmocka_unit_test(test_kubernetes_caps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
