@@ -87,10 +87,13 @@ static int read_tree(struct tm_objset *layer, const struct tm_applier_ctx *ctx, 
 			r = read_tree(layer, ctx, top, relpath);
 		} else if (A->wants(relpath, name)) {
 			struct tm_buf b;
+			struct tm_plan_limits lim;
 			size_t before = layer->n;
 
-			tm_buf_init(&b, TM_PLAN_MAX_FILE + 1);
-			r = tm_file_read(&b, path, TM_PLAN_MAX_FILE);
+			/* the caps plan.c applies to this applier ([kubernetes] max_file) */
+			tm_plan_limits_of(&lim, A, ctx->cfg);
+			tm_buf_init(&b, (size_t)lim.max_file + 1);
+			r = tm_file_read(&b, path, (size_t)lim.max_file);
 			if (r == 0)
 				r = A->parse(layer, ctx, relpath, relpath, b.ptr ? b.ptr : "", b.len);
 			for (size_t k = before; r == 0 && k < layer->n; k++)
