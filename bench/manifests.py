@@ -212,8 +212,9 @@ def nodes_text(nodes, name):
 
 def objects(files):
     import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: the pure Python one is slow
     for f in files:
-        for d in yaml.safe_load_all(open(f)):
+        for d in yaml.load_all(open(f), Loader=loader):
             if not d:
                 continue
             for o in (d.get("items") or []) if "items" in d else [d]:
