@@ -10,7 +10,11 @@
  *           "group/Kind/namespace/name" ("/ConfigMap/default/x",
  *           "apiextensions.k8s.io/CustomResourceDefinition//foos.example.com"),
  *           content = the object as JSON with tagmoor's labels added,
- *           data = its struct tm_doc
+ *           data = the little apply, prune and health need besides (kube.c:
+ *           struct kobj); the file is read document by document and each
+ *           tree is freed once its JSON is written ([kubernetes] max_file,
+ *           max_document, max_nodes bound it; namespaced objects without a
+ *           namespace go to default_namespace)
  *   apply   the apply lease; refuses (writing nothing) when a desired object
  *           that is not in the inventory exists on the server without
  *           tagmoor's labels (unless the repository opts in to adopting it);
