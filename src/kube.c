@@ -5,7 +5,12 @@
  * under the [kubernetes] paths to parse(), which reads it with the kubectl
  * typing rules (yaml.h), checks each object's identity, strips what the
  * server owns (status, managedFields, resourceVersion, uid), adds tagmoor's
- * labels and keeps the object as a document tree. apply() then takes the
+ * labels and keeps the object as the JSON it sends plus the few fields apply,
+ * prune and health read (struct kobj): a file is read document by document
+ * under the [kubernetes] limits and each tree is freed before the next, so
+ * memory follows the largest object. API answers are built only as far as
+ * they are read (no managedFields; no CRD schema while waiting on it).
+ * apply() then takes the
  * cluster's apply lease (one node of a cluster applies), resolves every kind
  * through API discovery and server-side applies the objects in Flux's
  * stages: CRDs, Namespaces and ClusterRoles first (CRDs waited on until
