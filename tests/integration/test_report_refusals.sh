@@ -55,7 +55,9 @@ refused refused "unsigned tag" "is not signed"
 
 sign_ssh "$T/stranger"; newtag stable "stranger"; push refs/tags/stable
 FP=$(ssh-keygen -lf "$T/stranger.pub" | awk '{print $2}')
-refused refused "tag signed by an untrusted ssh key (which key: $FP)" "untrusted key.*$FP"
+# the fingerprint is base64 ('+', '/'): quoted for the extended regex
+FP_RE=$(printf '%s' "$FP" | sed 's/[][\\.^$*+?(){}|]/\\&/g')
+refused refused "tag signed by an untrusted ssh key (which key: $FP)" "untrusted key.*$FP_RE"
 
 sign_pgp "$FPR_ROGUE"; newtag stable "rogue pgp"; push refs/tags/stable
 refused refused "tag signed by an unknown OpenPGP key (which key)" "unknown key.*(${FPR_ROGUE}|${FPR_ROGUE: -16})"
