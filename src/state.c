@@ -219,7 +219,9 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 
 /* --- reading ------------------------------------------------------------ */
 
-static int get_hex(char out[41], const struct tm_doc *map, const char *key)
+/* An optional lowercase hex string of exactly `digits` digits into out
+ * (digits + 1 bytes); "" when absent or null (or, when empty_ok, ""). */
+static int get_hexn(char *out, size_t digits, int empty_ok, const struct tm_doc *map, const char *key)
 {
 	const struct tm_doc *v = tm_doc_map_get(map, key);
 	const char *s;
@@ -228,26 +230,26 @@ static int get_hex(char out[41], const struct tm_doc *map, const char *key)
 	if (!v || v->type == TM_DOC_NULL)
 		return 0;
 	s = tm_doc_string(v);
-	if (!s || strlen(s) != 40 || strspn(s, "0123456789abcdef") != 40)
+	if (!s)
 		return -1;
-	memcpy(out, s, 41);
+	if (empty_ok && !s[0])
+		return 0;
+	if (strlen(s) != digits || strspn(s, "0123456789abcdef") != digits)
+		return -1;
+	memcpy(out, s, digits + 1);
 	return 0;
 }
 
-/* An optional 64-hex key; "" when absent or null. */
+/* an object id (40 hex) */
+static int get_hex(char out[41], const struct tm_doc *map, const char *key)
+{
+	return get_hexn(out, 40, 0, map, key);
+}
+
+/* a revision key (64 hex, verify's SHA-256 of what is signed) */
 static int get_key(char out[65], const struct tm_doc *map, const char *key)
 {
-	const struct tm_doc *v = tm_doc_map_get(map, key);
-	const char *s;
-
-	out[0] = '\0';
-	if (!v || v->type == TM_DOC_NULL)
-		return 0;
-	s = tm_doc_string(v);
-	if (!s || (s[0] && (strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64)))
-		return -1;
-	memcpy(out, s, strlen(s) + 1);
-	return 0;
+	return get_hexn(out, 64, 1, map, key);
 }
 
 static int get_int(int64_t *out, const struct tm_doc *map, const char *key)
