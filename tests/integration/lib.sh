@@ -39,6 +39,12 @@
 #   tm_repo_files NAME COUNT [SIZE]             add COUNT generated files (SIZE bytes each).
 #   tm_repo_push NAME [--force] [REFSPEC...]    push to the served repository (default: all).
 #   tm_repo_tag NAME TAG [--force]              annotated tag (unsigned) at HEAD.
+#   tm_signed_repo NAME            a release key ($TM_TMP/release, ed25519), its allowed_signers line
+#                                  ($TM_TMP/allowed_signers, principal release@example.com) and the
+#                                  repository NAME (tm_repo_new) set up to sign with it; sets $work
+#                                  and TAGTIME (an hour ago).
+#   tm_release MSG                 commit everything in $work, sign tag `stable` at TAGTIME + 60 s,
+#                                  push main and the tag (a moved, signed release).
 #   tm_cleanup                     what the EXIT trap runs: stops all started processes
 #                                  (by pid) and removes $TM_TMP.
 # Everything runs on 127.0.0.1; nothing is installed or changed outside $TM_TMP.
@@ -355,4 +361,23 @@ tm_pki_ca() {
 	tm_pki_key "$base.key" "$type" || return 1
 	tm_pki_cert "$base.pem" "$base.key" "$subj" "$issuer" \
 		"$(printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid')"
+}
+
+tm_signed_repo() {
+	local name=$1
+	ssh-keygen -q -t ed25519 -N '' -C release -f "$TM_TMP/release" || return 1
+	echo "release@example.com namespaces=\"git\" $(cut -d' ' -f1,2 "$TM_TMP/release.pub")" \
+		>"$TM_TMP/allowed_signers"
+	work=$(tm_repo_new "$name") || return 1
+	git -C "$work" config gpg.format ssh
+	git -C "$work" config user.signingkey "$TM_TMP/release"
+	TAGTIME=$(($(date +%s) - 3600))
+}
+
+tm_release() {
+	git -C "$work" add -A
+	git -C "$work" commit -qm "$1" --allow-empty
+	TAGTIME=$((TAGTIME + 60))
+	GIT_COMMITTER_DATE="$TAGTIME +0000" git -C "$work" tag -s -f -m "$1" stable >/dev/null
+	git -C "$work" push -q -f origin HEAD:refs/heads/main refs/tags/stable
 }

@@ -22,11 +22,7 @@ ok() { echo "ok   - $*"; }
 bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 
-ssh-keygen -q -t ed25519 -N '' -C release -f "$T/release"
-echo "release@example.com namespaces=\"git\" $(cut -d' ' -f1,2 "$T/release.pub")" >"$T/allowed_signers"
-work=$(tm_repo_new fleet)
-git -C "$work" config gpg.format ssh
-git -C "$work" config user.signingkey "$T/release"
+tm_signed_repo fleet || exit 1
 mkdir -p "$work/units"
 printf '[Service]\nExecStart=/bin/sleep 1\n' >"$work/units/a.service"
 git -C "$work" add -A && git -C "$work" commit -qm "release 1"

@@ -21,19 +21,8 @@ check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 TM() { OUT=$("$TAGMOOR" -c "$INI" --root "$ROOT" "$@" 2>&1); RC=$?; echo "$OUT" | sed 's/^/#   /'; }
 has() { grep -qE -- "$1" <<<"$OUT"; }
 
-ssh-keygen -q -t ed25519 -N '' -C release -f "$T/release"
-echo "release@example.com namespaces=\"git\" $(cut -d' ' -f1,2 "$T/release.pub")" >"$T/allowed_signers"
-work=$(tm_repo_new fleet)
-git -C "$work" config gpg.format ssh
-git -C "$work" config user.signingkey "$T/release"
-TAGTIME=$(( $(date +%s) - 3600 ))
-release() {
-	git -C "$work" add -A
-	git -C "$work" commit -qm "$1" --allow-empty
-	TAGTIME=$((TAGTIME + 60))
-	GIT_COMMITTER_DATE="$TAGTIME +0000" git -C "$work" tag -s -f -m "$1" stable >/dev/null
-	git -C "$work" push -q -f origin HEAD:refs/heads/main refs/tags/stable
-}
+tm_signed_repo fleet || exit 1
+release() { tm_release "$1"; }
 unit() { mkdir -p "$work/units"; printf '[Service]\nExecStart=/bin/sleep %s\n' "$2" >"$work/units/$1"; }
 ROOT=$T/root
 STATE=$ROOT/var/lib/tagmoor
