@@ -39,6 +39,8 @@
 #   tm_repo_files NAME COUNT [SIZE]             add COUNT generated files (SIZE bytes each).
 #   tm_repo_push NAME [--force] [REFSPEC...]    push to the served repository (default: all).
 #   tm_repo_tag NAME TAG [--force]              annotated tag (unsigned) at HEAD.
+#   ok DESC / bad DESC / check DESC CMD...   one line per check ("ok   - …" / "FAIL - …"); bad
+#                                  and a failing check count in $FAILS (0 when lib.sh is sourced).
 #   tm_signed_repo NAME            a release key ($TM_TMP/release, ed25519), its allowed_signers line
 #                                  ($TM_TMP/allowed_signers, principal release@example.com) and the
 #                                  repository NAME (tm_repo_new) set up to sign with it; sets $work
@@ -381,3 +383,8 @@ tm_release() {
 	GIT_COMMITTER_DATE="$TAGTIME +0000" git -C "$work" tag -s -f -m "$1" stable >/dev/null
 	git -C "$work" push -q -f origin HEAD:refs/heads/main refs/tags/stable
 }
+
+FAILS=0
+ok() { echo "ok   - $*"; }
+bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }

@@ -17,10 +17,6 @@ tm_tmpdir
 tm_git_server_start || exit 1
 T=$TM_TMP
 POLLS=${TM_SOAK_POLLS:-3000}
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 
 tm_signed_repo fleet || exit 1
 mkdir -p "$work/units"

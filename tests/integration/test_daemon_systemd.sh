@@ -27,10 +27,6 @@ chmod 755 "$TM_TMP"
 tm_git_server_start || exit 1
 T=$TM_TMP
 BUILD=$(cd "$(dirname "$TAGMOOR")" && pwd)
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 wait_for() { local t=$1 i; shift; for ((i = 0; i < t * 5; i++)); do "$@" && return 0; sleep 0.2; done; return 1; }
 
 tm_signed_repo fleet || exit 1

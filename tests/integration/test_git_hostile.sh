@@ -17,9 +17,6 @@ tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3 /usr/bin/time
 tm_tmpdir
 tm_git_server_start || exit 1
 T=$TM_TMP
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
 TM() { OUT=$("$TAGMOOR" -c "$INI" "$@" 2>&1); RC=$?; echo "$OUT" | sed 's/^/#   /'; }
 has() { grep -qE -- "$1" <<<"$OUT"; }
 rc_is() { # want desc

@@ -24,10 +24,6 @@ tm_need git ssh-keygen nginx fcgiwrap dpkg-buildpackage dpkg-checkbuilddeps dh l
 tm_tmpdir
 chmod 755 "$TM_TMP"
 T=$TM_TMP
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 quiet() { "$@" >/dev/null 2>&1; }
 
 echo "# 1. dpkg-buildpackage -b from a copy of the tree, packaging/debian as debian/"

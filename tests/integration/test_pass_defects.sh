@@ -14,10 +14,6 @@ tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap systemctl
 tm_tmpdir
 tm_git_server_start || exit 1
 T=$TM_TMP
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 TM() { OUT=$("$TAGMOOR" -c "$INI" --root "$ROOT" "$@" 2>&1); RC=$?; echo "$OUT" | sed 's/^/#   /'; }
 has() { grep -qE -- "$1" <<<"$OUT"; }
 

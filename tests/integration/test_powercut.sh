@@ -44,10 +44,6 @@ RUNS=${POWERCUT_RUNS:-30}
 FILES=${POWERCUT_FILES:-3000}
 REWRITE=${POWERCUT_REWRITE:-64}
 REWRITE_SIZE=${POWERCUT_REWRITE_SIZE:-16384}
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 ssh-keygen -q -t ed25519 -N '' -C release -f "$T/release"

@@ -19,10 +19,6 @@ tm_tmpdir
 tm_git_server_start || exit 1
 T=$TM_TMP
 RELEASE=$TM_SOURCE_DIR/scripts/release
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 utc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 
 ssh-keygen -q -t ed25519 -N '' -C release -f "$T/release"

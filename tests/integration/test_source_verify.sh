@@ -10,9 +10,6 @@ tm_need "$TAGMOOR" git ssh-keygen gpg nginx fcgiwrap
 tm_tmpdir
 tm_git_server_start || exit 1
 T=$TM_TMP
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
 expect_rc() { # want desc cmd...
 	local want=$1 desc=$2 out rc
 	shift 2

@@ -19,10 +19,6 @@ chmod 755 "$TM_TMP"
 tm_git_server_start || exit 1
 T=$TM_TMP
 BUILD=$(cd "$(dirname "$TAGMOOR")" && pwd)
-FAILS=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 
 tm_signed_repo fleet || exit 1
 release() { tm_release "$1"; }
