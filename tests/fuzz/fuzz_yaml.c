@@ -8,6 +8,9 @@
  * values (YAML floats that JSON would read as integers are integers
  * already). From the second round on the text must not change (a JSON float
  * -0.0 is written "-0", as Go does, and read back as the integer 0).
+ * The object-at-a-time reader (tm_yaml_parse_each) and the partial JSON
+ * reader for API answers (tm_json_parse_pruned) see the same input: every
+ * object handed on is a map that round-trips, and a failure says why.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +54,18 @@ static void round_trip(const struct tm_doc *d, int strict_types)
 	tm_buf_free(&c);
 }
 
+static int each_object(void *arg, struct tm_doc *obj)
+{
+	size_t *n = arg;
+
+	if (!obj || obj->type != TM_DOC_MAP)
+		abort();
+	round_trip(obj, 0);
+	tm_doc_free(obj);
+	(*n)++;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
@@ -81,6 +96,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tm_doc_free(d);
 	} else if (d) {
 		abort();
+	}
+
+	{
+		size_t objects = 0;
+		tm_error_clear();
+		if (tm_yaml_parse_each(text, size, "fuzz.yaml", &lim, 1 << 12, each_object, &objects) < 0 &&
+		    !tm_error_last()[0])
+			abort();
+	}
+
+	{
+		static const char *const keep[] = { "apiVersion", "kind", "metadata", "status", NULL };
+		static const char *const skip[] = { "metadata.managedFields", "spec", NULL };
+		d = NULL;
+		tm_error_clear();
+		if (tm_json_parse_pruned(&d, text, size, &lim, keep, skip) == 0) {
+			round_trip(d, 0);
+			tm_doc_free(d);
+		} else if (d || !tm_error_last()[0]) {
+			abort();
+		}
 	}
 	return 0;
 }
