@@ -615,8 +615,11 @@ int tm_reconcile_pass(struct tm_pass *p)
 		add_error(p, "apply", NULL, "%s", msg);
 		/* with rollback, the device stays converged on the applied (last
 		 * good) revision; with keep, what the bad one left is kept */
-		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && drift_check(p, &st, git, &ctx) < 0)
-			tm_log_warn("%s", failure_message(p));
+		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && !p->no_drift) {
+			p->drift_checked = 1; /* the daemon's drift_check schedule holds here too */
+			if (drift_check(p, &st, git, &ctx) < 0)
+				tm_log_warn("%s", failure_message(p));
+		}
 		r = tm_error_set(TM_EAPPLY, "%s", msg);
 		goto out;
 	}
@@ -719,9 +722,14 @@ int tm_reconcile_pass(struct tm_pass *p)
 	/* the cluster could not be reached: nothing is known to be wrong with
 	 * the revision; it is retried (the daemon backs off), not marked bad */
 	if (r == TM_EUNREACHABLE) {
+		int wrote = 0;
+		for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+			wrote |= p->appliers[i].res.nchanged > 0;
 		p->state = "failed";
 		tm_log_warn("%s; the revision is retried, not marked bad", failure_message(p));
-		save_state(p, &st);
+		/* an outage retried with backoff writes state once, not on every try */
+		if (wrote || strcmp(st.last_state, "failed") != 0)
+			save_state(p, &st);
 		r = tm_error_set(TM_EUNREACHABLE, "%s", failure_message(p));
 		goto out;
 	}

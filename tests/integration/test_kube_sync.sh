@@ -350,7 +350,9 @@ release "during an outage"
 sync "$T/down.ini"
 expect "cluster unreachable: exit 3 (unreachable), not 1" is "$RC" 3
 expect "cluster unreachable: the revision is not marked bad" is "$(nbad)" "$BAD0"
+m0=$(stat -c %Y.%y "$T/state-a/state.json")
 sync "$T/down.ini"
+expect "still unreachable: state.json not rewritten by the retry" is "$(stat -c %Y.%y "$T/state-a/state.json")" "$m0"
 expect "still unreachable: exit 3 again, no 'failed before'" is "$RC $(grep -c 'failed before' <<<"$LAST")" "3 0"
 sync
 expect "the cluster is back: the same revision applies (exit 0)" is "$RC" 0
