@@ -472,12 +472,7 @@ static int setup(void **state)
 		return 0; /* the tests skip */
 	have_server = 1;
 	tagtime = (long)time(NULL) - 7200;
-	assert_int_equal(tm_sh("set -e; cd %s; ssh-keygen -q -t ed25519 -N '' -C release -f key; "
-			       "echo \"release@example.com namespaces=\\\"git\\\" $(cut -d' ' -f1,2 key.pub)\" > allowed_signers; "
-			       "git init -q --bare %s/fleet.git; git init -q -b main %s; cd %s; "
-			       "git remote add origin %s/fleet.git; git config gpg.format ssh; "
-			       "git config user.signingkey %s/key; git config user.name t; git config user.email t@example.invalid",
-			       tmpdir, srv.root, work, work, srv.root, tmpdir), 0);
+	assert_int_equal(tm_test_signed_repo(tmpdir, srv.root, "fleet", work), 0);
 	return 0;
 }
 

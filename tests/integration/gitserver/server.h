@@ -128,6 +128,19 @@ TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
 	return pclose(p) == 0 ? 0 : -1;
 }
 
+/* A release key DIR/key (ssh-ed25519), DIR/allowed_signers trusting it for
+ * git as release@example.com, a bare repository ROOT/NAME.git and a work
+ * clone WORK set up to sign tags with the key. 0 or the shell's status. */
+TM_TS int tm_test_signed_repo(const char *dir, const char *root, const char *name, const char *work)
+{
+	return tm_sh("set -e; cd %s; ssh-keygen -q -t ed25519 -N '' -C release -f key; "
+		     "echo \"release@example.com namespaces=\\\"git\\\" $(cut -d' ' -f1,2 key.pub)\" > allowed_signers; "
+		     "git init -q --bare %s/%s.git; git init -q -b main %s; cd %s; "
+		     "git remote add origin %s/%s.git; git config gpg.format ssh; "
+		     "git config user.signingkey %s/key; git config user.name t; git config user.email t@example.invalid",
+		     dir, root, name, work, work, root, name, dir);
+}
+
 /* Counts access-log lines "METHOD URI ..." whose URI contains needle. */
 TM_TS int tm_test_log_count(const struct tm_test_server *s, const char *method, const char *needle)
 {
