@@ -2605,26 +2605,7 @@ int tm_yaml_parse(struct tm_doc **out, const char *text, size_t len, const char 
 int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
 		  const struct tm_yaml_limits *lim)
 {
-	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
-	struct where w = { "JSON", 0 };
-	struct jparser p = { .s = text, .n = len, .w = &w, .bg = &bg };
-	struct tm_doc *d;
-	int r;
-
-	*out = NULL;
-	if (!text && len)
-		return tm_error_set(TM_ERROR, "tm_json_parse: no text");
-	if ((r = check_size("JSON", len, bg.lim)) < 0)
-		return r;
-	if ((r = jvalue(&p, &d, 0)) < 0)
-		return r;
-	jws(&p);
-	if (p.i < p.n) {
-		tm_doc_free(d);
-		return jfail(&p, "after top-level value");
-	}
-	*out = d;
-	return 0;
+	return tm_json_parse_pruned(out, text, len, lim, NULL, NULL);
 }
 
 int tm_json_parse_pruned(struct tm_doc **out, const char *text, size_t len,
@@ -2638,7 +2619,7 @@ int tm_json_parse_pruned(struct tm_doc **out, const char *text, size_t len,
 
 	*out = NULL;
 	if (!text && len)
-		return tm_error_set(TM_ERROR, "tm_json_parse_pruned: no text");
+		return tm_error_set(TM_ERROR, "tm_json_parse: no text");
 	if ((r = check_size("JSON", len, bg.lim)) < 0)
 		return r;
 	if ((r = jvalue(&p, &d, 0)) < 0)
