@@ -5,10 +5,10 @@
  * status (tm_error_exit_code). Commands are one table: name, handler, and
  * whether they need the configuration loaded.
  */
-#include "tagmoor/commands.h"
-#include "tagmoor/config.h"
-#include "tagmoor/error.h"
-#include "tagmoor/log.h"
+#include "tagmoor/cli/commands.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

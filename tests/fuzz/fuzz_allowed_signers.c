@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tagmoor/sshsig.h"
+#include "tagmoor/verify/sshsig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

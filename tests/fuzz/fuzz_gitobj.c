@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "tagmoor/gitobj.h"
+#include "tagmoor/verify/gitobj.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "tagmoor/buf.h"
-#include "tagmoor/fileio.h"
+#include "tagmoor/core/buf.h"
+#include "tagmoor/core/fileio.h"
 
-#include "tagmoor/openpgp.h"
+#include "tagmoor/verify/openpgp.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

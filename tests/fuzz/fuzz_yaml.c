@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tagmoor/buf.h"
-#include "tagmoor/doc.h"
-#include "tagmoor/error.h"
-#include "tagmoor/yaml.h"
+#include "tagmoor/core/buf.h"
+#include "tagmoor/doc/doc.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/doc/yaml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

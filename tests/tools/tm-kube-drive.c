@@ -23,13 +23,13 @@
  * on failure, 2 on usage.
  */
 #define _GNU_SOURCE
-#include "tagmoor/applier.h"
-#include "tagmoor/config.h"
-#include "tagmoor/error.h"
-#include "tagmoor/fileio.h"
-#include "tagmoor/kube.h"
-#include "tagmoor/log.h"
-#include "tagmoor/plan.h"
+#include "tagmoor/apply/applier.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/fileio.h"
+#include "tagmoor/apply/kubernetes/kube.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/pipeline/plan.h"
 
 #include <dirent.h>
 #include <errno.h>

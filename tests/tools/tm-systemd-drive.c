@@ -16,12 +16,12 @@
  * 2 on usage errors.
  */
 #define _GNU_SOURCE
-#include "tagmoor/applier.h"
-#include "tagmoor/config.h"
-#include "tagmoor/error.h"
-#include "tagmoor/fileio.h"
-#include "tagmoor/log.h"
-#include "tagmoor/systemd.h"
+#include "tagmoor/apply/applier.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/fileio.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/apply/systemd/systemd.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -11,10 +11,10 @@
  * kubeconfig); --json reads strict JSON (tm_json_parse). Exit 0 on success,
  * 1 with the error on stderr when the input is refused, 2 on usage errors.
  */
-#include "tagmoor/buf.h"
-#include "tagmoor/doc.h"
-#include "tagmoor/error.h"
-#include "tagmoor/yaml.h"
+#include "tagmoor/core/buf.h"
+#include "tagmoor/doc/doc.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/doc/yaml.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * server.h — lets a cmocka unit test run the integration test git server
  * (start.sh, built on ../lib.sh) and drive git/openssl on the side.
- * Header-only: included by tests/unit/test_git.c and test_http.c.
+ * Header-only: included by tests/unit/source/test_git.c and test_http.c.
  *
  *   struct tm_test_server s; tm_test_server_start(&s, 1);  ... tm_test_server_stop(&s);
  */

@@ -1,0 +1,126 @@
+/*
+ * buf.c — bounded buffer. Failure to grow (cap or memory) leaves the
+ * content as it was, so a caller can still report what it had.
+ */
+#include "tagmoor/core/buf.h"
+#include "tagmoor/core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tm_buf_init(struct tm_buf *b, size_t max)
+{
+	b->ptr = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+}
+
+static int grow(struct tm_buf *b, size_t add)
+{
+	size_t need, ncap;
+	char *p;
+
+	/* len + add + 1 must not exceed max: check by subtraction. */
+	if (b->max == 0 || add > b->max - 1 || b->len > b->max - 1 - add)
+		return tm_error_set(TM_ELIMIT, "buffer limit of %zu bytes exceeded", b->max);
+	need = b->len + add + 1;
+	if (need <= b->cap)
+		return 0;
+	ncap = b->cap ? b->cap : 64;
+	while (ncap < need)
+		ncap = (ncap > b->max / 2) ? b->max : ncap * 2;
+	p = realloc(b->ptr, ncap);
+	if (!p)
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	b->ptr = p;
+	b->cap = ncap;
+	return 0;
+}
+
+int tm_buf_put(struct tm_buf *b, const void *data, size_t len)
+{
+	int r = grow(b, len);
+
+	if (r < 0)
+		return r;
+	if (len)
+		memcpy(b->ptr + b->len, data, len);
+	b->len += len;
+	b->ptr[b->len] = '\0';
+	return 0;
+}
+
+int tm_buf_puts(struct tm_buf *b, const char *s)
+{
+	return tm_buf_put(b, s, strlen(s));
+}
+
+int tm_buf_putc(struct tm_buf *b, char c)
+{
+	return tm_buf_put(b, &c, 1);
+}
+
+int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n, r;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return tm_error_set(TM_ERROR, "format error");
+	if ((r = grow(b, (size_t)n)) < 0)
+		return r;
+	vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int tm_buf_printf(struct tm_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = tm_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+char *tm_buf_detach(struct tm_buf *b)
+{
+	char *p = b->ptr;
+
+	if (!p)
+		p = calloc(1, 1);
+	b->ptr = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+void tm_buf_reset(struct tm_buf *b)
+{
+	b->len = 0;
+	if (b->ptr)
+		b->ptr[0] = '\0';
+}
+
+void tm_buf_free_secret(struct tm_buf *b)
+{
+	if (b->ptr) {
+		volatile char *v = b->ptr;
+		for (size_t i = 0; i < b->cap; i++)
+			v[i] = 0;
+	}
+	tm_buf_free(b);
+}
+
+void tm_buf_free(struct tm_buf *b)
+{
+	free(b->ptr);
+	b->ptr = NULL;
+	b->len = b->cap = 0;
+}

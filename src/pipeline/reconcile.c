@@ -1,0 +1,869 @@
+/*
+ * reconcile.c — one reconcile pass, top to bottom like DESIGN.md's diagram:
+ *
+ *   poll (one ref advertisement) → fetch (only if moved) → verify → plan →
+ *   apply → health → commit state
+ *   on failure after apply: mark bad → re-apply last good → rolled_back
+ *
+ * A poll that finds nothing new writes nothing: the drift check reads the
+ * applied revision from the local repository and only writes state when it
+ * repaired something. The inventory (what tagmoor may change or remove)
+ * grows only by what an applier reports it wrote; after a power cut in the
+ * middle of an apply the same revision is retried and the appliers adopt
+ * objects that already match it (systemd: identical files; Kubernetes: the
+ * ownership labels), so nothing foreign is ever taken over.
+ */
+#include "tagmoor/pipeline/reconcile.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/fileio.h"
+#include "tagmoor/source/git.h"
+#include "tagmoor/doc/json.h"
+#include "tagmoor/apply/kubernetes/kube.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/pipeline/plan.h"
+#include "tagmoor/report/report.h"
+#include "tagmoor/state/state.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The appliers of a pass, in order: Kubernetes first (a host unit may need
+ * what the cluster runs, rarely the reverse). Each slot takes its settings
+ * from its own INI section; a test may replace a slot's implementation. */
+static const char *const slot_names[TM_PASS_APPLIERS] = { "kubernetes", "systemd" };
+
+static void setup_appliers(struct tm_pass *p)
+{
+	static const struct tm_applier *const builtin[TM_PASS_APPLIERS] = { &tm_kube_applier,
+									       &tm_systemd_applier };
+	const struct tm_config *cfg = p->cfg;
+
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		p->appliers[i].ap = p->applier_override[i] ? p->applier_override[i] : builtin[i];
+	p->appliers[0].enabled = cfg->kubernetes.enabled;
+	p->appliers[0].paths = &cfg->kubernetes.paths;
+	p->appliers[0].prune = cfg->kubernetes.prune;
+	p->appliers[0].wait_ms = cfg->kubernetes.wait_ms;
+	p->appliers[1].enabled = cfg->systemd.enabled;
+	p->appliers[1].paths = &cfg->systemd.paths;
+	p->appliers[1].prune = cfg->systemd.prune;
+	p->appliers[1].wait_ms = cfg->systemd.wait_ms;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		p->appliers[i].name = slot_names[i]; /* the state and status key of the slot */
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt, ...)
+{
+	struct tm_pass_error *e;
+	va_list ap;
+
+	if (p->nerrors >= TM_PASS_MAX_ERRORS)
+		return;
+	e = &p->errors[p->nerrors++];
+	snprintf(e->stage, sizeof(e->stage), "%s", stage);
+	snprintf(e->object, sizeof(e->object), "%s", object ? object : "");
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+}
+
+static void set_revision(struct tm_revision *rev, const struct tm_verify_result *v)
+{
+	memcpy(rev->commit, v->commit, sizeof(rev->commit));
+	memcpy(rev->tag_object, v->tag_object, sizeof(rev->tag_object));
+	rev->tag_time = v->tag_time;
+	rev->expires = v->expires;
+	memcpy(rev->key, v->key, sizeof(rev->key));
+	snprintf(rev->signer, sizeof(rev->signer), "%s", v->signer);
+}
+
+/* Raises the anti-rollback floor to an accepted revision's signed time. */
+static void raise_floor(struct tm_state *st, const struct tm_verify_result *v)
+{
+	if (v->tag_time >= st->accepted_time) {
+		st->accepted_time = v->tag_time;
+		memcpy(st->accepted_key, v->key, sizeof(st->accepted_key));
+	}
+}
+
+/* The applier hook: ids about to be written become tagmoor's (state.json
+ * saved) before the first write. */
+struct recorder {
+	struct tm_pass *p;
+	struct tm_state *st;
+};
+
+static int record_ids(void *arg, const char *applier, char *const *ids, size_t n)
+{
+	struct recorder *rc = arg;
+	struct tm_inventory *inv = tm_state_inventory(rc->st, applier);
+	char **all = NULL;
+	size_t nall = 0, added = 0;
+	int r = 0;
+
+	if (rc->p->mode != TM_PASS_SYNC)
+		return 0;
+	if (!inv)
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	for (size_t i = 0; i < inv->n && r == 0; i++)
+		r = tm_strv_push(&all, &nall, inv->ids[i]);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		int have = 0;
+		for (size_t j = 0; j < nall && !have; j++)
+			have = strcmp(all[j], ids[i]) == 0;
+		if (!have && (r = tm_strv_push(&all, &nall, ids[i])) == 0)
+			added++;
+	}
+	if (r == 0 && added && (r = tm_state_set_inventory(rc->st, applier, all, nall)) == 0)
+		r = tm_state_save(rc->st, rc->p->cfg->agent.state_dir);
+	tm_strv_free(all, nall);
+	if (r < 0)
+		return tm_error_wrap(r, "recording what %s is about to write", applier);
+	return 0;
+}
+
+struct plans {
+	struct tm_objset set[TM_PASS_APPLIERS];
+	void (*free_data[TM_PASS_APPLIERS])(void *);
+};
+
+static void plans_free(struct plans *pl)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		tm_objset_free(&pl->set[i], pl->free_data[i]);
+}
+
+static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, const char *commit,
+		       const struct tm_applier_ctx *ctx)
+{
+	memset(pl, 0, sizeof(*pl));
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		int r;
+		if (!p->appliers[i].enabled)
+			continue;
+		pl->free_data[i] = p->appliers[i].ap->free_data;
+		r = tm_plan_build(&pl->set[i], git, commit, p->appliers[i].ap, ctx, p->appliers[i].paths);
+		if (r < 0) {
+			add_error(p, "plan", NULL, "%s", tm_error_last());
+			plans_free(pl);
+			return r;
+		}
+		tm_log_debug("%s: %zu objects in commit %.12s", p->appliers[i].name, pl->set[i].n, commit);
+	}
+	return 0;
+}
+
+static int strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+/* apply + prune every applier, then health; inventories end as desired ∪ kept. */
+static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans *pl,
+		     const struct tm_applier_ctx *ctx, const char *stage)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = p->appliers[i].ap;
+		struct tm_apply_result *res = &p->appliers[i].res;
+		struct tm_inventory *inv;
+		char **kept = NULL, **ids = NULL;
+		size_t nkept = 0, nids = 0;
+
+		if (!p->appliers[i].enabled)
+			continue;
+		tm_apply_result_free(res);
+		inv = tm_state_inventory(st, ap->name);
+		if (!inv)
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		{
+			/* a copy: the record hook replaces the state's array mid-apply */
+			char **own = NULL;
+			size_t nown = 0;
+			for (size_t j = 0; j < inv->n && r == 0; j++)
+				r = tm_strv_push(&own, &nown, inv->ids[j]);
+			if (r == 0)
+				r = ap->apply(res, ctx, &pl->set[i], own, nown);
+			tm_strv_free(own, nown);
+		}
+		if (r < 0) {
+			/* what was written before the failure is tagmoor's now */
+			add_error(p, stage, res->error_object, "%s", tm_error_last());
+			for (size_t j = 0; j < inv->n; j++)
+				tm_strv_push(&ids, &nids, inv->ids[j]);
+			for (size_t j = 0; j < res->nchanged; j++)
+				if (tm_objset_find(&pl->set[i], res->changed[j]) >= 0 &&
+				    !strv_has(inv->ids, inv->n, res->changed[j]))
+					tm_strv_push(&ids, &nids, res->changed[j]);
+			tm_state_set_inventory(st, ap->name, ids, nids);
+			tm_strv_free(ids, nids);
+			return res->unreachable ? TM_EUNREACHABLE : r;
+		}
+		if (ap->prune && p->appliers[i].prune) {
+			r = ap->prune(res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
+			if (r < 0) {
+				add_error(p, stage, res->error_object, "%s", tm_error_last());
+				tm_strv_free(kept, nkept);
+				return r;
+			}
+		} else {
+			/* prune = no: everything tagmoor applied stays its own */
+			for (size_t j = 0; j < inv->n && r == 0; j++)
+				if (tm_objset_find(&pl->set[i], inv->ids[j]) < 0)
+					r = tm_strv_push(&kept, &nkept, inv->ids[j]);
+		}
+		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
+			r = tm_strv_push(&ids, &nids, pl->set[i].v[j].id);
+		/* bounded: the oldest kept ids are forgotten first */
+		for (size_t j = nkept > TM_STATE_MAX_KEPT ? nkept - TM_STATE_MAX_KEPT : 0; j < nkept && r == 0; j++)
+			r = tm_strv_push(&ids, &nids, kept[j]);
+		if (r == 0)
+			r = tm_state_set_inventory(st, ap->name, ids, nids);
+		tm_strv_free(ids, nids);
+		tm_strv_free(kept, nkept);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = p->appliers[i].ap;
+		struct tm_apply_result *res = &p->appliers[i].res;
+		uint64_t wait = p->appliers[i].wait_ms;
+
+		if (!p->appliers[i].enabled || !ap->health)
+			continue;
+		r = ap->health(res, ctx, &pl->set[i], wait);
+		if (r < 0) {
+			add_error(p, "health", res->nunhealthy ? res->unhealthy[0] : res->error_object, "%s",
+				  tm_error_last());
+			return res->unreachable ? TM_EUNREACHABLE : r;
+		}
+	}
+	return 0;
+}
+
+static int save_state(struct tm_pass *p, struct tm_state *st)
+{
+	struct tm_buf doc;
+	int r;
+
+	st->seq++;
+	p->duration_ms = now_ms() - p->started_ms;
+	tm_buf_init(&doc, 1024 * 1024);
+	if ((r = tm_pass_status_json(&doc, p, st->seq)) == 0)
+		r = tm_state_set_status(st, doc.ptr);
+	tm_buf_free(&doc);
+	if (r == 0)
+		r = tm_state_save(st, p->cfg->agent.state_dir);
+	if (r < 0)
+		add_error(p, "state", NULL, "%s", tm_error_last());
+	else
+		p->seq = st->seq; /* reported at the end of the pass */
+	return r;
+}
+
+/* Moves the objects of set that are in the inventory to the front; returns
+ * how many there are. Drift repair only ever touches those: an object of the
+ * applied revision that tagmoor does not own (refused as foreign) stays. */
+static size_t owned_first(struct tm_objset *set, const struct tm_inventory *inv)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		if (inv && strv_has(inv->ids, inv->n, set->v[i].id)) {
+			struct tm_object t = set->v[k];
+			set->v[k++] = set->v[i];
+			set->v[i] = t;
+		}
+	}
+	return k;
+}
+
+/* Nothing moved: compare the live state with the applied revision, repair. */
+static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
+		       const struct tm_applier_ctx *ctx)
+{
+	struct plans pl;
+	size_t drifted = 0;
+	int r;
+
+	if (!st->applied.commit[0] || !tm_git_has_object(git, st->applied.commit))
+		return 0;
+	if ((r = build_plans(p, &pl, git, st->applied.commit, ctx)) < 0)
+		return r;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = p->appliers[i].ap;
+		size_t n;
+		if (!p->appliers[i].enabled || !ap->drift)
+			continue;
+		n = pl.set[i].n;
+		pl.set[i].n = owned_first(&pl.set[i], tm_state_inventory(st, ap->name));
+		r = ap->drift(&p->appliers[i].res, ctx, &pl.set[i]);
+		pl.set[i].n = n;
+		drifted += p->appliers[i].res.ndrifted;
+		if (r < 0) {
+			add_error(p, "drift", p->appliers[i].res.error_object, "%s", tm_error_last());
+			break;
+		}
+	}
+	plans_free(&pl);
+	if (drifted && !ctx->dry_run) {
+		if (r < 0)
+			p->state = "failed";
+		else if (strcmp(p->state, "synced") == 0)
+			p->state = "drifted";
+		tm_log_warn("drift: %zu object(s) changed by hand%s", drifted,
+			    r < 0 ? "; repair failed" : " were restored");
+		save_state(p, st);
+	}
+	return r < 0 ? TM_EAPPLY : 0;
+}
+
+static int stopping(struct tm_pass *p)
+{
+	if (!p->stop || !p->stop(p->stop_arg))
+		return 0;
+	tm_log_info("stopping at a safe point of the pass; nothing of it was written");
+	tm_error_clear();
+	return 1;
+}
+
+/* Leftovers of a kill: temporary files of atomic writes in state_dir. */
+static void clean_state_dir(const char *state_dir)
+{
+	static char *const names[] = { "state.json", "floor" };
+
+	if (tm_file_clean_temps_named(state_dir, names, 2) < 0) {
+		tm_log_warn("%s", tm_error_last());
+		tm_error_clear();
+	}
+}
+
+/* After a pass that fetched: keep only the applied and last good revisions
+ * (and one still waiting for its rollout wave), so refused or bad revisions
+ * never fill the flash. */
+static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_git *git, const char *oid)
+{
+	const char *keep[3];
+	size_t n = 0;
+
+	if (st->applied.commit[0])
+		keep[n++] = st->applied.tag_object[0] ? st->applied.tag_object : st->applied.commit;
+	if (st->last_good.commit[0])
+		keep[n++] = st->last_good.tag_object[0] ? st->last_good.tag_object : st->last_good.commit;
+	if (p->have_verdict && p->verdict.outcome == TM_VERIFY_WAIT)
+		keep[n++] = oid;
+	if (tm_git_prune(git, keep, n) < 0)
+		tm_log_warn("pruning the object store: %s", tm_error_last());
+}
+
+/* The message of the failure a pass ends with (not a note such as the
+ * state file moved aside). */
+static const char *failure_message(const struct tm_pass *p)
+{
+	for (size_t i = p->nerrors; i > 0; i--)
+		if (strcmp(p->errors[i - 1].stage, "state") != 0)
+			return p->errors[i - 1].message;
+	return p->nerrors ? p->errors[0].message : "failed";
+}
+
+/* The failing objects of a revision, kept as errors (the first one is
+ * already there): a rollback replaces the appliers' results. */
+static void keep_unhealthy(struct tm_pass *p)
+{
+	char first[256];
+
+	snprintf(first, sizeof(first), "%s", p->nerrors ? p->errors[p->nerrors - 1].object : "");
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_apply_result *res = &p->appliers[i].res;
+		for (size_t j = 0; j < res->nunhealthy; j++)
+			if (strcmp(res->unhealthy[j], first) != 0)
+				add_error(p, "health", res->unhealthy[j], "%s: %s is not healthy", p->appliers[i].name,
+					  res->unhealthy[j]);
+	}
+}
+
+/* What a pass has to say, as a fingerprint: a pass that wrote nothing is
+ * reported only when this differs from the last report's (a refusal, a new
+ * error, a recovery), never again for the same thing. drifted (repaired)
+ * says the same as synced. */
+static void pass_sig(char out[TM_REPORT_SIG_LEN], const struct tm_pass *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *parts[3] = { strcmp(p->state, "drifted") == 0 ? "synced" : p->state, p->oid,
+				 p->applied_commit };
+
+	for (size_t i = 0; i < 3 + 3 * p->nerrors; i++) {
+		const char *s = i < 3 ? parts[i]
+			: (i - 3) % 3 == 0 ? p->errors[(i - 3) / 3].stage
+			: (i - 3) % 3 == 1 ? p->errors[(i - 3) / 3].object
+					   : p->errors[(i - 3) / 3].message;
+		for (; *s; s++)
+			h = (h ^ (unsigned char)*s) * 1099511628211ull;
+		h = (h ^ 0xffu) * 1099511628211ull;
+	}
+	snprintf(out, TM_REPORT_SIG_LEN, "%016llx", (unsigned long long)h);
+}
+
+static int failing_state(const char *s)
+{
+	return strcmp(s, "failed") == 0 || strcmp(s, "rolled_back") == 0 || strcmp(s, "refused") == 0 ||
+	       strcmp(s, "stale") == 0;
+}
+
+/* The end of a sync pass: the metrics, and a report when the pass wrote
+ * state or has something new to say. An idle poll writes nothing here. */
+static void report_pass(struct tm_pass *p, struct tm_state *st, int r)
+{
+	const struct tm_config *cfg = p->cfg;
+	char sig[TM_REPORT_SIG_LEN];
+	struct tm_metrics m;
+	int success = r == 0 && (strcmp(p->state, "synced") == 0 || strcmp(p->state, "drifted") == 0);
+	int want;
+
+	pass_sig(sig, p);
+	want = p->seq || tm_report_wanted(cfg, sig);
+	if (cfg->report.metrics_file) {
+		tm_metrics_load(&m, cfg->report.metrics_file);
+		snprintf(m.state, sizeof(m.state), "%s", p->state);
+		m.applied_time = st->applied.commit[0] ? st->applied.tag_time : -1;
+		if (success && (want || m.last_success < 0))
+			m.last_success = p->time;
+		m.failures = (r < 0 || failing_state(p->state)) ? m.failures + 1 : 0;
+		for (size_t i = 0; i < TM_PASS_APPLIERS && i < TM_METRICS_APPLIERS; i++) {
+			const struct tm_inventory *inv = NULL;
+			for (size_t k = 0; k < st->ninv; k++)
+				if (strcmp(st->inv[k].name, p->appliers[i].ap->name) == 0)
+					inv = &st->inv[k];
+			m.applier[i] = p->appliers[i].name;
+			m.objects[i] = p->appliers[i].enabled ? (int64_t)(inv ? inv->n : 0) : -1;
+		}
+		if (want)
+			m.duration_ms = p->duration_ms;
+	}
+	if (want) {
+		struct tm_buf doc;
+		uint64_t seq = p->seq;
+		const char *d = p->seq ? st->last_status : NULL;
+		tm_buf_init(&doc, 1024 * 1024);
+		if (!d) {
+			seq = ++st->seq; /* in memory: the report carries it (report.last, spool) */
+			if (tm_pass_status_json(&doc, p, seq) == 0)
+				d = doc.ptr;
+		}
+		if (d) {
+			struct tm_report_event ev = { .doc = d, .seq = seq, .sig = sig, .state = p->state,
+						      .message = p->nerrors ? failure_message(p) : "",
+						      .commit = p->applied_commit, .time = p->time };
+			if (tm_report_submit(cfg, &ev, cfg->report.metrics_file ? &m : NULL) < 0)
+				tm_log_warn("report %llu: %s", (unsigned long long)seq, tm_error_last());
+		} else {
+			tm_log_warn("report: %s", tm_error_last());
+		}
+		tm_buf_free(&doc);
+	} else if (cfg->report.metrics_file) {
+		tm_metrics_write(cfg, &m);
+	}
+	tm_error_clear();
+}
+
+/* diff: what a sync would do, prune only where sync would prune. */
+static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *pl,
+		    const struct tm_applier_ctx *ctx)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier *ap = p->appliers[i].ap;
+		struct tm_inventory *inv;
+		char **kept = NULL;
+		size_t nkept = 0;
+		int r, prune = p->appliers[i].prune;
+
+		if (!p->appliers[i].enabled)
+			continue;
+		if (!(inv = tm_state_inventory(st, ap->name)))
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		r = ap->apply(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n);
+		if (r == 0 && prune && ap->prune)
+			r = ap->prune(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
+		tm_strv_free(kept, nkept);
+		if (r < 0) {
+			add_error(p, "plan", p->appliers[i].res.error_object, "%s", tm_error_last());
+			return r;
+		}
+	}
+	p->state = "synced";
+	return 0;
+}
+
+/* The ref still shows the applied revision: freshness again (arithmetic on
+ * what was recorded), then drift. */
+static int idle_poll(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
+		     const struct tm_git_source *src, const char *ref, const char *oid,
+		     const struct tm_applier_ctx *ctx)
+{
+	char reason[512];
+	int64_t now = tm_verify_effective_now(p->time, st->accepted_time);
+
+	if (tm_verify_freshness(reason, sizeof(reason), p->cfg, st->applied.tag_time, st->applied.expires,
+				now) == TM_VERIFY_STALE) {
+		p->state = "stale";
+		add_error(p, "verify", NULL, "%s", reason);
+		tm_log_warn("%s at %.12s: %s; not re-applied", ref, oid, reason);
+		if (strcmp(st->last_state, "stale") != 0)
+			save_state(p, st); /* once, on the change */
+		return tm_error_set(TM_EVERIFY, "%s: %s", ref, reason);
+	}
+	tm_log_info("%s unchanged at %.12s; nothing to do", ref, oid);
+	p->state = "synced";
+	/* repo.git was rebuilt: fetch the applied revision again (the same
+	 * object id, so the same verified bytes) for drift detection */
+	if (p->no_drift)
+		return 0;
+	if (!tm_git_has_object(git, st->applied.commit) && tm_git_fetch(git, src, ref, oid) < 0) {
+		tm_log_warn("re-fetching the applied revision: %s", tm_error_last());
+		tm_error_clear();
+	}
+	p->drift_checked = 1;
+	return drift_check(p, st, git, ctx);
+}
+
+int tm_reconcile_pass(struct tm_pass *p)
+{
+	const struct tm_config *cfg = p->cfg;
+	struct tm_git_source src = { cfg->source.url, cfg->source.ca_file, cfg->source.token_file,
+				     cfg->source.timeout_ms, cfg->source.max_fetch };
+	struct tm_state st;
+	struct recorder rec = { p, &st };
+	struct tm_applier_ctx ctx = { .cfg = cfg, .root = cfg->root, .dry_run = p->mode == TM_PASS_DIFF,
+				      .out = p->out, .record = record_ids, .record_arg = &rec };
+	struct tm_git *git = NULL;
+	struct plans pl = { 0 };
+	const char *ref = p->ref ? p->ref : cfg->source.ref;
+	char oid[41], path[4096];
+	int r, have_plans = 0, fetched = 0;
+
+	p->time = (int64_t)time(NULL);
+	p->started_ms = now_ms();
+	p->state = "failed";
+	setup_appliers(p);
+
+	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
+		return r;
+	if (p->mode == TM_PASS_SYNC) {
+		/* seq never goes back: reports of passes that saved no state
+		 * (refused, a new error) are above state.json's */
+		uint64_t rs = tm_report_last_seq(cfg->agent.state_dir);
+		if (rs > st.seq)
+			st.seq = rs;
+		clean_state_dir(cfg->agent.state_dir);
+	}
+	if (st.moved_aside)
+		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s", st.moved_aside);
+	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
+	snprintf(p->last_good_commit, sizeof(p->last_good_commit), "%s", st.last_good.commit);
+	snprintf(path, sizeof(path), "%s/repo.git", cfg->agent.state_dir);
+	if ((r = tm_git_open(&git, path)) < 0) {
+		add_error(p, "source", NULL, "%s", tm_error_last());
+		goto out;
+	}
+
+	/* poll: one ref advertisement */
+	r = tm_git_ls_remote(oid, git, &src, ref);
+	if (r == TM_ENOTFOUND)
+		r = tm_error_set(TM_ESOURCE, "%s is not on the server", ref);
+	if (r < 0) {
+		add_error(p, "source", NULL, "%s", tm_error_last());
+		r = TM_ESOURCE;
+		goto out;
+	}
+	memcpy(p->oid, oid, sizeof(p->oid));
+	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object : st.applied.commit;
+	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
+		r = idle_poll(p, &st, git, &src, ref, oid, &ctx);
+		goto out;
+	}
+	/* refused or stale before (daemon memory): no fetch, the same verdict */
+	if (p->mode == TM_PASS_SYNC && p->memo && strcmp(p->memo->oid, oid) == 0) {
+		p->state = strcmp(p->memo->state, "stale") == 0 ? "stale" : "refused";
+		add_error(p, "verify", NULL, "%s", p->memo->reason);
+		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->memo->reason);
+		goto out;
+	}
+	p->moved = 1;
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid, NULL)) {
+		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s at %.12s failed before and is not retried until the ref moves",
+			 ref, oid);
+		add_error(p, "apply", NULL, "%s", msg);
+		/* with rollback, the device stays converged on the applied (last
+		 * good) revision; with keep, what the bad one left is kept */
+		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && !p->no_drift) {
+			p->drift_checked = 1; /* the daemon's drift_check schedule holds here too */
+			if (drift_check(p, &st, git, &ctx) < 0)
+				tm_log_warn("%s", failure_message(p));
+		}
+		r = tm_error_set(TM_EAPPLY, "%s", msg);
+		goto out;
+	}
+
+	if (stopping(p)) {
+		r = TM_ESTOPPED;
+		goto out;
+	}
+	/* fetch: only what moved */
+	if (!tm_git_has_object(git, oid)) {
+		tm_log_info("%s moved to %.12s; fetching", ref, oid);
+		fetched = 1;
+		if ((r = tm_git_fetch(git, &src, ref, oid)) < 0) {
+			add_error(p, "source", NULL, "%s", tm_error_last());
+			r = TM_ESOURCE;
+			goto out;
+		}
+	}
+
+	/* verify: before anything of the revision is read */
+	struct tm_verify_floor floor = { st.accepted_time, st.accepted_key };
+	if ((r = tm_verify_revision(&p->verdict, git, cfg, ref, oid, &floor, p->time)) < 0) {
+		add_error(p, "verify", NULL, "%s", tm_error_last());
+		goto out;
+	}
+	p->have_verdict = 1;
+	switch (p->verdict.outcome) {
+	case TM_VERIFY_REFUSED:
+		p->state = "refused";
+		add_error(p, "verify", NULL, "%s", p->verdict.reason);
+		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->verdict.reason);
+		goto out;
+	case TM_VERIFY_STALE:
+		p->state = "stale";
+		add_error(p, "verify", NULL, "%s", p->verdict.reason);
+		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->verdict.reason);
+		goto out;
+	case TM_VERIFY_WAIT:
+		p->state = "progressing";
+		tm_log_info("%s", p->verdict.reason);
+		r = 0;
+		goto out;
+	case TM_VERIFY_ACCEPTED:
+		break;
+	}
+	if (p->mode == TM_PASS_VERIFY) {
+		p->state = "synced";
+		r = 0;
+		goto out;
+	}
+	/* the same signed revision under another encoding is the same revision */
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, NULL, p->verdict.key)) {
+		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
+		r = tm_error_set(TM_EAPPLY,
+				 "%s at %.12s is a revision that failed before (the same signed content); not retried",
+				 ref, oid);
+		add_error(p, "apply", NULL, "%s", tm_error_last());
+		tm_state_mark_bad(&st, oid, p->verdict.key);
+		save_state(p, &st);
+		goto out;
+	}
+
+	/* plan */
+	if ((r = build_plans(p, &pl, git, p->verdict.commit, &ctx)) < 0) {
+		if (p->mode == TM_PASS_SYNC) {
+			tm_state_mark_bad(&st, oid, p->verdict.key);
+			raise_floor(&st, &p->verdict);
+			save_state(p, &st);
+		}
+		r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
+		goto out;
+	}
+	have_plans = 1;
+	if (p->mode == TM_PASS_DIFF) {
+		r = diff_all(p, &st, &pl, &ctx);
+		goto out;
+	}
+
+	if (stopping(p)) {
+		r = TM_ESTOPPED;
+		goto out;
+	}
+	/* apply, health, commit state */
+	raise_floor(&st, &p->verdict);
+	r = apply_all(p, &st, &pl, &ctx, "apply");
+	if (r == 0) {
+		set_revision(&st.applied, &p->verdict);
+		set_revision(&st.last_good, &p->verdict);
+		if (tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit) < 0)
+			tm_log_warn("%s", tm_error_last()); /* only keeps objects reachable; pruning keeps them too */
+		memcpy(p->applied_commit, st.applied.commit, 41);
+		memcpy(p->last_good_commit, st.last_good.commit, 41);
+		p->state = "synced";
+		tm_log_info("synced %s at %.12s (signed by %s)", ref, p->verdict.commit,
+			    p->verdict.signer[0] ? p->verdict.signer : "nobody");
+		r = save_state(p, &st);
+		goto out;
+	}
+
+	/* the cluster could not be reached: nothing is known to be wrong with
+	 * the revision; it is retried (the daemon backs off), not marked bad */
+	if (r == TM_EUNREACHABLE) {
+		int wrote = 0;
+		for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+			wrote |= p->appliers[i].res.nchanged > 0;
+		p->state = "failed";
+		tm_log_warn("%s; the revision is retried, not marked bad", failure_message(p));
+		/* an outage retried with backoff writes state once, not on every try */
+		if (wrote || strcmp(st.last_state, "failed") != 0)
+			save_state(p, &st);
+		r = tm_error_set(TM_EUNREACHABLE, "%s", failure_message(p));
+		goto out;
+	}
+
+	/* failure after apply: mark bad, roll back to the last good revision.
+	 * A bad revision is never recorded as the applied one. */
+	tm_log_error("%s", tm_error_last());
+	tm_state_mark_bad(&st, oid, p->verdict.key);
+	p->state = "failed";
+	keep_unhealthy(p);
+	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st.last_good.commit[0] &&
+	    strcmp(st.last_good.commit, p->verdict.commit) != 0 &&
+	    tm_git_has_object(git, st.last_good.commit)) {
+		struct plans good;
+		tm_log_warn("rolling back to the last good revision %.12s", st.last_good.commit);
+		if (build_plans(p, &good, git, st.last_good.commit, &ctx) == 0) {
+			int rr = apply_all(p, &st, &good, &ctx, "rollback");
+			plans_free(&good);
+			if (rr == 0) {
+				st.applied = st.last_good;
+				p->state = "rolled_back";
+			}
+		}
+	}
+	memcpy(p->applied_commit, st.applied.commit, 41);
+	save_state(p, &st);
+	r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
+out:
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		if (p->appliers[i].enabled && p->appliers[i].ap->end)
+			p->appliers[i].ap->end();
+	if (have_plans)
+		plans_free(&pl);
+	if (git && fetched && p->mode == TM_PASS_SYNC) {
+		char saved[1024];
+		snprintf(saved, sizeof(saved), "%s", tm_error_last());
+		prune_store(p, &st, git, oid);
+		if (r < 0 && r != TM_ESTOPPED)
+			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
+	}
+	tm_git_free(git);
+	p->duration_ms = now_ms() - p->started_ms;
+	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {
+		char saved[1024];
+		snprintf(saved, sizeof(saved), "%s", tm_error_last());
+		report_pass(p, &st, r);
+		if (r < 0)
+			tm_error_set(r, "%s", saved); /* the pass's error, not the reporter's */
+	}
+	tm_state_free(&st);
+	return r;
+}
+
+void tm_pass_free(struct tm_pass *p)
+{
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
+		tm_apply_result_free(&p->appliers[i].res);
+}
+
+static int json_strv(struct tm_buf *b, char *const *v, size_t n)
+{
+	int r = tm_buf_putc(b, '[');
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (i)
+			r = tm_buf_putc(b, ',');
+		if (r == 0)
+			r = tm_json_cstr(b, v[i], 0);
+	}
+	return r ? r : tm_buf_putc(b, ']');
+}
+
+int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
+{
+	const struct tm_config *cfg = p->cfg;
+	const struct tm_verify_result *v = p->have_verdict ? &p->verdict : NULL;
+	char url[2048];
+	int r = 0;
+
+	tm_config_redact_url(url, sizeof(url), cfg->source.url);
+	r |= tm_buf_puts(b, "{\"schema\":\"tagmoor.status/v1\",\"device_id\":");
+	r |= tm_json_cstr(b, cfg->agent.device_id, 0);
+	r |= tm_buf_puts(b, ",\"hostname\":");
+	r |= tm_json_cstr(b, cfg->hostname, 0);
+	r |= tm_buf_printf(b, ",\"agent_version\":\"%s\",\"seq\":%llu,\"time\":", TM_VERSION,
+			   (unsigned long long)seq);
+	r |= tm_json_time(b, p->time);
+	/* the reporter restamps seq .. spool_dropped (heartbeats, drops) */
+	r |= tm_buf_puts(b, ",\"trigger\":\"pass\",\"spool_dropped\":0,\"state\":");
+	r |= tm_json_cstr(b, p->state, 0);
+	r |= tm_buf_puts(b, ",\"source\":{\"url\":");
+	r |= tm_json_cstr(b, url, 0);
+	r |= tm_buf_puts(b, ",\"ref\":");
+	r |= tm_json_cstr(b, p->ref ? p->ref : cfg->source.ref, 0);
+	r |= tm_buf_puts(b, ",\"commit\":");
+	r |= tm_json_cstr(b, v ? v->commit : NULL, 1);
+	r |= tm_buf_puts(b, ",\"tag_object\":");
+	r |= tm_json_cstr(b, v ? v->tag_object : NULL, 1);
+	r |= tm_buf_puts(b, ",\"signer\":");
+	r |= tm_json_cstr(b, v ? v->signer : NULL, 1);
+	r |= tm_buf_puts(b, ",\"tag_time\":");
+	r |= tm_json_time(b, v ? v->tag_time : -1);
+	r |= tm_buf_puts(b, "},\"applied_commit\":");
+	r |= tm_json_cstr(b, p->applied_commit, 1);
+	r |= tm_buf_puts(b, ",\"last_good_commit\":");
+	r |= tm_json_cstr(b, p->last_good_commit, 1);
+	r |= tm_buf_printf(b, ",\"duration_ms\":%lld", (long long)p->duration_ms);
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_apply_result *res = &p->appliers[i].res;
+		r |= tm_buf_printf(b, ",\"%s\":{\"applied\":%u,\"unchanged\":%u,\"pruned\":%u,\"unhealthy\":",
+				   slot_names[i], res->applied, res->unchanged, res->pruned);
+		r |= json_strv(b, res->unhealthy, res->nunhealthy);
+		r |= tm_buf_putc(b, '}');
+	}
+	r |= tm_buf_puts(b, ",\"errors\":[");
+	for (size_t i = 0; i < p->nerrors; i++) {
+		r |= tm_buf_printf(b, "%s{\"stage\":", i ? "," : "");
+		r |= tm_json_cstr(b, p->errors[i].stage, 0);
+		r |= tm_buf_puts(b, ",\"object\":");
+		r |= tm_json_cstr(b, p->errors[i].object, 1);
+		r |= tm_buf_puts(b, ",\"message\":");
+		r |= tm_json_cstr(b, p->errors[i].message, 0);
+		r |= tm_buf_putc(b, '}');
+	}
+	r |= tm_buf_puts(b, "],\"drift\":[");
+	int first = 1;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_apply_result *res = &p->appliers[i].res;
+		for (size_t j = 0; j < res->ndrifted; j++) {
+			r |= tm_buf_puts(b, first ? "{\"object\":" : ",{\"object\":");
+			r |= tm_json_cstr(b, res->drifted[j], 0);
+			r |= tm_buf_printf(b, ",\"action\":\"%s\"}", p->mode == TM_PASS_DIFF ? "detected" : "repaired");
+			first = 0;
+		}
+	}
+	r |= tm_buf_puts(b, "]}");
+	return r ? tm_error_set(TM_ELIMIT, "status document too large") : 0;
+}

@@ -1,0 +1,464 @@
+/*
+ * verify.c — the verification policy (SPEC.md "Tracking, signatures,
+ * rollout").
+ *
+ * Input is only what the advertisement showed and the raw tag/commit objects
+ * fetched for it (split by gitobj); no tree or blob of the revision is read
+ * before a verdict.
+ */
+#include "tagmoor/verify/verify.h"
+#include "tagmoor/core/buf.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/verify/crypto.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/source/git.h"
+#include "tagmoor/verify/openpgp.h"
+#include "tagmoor/core/parse.h"
+#include "tagmoor/verify/sshsig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RAW_MAX (1024 * 1024)
+
+int tm_verify_parse_rollout(struct tm_rollout_wave *waves, size_t *n, const char *text, size_t len)
+{
+	char item[64];
+	size_t pos = 0;
+
+	*n = 0;
+	while (pos < len) {
+		const char *comma = memchr(text + pos, ',', len - pos);
+		size_t end = comma ? (size_t)(comma - text) : len, s = pos, e = end;
+		char *sp;
+		unsigned pct;
+		uint64_t ms;
+
+		while (s < e && (text[s] == ' ' || text[s] == '\t'))
+			s++;
+		while (e > s && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\r'))
+			e--;
+		if (e - s == 0 || e - s >= sizeof(item))
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: empty or overlong wave");
+		memcpy(item, text + s, e - s);
+		item[e - s] = '\0';
+		sp = strchr(item, ' ');
+		if (!sp)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: wave '%s' is not 'PERCENT DELAY'", item);
+		*sp++ = '\0';
+		while (*sp == ' ')
+			sp++;
+		if (!strchr(item, '%') || tm_parse_percent(&pct, item) < 0 || pct == 0)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a percentage 1-100%%", item);
+		if (tm_parse_duration(&ms, sp) < 0)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a duration", sp);
+		if (*n >= TM_ROLLOUT_MAX_WAVES)
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: more than %d waves", TM_ROLLOUT_MAX_WAVES);
+		if (*n > 0 && (pct <= waves[*n - 1].pct || ms < waves[*n - 1].delay_ms))
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: waves must grow in percentage and delay");
+		waves[*n].pct = pct;
+		waves[*n].delay_ms = ms;
+		(*n)++;
+		pos = comma ? end + 1 : len;
+	}
+	if (*n == 0)
+		return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: no waves");
+	if (waves[*n - 1].pct != 100)
+		return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: the last wave must be 100%%");
+	return 0;
+}
+
+unsigned tm_verify_bucket(const char *device_id)
+{
+	unsigned char h[32];
+	uint64_t v = 0;
+
+	tm_crypto_hash(h, TM_HASH_SHA256, device_id, strlen(device_id));
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | h[i];
+	return (unsigned)(v % 100);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	const int64_t era = (y >= 0 ? y : y - 399) / 400;
+	const unsigned yoe = (unsigned)(y - era * 400);
+	const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int tm_verify_parse_time(int64_t *out, const char *s, size_t len)
+{
+	unsigned v[6];
+	static const unsigned widths[6] = { 4, 2, 2, 2, 2, 2 };
+	static const char seps[6] = { '-', '-', 'T', ':', ':', 'Z' };
+	size_t pos = 0;
+
+	for (int i = 0; i < 6; i++) {
+		v[i] = 0;
+		for (unsigned k = 0; k < widths[i]; k++, pos++) {
+			if (pos >= len || s[pos] < '0' || s[pos] > '9')
+				return tm_error_set(TM_EPARSE, "'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
+						    (int)(len > 40 ? 40 : len), s);
+			v[i] = v[i] * 10 + (unsigned)(s[pos] - '0');
+		}
+		if (pos >= len || s[pos] != seps[i])
+			return tm_error_set(TM_EPARSE, "'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
+					    (int)(len > 40 ? 40 : len), s);
+		pos++;
+	}
+	if (pos != len || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+		return tm_error_set(TM_EPARSE, "'%.*s' is not a valid UTC time", (int)(len > 40 ? 40 : len), s);
+	*out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+	return 0;
+}
+
+void tm_verify_format_time(char *out, size_t outlen, int64_t t)
+{
+	struct tm tmv;
+	time_t tt = (time_t)t;
+
+	if (t < 0 || !gmtime_r(&tt, &tmv)) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+}
+
+/* Finds "Key: value" as a line of the message; a repeated key is an error. */
+static int find_trailer(const char **val, size_t *vlen, const char *msg, size_t len, const char *key)
+{
+	size_t kl = strlen(key), pos = 0;
+	int found = 0;
+
+	*val = NULL;
+	*vlen = 0;
+	while (pos < len) {
+		const char *nl = memchr(msg + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - msg) : len;
+		if (end - pos > kl + 1 && memcmp(msg + pos, key, kl) == 0 && msg[pos + kl] == ':') {
+			if (found++)
+				return tm_error_set(TM_EPARSE, "%s appears more than once", key);
+			size_t s = pos + kl + 1;
+			while (s < end && (msg[s] == ' ' || msg[s] == '\t'))
+				s++;
+			size_t e = end;
+			while (e > s && (msg[e - 1] == ' ' || msg[e - 1] == '\r'))
+				e--;
+			*val = msg + s;
+			*vlen = e - s;
+		}
+		pos = end + 1;
+	}
+	return 0;
+}
+
+static int refuse(struct tm_verify_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int refuse(struct tm_verify_result *res, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
+	va_end(ap);
+	res->outcome = TM_VERIFY_REFUSED;
+	return 0;
+}
+
+/* Checks one signature against the configured trust; fills signer. */
+static int check_signature(struct tm_verify_result *res, const struct tm_config *cfg, int kind,
+			   const char *sig, size_t sig_len, const char *payload, size_t payload_len,
+			   int64_t at, const char *what, int *ok)
+{
+	char *signer = NULL;
+	int r;
+
+	*ok = 0;
+	if (kind == 1) {
+		struct tm_sshsig_signers *signers = NULL;
+		if (!cfg->verify.allowed_signers)
+			return refuse(res, "%s is signed with an SSH key but no allowed_signers is configured", what);
+		if ((r = tm_sshsig_signers_load(&signers, cfg->verify.allowed_signers)) < 0)
+			return r == TM_ENOMEM ? r : tm_error_wrap(TM_ECONFIG, "allowed_signers");
+		r = tm_sshsig_verify(&signer, signers, sig, sig_len, payload, payload_len, "git", at);
+		tm_sshsig_signers_free(signers);
+	} else if (kind == 2) {
+		struct tm_pgp_keyring *ring = NULL;
+		int64_t sig_time = 0;
+		if (!cfg->verify.openpgp_keyring)
+			return refuse(res, "%s is signed with OpenPGP but no openpgp_keyring is configured", what);
+		if ((r = tm_pgp_keyring_load(&ring, cfg->verify.openpgp_keyring)) < 0)
+			return r == TM_ENOMEM ? r : tm_error_wrap(TM_ECONFIG, "openpgp_keyring");
+		r = tm_pgp_verify(&signer, &sig_time, ring, sig, sig_len, payload, payload_len, at);
+		tm_pgp_keyring_free(ring);
+	} else {
+		return refuse(res, "%s is not signed", what);
+	}
+	if (r == TM_ENOMEM)
+		return r;
+	if (r < 0)
+		return refuse(res, "%s: %s", what, tm_error_last());
+	snprintf(res->signer, sizeof(res->signer), "%s", signer);
+	free(signer);
+	*ok = 1;
+	return 0;
+}
+
+/* SHA-256 over a label and the signed bytes, as 64 hex digits. */
+static void revision_key(char out[65], const char *label, const char *data, size_t len)
+{
+	unsigned char h[32];
+	struct tm_span parts[2] = { { label, strlen(label) + 1 }, { data, len } };
+
+	tm_crypto_hashv(h, TM_HASH_SHA256, parts, 2);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+int64_t tm_verify_effective_now(int64_t now, int64_t floor)
+{
+	return floor > now ? floor : now;
+}
+
+enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len, const struct tm_config *cfg,
+					   int64_t rev_time, int64_t expires, int64_t now)
+{
+	char a[32];
+
+	if (expires >= 0 && now >= expires) {
+		tm_verify_format_time(a, sizeof(a), expires);
+		snprintf(reason, reason_len, "revision expired at %s (Tagmoor-Expires)", a);
+		return TM_VERIFY_STALE;
+	}
+	/* a revision dated after now (a device clock that lags) is fresh */
+	if (cfg->verify.max_age_ms && rev_time >= 0 && now > rev_time &&
+	    (uint64_t)(now - rev_time) * 1000 > cfg->verify.max_age_ms) {
+		tm_format_duration(a, sizeof(a), cfg->verify.max_age_ms);
+		snprintf(reason, reason_len, "signed revision is older than max_age (%s)", a);
+		return TM_VERIFY_STALE;
+	}
+	return TM_VERIFY_ACCEPTED;
+}
+
+/* The message of a commit: what follows the first empty line of its payload. */
+static void commit_message(const char **msg, size_t *len, const struct tm_gitobj_commit *c)
+{
+	const char *p = c->payload, *end = c->payload + c->payload_len;
+
+	*msg = end;
+	*len = 0;
+	for (; p + 1 < end; p++) {
+		if (p[0] == '\n' && p[1] == '\n') {
+			*msg = p + 2;
+			*len = (size_t)(end - *msg);
+			return;
+		}
+	}
+}
+
+/* Expiry, rollout and fleet from the trailers of the signed message. */
+static int read_trailers(struct tm_verify_result *res, const struct tm_config *cfg, const char *msg,
+			 size_t msg_len, const char *what)
+{
+	const char *v;
+	size_t vl;
+
+	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Expires") < 0 ||
+	    (v && tm_verify_parse_time(&res->expires, v, vl) < 0))
+		return refuse(res, "%s: %s", what, tm_error_last());
+	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Fleet") < 0)
+		return refuse(res, "%s: %s", what, tm_error_last());
+	if (v)
+		snprintf(res->fleet, sizeof(res->fleet), "%.*s", (int)(vl < 127 ? vl : 127), v);
+	if (cfg->verify.fleet && (!v || vl != strlen(cfg->verify.fleet) || memcmp(v, cfg->verify.fleet, vl) != 0))
+		return refuse(res, "%s is not signed for fleet '%s' (%s)", what, cfg->verify.fleet,
+			      v ? "its Tagmoor-Fleet names another" : "no Tagmoor-Fleet trailer");
+	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Rollout") < 0)
+		return refuse(res, "%s: %s", what, tm_error_last());
+	if (v) {
+		struct tm_rollout_wave waves[TM_ROLLOUT_MAX_WAVES];
+		size_t nw;
+		if (tm_verify_parse_rollout(waves, &nw, v, vl) < 0)
+			return refuse(res, "%s: %s", what, tm_error_last());
+		for (size_t i = 0; i < nw; i++) {
+			if (res->bucket < waves[i].pct) {
+				res->wave_pct = waves[i].pct;
+				res->apply_at = res->tag_time + (int64_t)(waves[i].delay_ms / 1000);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const struct tm_config *cfg,
+		       const char *ref, const char *oid, const struct tm_verify_floor *floor, int64_t now)
+{
+	struct tm_buf raw, craw;
+	struct tm_gitobj_tag tag;
+	struct tm_gitobj_commit csig = { 0 };
+	const char *want_name = NULL, *msg = NULL;
+	size_t msg_len = 0;
+	int type = 0, r, ok, mode = cfg->verify.mode, have_tag = 0;
+	int64_t last_time = floor ? floor->time : -1;
+	/* Key lifetimes are judged on the device's clock, never on a time the
+	 * signer wrote; the clock is never taken to be before the floor. */
+	int64_t eff_now = tm_verify_effective_now(now, last_time);
+	char what[300];
+
+	memset(res, 0, sizeof(*res));
+	res->tag_time = res->expires = -1;
+	res->apply_at = 0;
+	res->bucket = tm_verify_bucket(cfg->agent.device_id);
+	tm_buf_init(&raw, RAW_MAX + 1);
+	tm_buf_init(&craw, RAW_MAX + 1);
+	if (strncmp(ref, "refs/tags/", 10) == 0)
+		want_name = ref + 10;
+
+	if ((r = tm_git_read_raw(&raw, &type, git, oid)) < 0)
+		goto out;
+	if (type == 't') {
+		if ((r = tm_gitobj_parse_tag(&tag, raw.ptr, raw.len)) < 0) {
+			r = refuse(res, "tag %s: %s", oid, tm_error_last());
+			goto out;
+		}
+		have_tag = 1;
+		memcpy(res->tag_object, oid, 40);
+		snprintf(res->tag_name, sizeof(res->tag_name), "%.*s",
+			 (int)(tag.name_len < 255 ? tag.name_len : 255), tag.name);
+		memcpy(res->commit, tag.object, 41);
+		if (tag.type_len != 6 || memcmp(tag.type, "commit", 6) != 0) {
+			r = refuse(res, "tag '%s' points to a %.*s, not a commit (nested tags are refused)",
+				   res->tag_name, (int)(tag.type_len > 16 ? 16 : tag.type_len), tag.type);
+			goto out;
+		}
+	} else if (type == 'c') {
+		memcpy(res->commit, oid, 40);
+		res->commit[40] = '\0';
+	} else {
+		r = refuse(res, "%s does not name a tag or a commit", ref);
+		goto out;
+	}
+
+	if (mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) {
+		if (!have_tag) {
+			r = refuse(res, "%s is a lightweight tag or not a tag; mode = %s needs an annotated, signed tag",
+				   ref, tm_verify_mode_name(mode));
+			goto out;
+		}
+		if (!want_name || tag.name_len != strlen(want_name) ||
+		    memcmp(tag.name, want_name, tag.name_len) != 0) {
+			r = refuse(res, "tag object is named '%s' but was served as %s (a signed tag under another name is refused)",
+				   res->tag_name, ref);
+			goto out;
+		}
+		if (tag.tagger_time < 0) {
+			r = refuse(res, "tag '%s' has no tagger line (needed for anti-rollback)", res->tag_name);
+			goto out;
+		}
+		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
+		if ((r = check_signature(res, cfg, tag.sig_kind, tag.signature, tag.signature_len,
+					 tag.payload, tag.payload_len, eff_now, what, &ok)) < 0 || !ok)
+			goto out;
+	}
+	if (!tm_git_has_object(git, res->commit)) {
+		r = refuse(res, "commit %s is not in the fetched objects", res->commit);
+		goto out;
+	}
+	if ((r = tm_git_read_raw(&craw, &type, git, res->commit)) < 0)
+		goto out;
+	if (type != 'c' || tm_gitobj_parse_commit(&csig, craw.ptr, craw.len) < 0) {
+		r = refuse(res, "commit %s: %s", res->commit, type != 'c' ? "not a commit" : tm_error_last());
+		goto out;
+	}
+	if (mode == TM_VERIFY_COMMIT || mode == TM_VERIFY_TAG_COMMIT) {
+		char tagsigner[256];
+		snprintf(tagsigner, sizeof(tagsigner), "%s", res->signer);
+		snprintf(what, sizeof(what), "commit %.12s", res->commit);
+		if ((r = check_signature(res, cfg, csig.sig_kind, csig.signature, csig.signature_len,
+					 csig.payload, csig.payload_len, eff_now, what, &ok)) < 0 || !ok)
+			goto out;
+		if (mode == TM_VERIFY_TAG_COMMIT)
+			snprintf(res->signer, sizeof(res->signer), "%s", tagsigner);
+	}
+
+	/* What decides from here on is the signed object only: the tag in the
+	 * tag modes, the commit in commit mode (a tag around a signed commit is
+	 * not signed there, so its time and message count for nothing). */
+	if (mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) {
+		res->tag_time = tag.tagger_time;
+		msg = tag.message;
+		msg_len = tag.message_len;
+		revision_key(res->key, "tag", tag.payload, tag.payload_len);
+		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
+	} else if (mode == TM_VERIFY_COMMIT) {
+		res->tag_time = csig.committer_time;
+		commit_message(&msg, &msg_len, &csig);
+		revision_key(res->key, "commit", csig.payload, csig.payload_len);
+		snprintf(what, sizeof(what), "commit %.12s", res->commit);
+	} else {
+		/* mode = none: nothing is signed; the commit's time, no trailers */
+		res->tag_time = csig.committer_time;
+		revision_key(res->key, "none", craw.ptr, craw.len);
+	}
+
+	/* A revision far in the future could raise the floor for good. With a
+	 * clock that is not set (before TM_VERIFY_CLOCK_SANE) this cannot be
+	 * judged; the floor still only grows with signed times. */
+	if (now >= TM_VERIFY_CLOCK_SANE && res->tag_time > now + TM_VERIFY_MAX_FUTURE) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		r = refuse(res, "%s is dated %s, more than %d minutes after this device's clock",
+			   have_tag && mode != TM_VERIFY_COMMIT ? "tag time" : "commit time", a,
+			   TM_VERIFY_MAX_FUTURE / 60);
+		goto out;
+	}
+	/* Anti-rollback: never go back to an older signed revision, nor to
+	 * another one with the same time as the newest accepted. */
+	if (last_time >= 0 && res->tag_time < last_time) {
+		char a[32], b[32];
+		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		tm_verify_format_time(b, sizeof(b), last_time);
+		r = refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
+			   mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time" : "commit time",
+			   a, b);
+		goto out;
+	}
+	if (last_time >= 0 && res->tag_time == last_time && floor->key && floor->key[0] &&
+	    strcmp(floor->key, res->key) != 0) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		r = refuse(res, "replay refused: another revision has the same signed time (%s) as the last accepted one",
+			   a);
+		goto out;
+	}
+
+	if (msg && (r = read_trailers(res, cfg, msg, msg_len, what)) < 0)
+		goto out;
+	if (res->outcome == TM_VERIFY_REFUSED) {
+		r = 0;
+		goto out;
+	}
+	res->outcome = tm_verify_freshness(res->reason, sizeof(res->reason), cfg, res->tag_time, res->expires,
+					   eff_now);
+	if (res->outcome == TM_VERIFY_ACCEPTED && res->apply_at > eff_now) {
+		char a[32];
+		tm_verify_format_time(a, sizeof(a), res->apply_at);
+		snprintf(res->reason, sizeof(res->reason),
+			 "rollout: bucket %u is in the %u%% wave, which starts at %s", res->bucket,
+			 res->wave_pct, a);
+		res->outcome = TM_VERIFY_WAIT;
+	}
+	r = 0;
+out:
+	tm_gitobj_commit_free(&csig);
+	tm_buf_free(&raw);
+	tm_buf_free(&craw);
+	return r;
+}
