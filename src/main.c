@@ -28,7 +28,8 @@ static const char usage_text[] =
 	"  version          versions of tagmoor and its libraries\n"
 	"\n"
 	"options:\n"
-	"  -c, --config FILE  configuration (default $TAGMOOR_CONFIG, then /etc/tagmoor/tagmoor.ini)\n"
+	"  -c, --config FILE  configuration (default $TAGMOOR_CONFIG, then "
+	"/etc/tagmoor/tagmoor.ini)\n"
 	"      --root DIR     treat DIR as the device's root filesystem (image pre-seeding)\n"
 	"  -v, --verbose      log at debug level\n"
 	"  -q, --quiet        log errors only\n"
@@ -127,7 +128,9 @@ int main(int argc, char **argv)
 	if (cli.root && cli.root[0] != '/')
 		return usage_error("--root needs an absolute path, not", cli.root);
 
-	tm_log_setup(TM_LOG_TEXT, verbosity > 0 ? TM_LOG_DEBUG : verbosity < 0 ? TM_LOG_ERROR : TM_LOG_INFO);
+	tm_log_setup(TM_LOG_TEXT, verbosity > 0   ? TM_LOG_DEBUG
+				  : verbosity < 0 ? TM_LOG_ERROR
+						  : TM_LOG_INFO);
 	if (cmd->needs_config) {
 		struct tm_config_env env = { .root = cli.root };
 		if (!config_path)
@@ -139,7 +142,7 @@ int main(int argc, char **argv)
 			return tm_error_exit_code(r);
 		}
 		tm_log_setup(cli.cfg->agent.log_format,
-			     verbosity > 0 ? TM_LOG_DEBUG
+			     verbosity > 0   ? TM_LOG_DEBUG
 			     : verbosity < 0 ? TM_LOG_ERROR
 					     : (enum tm_log_level)cli.cfg->agent.log_level);
 	}

@@ -54,9 +54,9 @@ int tm_cmd_sync(struct tm_cli *cli)
 			printf("commit: %s\n", pass.verdict.commit);
 		for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
 			if (pass.appliers[i].enabled)
-				printf("%s: %u applied, %u unchanged, %u pruned\n", pass.appliers[i].name,
-				       pass.appliers[i].res.applied, pass.appliers[i].res.unchanged,
-				       pass.appliers[i].res.pruned);
+				printf("%s: %u applied, %u unchanged, %u pruned\n",
+				       pass.appliers[i].name, pass.appliers[i].res.applied,
+				       pass.appliers[i].res.unchanged, pass.appliers[i].res.pruned);
 	}
 	tm_pass_free(&pass);
 	return r;
@@ -116,11 +116,13 @@ int tm_cmd_verify(struct tm_cli *cli)
 		}
 		if (v->wave_pct) {
 			tm_verify_format_time(t, sizeof(t), v->apply_at);
-			printf("rollout:  bucket %u, wave %u%%, applies from %s\n", v->bucket, v->wave_pct, t);
+			printf("rollout:  bucket %u, wave %u%%, applies from %s\n", v->bucket,
+			       v->wave_pct, t);
 		} else {
 			printf("rollout:  bucket %u, no waves (applies now)\n", v->bucket);
 		}
-		printf("verdict:  %s%s%s\n", outcome_name(v->outcome), v->reason[0] ? ": " : "", v->reason);
+		printf("verdict:  %s%s%s\n", outcome_name(v->outcome), v->reason[0] ? ": " : "",
+		       v->reason);
 	}
 	tm_pass_free(&pass);
 	return r;
@@ -162,7 +164,8 @@ int tm_cmd_status(struct tm_cli *cli)
 		return r;
 	}
 	if (!st.last_state[0]) {
-		printf("state:      never synced (%s has no state.json)\n", cli->cfg->agent.state_dir);
+		printf("state:      never synced (%s has no state.json)\n",
+		       cli->cfg->agent.state_dir);
 		tm_state_free(&st);
 		return 0;
 	}

@@ -31,18 +31,18 @@
 #define MAX_PATHS 64
 
 enum key_type {
-	T_STR,      /* free text */
-	T_PATH,     /* a file or directory path (absolute) */
-	T_URL,      /* https:// URL */
-	T_REF,      /* refs/tags/X or refs/heads/X */
+	T_STR,  /* free text */
+	T_PATH, /* a file or directory path (absolute) */
+	T_URL,  /* https:// URL */
+	T_REF,  /* refs/tags/X or refs/heads/X */
 	T_DURATION,
 	T_SIZE,
 	T_UINT,
 	T_BOOL,
 	T_PERCENT,
 	T_ENUM,
-	T_LIST,     /* space-separated relative paths */
-	T_NAME      /* identifier-like: [A-Za-z0-9._-]+ */
+	T_LIST, /* space-separated relative paths */
+	T_NAME  /* identifier-like: [A-Za-z0-9._-]+ */
 };
 
 struct key_def {
@@ -50,9 +50,9 @@ struct key_def {
 	const char *name;
 	enum key_type type;
 	size_t offset;
-	uint64_t min, max;          /* durations/sizes/uints */
-	const char *const *enums;   /* T_ENUM: NULL-terminated names, index = value */
-	const char *def;            /* default text, or NULL (unset) */
+	uint64_t min, max;        /* durations/sizes/uints */
+	const char *const *enums; /* T_ENUM: NULL-terminated names, index = value */
+	const char *def;          /* default text, or NULL (unset) */
 	int required;
 };
 
@@ -74,8 +74,10 @@ static const struct key_def keys[] = {
 	{ "agent", "state_dir", T_PATH, OFF(agent.state_dir), 0, 0, NULL, "/var/lib/tagmoor", 0 },
 	{ "agent", "interval", T_DURATION, OFF(agent.interval_ms), SEC, 7 * DAY, NULL, "60s", 0 },
 	{ "agent", "jitter", T_PERCENT, OFF(agent.jitter_pct), 0, 50, NULL, "10%", 0 },
-	{ "agent", "drift_check", T_DURATION, OFF(agent.drift_check_ms), 0, 7 * DAY, NULL, "10m", 0 },
-	{ "agent", "on_failure", T_ENUM, OFF(agent.on_failure), 0, 0, on_failure_names, "rollback", 0 },
+	{ "agent", "drift_check", T_DURATION, OFF(agent.drift_check_ms), 0, 7 * DAY, NULL, "10m",
+	  0 },
+	{ "agent", "on_failure", T_ENUM, OFF(agent.on_failure), 0, 0, on_failure_names, "rollback",
+	  0 },
 	{ "agent", "log_format", T_ENUM, OFF(agent.log_format), 0, 0, log_format_names, "text", 0 },
 	{ "agent", "log_level", T_ENUM, OFF(agent.log_level), 0, 0, log_level_names, "info", 0 },
 
@@ -84,7 +86,8 @@ static const struct key_def keys[] = {
 	{ "source", "ca_file", T_PATH, OFF(source.ca_file), 0, 0, NULL, NULL, 0 },
 	{ "source", "token_file", T_PATH, OFF(source.token_file), 0, 0, NULL, NULL, 0 },
 	{ "source", "timeout", T_DURATION, OFF(source.timeout_ms), SEC, HOUR, NULL, "60s", 0 },
-	{ "source", "max_fetch", T_SIZE, OFF(source.max_fetch), 64 * 1024, 4096 * MIB, NULL, "64MiB", 0 },
+	{ "source", "max_fetch", T_SIZE, OFF(source.max_fetch), 64 * 1024, 4096 * MIB, NULL,
+	  "64MiB", 0 },
 
 	{ "verify", "mode", T_ENUM, OFF(verify.mode), 0, 0, mode_names, "tag", 0 },
 	{ "verify", "allowed_signers", T_PATH, OFF(verify.allowed_signers), 0, 0, NULL, NULL, 0 },
@@ -98,17 +101,24 @@ static const struct key_def keys[] = {
 	{ "kubernetes", "paths", T_LIST, OFF(kubernetes.paths), 0, 0, NULL, "k8s", 0 },
 	{ "kubernetes", "prune", T_BOOL, OFF(kubernetes.prune), 0, 0, NULL, "yes", 0 },
 	{ "kubernetes", "wait", T_DURATION, OFF(kubernetes.wait_ms), 0, DAY, NULL, "120s", 0 },
-	{ "kubernetes", "field_manager", T_NAME, OFF(kubernetes.field_manager), 0, 0, NULL, "tagmoor", 0 },
+	{ "kubernetes", "field_manager", T_NAME, OFF(kubernetes.field_manager), 0, 0, NULL,
+	  "tagmoor", 0 },
 	{ "kubernetes", "adopt", T_BOOL, OFF(kubernetes.adopt), 0, 0, NULL, "no", 0 },
-	{ "kubernetes", "default_namespace", T_NAME, OFF(kubernetes.default_namespace), 0, 0, NULL, "default", 0 },
-	{ "kubernetes", "max_file", T_SIZE, OFF(kubernetes.max_file), 64 * 1024, 256 * MIB, NULL, "16MiB", 0 },
-	{ "kubernetes", "max_document", T_SIZE, OFF(kubernetes.max_document), 64 * 1024, 64 * MIB, NULL, "8MiB", 0 },
-	{ "kubernetes", "max_nodes", T_UINT, OFF(kubernetes.max_nodes), 10000, 10000000, NULL, "500000", 0 },
-	{ "kubernetes", "max_total", T_SIZE, OFF(kubernetes.max_total), 1 * MIB, 4096 * MIB, NULL, "64MiB", 0 },
+	{ "kubernetes", "default_namespace", T_NAME, OFF(kubernetes.default_namespace), 0, 0, NULL,
+	  "default", 0 },
+	{ "kubernetes", "max_file", T_SIZE, OFF(kubernetes.max_file), 64 * 1024, 256 * MIB, NULL,
+	  "16MiB", 0 },
+	{ "kubernetes", "max_document", T_SIZE, OFF(kubernetes.max_document), 64 * 1024, 64 * MIB,
+	  NULL, "8MiB", 0 },
+	{ "kubernetes", "max_nodes", T_UINT, OFF(kubernetes.max_nodes), 10000, 10000000, NULL,
+	  "500000", 0 },
+	{ "kubernetes", "max_total", T_SIZE, OFF(kubernetes.max_total), 1 * MIB, 4096 * MIB, NULL,
+	  "64MiB", 0 },
 
 	{ "systemd", "enabled", T_BOOL, OFF(systemd.enabled), 0, 0, NULL, "no", 0 },
 	{ "systemd", "paths", T_LIST, OFF(systemd.paths), 0, 0, NULL, "units", 0 },
-	{ "systemd", "unit_dir", T_PATH, OFF(systemd.unit_dir), 0, 0, NULL, "/etc/systemd/system", 0 },
+	{ "systemd", "unit_dir", T_PATH, OFF(systemd.unit_dir), 0, 0, NULL, "/etc/systemd/system",
+	  0 },
 	{ "systemd", "prune", T_BOOL, OFF(systemd.prune), 0, 0, NULL, "yes", 0 },
 	{ "systemd", "wait", T_DURATION, OFF(systemd.wait_ms), 0, DAY, NULL, "60s", 0 },
 
@@ -125,8 +135,8 @@ static const struct key_def keys[] = {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "agent", "source", "verify", "vars", "kubernetes",
-					"systemd", "report", NULL };
+static const char *const sections[] = { "agent",      "source",  "verify", "vars",
+					"kubernetes", "systemd", "report", NULL };
 static const char *const builtins[] = { "device_id", "hostname", "arch", NULL };
 
 /* One raw "key = value" as read, before expansion. */
@@ -139,20 +149,20 @@ struct loader {
 	const char *file;
 	const char *text;
 	size_t len, pos;
-	int line;              /* line number of the line inih is processing */
-	int err;               /* first error recorded */
+	int line; /* line number of the line inih is processing */
+	int err;  /* first error recorded */
 	struct raw values[NKEYS];
-	int section_line[8];   /* header line of each known section, 0 if absent */
+	int section_line[8]; /* header line of each known section, 0 if absent */
 	struct tm_config_var vars[MAX_VARS];
 	int var_line[MAX_VARS];
 	size_t nvars;
 };
 
-static int fail(struct loader *ld, int line, const char *section, const char *key,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail(struct loader *ld, int line, const char *section, const char *key, const char *fmt,
+		...) __attribute__((format(printf, 5, 6)));
 
-static int fail(struct loader *ld, int line, const char *section, const char *key,
-		const char *fmt, ...)
+static int fail(struct loader *ld, int line, const char *section, const char *key, const char *fmt,
+		...)
 {
 	char what[512];
 	va_list ap;
@@ -217,7 +227,8 @@ static void check_header(struct loader *ld, const char *line, size_t n)
 	int idx = section_index(name);
 	if (idx < 0) {
 		fail(ld, ld->line, name, NULL,
-		     "unknown section (known: agent, source, verify, vars, kubernetes, systemd, report)");
+		     "unknown section (known: agent, source, verify, vars, kubernetes, systemd, "
+		     "report)");
 		return;
 	}
 	if (ld->section_line[idx]) {
@@ -284,17 +295,22 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (strcmp(section, "vars") == 0) {
 		if (!valid_var_name(name))
 			return fail(ld, ld->line, section, name,
-				    "invalid variable name (letters, digits, _)"), 1;
+				    "invalid variable name (letters, digits, _)"),
+			       1;
 		for (int i = 0; builtins[i]; i++)
 			if (strcmp(builtins[i], name) == 0)
 				return fail(ld, ld->line, section, name,
-					    "is a built-in variable and cannot be redefined"), 1;
+					    "is a built-in variable and cannot be redefined"),
+				       1;
 		for (size_t i = 0; i < ld->nvars; i++)
 			if (strcmp(ld->vars[i].name, name) == 0)
 				return fail(ld, ld->line, section, name,
-					    "duplicate key (first at line %d)", ld->var_line[i]), 1;
+					    "duplicate key (first at line %d)", ld->var_line[i]),
+				       1;
 		if (ld->nvars >= MAX_VARS)
-			return fail(ld, ld->line, section, name, "more than %d variables", MAX_VARS), 1;
+			return fail(ld, ld->line, section, name, "more than %d variables",
+				    MAX_VARS),
+			       1;
 		ld->vars[ld->nvars].name = strdup(name);
 		ld->vars[ld->nvars].value = strdup(value);
 		ld->var_line[ld->nvars] = ld->line;
@@ -308,7 +324,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			continue;
 		if (ld->values[i].value)
 			return fail(ld, ld->line, section, name, "duplicate key (first at line %d)",
-				    ld->values[i].line), 1;
+				    ld->values[i].line),
+			       1;
 		ld->values[i].value = strdup(value);
 		ld->values[i].line = ld->line;
 		if (!ld->values[i].value)
@@ -373,8 +390,8 @@ static int expand(struct tm_buf *out, const struct tm_config *cfg, const char *s
 			}
 			if (!v) {
 				if (strict) {
-					snprintf(bad, badlen, "unknown variable ${%.*s}", (int)(n > 64 ? 64 : n),
-						 s + i + 2);
+					snprintf(bad, badlen, "unknown variable ${%.*s}",
+						 (int)(n > 64 ? 64 : n), s + i + 2);
 					return TM_ECONFIG;
 				}
 				if ((r = tm_buf_put(out, s + i, n + 3)) < 0)
@@ -414,7 +431,8 @@ int tm_config_expand_content(char **out, size_t *out_len, const struct tm_config
 
 static int valid_path(const char *v)
 {
-	return v[0] == '/' && !strstr(v, "/../") && strcmp(v + strlen(v) - (strlen(v) >= 3 ? 3 : 0), "/..") != 0;
+	return v[0] == '/' && !strstr(v, "/../") &&
+	       strcmp(v + strlen(v) - (strlen(v) >= 3 ? 3 : 0), "/..") != 0;
 }
 
 static int valid_name(const char *v)
@@ -509,11 +527,13 @@ static int parse_list(struct tm_strlist *out, const char *v, char *why, size_t w
 			return -1;
 		}
 		/* Repository paths: relative, no "..", no empty components. */
-		int bad = item[0] == '/' || strcmp(item, "..") == 0 || strncmp(item, "../", 3) == 0 ||
-			  strstr(item, "/../") || (n >= 3 && strcmp(item + n - 3, "/..") == 0) ||
-			  strstr(item, "//");
+		int bad = item[0] == '/' || strcmp(item, "..") == 0 ||
+			  strncmp(item, "../", 3) == 0 || strstr(item, "/../") ||
+			  (n >= 3 && strcmp(item + n - 3, "/..") == 0) || strstr(item, "//");
 		if (bad) {
-			snprintf(why, whylen, "path '%.64s' must be relative to the repository and must not contain '..'",
+			snprintf(why, whylen,
+				 "path '%.64s' must be relative to the repository and must not "
+				 "contain '..'",
 				 item);
 			free(item);
 			return -1;
@@ -550,8 +570,8 @@ static void strlist_free(struct tm_strlist *l)
 }
 
 /* Parses one expanded value into the struct field described by k. */
-static int store(struct loader *ld, struct tm_config *cfg, const struct key_def *k,
-		 const char *v, int line)
+static int store(struct loader *ld, struct tm_config *cfg, const struct key_def *k, const char *v,
+		 int line)
 {
 	char *field = (char *)cfg + k->offset;
 	char why[256], a[32], b[32];
@@ -578,7 +598,8 @@ static int store(struct loader *ld, struct tm_config *cfg, const struct key_def 
 				    "'%.128s' is not a valid refs/tags/NAME or refs/heads/NAME", v);
 		if (k->type == T_NAME && !valid_name(v))
 			return fail(ld, line, k->section, k->name,
-				    "'%.64s' may contain only letters, digits, '.', '_' and '-'", v);
+				    "'%.64s' may contain only letters, digits, '.', '_' and '-'",
+				    v);
 		free(*(char **)field);
 		*(char **)field = strdup(v);
 		if (!*(char **)field)
@@ -590,8 +611,8 @@ static int store(struct loader *ld, struct tm_config *cfg, const struct key_def 
 		if (u != 0 && (u < k->min || u > k->max)) {
 			tm_format_duration(a, sizeof(a), k->min);
 			tm_format_duration(b, sizeof(b), k->max);
-			return fail(ld, line, k->section, k->name, "'%.64s' is out of range (%s to %s)",
-				    v, a, b);
+			return fail(ld, line, k->section, k->name,
+				    "'%.64s' is out of range (%s to %s)", v, a, b);
 		}
 		if (u == 0 && k->min > 0) {
 			tm_format_duration(a, sizeof(a), k->min);
@@ -605,7 +626,8 @@ static int store(struct loader *ld, struct tm_config *cfg, const struct key_def 
 		if (u < k->min || u > k->max) {
 			tm_format_size(a, sizeof(a), k->min);
 			tm_format_size(b, sizeof(b), k->max);
-			return fail(ld, line, k->section, k->name, "'%.64s' is out of range (%s to %s)", v, a, b);
+			return fail(ld, line, k->section, k->name,
+				    "'%.64s' is out of range (%s to %s)", v, a, b);
 		}
 		*(uint64_t *)field = u;
 		return 0;
@@ -613,9 +635,9 @@ static int store(struct loader *ld, struct tm_config *cfg, const struct key_def 
 		if (tm_parse_uint(&u, v) < 0)
 			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
 		if (u < k->min || u > k->max)
-			return fail(ld, line, k->section, k->name, "%llu is out of range (%llu to %llu)",
-				    (unsigned long long)u, (unsigned long long)k->min,
-				    (unsigned long long)k->max);
+			return fail(ld, line, k->section, k->name,
+				    "%llu is out of range (%llu to %llu)", (unsigned long long)u,
+				    (unsigned long long)k->min, (unsigned long long)k->max);
 		*(uint64_t *)field = u;
 		return 0;
 	case T_BOOL:
@@ -627,7 +649,8 @@ static int store(struct loader *ld, struct tm_config *cfg, const struct key_def 
 		if (tm_parse_percent(&pct, v) < 0)
 			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
 		if (pct > k->max)
-			return fail(ld, line, k->section, k->name, "'%.64s' is over the maximum of %llu%%", v,
+			return fail(ld, line, k->section, k->name,
+				    "'%.64s' is over the maximum of %llu%%", v,
 				    (unsigned long long)k->max);
 		*(unsigned *)field = pct;
 		return 0;
@@ -759,7 +782,8 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 	host[sizeof(host) - 1] = '\0';
 	cfg->hostname = strdup(host);
 	cfg->arch = strdup(uname(&un) == 0 ? un.machine : "unknown");
-	cfg->machine_id = read_machine_id(env->machine_id_file ? env->machine_id_file : "/etc/machine-id");
+	cfg->machine_id =
+		read_machine_id(env->machine_id_file ? env->machine_id_file : "/etc/machine-id");
 	if (!cfg->file || !cfg->hostname || !cfg->arch)
 		goto oom;
 	cfg->vars = calloc(ld->nvars ? ld->nvars : 1, sizeof(*cfg->vars));
@@ -796,7 +820,8 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			if (rc < 0)
 				goto out;
 		} else {
-			cfg->agent.device_id = strdup(cfg->machine_id ? cfg->machine_id : cfg->hostname);
+			cfg->agent.device_id =
+				strdup(cfg->machine_id ? cfg->machine_id : cfg->hostname);
 			if (!cfg->agent.device_id)
 				goto oom;
 		}
@@ -812,10 +837,12 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			if (k->required) {
 				int si = section_index(k->section);
 				if (ld->section_line[si])
-					fail(ld, ld->section_line[si], k->section, k->name, "required key is missing");
+					fail(ld, ld->section_line[si], k->section, k->name,
+					     "required key is missing");
 				else
 					fail(ld, last_line(text.ptr, text.len), k->section, k->name,
-					     "required key is missing (and so is the [%s] section)", k->section);
+					     "required key is missing (and so is the [%s] section)",
+					     k->section);
 				goto out;
 			}
 			continue;
@@ -824,7 +851,8 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 		rc = expand(&b, cfg, v, strlen(v), 1, why, sizeof(why));
 		if (rc < 0) {
 			tm_buf_free(&b);
-			fail(ld, line, k->section, k->name, "%s", rc == TM_ECONFIG ? why : tm_error_last());
+			fail(ld, line, k->section, k->name, "%s",
+			     rc == TM_ECONFIG ? why : tm_error_last());
 			goto out;
 		}
 		rc = store(ld, cfg, k, b.ptr, line);
@@ -835,10 +863,12 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 
 	/* Rules that join several keys. */
 	{
-		int ml = key_line(ld, "verify", "mode"), ul = key_line(ld, "verify", "allow_unsigned");
-		int vline = ml ? ml : (ld->section_line[section_index("verify")]
-					       ? ld->section_line[section_index("verify")]
-					       : last_line(text.ptr, text.len));
+		int ml = key_line(ld, "verify", "mode"),
+		    ul = key_line(ld, "verify", "allow_unsigned");
+		int vline = ml ? ml
+			       : (ld->section_line[section_index("verify")]
+					  ? ld->section_line[section_index("verify")]
+					  : last_line(text.ptr, text.len));
 		if (cfg->verify.mode == TM_VERIFY_NONE && !cfg->verify.allow_unsigned) {
 			fail(ld, vline, "verify", "mode",
 			     "'none' is refused unless allow_unsigned = yes is also set");
@@ -852,15 +882,18 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			goto out;
 		}
 		if (cfg->verify.mode != TM_VERIFY_NONE && cfg->verify.allow_unsigned && ul) {
-			fail(ld, ul, "verify", "allow_unsigned", "only meaningful with mode = none");
+			fail(ld, ul, "verify", "allow_unsigned",
+			     "only meaningful with mode = none");
 			goto out;
 		}
 		if (cfg->verify.mode == TM_VERIFY_NONE && cfg->verify.fleet) {
 			fail(ld, key_line(ld, "verify", "fleet"), "verify", "fleet",
-			     "needs a signed object (mode tag, commit or tag+commit), not mode = none");
+			     "needs a signed object (mode tag, commit or tag+commit), not mode = "
+			     "none");
 			goto out;
 		}
-		int cl = key_line(ld, "report", "client_cert"), kl = key_line(ld, "report", "client_key");
+		int cl = key_line(ld, "report", "client_cert"),
+		    kl = key_line(ld, "report", "client_key");
 		if (!cfg->report.client_cert != !cfg->report.client_key) {
 			fail(ld, cl ? cl : kl, "report", cl ? "client_key" : "client_cert",
 			     "client_cert and client_key must be given together");
@@ -871,14 +904,18 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			     "required when client_cert or client_key is set");
 			goto out;
 		}
-		if (cfg->kubernetes.default_namespace && !valid_dns_label(cfg->kubernetes.default_namespace)) {
-			fail(ld, key_line(ld, "kubernetes", "default_namespace"), "kubernetes", "default_namespace",
-			     "must be a namespace name (at most 63 of a-z, 0-9 and '-', starting and ending "
+		if (cfg->kubernetes.default_namespace &&
+		    !valid_dns_label(cfg->kubernetes.default_namespace)) {
+			fail(ld, key_line(ld, "kubernetes", "default_namespace"), "kubernetes",
+			     "default_namespace",
+			     "must be a namespace name (at most 63 of a-z, 0-9 and '-', starting "
+			     "and ending "
 			     "with a letter or digit)");
 			goto out;
 		}
 		if (cfg->source.ref && strncmp(cfg->source.ref, "refs/heads/", 11) == 0 &&
-		    (cfg->verify.mode == TM_VERIFY_TAG || cfg->verify.mode == TM_VERIFY_TAG_COMMIT)) {
+		    (cfg->verify.mode == TM_VERIFY_TAG ||
+		     cfg->verify.mode == TM_VERIFY_TAG_COMMIT)) {
 			fail(ld, key_line(ld, "source", "ref"), "source", "ref",
 			     "a branch cannot be verified with mode = %s (use mode = commit)",
 			     mode_names[cfg->verify.mode]);
@@ -1008,7 +1045,8 @@ void tm_config_print(const struct tm_config *cfg, FILE *f)
 			if (cur && strcmp(cur, "verify") == 0) {
 				fprintf(f, "\n[vars]\n");
 				for (size_t j = 0; j < cfg->nvars; j++)
-					fprintf(f, "%s = %s\n", cfg->vars[j].name, cfg->vars[j].value);
+					fprintf(f, "%s = %s\n", cfg->vars[j].name,
+						cfg->vars[j].value);
 			}
 			cur = k->section;
 			fprintf(f, "\n[%s]\n", cur);
@@ -1035,7 +1073,8 @@ void tm_config_print(const struct tm_config *cfg, FILE *f)
 			tm_format_size(v, sizeof(v), *(const uint64_t *)field);
 			break;
 		case T_UINT:
-			snprintf(v, sizeof(v), "%llu", (unsigned long long)*(const uint64_t *)field);
+			snprintf(v, sizeof(v), "%llu",
+				 (unsigned long long)*(const uint64_t *)field);
 			break;
 		case T_BOOL:
 			snprintf(v, sizeof(v), "%s", *(const int *)field ? "yes" : "no");

@@ -74,8 +74,8 @@ static int temp_name(char *out, size_t outlen, const char *path)
 		return tm_error_set(TM_EIO, "%.128s: not a file name", path);
 	if (blen > TM_FILE_TEMP_NAME_KEEP)
 		blen = TM_FILE_TEMP_NAME_KEEP;
-	n = snprintf(out, outlen, "%.*s.%.*s" TM_FILE_TEMP_MARK "XXXXXX", (int)dlen, path, (int)blen,
-		     base);
+	n = snprintf(out, outlen, "%.*s.%.*s" TM_FILE_TEMP_MARK "XXXXXX", (int)dlen, path,
+		     (int)blen, base);
 	if (n < 0 || (size_t)n >= outlen)
 		return tm_error_set(TM_EIO, "path too long: %.128s", path);
 	return 0;
@@ -93,7 +93,8 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		return TM_EIO;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return tm_error_set(TM_EIO, "%s: cannot create temporary file: %s", path, strerror(errno));
+		return tm_error_set(TM_EIO, "%s: cannot create temporary file: %s", path,
+				    strerror(errno));
 	while (len > 0) {
 		ssize_t w = write(fd, p, len);
 		if (w < 0) {
@@ -176,7 +177,8 @@ int tm_file_read(struct tm_buf *out, const char *path, size_t max)
 		if (n == 0)
 			break;
 		if (out->len + (size_t)n > max) {
-			r = tm_error_set(TM_ELIMIT, "%s: larger than the limit of %zu bytes", path, max);
+			r = tm_error_set(TM_ELIMIT, "%s: larger than the limit of %zu bytes", path,
+					 max);
 			goto out;
 		}
 		if ((r = tm_buf_put(out, chunk, (size_t)n)) < 0)
@@ -242,7 +244,8 @@ int tm_file_is_temp_name(const char *name)
 	if (memcmp(mark, TM_FILE_TEMP_MARK, ml) != 0)
 		return 0;
 	for (const char *p = mark + ml; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9')))
 			return 0;
 	return 1;
 }
@@ -256,7 +259,8 @@ static int is_legacy_temp(const char *name, char *const *names, size_t nnames)
 	if (len < 11 || memcmp(name + len - 11, ".tmp.", 5) != 0)
 		return 0;
 	for (const char *p = name + len - 6; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9')))
 			return 0;
 	for (size_t i = 0; i < nnames; i++)
 		if (strlen(names[i]) == len - 11 && memcmp(names[i], name, len - 11) == 0)
@@ -304,7 +308,8 @@ int tm_file_clean_temps_named(const char *dir, char *const *names, size_t nnames
 		if (unlinkat(dfd, e->d_name, 0) < 0) {
 			if (errno == ENOENT)
 				continue;
-			r = tm_error_set(TM_EIO, "%s/%s: cannot remove a leftover temporary file: %s", dir,
+			r = tm_error_set(TM_EIO,
+					 "%s/%s: cannot remove a leftover temporary file: %s", dir,
 					 e->d_name, strerror(errno));
 			break;
 		}

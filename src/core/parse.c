@@ -47,7 +47,10 @@ static int mul_checked(uint64_t *out, uint64_t v, uint64_t m)
 
 int tm_parse_duration(uint64_t *out_ms, const char *s)
 {
-	static const struct { const char *unit; uint64_t ms; } units[] = {
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
 		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
 	};
 	uint64_t v;
@@ -56,13 +59,16 @@ int tm_parse_duration(uint64_t *out_ms, const char *s)
 	if (n < 0)
 		return tm_error_set(TM_EPARSE, "duration '%.64s' is too large", s);
 	if (n == 0)
-		return tm_error_set(TM_EPARSE, "'%.64s' is not a duration (use ms, s, m, h or d, e.g. 60s)", s);
+		return tm_error_set(TM_EPARSE,
+				    "'%.64s' is not a duration (use ms, s, m, h or d, e.g. 60s)",
+				    s);
 	if (s[n] == '\0') {
 		if (v == 0) {
 			*out_ms = 0;
 			return 0;
 		}
-		return tm_error_set(TM_EPARSE, "duration '%.64s' needs a unit (ms, s, m, h or d)", s);
+		return tm_error_set(TM_EPARSE, "duration '%.64s' needs a unit (ms, s, m, h or d)",
+				    s);
 	}
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(s + n, units[i].unit) == 0) {
@@ -71,13 +77,20 @@ int tm_parse_duration(uint64_t *out_ms, const char *s)
 			return 0;
 		}
 	}
-	return tm_error_set(TM_EPARSE, "'%.64s' has an unknown duration unit (use ms, s, m, h or d)", s);
+	return tm_error_set(TM_EPARSE,
+			    "'%.64s' has an unknown duration unit (use ms, s, m, h or d)", s);
 }
 
 int tm_parse_size(uint64_t *out, const char *s)
 {
-	static const struct { const char *unit; uint64_t mul; } units[] = {
-		{ "", 1 }, { "B", 1 }, { "KiB", 1024 }, { "MiB", 1024 * 1024 },
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = {
+		{ "", 1 },
+		{ "B", 1 },
+		{ "KiB", 1024 },
+		{ "MiB", 1024 * 1024 },
 		{ "GiB", 1024ull * 1024 * 1024 },
 	};
 	uint64_t v;
@@ -86,7 +99,8 @@ int tm_parse_size(uint64_t *out, const char *s)
 	if (n < 0)
 		return tm_error_set(TM_EPARSE, "size '%.64s' is too large", s);
 	if (n == 0)
-		return tm_error_set(TM_EPARSE, "'%.64s' is not a size (use KiB or MiB, e.g. 64MiB)", s);
+		return tm_error_set(TM_EPARSE, "'%.64s' is not a size (use KiB or MiB, e.g. 64MiB)",
+				    s);
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(s + n, units[i].unit) == 0) {
 			if (mul_checked(out, v, units[i].mul) < 0)
@@ -112,7 +126,8 @@ int tm_parse_bool(int *out, const char *s)
 			return 0;
 		}
 	}
-	return tm_error_set(TM_EPARSE, "'%.64s' is not a boolean (use yes/no, true/false, on/off, 1/0)", s);
+	return tm_error_set(TM_EPARSE,
+			    "'%.64s' is not a boolean (use yes/no, true/false, on/off, 1/0)", s);
 }
 
 int tm_parse_percent(unsigned *out, const char *s)

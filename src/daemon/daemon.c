@@ -52,7 +52,8 @@
 
 uint64_t tm_daemon_backoff_ms(uint64_t interval_ms, unsigned failures)
 {
-	uint64_t cap = interval_ms > TM_DAEMON_BACKOFF_CAP_MS ? interval_ms : TM_DAEMON_BACKOFF_CAP_MS;
+	uint64_t cap = interval_ms > TM_DAEMON_BACKOFF_CAP_MS ? interval_ms
+							      : TM_DAEMON_BACKOFF_CAP_MS;
 	uint64_t d = interval_ms;
 
 	if (failures == 0)
@@ -105,7 +106,8 @@ uint64_t tm_daemon_pass_hard_ms(const struct tm_config *cfg)
 	return tm_daemon_pass_bound_ms(cfg) + cfg->source.max_fetch * 1000 / TM_DAEMON_MIN_RATE;
 }
 
-int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t bytes, uint64_t elapsed_ms)
+int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t bytes,
+		    uint64_t elapsed_ms)
 {
 	if (now < bound_at)
 		return 1;
@@ -147,7 +149,8 @@ int tm_notify_open(struct tm_notify *n)
 		return 0;
 	len = strlen(e);
 	if ((e[0] != '/' && e[0] != '@') || len >= sizeof(sa.sun_path) || len < 2) {
-		int r = tm_error_set(TM_EUSAGE, "NOTIFY_SOCKET=%.*s: not a socket path or @abstract name",
+		int r = tm_error_set(TM_EUSAGE,
+				     "NOTIFY_SOCKET=%.*s: not a socket path or @abstract name",
 				     TM_LOG_CAP, e);
 		unsetenv("NOTIFY_SOCKET");
 		return r;
@@ -202,14 +205,14 @@ static int64_t mono_ms(void)
 struct daemon {
 	struct tm_config **cfg;
 	const char *root;
-	sigset_t sigs;                 /* TERM INT HUP USR1: taken with sigtimedwait */
+	sigset_t sigs; /* TERM INT HUP USR1: taken with sigtimedwait */
 	struct tm_notify notify;
 	uint64_t rng;
-	int log_override;              /* -v/-q given: a reload keeps the level */
-	int ready;                     /* READY=1 sent */
-	unsigned failures;             /* consecutive unreachable-source passes */
-	int64_t last_drift_ms;         /* -1: never */
-	int64_t report_not_before;     /* monotonic ms: at most one report turn a second */
+	int log_override;          /* -v/-q given: a reload keeps the level */
+	int ready;                 /* READY=1 sent */
+	unsigned failures;         /* consecutive unreachable-source passes */
+	int64_t last_drift_ms;     /* -1: never */
+	int64_t report_not_before; /* monotonic ms: at most one report turn a second */
 	struct tm_pass_memo memo;
 	int have_memo;
 	int64_t memo_ms;
@@ -220,9 +223,9 @@ struct daemon {
 	pthread_mutex_t wd_mu;
 	pthread_cond_t wd_cv;
 	int wd_quit;
-	int64_t deadline_ms;           /* under wd_mu: the loop checks in before this */
-	int64_t hard_ms;               /* under wd_mu: ... or before this while bytes arrive */
-	const char *deadline_what;     /* under wd_mu: "a pass" or "the wait" */
+	int64_t deadline_ms;       /* under wd_mu: the loop checks in before this */
+	int64_t hard_ms;           /* under wd_mu: ... or before this while bytes arrive */
+	const char *deadline_what; /* under wd_mu: "a pass" or "the wait" */
 #ifdef TM_TEST_HOOKS
 	const char *hang_file;
 #endif
@@ -292,16 +295,21 @@ static void *watchdog_main(void *arg)
 			w1_t = now;
 			w1_b = b;
 		}
-		if (tm_daemon_alive(now, d->deadline_ms, d->hard_ms, b - w0_b, (uint64_t)(now - w0_t))) {
+		if (tm_daemon_alive(now, d->deadline_ms, d->hard_ms, b - w0_b,
+				    (uint64_t)(now - w0_t))) {
 			if (now >= d->deadline_ms && !extended)
-				tm_log_info("watchdog: %s is past its bound but still doing I/O; pinging on "
-					    "(at most %" PRId64 " s more)", d->deadline_what, (d->hard_ms - now) / 1000);
+				tm_log_info("watchdog: %s is past its bound but still doing I/O; "
+					    "pinging on "
+					    "(at most %" PRId64 " s more)",
+					    d->deadline_what, (d->hard_ms - now) / 1000);
 			extended = now >= d->deadline_ms;
 			tm_notify_send(&d->notify, "WATCHDOG=1");
 			stuck = 0;
 		} else if (!stuck) {
-			tm_log_error("watchdog: %s has run %" PRId64 " ms past its bound; pings stopped so the "
-				     "supervisor restarts tagmoor", d->deadline_what, now - d->deadline_ms);
+			tm_log_error("watchdog: %s has run %" PRId64
+				     " ms past its bound; pings stopped so the "
+				     "supervisor restarts tagmoor",
+				     d->deadline_what, now - d->deadline_ms);
 			stuck = 1;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -462,8 +470,11 @@ static void remember(struct daemon *d, const struct tm_pass *p, int r, int64_t n
 		snprintf(d->memo.reason, sizeof(d->memo.reason), "%s", verify_reason(p));
 		d->have_memo = 1;
 		d->memo_ms = now;
-		tm_log_info("%.12s is remembered as %s: not fetched or verified again while the ref shows "
-			    "it (for up to 1 h, or until SIGHUP)", p->oid, p->state);
+		tm_log_info(
+			"%.12s is remembered as %s: not fetched or verified again while the ref "
+			"shows "
+			"it (for up to 1 h, or until SIGHUP)",
+			p->oid, p->state);
 	} else if (d->have_memo && p->oid[0] && strcmp(p->oid, d->memo.oid) != 0) {
 		d->have_memo = 0; /* the ref moved on */
 	}
@@ -483,22 +494,24 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 	pass.mode = TM_PASS_SYNC;
 	pass.out = stdout;
 	pass.no_drift = !(cfg->agent.drift_check_ms &&
-			  (d->last_drift_ms < 0 || now - d->last_drift_ms >= (int64_t)cfg->agent.drift_check_ms));
+			  (d->last_drift_ms < 0 ||
+			   now - d->last_drift_ms >= (int64_t)cfg->agent.drift_check_ms));
 	if (d->have_memo && now - d->memo_ms >= (int64_t)TM_DAEMON_MEMO_TTL_MS)
 		d->have_memo = 0;
 	pass.memo = d->have_memo ? &d->memo : NULL;
 	pass.stop = stop_requested;
 	pass.stop_arg = d;
 
-	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg), now + (int64_t)tm_daemon_pass_hard_ms(cfg),
-		     "a pass");
+	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg),
+		     now + (int64_t)tm_daemon_pass_hard_ms(cfg), "a pass");
 	tm_error_clear();
 	r = tm_state_lock(&fd, cfg->agent.state_dir);
 	if (r == TM_ELOCKED) {
-		*delay_ms = tm_daemon_jitter_ms(cfg->agent.interval_ms, cfg->agent.jitter_pct, rnd32(d));
+		*delay_ms = tm_daemon_jitter_ms(cfg->agent.interval_ms, cfg->agent.jitter_pct,
+						rnd32(d));
 		fmt_ms(next, sizeof(next), *delay_ms);
-		tm_log_info("%s (a manual command?); this poll is skipped, the next in %s", tm_error_last(),
-			    next);
+		tm_log_info("%s (a manual command?); this poll is skipped, the next in %s",
+			    tm_error_last(), next);
 		return r;
 	}
 	if (r == 0) {
@@ -522,23 +535,26 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 		delay = tm_daemon_backoff_ms(cfg->agent.interval_ms, d->failures);
 		*delay_ms = tm_daemon_backoff_jitter_ms(delay, rnd32(d));
 		fmt_ms(next, sizeof(next), *delay_ms);
-		tm_log_warn("%s; attempt %u failed, backing off: next attempt in %s", tm_error_last(),
-			    d->failures, next);
+		tm_log_warn("%s; attempt %u failed, backing off: next attempt in %s",
+			    tm_error_last(), d->failures, next);
 	} else {
 		if (d->failures)
 			tm_log_info("reachable again after %u failed attempt(s)", d->failures);
 		d->failures = 0;
-		*delay_ms = tm_daemon_jitter_ms(cfg->agent.interval_ms, cfg->agent.jitter_pct, rnd32(d));
+		*delay_ms = tm_daemon_jitter_ms(cfg->agent.interval_ms, cfg->agent.jitter_pct,
+						rnd32(d));
 		fmt_ms(next, sizeof(next), *delay_ms);
 		if (r < 0 && memo_hit)
 			tm_log_warn("%s (remembered; not fetched again)", tm_error_last());
 		else if (r < 0)
 			tm_log_error("%s", tm_error_last());
-		tm_log_debug("pass done (%s); next poll in %s", pass.state ? pass.state : "-", next);
+		tm_log_debug("pass done (%s); next poll in %s", pass.state ? pass.state : "-",
+			     next);
 	}
-	notifyf(d, "%sSTATUS=%s; applied %.12s; %s at %.12s; next poll in %s", d->ready ? "" : "READY=1\n",
-		pass.state ? pass.state : "failed", pass.applied_commit[0] ? pass.applied_commit : "none",
-		cfg->source.ref, pass.oid[0] ? pass.oid : "?", next);
+	notifyf(d, "%sSTATUS=%s; applied %.12s; %s at %.12s; next poll in %s",
+		d->ready ? "" : "READY=1\n", pass.state ? pass.state : "failed",
+		pass.applied_commit[0] ? pass.applied_commit : "none", cfg->source.ref,
+		pass.oid[0] ? pass.oid : "?", next);
 	if (!d->ready)
 		tm_log_info("first pass done (%s); ready", pass.state ? pass.state : "failed");
 	d->ready = 1;
@@ -560,8 +576,8 @@ static void report_tick(struct daemon *d)
 		return;
 	/* a turn that found the lock held changes no backoff: do not spin on it */
 	d->report_not_before = now + 1000;
-	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg), now + (int64_t)tm_daemon_pass_hard_ms(cfg),
-		     "a report delivery");
+	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg),
+		     now + (int64_t)tm_daemon_pass_hard_ms(cfg), "a report delivery");
 	tm_report_tick(cfg, (int64_t)time(NULL));
 	tm_error_clear();
 }
@@ -580,7 +596,9 @@ static int reload(struct daemon *d)
 	tm_log_info("SIGHUP: re-reading %s", (*d->cfg)->file);
 	if ((r = tm_config_load(&ncfg, (*d->cfg)->file, &env)) < 0) {
 		tm_log_error("%s; the previous configuration stays in force", tm_error_last());
-		notifyf(d, "READY=1\nSTATUS=configuration not reloaded (kept the previous one): %.200s",
+		notifyf(d,
+			"READY=1\nSTATUS=configuration not reloaded "
+			"(kept the previous one): %.200s",
 			tm_error_last());
 		return r;
 	}
@@ -633,7 +651,8 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 
 	if (tm_notify_open(&d.notify) < 0)
 		tm_log_warn("%s; running without systemd notification", tm_error_last());
-	d.wd_usec = tm_daemon_watchdog_usec(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"), (long)getpid());
+	d.wd_usec = tm_daemon_watchdog_usec(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+					    (long)getpid());
 	unsetenv("WATCHDOG_USEC");
 	unsetenv("WATCHDOG_PID");
 	if ((r = tm_git_global_init()) < 0) /* libgit2 stays initialised between passes */
@@ -646,8 +665,8 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 		fmt_ms(dc, sizeof(dc), (*cfg)->agent.drift_check_ms);
 	else
 		snprintf(dc, sizeof(dc), "never");
-	tm_log_info("tagmoor %s running (pid %ld): %s every %s ± %u%%, drift check %s%s", TM_VERSION,
-		    (long)getpid(), (*cfg)->source.ref, iv, (*cfg)->agent.jitter_pct,
+	tm_log_info("tagmoor %s running (pid %ld): %s every %s ± %u%%, drift check %s%s",
+		    TM_VERSION, (long)getpid(), (*cfg)->source.ref, iv, (*cfg)->agent.jitter_pct,
 		    (*cfg)->agent.drift_check_ms ? "every " : "", dc);
 
 	next = mono_ms(); /* the first pass at start */

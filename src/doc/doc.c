@@ -889,7 +889,8 @@ int tm_doc_to_json(struct tm_buf *out, const struct tm_doc *doc)
 			if (i && (r = tm_buf_putc(out, ',')) < 0)
 				return r;
 			if ((r = tm_doc_json_string(out, e->key, e->key_len)) < 0 ||
-			    (r = tm_buf_putc(out, ':')) < 0 || (r = tm_doc_to_json(out, e->value)) < 0)
+			    (r = tm_buf_putc(out, ':')) < 0 ||
+			    (r = tm_doc_to_json(out, e->value)) < 0)
 				return r;
 		}
 		return tm_buf_putc(out, '}');

@@ -41,7 +41,7 @@ const struct tm_yaml_limits tm_yaml_limits_default = TM_YAML_LIMITS_DEFAULT;
 #define F_ANCHORED 2u /* an anchor points here: never modified, never freed early */
 #define F_OPEN 4u     /* a collection still being read: an alias to it recurses */
 
-#define MSG_CAP 64 /* bytes of untrusted text quoted in a message */
+#define MSG_CAP 64      /* bytes of untrusted text quoted in a message */
 #define JSON_SNIFF 4096 /* apimachinery looks this far for a leading '{' */
 
 /* ---- messages ---- */
@@ -510,7 +510,16 @@ bad:
 
 /* ---- scalar resolution (go-yaml v2 resolve.go) ---- */
 
-enum rtag { R_NULL, R_BOOL, R_INT, R_UINT, R_FLOAT, R_STR, R_TIMESTAMP, R_MERGE };
+enum rtag {
+	R_NULL,
+	R_BOOL,
+	R_INT,
+	R_UINT,
+	R_FLOAT,
+	R_STR,
+	R_TIMESTAMP,
+	R_MERGE
+};
 
 struct resolved {
 	enum rtag tag;
@@ -522,15 +531,16 @@ struct resolved {
 
 static const char *rtag_name(enum rtag t)
 {
-	static const char *const names[] = { "!!null", "!!bool", "!!int", "!!int",
-					     "!!float", "!!str", "!!timestamp", "!!merge" };
+	static const char *const names[] = { "!!null",  "!!bool", "!!int",       "!!int",
+					     "!!float", "!!str",  "!!timestamp", "!!merge" };
 	return names[t];
 }
 
 static int in_list(const char *s, size_t n, const char *const *list)
 {
 	for (; *list; list++)
-		if ((*list)[0] == (n ? s[0] : '\0') && strlen(*list) == n && memcmp(*list, s, n) == 0)
+		if ((*list)[0] == (n ? s[0] : '\0') && strlen(*list) == n &&
+		    memcmp(*list, s, n) == 0)
 			return 1;
 	return 0;
 }
@@ -538,13 +548,15 @@ static int in_list(const char *s, size_t n, const char *const *list)
 /* The table of go-yaml v2: YAML 1.1 booleans included. */
 static int resolve_map(struct resolved *r, const char *s, size_t n)
 {
-	static const char *const t[] = { "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE",
-					 "on", "On", "ON", NULL };
-	static const char *const f[] = { "n", "N", "no", "No", "NO", "false", "False", "FALSE",
-					 "off", "Off", "OFF", NULL };
+	static const char *const t[] = { "y",    "Y",    "yes", "Yes", "YES", "true",
+					 "True", "TRUE", "on",  "On",  "ON",  NULL };
+	static const char *const f[] = { "n",     "N",     "no",  "No",  "NO",  "false",
+					 "False", "FALSE", "off", "Off", "OFF", NULL };
 	static const char *const nul[] = { "", "~", "null", "Null", "NULL", NULL };
 	static const char *const nan[] = { ".nan", ".NaN", ".NAN", NULL };
-	static const char *const pinf[] = { ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL };
+	static const char *const pinf[] = {
+		".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL
+	};
 	static const char *const ninf[] = { "-.inf", "-.Inf", "-.INF", NULL };
 
 	if (in_list(s, n, t) || in_list(s, n, f)) {
@@ -595,7 +607,8 @@ static int resolve_number(struct resolved *r, const char *s, size_t n)
 	} else if (yaml_style_float(p, pn) && parse_decimal(&fv, p, pn) == 0) {
 		r->tag = R_FLOAT;
 		r->f = fv;
-	} else if (pn > 2 && p[0] == '0' && p[1] == 'b' && go_parse_int(&iv, p + 2, pn - 2, 2) == 0) {
+	} else if (pn > 2 && p[0] == '0' && p[1] == 'b' &&
+		   go_parse_int(&iv, p + 2, pn - 2, 2) == 0) {
 		r->tag = R_INT;
 		r->i = iv;
 	} else if (pn > 2 && p[0] == '0' && p[1] == 'b' &&
@@ -678,7 +691,8 @@ static int resolve_scalar(struct tm_doc **out, const char *s, size_t n, const ch
 		if (rc == TM_ENOMEM)
 			return tm_error_set(TM_ENOMEM, "out of memory");
 		if (rc < 0)
-			return fail(w, TM_EPARSE, line, "!!binary value contains invalid base64 data");
+			return fail(w, TM_EPARSE, line,
+				    "!!binary value contains invalid base64 data");
 		/* JSON carries text: the bytes reach the API server as UTF-8. */
 		int oom;
 		size_t fl;
@@ -693,8 +707,8 @@ static int resolve_scalar(struct tm_doc **out, const char *s, size_t n, const ch
 		return rc;
 	}
 	int resolvable = !*tag || !strcmp(tag, "!!str") || !strcmp(tag, "!!bool") ||
-			 !strcmp(tag, "!!int") || !strcmp(tag, "!!float") || !strcmp(tag, "!!null") ||
-			 !strcmp(tag, "!!timestamp");
+			 !strcmp(tag, "!!int") || !strcmp(tag, "!!float") ||
+			 !strcmp(tag, "!!null") || !strcmp(tag, "!!timestamp");
 	if (!resolvable)
 		return tm_doc_new_stringn(out, s, n);
 
@@ -785,8 +799,9 @@ static int key_string(char **out, size_t *out_len, const struct tm_doc *k, const
 		break;
 	case TM_DOC_FLOAT:
 		if (k->flags & F_UINT64)
-			return fail(w, TM_EPARSE, line,
-				    "an integer map key above 9223372036854775807 is not supported");
+			return fail(
+				w, TM_EPARSE, line,
+				"an integer map key above 9223372036854775807 is not supported");
 		/* go-yaml's float-to-string: shortest 'g' of the float32 value. */
 		len = tm_doc_format_float(buf, sizeof(buf), k->u.f, 'g', 32);
 		if (len < 0)
@@ -818,7 +833,7 @@ static int key_string(char **out, size_t *out_len, const struct tm_doc *k, const
 
 struct frame {
 	struct tm_doc *node;
-	int flow;       /* a flow collection ([...] or {...}) */
+	int flow; /* a flow collection ([...] or {...}) */
 	int have_key;
 	int merge;
 	char *key;
@@ -829,13 +844,13 @@ struct frame {
 struct builder {
 	const struct where *w;
 	struct budget *bg;
-	unsigned line0;          /* lines of the file before this piece */
+	unsigned line0; /* lines of the file before this piece */
 	struct frame *st;
 	size_t n, cap;
-	struct tm_doc *anchors;  /* name -> index into anodes (an INT node) */
+	struct tm_doc *anchors; /* name -> index into anodes (an INT node) */
 	struct tm_doc **anodes;
 	size_t an, acap;
-	struct tm_doc *grave;    /* replaced nodes an anchor may still point into */
+	struct tm_doc *grave; /* replaced nodes an anchor may still point into */
 	struct tm_doc *root;
 	int done;
 	/* The source, to look at what libyaml 0.2.5 reads differently from
@@ -898,9 +913,11 @@ static int check_source(struct builder *b, const yaml_event_t *ev, const char *t
 	if (in_flow(b) && tag) {
 		/* Node properties come first: find the tag and what follows it. */
 		while (i < en && s[i] != '!') {
-			while (i < en && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			while (i < en && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
+			       s[i] != '\r')
 				i++;
-			while (i < en && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+			while (i < en &&
+			       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 				i++;
 		}
 		if (i < en && s[i] == '!') {
@@ -915,9 +932,11 @@ static int check_source(struct builder *b, const yaml_event_t *ev, const char *t
 					j++;
 			}
 			if (j < b->src_len && s[j] == ',')
-				return fail(b->w, TM_EPARSE, line,
-					    "a tag directly followed by ',' in a flow collection is read "
-					    "differently by kubectl; put a space after the tag");
+				return fail(
+					b->w, TM_EPARSE, line,
+					"a tag directly followed by ',' in a flow collection is "
+					"read "
+					"differently by kubectl; put a space after the tag");
 		}
 	}
 	if (style == YAML_DOUBLE_QUOTED_SCALAR_STYLE) {
@@ -927,22 +946,26 @@ static int check_source(struct builder *b, const yaml_event_t *ev, const char *t
 			if (s[i] != '\\')
 				continue;
 			if (s[i + 1] == '/')
-				return fail(b->w, TM_EPARSE, line, "found unknown escape character '\\/'");
+				return fail(b->w, TM_EPARSE, line,
+					    "found unknown escape character '\\/'");
 			i++;
 		}
 	} else if (style == YAML_PLAIN_SCALAR_STYLE && in_flow(b)) {
 		/* Skip the properties (anchor, tag) before the scalar itself. */
 		i = st;
 		while (i < en && (s[i] == '!' || s[i] == '&')) {
-			while (i < en && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			while (i < en && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
+			       s[i] != '\r')
 				i++;
-			while (i < en && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+			while (i < en &&
+			       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 				i++;
 		}
 		if (memchr(s + i, '?', en - i))
-			return fail(b->w, TM_EPARSE, line,
-				    "did not find expected ',' or ']' (a '?' ends a plain scalar in a "
-				    "flow collection)");
+			return fail(
+				b->w, TM_EPARSE, line,
+				"did not find expected ',' or ']' (a '?' ends a plain scalar in a "
+				"flow collection)");
 	}
 	return 0;
 }
@@ -1197,7 +1220,8 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 	int r;
 
 	if (!target)
-		return fail(b->w, TM_EPARSE, line, "unknown anchor '%.*s' referenced", MSG_CAP, name);
+		return fail(b->w, TM_EPARSE, line, "unknown anchor '%.*s' referenced", MSG_CAP,
+			    name);
 	if (target->flags & F_OPEN)
 		return fail(b->w, TM_EPARSE, line, "anchor '%.*s' value contains itself", MSG_CAP,
 			    name);
@@ -1292,9 +1316,10 @@ static int finalize(const struct where *w, struct tm_doc *d)
 		if (d->flags & F_UINT64)
 			break;
 		if (!isfinite(d->u.f))
-			return fail(w, TM_EPARSE, d->line,
-				    "%s cannot be represented in JSON",
-				    isnan(d->u.f) ? ".nan" : d->u.f > 0 ? ".inf" : "-.inf");
+			return fail(w, TM_EPARSE, d->line, "%s cannot be represented in JSON",
+				    isnan(d->u.f) ? ".nan"
+				    : d->u.f > 0  ? ".inf"
+						  : "-.inf");
 		if (d->u.f == trunc(d->u.f) && fabs(d->u.f) < 1e21) {
 			char text[64];
 			int64_t iv;
@@ -1397,7 +1422,8 @@ static int build_once(struct tm_doc **out, const char *text, size_t len, unsigne
 		}
 		switch (ev.type) {
 		case YAML_DOCUMENT_START_EVENT: {
-			const yaml_version_directive_t *v = ev.data.document_start.version_directive;
+			const yaml_version_directive_t *v =
+				ev.data.document_start.version_directive;
 
 			/* go-yaml v2 reads YAML 1.1 only (libyaml also takes 1.2). */
 			if (v && (v->major != 1 || v->minor != 1))
@@ -1468,8 +1494,10 @@ static int build_yaml(struct tm_doc **out, const char *text, size_t len, unsigne
 			break;
 		*bg = saved;
 		if (tries == MAX_COLON_FIXES) {
-			r = fail(w, TM_ELIMIT, 0, "more than %d plain scalars ending in ':' in flow "
-				 "collections", MAX_COLON_FIXES);
+			r = fail(w, TM_ELIMIT, 0,
+				 "more than %d plain scalars ending in ':' in flow "
+				 "collections",
+				 MAX_COLON_FIXES);
 			break;
 		}
 		/* Character indexes to byte offsets. */
@@ -1523,12 +1551,12 @@ struct jparser {
 	size_t n, i;
 	const struct where *w;
 	struct budget *bg;
-	size_t lpos;   /* newlines before lpos are counted in lines */
+	size_t lpos; /* newlines before lpos are counted in lines */
 	unsigned lines;
 	/* tm_json_parse_pruned: values not built (NULL: build everything) */
-	const char *const *keep;  /* only these top-level keys are built */
-	const char *const *skip;  /* "key" or "key.sub": skipped (checked, not built) */
-	const char *top;          /* the top-level key whose value is being read */
+	const char *const *keep; /* only these top-level keys are built */
+	const char *const *skip; /* "key" or "key.sub": skipped (checked, not built) */
+	const char *top;         /* the top-level key whose value is being read */
 	size_t top_len;
 };
 
@@ -1684,8 +1712,9 @@ static int jstring(struct jparser *p, char **out, size_t *out_len)
 			i += 5;
 			if (cp >= 0xD800 && cp < 0xE000) {
 				/* A valid pair is one character; anything else U+FFFD. */
-				if (cp < 0xDC00 && i + 6 <= end && p->s[i] == '\\' && p->s[i + 1] == 'u' &&
-				    hex4(p->s + i + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+				if (cp < 0xDC00 && i + 6 <= end && p->s[i] == '\\' &&
+				    p->s[i + 1] == 'u' && hex4(p->s + i + 2, &lo) && lo >= 0xDC00 &&
+				    lo < 0xE000) {
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					i += 6;
 				} else {
@@ -1777,7 +1806,8 @@ static int pruned(const struct jparser *p, unsigned depth, const char *k, size_t
 		if (depth == 0 && !dot && strlen(e) == kl && !memcmp(e, k, kl))
 			return 1;
 		if (depth == 1 && dot && p->top && (size_t)(dot - e) == p->top_len &&
-		    !memcmp(e, p->top, p->top_len) && strlen(dot + 1) == kl && !memcmp(dot + 1, k, kl))
+		    !memcmp(e, p->top, p->top_len) && strlen(dot + 1) == kl &&
+		    !memcmp(dot + 1, k, kl))
 			return 1;
 	}
 	return 0;
@@ -1815,7 +1845,8 @@ static int jskip(struct jparser *p, unsigned depth)
 
 				jws(p);
 				if (p->i >= p->n || p->s[p->i] != '"')
-					return jfail(p, "looking for beginning of object key string");
+					return jfail(p,
+						     "looking for beginning of object key string");
 				if ((r = jstring(p, &k, &kl)) < 0)
 					return r;
 				free(k);
@@ -1835,7 +1866,8 @@ static int jskip(struct jparser *p, unsigned depth)
 				p->i++;
 				return 0;
 			}
-			return jfail(p, is_map ? "after object key:value pair" : "after array element");
+			return jfail(p, is_map ? "after object key:value pair"
+					       : "after array element");
 		}
 	}
 	if (p->s[p->i] == '"') {
@@ -1854,7 +1886,8 @@ static int jskip(struct jparser *p, unsigned depth)
 		return jfail(p, "");
 	}
 	{
-		/* a number or literal: read as jvalue reads it, then dropped (it counted once already) */
+		/* a number or literal: read as jvalue reads it, then dropped (it counted once
+		 * already) */
 		struct tm_doc *d = NULL;
 		p->bg->nodes--;
 		r = jvalue(p, &d, depth);
@@ -1949,7 +1982,8 @@ next:
 				p->i++;
 				break;
 			}
-			r = jfail(p, is_map ? "after object key:value pair" : "after array element");
+			r = jfail(p,
+				  is_map ? "after object key:value pair" : "after array element");
 			goto bad;
 		}
 		break;
@@ -2012,7 +2046,8 @@ static int utf16_to_utf8(char **out, size_t *out_len, const unsigned char *s, si
 	if (!d)
 		return TM_ENOMEM;
 	while (i + 1 < n) {
-		unsigned u = be ? (unsigned)(s[i] << 8 | s[i + 1]) : (unsigned)(s[i + 1] << 8 | s[i]);
+		unsigned u = be ? (unsigned)(s[i] << 8 | s[i + 1])
+				: (unsigned)(s[i + 1] << 8 | s[i]);
 
 		i += 2;
 		if (u >= 0xD800 && u < 0xDC00 && i + 1 < n) {
@@ -2120,7 +2155,17 @@ static int type_err(const struct where *w, const struct tm_doc *d, const char *p
 		    d->type == TM_DOC_NULL ? "null" : tm_doc_type_name(d->type));
 }
 
-enum ftype { F_STR, F_INT, F_BOOL, F_TIME, F_STRMAP, F_STRSEQ, F_OWNERS, F_MANAGED, F_ANY };
+enum ftype {
+	F_STR,
+	F_INT,
+	F_BOOL,
+	F_TIME,
+	F_STRMAP,
+	F_STRSEQ,
+	F_OWNERS,
+	F_MANAGED,
+	F_ANY
+};
 
 struct field {
 	const char *name;
@@ -2128,22 +2173,34 @@ struct field {
 };
 
 static const struct field owner_fields[] = {
-	{ "apiVersion", F_STR }, { "kind", F_STR }, { "name", F_STR }, { "uid", F_STR },
-	{ "controller", F_BOOL }, { "blockOwnerDeletion", F_BOOL }, { NULL, F_ANY },
+	{ "apiVersion", F_STR }, { "kind", F_STR },        { "name", F_STR },
+	{ "uid", F_STR },        { "controller", F_BOOL }, { "blockOwnerDeletion", F_BOOL },
+	{ NULL, F_ANY },
 };
 
 static const struct field managed_fields[] = {
-	{ "manager", F_STR }, { "operation", F_STR }, { "apiVersion", F_STR }, { "time", F_TIME },
-	{ "fieldsType", F_STR }, { "subresource", F_STR }, { NULL, F_ANY },
+	{ "manager", F_STR }, { "operation", F_STR },  { "apiVersion", F_STR },
+	{ "time", F_TIME },   { "fieldsType", F_STR }, { "subresource", F_STR },
+	{ NULL, F_ANY },
 };
 
 static const struct field meta_fields[] = {
-	{ "name", F_STR }, { "generateName", F_STR }, { "namespace", F_STR },
-	{ "selfLink", F_STR }, { "uid", F_STR }, { "resourceVersion", F_STR },
-	{ "generation", F_INT }, { "creationTimestamp", F_TIME },
-	{ "deletionTimestamp", F_TIME }, { "deletionGracePeriodSeconds", F_INT },
-	{ "labels", F_STRMAP }, { "annotations", F_STRMAP }, { "ownerReferences", F_OWNERS },
-	{ "finalizers", F_STRSEQ }, { "managedFields", F_MANAGED }, { NULL, F_ANY },
+	{ "name", F_STR },
+	{ "generateName", F_STR },
+	{ "namespace", F_STR },
+	{ "selfLink", F_STR },
+	{ "uid", F_STR },
+	{ "resourceVersion", F_STR },
+	{ "generation", F_INT },
+	{ "creationTimestamp", F_TIME },
+	{ "deletionTimestamp", F_TIME },
+	{ "deletionGracePeriodSeconds", F_INT },
+	{ "labels", F_STRMAP },
+	{ "annotations", F_STRMAP },
+	{ "ownerReferences", F_OWNERS },
+	{ "finalizers", F_STRSEQ },
+	{ "managedFields", F_MANAGED },
+	{ NULL, F_ANY },
 };
 
 static int check_struct(const struct where *w, const struct tm_doc *d, const char *path,
@@ -2170,8 +2227,8 @@ static int check_field(const struct where *w, const struct tm_doc *v, const char
 		if (v->type != TM_DOC_STRING)
 			return type_err(w, v, path, "an RFC 3339 time string");
 		if (!go_time(v->u.str.s, v->u.str.len, 'T', 1))
-			return fail(w, TM_EPARSE, v->line, "%s: '%.*s' is not an RFC 3339 time", path,
-				    MSG_CAP, v->u.str.s);
+			return fail(w, TM_EPARSE, v->line, "%s: '%.*s' is not an RFC 3339 time",
+				    path, MSG_CAP, v->u.str.s);
 		return 0;
 	case F_STRMAP:
 		if (v->type != TM_DOC_MAP)
@@ -2180,7 +2237,8 @@ static int check_field(const struct where *w, const struct tm_doc *v, const char
 			const struct tm_doc *e = v->u.map.v[i].value;
 
 			if (e->type != TM_DOC_STRING && e->type != TM_DOC_NULL) {
-				snprintf(sub, sizeof(sub), "%s.%.*s", path, MSG_CAP, v->u.map.v[i].key);
+				snprintf(sub, sizeof(sub), "%s.%.*s", path, MSG_CAP,
+					 v->u.map.v[i].key);
 				return type_err(w, e, sub, "a string");
 			}
 		}
@@ -2197,7 +2255,8 @@ static int check_field(const struct where *w, const struct tm_doc *v, const char
 			if (t == F_STRSEQ)
 				r = check_field(w, e, sub, F_STR);
 			else
-				r = check_struct(w, e, sub, t == F_OWNERS ? owner_fields : managed_fields);
+				r = check_struct(w, e, sub,
+						 t == F_OWNERS ? owner_fields : managed_fields);
 			if (r < 0)
 				return r;
 		}
@@ -2331,7 +2390,8 @@ static int add_object(const struct sink *l, struct tm_doc *doc, const struct whe
 		}
 		if (!nonempty_string(it, "kind") && !nonempty_string(it, "apiVersion")) {
 			if ((r = set_string(it, "kind", lkind, lkind_len)) < 0 ||
-			    (r = set_string(it, "apiVersion", lapi ? lapi : "", lapi ? strlen(lapi) : 0)) < 0)
+			    (r = set_string(it, "apiVersion", lapi ? lapi : "",
+					    lapi ? strlen(lapi) : 0)) < 0)
 				goto out;
 		}
 		if (!nonempty_string(it, "kind")) {
@@ -2372,8 +2432,8 @@ out:
 
 static int doc_too_big(const struct where *w, unsigned line, size_t len, size_t max)
 {
-	return fail(w, TM_ELIMIT, line, "%zu bytes is over the limit of %zu bytes for one document", len,
-		    max);
+	return fail(w, TM_ELIMIT, line, "%zu bytes is over the limit of %zu bytes for one document",
+		    len, max);
 }
 
 static int parse_json_stream(const struct sink *l, const char *s, size_t n, const char *origin,
@@ -2460,10 +2520,12 @@ static int parse_yaml_stream(const struct sink *l, const char *s, size_t n, cons
 
 				w.doc++;
 				if (bg->max_doc && pos - start > bg->max_doc)
-					return doc_too_big(&w, start_line + 1, pos - start, bg->max_doc);
+					return doc_too_big(&w, start_line + 1, pos - start,
+							   bg->max_doc);
 				if (bg->per_doc)
 					bg->nodes = 0;
-				if ((r = build_yaml(&d, s + start, pos - start, start_line, &w, bg)) < 0)
+				if ((r = build_yaml(&d, s + start, pos - start, start_line, &w,
+						    bg)) < 0)
 					return r;
 				if ((r = add_object(l, d, &w)) < 0)
 					return r;
@@ -2571,7 +2633,8 @@ int tm_yaml_parse_each(const char *text, size_t len, const char *origin,
 		       const struct tm_yaml_limits *lim, size_t max_doc_bytes, tm_yaml_object_fn fn,
 		       void *arg)
 {
-	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default, .per_doc = 1,
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default,
+			     .per_doc = 1,
 			     .max_doc = max_doc_bytes };
 	struct sink sk = { fn, arg };
 
@@ -2609,7 +2672,8 @@ int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
 }
 
 int tm_json_parse_pruned(struct tm_doc **out, const char *text, size_t len,
-			 const struct tm_yaml_limits *lim, const char *const *keep, const char *const *skip)
+			 const struct tm_yaml_limits *lim, const char *const *keep,
+			 const char *const *skip)
 {
 	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
 	struct where w = { "JSON", 0 };

@@ -35,11 +35,12 @@ struct walk {
 	const char *dir;
 	struct tm_objset *layer;
 	size_t *nfiles;
-	uint64_t *total;                 /* bytes of the files read so far, all paths */
+	uint64_t *total; /* bytes of the files read so far, all paths */
 	const struct tm_plan_limits *lim;
 };
 
-void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap, const struct tm_config *cfg)
+void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap,
+		       const struct tm_config *cfg)
 {
 	out->max_file = TM_PLAN_MAX_FILE;
 	out->max_total = 0;
@@ -92,27 +93,32 @@ static int on_entry(void *arg, const char *path, int mode, const char *blob, siz
 	if (mode == 0160000)
 		return tm_error_set(TM_EPARSE, "%.256s: is a submodule (refused)", path);
 	if (mode != 0100644 && mode != 0100755)
-		return tm_error_set(TM_EPARSE, "%.256s: unsupported file mode %o (refused)", path, mode);
+		return tm_error_set(TM_EPARSE, "%.256s: unsupported file mode %o (refused)", path,
+				    mode);
 	if (!w->ap->wants(path, base)) {
 		tm_log_debug("%s: ignored by the %s applier", path, w->ap->name);
 		return 0;
 	}
 	if (++*w->nfiles > TM_PLAN_MAX_FILES)
-		return tm_error_set(TM_ELIMIT, "more than %d files under the %s paths", TM_PLAN_MAX_FILES,
-				    w->ap->name);
+		return tm_error_set(TM_ELIMIT, "more than %d files under the %s paths",
+				    TM_PLAN_MAX_FILES, w->ap->name);
 	if (size > w->lim->max_file) {
 		if (w->lim->file_key)
-			return tm_error_set(TM_ELIMIT, "%.256s: %zu bytes is over the limit of %llu bytes per "
-					    "file (refused; %s)", path, size,
-					    (unsigned long long)w->lim->max_file, w->lim->file_key);
-		return tm_error_set(TM_ELIMIT, "%.256s: %zu bytes is over the limit of %llu bytes (refused)",
+			return tm_error_set(TM_ELIMIT,
+					    "%.256s: %zu bytes is over the limit of %llu bytes per "
+					    "file (refused; %s)",
+					    path, size, (unsigned long long)w->lim->max_file,
+					    w->lim->file_key);
+		return tm_error_set(TM_ELIMIT,
+				    "%.256s: %zu bytes is over the limit of %llu bytes (refused)",
 				    path, size, (unsigned long long)w->lim->max_file);
 	}
 	*w->total += size;
 	if (w->lim->max_total && *w->total > w->lim->max_total)
-		return tm_error_set(TM_ELIMIT, "%.256s: the files under the %s paths add up to more than "
-				    "the limit of %llu bytes (refused; %s)", path, w->ap->name,
-				    (unsigned long long)w->lim->max_total,
+		return tm_error_set(TM_ELIMIT,
+				    "%.256s: the files under the %s paths add up to more than "
+				    "the limit of %llu bytes (refused; %s)",
+				    path, w->ap->name, (unsigned long long)w->lim->max_total,
 				    w->lim->total_key ? w->lim->total_key : "");
 	tm_buf_init(&content, (size_t)w->lim->max_file + 1);
 	if ((r = tm_git_read_blob(&content, w->git, blob, (size_t)w->lim->max_file)) < 0) {
@@ -121,8 +127,8 @@ static int on_entry(void *arg, const char *path, int mode, const char *blob, siz
 		return tm_error_wrap(r == TM_ENOTFOUND ? TM_EIO : r, "%.256s", path);
 	}
 	if (content.len >= 2 && memmem(content.ptr, content.len, "${", 2)) {
-		r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, content.ptr, content.len,
-					     (size_t)w->lim->max_file);
+		r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, content.ptr,
+					     content.len, (size_t)w->lim->max_file);
 		tm_buf_free(&content);
 		if (r < 0)
 			return tm_error_wrap(r, "%.256s: after ${} expansion", path);
@@ -142,8 +148,10 @@ static int on_entry(void *arg, const char *path, int mode, const char *blob, siz
 	for (size_t i = before; i < w->layer->n; i++) {
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(w->layer->v[i].id, w->layer->v[j].id) == 0)
-				return tm_error_set(TM_EPARSE, "%.256s: %s is also defined in %.256s",
-						    w->layer->v[i].source, w->layer->v[i].id, w->layer->v[j].source);
+				return tm_error_set(TM_EPARSE,
+						    "%.256s: %s is also defined in %.256s",
+						    w->layer->v[i].source, w->layer->v[i].id,
+						    w->layer->v[j].source);
 		}
 	}
 	return 0;
@@ -199,7 +207,8 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 		 * a symlink, not a directory") fails the plan like any hostile entry */
 		r = tm_git_tree_walk(git, commit, paths->v[i], on_entry, &w);
 		if (r == TM_ENOTFOUND) {
-			tm_log_debug("%s: not in the repository; skipped", paths->v[i][0] ? paths->v[i] : ".");
+			tm_log_debug("%s: not in the repository; skipped",
+				     paths->v[i][0] ? paths->v[i] : ".");
 			tm_error_clear();
 			r = 0;
 			tm_objset_free(&layer, ap->free_data);

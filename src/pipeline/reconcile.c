@@ -39,7 +39,7 @@ static const char *const slot_names[TM_PASS_APPLIERS] = { "kubernetes", "systemd
 static void setup_appliers(struct tm_pass *p)
 {
 	static const struct tm_applier *const builtin[TM_PASS_APPLIERS] = { &tm_kube_applier,
-									       &tm_systemd_applier };
+									    &tm_systemd_applier };
 	const struct tm_config *cfg = p->cfg;
 
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
@@ -63,10 +63,11 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
 
-static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt, ...)
+static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt,
+		      ...)
 {
 	struct tm_pass_error *e;
 	va_list ap;
@@ -156,13 +157,15 @@ static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, 
 		if (!p->appliers[i].enabled)
 			continue;
 		pl->free_data[i] = p->appliers[i].ap->free_data;
-		r = tm_plan_build(&pl->set[i], git, commit, p->appliers[i].ap, ctx, p->appliers[i].paths);
+		r = tm_plan_build(&pl->set[i], git, commit, p->appliers[i].ap, ctx,
+				  p->appliers[i].paths);
 		if (r < 0) {
 			add_error(p, "plan", NULL, "%s", tm_error_last());
 			plans_free(pl);
 			return r;
 		}
-		tm_log_debug("%s: %zu objects in commit %.12s", p->appliers[i].name, pl->set[i].n, commit);
+		tm_log_debug("%s: %zu objects in commit %.12s", p->appliers[i].name, pl->set[i].n,
+			     commit);
 	}
 	return 0;
 }
@@ -233,7 +236,8 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
 			r = tm_strv_push(&ids, &nids, pl->set[i].v[j].id);
 		/* bounded: the oldest kept ids are forgotten first */
-		for (size_t j = nkept > TM_STATE_MAX_KEPT ? nkept - TM_STATE_MAX_KEPT : 0; j < nkept && r == 0; j++)
+		for (size_t j = nkept > TM_STATE_MAX_KEPT ? nkept - TM_STATE_MAX_KEPT : 0;
+		     j < nkept && r == 0; j++)
 			r = tm_strv_push(&ids, &nids, kept[j]);
 		if (r == 0)
 			r = tm_state_set_inventory(st, ap->name, ids, nids);
@@ -251,7 +255,8 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 			continue;
 		r = ap->health(res, ctx, &pl->set[i], wait);
 		if (r < 0) {
-			add_error(p, "health", res->nunhealthy ? res->unhealthy[0] : res->error_object, "%s",
+			add_error(p, "health",
+				  res->nunhealthy ? res->unhealthy[0] : res->error_object, "%s",
 				  tm_error_last());
 			return res->unreachable ? TM_EUNREACHABLE : r;
 		}
@@ -319,7 +324,8 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 		pl.set[i].n = n;
 		drifted += p->appliers[i].res.ndrifted;
 		if (r < 0) {
-			add_error(p, "drift", p->appliers[i].res.error_object, "%s", tm_error_last());
+			add_error(p, "drift", p->appliers[i].res.error_object, "%s",
+				  tm_error_last());
 			break;
 		}
 	}
@@ -359,7 +365,8 @@ static void clean_state_dir(const char *state_dir)
 /* After a pass that fetched: keep only the applied and last good revisions
  * (and one still waiting for its rollout wave), so refused or bad revisions
  * never fill the flash. */
-static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_git *git, const char *oid)
+static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_git *git,
+			const char *oid)
 {
 	const char *keep[3];
 	size_t n = 0;
@@ -367,7 +374,8 @@ static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_
 	if (st->applied.commit[0])
 		keep[n++] = st->applied.tag_object[0] ? st->applied.tag_object : st->applied.commit;
 	if (st->last_good.commit[0])
-		keep[n++] = st->last_good.tag_object[0] ? st->last_good.tag_object : st->last_good.commit;
+		keep[n++] = st->last_good.tag_object[0] ? st->last_good.tag_object
+							: st->last_good.commit;
 	if (p->have_verdict && p->verdict.outcome == TM_VERIFY_WAIT)
 		keep[n++] = oid;
 	if (tm_git_prune(git, keep, n) < 0)
@@ -395,8 +403,8 @@ static void keep_unhealthy(struct tm_pass *p)
 		const struct tm_apply_result *res = &p->appliers[i].res;
 		for (size_t j = 0; j < res->nunhealthy; j++)
 			if (strcmp(res->unhealthy[j], first) != 0)
-				add_error(p, "health", res->unhealthy[j], "%s: %s is not healthy", p->appliers[i].name,
-					  res->unhealthy[j]);
+				add_error(p, "health", res->unhealthy[j], "%s: %s is not healthy",
+					  p->appliers[i].name, res->unhealthy[j]);
 	}
 }
 
@@ -411,10 +419,10 @@ static void pass_sig(char out[TM_REPORT_SIG_LEN], const struct tm_pass *p)
 				 p->applied_commit };
 
 	for (size_t i = 0; i < 3 + 3 * p->nerrors; i++) {
-		const char *s = i < 3 ? parts[i]
-			: (i - 3) % 3 == 0 ? p->errors[(i - 3) / 3].stage
-			: (i - 3) % 3 == 1 ? p->errors[(i - 3) / 3].object
-					   : p->errors[(i - 3) / 3].message;
+		const char *s = i < 3              ? parts[i]
+				: (i - 3) % 3 == 0 ? p->errors[(i - 3) / 3].stage
+				: (i - 3) % 3 == 1 ? p->errors[(i - 3) / 3].object
+						   : p->errors[(i - 3) / 3].message;
 		for (; *s; s++)
 			h = (h ^ (unsigned char)*s) * 1099511628211ull;
 		h = (h ^ 0xffu) * 1099511628211ull;
@@ -424,8 +432,8 @@ static void pass_sig(char out[TM_REPORT_SIG_LEN], const struct tm_pass *p)
 
 static int failing_state(const char *s)
 {
-	return strcmp(s, "failed") == 0 || strcmp(s, "rolled_back") == 0 || strcmp(s, "refused") == 0 ||
-	       strcmp(s, "stale") == 0;
+	return strcmp(s, "failed") == 0 || strcmp(s, "rolled_back") == 0 ||
+	       strcmp(s, "refused") == 0 || strcmp(s, "stale") == 0;
 }
 
 /* The end of a sync pass: the metrics, and a report when the pass wrote
@@ -435,7 +443,8 @@ static void report_pass(struct tm_pass *p, struct tm_state *st, int r)
 	const struct tm_config *cfg = p->cfg;
 	char sig[TM_REPORT_SIG_LEN];
 	struct tm_metrics m;
-	int success = r == 0 && (strcmp(p->state, "synced") == 0 || strcmp(p->state, "drifted") == 0);
+	int success = r == 0 &&
+		      (strcmp(p->state, "synced") == 0 || strcmp(p->state, "drifted") == 0);
 	int want;
 
 	pass_sig(sig, p);
@@ -469,11 +478,17 @@ static void report_pass(struct tm_pass *p, struct tm_state *st, int r)
 				d = doc.ptr;
 		}
 		if (d) {
-			struct tm_report_event ev = { .doc = d, .seq = seq, .sig = sig, .state = p->state,
-						      .message = p->nerrors ? failure_message(p) : "",
-						      .commit = p->applied_commit, .time = p->time };
+			struct tm_report_event ev = { .doc = d,
+						      .seq = seq,
+						      .sig = sig,
+						      .state = p->state,
+						      .message = p->nerrors ? failure_message(p)
+									    : "",
+						      .commit = p->applied_commit,
+						      .time = p->time };
 			if (tm_report_submit(cfg, &ev, cfg->report.metrics_file ? &m : NULL) < 0)
-				tm_log_warn("report %llu: %s", (unsigned long long)seq, tm_error_last());
+				tm_log_warn("report %llu: %s", (unsigned long long)seq,
+					    tm_error_last());
 		} else {
 			tm_log_warn("report: %s", tm_error_last());
 		}
@@ -501,10 +516,12 @@ static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *
 			return tm_error_set(TM_ENOMEM, "out of memory");
 		r = ap->apply(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n);
 		if (r == 0 && prune && ap->prune)
-			r = ap->prune(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
+			r = ap->prune(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n,
+				      &kept, &nkept);
 		tm_strv_free(kept, nkept);
 		if (r < 0) {
-			add_error(p, "plan", p->appliers[i].res.error_object, "%s", tm_error_last());
+			add_error(p, "plan", p->appliers[i].res.error_object, "%s",
+				  tm_error_last());
 			return r;
 		}
 	}
@@ -521,8 +538,8 @@ static int idle_poll(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
 	char reason[512];
 	int64_t now = tm_verify_effective_now(p->time, st->accepted_time);
 
-	if (tm_verify_freshness(reason, sizeof(reason), p->cfg, st->applied.tag_time, st->applied.expires,
-				now) == TM_VERIFY_STALE) {
+	if (tm_verify_freshness(reason, sizeof(reason), p->cfg, st->applied.tag_time,
+				st->applied.expires, now) == TM_VERIFY_STALE) {
 		p->state = "stale";
 		add_error(p, "verify", NULL, "%s", reason);
 		tm_log_warn("%s at %.12s: %s; not re-applied", ref, oid, reason);
@@ -551,8 +568,12 @@ int tm_reconcile_pass(struct tm_pass *p)
 				     cfg->source.timeout_ms, cfg->source.max_fetch };
 	struct tm_state st;
 	struct recorder rec = { p, &st };
-	struct tm_applier_ctx ctx = { .cfg = cfg, .root = cfg->root, .dry_run = p->mode == TM_PASS_DIFF,
-				      .out = p->out, .record = record_ids, .record_arg = &rec };
+	struct tm_applier_ctx ctx = { .cfg = cfg,
+				      .root = cfg->root,
+				      .dry_run = p->mode == TM_PASS_DIFF,
+				      .out = p->out,
+				      .record = record_ids,
+				      .record_arg = &rec };
 	struct tm_git *git = NULL;
 	struct plans pl = { 0 };
 	const char *ref = p->ref ? p->ref : cfg->source.ref;
@@ -575,7 +596,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 		clean_state_dir(cfg->agent.state_dir);
 	}
 	if (st.moved_aside)
-		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s", st.moved_aside);
+		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s",
+			  st.moved_aside);
 	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
 	snprintf(p->last_good_commit, sizeof(p->last_good_commit), "%s", st.last_good.commit);
 	snprintf(path, sizeof(path), "%s/repo.git", cfg->agent.state_dir);
@@ -594,7 +616,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 		goto out;
 	}
 	memcpy(p->oid, oid, sizeof(p->oid));
-	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object : st.applied.commit;
+	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object
+							  : st.applied.commit;
 	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
 		r = idle_poll(p, &st, git, &src, ref, oid, &ctx);
 		goto out;
@@ -610,8 +633,9 @@ int tm_reconcile_pass(struct tm_pass *p)
 	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid, NULL)) {
 		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
 		char msg[512];
-		snprintf(msg, sizeof(msg), "%s at %.12s failed before and is not retried until the ref moves",
-			 ref, oid);
+		snprintf(msg, sizeof(msg),
+			 "%s at %.12s failed before and is not retried until the ref moves", ref,
+			 oid);
 		add_error(p, "apply", NULL, "%s", msg);
 		/* with rollback, the device stays converged on the applied (last
 		 * good) revision; with keep, what the bad one left is kept */
@@ -673,9 +697,11 @@ int tm_reconcile_pass(struct tm_pass *p)
 	/* the same signed revision under another encoding is the same revision */
 	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, NULL, p->verdict.key)) {
 		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
-		r = tm_error_set(TM_EAPPLY,
-				 "%s at %.12s is a revision that failed before (the same signed content); not retried",
-				 ref, oid);
+		r = tm_error_set(
+			TM_EAPPLY,
+			"%s at %.12s is a revision that failed before (the same signed content); "
+			"not retried",
+			ref, oid);
 		add_error(p, "apply", NULL, "%s", tm_error_last());
 		tm_state_mark_bad(&st, oid, p->verdict.key);
 		save_state(p, &st);
@@ -709,7 +735,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 		set_revision(&st.applied, &p->verdict);
 		set_revision(&st.last_good, &p->verdict);
 		if (tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit) < 0)
-			tm_log_warn("%s", tm_error_last()); /* only keeps objects reachable; pruning keeps them too */
+			tm_log_warn("%s", tm_error_last());
+		/* only keeps objects reachable; pruning keeps them too */
 		memcpy(p->applied_commit, st.applied.commit, 41);
 		memcpy(p->last_good_commit, st.last_good.commit, 41);
 		p->state = "synced";
@@ -838,8 +865,9 @@ int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
 	r |= tm_buf_printf(b, ",\"duration_ms\":%lld", (long long)p->duration_ms);
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
 		const struct tm_apply_result *res = &p->appliers[i].res;
-		r |= tm_buf_printf(b, ",\"%s\":{\"applied\":%u,\"unchanged\":%u,\"pruned\":%u,\"unhealthy\":",
-				   slot_names[i], res->applied, res->unchanged, res->pruned);
+		r |= tm_buf_printf(
+			b, ",\"%s\":{\"applied\":%u,\"unchanged\":%u,\"pruned\":%u,\"unhealthy\":",
+			slot_names[i], res->applied, res->unchanged, res->pruned);
 		r |= json_strv(b, res->unhealthy, res->nunhealthy);
 		r |= tm_buf_putc(b, '}');
 	}
@@ -860,7 +888,8 @@ int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
 		for (size_t j = 0; j < res->ndrifted; j++) {
 			r |= tm_buf_puts(b, first ? "{\"object\":" : ",{\"object\":");
 			r |= tm_json_cstr(b, res->drifted[j], 0);
-			r |= tm_buf_printf(b, ",\"action\":\"%s\"}", p->mode == TM_PASS_DIFF ? "detected" : "repaired");
+			r |= tm_buf_printf(b, ",\"action\":\"%s\"}",
+					   p->mode == TM_PASS_DIFF ? "detected" : "repaired");
 			first = 0;
 		}
 	}

@@ -19,8 +19,8 @@
 
 #define METRICS_MAX (64 * 1024)
 
-static const char *const states[] = { "synced", "progressing", "failed", "rolled_back",
-				      "refused", "stale", "drifted" };
+static const char *const states[] = { "synced",  "progressing", "failed", "rolled_back",
+				      "refused", "stale",       "drifted" };
 
 static void metrics_init(struct tm_metrics *m)
 {
@@ -127,23 +127,29 @@ int tm_metrics_render(struct tm_buf *b, const struct tm_config *cfg, const struc
 	r |= tm_buf_puts(b, "tagmoor_info{device_id=\"");
 	r |= label(b, cfg->agent.device_id);
 	r |= tm_buf_printf(b, "\",version=\"%s\"} 1\n", TM_VERSION);
-	r |= head(b, "tagmoor_state", "gauge", "1 for the state of the last pass, 0 for the others.");
+	r |= head(b, "tagmoor_state", "gauge",
+		  "1 for the state of the last pass, 0 for the others.");
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		r |= tm_buf_printf(b, "tagmoor_state{state=\"%s\"} %d\n", states[i],
 				   strcmp(m->state, states[i]) == 0);
 	if (m->applied_time >= 0) {
 		r |= head(b, "tagmoor_applied_revision_time_seconds", "gauge",
 			  "Signed time of the applied revision (Unix seconds).");
-		r |= tm_buf_printf(b, "tagmoor_applied_revision_time_seconds %lld\n", (long long)m->applied_time);
+		r |= tm_buf_printf(b, "tagmoor_applied_revision_time_seconds %lld\n",
+				   (long long)m->applied_time);
 	}
 	if (m->last_success >= 0) {
 		r |= head(b, "tagmoor_last_success_timestamp_seconds", "gauge",
-			  "When a pass last ended synced (Unix seconds; idle polls do not move it, reports do).");
-		r |= tm_buf_printf(b, "tagmoor_last_success_timestamp_seconds %lld\n", (long long)m->last_success);
+			  "When a pass last ended synced (Unix seconds; idle polls do not move it, "
+			  "reports do).");
+		r |= tm_buf_printf(b, "tagmoor_last_success_timestamp_seconds %lld\n",
+				   (long long)m->last_success);
 	}
 	r |= head(b, "tagmoor_consecutive_failures", "gauge",
-		  "Passes in a row that ended failed, rolled_back, refused or stale, or could not reach the source.");
-	r |= tm_buf_printf(b, "tagmoor_consecutive_failures %llu\n", (unsigned long long)m->failures);
+		  "Passes in a row that ended failed, rolled_back, refused or stale, or could not "
+		  "reach the source.");
+	r |= tm_buf_printf(b, "tagmoor_consecutive_failures %llu\n",
+			   (unsigned long long)m->failures);
 	r |= head(b, "tagmoor_objects", "gauge", "Objects tagmoor manages, per applier.");
 	for (size_t i = 0; i < TM_METRICS_APPLIERS; i++)
 		if (m->objects[i] >= 0)
@@ -153,12 +159,14 @@ int tm_metrics_render(struct tm_buf *b, const struct tm_config *cfg, const struc
 	r |= tm_buf_printf(b, "tagmoor_spool_depth %llu\n", (unsigned long long)m->spool_depth);
 	r |= head(b, "tagmoor_reports_dropped_total", "counter",
 		  "Status reports dropped from a full spool (spool_max).");
-	r |= tm_buf_printf(b, "tagmoor_reports_dropped_total %llu\n", (unsigned long long)m->dropped_total);
+	r |= tm_buf_printf(b, "tagmoor_reports_dropped_total %llu\n",
+			   (unsigned long long)m->dropped_total);
 	if (m->duration_ms >= 0) {
 		r |= head(b, "tagmoor_last_pass_duration_seconds", "gauge",
 			  "Duration of the last pass that did or said something.");
 		r |= tm_buf_printf(b, "tagmoor_last_pass_duration_seconds %lld.%03lld\n",
-				   (long long)(m->duration_ms / 1000), (long long)(m->duration_ms % 1000));
+				   (long long)(m->duration_ms / 1000),
+				   (long long)(m->duration_ms % 1000));
 	}
 	return r ? tm_error_set(TM_ELIMIT, "metrics too large") : 0;
 }

@@ -44,7 +44,7 @@
  * may be tried, and how many attempts in a row failed. */
 static struct {
 	unsigned failures;
-	int64_t next_ms;      /* monotonic; 0 = now */
+	int64_t next_ms; /* monotonic; 0 = now */
 } backoff;
 
 static int64_t mono_ms(void)
@@ -91,8 +91,8 @@ int tm_report_record_load(struct tm_report_record *rec, const char *state_dir)
 		return r;
 	}
 	if (!b.ptr || !(nl = strchr(b.ptr, '\n')) ||
-	    sscanf(b.ptr, RECORD_SCHEMA " seq=%llu sig=%20s time=%lld dropped=%llu alert=%15s", &seq, sig, &t,
-		   &dropped, alert) != 5 ||
+	    sscanf(b.ptr, RECORD_SCHEMA " seq=%llu sig=%20s time=%lld dropped=%llu alert=%15s",
+		   &seq, sig, &t, &dropped, alert) != 5 ||
 	    strlen(sig) != TM_REPORT_SIG_LEN - 1) {
 		tm_log_warn("%s: not a report record; ignored (the next report replaces it)", path);
 		tm_buf_free(&b);
@@ -125,7 +125,8 @@ static int record_save(const struct tm_report_record *rec, const char *state_dir
 
 	record_path(path, sizeof(path), state_dir);
 	tm_buf_init(&b, RECORD_MAX);
-	r = tm_buf_printf(&b, RECORD_SCHEMA " seq=%llu sig=%s time=%lld dropped=%llu alert=%s\n%s\n",
+	r = tm_buf_printf(&b,
+			  RECORD_SCHEMA " seq=%llu sig=%s time=%lld dropped=%llu alert=%s\n%s\n",
 			  (unsigned long long)rec->seq, rec->sig[0] ? rec->sig : "0000000000000000",
 			  (long long)rec->time, (unsigned long long)rec->dropped,
 			  rec->alert_state[0] ? rec->alert_state : "-", rec->doc ? rec->doc : "");
@@ -167,8 +168,8 @@ int tm_report_wanted(const struct tm_config *cfg, const char *sig)
 
 /* --- the document ---------------------------------------------------------------- */
 
-int tm_report_restamp(struct tm_buf *out, const char *doc, uint64_t seq, int64_t time, const char *trigger,
-		      uint64_t dropped)
+int tm_report_restamp(struct tm_buf *out, const char *doc, uint64_t seq, int64_t time,
+		      const char *trigger, uint64_t dropped)
 {
 	/* strings in the document have their quotes escaped: the first
 	 * ,"seq": and ,"state": are the top-level keys */
@@ -219,8 +220,8 @@ static void pct(char *out, size_t n, const char *s)
 
 	for (; s && *s && k + 4 < n; s++) {
 		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~')
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~')
 			out[k++] = (char)c;
 		else
 			k += (size_t)snprintf(out + k, n - k, "%%%02X", c);
@@ -259,7 +260,8 @@ int tm_report_format(struct tm_buf *body, char *ctype, size_t ctype_len, char **
 		r |= tm_buf_putc(body, '}');
 		break;
 	case TM_REPORT_CLOUDEVENTS_BINARY: {
-		const char *name[] = { "ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time" };
+		const char *name[] = { "ce-specversion", "ce-id",      "ce-source",
+				       "ce-type",        "ce-subject", "ce-time" };
 		const char *arg[] = { "1.0", id, src, CE_TYPE, dev, t };
 		size_t k = 0;
 		snprintf(ctype, ctype_len, "application/json");
@@ -280,7 +282,9 @@ int tm_report_format(struct tm_buf *body, char *ctype, size_t ctype_len, char **
 		snprintf(ctype, ctype_len, "application/json");
 		r |= tm_buf_puts(body, doc);
 	}
-	return r ? tm_error_set(TM_ELIMIT, "report %llu: too large to send", (unsigned long long)seq) : 0;
+	return r ? tm_error_set(TM_ELIMIT, "report %llu: too large to send",
+				(unsigned long long)seq)
+		 : 0;
 }
 
 int64_t tm_report_retry_after(const char *v, int64_t now)
@@ -315,7 +319,7 @@ int64_t tm_report_retry_after(const char *v, int64_t now)
 struct client {
 	struct tm_http *http;
 	struct tm_buf token;
-	char url[512];        /* redacted, for messages */
+	char url[512]; /* redacted, for messages */
 };
 
 static uint64_t timeout_ms(const struct tm_config *cfg)
@@ -349,7 +353,8 @@ static int client_new(struct client *c, const struct tm_config *cfg, const char 
 	if (cfg->report.token_file) {
 		/* read again for every delivery: a rotated token is picked up */
 		size_t n;
-		if ((r = tm_file_read(&c->token, cfg->report.token_file, TOKEN_MAX)) < 0 || !c->token.ptr)
+		if ((r = tm_file_read(&c->token, cfg->report.token_file, TOKEN_MAX)) < 0 ||
+		    !c->token.ptr)
 			return tm_error_wrap(r < 0 ? r : TM_ECONFIG, "[report] token_file");
 		n = c->token.len;
 		while (n && (c->token.ptr[n - 1] == '\n' || c->token.ptr[n - 1] == '\r' ||
@@ -357,10 +362,12 @@ static int client_new(struct client *c, const struct tm_config *cfg, const char 
 			c->token.ptr[--n] = '\0';
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)c->token.ptr[i] < 0x20 || c->token.ptr[i] == 0x7f)
-				return tm_error_set(TM_ECONFIG, "[report] token_file %s: one line expected",
+				return tm_error_set(TM_ECONFIG,
+						    "[report] token_file %s: one line expected",
 						    cfg->report.token_file);
 		if (n == 0)
-			return tm_error_set(TM_ECONFIG, "[report] token_file %s is empty", cfg->report.token_file);
+			return tm_error_set(TM_ECONFIG, "[report] token_file %s is empty",
+					    cfg->report.token_file);
 		o.bearer_token = c->token.ptr;
 	}
 	if ((r = tm_http_new(&c->http, &o)) < 0)
@@ -370,8 +377,9 @@ static int client_new(struct client *c, const struct tm_config *cfg, const char 
 
 /* One POST. 0 with *status (and the Retry-After in seconds, -1 none), or
  * a negative code for a transport failure (network, TLS, timeout, redirect). */
-static int post(struct client *c, const char *url, const char *ctype, char *const *hdrs, const struct tm_buf *body,
-		long *status, int64_t *retry_after, char *excerpt, size_t excerpt_len)
+static int post(struct client *c, const char *url, const char *ctype, char *const *hdrs,
+		const struct tm_buf *body, long *status, int64_t *retry_after, char *excerpt,
+		size_t excerpt_len)
 {
 	struct tm_http_request req = { 0 };
 	struct tm_http_stream *s = NULL;
@@ -421,7 +429,11 @@ static void backoff_fail(int64_t retry_after_s)
 	backoff.next_ms = mono_ms() + wait;
 }
 
-enum { SENT = 0, DROPPED = 1, RETRY = 2 };
+enum {
+	SENT = 0,
+	DROPPED = 1,
+	RETRY = 2
+};
 
 /* One report: SENT, DROPPED (4xx), RETRY (with *ra the Retry-After seconds, or -1). */
 static int send_one(struct client *c, const struct tm_config *cfg, uint64_t seq, int64_t *ra)
@@ -456,16 +468,20 @@ static int send_one(struct client *c, const struct tm_config *cfg, uint64_t seq,
 	}
 	r = post(c, cfg->report.url, ctype, hdrs, &body, &status, ra, excerpt, sizeof(excerpt));
 	if (r < 0) {
-		tm_log_warn("report %llu: %s; kept in the spool", (unsigned long long)seq, tm_error_last());
+		tm_log_warn("report %llu: %s; kept in the spool", (unsigned long long)seq,
+			    tm_error_last());
 		tm_error_clear();
 		out = RETRY;
 	} else if (status >= 200 && status < 300) {
-		tm_log_debug("report %llu delivered to %s (HTTP %ld)", (unsigned long long)seq, c->url, status);
+		tm_log_debug("report %llu delivered to %s (HTTP %ld)", (unsigned long long)seq,
+			     c->url, status);
 		out = SENT;
 	} else if (status >= 400 && status < 500 && status != 408 && status != 429) {
-		tm_log_error("report %llu to %s refused with HTTP %ld%s%s; dropped (a report the receiver "
+		tm_log_error("report %llu to %s refused with HTTP %ld%s%s; dropped (a report the "
+			     "receiver "
 			     "refuses must not block the spool)",
-			     (unsigned long long)seq, c->url, status, excerpt[0] ? ": " : "", excerpt);
+			     (unsigned long long)seq, c->url, status, excerpt[0] ? ": " : "",
+			     excerpt);
 		out = DROPPED;
 	} else {
 		tm_log_warn("report %llu to %s: HTTP %ld%s; kept in the spool, retried%s",
@@ -525,8 +541,8 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 				d = FLUSH_WAIT_CAP_MS;
 			if (d > 0) {
 				struct timespec ts = { d / 1000, (d % 1000) * 1000000 };
-				tm_log_info("report %llu: next attempt in %lld ms", (unsigned long long)v[i],
-					    (long long)d);
+				tm_log_info("report %llu: next attempt in %lld ms",
+					    (unsigned long long)v[i], (long long)d);
 				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 					;
 			}
@@ -546,7 +562,8 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 	*pending = n - i;
 	free(v);
 	if (*pending)
-		return tm_error_set(TM_ESOURCE, "%zu report(s) still in %s/spool", *pending, cfg->agent.state_dir);
+		return tm_error_set(TM_ESOURCE, "%zu report(s) still in %s/spool", *pending,
+				    cfg->agent.state_dir);
 	return 0;
 }
 
@@ -559,8 +576,8 @@ int tm_report_deliver(const struct tm_config *cfg, size_t *pending)
 
 static int bad_state(const char *s)
 {
-	return strcmp(s, "failed") == 0 || strcmp(s, "rolled_back") == 0 || strcmp(s, "refused") == 0 ||
-	       strcmp(s, "stale") == 0;
+	return strcmp(s, "failed") == 0 || strcmp(s, "rolled_back") == 0 ||
+	       strcmp(s, "refused") == 0 || strcmp(s, "stale") == 0;
 }
 
 /* The state alerts are about: drifted (repaired) counts as synced. */
@@ -573,8 +590,8 @@ static const char *alert_class(const char *state)
 	return NULL; /* progressing: no transition */
 }
 
-static void send_alert(const struct tm_config *cfg, const struct tm_report_event *ev, const char *state,
-		       const char *previous)
+static void send_alert(const struct tm_config *cfg, const struct tm_report_event *ev,
+		       const char *state, const char *previous)
 {
 	struct client c;
 	struct tm_buf body;
@@ -605,11 +622,13 @@ static void send_alert(const struct tm_config *cfg, const struct tm_report_event
 	    post(&c, cfg->report.alert_url, "application/json", NULL, &body, &status, &ra, excerpt,
 		 sizeof(excerpt)) == 0 &&
 	    status >= 200 && status < 300)
-		tm_log_info("alert sent to %s: %s%s%s", c.url, previous[0] ? previous : "", previous[0] ? " -> " : "",
-			    state);
+		tm_log_info("alert sent to %s: %s%s%s", c.url, previous[0] ? previous : "",
+			    previous[0] ? " -> " : "", state);
 	else
 		tm_log_warn("alert (%s) to %s not delivered: %s", state, c.url,
-			    tm_error_last()[0] ? tm_error_last() : status ? "HTTP error" : "failed");
+			    tm_error_last()[0] ? tm_error_last()
+			    : status           ? "HTTP error"
+					       : "failed");
 	tm_error_clear();
 	client_free(&c);
 	tm_buf_free(&body);
@@ -617,7 +636,8 @@ static void send_alert(const struct tm_config *cfg, const struct tm_report_event
 
 /* --- the entry points ----------------------------------------------------------- */
 
-static void spool_metrics(const struct tm_config *cfg, struct tm_metrics *m, size_t pending, uint64_t dropped)
+static void spool_metrics(const struct tm_config *cfg, struct tm_metrics *m, size_t pending,
+			  uint64_t dropped)
 {
 	struct tm_metrics own;
 
@@ -632,8 +652,8 @@ static void spool_metrics(const struct tm_config *cfg, struct tm_metrics *m, siz
 	tm_metrics_write(cfg, m);
 }
 
-static int submit(const struct tm_config *cfg, const struct tm_report_event *ev, const char *trigger,
-		  struct tm_metrics *m)
+static int submit(const struct tm_config *cfg, const struct tm_report_event *ev,
+		  const char *trigger, struct tm_metrics *m)
 {
 	struct tm_report_record rec;
 	struct tm_buf doc;
@@ -656,7 +676,8 @@ static int submit(const struct tm_config *cfg, const struct tm_report_event *ev,
 	}
 	/* alerts: only on a transition into a bad state or back to synced */
 	if (ev->state && (cls = alert_class(ev->state))) {
-		if (strcmp(cls, rec.alert_state) != 0 && (bad_state(cls) || bad_state(rec.alert_state))) {
+		if (strcmp(cls, rec.alert_state) != 0 &&
+		    (bad_state(cls) || bad_state(rec.alert_state))) {
 			snprintf(alert_from, sizeof(alert_from), "%s", rec.alert_state);
 			snprintf(alert_to, sizeof(alert_to), "%s", cls);
 		}
@@ -673,7 +694,8 @@ static int submit(const struct tm_config *cfg, const struct tm_report_event *ev,
 	rec.doc = NULL;
 	if (r < 0)
 		goto out;
-	tm_log_debug("report %llu recorded (%s)", (unsigned long long)ev->seq, ev->state ? ev->state : "-");
+	tm_log_debug("report %llu recorded (%s)", (unsigned long long)ev->seq,
+		     ev->state ? ev->state : "-");
 	if (alert_to[0] && cfg->report.alert_url)
 		send_alert(cfg, ev, alert_to, alert_from);
 	if (cfg->report.url && mono_ms() >= backoff.next_ms)
@@ -694,7 +716,8 @@ out:
 	return r;
 }
 
-int tm_report_submit(const struct tm_config *cfg, const struct tm_report_event *ev, struct tm_metrics *m)
+int tm_report_submit(const struct tm_config *cfg, const struct tm_report_event *ev,
+		     struct tm_metrics *m)
 {
 	return submit(cfg, ev, "pass", m);
 }
@@ -720,7 +743,8 @@ int tm_report_tick(const struct tm_config *cfg, int64_t now)
 	if ((r = tm_state_lock(&fd, cfg->agent.state_dir)) < 0) {
 		tm_error_clear();
 		if (backoff.failures && backoff.next_ms <= mono_ms())
-			backoff.next_ms = mono_ms() + 1000; /* a manual command: try again in a second */
+			backoff.next_ms =
+				mono_ms() + 1000; /* a manual command: try again in a second */
 		return r == TM_ELOCKED ? 0 : r;
 	}
 	if ((r = tm_report_record_load(&rec, cfg->agent.state_dir)) < 0)
@@ -737,8 +761,13 @@ int tm_report_tick(const struct tm_config *cfg, int64_t now)
 		}
 		tm_error_clear();
 		doc_state(state, sizeof(state), rec.doc);
-		struct tm_report_event ev = { .doc = rec.doc, .seq = seq + 1, .sig = rec.sig, .state = NULL,
-					      .message = "", .commit = "", .time = now };
+		struct tm_report_event ev = { .doc = rec.doc,
+					      .seq = seq + 1,
+					      .sig = rec.sig,
+					      .state = NULL,
+					      .message = "",
+					      .commit = "",
+					      .time = now };
 		tm_log_info("heartbeat: report %llu (%s)", (unsigned long long)ev.seq, state);
 		r = submit(cfg, &ev, "heartbeat", NULL);
 		goto out;
@@ -769,7 +798,8 @@ int tm_report_flush(const struct tm_config *cfg)
 	int r;
 
 	if (!cfg->report.url)
-		return tm_error_set(TM_EUSAGE, "%s: [report] url is not set; nothing to flush", cfg->file);
+		return tm_error_set(TM_EUSAGE, "%s: [report] url is not set; nothing to flush",
+				    cfg->file);
 	backoff.next_ms = 0;
 	r = deliver(cfg, &pending, 1, 0);
 	spool_metrics(cfg, NULL, pending, 0);

@@ -122,7 +122,8 @@ int tm_spool_remove(const char *state_dir, uint64_t seq)
 	return fsync_dir(dir);
 }
 
-int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t max, uint64_t *dropped)
+int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t max,
+		 uint64_t *dropped)
 {
 	char path[4096], dir[4096];
 	uint64_t *v = NULL;
@@ -145,8 +146,10 @@ int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t 
 		spool_path(path, sizeof(path), state_dir, v[i]);
 		if (unlink(path) == 0) {
 			(*dropped)++;
-			tm_log_warn("%s: the spool holds more than spool_max = %llu reports; dropped report %llu",
-				    dir, (unsigned long long)max, (unsigned long long)v[i]);
+			tm_log_warn(
+				"%s: the spool holds more than spool_max = %llu reports; dropped "
+				"report %llu",
+				dir, (unsigned long long)max, (unsigned long long)v[i]);
 		}
 	}
 	free(v);

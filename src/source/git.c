@@ -94,7 +94,8 @@ int tm_git_global_init(void)
 		/* Our state dir, our rules: no user or system git configuration,
 		 * durable writes, a modest object cache for small devices. */
 		static const int levels[] = { GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
-			GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA };
+					      GIT_CONFIG_LEVEL_GLOBAL,
+					      GIT_CONFIG_LEVEL_PROGRAMDATA };
 		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
 			git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
 		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
@@ -128,7 +129,8 @@ static int lg_error(int code, const char *what)
 {
 	const git_error *e = git_error_last();
 
-	return tm_error_set(code, "%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
+	return tm_error_set(code, "%s: %s", what,
+			    e && e->message ? e->message : "unknown libgit2 error");
 }
 
 static int parse_oid(git_oid *out, const char *s)
@@ -212,7 +214,8 @@ static void unlink_stale(const char *path, size_t *n)
 		(*n)++;
 		tm_log_debug("%s: removed a stale lock or temporary file", path);
 	} else if (errno != ENOENT) {
-		tm_log_warn("%s: cannot remove a stale lock or temporary file: %s", path, strerror(errno));
+		tm_log_warn("%s: cannot remove a stale lock or temporary file: %s", path,
+			    strerror(errno));
 	}
 }
 
@@ -229,7 +232,8 @@ static void clear_ref_locks(const char *dir, int depth, size_t *n)
 		struct stat st;
 		int k;
 
-		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+		if (de->d_name[0] == '.' &&
+		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
 		k = snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0)
@@ -266,13 +270,15 @@ static void clear_pack_dir(const char *dir, size_t *n)
 		k = snprintf(p, sizeof(p), "%s/%s", dir, name);
 		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0 || S_ISDIR(st.st_mode))
 			continue;
-		if (strncmp(name, "pack-", 5) == 0 && (ends_with(name, ".pack") || ends_with(name, ".idx"))) {
+		if (strncmp(name, "pack-", 5) == 0 &&
+		    (ends_with(name, ".pack") || ends_with(name, ".idx"))) {
 			size_t stem = ends_with(name, ".pack") ? len - 5 : len - 4;
 
 			k = snprintf(other, sizeof(other), "%s/%.*s%s", dir, (int)stem, name,
-				ends_with(name, ".pack") ? ".idx" : ".pack");
+				     ends_with(name, ".pack") ? ".idx" : ".pack");
 			keep = k > 0 && (size_t)k < sizeof(other) && access(other, F_OK) == 0;
-		} else if (strncmp(name, "pack-", 5) == 0 && (ends_with(name, ".rev") || ends_with(name, ".bitmap"))) {
+		} else if (strncmp(name, "pack-", 5) == 0 &&
+			   (ends_with(name, ".rev") || ends_with(name, ".bitmap"))) {
 			keep = 1; /* written by git itself next to a complete pack */
 		}
 		if (!keep)
@@ -295,7 +301,8 @@ static void clear_loose_tmp(const char *dir, size_t *n)
 		struct stat st;
 		int k;
 
-		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+		if (de->d_name[0] == '.' &&
+		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
 		if (!strcmp(de->d_name, "pack") || !strcmp(de->d_name, "info"))
 			continue;
@@ -309,12 +316,14 @@ static void clear_loose_tmp(const char *dir, size_t *n)
 		if (!is_hex(de->d_name, 2) || !(sd = opendir(p)))
 			continue;
 		while ((se = readdir(sd))) {
-			if (se->d_name[0] == '.' && (!se->d_name[1] || (se->d_name[1] == '.' && !se->d_name[2])))
+			if (se->d_name[0] == '.' &&
+			    (!se->d_name[1] || (se->d_name[1] == '.' && !se->d_name[2])))
 				continue;
 			if (is_hex(se->d_name, 38))
 				continue;
 			k = snprintf(q, sizeof(q), "%s/%s", p, se->d_name);
-			if (k > 0 && (size_t)k < sizeof(q) && lstat(q, &st) == 0 && !S_ISDIR(st.st_mode))
+			if (k > 0 && (size_t)k < sizeof(q) && lstat(q, &st) == 0 &&
+			    !S_ISDIR(st.st_mode))
 				unlink_stale(q, n);
 		}
 		closedir(sd);
@@ -343,8 +352,9 @@ static void clear_stale(const char *path)
 	/* FETCH_HEAD itself is left alone: libgit2 rewrites it (through a lock)
 	 * at every fetch, so a torn one blocks nothing, and a healthy open must
 	 * write nothing. */
-	static const char *const top[] = { "packed-refs.lock", "HEAD.lock", "config.lock",
-		"FETCH_HEAD.lock", "index.lock", "shallow.lock", "ORIG_HEAD.lock" };
+	static const char *const top[] = { "packed-refs.lock", "HEAD.lock",  "config.lock",
+					   "FETCH_HEAD.lock",  "index.lock", "shallow.lock",
+					   "ORIG_HEAD.lock" };
 	char p[4096];
 	size_t n = 0;
 
@@ -363,7 +373,8 @@ static void clear_stale(const char *path)
 	snprintf(p, sizeof(p), "%s/objects", path);
 	clear_loose_tmp(p, &n);
 	if (n)
-		tm_log_warn("%s: removed %zu stale lock or temporary file%s left by an interrupted run",
+		tm_log_warn(
+			"%s: removed %zu stale lock or temporary file%s left by an interrupted run",
 			path, n, n == 1 ? "" : "s");
 }
 
@@ -426,7 +437,8 @@ static int create_repo(git_repository **out, const char *path)
 	git_repository_init_options o;
 
 	git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
-	o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
+	o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
+		  GIT_REPOSITORY_INIT_NO_REINIT;
 	o.mode = GIT_REPOSITORY_INIT_SHARED_UMASK;
 	o.initial_head = "tagmoor";
 	if (git_repository_init_ext(out, path, &o) < 0)
@@ -445,14 +457,18 @@ static int rebuild(git_repository **out, const char *path, const char *why)
 	bl = strlen(base);
 	/* Only ever delete what is ours: a directory named *.git. */
 	if (bl < 5 || strcmp(base + bl - 4, ".git") != 0)
-		return tm_error_set(TM_EIO, "%s: repository is broken (%s) and its name does not end in .git; "
-			"not removing it", path, why);
+		return tm_error_set(
+			TM_EIO,
+			"%s: repository is broken (%s) and its name does not end in .git; "
+			"not removing it",
+			path, why);
 	tm_log_warn("%s: repository is broken (%s); rebuilding it", path, why);
 	n = snprintf(aside, sizeof(aside), "%s.broken", path);
 	if (n < 0 || (size_t)n >= sizeof(aside))
 		return tm_error_set(TM_EIO, "path too long: %.128s", path);
 	if (remove_tree(aside) < 0 || rename(path, aside) < 0 || remove_tree(aside) < 0)
-		return tm_error_set(TM_EIO, "%s: cannot remove the broken repository: %s", path, strerror(errno));
+		return tm_error_set(TM_EIO, "%s: cannot remove the broken repository: %s", path,
+				    strerror(errno));
 	return create_repo(out, path);
 }
 
@@ -478,8 +494,10 @@ int tm_git_open(struct tm_git **out, const char *repo_path)
 		if ((r = create_repo(&repo, repo_path)) < 0)
 			goto fail;
 	} else if (git_repository_open_ext(&repo, repo_path,
-			GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE | GIT_REPOSITORY_OPEN_NO_DOTGIT,
-			NULL) < 0) {
+					   GIT_REPOSITORY_OPEN_NO_SEARCH |
+						   GIT_REPOSITORY_OPEN_BARE |
+						   GIT_REPOSITORY_OPEN_NO_DOTGIT,
+					   NULL) < 0) {
 		repo = NULL;
 		if ((r = rebuild(&repo, repo_path, "cannot be opened")) < 0)
 			goto fail;
@@ -541,26 +559,39 @@ void tm_git_free(struct tm_git *git)
  * its start and retried when more bytes arrive; at most a dynamic block header
  * (a few hundred bytes) is ever held back. */
 
-#define SCAN_HEAD 32                 /* first bytes of a delta kept: two size varints */
+#define SCAN_HEAD 32 /* first bytes of a delta kept: two size varints */
 #define SCAN_PENDING_MAX 4096
 
-#define FAST_BITS 10                 /* codes up to this long are decoded by one table lookup */
+#define FAST_BITS 10 /* codes up to this long are decoded by one table lookup */
 
 struct huff {
 	short count[16];
 	short symbol[320];
-	struct { unsigned short sym; unsigned char len; } fast[1u << FAST_BITS];
+	struct {
+		unsigned short sym;
+		unsigned char len;
+	} fast[1u << FAST_BITS];
 };
 
 enum {
-	PS_HDR, PS_ENTRY, PS_OFS, PS_REF, PS_ZHDR, PS_BLOCK, PS_STORED, PS_HUFF, PS_ADLER, PS_TRAILER, PS_DONE
+	PS_HDR,
+	PS_ENTRY,
+	PS_OFS,
+	PS_REF,
+	PS_ZHDR,
+	PS_BLOCK,
+	PS_STORED,
+	PS_HUFF,
+	PS_ADLER,
+	PS_TRAILER,
+	PS_DONE
 };
 
 struct packscan {
 	const char *url;
 	uint64_t obj_max, total_max, total;
 	int state;
-	unsigned char *in;                /* pending bytes from the last checkpoint, then new ones */
+	unsigned char *in; /* pending bytes from the last checkpoint, then new ones */
 	size_t len, cap, pos;
 	uint64_t bitbuf;
 	int bitcnt;
@@ -575,8 +606,8 @@ struct packscan {
 
 static int ps_malformed(struct packscan *p, const char *what)
 {
-	return tm_error_set(TM_ESOURCE, "%s: malformed pack from the server (object %u of %u: %s)", p->url,
-		p->done + 1, p->nobjects, what);
+	return tm_error_set(TM_ESOURCE, "%s: malformed pack from the server (object %u of %u: %s)",
+			    p->url, p->done + 1, p->nobjects, what);
 }
 
 /* 0 with n bits in *out, 1 when the input ran out. */
@@ -594,7 +625,12 @@ static int ps_bits(struct packscan *p, int n, unsigned *out)
 	return 0;
 }
 
-#define NEED(e) do { int need_ = (e); if (need_) return need_; } while (0)
+#define NEED(e)                       \
+	do {                          \
+		int need_ = (e);      \
+		if (need_)            \
+			return need_; \
+	} while (0)
 
 static int ps_bytes(struct packscan *p, unsigned char *out, size_t n)
 {
@@ -644,7 +680,8 @@ static int huff_build(struct huff *h, const short *length, int n)
 				for (int b = 0; b < l; b++)
 					rev |= ((code >> b) & 1u) << (l - 1 - b);
 				for (unsigned fill = 0; fill < (1u << (FAST_BITS - l)); fill++) {
-					h->fast[rev | (fill << l)].sym = (unsigned short)h->symbol[index + i];
+					h->fast[rev | (fill << l)].sym =
+						(unsigned short)h->symbol[index + i];
 					h->fast[rev | (fill << l)].len = (unsigned char)l;
 				}
 			}
@@ -697,13 +734,17 @@ static int huff_decode(struct packscan *p, const struct huff *h, int *sym)
 static int ps_account(struct packscan *p, uint64_t n, int object, const char *what)
 {
 	if (object && n > p->obj_max)
-		return tm_error_set(TM_ELIMIT, "%s: object %u of the pack %s %llu bytes, more than max_fetch "
-			"(%llu bytes) allows for one object; fetch refused", p->url, p->done + 1, what,
-			(unsigned long long)n, (unsigned long long)p->obj_max);
+		return tm_error_set(TM_ELIMIT,
+				    "%s: object %u of the pack %s %llu bytes, more than max_fetch "
+				    "(%llu bytes) allows for one object; fetch refused",
+				    p->url, p->done + 1, what, (unsigned long long)n,
+				    (unsigned long long)p->obj_max);
 	if (n > p->total_max - p->total)
-		return tm_error_set(TM_ELIMIT, "%s: the pack inflates to more than %llu bytes (%d x max_fetch, "
-			"at most %llu; object %u of %u %s %llu bytes); fetch refused", p->url,
-			(unsigned long long)p->total_max, TM_GIT_INFLATE_FACTOR,
+		return tm_error_set(
+			TM_ELIMIT,
+			"%s: the pack inflates to more than %llu bytes (%d x max_fetch, "
+			"at most %llu; object %u of %u %s %llu bytes); fetch refused",
+			p->url, (unsigned long long)p->total_max, TM_GIT_INFLATE_FACTOR,
 			(unsigned long long)TM_GIT_MAX_INFLATED, p->done + 1, p->nobjects, what,
 			(unsigned long long)n);
 	p->total += n;
@@ -711,14 +752,17 @@ static int ps_account(struct packscan *p, uint64_t n, int object, const char *wh
 }
 
 /* n bytes of output (byte b when literal, else a copy from dist back). */
-static int ps_out(struct packscan *p, uint64_t n, int literal, unsigned dist, const unsigned char *raw)
+static int ps_out(struct packscan *p, uint64_t n, int literal, unsigned dist,
+		  const unsigned char *raw)
 {
 	if (n > p->size - p->zout)
 		return ps_malformed(p, "inflates to more than its header declares");
 	for (uint64_t i = 0; i < n && p->zout + i < SCAN_HEAD; i++) {
 		uint64_t at = p->zout + i;
 
-		p->head[at] = raw ? raw[i] : literal >= 0 ? (unsigned char)literal : p->head[at - dist];
+		p->head[at] = raw            ? raw[i]
+			      : literal >= 0 ? (unsigned char)literal
+					     : p->head[at - dist];
 	}
 	p->zout += n;
 	if ((p->type == 6 || p->type == 7) && !p->result_known) {
@@ -750,18 +794,20 @@ static int ps_out(struct packscan *p, uint64_t n, int literal, unsigned dist, co
 	return 0;
 }
 
-static const short lbase[29] = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
-	67, 83, 99, 115, 131, 163, 195, 227, 258 };
-static const short lext[29] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4,
-	5, 5, 5, 5, 0 };
-static const short dbase[30] = { 1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385,
-	513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577 };
-static const short dext[30] = { 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10,
-	11, 11, 12, 12, 13, 13 };
+static const short lbase[29] = { 3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+				 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258 };
+static const short lext[29] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+				2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0 };
+static const short dbase[30] = { 1,    2,    3,    4,    5,    7,    9,    13,    17,    25,
+				 33,   49,   65,   97,   129,  193,  257,  385,   513,   769,
+				 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577 };
+static const short dext[30] = { 0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
+				6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13 };
 
 static int ps_dynamic(struct packscan *p)
 {
-	static const short order[19] = { 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
+	static const short order[19] = { 16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+					 11, 4,  12, 3, 13, 2, 14, 1, 15 };
 	short lengths[320];
 	unsigned nlen, ndist, ncode, v;
 	int index = 0, err;
@@ -825,12 +871,17 @@ static void ps_fixed(struct packscan *p)
 	short l[320];
 	int s;
 
-	for (s = 0; s < 144; s++) l[s] = 8;
-	for (; s < 256; s++) l[s] = 9;
-	for (; s < 280; s++) l[s] = 7;
-	for (; s < 288; s++) l[s] = 8;
+	for (s = 0; s < 144; s++)
+		l[s] = 8;
+	for (; s < 256; s++)
+		l[s] = 9;
+	for (; s < 280; s++)
+		l[s] = 7;
+	for (; s < 288; s++)
+		l[s] = 8;
 	huff_build(&p->lencode, l, 288);
-	for (s = 0; s < 30; s++) l[s] = 5;
+	for (s = 0; s < 30; s++)
+		l[s] = 5;
 	huff_build(&p->distcode, l, 30);
 }
 
@@ -879,10 +930,15 @@ static int ps_step(struct packscan *p)
 	case PS_HDR:
 		NEED(ps_bytes(p, b, 12));
 		if (memcmp(b, "PACK", 4) != 0 || b[4] || b[5] || b[6] || (b[7] != 2 && b[7] != 3))
-			return tm_error_set(TM_ESOURCE, "%s: malformed pack from the server (bad header)", p->url);
-		p->nobjects = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 | (uint32_t)b[10] << 8 | b[11];
+			return tm_error_set(TM_ESOURCE,
+					    "%s: malformed pack from the server (bad header)",
+					    p->url);
+		p->nobjects = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 | (uint32_t)b[10] << 8 |
+			      b[11];
 		if (p->nobjects > TM_GIT_MAX_PACK_OBJECTS)
-			return tm_error_set(TM_ELIMIT, "%s: the pack holds %u objects, more than %u; fetch refused",
+			return tm_error_set(
+				TM_ELIMIT,
+				"%s: the pack holds %u objects, more than %u; fetch refused",
 				p->url, p->nobjects, TM_GIT_MAX_PACK_OBJECTS);
 		p->state = p->nobjects ? PS_ENTRY : PS_TRAILER;
 		return 0;
@@ -926,7 +982,8 @@ static int ps_step(struct packscan *p)
 		return 0;
 	case PS_ZHDR:
 		NEED(ps_bytes(p, b, 2));
-		if ((b[0] & 0x0f) != 8 || (b[0] >> 4) > 7 || ((unsigned)b[0] << 8 | b[1]) % 31 != 0 || (b[1] & 0x20))
+		if ((b[0] & 0x0f) != 8 || (b[0] >> 4) > 7 ||
+		    ((unsigned)b[0] << 8 | b[1]) % 31 != 0 || (b[1] & 0x20))
 			return ps_malformed(p, "bad zlib header");
 		p->state = PS_BLOCK;
 		return 0;
@@ -1022,8 +1079,9 @@ static int ps_step(struct packscan *p)
 		return 0;
 	default:
 		if (p->pos < p->len || p->bitcnt)
-			return tm_error_set(TM_ESOURCE, "%s: malformed pack from the server (data after its end)",
-				p->url);
+			return tm_error_set(
+				TM_ESOURCE,
+				"%s: malformed pack from the server (data after its end)", p->url);
 		return 1;
 	}
 }
@@ -1065,7 +1123,9 @@ static int ps_feed(struct packscan *p, const void *data, size_t n)
 	p->len -= p->pos;
 	p->pos = 0;
 	if (p->len > SCAN_PENDING_MAX)
-		return tm_error_set(TM_ESOURCE, "%s: malformed pack from the server (undecodable data)", p->url);
+		return tm_error_set(TM_ESOURCE,
+				    "%s: malformed pack from the server (undecodable data)",
+				    p->url);
 	if (p->cap > 2 * SCAN_PENDING_MAX + 256 * 1024) { /* do not keep a large buffer around */
 		unsigned char *nb = realloc(p->in, SCAN_PENDING_MAX);
 
@@ -1119,7 +1179,10 @@ static int pkt_feed(struct pktscan *k, struct packscan *p, const unsigned char *
 				else if (c >= 'A' && c <= 'F')
 					len |= c - 'A' + 10;
 				else
-					return tm_error_set(TM_ESOURCE, "%s: malformed response from the server (bad pkt-line)",
+					return tm_error_set(
+						TM_ESOURCE,
+						"%s: malformed response from the server (bad "
+						"pkt-line)",
 						p->url);
 			}
 			if (len < 4)
@@ -1154,15 +1217,15 @@ static int pkt_feed(struct pktscan *k, struct packscan *p, const unsigned char *
 struct xfer {
 	const struct tm_git_source *src;
 	struct tm_http *http;
-	char url[URL_MSG_MAX];  /* redacted, for messages */
-	uint64_t max, used;     /* bytes received across all requests */
+	char url[URL_MSG_MAX]; /* redacted, for messages */
+	uint64_t max, used;    /* bytes received across all requests */
 	uint64_t timeout_ms;
-	int code;               /* our error, once described with tm_error_set */
+	int code; /* our error, once described with tm_error_set */
 	git_smart_subtransport_definition def;
-	struct tm_buf *record;  /* ls_remote: keep the advertisement here */
+	struct tm_buf *record; /* ls_remote: keep the advertisement here */
 	int record_full;
 	const struct tm_buf *replay; /* fetch: serve the advertisement from here */
-	struct packscan *scan;  /* fetch: the pack as it arrives, against the pack limits */
+	struct packscan *scan;       /* fetch: the pack as it arrives, against the pack limits */
 };
 
 struct sub {
@@ -1208,18 +1271,22 @@ static int read_token(struct tm_http_opts *o, struct tm_buf *tok, const char *pa
 
 	tm_buf_init(tok, TOKEN_MAX + 1);
 	if ((r = tm_file_read(tok, path, TOKEN_MAX)) < 0)
-		return tm_error_wrap(r == TM_ENOTFOUND || r == TM_EIO || r == TM_ELIMIT ? TM_ECONFIG : r,
-			"token_file");
+		return tm_error_wrap(r == TM_ENOTFOUND || r == TM_EIO || r == TM_ELIMIT ? TM_ECONFIG
+											: r,
+				     "token_file");
 	n = tok->len;
 	while (n > 0 && (tok->ptr[n - 1] == '\n' || tok->ptr[n - 1] == '\r' ||
-	                 tok->ptr[n - 1] == ' ' || tok->ptr[n - 1] == '\t'))
+			 tok->ptr[n - 1] == ' ' || tok->ptr[n - 1] == '\t'))
 		tok->ptr[--n] = '\0';
 	tok->len = n;
 	if (n == 0)
 		return tm_error_set(TM_ECONFIG, "token_file %s is empty", path);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)tok->ptr[i] < 0x20 || tok->ptr[i] == 0x7f)
-			return tm_error_set(TM_ECONFIG, "token_file %s: one line expected, without control characters", path);
+			return tm_error_set(
+				TM_ECONFIG,
+				"token_file %s: one line expected, without control characters",
+				path);
 	colon = strchr(tok->ptr, ':');
 	if (colon) {
 		*colon = '\0';
@@ -1243,9 +1310,12 @@ static int xfer_init(struct xfer *x, const struct tm_git_source *src)
 		return tm_error_set(TM_ECONFIG, "source url is not set");
 	tm_http_redact_url(x->url, sizeof(x->url), src->url);
 	if (strncmp(src->url, "https://", 8) != 0)
-		return tm_error_set(TM_ECONFIG, "%s: only https:// source URLs are supported", x->url);
+		return tm_error_set(TM_ECONFIG, "%s: only https:// source URLs are supported",
+				    x->url);
 	if (url_has_userinfo(src->url))
-		return tm_error_set(TM_ECONFIG, "%s: the source url must not carry credentials (use token_file)", x->url);
+		return tm_error_set(
+			TM_ECONFIG,
+			"%s: the source url must not carry credentials (use token_file)", x->url);
 	x->src = src;
 	x->timeout_ms = src->timeout_ms ? src->timeout_ms : TM_GIT_DEFAULT_TIMEOUT_MS;
 	x->max = src->max_fetch ? src->max_fetch : TM_GIT_DEFAULT_MAX_FETCH;
@@ -1281,8 +1351,9 @@ static int scan_response(struct gstream *s, const char *buf, size_t n)
 			return tm_error_set(TM_ENOMEM, "out of memory");
 		x->scan->url = x->url;
 		x->scan->obj_max = x->max;
-		x->scan->total_max = x->max > TM_GIT_MAX_INFLATED / TM_GIT_INFLATE_FACTOR ? TM_GIT_MAX_INFLATED :
-			x->max * TM_GIT_INFLATE_FACTOR;
+		x->scan->total_max = x->max > TM_GIT_MAX_INFLATED / TM_GIT_INFLATE_FACTOR
+					     ? TM_GIT_MAX_INFLATED
+					     : x->max * TM_GIT_INFLATE_FACTOR;
 	}
 	return pkt_feed(&s->pk, x->scan, (const unsigned char *)buf, n);
 }
@@ -1296,8 +1367,8 @@ static int gs_start(struct gstream *s)
 	int r;
 
 	if (x->used >= x->max) {
-		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted", x->url,
-			(unsigned long long)x->max);
+		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted",
+			     x->url, (unsigned long long)x->max);
 		return xfail(x, TM_ELIMIT);
 	}
 	req.url = s->url;
@@ -1320,7 +1391,7 @@ static int gs_start(struct gstream *s)
 	st = tm_http_stream_status(s->hs);
 	if (st == 401 || st == 403) {
 		tm_error_set(TM_ESOURCE, "%s: authentication failed (HTTP %ld)%s", x->url, st,
-			x->src->token_file ? "" : "; no token_file is configured");
+			     x->src->token_file ? "" : "; no token_file is configured");
 		return xfail(x, TM_ESOURCE);
 	}
 	if (st == 404) {
@@ -1333,7 +1404,7 @@ static int gs_start(struct gstream *s)
 	}
 	if (strncmp(tm_http_stream_content_type(s->hs), want_type, strlen(want_type)) != 0) {
 		tm_error_set(TM_ESOURCE, "%s: not a smart git HTTP server (Content-Type \"%.64s\")",
-			x->url, tm_http_stream_content_type(s->hs));
+			     x->url, tm_http_stream_content_type(s->hs));
 		return xfail(x, TM_ESOURCE);
 	}
 	return 0;
@@ -1362,20 +1433,22 @@ static int gs_read(git_smart_subtransport_stream *stream, char *buf, size_t len,
 	before = tm_http_stream_received(s->hs);
 	r = tm_http_stream_read(s->hs, buf, len, out_n);
 	x->used += tm_http_stream_received(s->hs) - before;
-	if (r == 0 && *out_n && s->service == GIT_SERVICE_UPLOADPACK_LS && x->record && !x->record_full) {
+	if (r == 0 && *out_n && s->service == GIT_SERVICE_UPLOADPACK_LS && x->record &&
+	    !x->record_full) {
 		if (*out_n > ADV_CACHE_MAX - 1 - x->record->len)
 			x->record_full = 1;
 		else if (tm_buf_put(x->record, buf, *out_n) < 0)
 			x->record_full = 1;
 	}
 	if (r == TM_ELIMIT) {
-		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted", x->url,
-			(unsigned long long)x->max);
+		tm_error_set(TM_ELIMIT, "%s: fetch larger than max_fetch (%llu bytes); aborted",
+			     x->url, (unsigned long long)x->max);
 		return xfail(x, TM_ELIMIT);
 	}
 	if (r < 0)
 		return xfail(x, r);
-	if (*out_n && s->service == GIT_SERVICE_UPLOADPACK && (r = scan_response(s, buf, *out_n)) < 0) {
+	if (*out_n && s->service == GIT_SERVICE_UPLOADPACK &&
+	    (r = scan_response(s, buf, *out_n)) < 0) {
 		*out_n = 0;
 		return xfail(x, r);
 	}
@@ -1413,7 +1486,7 @@ static void gs_free(git_smart_subtransport_stream *stream)
 }
 
 static int sub_action(git_smart_subtransport_stream **out, git_smart_subtransport *t,
-	const char *url, git_smart_service_t action)
+		      const char *url, git_smart_service_t action)
 {
 	struct sub *sub = (struct sub *)t;
 	struct xfer *x = sub->x;
@@ -1511,7 +1584,8 @@ static int valid_ref(const char *ref)
 	return 0;
 }
 
-int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_source *src, const char *ref)
+int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_source *src,
+		     const char *ref)
 {
 	struct tm_buf adv;
 	struct xfer x;
@@ -1573,7 +1647,7 @@ out:
  * (a lock that could not be taken, a file system error) rather than on the
  * network or in what the server sent. */
 static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const char *ref,
-	const char *spec, const char *expected_oid, int *local)
+		      const char *spec, const char *expected_oid, int *local)
 {
 	struct xfer x;
 	git_remote *remote = NULL;
@@ -1589,7 +1663,8 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 	if ((r = xfer_init(&x, src)) < 0)
 		goto out;
 	/* The advertisement this poll already made, if it is still fresh. */
-	if (git->adv_url && strcmp(git->adv_url, src->url) == 0 && mono_ms() - git->adv_ms < x.timeout_ms)
+	if (git->adv_url && strcmp(git->adv_url, src->url) == 0 &&
+	    mono_ms() - git->adv_ms < x.timeout_ms)
 		x.replay = &git->adv;
 	co.repository = git->repo;
 	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
@@ -1609,21 +1684,25 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 		int klass = le ? le->klass : GIT_ERROR_NONE;
 
 		*local = !x.code && (e == GIT_ELOCKED || klass == GIT_ERROR_OS ||
-			klass == GIT_ERROR_FILESYSTEM || klass == GIT_ERROR_REFERENCE);
+				     klass == GIT_ERROR_FILESYSTEM || klass == GIT_ERROR_REFERENCE);
 		r = net_fail(&x, x.url);
 		goto out;
 	}
 	/* libgit2 took the pack: the scan must have followed it to its end, or
 	 * something in it went unaccounted for */
 	if (x.scan && x.scan->state != PS_DONE) {
-		r = tm_error_set(TM_ESOURCE, "%s: the pack did not end where its entries said it would "
-			"(%u of %u objects read); refused", x.url, x.scan->done, x.scan->nobjects);
+		r = tm_error_set(TM_ESOURCE,
+				 "%s: the pack did not end where its entries said it would "
+				 "(%u of %u objects read); refused",
+				 x.url, x.scan->done, x.scan->nobjects);
 		goto out;
 	}
 	r = tm_git_has_object(git, expected_oid);
 	if (r == 0)
-		r = tm_error_set(TM_ESOURCE, "%s: %s moved on the server during the fetch (%s not received); "
-			"will retry", x.url, ref, expected_oid);
+		r = tm_error_set(TM_ESOURCE,
+				 "%s: %s moved on the server during the fetch (%s not received); "
+				 "will retry",
+				 x.url, ref, expected_oid);
 	if (r < 0)
 		goto out;
 	if ((r = tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid)) < 0) {
@@ -1631,8 +1710,8 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 		goto out;
 	}
 	tm_log_debug("fetched %s %s from %s (%llu bytes, %u objects inflating to %llu bytes)", ref,
-		expected_oid, x.url, (unsigned long long)x.used, x.scan ? x.scan->nobjects : 0,
-		(unsigned long long)(x.scan ? x.scan->total : 0));
+		     expected_oid, x.url, (unsigned long long)x.used, x.scan ? x.scan->nobjects : 0,
+		     (unsigned long long)(x.scan ? x.scan->total : 0));
 out:
 	if (remote) {
 		git_remote_disconnect(remote);
@@ -1644,7 +1723,8 @@ out:
 
 static uint64_t kept_bytes(const char *path);
 
-int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref, const char *expected_oid)
+int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref,
+		 const char *expected_oid)
 {
 	char spec[1100];
 	git_oid want;
@@ -1667,9 +1747,13 @@ int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char
 		uint64_t have = tm_git_store_bytes(git), kept = kept_bytes(git->path);
 
 		if (have > kept + TM_GIT_STORE_FACTOR * max)
-			return tm_error_set(TM_ELIMIT, "%s: the object store holds %llu bytes, more than %d x max_fetch "
-				"(%llu bytes) beyond the %llu bytes its last pruning kept; not fetching more until it "
-				"is pruned", git->path, (unsigned long long)have, TM_GIT_STORE_FACTOR,
+			return tm_error_set(
+				TM_ELIMIT,
+				"%s: the object store holds %llu bytes, more than %d x max_fetch "
+				"(%llu bytes) beyond the %llu bytes its last pruning kept; not "
+				"fetching more until it "
+				"is pruned",
+				git->path, (unsigned long long)have, TM_GIT_STORE_FACTOR,
 				(unsigned long long)max, (unsigned long long)kept);
 	}
 	r = fetch_once(git, src, ref, spec, expected_oid, &local);
@@ -1714,7 +1798,8 @@ static uint64_t dir_bytes(const char *dir, int depth)
 		struct stat st;
 		int k;
 
-		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+		if (de->d_name[0] == '.' &&
+		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
 		k = snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (k < 0 || (size_t)k >= sizeof(p) || lstat(p, &st) < 0)
@@ -1739,7 +1824,8 @@ static void record_kept(const char *path, uint64_t bytes)
 	char p[4096], v[32];
 	int n = snprintf(v, sizeof(v), "%llu\n", (unsigned long long)bytes);
 
-	if (path_join(p, sizeof(p), path, KEPT_FILE) == 0 && tm_file_write_atomic(p, v, (size_t)n, 0644) < 0)
+	if (path_join(p, sizeof(p), path, KEPT_FILE) == 0 &&
+	    tm_file_write_atomic(p, v, (size_t)n, 0644) < 0)
 		tm_log_warn("%s", tm_error_last());
 }
 
@@ -1875,7 +1961,7 @@ static int collect_tree(struct oidset *set, git_repository *repo, const git_oid 
  * the walk, for its history) or a tree/blob with everything below it.
  * 1 when the id is not here. */
 static int keep_one(struct oidset *set, git_revwalk *walk, git_repository *repo, const git_oid *oid,
-	const char *hex)
+		    const char *hex)
 {
 	git_object *obj = NULL;
 	git_oid cur = *oid;
@@ -1909,7 +1995,8 @@ out:
 
 /* Everything reachable from keep: tags, commits with their history, trees,
  * blobs. */
-static int collect_kept(struct oidset *set, git_repository *repo, const char *const *keep, size_t nkeep)
+static int collect_kept(struct oidset *set, git_repository *repo, const char *const *keep,
+			size_t nkeep)
 {
 	git_revwalk *walk = NULL;
 	git_oid c;
@@ -1922,7 +2009,8 @@ static int collect_kept(struct oidset *set, git_repository *repo, const char *co
 
 		if (!keep[i] || !keep[i][0])
 			continue;
-		if ((r = parse_oid(&id, keep[i])) < 0 || (r = keep_one(set, walk, repo, &id, keep[i])) < 0)
+		if ((r = parse_oid(&id, keep[i])) < 0 ||
+		    (r = keep_one(set, walk, repo, &id, keep[i])) < 0)
 			goto out;
 		if (r == 1)
 			tm_log_debug("prune: %s is not here; nothing of it to keep", keep[i]);
@@ -1968,7 +2056,8 @@ static int drop_unkept_refs(git_repository *repo, const struct oidset *set)
 			r = lg_error(TM_EIO, "refs/tagmoor");
 			break;
 		}
-		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT || !oidset_has(set, git_reference_target(ref))) {
+		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT ||
+		    !oidset_has(set, git_reference_target(ref))) {
 			tm_log_debug("prune: deleting %s (not kept)", git_reference_name(ref));
 			if (git_reference_delete(ref) < 0) {
 				r = lg_error(TM_EIO, git_reference_name(ref));
@@ -1986,14 +2075,14 @@ static int drop_unkept_refs(git_repository *repo, const struct oidset *set)
 
 /* What prune does with one pack (or the loose objects). */
 struct packfile {
-	char stem[128];        /* "pack-<hex>" */
+	char stem[128]; /* "pack-<hex>" */
 	size_t kept, unkept;
 };
 
 struct packcount {
 	const struct oidset *set;
 	struct packfile *pf;
-	git_packbuilder *pb;   /* second pass: kept objects of a mixed pack go here */
+	git_packbuilder *pb; /* second pass: kept objects of a mixed pack go here */
 	int err;
 };
 
@@ -2063,7 +2152,8 @@ static int loose_objects(const char *path, const struct oidset *set, struct pack
 	if (!(d = opendir(dir)))
 		return 0;
 	while ((de = readdir(d))) {
-		if (!is_hex(de->d_name, 2) || path_join(p, sizeof(p), dir, de->d_name) < 0 || !(sd = opendir(p)))
+		if (!is_hex(de->d_name, 2) || path_join(p, sizeof(p), dir, de->d_name) < 0 ||
+		    !(sd = opendir(p)))
 			continue;
 		while ((se = readdir(sd))) {
 			char hex[41], q[4500];
@@ -2072,7 +2162,8 @@ static int loose_objects(const char *path, const struct oidset *set, struct pack
 			if (!is_hex(se->d_name, 38))
 				continue;
 			memcpy(hex, de->d_name, 2);
-			memcpy(hex + 2, se->d_name, 39); /* 38 digits and the NUL (is_hex checked) */
+			memcpy(hex + 2, se->d_name,
+			       39); /* 38 digits and the NUL (is_hex checked) */
 			if (git_oid_fromstr(&id, hex) < 0)
 				continue;
 			if (oidset_has(set, &id)) {
@@ -2080,7 +2171,8 @@ static int loose_objects(const char *path, const struct oidset *set, struct pack
 				continue;
 			}
 			pf->unkept++;
-			if (del && path_join(q, sizeof(q), p, se->d_name) == 0 && unlink(q) < 0 && errno != ENOENT)
+			if (del && path_join(q, sizeof(q), p, se->d_name) == 0 && unlink(q) < 0 &&
+			    errno != ENOENT)
 				r = tm_error_set(TM_EIO, "%s: %s", q, strerror(errno));
 		}
 		closedir(sd);
@@ -2113,8 +2205,8 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 			size_t l = strlen(de->d_name);
 			struct packfile *np;
 
-			if (strncmp(de->d_name, "pack-", 5) != 0 || !ends_with(de->d_name, ".idx") ||
-			    l - 4 >= sizeof(packs[0].stem))
+			if (strncmp(de->d_name, "pack-", 5) != 0 ||
+			    !ends_with(de->d_name, ".idx") || l - 4 >= sizeof(packs[0].stem))
 				continue;
 			if (!(np = realloc(packs, (npacks + 1) * sizeof(*packs)))) {
 				closedir(d);
@@ -2157,7 +2249,8 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 			struct packfile counted = packs[i];
 			struct packcount pc = { &set, &counted, pb, 0 };
 
-			if (packs[i].unkept && packs[i].kept && (r = pack_foreach(git->path, &pc)) < 0)
+			if (packs[i].unkept && packs[i].kept &&
+			    (r = pack_foreach(git->path, &pc)) < 0)
 				goto out;
 		}
 		if (git_packbuilder_write(pb, dir, 0, NULL, NULL) < 0) {
@@ -2172,8 +2265,8 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 		after = before;
 		if (kept_bytes(git->path) != after)
 			record_kept(git->path, after);
-		tm_log_debug("%s: nothing to prune (%zu kept objects, %llu bytes)", git->path, set.n,
-			(unsigned long long)after);
+		tm_log_debug("%s: nothing to prune (%zu kept objects, %llu bytes)", git->path,
+			     set.n, (unsigned long long)after);
 		goto out;
 	}
 	/* 3. the packs with unkept objects and the unkept loose objects; then
@@ -2188,7 +2281,9 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 	if (r == 0)
 		r = loose_objects(git->path, &set, &loose, 1);
 	if (git_repository_open_ext(&repo, git->path,
-			GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL) < 0) {
+				    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE |
+					    GIT_REPOSITORY_OPEN_NO_DOTGIT,
+				    NULL) < 0) {
 		r = lg_error(TM_EIO, git->path);
 		goto out;
 	}
@@ -2197,8 +2292,11 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 		goto out;
 	after = tm_git_store_bytes(git);
 	record_kept(git->path, after);
-	tm_log_info("%s: pruned to the %zu objects of %zu kept revision%s (%zu of %zu packs rewritten or "
-		"dropped): %llu -> %llu bytes", git->path, set.n, nkeep, nkeep == 1 ? "" : "s", ndrop, npacks,
+	tm_log_info(
+		"%s: pruned to the %zu objects of %zu kept revision%s (%zu of %zu packs rewritten "
+		"or "
+		"dropped): %llu -> %llu bytes",
+		git->path, set.n, nkeep, nkeep == 1 ? "" : "s", ndrop, npacks,
 		(unsigned long long)before, (unsigned long long)after);
 out:
 	git_packbuilder_free(pb);
@@ -2266,7 +2364,7 @@ int tm_git_get_ref(char out_oid[41], struct tm_git *git, const char *name)
 /* Reads an object of the given kinds into out, checking its size from the
  * header before inflating it. */
 static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git *git,
-	const char *oid, size_t max, int blob)
+		       const char *oid, size_t max, int blob)
 {
 	git_odb *odb = NULL;
 	git_odb_object *obj = NULL;
@@ -2288,13 +2386,15 @@ static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git
 		r = lg_error(TM_EIO, oid);
 		goto out;
 	}
-	if (blob ? type != GIT_OBJECT_BLOB : (type != GIT_OBJECT_COMMIT && type != GIT_OBJECT_TAG)) {
-		r = tm_error_set(TM_EPARSE, "object %s is a %s, not a %s", oid, git_object_type2string(type),
-			blob ? "blob" : "commit or tag");
+	if (blob ? type != GIT_OBJECT_BLOB
+		 : (type != GIT_OBJECT_COMMIT && type != GIT_OBJECT_TAG)) {
+		r = tm_error_set(TM_EPARSE, "object %s is a %s, not a %s", oid,
+				 git_object_type2string(type), blob ? "blob" : "commit or tag");
 		goto out;
 	}
 	if (len > max) {
-		r = tm_error_set(TM_ELIMIT, "object %s is %zu bytes, larger than the limit of %zu", oid, len, max);
+		r = tm_error_set(TM_ELIMIT, "object %s is %zu bytes, larger than the limit of %zu",
+				 oid, len, max);
 		goto out;
 	}
 	if (git_odb_read(&obj, odb, &id) < 0) {
@@ -2382,7 +2482,7 @@ static int walk_tree(struct walk *w, const git_tree *tree, size_t plen, int dept
 
 		if (len > TM_GIT_MAX_PATH)
 			return tm_error_set(TM_ELIMIT, "path %.64s/%.64s... longer than %d bytes",
-				w->path, name, TM_GIT_MAX_PATH);
+					    w->path, name, TM_GIT_MAX_PATH);
 		if (plen)
 			w->path[plen] = '/';
 		memcpy(w->path + len - nl, name, nl);
@@ -2392,8 +2492,9 @@ static int walk_tree(struct walk *w, const git_tree *tree, size_t plen, int dept
 			git_tree *sub = NULL;
 
 			if (depth + 1 > TM_GIT_MAX_DEPTH)
-				return tm_error_set(TM_ELIMIT, "%.128s: directories nested deeper than %d",
-					w->path, TM_GIT_MAX_DEPTH);
+				return tm_error_set(TM_ELIMIT,
+						    "%.128s: directories nested deeper than %d",
+						    w->path, TM_GIT_MAX_DEPTH);
 			if (git_tree_lookup(&sub, w->git->repo, git_tree_entry_id(e)) < 0)
 				return lg_error(TM_EIO, w->path);
 			r = walk_tree(w, sub, len, depth + 1);
@@ -2418,18 +2519,22 @@ static int walk_tree(struct walk *w, const git_tree *tree, size_t plen, int dept
 /* dir names something in the tree that is not a directory: a revision whose
  * paths entry is a symlink, file or submodule is refused (TM_EPARSE), never
  * read as "absent" (which would prune everything applied from it). */
-static int not_a_dir(const char *dir, const char *prefix, const git_tree_entry *ent, const char *commit_oid)
+static int not_a_dir(const char *dir, const char *prefix, const git_tree_entry *ent,
+		     const char *commit_oid)
 {
 	git_filemode_t mode = git_tree_entry_filemode_raw(ent);
-	const char *what = mode == GIT_FILEMODE_LINK ? "a symlink" :
-		mode == GIT_FILEMODE_COMMIT ? "a submodule" :
-		(mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) ? "a regular file" :
-		"not a tree";
+	const char *what = mode == GIT_FILEMODE_LINK     ? "a symlink"
+			   : mode == GIT_FILEMODE_COMMIT ? "a submodule"
+			   : (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE)
+				   ? "a regular file"
+				   : "not a tree";
 
 	if (strcmp(dir, prefix) == 0)
-		return tm_error_set(TM_EPARSE, "%.256s is %s, not a directory (commit %s)", dir, what, commit_oid);
-	return tm_error_set(TM_EPARSE, "%.256s is %s, not a directory (in the path %.256s, commit %s)",
-		prefix, what, dir, commit_oid);
+		return tm_error_set(TM_EPARSE, "%.256s is %s, not a directory (commit %s)", dir,
+				    what, commit_oid);
+	return tm_error_set(TM_EPARSE,
+			    "%.256s is %s, not a directory (in the path %.256s, commit %s)", prefix,
+			    what, dir, commit_oid);
 }
 
 /* dir was not found: TM_ENOTFOUND when it is truly absent, TM_EPARSE when one
@@ -2464,12 +2569,14 @@ static int absent_or_not_dir(git_tree *root, const char *dir, const char *commit
 		}
 		git_tree_entry_free(ent);
 	}
-	return tm_error_set(TM_ENOTFOUND, "%.256s: no such directory in commit %s", dir, commit_oid);
+	return tm_error_set(TM_ENOTFOUND, "%.256s: no such directory in commit %s", dir,
+			    commit_oid);
 }
 
 int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
-	int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid, size_t size),
-	void *ctx)
+		     int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid,
+			       size_t size),
+		     void *ctx)
 {
 	struct walk *w = NULL;
 	git_commit *commit = NULL;

@@ -28,9 +28,12 @@ struct tm_http {
 	CURL *easy;
 	CURLM *multi;
 	char *ca_file, *client_cert, *client_key;
-	struct pem { void *ptr; size_t len; } ca_pem, cert_pem, key_pem; /* key_pem: wiped */
-	char *username, *password;      /* secret: wiped */
-	struct curl_slist *headers;     /* base headers; may carry a bearer token: wiped */
+	struct pem {
+		void *ptr;
+		size_t len;
+	} ca_pem, cert_pem, key_pem; /* key_pem: wiped */
+	char *username, *password;   /* secret: wiped */
+	struct curl_slist *headers;  /* base headers; may carry a bearer token: wiped */
 	char *user_agent;
 	uint64_t connect_ms, idle_ms, total_ms, max_response;
 	int allow_http;
@@ -40,15 +43,15 @@ struct tm_http {
 
 struct tm_http_stream {
 	struct tm_http *http;
-	struct curl_slist *headers;     /* copy of base + request headers: wiped */
-	char url[URL_MSG_MAX];          /* redacted, for messages */
+	struct curl_slist *headers; /* copy of base + request headers: wiped */
+	char url[URL_MSG_MAX];      /* redacted, for messages */
 	long status;
 	char content_type[128];
-	char retry_after[64];           /* the response's Retry-After ("" when none) */
+	char retry_after[64]; /* the response's Retry-After ("" when none) */
 	int headers_done, done, paused, added;
 	CURLcode result;
-	int fail_code;                  /* set by a callback that aborted the transfer */
-	unsigned char *win;             /* received, not yet read: win[off, len) */
+	int fail_code;      /* set by a callback that aborted the transfer */
+	unsigned char *win; /* received, not yet read: win[off, len) */
 	size_t win_len, win_off, win_cap;
 	uint64_t received, max;
 	uint64_t start_ms, last_ms, total_ms, idle_ms;
@@ -115,10 +118,12 @@ static int key_usable(const char *p, size_t len, const char *what)
 {
 	if (find_bytes(p, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
 	    find_bytes(p, len, "Proc-Type: 4,ENCRYPTED"))
-		return tm_error_set(TM_ECONFIG,
-				    "%s is an encrypted private key: tagmoor has no passphrase to give; "
-				    "store it unencrypted, readable only by tagmoor "
-				    "(openssl pkey -in KEY -out PLAIN)", what);
+		return tm_error_set(
+			TM_ECONFIG,
+			"%s is an encrypted private key: tagmoor has no passphrase to give; "
+			"store it unencrypted, readable only by tagmoor "
+			"(openssl pkey -in KEY -out PLAIN)",
+			what);
 	return 0;
 }
 
@@ -317,7 +322,8 @@ static int set_common(struct tm_http *h)
 		c |= curl_easy_setopt(e, CURLOPT_PASSWORD, h->password ? h->password : "");
 	}
 	if (c != CURLE_OK)
-		return tm_error_set(TM_ERROR, "libcurl rejected an option (%s)", curl_easy_strerror(c));
+		return tm_error_set(TM_ERROR, "libcurl rejected an option (%s)",
+				    curl_easy_strerror(c));
 	return 0;
 }
 
@@ -335,8 +341,10 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return tm_error_set(TM_ENOMEM, "out of memory");
-	h->connect_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : TM_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
-	h->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : TM_HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+	h->connect_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms
+						 : TM_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+	h->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms
+					   : TM_HTTP_DEFAULT_IDLE_TIMEOUT_MS;
 	h->total_ms = opts->total_timeout_ms;
 	h->max_response = opts->max_response ? opts->max_response : TM_HTTP_DEFAULT_MAX_RESPONSE;
 	h->allow_http = opts->allow_http;
@@ -354,7 +362,8 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 	    (r = dup_pem(&h->cert_pem, opts->client_cert_pem, opts->client_cert_pem_len)) < 0 ||
 	    (r = dup_pem(&h->key_pem, opts->client_key_pem, opts->client_key_pem_len)) < 0)
 		goto fail;
-	if (h->key_pem.len && (r = key_usable(h->key_pem.ptr, h->key_pem.len, "the client key")) < 0)
+	if (h->key_pem.len &&
+	    (r = key_usable(h->key_pem.ptr, h->key_pem.len, "the client key")) < 0)
 		goto fail;
 	if (!h->key_pem.len && (r = key_file_usable(h->client_key)) < 0)
 		goto fail;
@@ -371,7 +380,8 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 		char *hdr;
 
 		if (!*opts->bearer_token || has_ctl(opts->bearer_token)) {
-			r = tm_error_set(TM_ECONFIG, "bearer token is empty or contains control characters");
+			r = tm_error_set(TM_ECONFIG,
+					 "bearer token is empty or contains control characters");
 			goto fail;
 		}
 		hdr = malloc(n);
@@ -476,8 +486,8 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	}
 	if (len > s->max || s->received > s->max - len) {
 		s->fail_code = tm_error_set(TM_ELIMIT,
-			"%s: response larger than the limit of %llu bytes", s->url,
-			(unsigned long long)s->max);
+					    "%s: response larger than the limit of %llu bytes",
+					    s->url, (unsigned long long)s->max);
 		return 0;
 	}
 	if (s->win_off > 0) {
@@ -505,7 +515,8 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
 {
 	struct tm_http_stream *s = ud;
 
@@ -529,7 +540,9 @@ static int curl_fail(struct tm_http_stream *s, CURLcode c)
 	case CURLE_PEER_FAILED_VERIFICATION:
 		return tm_error_set(TM_ESOURCE, "%s: TLS verification failed: %s", s->url, detail);
 	case CURLE_SSL_CACERT_BADFILE:
-		return tm_error_set(TM_ESOURCE, "%s: TLS verification failed: cannot load CA file: %s", s->url, detail);
+		return tm_error_set(TM_ESOURCE,
+				    "%s: TLS verification failed: cannot load CA file: %s", s->url,
+				    detail);
 	case CURLE_SSL_CONNECT_ERROR:
 		return tm_error_set(TM_ESOURCE, "%s: TLS handshake failed: %s", s->url, detail);
 	case CURLE_SSL_CERTPROBLEM:
@@ -598,10 +611,11 @@ static int pump(struct tm_http_stream *s, int want_body)
 		now = now_ms();
 		if (s->total_ms && now - s->start_ms >= s->total_ms)
 			return tm_error_set(TM_ESOURCE, "%s: timed out after %llu ms", s->url,
-				(unsigned long long)s->total_ms);
+					    (unsigned long long)s->total_ms);
 		if (now - s->last_ms >= s->idle_ms)
-			return tm_error_set(TM_ESOURCE, "%s: timed out: no data from the server for %llu ms",
-				s->url, (unsigned long long)s->idle_ms);
+			return tm_error_set(TM_ESOURCE,
+					    "%s: timed out: no data from the server for %llu ms",
+					    s->url, (unsigned long long)s->idle_ms);
 		wait_ms = s->idle_ms - (now - s->last_ms);
 		if (s->total_ms && s->total_ms - (now - s->start_ms) < wait_ms)
 			wait_ms = s->total_ms - (now - s->start_ms);
@@ -645,7 +659,7 @@ static int header_line(struct curl_slist **l, const char *name, const char *valu
 }
 
 int tm_http_stream_open(struct tm_http_stream **out, struct tm_http *http,
-	const struct tm_http_request *req)
+			const struct tm_http_request *req)
 {
 	struct tm_http_stream *s;
 	const char *method = req->method ? req->method : "GET";
@@ -680,7 +694,8 @@ int tm_http_stream_open(struct tm_http_stream **out, struct tm_http *http,
 		if ((r = add_header(&s->headers, *p)) < 0)
 			goto fail;
 	}
-	if (req->content_type && (r = header_line(&s->headers, "Content-Type", req->content_type)) < 0)
+	if (req->content_type &&
+	    (r = header_line(&s->headers, "Content-Type", req->content_type)) < 0)
 		goto fail;
 	if (req->accept && (r = header_line(&s->headers, "Accept", req->accept)) < 0)
 		goto fail;
@@ -705,7 +720,8 @@ int tm_http_stream_open(struct tm_http_stream **out, struct tm_http *http,
 		c |= curl_easy_setopt(e, CURLOPT_POST, 1L);
 		c |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		c |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		c |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
+		c |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+				      strcmp(method, "POST") == 0 ? NULL : method);
 	}
 	if (c != CURLE_OK) {
 		r = tm_error_set(TM_ERROR, "%s: libcurl rejected an option", s->url);
@@ -777,8 +793,8 @@ int tm_http_stream_read(struct tm_http_stream *s, void *buf, size_t len, size_t 
 	return 0;
 }
 
-int tm_http_do(struct tm_http *http, const struct tm_http_request *req,
-	long *out_status, struct tm_buf *out_body)
+int tm_http_do(struct tm_http *http, const struct tm_http_request *req, long *out_status,
+	       struct tm_buf *out_body)
 {
 	struct tm_http_stream *s = NULL;
 	char chunk[16384];
@@ -796,8 +812,9 @@ int tm_http_do(struct tm_http *http, const struct tm_http_request *req,
 			break;
 		if (out_body && (r = tm_buf_put(out_body, chunk, n)) < 0) {
 			if (r == TM_ELIMIT)
-				tm_error_set(TM_ELIMIT, "%s: response larger than the limit of %zu bytes",
-					s->url, out_body->max ? out_body->max - 1 : 0);
+				tm_error_set(TM_ELIMIT,
+					     "%s: response larger than the limit of %zu bytes",
+					     s->url, out_body->max ? out_body->max - 1 : 0);
 			goto out;
 		}
 	}

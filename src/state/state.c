@@ -154,7 +154,8 @@ static int put_revision(struct tm_buf *b, const char *key, const struct tm_revis
 	r |= tm_json_cstr(b, rev->commit, 1);
 	r |= tm_buf_puts(b, ",\"tag_object\":");
 	r |= tm_json_cstr(b, rev->tag_object, 1);
-	r |= tm_buf_printf(b, ",\"tag_time\":%lld,\"expires\":%lld,\"key\":", (long long)rev->tag_time,
+	r |= tm_buf_printf(b,
+			   ",\"tag_time\":%lld,\"expires\":%lld,\"key\":", (long long)rev->tag_time,
 			   (long long)rev->expires);
 	r |= tm_json_cstr(b, rev->key, 1);
 	r |= tm_buf_puts(b, ",\"signer\":");
@@ -171,7 +172,8 @@ static int save_floor(const struct tm_state *st, const char *state_dir)
 	int n;
 
 	n = snprintf(text, sizeof(text),
-		     "{\"schema\":\"" FLOOR_SCHEMA "\",\"accepted_tag_time\":%lld,\"accepted_key\":\"%s\","
+		     "{\"schema\":\"" FLOOR_SCHEMA
+		     "\",\"accepted_tag_time\":%lld,\"accepted_key\":\"%s\","
 		     "\"seq\":%llu}\n",
 		     (long long)st->accepted_time, st->accepted_key, (unsigned long long)st->seq);
 	snprintf(path, sizeof(path), "%s/floor", state_dir);
@@ -189,11 +191,12 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 	r |= put_revision(&b, "applied", &st->applied);
 	r |= tm_buf_puts(&b, ",\n");
 	r |= put_revision(&b, "last_good", &st->last_good);
-	r |= tm_buf_printf(&b, ",\n\"accepted_tag_time\":%lld,\n\"accepted_key\":\"%s\",\n\"bad\":[",
+	r |= tm_buf_printf(&b,
+			   ",\n\"accepted_tag_time\":%lld,\n\"accepted_key\":\"%s\",\n\"bad\":[",
 			   (long long)st->accepted_time, st->accepted_key);
 	for (size_t i = 0; i < st->nbad; i++)
-		r |= tm_buf_printf(&b, "%s{\"oid\":\"%s\",\"key\":\"%s\"}", i ? "," : "", st->bad[i].oid,
-				   st->bad[i].key);
+		r |= tm_buf_printf(&b, "%s{\"oid\":\"%s\",\"key\":\"%s\"}", i ? "," : "",
+				   st->bad[i].oid, st->bad[i].key);
 	r |= tm_buf_puts(&b, "],\n\"inventory\":{");
 	for (size_t i = 0; i < st->ninv; i++) {
 		r |= tm_buf_printf(&b, "%s\"%s\":[", i ? "," : "", st->inv[i].name);
@@ -204,11 +207,12 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 		}
 		r |= tm_buf_putc(&b, ']');
 	}
-	r |= tm_buf_printf(&b, "},\n\"seq\":%llu,\n\"last_status\":%s}\n", (unsigned long long)st->seq,
-			   st->last_status ? st->last_status : "null");
+	r |= tm_buf_printf(&b, "},\n\"seq\":%llu,\n\"last_status\":%s}\n",
+			   (unsigned long long)st->seq, st->last_status ? st->last_status : "null");
 	if (r) {
 		tm_buf_free(&b);
-		return tm_error_set(TM_ELIMIT, "state.json would be larger than %d bytes", STATE_MAX);
+		return tm_error_set(TM_ELIMIT, "state.json would be larger than %d bytes",
+				    STATE_MAX);
 	}
 	snprintf(path, sizeof(path), "%s/state.json", state_dir);
 	if ((r = tm_file_mkdirs(state_dir, 0700)) == 0 && (r = save_floor(st, state_dir)) == 0)
@@ -221,7 +225,8 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 
 /* An optional lowercase hex string of exactly `digits` digits into out
  * (digits + 1 bytes); "" when absent or null (or, when empty_ok, ""). */
-static int get_hexn(char *out, size_t digits, int empty_ok, const struct tm_doc *map, const char *key)
+static int get_hexn(char *out, size_t digits, int empty_ok, const struct tm_doc *map,
+		    const char *key)
 {
 	const struct tm_doc *v = tm_doc_map_get(map, key);
 	const char *s;
@@ -269,7 +274,8 @@ static int get_revision(struct tm_revision *rev, const struct tm_doc *root, cons
 
 	if (!m || m->type != TM_DOC_MAP)
 		return -1;
-	if (get_hex(rev->commit, m, "commit") < 0 || get_hex(rev->tag_object, m, "tag_object") < 0 ||
+	if (get_hex(rev->commit, m, "commit") < 0 ||
+	    get_hex(rev->tag_object, m, "tag_object") < 0 ||
 	    get_int(&rev->tag_time, m, "tag_time") < 0)
 		return -1;
 	sv = tm_doc_map_get(m, "signer");
@@ -301,8 +307,8 @@ static int parse_state(struct tm_state *st, const char *text, size_t len)
 		goto out;
 	if (get_revision(&st->applied, root, "applied") < 0 ||
 	    get_revision(&st->last_good, root, "last_good") < 0 ||
-	    get_int(&st->accepted_time, root, "accepted_tag_time") < 0 || get_int(&seq, root, "seq") < 0 ||
-	    seq < 0)
+	    get_int(&st->accepted_time, root, "accepted_tag_time") < 0 ||
+	    get_int(&seq, root, "seq") < 0 || seq < 0)
 		goto out;
 	st->seq = (uint64_t)seq;
 	v = tm_doc_map_get(root, "bad");
@@ -312,7 +318,8 @@ static int parse_state(struct tm_state *st, const char *text, size_t len)
 		const struct tm_doc *e = tm_doc_seq_at(v, i);
 		struct tm_bad *b = &st->bad[st->nbad];
 		if (e->type == TM_DOC_MAP) {
-			if (get_hex(b->oid, e, "oid") < 0 || !b->oid[0] || get_key(b->key, e, "key") < 0)
+			if (get_hex(b->oid, e, "oid") < 0 || !b->oid[0] ||
+			    get_key(b->key, e, "key") < 0)
 				goto out;
 		} else { /* the first format: the oid alone */
 			const char *s = tm_doc_string(e);
@@ -341,7 +348,8 @@ static int parse_state(struct tm_state *st, const char *text, size_t len)
 	ls = tm_doc_map_get(root, "last_status");
 	if (ls && ls->type == TM_DOC_MAP) {
 		struct tm_buf b;
-		const struct tm_doc *sv = tm_doc_map_get(ls, "state"), *tv = tm_doc_map_get(ls, "time");
+		const struct tm_doc *sv = tm_doc_map_get(ls, "state"),
+				    *tv = tm_doc_map_get(ls, "time");
 		tm_buf_init(&b, STATE_MAX);
 		if (tm_doc_to_json(&b, ls) < 0) {
 			tm_buf_free(&b);
@@ -351,7 +359,8 @@ static int parse_state(struct tm_state *st, const char *text, size_t len)
 		if (sv && tm_doc_string(sv))
 			snprintf(st->last_state, sizeof(st->last_state), "%s", tm_doc_string(sv));
 		if (tv && tm_doc_string(tv))
-			tm_verify_parse_time(&st->last_time, tm_doc_string(tv), strlen(tm_doc_string(tv)));
+			tm_verify_parse_time(&st->last_time, tm_doc_string(tv),
+					     strlen(tm_doc_string(tv)));
 	}
 	r = 0;
 out:
@@ -387,7 +396,8 @@ static int load_floor(struct tm_state *st, const char *state_dir)
 	if (r < 0)
 		return r;
 	if (root->type == TM_DOC_MAP && get_int(&t, root, "accepted_tag_time") == 0 &&
-	    get_int(&seq, root, "seq") == 0 && seq >= 0 && get_key(key, root, "accepted_key") == 0) {
+	    get_int(&seq, root, "seq") == 0 && seq >= 0 &&
+	    get_key(key, root, "accepted_key") == 0) {
 		if (t > st->accepted_time) {
 			st->accepted_time = t;
 			memcpy(st->accepted_key, key, sizeof(key));
@@ -437,7 +447,8 @@ int tm_state_load(struct tm_state *st, const char *state_dir, int readonly)
 	if (rename(path, aside) < 0)
 		return tm_error_set(TM_EIO, "%s is unreadable and cannot be moved aside: %s", path,
 				    strerror(errno));
-	tm_log_warn("%s did not parse; moved aside to %s and starting with an empty state", path, aside);
+	tm_log_warn("%s did not parse; moved aside to %s and starting with an empty state", path,
+		    aside);
 	st->moved_aside = strdup(aside);
 	return load_floor(st, state_dir);
 }

@@ -67,8 +67,8 @@ static mbedtls_md_type_t md_type(enum tm_hash_alg alg)
 	return MBEDTLS_MD_NONE;
 }
 
-int tm_crypto_hashv(unsigned char *out, enum tm_hash_alg alg,
-	const struct tm_span *parts, size_t nparts)
+int tm_crypto_hashv(unsigned char *out, enum tm_hash_alg alg, const struct tm_span *parts,
+		    size_t nparts)
 {
 	const mbedtls_md_info_t *info = mbedtls_md_info_from_type(md_type(alg));
 	mbedtls_md_context_t ctx;
@@ -245,7 +245,7 @@ static int sodium_ready(void)
 }
 
 int tm_crypto_ed25519_verify(const unsigned char pk[32], const unsigned char sig[64],
-	const void *msg, size_t msg_len)
+			     const void *msg, size_t msg_len)
 {
 	int r;
 
@@ -258,11 +258,9 @@ int tm_crypto_ed25519_verify(const unsigned char pk[32], const unsigned char sig
 
 /* ---- ECDSA ---- */
 
-int tm_crypto_ecdsa_verify(enum tm_ec_curve curve,
-	const unsigned char *point, size_t point_len,
-	const unsigned char *hash, size_t hash_len,
-	const unsigned char *r_bytes, size_t r_len,
-	const unsigned char *s_bytes, size_t s_len)
+int tm_crypto_ecdsa_verify(enum tm_ec_curve curve, const unsigned char *point, size_t point_len,
+			   const unsigned char *hash, size_t hash_len, const unsigned char *r_bytes,
+			   size_t r_len, const unsigned char *s_bytes, size_t s_len)
 {
 	mbedtls_ecp_group grp;
 	mbedtls_ecp_point q;
@@ -337,21 +335,19 @@ size_t tm_crypto_bits(const unsigned char *v, size_t len)
 }
 
 static int rsa_pkcs1_verify(mbedtls_rsa_context *rsa, mbedtls_md_type_t md,
-	const unsigned char *hash, size_t hash_len, const unsigned char *sig)
+			    const unsigned char *hash, size_t hash_len, const unsigned char *sig)
 {
 #if MBEDTLS_VERSION_MAJOR >= 3
 	return mbedtls_rsa_rsassa_pkcs1_v15_verify(rsa, md, (unsigned int)hash_len, hash, sig);
 #else
 	return mbedtls_rsa_rsassa_pkcs1_v15_verify(rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC, md,
-		(unsigned int)hash_len, hash, sig);
+						   (unsigned int)hash_len, hash, sig);
 #endif
 }
 
-int tm_crypto_rsa_verify(enum tm_hash_alg alg,
-	const unsigned char *n, size_t n_len,
-	const unsigned char *e, size_t e_len,
-	const unsigned char *hash, size_t hash_len,
-	const unsigned char *sig, size_t sig_len)
+int tm_crypto_rsa_verify(enum tm_hash_alg alg, const unsigned char *n, size_t n_len,
+			 const unsigned char *e, size_t e_len, const unsigned char *hash,
+			 size_t hash_len, const unsigned char *sig, size_t sig_len)
 {
 	mbedtls_rsa_context rsa;
 	unsigned char *padded = NULL;
@@ -360,16 +356,17 @@ int tm_crypto_rsa_verify(enum tm_hash_alg alg,
 
 	if (alg != TM_HASH_SHA256 && alg != TM_HASH_SHA384 && alg != TM_HASH_SHA512)
 		return tm_error_set(TM_EVERIFY, "RSA signatures with %s are refused",
-			tm_crypto_hash_name(alg));
+				    tm_crypto_hash_name(alg));
 	if (hash_len != tm_crypto_hash_len(alg))
 		return tm_error_set(TM_ERROR, "hash length does not match %s",
-			tm_crypto_hash_name(alg));
+				    tm_crypto_hash_name(alg));
 	if (bits < TM_RSA_MIN_BITS)
-		return tm_error_set(TM_EVERIFY, "RSA key of %zu bits is too small (at least %d required)",
-			bits, TM_RSA_MIN_BITS);
+		return tm_error_set(TM_EVERIFY,
+				    "RSA key of %zu bits is too small (at least %d required)", bits,
+				    TM_RSA_MIN_BITS);
 	if (bits > TM_RSA_MAX_BITS)
 		return tm_error_set(TM_EVERIFY, "RSA key of %zu bits is too large (at most %d)",
-			bits, TM_RSA_MAX_BITS);
+				    bits, TM_RSA_MAX_BITS);
 	if (tm_crypto_bits(e, e_len) > 64)
 		return tm_error_set(TM_EPARSE, "RSA public exponent is too large");
 	mod_len = (bits + 7) / 8;

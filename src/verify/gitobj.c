@@ -68,7 +68,8 @@ static int split_signature(const char *raw, size_t len, size_t body_start, size_
 	size_t el = strlen(armors[fidx].end);
 	if (end - found < el || memcmp(raw + end - el, armors[fidx].end, el) != 0 ||
 	    (end - el > found && raw[end - el - 1] != '\n'))
-		return tm_error_set(TM_EVERIFY, "the signature block is not the last thing in the object");
+		return tm_error_set(TM_EVERIFY,
+				    "the signature block is not the last thing in the object");
 	*sig_at = found;
 	*kind = fkind;
 	return 0;
@@ -118,7 +119,8 @@ int tm_gitobj_parse_tag(struct tm_gitobj_tag *out, const char *raw, size_t len)
 		if (pos < len && raw[pos] == '\n' && h == 3)
 			break; /* tagger is optional in git; policy decides */
 		if (!starts(raw + pos, len - pos, hdrs[h]))
-			return tm_error_set(TM_EPARSE, "tag object: expected '%.*s' header", (int)hl - 1, hdrs[h]);
+			return tm_error_set(TM_EPARSE, "tag object: expected '%.*s' header",
+					    (int)hl - 1, hdrs[h]);
 		nl = memchr(raw + pos, '\n', len - pos);
 		if (!nl)
 			return tm_error_set(TM_EPARSE, "tag object: truncated header");
@@ -193,7 +195,8 @@ int tm_gitobj_parse_commit(struct tm_gitobj_commit *out, const char *raw, size_t
 		}
 		if (starts(raw + pos, end - pos, "gpgsig ")) {
 			if (sig.len) {
-				tm_error_set(TM_EPARSE, "commit object: more than one gpgsig header");
+				tm_error_set(TM_EPARSE,
+					     "commit object: more than one gpgsig header");
 				goto out;
 			}
 			if (tm_buf_put(&sig, raw + pos + 7, end - pos - 7) < 0)
@@ -235,7 +238,8 @@ int tm_gitobj_parse_commit(struct tm_gitobj_commit *out, const char *raw, size_t
 		out->signature_len = sig.len;
 		out->signature = tm_buf_detach(&sig);
 		out->sig_kind = strstr(out->signature, "-----BEGIN SSH SIGNATURE-----") ? 1
-				: strstr(out->signature, "-----BEGIN PGP") ? 2 : 0;
+				: strstr(out->signature, "-----BEGIN PGP")              ? 2
+											: 0;
 	}
 	if (!out->payload || (sig.len && !out->signature)) {
 		tm_gitobj_commit_free(out);
@@ -255,4 +259,3 @@ void tm_gitobj_commit_free(struct tm_gitobj_commit *c)
 	free(c->signature);
 	c->payload = c->signature = NULL;
 }
-

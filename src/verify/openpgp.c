@@ -22,16 +22,36 @@
 #include <string.h>
 
 enum {
-	TAG_SIG = 2, TAG_SECKEY = 5, TAG_PUBKEY = 6, TAG_SECSUBKEY = 7,
-	TAG_UID = 13, TAG_PUBSUBKEY = 14, TAG_UAT = 17
+	TAG_SIG = 2,
+	TAG_SECKEY = 5,
+	TAG_PUBKEY = 6,
+	TAG_SECSUBKEY = 7,
+	TAG_UID = 13,
+	TAG_PUBSUBKEY = 14,
+	TAG_UAT = 17
 };
-enum { PK_RSA = 1, PK_RSA_S = 3, PK_EDDSA = 22, PK_ED25519 = 27 };
 enum {
-	SIG_BINARY = 0x00, SIG_TEXT = 0x01, SIG_CERT_GENERIC = 0x10, SIG_CERT_POSITIVE = 0x13,
-	SIG_SUBKEY_BINDING = 0x18, SIG_PRIMARY_BINDING = 0x19, SIG_DIRECT_KEY = 0x1f,
-	SIG_KEY_REVOCATION = 0x20, SIG_SUBKEY_REVOCATION = 0x28, SIG_CERT_REVOCATION = 0x30
+	PK_RSA = 1,
+	PK_RSA_S = 3,
+	PK_EDDSA = 22,
+	PK_ED25519 = 27
 };
-enum { KF_CERTIFY = 0x01, KF_SIGN = 0x02 };
+enum {
+	SIG_BINARY = 0x00,
+	SIG_TEXT = 0x01,
+	SIG_CERT_GENERIC = 0x10,
+	SIG_CERT_POSITIVE = 0x13,
+	SIG_SUBKEY_BINDING = 0x18,
+	SIG_PRIMARY_BINDING = 0x19,
+	SIG_DIRECT_KEY = 0x1f,
+	SIG_KEY_REVOCATION = 0x20,
+	SIG_SUBKEY_REVOCATION = 0x28,
+	SIG_CERT_REVOCATION = 0x30
+};
+enum {
+	KF_CERTIFY = 0x01,
+	KF_SIGN = 0x02
+};
 
 /* 1.3.6.1.4.1.11591.15.1, the legacy EdDSA curve OID for Ed25519. */
 static const unsigned char ed25519_oid[] = { 0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01 };
@@ -40,18 +60,18 @@ struct pgp_key {
 	unsigned char fpr[20];
 	int algo;
 	uint32_t created;
-	unsigned char *body;   /* the key packet body, owned (hashed by signatures) */
+	unsigned char *body; /* the key packet body, owned (hashed by signatures) */
 	size_t body_len;
 	const unsigned char *n, *e, *ed; /* into body */
 	size_t n_len, e_len;
-	const char *unusable;  /* why it cannot verify anything; NULL if it can */
+	const char *unusable; /* why it cannot verify anything; NULL if it can */
 	/* what the newest valid self-signature says */
 	int bound;
 	uint32_t bind_time;
 	int has_flags;
 	unsigned flags;
-	uint32_t expire;       /* seconds after creation; 0 = never */
-	int back_signed;       /* subkey: valid primary-key binding signature */
+	uint32_t expire; /* seconds after creation; 0 = never */
+	int back_signed; /* subkey: valid primary-key binding signature */
 	int revoked;
 };
 
@@ -70,12 +90,12 @@ struct pgp_cert {
 	size_t nsubs;
 	struct pgp_uid *uids;
 	size_t nuids;
-	int has_direct;        /* a valid direct-key signature was seen */
+	int has_direct; /* a valid direct-key signature was seen */
 	uint32_t direct_time;
 	int direct_has_flags;
 	unsigned direct_flags;
 	uint32_t direct_expire;
-	const char *signer;    /* borrowed from uids, or NULL */
+	const char *signer; /* borrowed from uids, or NULL */
 };
 
 struct tm_pgp_keyring {
@@ -85,12 +105,12 @@ struct tm_pgp_keyring {
 
 struct pgp_sig {
 	int type, pk_algo, hash_algo;
-	const unsigned char *hashed;   /* version .. end of hashed subpackets */
+	const unsigned char *hashed; /* version .. end of hashed subpackets */
 	size_t hashed_len;
 	unsigned char left16[2];
 	const unsigned char *mpi[2];
 	size_t mpi_len[2];
-	const unsigned char *raw_sig;  /* Ed25519 (27): 64 bytes */
+	const unsigned char *raw_sig; /* Ed25519 (27): 64 bytes */
 	int has_created;
 	uint32_t created, expire;
 	int has_key_expire;
@@ -102,7 +122,7 @@ struct pgp_sig {
 	unsigned flags;
 	const unsigned char *embedded;
 	size_t embedded_len;
-	int unknown_critical;          /* subpacket type, or 0 */
+	int unknown_critical; /* subpacket type, or 0 */
 };
 
 /* ---- small readers ---- */
@@ -237,7 +257,8 @@ static int next_packet(struct rd *r, struct packet *pk)
 				return ret;
 			len = l;
 		} else {
-			return tm_error_set(TM_EPARSE, "OpenPGP: partial body lengths are not supported");
+			return tm_error_set(TM_EPARSE,
+					    "OpenPGP: partial body lengths are not supported");
 		}
 	} else {
 		pk->tag = (int)((c >> 2) & 0x0f);
@@ -259,7 +280,9 @@ static int next_packet(struct rd *r, struct packet *pk)
 			break;
 		}
 		default:
-			return tm_error_set(TM_EPARSE, "OpenPGP: indeterminate packet lengths are not supported");
+			return tm_error_set(
+				TM_EPARSE,
+				"OpenPGP: indeterminate packet lengths are not supported");
 		}
 	}
 	pk->len = len;
@@ -271,9 +294,30 @@ static int next_packet(struct rd *r, struct packet *pk)
 static int known_subpacket(int type)
 {
 	switch (type) {
-	case 2: case 3: case 4: case 7: case 9: case 11: case 12: case 16: case 21: case 22:
-	case 23: case 24: case 25: case 26: case 27: case 28: case 29: case 30: case 31:
-	case 32: case 33: case 34: case 35: case 39:
+	case 2:
+	case 3:
+	case 4:
+	case 7:
+	case 9:
+	case 11:
+	case 12:
+	case 16:
+	case 21:
+	case 22:
+	case 23:
+	case 24:
+	case 25:
+	case 26:
+	case 27:
+	case 28:
+	case 29:
+	case 30:
+	case 31:
+	case 32:
+	case 33:
+	case 34:
+	case 35:
+	case 39:
 		return 1;
 	}
 	return 0;
@@ -319,7 +363,8 @@ static int parse_subpackets(struct pgp_sig *s, const unsigned char *p, size_t le
 		switch (t) {
 		case 16:
 			if (sl != 8)
-				return tm_error_set(TM_EPARSE, "OpenPGP subpacket: bad issuer key ID");
+				return tm_error_set(TM_EPARSE,
+						    "OpenPGP subpacket: bad issuer key ID");
 			memcpy(s->issuer_keyid, d, 8);
 			s->has_keyid = 1;
 			break;
@@ -344,24 +389,28 @@ static int parse_subpackets(struct pgp_sig *s, const unsigned char *p, size_t le
 		switch (t) {
 		case 2:
 			if (sl != 4)
-				return tm_error_set(TM_EPARSE, "OpenPGP subpacket: bad creation time");
+				return tm_error_set(TM_EPARSE,
+						    "OpenPGP subpacket: bad creation time");
 			s->created = be32(d);
 			s->has_created = 1;
 			break;
 		case 3:
 			if (sl != 4)
-				return tm_error_set(TM_EPARSE, "OpenPGP subpacket: bad expiration time");
+				return tm_error_set(TM_EPARSE,
+						    "OpenPGP subpacket: bad expiration time");
 			s->expire = be32(d);
 			break;
 		case 9:
 			if (sl != 4)
-				return tm_error_set(TM_EPARSE, "OpenPGP subpacket: bad key expiration time");
+				return tm_error_set(TM_EPARSE,
+						    "OpenPGP subpacket: bad key expiration time");
 			s->key_expire = be32(d);
 			s->has_key_expire = 1;
 			break;
 		case 25:
 			if (sl != 1)
-				return tm_error_set(TM_EPARSE, "OpenPGP subpacket: bad primary user ID flag");
+				return tm_error_set(TM_EPARSE,
+						    "OpenPGP subpacket: bad primary user ID flag");
 			s->primary_uid = d[0] != 0;
 			break;
 		case 27:
@@ -419,11 +468,13 @@ static int parse_sig(struct pgp_sig *s, const unsigned char *body, size_t len)
 			return ret;
 		break;
 	default:
-		return tm_error_set(TM_EVERIFY, "OpenPGP public-key algorithm %u is not supported", pk);
+		return tm_error_set(TM_EVERIFY, "OpenPGP public-key algorithm %u is not supported",
+				    pk);
 	}
 	if (r.n != 0)
 		return tm_error_set(TM_EPARSE, "OpenPGP signature: %zu trailing bytes", r.n);
-	if ((ret = parse_subpackets(s, hs, hl, 1)) < 0 || (ret = parse_subpackets(s, us, ul, 0)) < 0)
+	if ((ret = parse_subpackets(s, hs, hl, 1)) < 0 ||
+	    (ret = parse_subpackets(s, us, ul, 0)) < 0)
 		return ret;
 	if (!s->has_created)
 		return tm_error_set(TM_EPARSE, "OpenPGP signature has no creation time");
@@ -445,8 +496,10 @@ static int hash_alg(enum tm_hash_alg *out, int algo)
 	case 1:
 		return tm_error_set(TM_EVERIFY, "MD5 signatures are refused (broken hash)");
 	case 2:
-		return tm_error_set(TM_EVERIFY,
-			"SHA-1 signatures are refused (collisions are practical); sign with --digest-algo SHA256");
+		return tm_error_set(
+			TM_EVERIFY,
+			"SHA-1 signatures are refused (collisions are practical); sign with "
+			"--digest-algo SHA256");
 	case 3:
 		return tm_error_set(TM_EVERIFY, "RIPEMD-160 signatures are refused");
 	}
@@ -469,7 +522,7 @@ static int left_pad(unsigned char *out, size_t width, const unsigned char *v, si
 /* Checks s, made by key, over prefix[0..nprefix) || the hashed part || the
  * v4 trailer. */
 static int verify_sig(const struct pgp_sig *s, const struct pgp_key *key,
-	const struct tm_span *prefix, size_t nprefix)
+		      const struct tm_span *prefix, size_t nprefix)
 {
 	struct tm_span parts[8];
 	unsigned char trailer[6] = { 4, 0xff }, digest[TM_HASH_MAX_LEN], sig64[64];
@@ -500,8 +553,8 @@ static int verify_sig(const struct pgp_sig *s, const struct pgp_key *key,
 	switch (key->algo) {
 	case PK_RSA:
 	case PK_RSA_S:
-		return tm_crypto_rsa_verify(alg, key->n, key->n_len, key->e, key->e_len,
-			digest, dlen, s->mpi[0], s->mpi_len[0]);
+		return tm_crypto_rsa_verify(alg, key->n, key->n_len, key->e, key->e_len, digest,
+					    dlen, s->mpi[0], s->mpi_len[0]);
 	case PK_EDDSA:
 		if ((ret = left_pad(sig64, 32, s->mpi[0], s->mpi_len[0])) < 0 ||
 		    (ret = left_pad(sig64 + 32, 32, s->mpi[1], s->mpi_len[1])) < 0)
@@ -665,17 +718,23 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 }
 
 /* Where the next signature packet belongs. */
-enum component { C_NONE, C_PRIMARY, C_UID, C_UAT, C_SUBKEY };
+enum component {
+	C_NONE,
+	C_PRIMARY,
+	C_UID,
+	C_UAT,
+	C_SUBKEY
+};
 
 struct kr_state {
 	struct tm_pgp_keyring *kr;
-	struct pgp_cert *cert;  /* NULL while skipping an unsupported certificate */
+	struct pgp_cert *cert; /* NULL while skipping an unsupported certificate */
 	enum component comp;
 	size_t subs_cap, uids_cap;
 };
 
 static void apply_self_sig(struct pgp_sig *s, struct pgp_key *target, const struct pgp_key *primary,
-	const struct tm_span *prefix, size_t nprefix)
+			   const struct tm_span *prefix, size_t nprefix)
 {
 	/* Keep the newest binding only. */
 	if (target->bound && s->created < target->bind_time)
@@ -692,7 +751,8 @@ static void apply_self_sig(struct pgp_sig *s, struct pgp_key *target, const stru
 		/* A signing subkey must sign back: the primary-key binding. */
 		struct pgp_sig back;
 		if (parse_sig(&back, s->embedded, s->embedded_len) == 0 &&
-		    back.type == SIG_PRIMARY_BINDING && verify_sig(&back, target, prefix, nprefix) == 0)
+		    back.type == SIG_PRIMARY_BINDING &&
+		    verify_sig(&back, target, prefix, nprefix) == 0)
 			target->back_signed = 1;
 	}
 }
@@ -803,8 +863,8 @@ static int handle_packet(struct kr_state *st, const struct packet *pk)
 	switch (pk->tag) {
 	case TAG_SECKEY:
 	case TAG_SECSUBKEY:
-		return tm_error_set(TM_EPARSE,
-			"secret key material found: export only public keys (gpg --armor --export)");
+		return tm_error_set(TM_EPARSE, "secret key material found: "
+					       "export only public keys (gpg --armor --export)");
 	case TAG_PUBKEY: {
 		struct pgp_key k;
 		if (st->cert)
@@ -836,7 +896,8 @@ static int handle_packet(struct kr_state *st, const struct packet *pk)
 			return ret;
 		if (ret == 1)
 			return 0;
-		if ((ret = grow((void **)&c->subs, &st->subs_cap, c->nsubs, sizeof(*c->subs))) < 0) {
+		if ((ret = grow((void **)&c->subs, &st->subs_cap, c->nsubs, sizeof(*c->subs))) <
+		    0) {
 			key_free(&k);
 			return ret;
 		}
@@ -973,13 +1034,15 @@ static int dearmor(struct tm_buf *out, const char **pos, const char *end, const 
 			crc_line = s;
 			for (const char *t = le; t < e; t++)
 				if (*t != ' ' && *t != '\t' && *t != '\r' && *t != '\n')
-					return tm_error_set(TM_EPARSE, "OpenPGP armor: data after the checksum");
+					return tm_error_set(
+						TM_EPARSE,
+						"OpenPGP armor: data after the checksum");
 			break;
 		}
 		q = le < e ? le + 1 : le;
 	}
 	ret = tm_crypto_base64_decode(out, data, (size_t)((crc_line ? crc_line : e) - data),
-		TM_B64_SKIP_SPACE);
+				      TM_B64_SKIP_SPACE);
 	if (ret < 0)
 		return ret == TM_ELIMIT ? ret : tm_error_wrap(TM_EPARSE, "OpenPGP armor");
 	if (crc_line) {
@@ -987,14 +1050,15 @@ static int dearmor(struct tm_buf *out, const char **pos, const char *end, const 
 		const char *ce = line_end(crc_line, e);
 		tm_buf_init(&crc, 8);
 		ret = tm_crypto_base64_decode(&crc, crc_line + 1, (size_t)(ce - crc_line - 1),
-			TM_B64_SKIP_SPACE);
+					      TM_B64_SKIP_SPACE);
 		if (ret == 0 && crc.len != 3)
 			ret = TM_EPARSE;
 		if (ret == 0) {
 			const unsigned char *c = (const unsigned char *)crc.ptr;
 			uint32_t want = (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];
 			if (want != crc24((const unsigned char *)out->ptr, out->len))
-				ret = tm_error_set(TM_EPARSE, "OpenPGP armor: checksum mismatch (CRC24)");
+				ret = tm_error_set(TM_EPARSE,
+						   "OpenPGP armor: checksum mismatch (CRC24)");
 		} else {
 			ret = tm_error_set(TM_EPARSE, "OpenPGP armor: malformed checksum line");
 		}
@@ -1010,7 +1074,7 @@ static int dearmor(struct tm_buf *out, const char **pos, const char *end, const 
 }
 
 int tm_pgp_keyring_parse(struct tm_pgp_keyring **out, const void *data, size_t len,
-	const char *origin)
+			 const char *origin)
 {
 	struct kr_state st = { 0 };
 	const char *text = data, *pos = text, *end = text + len;
@@ -1021,7 +1085,8 @@ int tm_pgp_keyring_parse(struct tm_pgp_keyring **out, const void *data, size_t l
 	if (!origin)
 		origin = "OpenPGP keyring";
 	if (len > TM_PGP_MAX_KEYRING)
-		return tm_error_set(TM_ELIMIT, "%s: larger than %d bytes", origin, TM_PGP_MAX_KEYRING);
+		return tm_error_set(TM_ELIMIT, "%s: larger than %d bytes", origin,
+				    TM_PGP_MAX_KEYRING);
 	if (!(st.kr = calloc(1, sizeof(*st.kr))))
 		return tm_error_set(TM_ENOMEM, "out of memory");
 	tm_buf_init(&bin, TM_PGP_MAX_KEYRING);
@@ -1088,7 +1153,8 @@ static int find_key(struct found *f, const struct tm_pgp_keyring *kr, const stru
 		for (size_t j = 0; j <= c->nsubs; j++) {
 			const struct pgp_key *k = j == 0 ? &c->primary : &c->subs[j - 1];
 			if ((s->has_fpr && memcmp(s->issuer_fpr, k->fpr, 20) == 0) ||
-			    (!s->has_fpr && s->has_keyid && memcmp(s->issuer_keyid, k->fpr + 12, 8) == 0)) {
+			    (!s->has_fpr && s->has_keyid &&
+			     memcmp(s->issuer_keyid, k->fpr + 12, 8) == 0)) {
 				f->cert = c;
 				f->key = k;
 				return 0;
@@ -1110,7 +1176,7 @@ static int find_key(struct found *f, const struct tm_pgp_keyring *kr, const stru
 
 /* Is key k (of cert c) entitled to have made signature s, now? */
 static int key_allows(const struct pgp_cert *c, const struct pgp_key *k, const struct pgp_sig *s,
-	int64_t at_time)
+		      int64_t at_time)
 {
 	const struct pgp_key *keys[2] = { &c->primary, k };
 	char h[41];
@@ -1135,7 +1201,8 @@ static int key_allows(const struct pgp_cert *c, const struct pgp_key *k, const s
 		if (x->expire) {
 			int64_t until = (int64_t)x->created + x->expire;
 			if ((int64_t)s->created > until)
-				return tm_error_set(TM_EVERIFY, "signature made after key %s expired", h);
+				return tm_error_set(TM_EVERIFY,
+						    "signature made after key %s expired", h);
 			if (at_time != 0 && at_time > until)
 				return tm_error_set(TM_EVERIFY, "key %s has expired", h);
 		}
@@ -1145,9 +1212,9 @@ static int key_allows(const struct pgp_cert *c, const struct pgp_key *k, const s
 	return 0;
 }
 
-int tm_pgp_verify(char **out_signer, int64_t *out_sig_time,
-	const struct tm_pgp_keyring *kr, const char *armored, size_t armored_len,
-	const void *msg, size_t msg_len, int64_t at_time)
+int tm_pgp_verify(char **out_signer, int64_t *out_sig_time, const struct tm_pgp_keyring *kr,
+		  const char *armored, size_t armored_len, const void *msg, size_t msg_len,
+		  int64_t at_time)
 {
 	const char *pos = armored;
 	struct tm_buf bin;
@@ -1163,11 +1230,12 @@ int tm_pgp_verify(char **out_signer, int64_t *out_sig_time,
 		*out_sig_time = 0;
 	if (armored_len > TM_PGP_MAX_ARMORED_SIG)
 		return tm_error_set(TM_ELIMIT, "OpenPGP signature larger than %d bytes",
-			TM_PGP_MAX_ARMORED_SIG);
+				    TM_PGP_MAX_ARMORED_SIG);
 	tm_buf_init(&bin, TM_PGP_MAX_ARMORED_SIG);
 	ret = dearmor(&bin, &pos, armored + armored_len, "SIGNATURE");
 	if (ret == 1)
-		ret = tm_error_set(TM_EPARSE, "not an OpenPGP signature (no -----BEGIN PGP SIGNATURE-----)");
+		ret = tm_error_set(TM_EPARSE,
+				   "not an OpenPGP signature (no -----BEGIN PGP SIGNATURE-----)");
 	if (ret < 0)
 		goto out;
 	for (const char *p = pos; p < armored + armored_len; p++)
@@ -1182,7 +1250,8 @@ int tm_pgp_verify(char **out_signer, int64_t *out_sig_time,
 		goto out;
 	}
 	if (pk.tag != TAG_SIG) {
-		ret = tm_error_set(TM_EPARSE, "OpenPGP signature: packet %d is not a signature", pk.tag);
+		ret = tm_error_set(TM_EPARSE, "OpenPGP signature: packet %d is not a signature",
+				   pk.tag);
 		goto out;
 	}
 	if ((ret = next_packet(&r, &extra)) != 1) {
@@ -1195,13 +1264,15 @@ int tm_pgp_verify(char **out_signer, int64_t *out_sig_time,
 	if ((ret = hash_alg(&alg, s.hash_algo)) < 0)
 		goto out;
 	if (s.unknown_critical) {
-		ret = tm_error_set(TM_EVERIFY, "signature has an unknown critical subpacket (type %d)",
-			s.unknown_critical);
+		ret = tm_error_set(TM_EVERIFY,
+				   "signature has an unknown critical subpacket (type %d)",
+				   s.unknown_critical);
 		goto out;
 	}
 	if (s.type != SIG_BINARY) {
-		ret = tm_error_set(TM_EVERIFY, "signature type 0x%02x is not a binary document signature%s",
-			s.type, s.type == SIG_TEXT ? " (made with --textmode)" : "");
+		ret = tm_error_set(TM_EVERIFY,
+				   "signature type 0x%02x is not a binary document signature%s",
+				   s.type, s.type == SIG_TEXT ? " (made with --textmode)" : "");
 		goto out;
 	}
 	if ((ret = find_key(&f, kr, &s)) < 0 || (ret = key_allows(f.cert, f.key, &s, at_time)) < 0)

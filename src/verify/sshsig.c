@@ -29,7 +29,12 @@
 #define MAX_MPINT (TM_RSA_MAX_BITS / 8 + 1)
 #define MAX_PATTERN 1024
 
-enum key_type { KEY_ED25519 = 1, KEY_P256, KEY_P384, KEY_RSA };
+enum key_type {
+	KEY_ED25519 = 1,
+	KEY_P256,
+	KEY_P384,
+	KEY_RSA
+};
 
 struct sshkey {
 	enum key_type type;
@@ -37,7 +42,7 @@ struct sshkey {
 	size_t blob_len;
 	const unsigned char *a, *b; /* into blob: ed25519 pk | EC point | RSA e, n */
 	size_t a_len, b_len;
-	char fp[64];         /* "SHA256:" + unpadded base64 */
+	char fp[64]; /* "SHA256:" + unpadded base64 */
 };
 
 struct tm_sshsig {
@@ -48,14 +53,14 @@ struct tm_sshsig {
 	char hash_name[8];
 	enum tm_hash_alg hash;
 	char sig_type[32];
-	unsigned char *sig;  /* the raw signature inside the signature blob */
+	unsigned char *sig; /* the raw signature inside the signature blob */
 	size_t sig_len;
 };
 
 struct signer {
 	char *principals;
-	char *namespaces;    /* NULL: any namespace */
-	int64_t valid_after, valid_before;  /* 0: unset */
+	char *namespaces;                  /* NULL: any namespace */
+	int64_t valid_after, valid_before; /* 0: unset */
 	struct sshkey key;
 	size_t line;
 };
@@ -169,7 +174,8 @@ static int unsupported_key(const char *t, size_t len)
 {
 	if (is_cert_type(t, len))
 		return tm_error_set(TM_EVERIFY, "certificate keys are not supported");
-	return tm_error_set(TM_EVERIFY, "unsupported key type '%.*s'", (int)(len > 64 ? 64 : len), t);
+	return tm_error_set(TM_EVERIFY, "unsupported key type '%.*s'", (int)(len > 64 ? 64 : len),
+			    t);
 }
 
 static void key_clear(struct sshkey *k)
@@ -208,7 +214,8 @@ static int key_parse(struct sshkey *k, const unsigned char *blob, size_t len)
 	} else if (name_is(t, tl, "ecdsa-sha2-nistp256") || name_is(t, tl, "ecdsa-sha2-nistp384")) {
 		int p256 = name_is(t, tl, "ecdsa-sha2-nistp256");
 		k->type = p256 ? KEY_P256 : KEY_P384;
-		if ((ret = rd_string(&r, &x, &xl)) < 0 || (ret = rd_string(&r, &k->a, &k->a_len)) < 0)
+		if ((ret = rd_string(&r, &x, &xl)) < 0 ||
+		    (ret = rd_string(&r, &k->a, &k->a_len)) < 0)
 			goto fail;
 		if (!name_is(x, xl, p256 ? "nistp256" : "nistp384")) {
 			ret = tm_error_set(TM_EPARSE, "public key: curve does not match key type");
@@ -221,7 +228,8 @@ static int key_parse(struct sshkey *k, const unsigned char *blob, size_t len)
 	} else if (name_is(t, tl, "ssh-rsa")) {
 		k->type = KEY_RSA;
 		/* a = e, b = n */
-		if ((ret = rd_mpint(&r, &k->a, &k->a_len)) < 0 || (ret = rd_mpint(&r, &k->b, &k->b_len)) < 0)
+		if ((ret = rd_mpint(&r, &k->a, &k->a_len)) < 0 ||
+		    (ret = rd_mpint(&r, &k->b, &k->b_len)) < 0)
 			goto fail;
 		if (k->a_len == 0 || k->b_len == 0) {
 			ret = tm_error_set(TM_EPARSE, "public key: bad RSA key");
@@ -324,9 +332,12 @@ static int parse_sig_field(struct tm_sshsig *s, const unsigned char *p, size_t l
 	}
 	case KEY_RSA:
 		if (strcmp(s->sig_type, "ssh-rsa") == 0)
-			return tm_error_set(TM_EVERIFY,
-				"RSA signature with SHA-1 (ssh-rsa) is refused; sign with rsa-sha2-512");
-		if (strcmp(s->sig_type, "rsa-sha2-256") != 0 && strcmp(s->sig_type, "rsa-sha2-512") != 0)
+			return tm_error_set(
+				TM_EVERIFY,
+				"RSA signature with SHA-1 (ssh-rsa) is refused; sign with "
+				"rsa-sha2-512");
+		if (strcmp(s->sig_type, "rsa-sha2-256") != 0 &&
+		    strcmp(s->sig_type, "rsa-sha2-512") != 0)
 			return tm_error_set(TM_EPARSE, "signature type does not match the key");
 		if (vl == 0)
 			return tm_error_set(TM_EPARSE, "signature: empty RSA signature");
@@ -383,7 +394,7 @@ int tm_sshsig_parse_blob(struct tm_sshsig **out, const void *blob, size_t len)
 		s->hash = TM_HASH_SHA512;
 	} else {
 		ret = tm_error_set(TM_EVERIFY, "unsupported signature hash algorithm '%.*s'",
-			(int)(vl > 32 ? 32 : vl), (const char *)v);
+				   (int)(vl > 32 ? 32 : vl), (const char *)v);
 		goto fail;
 	}
 	memcpy(s->hash_name, v, vl);
@@ -427,7 +438,7 @@ int tm_sshsig_parse_armored(struct tm_sshsig **out, const char *armored, size_t 
 	*out = NULL;
 	if (len > TM_SSHSIG_MAX_ARMORED)
 		return tm_error_set(TM_ELIMIT, "SSH signature larger than %d bytes",
-			TM_SSHSIG_MAX_ARMORED);
+				    TM_SSHSIG_MAX_ARMORED);
 	while (i < len && is_space(armored[i]))
 		i++;
 	if (len - i < bl || memcmp(armored + i, begin_marker, bl) != 0)
@@ -624,12 +635,13 @@ static int parse_time(int64_t *out, const char *s, size_t len)
 	digits = len;
 	if (digits != 8 && digits != 12 && digits != 14)
 		return tm_error_set(TM_EPARSE, "invalid time '%.*s' (YYYYMMDD[HHMM[SS]][Z])",
-			(int)(len > 32 ? 32 : len), s);
+				    (int)(len > 32 ? 32 : len), s);
 	for (int f = 0; f < 6 && pos < digits; f++) {
 		int x = 0;
 		for (int k = 0; k < width[f]; k++, pos++) {
 			if (s[pos] < '0' || s[pos] > '9')
-				return tm_error_set(TM_EPARSE, "invalid time '%.*s'", (int)digits, s);
+				return tm_error_set(TM_EPARSE, "invalid time '%.*s'", (int)digits,
+						    s);
 			x = x * 10 + (s[pos] - '0');
 		}
 		v[f] = x;
@@ -714,17 +726,21 @@ static int parse_options(struct signer *sg, const char *s, size_t len)
 		if (olen == 0)
 			return tm_error_set(TM_EPARSE, "empty option");
 		if (opt_is(opt, nlen, "cert-authority"))
-			return tm_error_set(TM_EPARSE,
-				"cert-authority is not supported: certificates are refused, list the keys");
+			return tm_error_set(
+				TM_EPARSE,
+				"cert-authority is not supported: certificates are refused, list "
+				"the keys");
 		int is_ns = opt_is(opt, nlen, "namespaces");
 		int is_after = opt_is(opt, nlen, "valid-after");
 		int is_before = opt_is(opt, nlen, "valid-before");
 		if (!is_ns && !is_after && !is_before)
 			return tm_error_set(TM_EPARSE, "unknown option '%.*s'",
-				(int)(nlen > 64 ? 64 : nlen), opt);
+					    (int)(nlen > 64 ? 64 : nlen), opt);
 		if (!eq)
-			return tm_error_set(TM_EPARSE, "option '%.*s' needs a value", (int)nlen, opt);
-		if ((is_ns && sg->namespaces) || (is_after && have_after) || (is_before && have_before))
+			return tm_error_set(TM_EPARSE, "option '%.*s' needs a value", (int)nlen,
+					    opt);
+		if ((is_ns && sg->namespaces) || (is_after && have_after) ||
+		    (is_before && have_before))
 			return tm_error_set(TM_EPARSE, "option '%.*s' given twice", (int)nlen, opt);
 		if ((ret = option_value(&val, eq + 1, (size_t)(opt + olen - eq - 1))) < 0)
 			return ret;
@@ -794,10 +810,10 @@ static int parse_signer_line(struct signer *sg, struct line *l)
 		return tm_error_set(TM_EPARSE, "certificate keys are not supported");
 	if (!(klen == 11 && memcmp(ktype, "ssh-ed25519", 11) == 0) &&
 	    !(klen == 19 && (memcmp(ktype, "ecdsa-sha2-nistp256", 19) == 0 ||
-	                     memcmp(ktype, "ecdsa-sha2-nistp384", 19) == 0)) &&
+			     memcmp(ktype, "ecdsa-sha2-nistp384", 19) == 0)) &&
 	    !(klen == 7 && memcmp(ktype, "ssh-rsa", 7) == 0))
 		return tm_error_set(TM_EPARSE, "unsupported key type '%.*s'",
-			(int)(klen > 64 ? 64 : klen), ktype);
+				    (int)(klen > 64 ? 64 : klen), ktype);
 	tm_buf_init(&blob, MAX_BLOB);
 	if ((ret = tm_crypto_base64_decode(&blob, kb64, blen, 0)) < 0) {
 		tm_buf_free(&blob);
@@ -810,15 +826,16 @@ static int parse_signer_line(struct signer *sg, struct line *l)
 	if (strlen(key_type_name(sg->key.type)) != klen ||
 	    memcmp(key_type_name(sg->key.type), ktype, klen) != 0)
 		return tm_error_set(TM_EPARSE, "key type '%.*s' does not match the key (%s)",
-			(int)klen, ktype, key_type_name(sg->key.type));
+				    (int)klen, ktype, key_type_name(sg->key.type));
 	if (sg->key.type == KEY_RSA && tm_crypto_bits(sg->key.b, sg->key.b_len) < TM_RSA_MIN_BITS)
-		return tm_error_set(TM_EPARSE, "RSA key of %zu bits is too small (at least %d required)",
-			tm_crypto_bits(sg->key.b, sg->key.b_len), TM_RSA_MIN_BITS);
+		return tm_error_set(TM_EPARSE,
+				    "RSA key of %zu bits is too small (at least %d required)",
+				    tm_crypto_bits(sg->key.b, sg->key.b_len), TM_RSA_MIN_BITS);
 	return 0;
 }
 
 int tm_sshsig_signers_parse(struct tm_sshsig_signers **out, const char *text, size_t len,
-	const char *origin)
+			    const char *origin)
 {
 	struct tm_sshsig_signers *ss;
 	const char *p = text, *end = text + len;
@@ -830,7 +847,7 @@ int tm_sshsig_signers_parse(struct tm_sshsig_signers **out, const char *text, si
 		origin = "allowed_signers";
 	if (len > TM_SSHSIG_MAX_SIGNERS_FILE)
 		return tm_error_set(TM_ELIMIT, "%s: larger than %d bytes", origin,
-			TM_SSHSIG_MAX_SIGNERS_FILE);
+				    TM_SSHSIG_MAX_SIGNERS_FILE);
 	if (!(ss = calloc(1, sizeof(*ss))) || !(ss->origin = dup_str(origin, strlen(origin)))) {
 		free(ss);
 		return tm_error_set(TM_ENOMEM, "out of memory");
@@ -920,10 +937,14 @@ static int check_signature(const struct tm_sshsig *s, const void *msg, size_t ms
 	put_u32(l_h, mhl);
 	struct tm_span parts[] = {
 		{ MAGIC, MAGIC_LEN },
-		{ l_ns, 4 }, { s->namespace, ns_len },
-		{ l_res, 4 }, { s->reserved, s->reserved_len },
-		{ l_alg, 4 }, { s->hash_name, alg_len },
-		{ l_h, 4 }, { mh, mhl },
+		{ l_ns, 4 },
+		{ s->namespace, ns_len },
+		{ l_res, 4 },
+		{ s->reserved, s->reserved_len },
+		{ l_alg, 4 },
+		{ s->hash_name, alg_len },
+		{ l_h, 4 },
+		{ mh, mhl },
 	};
 	size_t nparts = sizeof(parts) / sizeof(parts[0]);
 
@@ -948,15 +969,16 @@ static int check_signature(const struct tm_sshsig *s, const void *msg, size_t ms
 		if ((ret = tm_crypto_hashv(dh, alg, parts, nparts)) < 0)
 			return ret;
 		return tm_crypto_ecdsa_verify(s->key.type == KEY_P256 ? TM_EC_P256 : TM_EC_P384,
-			s->key.a, s->key.a_len, dh, tm_crypto_hash_len(alg), r, rl, sv, sl);
+					      s->key.a, s->key.a_len, dh, tm_crypto_hash_len(alg),
+					      r, rl, sv, sl);
 	}
 	case KEY_RSA: {
-		enum tm_hash_alg alg = strcmp(s->sig_type, "rsa-sha2-256") == 0 ?
-			TM_HASH_SHA256 : TM_HASH_SHA512;
+		enum tm_hash_alg alg = strcmp(s->sig_type, "rsa-sha2-256") == 0 ? TM_HASH_SHA256
+										: TM_HASH_SHA512;
 		if ((ret = tm_crypto_hashv(dh, alg, parts, nparts)) < 0)
 			return ret;
-		return tm_crypto_rsa_verify(alg, s->key.b, s->key.b_len, s->key.a, s->key.a_len,
-			dh, tm_crypto_hash_len(alg), s->sig, s->sig_len);
+		return tm_crypto_rsa_verify(alg, s->key.b, s->key.b_len, s->key.a, s->key.a_len, dh,
+					    tm_crypto_hash_len(alg), s->sig, s->sig_len);
 	}
 	}
 	return tm_error_set(TM_EVERIFY, "unsupported key type");
@@ -964,18 +986,19 @@ static int check_signature(const struct tm_sshsig *s, const void *msg, size_t ms
 
 /* Why a line whose key matches does not allow this signature; 0 if it does. */
 static int line_allows(const struct tm_sshsig_signers *ss, const struct signer *sg,
-	const char *namespace, int64_t at_time)
+		       const char *namespace, int64_t at_time)
 {
 	if (sg->namespaces && tm_sshsig_match_list(namespace, sg->namespaces) != 1)
-		return tm_error_set(TM_EVERIFY,
+		return tm_error_set(
+			TM_EVERIFY,
 			"key %s is not allowed to sign namespace '%s' (%s:%zu namespaces=\"%s\")",
 			sg->key.fp, namespace, ss->origin, sg->line, sg->namespaces);
 	if (at_time != 0 && sg->valid_after != 0 && at_time < sg->valid_after)
 		return tm_error_set(TM_EVERIFY, "key %s is not yet valid (%s:%zu valid-after)",
-			sg->key.fp, ss->origin, sg->line);
+				    sg->key.fp, ss->origin, sg->line);
 	if (at_time != 0 && sg->valid_before != 0 && at_time > sg->valid_before)
 		return tm_error_set(TM_EVERIFY, "key %s has expired (%s:%zu valid-before)",
-			sg->key.fp, ss->origin, sg->line);
+				    sg->key.fp, ss->origin, sg->line);
 	return 0;
 }
 
@@ -997,8 +1020,8 @@ static char *first_principal(const char *list)
 }
 
 int tm_sshsig_verify(char **out_principal, const struct tm_sshsig_signers *signers,
-	const char *armored, size_t armored_len, const void *msg, size_t msg_len,
-	const char *namespace, int64_t at_time)
+		     const char *armored, size_t armored_len, const void *msg, size_t msg_len,
+		     const char *namespace, int64_t at_time)
 {
 	struct tm_sshsig *sig = NULL;
 	const struct signer *found = NULL;
@@ -1010,7 +1033,7 @@ int tm_sshsig_verify(char **out_principal, const struct tm_sshsig_signers *signe
 		return ret;
 	if (strcmp(sig->namespace, namespace) != 0) {
 		ret = tm_error_set(TM_EVERIFY, "signature namespace '%.64s' is not '%s'",
-			sig->namespace, namespace);
+				   sig->namespace, namespace);
 		goto out;
 	}
 	for (size_t i = 0; signers && i < signers->n && !found; i++) {
@@ -1027,7 +1050,7 @@ int tm_sshsig_verify(char **out_principal, const struct tm_sshsig_signers *signe
 			ret = tm_error_set(TM_EVERIFY, "%s", why);
 		else
 			ret = tm_error_set(TM_EVERIFY, "signature by an untrusted key (%s)",
-				sig->key.fp);
+					   sig->key.fp);
 		goto out;
 	}
 	if ((ret = check_signature(sig, msg, msg_len)) < 0) {

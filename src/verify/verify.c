@@ -46,18 +46,26 @@ int tm_verify_parse_rollout(struct tm_rollout_wave *waves, size_t *n, const char
 		item[e - s] = '\0';
 		sp = strchr(item, ' ');
 		if (!sp)
-			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: wave '%s' is not 'PERCENT DELAY'", item);
+			return tm_error_set(TM_EPARSE,
+					    "Tagmoor-Rollout: wave '%s' is not 'PERCENT DELAY'",
+					    item);
 		*sp++ = '\0';
 		while (*sp == ' ')
 			sp++;
 		if (!strchr(item, '%') || tm_parse_percent(&pct, item) < 0 || pct == 0)
-			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a percentage 1-100%%", item);
+			return tm_error_set(TM_EPARSE,
+					    "Tagmoor-Rollout: '%s' is not a percentage 1-100%%",
+					    item);
 		if (tm_parse_duration(&ms, sp) < 0)
-			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a duration", sp);
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: '%s' is not a duration",
+					    sp);
 		if (*n >= TM_ROLLOUT_MAX_WAVES)
-			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: more than %d waves", TM_ROLLOUT_MAX_WAVES);
+			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: more than %d waves",
+					    TM_ROLLOUT_MAX_WAVES);
 		if (*n > 0 && (pct <= waves[*n - 1].pct || ms < waves[*n - 1].delay_ms))
-			return tm_error_set(TM_EPARSE, "Tagmoor-Rollout: waves must grow in percentage and delay");
+			return tm_error_set(
+				TM_EPARSE,
+				"Tagmoor-Rollout: waves must grow in percentage and delay");
 		waves[*n].pct = pct;
 		waves[*n].delay_ms = ms;
 		(*n)++;
@@ -102,17 +110,23 @@ int tm_verify_parse_time(int64_t *out, const char *s, size_t len)
 		v[i] = 0;
 		for (unsigned k = 0; k < widths[i]; k++, pos++) {
 			if (pos >= len || s[pos] < '0' || s[pos] > '9')
-				return tm_error_set(TM_EPARSE, "'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
-						    (int)(len > 40 ? 40 : len), s);
+				return tm_error_set(
+					TM_EPARSE,
+					"'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
+					(int)(len > 40 ? 40 : len), s);
 			v[i] = v[i] * 10 + (unsigned)(s[pos] - '0');
 		}
 		if (pos >= len || s[pos] != seps[i])
-			return tm_error_set(TM_EPARSE, "'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
-					    (int)(len > 40 ? 40 : len), s);
+			return tm_error_set(
+				TM_EPARSE,
+				"'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
+				(int)(len > 40 ? 40 : len), s);
 		pos++;
 	}
-	if (pos != len || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
-		return tm_error_set(TM_EPARSE, "'%.*s' is not a valid UTC time", (int)(len > 40 ? 40 : len), s);
+	if (pos != len || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 ||
+	    v[4] > 59 || v[5] > 60)
+		return tm_error_set(TM_EPARSE, "'%.*s' is not a valid UTC time",
+				    (int)(len > 40 ? 40 : len), s);
 	*out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
 	return 0;
 }
@@ -130,7 +144,8 @@ void tm_verify_format_time(char *out, size_t outlen, int64_t t)
 }
 
 /* Finds "Key: value" as a line of the message; a repeated key is an error. */
-static int find_trailer(const char **val, size_t *vlen, const char *msg, size_t len, const char *key)
+static int find_trailer(const char **val, size_t *vlen, const char *msg, size_t len,
+			const char *key)
 {
 	size_t kl = strlen(key), pos = 0;
 	int found = 0;
@@ -183,16 +198,23 @@ static int check_signature(struct tm_verify_result *res, const struct tm_config 
 	if (kind == 1) {
 		struct tm_sshsig_signers *signers = NULL;
 		if (!cfg->verify.allowed_signers)
-			return refuse(res, "%s is signed with an SSH key but no allowed_signers is configured", what);
+			return refuse(
+				res,
+				"%s is signed with an SSH key but no allowed_signers is configured",
+				what);
 		if ((r = tm_sshsig_signers_load(&signers, cfg->verify.allowed_signers)) < 0)
 			return r == TM_ENOMEM ? r : tm_error_wrap(TM_ECONFIG, "allowed_signers");
-		r = tm_sshsig_verify(&signer, signers, sig, sig_len, payload, payload_len, "git", at);
+		r = tm_sshsig_verify(&signer, signers, sig, sig_len, payload, payload_len, "git",
+				     at);
 		tm_sshsig_signers_free(signers);
 	} else if (kind == 2) {
 		struct tm_pgp_keyring *ring = NULL;
 		int64_t sig_time = 0;
 		if (!cfg->verify.openpgp_keyring)
-			return refuse(res, "%s is signed with OpenPGP but no openpgp_keyring is configured", what);
+			return refuse(
+				res,
+				"%s is signed with OpenPGP but no openpgp_keyring is configured",
+				what);
 		if ((r = tm_pgp_keyring_load(&ring, cfg->verify.openpgp_keyring)) < 0)
 			return r == TM_ENOMEM ? r : tm_error_wrap(TM_ECONFIG, "openpgp_keyring");
 		r = tm_pgp_verify(&signer, &sig_time, ring, sig, sig_len, payload, payload_len, at);
@@ -226,8 +248,9 @@ int64_t tm_verify_effective_now(int64_t now, int64_t floor)
 	return floor > now ? floor : now;
 }
 
-enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len, const struct tm_config *cfg,
-					   int64_t rev_time, int64_t expires, int64_t now)
+enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len,
+					   const struct tm_config *cfg, int64_t rev_time,
+					   int64_t expires, int64_t now)
 {
 	char a[32];
 
@@ -276,7 +299,8 @@ static int read_trailers(struct tm_verify_result *res, const struct tm_config *c
 		return refuse(res, "%s: %s", what, tm_error_last());
 	if (v)
 		snprintf(res->fleet, sizeof(res->fleet), "%.*s", (int)(vl < 127 ? vl : 127), v);
-	if (cfg->verify.fleet && (!v || vl != strlen(cfg->verify.fleet) || memcmp(v, cfg->verify.fleet, vl) != 0))
+	if (cfg->verify.fleet &&
+	    (!v || vl != strlen(cfg->verify.fleet) || memcmp(v, cfg->verify.fleet, vl) != 0))
 		return refuse(res, "%s is not signed for fleet '%s' (%s)", what, cfg->verify.fleet,
 			      v ? "its Tagmoor-Fleet names another" : "no Tagmoor-Fleet trailer");
 	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Rollout") < 0)
@@ -297,8 +321,9 @@ static int read_trailers(struct tm_verify_result *res, const struct tm_config *c
 	return 0;
 }
 
-int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const struct tm_config *cfg,
-		       const char *ref, const char *oid, const struct tm_verify_floor *floor, int64_t now)
+int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
+		       const struct tm_config *cfg, const char *ref, const char *oid,
+		       const struct tm_verify_floor *floor, int64_t now)
 {
 	struct tm_buf raw, craw;
 	struct tm_gitobj_tag tag;
@@ -334,8 +359,11 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 			 (int)(tag.name_len < 255 ? tag.name_len : 255), tag.name);
 		memcpy(res->commit, tag.object, 41);
 		if (tag.type_len != 6 || memcmp(tag.type, "commit", 6) != 0) {
-			r = refuse(res, "tag '%s' points to a %.*s, not a commit (nested tags are refused)",
-				   res->tag_name, (int)(tag.type_len > 16 ? 16 : tag.type_len), tag.type);
+			r = refuse(
+				res,
+				"tag '%s' points to a %.*s, not a commit (nested tags are refused)",
+				res->tag_name, (int)(tag.type_len > 16 ? 16 : tag.type_len),
+				tag.type);
 			goto out;
 		}
 	} else if (type == 'c') {
@@ -348,23 +376,30 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 
 	if (mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) {
 		if (!have_tag) {
-			r = refuse(res, "%s is a lightweight tag or not a tag; mode = %s needs an annotated, signed tag",
+			r = refuse(res,
+				   "%s is a lightweight tag or not a tag; mode = %s needs an "
+				   "annotated, signed tag",
 				   ref, tm_verify_mode_name(mode));
 			goto out;
 		}
 		if (!want_name || tag.name_len != strlen(want_name) ||
 		    memcmp(tag.name, want_name, tag.name_len) != 0) {
-			r = refuse(res, "tag object is named '%s' but was served as %s (a signed tag under another name is refused)",
-				   res->tag_name, ref);
+			r = refuse(
+				res,
+				"tag object is named '%s' but was served as %s (a signed tag under "
+				"another name is refused)",
+				res->tag_name, ref);
 			goto out;
 		}
 		if (tag.tagger_time < 0) {
-			r = refuse(res, "tag '%s' has no tagger line (needed for anti-rollback)", res->tag_name);
+			r = refuse(res, "tag '%s' has no tagger line (needed for anti-rollback)",
+				   res->tag_name);
 			goto out;
 		}
 		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
 		if ((r = check_signature(res, cfg, tag.sig_kind, tag.signature, tag.signature_len,
-					 tag.payload, tag.payload_len, eff_now, what, &ok)) < 0 || !ok)
+					 tag.payload, tag.payload_len, eff_now, what, &ok)) < 0 ||
+		    !ok)
 			goto out;
 	}
 	if (!tm_git_has_object(git, res->commit)) {
@@ -374,15 +409,18 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 	if ((r = tm_git_read_raw(&craw, &type, git, res->commit)) < 0)
 		goto out;
 	if (type != 'c' || tm_gitobj_parse_commit(&csig, craw.ptr, craw.len) < 0) {
-		r = refuse(res, "commit %s: %s", res->commit, type != 'c' ? "not a commit" : tm_error_last());
+		r = refuse(res, "commit %s: %s", res->commit,
+			   type != 'c' ? "not a commit" : tm_error_last());
 		goto out;
 	}
 	if (mode == TM_VERIFY_COMMIT || mode == TM_VERIFY_TAG_COMMIT) {
 		char tagsigner[256];
 		snprintf(tagsigner, sizeof(tagsigner), "%s", res->signer);
 		snprintf(what, sizeof(what), "commit %.12s", res->commit);
-		if ((r = check_signature(res, cfg, csig.sig_kind, csig.signature, csig.signature_len,
-					 csig.payload, csig.payload_len, eff_now, what, &ok)) < 0 || !ok)
+		if ((r = check_signature(res, cfg, csig.sig_kind, csig.signature,
+					 csig.signature_len, csig.payload, csig.payload_len,
+					 eff_now, what, &ok)) < 0 ||
+		    !ok)
 			goto out;
 		if (mode == TM_VERIFY_TAG_COMMIT)
 			snprintf(res->signer, sizeof(res->signer), "%s", tagsigner);
@@ -426,7 +464,8 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 		tm_verify_format_time(a, sizeof(a), res->tag_time);
 		tm_verify_format_time(b, sizeof(b), last_time);
 		r = refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
-			   mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time" : "commit time",
+			   mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time"
+										 : "commit time",
 			   a, b);
 		goto out;
 	}
@@ -434,7 +473,9 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 	    strcmp(floor->key, res->key) != 0) {
 		char a[32];
 		tm_verify_format_time(a, sizeof(a), res->tag_time);
-		r = refuse(res, "replay refused: another revision has the same signed time (%s) as the last accepted one",
+		r = refuse(res,
+			   "replay refused: another revision has the same signed time (%s) as the "
+			   "last accepted one",
 			   a);
 		goto out;
 	}
@@ -445,8 +486,8 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git, const s
 		r = 0;
 		goto out;
 	}
-	res->outcome = tm_verify_freshness(res->reason, sizeof(res->reason), cfg, res->tag_time, res->expires,
-					   eff_now);
+	res->outcome = tm_verify_freshness(res->reason, sizeof(res->reason), cfg, res->tag_time,
+					   res->expires, eff_now);
 	if (res->outcome == TM_VERIFY_ACCEPTED && res->apply_at > eff_now) {
 		char a[32];
 		tm_verify_format_time(a, sizeof(a), res->apply_at);

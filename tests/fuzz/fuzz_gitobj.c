@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (tm_gitobj_parse_tag(&t, (const char *)data, size) == 0) {
 		/* every span must lie inside the input */
-		if (t.payload_len > size || (t.signature && t.signature + t.signature_len != (const char *)data + size))
+		if (t.payload_len > size ||
+		    (t.signature && t.signature + t.signature_len != (const char *)data + size))
 			__builtin_trap();
 	}
 	if (tm_gitobj_parse_commit(&c, (const char *)data, size) == 0) {

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tm_pgp_keyring_parse(&kr, data, size, "fuzz") == 0)
 		tm_pgp_keyring_free(kr);
 	if (tm_pgp_verify(&signer, &t, keyring, (const char *)data, size, message.ptr, message.len,
-		1767225600) == 0)
+			  1767225600) == 0)
 		free(signer);
 	return 0;
 }

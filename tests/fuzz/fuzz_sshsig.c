@@ -28,7 +28,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (tm_file_read(&message, TM_SOURCE_DIR "/tests/data/crypto/message.txt", 1 << 15) != 0)
 		tm_buf_reset(&message);
 	/* Missing file: verify still runs, with every key untrusted. */
-	if (tm_sshsig_signers_load(&signers, TM_SOURCE_DIR "/tests/data/crypto/ssh/allowed_signers") != 0)
+	if (tm_sshsig_signers_load(&signers,
+				   TM_SOURCE_DIR "/tests/data/crypto/ssh/allowed_signers") != 0)
 		signers = NULL;
 	return 0;
 }
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tm_sshsig_parse_armored(&sig, (const char *)data, size) == 0) {
 		tm_sshsig_free(sig);
 		if (tm_sshsig_verify(&principal, signers, (const char *)data, size, message.ptr,
-			message.len, "git", 1767225600) == 0)
+				     message.len, "git", 1767225600) == 0)
 			free(principal);
 	}
 	return 0;

@@ -101,13 +101,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		size_t objects = 0;
 		tm_error_clear();
-		if (tm_yaml_parse_each(text, size, "fuzz.yaml", &lim, 1 << 12, each_object, &objects) < 0 &&
+		if (tm_yaml_parse_each(text, size, "fuzz.yaml", &lim, 1 << 12, each_object,
+				       &objects) < 0 &&
 		    !tm_error_last()[0])
 			abort();
 	}
 
 	{
-		static const char *const keep[] = { "apiVersion", "kind", "metadata", "status", NULL };
+		static const char *const keep[] = { "apiVersion", "kind", "metadata", "status",
+						    NULL };
 		static const char *const skip[] = { "metadata.managedFields", "spec", NULL };
 		d = NULL;
 		tm_error_clear();

@@ -51,8 +51,8 @@ static int add_layer(struct tm_objset *set, struct tm_objset *layer)
 			set->v[at] = layer->v[k];
 			layer->v[k] = tmp;
 		} else {
-			r = tm_objset_add(set, layer->v[k].id, layer->v[k].source, layer->v[k].content,
-					  layer->v[k].len, layer->v[k].data);
+			r = tm_objset_add(set, layer->v[k].id, layer->v[k].source,
+					  layer->v[k].content, layer->v[k].len, layer->v[k].data);
 			if (r == 0)
 				layer->v[k].data = NULL;
 		}
@@ -60,7 +60,8 @@ static int add_layer(struct tm_objset *set, struct tm_objset *layer)
 	return r;
 }
 
-static int read_tree(struct tm_objset *layer, const struct tm_applier_ctx *ctx, const char *top, const char *rel)
+static int read_tree(struct tm_objset *layer, const struct tm_applier_ctx *ctx, const char *top,
+		     const char *rel)
 {
 	char dir[4096];
 	struct dirent **ents = NULL;
@@ -95,12 +96,15 @@ static int read_tree(struct tm_objset *layer, const struct tm_applier_ctx *ctx, 
 			tm_buf_init(&b, (size_t)lim.max_file + 1);
 			r = tm_file_read(&b, path, (size_t)lim.max_file);
 			if (r == 0)
-				r = A->parse(layer, ctx, relpath, relpath, b.ptr ? b.ptr : "", b.len);
+				r = A->parse(layer, ctx, relpath, relpath, b.ptr ? b.ptr : "",
+					     b.len);
 			for (size_t k = before; r == 0 && k < layer->n; k++)
 				for (size_t j = 0; j < k; j++)
 					if (strcmp(layer->v[k].id, layer->v[j].id) == 0) {
-						r = tm_error_set(TM_EPARSE, "%s: %s is also defined in %s", relpath,
-								 layer->v[k].id, layer->v[j].source);
+						r = tm_error_set(TM_EPARSE,
+								 "%s: %s is also defined in %s",
+								 relpath, layer->v[k].id,
+								 layer->v[j].source);
 						break;
 					}
 			tm_buf_free(&b);
@@ -164,12 +168,12 @@ static void print_list(const char *key, char **v, size_t n)
  * apply() was given, so an applier that reads it after recording is caught
  * by the sanitizers. */
 struct recorder {
-	int keep;           /* 0: diff, nothing recorded */
-	const char *file;   /* saved here, if any */
+	int keep;         /* 0: diff, nothing recorded */
+	const char *file; /* saved here, if any */
 	int fail;
-	char ***inv;        /* main's inventory */
+	char ***inv; /* main's inventory */
 	size_t *ninv;
-	char **recorded;    /* every id handed to the hook, for recorded= */
+	char **recorded; /* every id handed to the hook, for recorded= */
 	size_t nrecorded;
 };
 
@@ -210,10 +214,11 @@ static int record_hook(void *arg, const char *applier, char *const *ids, size_t 
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tm-kube-drive apply|prune|health|drift|sync|diff --from DIR [--from DIR]... "
-			"[--inventory FILE] [--kubeconfig FILE] [--device ID] [--url URL] [--ref REF] "
-			"[--field-manager NAME] [--wait MS] [--no-prune] [--root DIR] [--adopt] [--no-record] "
-			"[--record-fail] [-v|-q]\n");
+	fprintf(stderr,
+		"usage: tm-kube-drive apply|prune|health|drift|sync|diff --from DIR [--from DIR]... "
+		"[--inventory FILE] [--kubeconfig FILE] [--device ID] [--url URL] [--ref REF] "
+		"[--field-manager NAME] [--wait MS] [--no-prune] [--root DIR] [--adopt] [--no-record] "
+		"[--record-fail] [-v|-q]\n");
 	return 2;
 }
 
@@ -281,7 +286,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "diff") == 0)
 		ctx.dry_run = 1;
 	do_apply = strcmp(cmd, "apply") == 0 || strcmp(cmd, "sync") == 0 || ctx.dry_run;
-	do_prune = (strcmp(cmd, "prune") == 0 || strcmp(cmd, "sync") == 0 || ctx.dry_run) && prune_on;
+	do_prune = (strcmp(cmd, "prune") == 0 || strcmp(cmd, "sync") == 0 || ctx.dry_run) &&
+		   prune_on;
 	do_health = strcmp(cmd, "health") == 0 || strcmp(cmd, "sync") == 0;
 	do_drift = strcmp(cmd, "drift") == 0;
 	if (!(do_apply || do_prune || do_health || do_drift || strcmp(cmd, "prune") == 0))

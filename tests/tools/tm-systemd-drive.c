@@ -74,8 +74,8 @@ static int read_tree(struct tm_objset *set, const struct tm_applier_ctx *ctx, co
 					set->v[at] = one.v[k];
 					one.v[k] = tmp;
 				} else {
-					r = tm_objset_add(set, one.v[k].id, one.v[k].source, one.v[k].content,
-							  one.v[k].len, NULL);
+					r = tm_objset_add(set, one.v[k].id, one.v[k].source,
+							  one.v[k].content, one.v[k].len, NULL);
 				}
 			}
 			tm_objset_free(&one, A->free_data);
@@ -152,8 +152,9 @@ static void print_list(const char *key, char **v, size_t n)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tm-systemd-drive apply|prune|health|drift|sync --unit-dir DIR "
-			"[--from DIR] [--inventory FILE] [--root DIR] [--wait MS] [--dry-run] [-v]\n");
+	fprintf(stderr,
+		"usage: tm-systemd-drive apply|prune|health|drift|sync --unit-dir DIR "
+		"[--from DIR] [--inventory FILE] [--root DIR] [--wait MS] [--dry-run] [-v]\n");
 	return 2;
 }
 

@@ -125,7 +125,8 @@ int main(int argc, char **argv)
 	} else {
 		struct tm_doc *d;
 
-		r = mode == 1 ? tm_yaml_parse(&d, text, len, path, &lim) : tm_json_parse(&d, text, len, &lim);
+		r = mode == 1 ? tm_yaml_parse(&d, text, len, path, &lim)
+			      : tm_json_parse(&d, text, len, &lim);
 		if (r == 0) {
 			r = print_doc(d);
 			tm_doc_free(d);

@@ -18,11 +18,11 @@
 struct tm_config;
 
 struct tm_object {
-	char *id;         /* stable identity, see above */
-	char *source;     /* repository path it came from (for messages) */
-	char *content;    /* what is to be applied (expanded), NUL-terminated */
+	char *id;      /* stable identity, see above */
+	char *source;  /* repository path it came from (for messages) */
+	char *content; /* what is to be applied (expanded), NUL-terminated */
 	size_t len;
-	void *data;       /* applier-private parsed form, freed by the applier's free_data */
+	void *data; /* applier-private parsed form, freed by the applier's free_data */
 };
 
 struct tm_objset {
@@ -33,22 +33,22 @@ struct tm_objset {
 /* What a pass did, per applier: feeds state.json and the status document. */
 struct tm_apply_result {
 	unsigned applied, unchanged, pruned;
-	char **unhealthy;       /* ids that failed health, malloc'd */
+	char **unhealthy; /* ids that failed health, malloc'd */
 	size_t nunhealthy;
-	char **changed;         /* ids that were (re)written / applied this pass */
+	char **changed; /* ids that were (re)written / applied this pass */
 	size_t nchanged;
-	char **drifted;         /* ids found changed by hand and repaired */
+	char **drifted; /* ids found changed by hand and repaired */
 	size_t ndrifted;
-	char *error_object;     /* the object a failure is about, or NULL */
-	int unreachable;        /* the failure was the target (cluster) being unreachable: it says
+	char *error_object; /* the object a failure is about, or NULL */
+	int unreachable;    /* the failure was the target (cluster) being unreachable: it says
 				 * nothing about the revision, which is retried, not marked bad */
 };
 
 struct tm_applier_ctx {
 	const struct tm_config *cfg;
-	const char *root;        /* --root DIR or NULL: pre-seed only, start nothing */
-	int dry_run;             /* diff: compute and print, change nothing */
-	void *out;               /* FILE * for diff output when dry_run */
+	const char *root; /* --root DIR or NULL: pre-seed only, start nothing */
+	int dry_run;      /* diff: compute and print, change nothing */
+	void *out;        /* FILE * for diff output when dry_run */
 	/* Set by the pass (may be NULL, e.g. in test drivers): an applier calls
 	 * it after its checks and before its first write, with the ids it is
 	 * about to write or create. The pass adds them to the inventory and
@@ -61,7 +61,7 @@ struct tm_applier_ctx {
 };
 
 struct tm_applier {
-	const char *name;        /* "systemd", "kubernetes": also the state.json key */
+	const char *name; /* "systemd", "kubernetes": also the state.json key */
 	/* Whether a repository file (path relative to the repo root, basename
 	 * given separately) belongs to this applier; others are ignored. */
 	int (*wants)(const char *path, const char *basename);

@@ -12,12 +12,12 @@
 struct tm_config;
 
 struct tm_cli {
-	struct tm_config *cfg;  /* loaded when the command needs it */
-	const char *root;       /* --root DIR */
-	const char *args[4];    /* positional arguments after the command */
+	struct tm_config *cfg; /* loaded when the command needs it */
+	const char *root;      /* --root DIR */
+	const char *args[4];   /* positional arguments after the command */
 	size_t nargs;
-	int json;               /* status --json */
-	int flush;              /* report --flush */
+	int json;  /* status --json */
+	int flush; /* report --flush */
 };
 
 int tm_cmd_run(struct tm_cli *cli);

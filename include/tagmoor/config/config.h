@@ -13,9 +13,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum tm_on_failure { TM_ON_FAILURE_ROLLBACK = 0, TM_ON_FAILURE_KEEP };
-enum tm_verify_mode { TM_VERIFY_TAG = 0, TM_VERIFY_COMMIT, TM_VERIFY_TAG_COMMIT, TM_VERIFY_NONE };
-enum tm_report_format { TM_REPORT_TAGMOOR = 0, TM_REPORT_CLOUDEVENTS, TM_REPORT_CLOUDEVENTS_BINARY };
+enum tm_on_failure {
+	TM_ON_FAILURE_ROLLBACK = 0,
+	TM_ON_FAILURE_KEEP
+};
+enum tm_verify_mode {
+	TM_VERIFY_TAG = 0,
+	TM_VERIFY_COMMIT,
+	TM_VERIFY_TAG_COMMIT,
+	TM_VERIFY_NONE
+};
+enum tm_report_format {
+	TM_REPORT_TAGMOOR = 0,
+	TM_REPORT_CLOUDEVENTS,
+	TM_REPORT_CLOUDEVENTS_BINARY
+};
 
 struct tm_strlist {
 	char **v;
@@ -28,21 +40,21 @@ struct tm_config_var {
 };
 
 struct tm_config {
-	char *file;          /* the INI file that was read */
-	char *root;          /* --root DIR or NULL */
-	char *hostname;      /* built-in ${hostname} */
-	char *arch;          /* built-in ${arch} */
-	char *machine_id;    /* /etc/machine-id content or NULL */
+	char *file;       /* the INI file that was read */
+	char *root;       /* --root DIR or NULL */
+	char *hostname;   /* built-in ${hostname} */
+	char *arch;       /* built-in ${arch} */
+	char *machine_id; /* /etc/machine-id content or NULL */
 
 	struct {
 		char *device_id;
-		char *state_dir;      /* effective: under root when --root is given */
+		char *state_dir; /* effective: under root when --root is given */
 		uint64_t interval_ms;
 		unsigned jitter_pct;
 		uint64_t drift_check_ms;
-		int on_failure;       /* enum tm_on_failure */
-		int log_format;       /* enum tm_log_format */
-		int log_level;        /* enum tm_log_level */
+		int on_failure; /* enum tm_on_failure */
+		int log_format; /* enum tm_log_format */
+		int log_level;  /* enum tm_log_level */
 	} agent;
 	struct {
 		char *url;
@@ -53,33 +65,33 @@ struct tm_config {
 		uint64_t max_fetch;
 	} source;
 	struct {
-		int mode;             /* enum tm_verify_mode */
+		int mode; /* enum tm_verify_mode */
 		char *allowed_signers;
 		char *openpgp_keyring;
 		uint64_t max_age_ms;
 		int allow_unsigned;
-		char *fleet;          /* required signed Tagmoor-Fleet trailer, or NULL */
+		char *fleet; /* required signed Tagmoor-Fleet trailer, or NULL */
 	} verify;
 	struct tm_config_var *vars;
 	size_t nvars;
 	struct {
 		int enabled;
-		char *kubeconfig;     /* resolved; NULL means in-cluster */
+		char *kubeconfig; /* resolved; NULL means in-cluster */
 		struct tm_strlist paths;
 		int prune;
 		uint64_t wait_ms;
 		char *field_manager;
-		int adopt;            /* take over existing objects without our labels */
+		int adopt;               /* take over existing objects without our labels */
 		char *default_namespace; /* for namespaced objects that name none */
-		uint64_t max_file;    /* bytes of one manifest file */
-		uint64_t max_document; /* bytes of one document (object) of a file */
-		uint64_t max_nodes;   /* YAML/JSON nodes of one document */
-		uint64_t max_total;   /* bytes of all files under paths */
+		uint64_t max_file;       /* bytes of one manifest file */
+		uint64_t max_document;   /* bytes of one document (object) of a file */
+		uint64_t max_nodes;      /* YAML/JSON nodes of one document */
+		uint64_t max_total;      /* bytes of all files under paths */
 	} kubernetes;
 	struct {
 		int enabled;
 		struct tm_strlist paths;
-		char *unit_dir;       /* effective: under root when --root is given */
+		char *unit_dir; /* effective: under root when --root is given */
 		int prune;
 		uint64_t wait_ms;
 	} systemd;
@@ -89,19 +101,19 @@ struct tm_config {
 		char *client_cert;
 		char *client_key;
 		char *token_file;
-		int format;           /* enum tm_report_format */
+		int format; /* enum tm_report_format */
 		uint64_t spool_max;
-		uint64_t heartbeat_ms;    /* a report at least this often; 0 = none */
-		char *metrics_file;       /* Prometheus textfile, or NULL */
-		char *alert_url;          /* short JSON on state transitions, or NULL */
+		uint64_t heartbeat_ms; /* a report at least this often; 0 = none */
+		char *metrics_file;    /* Prometheus textfile, or NULL */
+		char *alert_url;       /* short JSON on state transitions, or NULL */
 	} report;
 };
 
 /* Where the built-ins come from; NULL fields take the real system's. */
 struct tm_config_env {
-	const char *machine_id_file;  /* default /etc/machine-id */
-	const char *hostname;         /* default gethostname() */
-	const char *root;             /* --root DIR */
+	const char *machine_id_file; /* default /etc/machine-id */
+	const char *hostname;        /* default gethostname() */
+	const char *root;            /* --root DIR */
 };
 
 int tm_config_load(struct tm_config **out, const char *path, const struct tm_config_env *env);

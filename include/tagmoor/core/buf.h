@@ -20,8 +20,7 @@ void tm_buf_init(struct tm_buf *b, size_t max);
 int tm_buf_put(struct tm_buf *b, const void *data, size_t len);
 int tm_buf_puts(struct tm_buf *b, const char *s);
 int tm_buf_putc(struct tm_buf *b, char c);
-int tm_buf_printf(struct tm_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int tm_buf_printf(struct tm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 /* Takes the content (caller frees); the buffer is left empty. */

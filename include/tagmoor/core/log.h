@@ -9,8 +9,16 @@
 #ifndef TAGMOOR_LOG_H
 #define TAGMOOR_LOG_H
 
-enum tm_log_level { TM_LOG_ERROR = 0, TM_LOG_WARN, TM_LOG_INFO, TM_LOG_DEBUG };
-enum tm_log_format { TM_LOG_TEXT = 0, TM_LOG_JSON };
+enum tm_log_level {
+	TM_LOG_ERROR = 0,
+	TM_LOG_WARN,
+	TM_LOG_INFO,
+	TM_LOG_DEBUG
+};
+enum tm_log_format {
+	TM_LOG_TEXT = 0,
+	TM_LOG_JSON
+};
 
 #define TM_LOG_CAP 256 /* maximum bytes of one untrusted string in a line */
 
@@ -21,8 +29,7 @@ int tm_log_to_journal(void);
 /* Whether journal_stream ("DEV:INO", as systemd sets $JOURNAL_STREAM) names
  * the file open on fd. */
 int tm_log_journal_matches(const char *journal_stream, int fd);
-void tm_log(enum tm_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void tm_log(enum tm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define tm_log_error(...) tm_log(TM_LOG_ERROR, __VA_ARGS__)
 #define tm_log_warn(...) tm_log(TM_LOG_WARN, __VA_ARGS__)

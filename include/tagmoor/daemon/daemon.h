@@ -61,7 +61,8 @@ uint64_t tm_daemon_pass_hard_ms(const struct tm_config *cfg);
 /* The watchdog's verdict at `now` (monotonic ms): before bound_at, alive;
  * before hard_at, alive when `bytes` were moved in the last `elapsed_ms`
  * at TM_DAEMON_MIN_RATE or more; else stuck. */
-int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t bytes, uint64_t elapsed_ms);
+int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t bytes,
+		    uint64_t elapsed_ms);
 
 /*
  * The systemd notify protocol (one datagram, no libsystemd).
@@ -71,9 +72,9 @@ int tm_daemon_alive(int64_t now, int64_t bound_at, int64_t hard_at, uint64_t byt
  * environment (children never see it).
  */
 struct tm_notify {
-	int fd;                      /* -1: inert */
+	int fd; /* -1: inert */
 	size_t addrlen;
-	unsigned char addr[128];     /* struct sockaddr_un */
+	unsigned char addr[128]; /* struct sockaddr_un */
 };
 
 int tm_notify_open(struct tm_notify *n);

@@ -34,21 +34,21 @@ enum tm_doc_type {
 struct tm_doc;
 
 struct tm_doc_entry {
-	char *key;          /* NUL-terminated; may also contain NUL bytes */
+	char *key; /* NUL-terminated; may also contain NUL bytes */
 	size_t key_len;
 	struct tm_doc *value;
 };
 
 struct tm_doc {
 	enum tm_doc_type type;
-	unsigned flags;     /* internal to the parsers; 0 otherwise */
-	unsigned line;      /* 1-based source line when parsed from text, else 0 */
+	unsigned flags; /* internal to the parsers; 0 otherwise */
+	unsigned line;  /* 1-based source line when parsed from text, else 0 */
 	union {
 		int b;
 		int64_t i;
 		double f;
 		struct {
-			char *s;    /* NUL-terminated; may also contain NUL bytes */
+			char *s; /* NUL-terminated; may also contain NUL bytes */
 			size_t len;
 		} str;
 		struct {

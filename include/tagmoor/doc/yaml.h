@@ -31,8 +31,11 @@ struct tm_yaml_limits {
 #define TM_YAML_MAX_DEPTH 100u
 #define TM_YAML_MAX_NODES 500000u
 #define TM_YAML_MAX_ALIAS_EXPANSION 100000u
-#define TM_YAML_LIMITS_DEFAULT \
-	{ TM_YAML_MAX_BYTES, TM_YAML_MAX_DEPTH, TM_YAML_MAX_NODES, TM_YAML_MAX_ALIAS_EXPANSION }
+#define TM_YAML_LIMITS_DEFAULT                                           \
+	{                                                                \
+		TM_YAML_MAX_BYTES, TM_YAML_MAX_DEPTH, TM_YAML_MAX_NODES, \
+			TM_YAML_MAX_ALIAS_EXPANSION                      \
+	}
 
 extern const struct tm_yaml_limits tm_yaml_limits_default;
 
@@ -106,10 +109,12 @@ int tm_json_parse(struct tm_doc **out, const char *text, size_t len,
  * level) or "key.sub" (one level down) that are left out. What is left out
  * is still read for its structure under the same depth and node limits
  * (skipped strings only for their end and control characters: their escapes
- * are not decoded); memory and time follow what is built. keep and skip are NULL-terminated, either may be NULL.
+ * are not decoded); memory and time follow what is built. keep and skip are
+ * NULL-terminated, either may be NULL.
  */
 int tm_json_parse_pruned(struct tm_doc **out, const char *text, size_t len,
-			 const struct tm_yaml_limits *lim, const char *const *keep, const char *const *skip);
+			 const struct tm_yaml_limits *lim, const char *const *keep,
+			 const char *const *skip);
 
 /* "0.2.5" as libyaml reports it at run time. */
 const char *tm_yaml_version(void);

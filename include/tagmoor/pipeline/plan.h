@@ -15,8 +15,8 @@
 struct tm_git;
 struct tm_strlist;
 
-#define TM_PLAN_MAX_FILE (1024 * 1024)     /* one repository file (appliers other than kubernetes) */
-#define TM_PLAN_MAX_FILES 10000            /* files under all paths of one applier */
+#define TM_PLAN_MAX_FILE (1024 * 1024) /* one repository file (appliers other than kubernetes) */
+#define TM_PLAN_MAX_FILES 10000        /* files under all paths of one applier */
 
 #include <stdint.h>
 
@@ -30,11 +30,12 @@ struct tm_config;
  * total over it, refuses the plan naming the file, the limit and its key. */
 struct tm_plan_limits {
 	uint64_t max_file;
-	uint64_t max_total;      /* 0: none */
-	const char *file_key;    /* "[kubernetes] max_file" for messages, or NULL */
+	uint64_t max_total;   /* 0: none */
+	const char *file_key; /* "[kubernetes] max_file" for messages, or NULL */
 	const char *total_key;
 };
-void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap, const struct tm_config *cfg);
+void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap,
+		       const struct tm_config *cfg);
 
 int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 		  const struct tm_applier *ap, const struct tm_applier_ctx *ctx,

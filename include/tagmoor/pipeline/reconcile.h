@@ -16,14 +16,18 @@
 
 struct tm_config;
 
-enum tm_pass_mode { TM_PASS_SYNC = 0, TM_PASS_DIFF, TM_PASS_VERIFY };
+enum tm_pass_mode {
+	TM_PASS_SYNC = 0,
+	TM_PASS_DIFF,
+	TM_PASS_VERIFY
+};
 
 #define TM_PASS_MAX_ERRORS 16
 #define TM_PASS_APPLIERS 2
 
 struct tm_pass_error {
-	char stage[16];        /* source, verify, plan, apply, health, rollback, state */
-	char object[256];      /* "" = null */
+	char stage[16];   /* source, verify, plan, apply, health, rollback, state */
+	char object[256]; /* "" = null */
 	char message[512];
 };
 
@@ -33,7 +37,7 @@ struct tm_pass_error {
  * again without a fetch. Cleared when the configuration is reloaded. */
 struct tm_pass_memo {
 	char oid[41];
-	char state[16];                /* "refused" or "stale" */
+	char state[16]; /* "refused" or "stale" */
 	char reason[512];
 };
 
@@ -41,9 +45,9 @@ struct tm_pass {
 	/* in */
 	const struct tm_config *cfg;
 	enum tm_pass_mode mode;
-	const char *ref;               /* NULL: the configured ref */
-	FILE *out;                     /* diff output */
-	int no_drift;                  /* sync: skip the drift check when nothing moved (daemon:
+	const char *ref;                 /* NULL: the configured ref */
+	FILE *out;                       /* diff output */
+	int no_drift;                    /* sync: skip the drift check when nothing moved (daemon:
 					* drift only every drift_check) */
 	const struct tm_pass_memo *memo; /* NULL: none */
 	/* Asked at the safe points of a pass (before fetch, before apply): non-zero
@@ -53,14 +57,14 @@ struct tm_pass {
 	/* tests: another implementation for a slot (NULL: the built-in one) */
 	const struct tm_applier *applier_override[TM_PASS_APPLIERS];
 	/* out */
-	const char *state;             /* synced progressing failed rolled_back refused stale drifted */
-	int moved;                     /* the ref had moved (something new was considered) */
+	const char *state; /* synced progressing failed rolled_back refused stale drifted */
+	int moved;         /* the ref had moved (something new was considered) */
 	int have_verdict;
 	struct tm_verify_result verdict;
 	char applied_commit[41];
 	char last_good_commit[41];
 	struct {
-		const char *name;          /* the slot: "kubernetes", "systemd" (state and status key) */
+		const char *name; /* the slot: "kubernetes", "systemd" (state and status key) */
 		int enabled;
 		const struct tm_applier *ap;
 		const struct tm_strlist *paths;
@@ -71,10 +75,10 @@ struct tm_pass {
 	struct tm_pass_error errors[TM_PASS_MAX_ERRORS];
 	size_t nerrors;
 	int64_t started_ms, duration_ms;
-	int64_t time;                  /* wall-clock time of the pass */
-	char oid[41];                  /* what the ref advertised ("" if the poll failed) */
-	int drift_checked;             /* the drift check ran */
-	uint64_t seq;                  /* seq of the status document the pass saved (0: none) */
+	int64_t time;      /* wall-clock time of the pass */
+	char oid[41];      /* what the ref advertised ("" if the poll failed) */
+	int drift_checked; /* the drift check ran */
+	uint64_t seq;      /* seq of the status document the pass saved (0: none) */
 };
 
 /* Runs one pass; returns 0 or a negative TM_E* code (main maps it to an exit

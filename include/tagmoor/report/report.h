@@ -31,28 +31,28 @@
 
 struct tm_config;
 
-#define TM_REPORT_SIG_LEN 17     /* 16 hex + NUL */
+#define TM_REPORT_SIG_LEN 17 /* 16 hex + NUL */
 #define TM_REPORT_DOC_MAX (1024u * 1024u)
 
 /* What the reporter remembers (state_dir/report.last). */
 struct tm_report_record {
-	uint64_t seq;                 /* of the last report; 0 none */
-	char sig[TM_REPORT_SIG_LEN];  /* fingerprint of the last pass report */
-	int64_t time;                 /* wall time of the last report (heartbeats count) */
-	uint64_t dropped;             /* spooled reports dropped, not yet counted in a report */
-	char alert_state[16];         /* the state the last alert (or first report) was about */
-	char *doc;                    /* the last document (JSON), or NULL */
+	uint64_t seq;                /* of the last report; 0 none */
+	char sig[TM_REPORT_SIG_LEN]; /* fingerprint of the last pass report */
+	int64_t time;                /* wall time of the last report (heartbeats count) */
+	uint64_t dropped;            /* spooled reports dropped, not yet counted in a report */
+	char alert_state[16];        /* the state the last alert (or first report) was about */
+	char *doc;                   /* the last document (JSON), or NULL */
 };
 
 /* One report of a pass. */
 struct tm_report_event {
-	const char *doc;              /* status document of tm_pass_status_json with seq */
+	const char *doc; /* status document of tm_pass_status_json with seq */
 	uint64_t seq;
-	const char *sig;              /* fingerprint of what the pass says */
+	const char *sig; /* fingerprint of what the pass says */
 	const char *state;
-	const char *message;          /* the first error's message, or "" */
-	const char *commit;           /* applied commit, or "" */
-	int64_t time;                 /* wall time of the pass */
+	const char *message; /* the first error's message, or "" */
+	const char *commit;  /* applied commit, or "" */
+	int64_t time;        /* wall time of the pass */
 };
 
 /* Reads state_dir/report.last; a missing file gives an empty record (0).
@@ -73,7 +73,8 @@ struct tm_metrics;
  * (the pass's metrics, or NULL) is then written with the spool's depth.
  * Delivery failures are logged, never returned: only a failure to record
  * (an I/O error) is. Call it under the state lock. */
-int tm_report_submit(const struct tm_config *cfg, const struct tm_report_event *ev, struct tm_metrics *m);
+int tm_report_submit(const struct tm_config *cfg, const struct tm_report_event *ev,
+		     struct tm_metrics *m);
 
 /* Between passes (daemon): a heartbeat when [report] heartbeat has passed
  * since the last report, then delivery of the spool when its backoff allows.
@@ -115,7 +116,8 @@ int64_t tm_report_retry_after(const char *value, int64_t now);
 
 /* Writes one report (atomic, fsync'd), then drops the oldest beyond max;
  * *dropped gets how many were dropped. */
-int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t max, uint64_t *dropped);
+int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t max,
+		 uint64_t *dropped);
 /* The spooled seqs in ascending order (malloc'd; *n 0 and *out NULL when none). */
 int tm_spool_list(const char *state_dir, uint64_t **out, size_t *n);
 int tm_spool_read(struct tm_buf *out, const char *state_dir, uint64_t seq);
@@ -129,15 +131,15 @@ void tm_spool_clean(const char *state_dir);
 #define TM_METRICS_APPLIERS 2
 
 struct tm_metrics {
-	char state[16];               /* "" unknown */
-	int64_t applied_time;         /* signed time of the applied revision; -1 unknown */
-	int64_t last_success;         /* wall time of the last synced pass; -1 never */
-	uint64_t failures;            /* consecutive failed passes */
+	char state[16];       /* "" unknown */
+	int64_t applied_time; /* signed time of the applied revision; -1 unknown */
+	int64_t last_success; /* wall time of the last synced pass; -1 never */
+	uint64_t failures;    /* consecutive failed passes */
 	const char *applier[TM_METRICS_APPLIERS];
-	int64_t objects[TM_METRICS_APPLIERS];   /* -1: applier disabled */
+	int64_t objects[TM_METRICS_APPLIERS]; /* -1: applier disabled */
 	uint64_t spool_depth;
-	uint64_t dropped_total;       /* spooled reports dropped (spool_max) */
-	int64_t duration_ms;          /* of the last pass that reported; -1 unknown */
+	uint64_t dropped_total; /* spooled reports dropped (spool_max) */
+	int64_t duration_ms;    /* of the last pass that reported; -1 unknown */
 };
 
 /* The values in the file now (missing ones unknown). */

@@ -27,8 +27,8 @@ struct tm_git_source {
 	const char *url;        /* https://host/path; userinfo is never shown in messages */
 	const char *ca_file;    /* NULL: system CAs; else only this bundle is trusted */
 	const char *token_file; /* NULL or a file: "user:password" (basic) or a bearer token */
-	uint64_t timeout_ms;    /* connect and idle limit; the advertisement's total limit; 0: 60 s */
-	uint64_t max_fetch;     /* bytes received per operation; 0: 64 MiB */
+	uint64_t timeout_ms; /* connect and idle limit; the advertisement's total limit; 0: 60 s */
+	uint64_t max_fetch;  /* bytes received per operation; 0: 64 MiB */
 };
 
 #define TM_GIT_DEFAULT_TIMEOUT_MS 60000u
@@ -62,8 +62,8 @@ void tm_git_free(struct tm_git *git);
  * the object is not here yet, the advertisement is kept (in memory, until the
  * next call) for a tm_git_fetch of the same url within `timeout`, which then
  * makes no second advertisement request. */
-int tm_git_ls_remote(char out_oid[41], struct tm_git *git,
-	const struct tm_git_source *src, const char *ref);
+int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_source *src,
+		     const char *ref);
 
 /* Fetches ref (no tag auto-follow) into refs/tagmoor/fetched, forced; then
  * expected_oid (what the advertisement showed) must exist locally and
@@ -74,8 +74,8 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git,
  * fetch fails in the local repository (a lock that cannot be taken, a file
  * system error; not the network, not what the server sent), repo.git is
  * rebuilt once (with a warning) and the fetch retried. */
-int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src,
-	const char *ref, const char *expected_oid);
+int tm_git_fetch(struct tm_git *git, const struct tm_git_source *src, const char *ref,
+		 const char *expected_oid);
 
 /* Pack limits. max_fetch bounds the bytes on the wire; what the indexer
  * inflates from them is bounded too, because a pack of a few MiB can declare
@@ -156,8 +156,9 @@ int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid);
 #define TM_GIT_MAX_DEPTH 32
 #define TM_GIT_MAX_PATH 1024
 int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
-	int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid, size_t size),
-	void *ctx);
+		     int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid,
+			       size_t size),
+		     void *ctx);
 
 /* Reads a blob of at most max bytes into out (TM_ELIMIT when larger). */
 int tm_git_read_blob(struct tm_buf *out, struct tm_git *git, const char *blob_oid, size_t max);

@@ -20,14 +20,14 @@
 struct tm_revision {
 	char commit[41];
 	char tag_object[41];
-	int64_t tag_time;      /* the signed time; -1 unknown */
-	int64_t expires;       /* signed Tagmoor-Expires; -1 none */
-	char key[65];          /* what is signed (verify's key); "" unknown */
+	int64_t tag_time; /* the signed time; -1 unknown */
+	int64_t expires;  /* signed Tagmoor-Expires; -1 none */
+	char key[65];     /* what is signed (verify's key); "" unknown */
 	char signer[256];
 };
 
 struct tm_inventory {
-	char name[32];         /* applier name */
+	char name[32]; /* applier name */
 	char **ids;
 	size_t n;
 };
@@ -50,17 +50,17 @@ struct tm_bad {
 struct tm_state {
 	struct tm_revision applied;
 	struct tm_revision last_good;
-	int64_t accepted_time;           /* anti-rollback floor; -1 none */
-	char accepted_key[65];           /* key of the revision that set the floor */
+	int64_t accepted_time;               /* anti-rollback floor; -1 none */
+	char accepted_key[65];               /* key of the revision that set the floor */
 	struct tm_bad bad[TM_STATE_MAX_BAD]; /* revisions marked bad (newest last) */
 	size_t nbad;
 	struct tm_inventory inv[TM_STATE_MAX_INVENTORIES];
 	size_t ninv;
-	uint64_t seq;                    /* last report sequence number */
-	char last_state[16];             /* state of the last recorded pass ("" none) */
-	int64_t last_time;               /* when it ran; -1 none */
-	char *last_status;               /* the last status document (JSON), or NULL */
-	char *moved_aside;               /* set when a broken state.json was moved aside */
+	uint64_t seq;        /* last report sequence number */
+	char last_state[16]; /* state of the last recorded pass ("" none) */
+	int64_t last_time;   /* when it ran; -1 none */
+	char *last_status;   /* the last status document (JSON), or NULL */
+	char *moved_aside;   /* set when a broken state.json was moved aside */
 };
 
 /* Takes state_dir/lock (creating state_dir); TM_ELOCKED when held. */

@@ -16,7 +16,7 @@
 #include "tagmoor/core/buf.h"
 
 enum tm_hash_alg {
-	TM_HASH_SHA1 = 1,  /* OpenPGP v4 fingerprints only; never for a signature */
+	TM_HASH_SHA1 = 1, /* OpenPGP v4 fingerprints only; never for a signature */
 	TM_HASH_SHA256,
 	TM_HASH_SHA384,
 	TM_HASH_SHA512
@@ -38,8 +38,8 @@ const char *tm_crypto_hash_name(enum tm_hash_alg alg);
 /* out receives tm_crypto_hash_len(alg) bytes. */
 int tm_crypto_hash(unsigned char *out, enum tm_hash_alg alg, const void *data, size_t len);
 /* Hash of the concatenation of parts[0..nparts). */
-int tm_crypto_hashv(unsigned char *out, enum tm_hash_alg alg,
-	const struct tm_span *parts, size_t nparts);
+int tm_crypto_hashv(unsigned char *out, enum tm_hash_alg alg, const struct tm_span *parts,
+		    size_t nparts);
 
 /* Base64 (RFC 4648, standard alphabet). */
 enum {
@@ -54,18 +54,19 @@ int tm_crypto_base64_encode(struct tm_buf *out, const void *in, size_t len, int 
 
 /* Pure Ed25519 (RFC 8032) of msg under the 32-byte public key. */
 int tm_crypto_ed25519_verify(const unsigned char pk[32], const unsigned char sig[64],
-	const void *msg, size_t msg_len);
+			     const void *msg, size_t msg_len);
 
-enum tm_ec_curve { TM_EC_P256 = 1, TM_EC_P384 };
+enum tm_ec_curve {
+	TM_EC_P256 = 1,
+	TM_EC_P384
+};
 
 /* ECDSA over hash (already computed by the caller). point is the SEC1
  * uncompressed public point (0x04 || X || Y); r and s are big-endian
  * unsigned integers (leading zeros allowed). */
-int tm_crypto_ecdsa_verify(enum tm_ec_curve curve,
-	const unsigned char *point, size_t point_len,
-	const unsigned char *hash, size_t hash_len,
-	const unsigned char *r, size_t r_len,
-	const unsigned char *s, size_t s_len);
+int tm_crypto_ecdsa_verify(enum tm_ec_curve curve, const unsigned char *point, size_t point_len,
+			   const unsigned char *hash, size_t hash_len, const unsigned char *r,
+			   size_t r_len, const unsigned char *s, size_t s_len);
 
 #define TM_RSA_MIN_BITS 2048
 #define TM_RSA_MAX_BITS 8192
@@ -74,11 +75,9 @@ int tm_crypto_ecdsa_verify(enum tm_ec_curve curve,
  * key (n, e), both big-endian. The modulus must have at least
  * TM_RSA_MIN_BITS bits. sig may be shorter than the modulus (leading zero
  * bytes stripped, as OpenPGP MPIs do); it is left-padded. */
-int tm_crypto_rsa_verify(enum tm_hash_alg alg,
-	const unsigned char *n, size_t n_len,
-	const unsigned char *e, size_t e_len,
-	const unsigned char *hash, size_t hash_len,
-	const unsigned char *sig, size_t sig_len);
+int tm_crypto_rsa_verify(enum tm_hash_alg alg, const unsigned char *n, size_t n_len,
+			 const unsigned char *e, size_t e_len, const unsigned char *hash,
+			 size_t hash_len, const unsigned char *sig, size_t sig_len);
 
 /* Number of significant bits of a big-endian unsigned integer. */
 size_t tm_crypto_bits(const unsigned char *v, size_t len);

@@ -24,7 +24,7 @@ struct tm_pgp_keyring;
  * origin names the source in messages. TM_EPARSE for malformed input (also
  * for secret key material), TM_ELIMIT over TM_PGP_MAX_KEYRING. */
 int tm_pgp_keyring_parse(struct tm_pgp_keyring **out, const void *data, size_t len,
-	const char *origin);
+			 const char *origin);
 /* Reads (regular file, no symlink, at most 1 MiB) and parses. */
 int tm_pgp_keyring_load(struct tm_pgp_keyring **out, const char *path);
 void tm_pgp_keyring_free(struct tm_pgp_keyring *keyring);
@@ -38,8 +38,8 @@ size_t tm_pgp_keyring_count(const struct tm_pgp_keyring *keyring);
  * primary user ID of the signing key ("Release <release@example.com>") and
  * *out_sig_time the signature's creation time. TM_EVERIFY with a message
  * when refused, TM_EPARSE for malformed input. */
-int tm_pgp_verify(char **out_signer, int64_t *out_sig_time,
-	const struct tm_pgp_keyring *keyring, const char *armored, size_t armored_len,
-	const void *msg, size_t msg_len, int64_t at_time);
+int tm_pgp_verify(char **out_signer, int64_t *out_sig_time, const struct tm_pgp_keyring *keyring,
+		  const char *armored, size_t armored_len, const void *msg, size_t msg_len,
+		  int64_t at_time);
 
 #endif

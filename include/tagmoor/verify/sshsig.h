@@ -17,14 +17,14 @@
 #define TM_SSHSIG_MAX_ARMORED (64 * 1024)
 #define TM_SSHSIG_MAX_SIGNERS_FILE (1024 * 1024)
 
-struct tm_sshsig;          /* one parsed signature */
-struct tm_sshsig_signers;  /* one parsed allowed_signers file */
+struct tm_sshsig;         /* one parsed signature */
+struct tm_sshsig_signers; /* one parsed allowed_signers file */
 
 /* Parses allowed_signers text. origin names the file in messages
  * ("allowed_signers:3: unknown option 'foo'"). TM_EPARSE on any bad line,
  * TM_ELIMIT over TM_SSHSIG_MAX_SIGNERS_FILE. */
 int tm_sshsig_signers_parse(struct tm_sshsig_signers **out, const char *text, size_t len,
-	const char *origin);
+			    const char *origin);
 /* Reads and parses a file (regular, no symlink, at most 1 MiB). */
 int tm_sshsig_signers_load(struct tm_sshsig_signers **out, const char *path);
 void tm_sshsig_signers_free(struct tm_sshsig_signers *signers);
@@ -38,8 +38,8 @@ size_t tm_sshsig_signers_count(const struct tm_sshsig_signers *signers);
  * of the matching line. TM_EVERIFY with a message when refused, TM_EPARSE
  * for a malformed signature. */
 int tm_sshsig_verify(char **out_principal, const struct tm_sshsig_signers *signers,
-	const char *armored, size_t armored_len, const void *msg, size_t msg_len,
-	const char *namespace, int64_t at_time);
+		     const char *armored, size_t armored_len, const void *msg, size_t msg_len,
+		     const char *namespace, int64_t at_time);
 
 /* The parsers under verify, exposed for tests and fuzzing. parse_armored
  * removes the armor and calls parse_blob. */

@@ -31,34 +31,34 @@ int tm_verify_parse_time(int64_t *out, const char *s, size_t len);
 void tm_verify_format_time(char *out, size_t outlen, int64_t t);
 
 enum tm_verify_outcome {
-	TM_VERIFY_ACCEPTED = 0,  /* apply now */
-	TM_VERIFY_WAIT,          /* valid, but this device's rollout wave has not come */
-	TM_VERIFY_STALE,         /* valid signature, but expired or older than max_age */
-	TM_VERIFY_REFUSED        /* signature, name, anti-rollback: never apply */
+	TM_VERIFY_ACCEPTED = 0, /* apply now */
+	TM_VERIFY_WAIT,         /* valid, but this device's rollout wave has not come */
+	TM_VERIFY_STALE,        /* valid signature, but expired or older than max_age */
+	TM_VERIFY_REFUSED       /* signature, name, anti-rollback: never apply */
 };
 
 struct tm_verify_result {
 	enum tm_verify_outcome outcome;
 	char commit[41];
-	char tag_object[41];      /* "" for a branch / lightweight ref */
+	char tag_object[41]; /* "" for a branch / lightweight ref */
 	char tag_name[256];
-	char signer[256];         /* principal (ssh) or user id (OpenPGP); "" for none */
-	int64_t tag_time;         /* the signed time: tagger time (tag modes), committer time
+	char signer[256]; /* principal (ssh) or user id (OpenPGP); "" for none */
+	int64_t tag_time; /* the signed time: tagger time (tag modes), committer time
 				   * (commit and none modes); -1 unknown */
-	int64_t expires;          /* Tagmoor-Expires or -1 */
-	int64_t apply_at;         /* earliest time this device may apply (rollout) */
+	int64_t expires;  /* Tagmoor-Expires or -1 */
+	int64_t apply_at; /* earliest time this device may apply (rollout) */
 	unsigned bucket;
-	unsigned wave_pct;        /* the wave this device belongs to, 0 = no rollout */
-	char fleet[128];          /* signed Tagmoor-Fleet, "" none */
-	char key[65];             /* SHA-256 of what is signed: the identity of the revision
+	unsigned wave_pct; /* the wave this device belongs to, 0 = no rollout */
+	char fleet[128];   /* signed Tagmoor-Fleet, "" none */
+	char key[65];      /* SHA-256 of what is signed: the identity of the revision
 				   * (a re-encoded signature or armor gives the same key) */
-	char reason[512];         /* why refused / waiting / stale */
+	char reason[512];  /* why refused / waiting / stale */
 };
 
 /* The anti-rollback floor: the newest accepted signed time and the key of
  * the revision that set it ("" or NULL unknown). */
 struct tm_verify_floor {
-	int64_t time;             /* -1 none */
+	int64_t time; /* -1 none */
 	const char *key;
 };
 
@@ -76,8 +76,9 @@ int64_t tm_verify_effective_now(int64_t now, int64_t floor_time);
 /* Expiry and max_age of a revision with signed time rev_time at `now`
  * (effective): TM_VERIFY_STALE with a reason, or TM_VERIFY_ACCEPTED. Pure
  * arithmetic, so it is re-evaluated on every poll. */
-enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len, const struct tm_config *cfg,
-					   int64_t rev_time, int64_t expires, int64_t now);
+enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len,
+					   const struct tm_config *cfg, int64_t rev_time,
+					   int64_t expires, int64_t now);
 
 /* Verifies object `oid` (what the advertisement showed for `ref`), already
  * fetched into git, under cfg's policy, against the anti-rollback floor
@@ -85,7 +86,8 @@ enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len, cons
  * the tag modes the tag (time, trailers), in commit mode the commit.
  * Returns 0 with out->outcome set (ACCEPTED/WAIT/STALE/REFUSED), or a
  * negative code for errors that are not verdicts (I/O, memory). */
-int tm_verify_revision(struct tm_verify_result *out, struct tm_git *git, const struct tm_config *cfg,
-		       const char *ref, const char *oid, const struct tm_verify_floor *floor, int64_t now);
+int tm_verify_revision(struct tm_verify_result *out, struct tm_git *git,
+		       const struct tm_config *cfg, const char *ref, const char *oid,
+		       const struct tm_verify_floor *floor, int64_t now);
 
 #endif

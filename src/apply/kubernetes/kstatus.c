@@ -48,7 +48,8 @@ static enum tm_kstatus say(enum tm_kstatus s, char *msg, size_t msglen, const ch
 }
 
 /* GetIntField: the integer at a path, or def when absent or not an integer. */
-static int64_t int_at(const struct tm_doc *obj, const char *a, const char *b, const char *c, int64_t def)
+static int64_t int_at(const struct tm_doc *obj, const char *a, const char *b, const char *c,
+		      int64_t def)
 {
 	const struct tm_doc *v = tm_doc_get_path(obj, a, b, c, (const char *)NULL);
 
@@ -73,7 +74,8 @@ static const char *str_at(const struct tm_doc *obj, const char *a, const char *b
 /* The condition of a type in status.conditions, or NULL. */
 static const struct tm_doc *condition(const struct tm_doc *obj, const char *type)
 {
-	const struct tm_doc *conds = tm_doc_get_path(obj, "status", "conditions", (const char *)NULL);
+	const struct tm_doc *conds =
+		tm_doc_get_path(obj, "status", "conditions", (const char *)NULL);
 
 	if (!conds || conds->type != TM_DOC_SEQ)
 		return NULL;
@@ -103,7 +105,8 @@ int64_t tm_kstatus_parse_time(const char *s)
 	int64_t off = 0, days;
 	const char *p;
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19)
 		return -1;
 	p = s + 19;
 	if (*p == '.') {
@@ -154,7 +157,8 @@ static enum tm_kstatus deployment(const struct tm_doc *o, char *msg, size_t ml)
 			   *r = cond_field(c, "reason");
 		if (strcmp(t, "Progressing") == 0) {
 			if (strcmp(r, "ProgressDeadlineExceeded") == 0)
-				return say(TM_KSTATUS_FAILED, msg, ml, "Progress deadline exceeded (%.200s)",
+				return say(TM_KSTATUS_FAILED, msg, ml,
+					   "Progress deadline exceeded (%.200s)",
 					   cond_field(c, "message"));
 			if (strcmp(s, "True") == 0 && strcmp(r, "NewReplicaSetAvailable") == 0)
 				progressing = 1;
@@ -168,21 +172,26 @@ static enum tm_kstatus deployment(const struct tm_doc *o, char *msg, size_t ml)
 	ready = int_at(o, "status", "readyReplicas", NULL, 0);
 	avail = int_at(o, "status", "availableReplicas", NULL, 0);
 	if (spec > st)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Replicas: %lld/%lld", (long long)st, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Replicas: %lld/%lld", (long long)st,
+			   (long long)spec);
 	if (spec > upd)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Updated: %lld/%lld", (long long)upd, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Updated: %lld/%lld", (long long)upd,
+			   (long long)spec);
 	if (st > spec)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pending termination: %lld", (long long)(st - spec));
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pending termination: %lld",
+			   (long long)(st - spec));
 	if (upd > avail)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Available: %lld/%lld", (long long)avail,
-			   (long long)upd);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Available: %lld/%lld",
+			   (long long)avail, (long long)upd);
 	if (spec > ready)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready,
+			   (long long)spec);
 	if (!progressing)
 		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "ReplicaSet not Available");
 	if (!available)
 		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Deployment not Available");
-	return say(TM_KSTATUS_CURRENT, msg, ml, "Deployment is available. Replicas: %lld", (long long)st);
+	return say(TM_KSTATUS_CURRENT, msg, ml, "Deployment is available. Replicas: %lld",
+		   (long long)st);
 }
 
 static enum tm_kstatus statefulset(const struct tm_doc *o, char *msg, size_t ml)
@@ -191,38 +200,45 @@ static enum tm_kstatus statefulset(const struct tm_doc *o, char *msg, size_t ml)
 	const char *crev, *urev;
 
 	if (strcmp(str_at(o, "spec", "updateStrategy", "type", ""), "OnDelete") == 0)
-		return say(TM_KSTATUS_CURRENT, msg, ml, "StatefulSet is using the ondelete update strategy");
+		return say(TM_KSTATUS_CURRENT, msg, ml,
+			   "StatefulSet is using the ondelete update strategy");
 	spec = int_at(o, "spec", "replicas", NULL, 1);
 	ready = int_at(o, "status", "readyReplicas", NULL, 0);
 	cur = int_at(o, "status", "currentReplicas", NULL, 0);
 	upd = int_at(o, "status", "updatedReplicas", NULL, 0);
 	st = int_at(o, "status", "replicas", NULL, 0);
 	{
-		const struct tm_doc *p = tm_doc_get_path(o, "spec", "updateStrategy", "rollingUpdate",
-							 "partition", (const char *)NULL);
+		const struct tm_doc *p = tm_doc_get_path(o, "spec", "updateStrategy",
+							 "rollingUpdate", "partition",
+							 (const char *)NULL);
 		part = p && p->type == TM_DOC_INT ? p->u.i : -1;
 	}
 	if (spec > st)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Replicas: %lld/%lld", (long long)st, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Replicas: %lld/%lld", (long long)st,
+			   (long long)spec);
 	if (spec > ready)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready,
+			   (long long)spec);
 	if (st > spec)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pending termination: %lld", (long long)(st - spec));
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pending termination: %lld",
+			   (long long)(st - spec));
 	if (part != -1) {
 		if (upd < spec - part)
-			return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "updated: %lld/%lld", (long long)upd,
-				   (long long)(spec - part));
+			return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "updated: %lld/%lld",
+				   (long long)upd, (long long)(spec - part));
 		return say(TM_KSTATUS_CURRENT, msg, ml, "Partition rollout complete. updated: %lld",
 			   (long long)upd);
 	}
 	if (spec > cur)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "current: %lld/%lld", (long long)cur, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "current: %lld/%lld", (long long)cur,
+			   (long long)spec);
 	crev = str_at(o, "status", "currentRevision", NULL, "");
 	urev = str_at(o, "status", "updateRevision", NULL, "");
 	if (strcmp(crev, urev) != 0)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Waiting for updated revision to match current");
-	return say(TM_KSTATUS_CURRENT, msg, ml, "All replicas scheduled as expected. Replicas: %lld",
-		   (long long)st);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+			   "Waiting for updated revision to match current");
+	return say(TM_KSTATUS_CURRENT, msg, ml,
+		   "All replicas scheduled as expected. Replicas: %lld", (long long)st);
 }
 
 static enum tm_kstatus daemonset(const struct tm_doc *o, char *msg, size_t ml)
@@ -230,28 +246,33 @@ static enum tm_kstatus daemonset(const struct tm_doc *o, char *msg, size_t ml)
 	int64_t desired, cur, upd, avail, ready;
 
 	if (!has_int(o, "metadata", "generation"))
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "DaemonSet metadata.generation not found");
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+			   "DaemonSet metadata.generation not found");
 	if (!has_int(o, "status", "observedGeneration"))
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "DaemonSet status.observedGeneration not found");
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+			   "DaemonSet status.observedGeneration not found");
 	desired = int_at(o, "status", "desiredNumberScheduled", NULL, -1);
 	cur = int_at(o, "status", "currentNumberScheduled", NULL, 0);
 	upd = int_at(o, "status", "updatedNumberScheduled", NULL, 0);
 	avail = int_at(o, "status", "numberAvailable", NULL, 0);
 	ready = int_at(o, "status", "numberReady", NULL, 0);
 	if (desired == -1)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Missing .status.desiredNumberScheduled");
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+			   "Missing .status.desiredNumberScheduled");
 	if (desired > cur)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Current: %lld/%lld", (long long)cur, (long long)desired);
-	if (desired > upd)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Updated: %lld/%lld", (long long)upd, (long long)desired);
-	if (desired > avail)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Available: %lld/%lld", (long long)avail,
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Current: %lld/%lld", (long long)cur,
 			   (long long)desired);
+	if (desired > upd)
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Updated: %lld/%lld", (long long)upd,
+			   (long long)desired);
+	if (desired > avail)
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Available: %lld/%lld",
+			   (long long)avail, (long long)desired);
 	if (desired > ready)
 		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready,
 			   (long long)desired);
-	return say(TM_KSTATUS_CURRENT, msg, ml, "All replicas scheduled as expected. Replicas: %lld",
-		   (long long)desired);
+	return say(TM_KSTATUS_CURRENT, msg, ml,
+		   "All replicas scheduled as expected. Replicas: %lld", (long long)desired);
 }
 
 static enum tm_kstatus replicaset(const struct tm_doc *o, char *msg, size_t ml)
@@ -259,23 +280,27 @@ static enum tm_kstatus replicaset(const struct tm_doc *o, char *msg, size_t ml)
 	int64_t spec, st, ready, avail, labelled;
 
 	if (cond_is(o, "ReplicaFailure", "True"))
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Replica Failure condition. Check Pods");
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+			   "Replica Failure condition. Check Pods");
 	spec = int_at(o, "spec", "replicas", NULL, 1);
 	st = int_at(o, "status", "replicas", NULL, 0);
 	ready = int_at(o, "status", "readyReplicas", NULL, 0);
 	avail = int_at(o, "status", "availableReplicas", NULL, 0);
 	labelled = int_at(o, "status", "fullyLabeledReplicas", NULL, 0);
 	if (spec > labelled)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Labelled: %lld/%lld", (long long)labelled,
-			   (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Labelled: %lld/%lld",
+			   (long long)labelled, (long long)spec);
 	if (spec > avail)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Available: %lld/%lld", (long long)avail,
-			   (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Available: %lld/%lld",
+			   (long long)avail, (long long)spec);
 	if (spec > ready)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready, (long long)spec);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Ready: %lld/%lld", (long long)ready,
+			   (long long)spec);
 	if (st > spec)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pending termination: %lld", (long long)(st - spec));
-	return say(TM_KSTATUS_CURRENT, msg, ml, "ReplicaSet is available. Replicas: %lld", (long long)st);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pending termination: %lld",
+			   (long long)(st - spec));
+	return say(TM_KSTATUS_CURRENT, msg, ml, "ReplicaSet is available. Replicas: %lld",
+		   (long long)st);
 }
 
 static enum tm_kstatus pvc(const struct tm_doc *o, char *msg, size_t ml)
@@ -283,7 +308,8 @@ static enum tm_kstatus pvc(const struct tm_doc *o, char *msg, size_t ml)
 	const char *phase = str_at(o, "status", "phase", NULL, "unknown");
 
 	if (strcmp(phase, "Bound") != 0)
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "PVC is not Bound. phase: %.64s", phase);
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "PVC is not Bound. phase: %.64s",
+			   phase);
 	return say(TM_KSTATUS_CURRENT, msg, ml, "PVC is Bound");
 }
 
@@ -295,11 +321,13 @@ static enum tm_kstatus pod(const struct tm_doc *o, int64_t now, char *msg, size_
 		return say(TM_KSTATUS_CURRENT, msg, ml, "Pod has completed successfully");
 	if (strcmp(phase, "Failed") == 0) {
 		const char *reason = str_at(o, "status", "reason", NULL, "");
-		return say(TM_KSTATUS_FAILED, msg, ml, "Pod has completed, but not successfully%s%.64s%s",
-			   *reason ? " (" : "", reason, *reason ? ")" : "");
+		return say(TM_KSTATUS_FAILED, msg, ml,
+			   "Pod has completed, but not successfully%s%.64s%s", *reason ? " (" : "",
+			   reason, *reason ? ")" : "");
 	}
 	if (strcmp(phase, "Running") == 0) {
-		const struct tm_doc *cs = tm_doc_get_path(o, "status", "containerStatuses", (const char *)NULL);
+		const struct tm_doc *cs =
+			tm_doc_get_path(o, "status", "containerStatuses", (const char *)NULL);
 		char names[200] = "";
 		size_t nl = 0;
 
@@ -308,25 +336,30 @@ static enum tm_kstatus pod(const struct tm_doc *o, int64_t now, char *msg, size_
 		for (size_t i = 0; cs && cs->type == TM_DOC_SEQ && i < cs->u.seq.n; i++) {
 			const struct tm_doc *c = cs->u.seq.v[i];
 			const char *name = tm_doc_string(tm_doc_map_get(c, "name"));
-			const char *why = tm_doc_string(tm_doc_get_path(c, "state", "waiting", "reason",
-									(const char *)NULL));
+			const char *why =
+				tm_doc_string(tm_doc_get_path(c, "state", "waiting", "reason",
+							      (const char *)NULL));
 			if (name && why && strcmp(why, "CrashLoopBackOff") == 0) {
-				int n = snprintf(names + nl, sizeof(names) - nl, "%s%.64s", nl ? "," : "", name);
+				int n = snprintf(names + nl, sizeof(names) - nl, "%s%.64s",
+						 nl ? "," : "", name);
 				if (n > 0 && (size_t)n < sizeof(names) - nl)
 					nl += (size_t)n;
 			}
 		}
 		if (nl)
-			return say(TM_KSTATUS_FAILED, msg, ml, "Containers in CrashLoop state: %s", names);
+			return say(TM_KSTATUS_FAILED, msg, ml, "Containers in CrashLoop state: %s",
+				   names);
 		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pod is running but is not Ready");
 	}
 	if (strcmp(phase, "Pending") == 0) {
 		const struct tm_doc *c = condition(o, "PodScheduled");
 		if (c && strcmp(cond_field(c, "status"), "False") == 0 &&
 		    strcmp(cond_field(c, "reason"), "Unschedulable") == 0) {
-			int64_t created = tm_kstatus_parse_time(str_at(o, "metadata", "creationTimestamp", NULL, ""));
+			int64_t created = tm_kstatus_parse_time(
+				str_at(o, "metadata", "creationTimestamp", NULL, ""));
 			if (created < 0 || now - created < SCHEDULE_WINDOW)
-				return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pod has not been scheduled");
+				return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+					   "Pod has not been scheduled");
 			return say(TM_KSTATUS_FAILED, msg, ml, "Pod could not be scheduled");
 		}
 		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Pod is in the Pending phase");
@@ -351,26 +384,30 @@ static enum tm_kstatus job(const struct tm_doc *o, char *msg, size_t ml)
 		if (strcmp(cond_field(c, "status"), "True") != 0)
 			continue;
 		if (strcmp(t, "Complete") == 0)
-			return say(TM_KSTATUS_CURRENT, msg, ml, "Job Completed. succeeded: %lld/%lld",
-				   (long long)ok, (long long)compl);
+			return say(TM_KSTATUS_CURRENT, msg, ml,
+				   "Job Completed. succeeded: %lld/%lld", (long long)ok,
+				   (long long)compl );
 		if (strcmp(t, "Failed") == 0)
-			return say(TM_KSTATUS_FAILED, msg, ml, "Job Failed. failed: %lld/%lld%s%.100s%s",
-				   (long long)failed, (long long)compl, *cond_field(c, "reason") ? " (" : "",
+			return say(TM_KSTATUS_FAILED, msg, ml,
+				   "Job Failed. failed: %lld/%lld%s%.100s%s", (long long)failed,
+				   (long long)compl, *cond_field(c, "reason") ? " (" : "",
 				   cond_field(c, "reason"), *cond_field(c, "reason") ? ")" : "");
 		if (strcmp(t, "Suspended") == 0)
 			return say(TM_KSTATUS_CURRENT, msg, ml, "Job is suspended");
 	}
 	if (!*str_at(o, "status", "startTime", NULL, ""))
 		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Job not started");
-	return say(TM_KSTATUS_CURRENT, msg, ml, "Job in progress. success:%lld, active: %lld, failed: %lld",
-		   (long long)ok, (long long)active, (long long)failed);
+	return say(TM_KSTATUS_CURRENT, msg, ml,
+		   "Job in progress. success:%lld, active: %lld, failed: %lld", (long long)ok,
+		   (long long)active, (long long)failed);
 }
 
 static enum tm_kstatus service(const struct tm_doc *o, char *msg, size_t ml)
 {
 	if (strcmp(str_at(o, "spec", "type", NULL, "ClusterIP"), "LoadBalancer") == 0 &&
 	    !*str_at(o, "spec", "clusterIP", NULL, ""))
-		return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "ClusterIP not set. Service type: LoadBalancer");
+		return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
+			   "ClusterIP not set. Service type: LoadBalancer");
 	return say(TM_KSTATUS_CURRENT, msg, ml, "Service is ready");
 }
 
@@ -382,12 +419,13 @@ static enum tm_kstatus crd(const struct tm_doc *o, char *msg, size_t ml)
 		const struct tm_doc *c = conds->u.seq.v[i];
 		const char *t = cond_field(c, "type"), *s = cond_field(c, "status");
 		if (strcmp(t, "NamesAccepted") == 0 && strcmp(s, "False") == 0)
-			return say(TM_KSTATUS_FAILED, msg, ml, "%.64s: %.200s", cond_field(c, "reason"),
-				   cond_field(c, "message"));
+			return say(TM_KSTATUS_FAILED, msg, ml, "%.64s: %.200s",
+				   cond_field(c, "reason"), cond_field(c, "message"));
 		if (strcmp(t, "Established") == 0) {
-			if (strcmp(s, "False") == 0 && strcmp(cond_field(c, "reason"), "Installing") != 0)
-				return say(TM_KSTATUS_FAILED, msg, ml, "%.64s: %.200s", cond_field(c, "reason"),
-					   cond_field(c, "message"));
+			if (strcmp(s, "False") == 0 &&
+			    strcmp(cond_field(c, "reason"), "Installing") != 0)
+				return say(TM_KSTATUS_FAILED, msg, ml, "%.64s: %.200s",
+					   cond_field(c, "reason"), cond_field(c, "message"));
 			if (strcmp(s, "True") == 0)
 				return say(TM_KSTATUS_CURRENT, msg, ml, "CRD is established");
 		}
@@ -404,9 +442,12 @@ static int is(const char *g, const char *k, const char *G, const char *K)
 
 int tm_kstatus_always_ready(const char *g, const char *k)
 {
-	static const char *const core[] = { "ConfigMap", "Secret", "ServiceAccount", "LimitRange",
-					    "ResourceQuota", "Endpoints", "PodTemplate", NULL };
-	static const char *const rbac[] = { "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", NULL };
+	static const char *const core[] = { "ConfigMap",      "Secret",
+					    "ServiceAccount", "LimitRange",
+					    "ResourceQuota",  "Endpoints",
+					    "PodTemplate",    NULL };
+	static const char *const rbac[] = { "Role", "RoleBinding", "ClusterRole",
+					    "ClusterRoleBinding", NULL };
 
 	if (!*g) {
 		for (size_t i = 0; core[i]; i++)
@@ -421,8 +462,10 @@ int tm_kstatus_always_ready(const char *g, const char *k)
 		return 0;
 	}
 	return is(g, k, "batch", "CronJob") || is(g, k, "scheduling.k8s.io", "PriorityClass") ||
-	       is(g, k, "storage.k8s.io", "StorageClass") || is(g, k, "networking.k8s.io", "IngressClass") ||
-	       is(g, k, "networking.k8s.io", "NetworkPolicy") || is(g, k, "node.k8s.io", "RuntimeClass") ||
+	       is(g, k, "storage.k8s.io", "StorageClass") ||
+	       is(g, k, "networking.k8s.io", "IngressClass") ||
+	       is(g, k, "networking.k8s.io", "NetworkPolicy") ||
+	       is(g, k, "node.k8s.io", "RuntimeClass") ||
 	       is(g, k, "coordination.k8s.io", "Lease") ||
 	       is(g, k, "admissionregistration.k8s.io", "ValidatingWebhookConfiguration") ||
 	       is(g, k, "admissionregistration.k8s.io", "MutatingWebhookConfiguration");
@@ -464,9 +507,10 @@ enum tm_kstatus tm_kstatus_compute(const struct tm_doc *o, const char *group, co
 		int64_t g = int_at(o, "metadata", "generation", NULL, 0);
 		int64_t og = int_at(o, "status", "observedGeneration", NULL, 0);
 		if (g != og)
-			return say(TM_KSTATUS_IN_PROGRESS, msg, ml,
-				   "%.64s generation is %lld, but latest observed generation is %lld", kind,
-				   (long long)g, (long long)og);
+			return say(
+				TM_KSTATUS_IN_PROGRESS, msg, ml,
+				"%.64s generation is %lld, but latest observed generation is %lld",
+				kind, (long long)g, (long long)og);
 	}
 	conds = tm_doc_get_path(o, "status", "conditions", (const char *)NULL);
 	for (size_t i = 0; conds && conds->type == TM_DOC_SEQ && i < conds->u.seq.n; i++) {
@@ -475,9 +519,11 @@ enum tm_kstatus tm_kstatus_compute(const struct tm_doc *o, const char *group, co
 		if (strcmp(cond_field(c, "status"), "True") != 0)
 			continue;
 		if (strcmp(t, "Reconciling") == 0)
-			return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Reconciling: %.200s", cond_field(c, "message"));
+			return say(TM_KSTATUS_IN_PROGRESS, msg, ml, "Reconciling: %.200s",
+				   cond_field(c, "message"));
 		if (strcmp(t, "Stalled") == 0)
-			return say(TM_KSTATUS_FAILED, msg, ml, "Stalled: %.200s", cond_field(c, "message"));
+			return say(TM_KSTATUS_FAILED, msg, ml, "Stalled: %.200s",
+				   cond_field(c, "message"));
 	}
 	/* per kind */
 	if (!*group) {

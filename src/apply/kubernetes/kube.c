@@ -46,24 +46,25 @@
 #include <unistd.h>
 
 #define PATH_MAX_K 2048
-#define MAX_OBJECT_JSON (8u << 20)          /* one object as JSON */
-#define MAX_RESPONSE (16u << 20)            /* one API answer (list pages are capped by limit) */
+#define MAX_OBJECT_JSON (8u << 20) /* one object as JSON */
+#define MAX_RESPONSE (16u << 20)   /* one API answer (list pages are capped by limit) */
 #define LIST_LIMIT 500
 #define DEFAULT_TIMEOUT_MS 30000u
-#define CRD_MIN_WAIT_MS 30000u              /* CRDs are waited on at least this long */
+#define CRD_MIN_WAIT_MS 30000u /* CRDs are waited on at least this long */
 #define MSG_MAX 900
 #define DIFF_PATHS_MAX 20
-#define FOREIGN_GET_MAX 8                   /* more new objects of one kind: one LIST, not a GET each */
+#define FOREIGN_GET_MAX 8 /* more new objects of one kind: one LIST, not a GET each */
 /* What a manifest may be when [kubernetes] says nothing (config.c has the same defaults). */
 #define DEFAULT_MAX_FILE (16u << 20)
 #define DEFAULT_MAX_DOCUMENT (8u << 20)
 #define DEFAULT_MAX_NODES 500000u
 
-#define META_LIST_ACCEPT "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+#define META_LIST_ACCEPT \
+	"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 #define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-#define AGG_ACCEPT                                                                              \
-	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"                \
-	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"           \
+#define AGG_ACCEPT                                                                   \
+	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"      \
+	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList," \
 	"application/json"
 
 /* Set when a request of this pass failed because the API server could not be
@@ -116,12 +117,14 @@ int tm_kube_id_parse(struct tm_kube_ref *out, const char *id)
 {
 	const char *p = id;
 	char *fields[4] = { out->group, out->kind, out->ns, out->name };
-	size_t caps[4] = { sizeof(out->group), sizeof(out->kind), sizeof(out->ns), sizeof(out->name) };
+	size_t caps[4] = { sizeof(out->group), sizeof(out->kind), sizeof(out->ns),
+			   sizeof(out->name) };
 
 	for (int i = 0; i < 4; i++) {
 		size_t n = i < 3 ? strcspn(p, "/") : strlen(p);
 		if ((i < 3 && p[n] != '/') || (i == 3 && strchr(p, '/')) || n >= caps[i])
-			return tm_error_set(TM_EPARSE, "\"%.256s\" is not a Kubernetes object id", id);
+			return tm_error_set(TM_EPARSE, "\"%.256s\" is not a Kubernetes object id",
+					    id);
 		memcpy(fields[i], p, n);
 		fields[i][n] = '\0';
 		p += n + (i < 3);
@@ -175,42 +178,82 @@ int tm_kube_lease_name(char out[32], const struct tm_config *cfg)
 
 /* Built-in kinds by scope, from the API server's discovery documents. */
 static const char *const cluster_kinds[] = {
-	"/ComponentStatus", "/Namespace", "/Node", "/PersistentVolume",
+	"/ComponentStatus",
+	"/Namespace",
+	"/Node",
+	"/PersistentVolume",
 	"admissionregistration.k8s.io/MutatingAdmissionPolicy",
 	"admissionregistration.k8s.io/MutatingAdmissionPolicyBinding",
 	"admissionregistration.k8s.io/MutatingWebhookConfiguration",
 	"admissionregistration.k8s.io/ValidatingAdmissionPolicy",
 	"admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding",
 	"admissionregistration.k8s.io/ValidatingWebhookConfiguration",
-	"apiextensions.k8s.io/CustomResourceDefinition", "apiregistration.k8s.io/APIService",
-	"certificates.k8s.io/CertificateSigningRequest", "certificates.k8s.io/ClusterTrustBundle",
-	"flowcontrol.apiserver.k8s.io/FlowSchema", "flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
-	"networking.k8s.io/IPAddress", "networking.k8s.io/IngressClass", "networking.k8s.io/ServiceCIDR",
-	"node.k8s.io/RuntimeClass", "rbac.authorization.k8s.io/ClusterRole",
-	"rbac.authorization.k8s.io/ClusterRoleBinding", "resource.k8s.io/DeviceClass",
-	"resource.k8s.io/DeviceTaintRule", "resource.k8s.io/ResourceSlice", "scheduling.k8s.io/PriorityClass",
-	"storage.k8s.io/CSIDriver", "storage.k8s.io/CSINode", "storage.k8s.io/StorageClass",
-	"storage.k8s.io/VolumeAttachment", "storage.k8s.io/VolumeAttributesClass",
-	"storagemigration.k8s.io/StorageVersionMigration", NULL
+	"apiextensions.k8s.io/CustomResourceDefinition",
+	"apiregistration.k8s.io/APIService",
+	"certificates.k8s.io/CertificateSigningRequest",
+	"certificates.k8s.io/ClusterTrustBundle",
+	"flowcontrol.apiserver.k8s.io/FlowSchema",
+	"flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
+	"networking.k8s.io/IPAddress",
+	"networking.k8s.io/IngressClass",
+	"networking.k8s.io/ServiceCIDR",
+	"node.k8s.io/RuntimeClass",
+	"rbac.authorization.k8s.io/ClusterRole",
+	"rbac.authorization.k8s.io/ClusterRoleBinding",
+	"resource.k8s.io/DeviceClass",
+	"resource.k8s.io/DeviceTaintRule",
+	"resource.k8s.io/ResourceSlice",
+	"scheduling.k8s.io/PriorityClass",
+	"storage.k8s.io/CSIDriver",
+	"storage.k8s.io/CSINode",
+	"storage.k8s.io/StorageClass",
+	"storage.k8s.io/VolumeAttachment",
+	"storage.k8s.io/VolumeAttributesClass",
+	"storagemigration.k8s.io/StorageVersionMigration",
+	NULL
 };
-static const char *const namespaced_kinds[] = {
-	"/Binding", "/ConfigMap", "/Endpoints", "/Event", "/LimitRange", "/PersistentVolumeClaim", "/Pod",
-	"/PodTemplate", "/ReplicationController", "/ResourceQuota", "/Secret", "/Service", "/ServiceAccount",
-	"apps/ControllerRevision", "apps/DaemonSet", "apps/Deployment", "apps/ReplicaSet", "apps/StatefulSet",
-	"autoscaling/HorizontalPodAutoscaler", "batch/CronJob", "batch/Job", "coordination.k8s.io/Lease",
-	"coordination.k8s.io/LeaseCandidate", "discovery.k8s.io/EndpointSlice", "events.k8s.io/Event",
-	"networking.k8s.io/Ingress", "networking.k8s.io/NetworkPolicy", "policy/PodDisruptionBudget",
-	"rbac.authorization.k8s.io/Role", "rbac.authorization.k8s.io/RoleBinding",
-	"resource.k8s.io/ResourceClaim", "resource.k8s.io/ResourceClaimTemplate",
-	"storage.k8s.io/CSIStorageCapacity", NULL
-};
+static const char *const namespaced_kinds[] = { "/Binding",
+						"/ConfigMap",
+						"/Endpoints",
+						"/Event",
+						"/LimitRange",
+						"/PersistentVolumeClaim",
+						"/Pod",
+						"/PodTemplate",
+						"/ReplicationController",
+						"/ResourceQuota",
+						"/Secret",
+						"/Service",
+						"/ServiceAccount",
+						"apps/ControllerRevision",
+						"apps/DaemonSet",
+						"apps/Deployment",
+						"apps/ReplicaSet",
+						"apps/StatefulSet",
+						"autoscaling/HorizontalPodAutoscaler",
+						"batch/CronJob",
+						"batch/Job",
+						"coordination.k8s.io/Lease",
+						"coordination.k8s.io/LeaseCandidate",
+						"discovery.k8s.io/EndpointSlice",
+						"events.k8s.io/Event",
+						"networking.k8s.io/Ingress",
+						"networking.k8s.io/NetworkPolicy",
+						"policy/PodDisruptionBudget",
+						"rbac.authorization.k8s.io/Role",
+						"rbac.authorization.k8s.io/RoleBinding",
+						"resource.k8s.io/ResourceClaim",
+						"resource.k8s.io/ResourceClaimTemplate",
+						"storage.k8s.io/CSIStorageCapacity",
+						NULL };
 
 static int in_kind_table(const char *const *t, const char *group, const char *kind)
 {
 	size_t gl = strlen(group);
 
 	for (size_t i = 0; t[i]; i++)
-		if (strncmp(t[i], group, gl) == 0 && t[i][gl] == '/' && strcmp(t[i] + gl + 1, kind) == 0)
+		if (strncmp(t[i], group, gl) == 0 && t[i][gl] == '/' &&
+		    strcmp(t[i] + gl + 1, kind) == 0)
 			return 1;
 	return 0;
 }
@@ -228,7 +271,8 @@ int tm_kube_builtin_scope(const char *group, const char *kind)
 
 int tm_kube_stage(const char *group, const char *kind)
 {
-	if ((strcmp(kind, "CustomResourceDefinition") == 0 && strcmp(group, "apiextensions.k8s.io") == 0) ||
+	if ((strcmp(kind, "CustomResourceDefinition") == 0 &&
+	     strcmp(group, "apiextensions.k8s.io") == 0) ||
 	    (strcmp(kind, "Namespace") == 0 && !*group) ||
 	    (strcmp(kind, "ClusterRole") == 0 && strcmp(group, "rbac.authorization.k8s.io") == 0))
 		return TM_KUBE_STAGE_DEFINITIONS;
@@ -242,12 +286,27 @@ int tm_kube_stage(const char *group, const char *kind)
 
 int tm_kube_kind_rank(const char *kind)
 {
-	static const char *const first[] = { "CustomResourceDefinition", "Namespace", "ResourceQuota",
-					     "StorageClass", "ServiceAccount", "PodSecurityPolicy", "Role",
-					     "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ConfigMap",
-					     "Secret", "Service", "LimitRange", "PriorityClass", "Deployment",
-					     "StatefulSet", "CronJob", "PodDisruptionBudget" };
-	static const char *const last[] = { "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration" };
+	static const char *const first[] = { "CustomResourceDefinition",
+					     "Namespace",
+					     "ResourceQuota",
+					     "StorageClass",
+					     "ServiceAccount",
+					     "PodSecurityPolicy",
+					     "Role",
+					     "ClusterRole",
+					     "RoleBinding",
+					     "ClusterRoleBinding",
+					     "ConfigMap",
+					     "Secret",
+					     "Service",
+					     "LimitRange",
+					     "PriorityClass",
+					     "Deployment",
+					     "StatefulSet",
+					     "CronJob",
+					     "PodDisruptionBudget" };
+	static const char *const last[] = { "MutatingWebhookConfiguration",
+					    "ValidatingWebhookConfiguration" };
 	const int nfirst = (int)(sizeof(first) / sizeof(first[0]));
 
 	for (int i = 0; i < nfirst; i++)
@@ -276,7 +335,8 @@ static int order_cmp(const void *a, const void *b)
 		return x->stage < y->stage ? -1 : 1;
 	if (x->rank != y->rank)
 		return x->rank < y->rank ? -1 : 1;
-	if ((c = strcmp(x->ref.group, y->ref.group)) != 0 || (c = strcmp(x->ref.kind, y->ref.kind)) != 0 ||
+	if ((c = strcmp(x->ref.group, y->ref.group)) != 0 ||
+	    (c = strcmp(x->ref.kind, y->ref.kind)) != 0 ||
 	    (c = strcmp(x->ref.ns, y->ref.ns)) != 0 || (c = strcmp(x->ref.name, y->ref.name)) != 0)
 		return c;
 	return x->index < y->index ? -1 : x->index > y->index;
@@ -310,8 +370,8 @@ int tm_kube_apply_order(size_t *order, const struct tm_objset *set)
 
 struct gv {
 	char *group, *version;
-	int state;      /* 1 listed, 2 loaded, -1 failed */
-	unsigned seq;   /* order of listing: the preferred version first */
+	int state;    /* 1 listed, 2 loaded, -1 failed */
+	unsigned seq; /* order of listing: the preferred version first */
 };
 
 struct res {
@@ -406,8 +466,8 @@ static int gv_add(struct tm_kube_discovery *d, const char *group, const char *ve
 	return 0;
 }
 
-static int res_add(struct tm_kube_discovery *d, const char *group, const char *version, const char *kind,
-		   const char *resource, int namespaced)
+static int res_add(struct tm_kube_discovery *d, const char *group, const char *version,
+		   const char *kind, const char *resource, int namespaced)
 {
 	struct res *x;
 
@@ -444,7 +504,8 @@ static int res_add(struct tm_kube_discovery *d, const char *group, const char *v
 	return 0;
 }
 
-int tm_kube_discovery_mark_failed(struct tm_kube_discovery *d, const char *group, const char *version)
+int tm_kube_discovery_mark_failed(struct tm_kube_discovery *d, const char *group,
+				  const char *version)
 {
 	return gv_add(d, group, version, -1);
 }
@@ -519,12 +580,14 @@ static int add_aggregated(struct tm_kube_discovery *d, const struct tm_doc *doc)
 		return tm_error_set(TM_EAPPLY, "discovery: APIGroupDiscoveryList without items");
 	for (size_t i = 0; i < items->u.seq.n; i++) {
 		const struct tm_doc *it = items->u.seq.v[i];
-		const char *group = tm_doc_string(tm_doc_get_path(it, "metadata", "name", (const char *)NULL));
+		const char *group =
+			tm_doc_string(tm_doc_get_path(it, "metadata", "name", (const char *)NULL));
 		const struct tm_doc *versions = tm_doc_map_get(it, "versions");
 
 		if (!group)
 			group = ""; /* the core group at /api has no name */
-		for (size_t j = 0; versions && versions->type == TM_DOC_SEQ && j < versions->u.seq.n; j++) {
+		for (size_t j = 0;
+		     versions && versions->type == TM_DOC_SEQ && j < versions->u.seq.n; j++) {
 			const struct tm_doc *v = versions->u.seq.v[j];
 			const char *version = tm_doc_string(tm_doc_map_get(v, "version"));
 			const char *fresh = tm_doc_string(tm_doc_map_get(v, "freshness"));
@@ -534,7 +597,8 @@ static int add_aggregated(struct tm_kube_discovery *d, const struct tm_doc *doc)
 				continue;
 			if (fresh && strcmp(fresh, "Stale") == 0) {
 				/* an aggregated API server that did not answer: tolerated */
-				tm_log_debug("kubernetes: discovery of %s/%s is stale; skipped", group, version);
+				tm_log_debug("kubernetes: discovery of %s/%s is stale; skipped",
+					     group, version);
 				if ((r = gv_add(d, group, version, -1)) < 0)
 					return r;
 				continue;
@@ -544,8 +608,9 @@ static int add_aggregated(struct tm_kube_discovery *d, const struct tm_doc *doc)
 			for (size_t k = 0; rs && rs->type == TM_DOC_SEQ && k < rs->u.seq.n; k++) {
 				const struct tm_doc *x = rs->u.seq.v[k];
 				const char *res = tm_doc_string(tm_doc_map_get(x, "resource"));
-				const char *kind = tm_doc_string(tm_doc_get_path(x, "responseKind", "kind",
-										 (const char *)NULL));
+				const char *kind =
+					tm_doc_string(tm_doc_get_path(x, "responseKind", "kind",
+								      (const char *)NULL));
 				const char *scope = tm_doc_string(tm_doc_map_get(x, "scope"));
 
 				if (!res || !kind)
@@ -579,8 +644,9 @@ static int add_legacy_root(struct tm_kube_discovery *d, const struct tm_doc *doc
 		for (size_t i = 0; i < groups->u.seq.n; i++) {
 			const struct tm_doc *g = groups->u.seq.v[i];
 			const char *name = tm_doc_string(tm_doc_map_get(g, "name"));
-			const char *pref = tm_doc_string(tm_doc_get_path(g, "preferredVersion", "version",
-									 (const char *)NULL));
+			const char *pref =
+				tm_doc_string(tm_doc_get_path(g, "preferredVersion", "version",
+							      (const char *)NULL));
 			const struct tm_doc *vs = tm_doc_map_get(g, "versions");
 
 			if (!name || !*name)
@@ -588,7 +654,8 @@ static int add_legacy_root(struct tm_kube_discovery *d, const struct tm_doc *doc
 			if (pref && *pref && (r = gv_add(d, name, pref, 1)) < 0)
 				return r;
 			for (size_t j = 0; vs && vs->type == TM_DOC_SEQ && j < vs->u.seq.n; j++) {
-				const char *v = tm_doc_string(tm_doc_map_get(vs->u.seq.v[j], "version"));
+				const char *v =
+					tm_doc_string(tm_doc_map_get(vs->u.seq.v[j], "version"));
 				if (v && *v && (r = gv_add(d, name, v, 1)) < 0)
 					return r;
 			}
@@ -597,8 +664,8 @@ static int add_legacy_root(struct tm_kube_discovery *d, const struct tm_doc *doc
 	return 0;
 }
 
-int tm_kube_discovery_add_root(struct tm_kube_discovery *d, const char *content_type, const char *body,
-			       size_t len, int core, int *aggregated)
+int tm_kube_discovery_add_root(struct tm_kube_discovery *d, const char *content_type,
+			       const char *body, size_t len, int core, int *aggregated)
 {
 	char g[64], v[32], as[64];
 	struct tm_doc *doc = NULL;
@@ -665,7 +732,8 @@ int tm_kube_discovery_add_resource_list(struct tm_kube_discovery *d, const char 
 
 		if (!name || !kind)
 			continue;
-		if ((r = res_add(d, group, version, kind, name, nsd && nsd->type == TM_DOC_BOOL && nsd->u.b)) < 0)
+		if ((r = res_add(d, group, version, kind, name,
+				 nsd && nsd->type == TM_DOC_BOOL && nsd->u.b)) < 0)
 			goto out;
 	}
 	r = 0;
@@ -683,8 +751,8 @@ static void res_out(struct tm_kube_resource *out, const struct res *x)
 	out->namespaced = x->namespaced;
 }
 
-int tm_kube_discovery_find(const struct tm_kube_discovery *d, const char *group, const char *version,
-			   const char *kind, struct tm_kube_resource *out)
+int tm_kube_discovery_find(const struct tm_kube_discovery *d, const char *group,
+			   const char *version, const char *kind, struct tm_kube_resource *out)
 {
 	for (size_t i = 0; i < d->nr; i++) {
 		const struct res *x = &d->r[i];
@@ -698,8 +766,8 @@ int tm_kube_discovery_find(const struct tm_kube_discovery *d, const char *group,
 	return TM_ENOTFOUND;
 }
 
-int tm_kube_discovery_find_kind(const struct tm_kube_discovery *d, const char *group, const char *kind,
-				struct tm_kube_resource *out)
+int tm_kube_discovery_find_kind(const struct tm_kube_discovery *d, const char *group,
+				const char *kind, struct tm_kube_resource *out)
 {
 	const struct res *best = NULL;
 	unsigned best_seq = 0;
@@ -722,7 +790,8 @@ int tm_kube_discovery_find_kind(const struct tm_kube_discovery *d, const char *g
 	return 0;
 }
 
-int tm_kube_discovery_gv_state(const struct tm_kube_discovery *d, const char *group, const char *version)
+int tm_kube_discovery_gv_state(const struct tm_kube_discovery *d, const char *group,
+			       const char *version)
 {
 	const struct gv *g = gv_get(d, group, version);
 	return g ? g->state : 0;
@@ -730,7 +799,8 @@ int tm_kube_discovery_gv_state(const struct tm_kube_discovery *d, const char *gr
 
 /* ================================================================ API errors */
 
-void tm_kube_status_message(char *out, size_t outlen, long http_status, const char *body, size_t len)
+void tm_kube_status_message(char *out, size_t outlen, long http_status, const char *body,
+			    size_t len)
 {
 	struct tm_doc *doc = NULL;
 	struct tm_yaml_limits lim = TM_YAML_LIMITS_DEFAULT;
@@ -743,7 +813,8 @@ void tm_kube_status_message(char *out, size_t outlen, long http_status, const ch
 	if (body && len && tm_json_parse(&doc, body, len, &lim) == 0 && doc->type == TM_DOC_MAP &&
 	    tm_doc_string(tm_doc_map_get(doc, "kind")) &&
 	    strcmp(tm_doc_string(tm_doc_map_get(doc, "kind")), "Status") == 0) {
-		const struct tm_doc *causes = tm_doc_get_path(doc, "details", "causes", (const char *)NULL);
+		const struct tm_doc *causes =
+			tm_doc_get_path(doc, "details", "causes", (const char *)NULL);
 		const char *m = tm_doc_string(tm_doc_map_get(doc, "message"));
 		const char *rs = tm_doc_string(tm_doc_map_get(doc, "reason"));
 		const struct tm_doc *code = tm_doc_map_get(doc, "code");
@@ -754,9 +825,11 @@ void tm_kube_status_message(char *out, size_t outlen, long http_status, const ch
 			http_status = (long)code->u.i;
 		/* Causes the message does not already say (the server usually
 		 * folds them into it; conflicts list each field). */
-		for (size_t i = 0; causes && causes->type == TM_DOC_SEQ && i < causes->u.seq.n; i++) {
+		for (size_t i = 0; causes && causes->type == TM_DOC_SEQ && i < causes->u.seq.n;
+		     i++) {
 			const char *cf = tm_doc_string(tm_doc_map_get(causes->u.seq.v[i], "field"));
-			const char *cm = tm_doc_string(tm_doc_map_get(causes->u.seq.v[i], "message"));
+			const char *cm =
+				tm_doc_string(tm_doc_map_get(causes->u.seq.v[i], "message"));
 			char f[128], cmsg[200];
 			int n;
 
@@ -764,8 +837,8 @@ void tm_kube_status_message(char *out, size_t outlen, long http_status, const ch
 			clean(cmsg, sizeof(cmsg), cm ? cm : "", 160);
 			if (!*cmsg || (strstr(msg, cmsg) && (!*f || strstr(msg, f))))
 				continue;
-			n = snprintf(extra + el, sizeof(extra) - el, "%s%s%s%s", el ? "; " : "", f, *f ? ": " : "",
-				     cmsg);
+			n = snprintf(extra + el, sizeof(extra) - el, "%s%s%s%s", el ? "; " : "", f,
+				     *f ? ": " : "", cmsg);
 			if (n < 0 || (size_t)n >= sizeof(extra) - el)
 				break;
 			el += (size_t)n;
@@ -783,10 +856,15 @@ void tm_kube_status_message(char *out, size_t outlen, long http_status, const ch
 	}
 	tm_doc_free(doc);
 	if (!reason[0]) {
-		const char *std = http_status == 400 ? "BadRequest" : http_status == 401 ? "Unauthorized" :
-				  http_status == 403 ? "Forbidden" : http_status == 404 ? "NotFound" :
-				  http_status == 409 ? "Conflict" : http_status == 422 ? "Invalid" :
-				  http_status == 429 ? "TooManyRequests" : http_status >= 500 ? "ServerError" : "";
+		const char *std = http_status == 400   ? "BadRequest"
+				  : http_status == 401 ? "Unauthorized"
+				  : http_status == 403 ? "Forbidden"
+				  : http_status == 404 ? "NotFound"
+				  : http_status == 409 ? "Conflict"
+				  : http_status == 422 ? "Invalid"
+				  : http_status == 429 ? "TooManyRequests"
+				  : http_status >= 500 ? "ServerError"
+						       : "";
 		snprintf(reason, sizeof(reason), "%s", std);
 	}
 	snprintf(out, outlen, "%ld%s%s: %s%s%s%s%s", http_status, *reason ? " " : "", reason, msg,
@@ -816,7 +894,8 @@ void tm_kube_free(struct tm_kube *k)
 	free(k);
 }
 
-int tm_kube_new(struct tm_kube **out, const struct tm_kubeconfig *kc, const struct tm_kube_opts *opts)
+int tm_kube_new(struct tm_kube **out, const struct tm_kubeconfig *kc,
+		const struct tm_kube_opts *opts)
 {
 	struct tm_kube *k;
 	struct tm_http_opts ho = { 0 };
@@ -876,8 +955,8 @@ static int is_retryable(long st)
 }
 
 static int call_ct(struct tm_kube *k, const char *method, const char *path, const char *ctype,
-		   const char *accept, const void *body, size_t len, long *out_status, struct tm_buf *out,
-		   char *ctype_out, size_t ctype_len)
+		   const char *accept, const void *body, size_t len, long *out_status,
+		   struct tm_buf *out, char *ctype_out, size_t ctype_len)
 {
 	char url[PATH_MAX_K + 512];
 	int n, r = 0;
@@ -903,15 +982,20 @@ static int call_ct(struct tm_kube *k, const char *method, const char *path, cons
 		if (r == 0) {
 			*out_status = tm_http_stream_status(s);
 			if (ctype_out)
-				snprintf(ctype_out, ctype_len, "%s", tm_http_stream_content_type(s));
+				snprintf(ctype_out, ctype_len, "%s",
+					 tm_http_stream_content_type(s));
 			for (;;) {
 				size_t got;
-				if ((r = tm_http_stream_read(s, chunk, sizeof(chunk), &got)) < 0 || got == 0)
+				if ((r = tm_http_stream_read(s, chunk, sizeof(chunk), &got)) < 0 ||
+				    got == 0)
 					break;
 				if ((r = tm_buf_put(out, chunk, got)) < 0) {
 					if (r == TM_ELIMIT)
-						tm_error_set(TM_EAPPLY, "kubernetes: %s %s: answer larger than %zu bytes",
-							     method, path, out->max ? out->max - 1 : 0);
+						tm_error_set(
+							TM_EAPPLY,
+							"kubernetes: %s %s: answer larger than %zu "
+							"bytes",
+							method, path, out->max ? out->max - 1 : 0);
 					r = TM_EAPPLY;
 					break;
 				}
@@ -924,7 +1008,8 @@ static int call_ct(struct tm_kube *k, const char *method, const char *path, cons
 			return r;
 		if (r == TM_ESOURCE && attempt == 0) {
 			/* a kept-alive connection the server closed, a blip: once more */
-			tm_log_debug("kubernetes: %s %s: %s; retrying", method, path, tm_error_last());
+			tm_log_debug("kubernetes: %s %s: %s; retrying", method, path,
+				     tm_error_last());
 			sleep_ms(200);
 			continue;
 		}
@@ -1004,8 +1089,8 @@ int tm_kube_discover(struct tm_kube *k)
 		const char *path = core ? "/api" : "/apis";
 		int a = 0;
 
-		r = call_ct(k, "GET", path, NULL, k->legacy_only ? "application/json" : AGG_ACCEPT, NULL, 0, &st,
-			    &b, ctype, sizeof(ctype));
+		r = call_ct(k, "GET", path, NULL, k->legacy_only ? "application/json" : AGG_ACCEPT,
+			    NULL, 0, &st, &b, ctype, sizeof(ctype));
 		if (r < 0)
 			goto out;
 		if (st != 200) {
@@ -1052,7 +1137,8 @@ static int split_api_version(const char *av, char *group, size_t gl, char *versi
 	return copy_str(version, vl, slash + 1);
 }
 
-int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind, struct tm_kube_resource *out)
+int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind,
+		    struct tm_kube_resource *out)
 {
 	char group[TM_KUBE_GROUP_MAX + 1], version[64];
 	int r, st;
@@ -1072,7 +1158,8 @@ int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind
 		/* missing: a CRD may have appeared since; refresh once (not
 		 * more than twice a second however many kinds are missing) */
 		if (round == 0 && now_ms() - k->discovered_ms > 500) {
-			tm_log_debug("kubernetes: %s %s not in discovery; refreshing", api_version, kind);
+			tm_log_debug("kubernetes: %s %s not in discovery; refreshing", api_version,
+				     kind);
 			if ((r = tm_kube_discover(k)) < 0)
 				return r;
 			continue;
@@ -1081,11 +1168,13 @@ int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind
 	}
 	st = tm_kube_discovery_gv_state(k->disc, group, version);
 	if (st == -1)
-		return tm_error_set(TM_ENOTFOUND, "the API group version %.256s does not answer discovery",
+		return tm_error_set(TM_ENOTFOUND,
+				    "the API group version %.256s does not answer discovery",
 				    api_version);
 	if (st == 0)
 		return tm_error_set(TM_ENOTFOUND, "the server does not serve %.256s", api_version);
-	return tm_error_set(TM_ENOTFOUND, "the server has no kind %.128s in %.256s", kind, api_version);
+	return tm_error_set(TM_ENOTFOUND, "the server has no kind %.128s in %.256s", kind,
+			    api_version);
 }
 
 /* Percent-encodes a path segment (names are validated, this is belt and braces). */
@@ -1096,8 +1185,8 @@ static int put_segment(struct tm_buf *b, const char *s)
 
 	for (; *s && r == 0; s++) {
 		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~' || c == ':')
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~' || c == ':')
 			r = tm_buf_putc(b, (char)c);
 		else
 			r = tm_buf_printf(b, "%%%c%c", hx[c >> 4], hx[c & 15]);
@@ -1105,7 +1194,8 @@ static int put_segment(struct tm_buf *b, const char *s)
 	return r;
 }
 
-int tm_kube_path(char *out, size_t outlen, const struct tm_kube_resource *res, const char *ns, const char *name)
+int tm_kube_path(char *out, size_t outlen, const struct tm_kube_resource *res, const char *ns,
+		 const char *name)
 {
 	struct tm_buf b;
 	int r = 0;
@@ -1145,7 +1235,8 @@ static int ends_with(const char *s, const char *suffix)
 static int wants(const char *path, const char *basename)
 {
 	(void)path;
-	return ends_with(basename, ".yaml") || ends_with(basename, ".yml") || ends_with(basename, ".json");
+	return ends_with(basename, ".yaml") || ends_with(basename, ".yml") ||
+	       ends_with(basename, ".json");
 }
 
 /* A name or namespace that can be put into an id and a URL path. The server
@@ -1169,7 +1260,8 @@ static int valid_kind(const char *s)
 	if (!n || n > TM_KUBE_KIND_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
 			return 0;
 	return 1;
 }
@@ -1182,8 +1274,8 @@ static int valid_api_version(const char *av)
 	if (slash && (gl == 0 || gl > TM_KUBE_GROUP_MAX))
 		return 0;
 	for (size_t i = 0; i < gl; i++)
-		if (!((av[i] >= 'a' && av[i] <= 'z') || (av[i] >= '0' && av[i] <= '9') || av[i] == '.' ||
-		      av[i] == '-'))
+		if (!((av[i] >= 'a' && av[i] <= 'z') || (av[i] >= '0' && av[i] <= '9') ||
+		      av[i] == '.' || av[i] == '-'))
 			return 0;
 	if (!*v || strlen(v) > 63)
 		return 0;
@@ -1195,7 +1287,8 @@ static int valid_api_version(const char *av)
 
 static const char *doc_str(const struct tm_doc *d)
 {
-	return d && d->type == TM_DOC_STRING && strlen(d->u.str.s) == d->u.str.len ? d->u.str.s : NULL;
+	return d && d->type == TM_DOC_STRING && strlen(d->u.str.s) == d->u.str.len ? d->u.str.s
+										   : NULL;
 }
 
 static int set_label(struct tm_doc *labels, const char *k, const char *v)
@@ -1212,57 +1305,79 @@ static int set_label(struct tm_doc *labels, const char *k, const char *v)
 static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path, const char *owner,
 		   const char *default_ns)
 {
-	const struct tm_doc *avd = tm_doc_map_get(doc, "apiVersion"), *kd = tm_doc_map_get(doc, "kind");
+	const struct tm_doc *avd = tm_doc_map_get(doc, "apiVersion"),
+			    *kd = tm_doc_map_get(doc, "kind");
 	struct tm_doc *md = tm_doc_map_get(doc, "metadata"), *labels;
 	const char *av = doc_str(avd), *kind = doc_str(kd), *name, *ns = NULL, *idns;
 	char group[TM_KUBE_GROUP_MAX + 1], version[64], kbuf[80];
-	static const char *const server_owned[] = { "managedFields", "resourceVersion", "uid", "creationTimestamp",
-						    "selfLink", "generation", "deletionTimestamp",
-						    "deletionGracePeriodSeconds", NULL };
+	static const char *const server_owned[] = { "managedFields",
+						    "resourceVersion",
+						    "uid",
+						    "creationTimestamp",
+						    "selfLink",
+						    "generation",
+						    "deletionTimestamp",
+						    "deletionGracePeriodSeconds",
+						    NULL };
 	unsigned line = doc->line;
 	int scope, n, r;
 
 	clean(kbuf, sizeof(kbuf), kind ? kind : "?", 64);
 	if (!av || !*av)
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: apiVersion is required and must be a string",
-				    path, line, kbuf);
+		return tm_error_set(
+			TM_EPARSE,
+			"%.256s (line %u): %s: apiVersion is required and must be a string", path,
+			line, kbuf);
 	if (!valid_api_version(av)) {
 		char a[80];
 		clean(a, sizeof(a), av, 64);
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion \"%s\"", path, line, kbuf, a);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion \"%s\"",
+				    path, line, kbuf, a);
 	}
 	if (!kind || !valid_kind(kind))
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): kind is required and must be a name like Deployment",
-				    path, line);
+		return tm_error_set(
+			TM_EPARSE,
+			"%.256s (line %u): kind is required and must be a name like Deployment",
+			path, line);
 	if (!md || md->type != TM_DOC_MAP)
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: metadata is required and must be a map", path,
-				    line, kbuf);
+		return tm_error_set(TM_EPARSE,
+				    "%.256s (line %u): %s: metadata is required and must be a map",
+				    path, line, kbuf);
 	name = doc_str(tm_doc_map_get(md, "name"));
 	if (!name || !*name) {
 		int gen = tm_doc_map_get(md, "generateName") != NULL;
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: metadata.name is required and must be a string%s",
-				    path, line, kbuf, gen ? " (generateName cannot be applied)" : "");
+		return tm_error_set(
+			TM_EPARSE,
+			"%.256s (line %u): %s: metadata.name is required and must be a string%s",
+			path, line, kbuf, gen ? " (generateName cannot be applied)" : "");
 	}
 	if (!valid_name(name, strlen(name), TM_KUBE_NAME_MAX)) {
 		char nb[80];
 		clean(nb, sizeof(nb), name, 64);
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: invalid metadata.name \"%s\"", path, line, kbuf, nb);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: invalid metadata.name \"%s\"",
+				    path, line, kbuf, nb);
 	}
 	{
 		const struct tm_doc *nsd = tm_doc_map_get(md, "namespace");
 		if (nsd && nsd->type != TM_DOC_NULL) {
 			if (!(ns = doc_str(nsd)))
-				return tm_error_set(TM_EPARSE, "%.256s (line %u): %s %.64s: metadata.namespace must be a string",
-						    path, line, kbuf, name);
+				return tm_error_set(
+					TM_EPARSE,
+					"%.256s (line %u): %s %.64s: metadata.namespace must be a "
+					"string",
+					path, line, kbuf, name);
 			if (!*ns)
 				ns = NULL;
 			else if (!valid_name(ns, strlen(ns), 63))
-				return tm_error_set(TM_EPARSE, "%.256s (line %u): %s %.64s: invalid metadata.namespace",
-						    path, line, kbuf, name);
+				return tm_error_set(
+					TM_EPARSE,
+					"%.256s (line %u): %s %.64s: invalid metadata.namespace",
+					path, line, kbuf, name);
 		}
 	}
 	if (split_api_version(av, group, sizeof(group), version, sizeof(version)) < 0)
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion", path, line, kbuf);
+		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion", path,
+				    line, kbuf);
 	scope = tm_kube_builtin_scope(group, kind);
 	if (scope == 1 && ns) {
 		/* kubectl ignores a namespace on a cluster-scoped object; so do we */
@@ -1276,11 +1391,13 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 		tm_doc_map_remove(md, server_owned[i]);
 	labels = tm_doc_map_get(md, "labels");
 	if (!labels || labels->type == TM_DOC_NULL) {
-		if ((r = tm_doc_new_map(&labels)) < 0 || (r = tm_doc_map_set(md, "labels", labels)) < 0)
+		if ((r = tm_doc_new_map(&labels)) < 0 ||
+		    (r = tm_doc_map_set(md, "labels", labels)) < 0)
 			return r;
 	} else if (labels->type != TM_DOC_MAP) {
-		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s %.64s: metadata.labels must be a map", path, line,
-				    kbuf, name);
+		return tm_error_set(TM_EPARSE,
+				    "%.256s (line %u): %s %.64s: metadata.labels must be a map",
+				    path, line, kbuf, name);
 	}
 	if ((r = set_label(labels, TM_KUBE_LABEL_MANAGED_BY, TM_KUBE_MANAGED_BY)) < 0 ||
 	    (r = set_label(labels, TM_KUBE_LABEL_OWNER, owner)) < 0)
@@ -1300,11 +1417,11 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 struct kobj {
 	char *api_version;
 	unsigned line;
-	int has_ns;              /* metadata.namespace written (a custom kind may turn out cluster-scoped) */
-	int adopt;               /* annotation tagmoor.dev/adopt: "true" */
+	int has_ns; /* metadata.namespace written (a custom kind may turn out cluster-scoped) */
+	int adopt;  /* annotation tagmoor.dev/adopt: "true" */
 	/* a CustomResourceDefinition: the kind it defines */
 	char *crd_group, *crd_kind, *crd_plural;
-	int crd_cluster;         /* spec.scope: Cluster */
+	int crd_cluster; /* spec.scope: Cluster */
 	char **crd_versions;
 	size_t ncrd_versions;
 };
@@ -1330,7 +1447,8 @@ static int dup_opt(char **out, const char *s)
 	return (*out = strdup(s)) ? 0 : TM_ENOMEM;
 }
 
-static int kobj_make(struct kobj **out, const struct tm_doc *doc, const char *group, const char *kind)
+static int kobj_make(struct kobj **out, const struct tm_doc *doc, const char *group,
+		     const char *kind)
 {
 	struct kobj *k = calloc(1, sizeof(*k));
 	const char *v;
@@ -1342,15 +1460,19 @@ static int kobj_make(struct kobj **out, const struct tm_doc *doc, const char *gr
 	k->line = doc->line;
 	r |= dup_opt(&k->api_version, doc_str(tm_doc_map_get(doc, "apiVersion")));
 	k->has_ns = tm_doc_get_path(doc, "metadata", "namespace", (const char *)NULL) != NULL;
-	v = doc_str(tm_doc_get_path(doc, "metadata", "annotations", TM_KUBE_ANNOTATION_ADOPT, (const char *)NULL));
+	v = doc_str(tm_doc_get_path(doc, "metadata", "annotations", TM_KUBE_ANNOTATION_ADOPT,
+				    (const char *)NULL));
 	k->adopt = v && strcmp(v, "true") == 0;
-	if (strcmp(kind, "CustomResourceDefinition") == 0 && strcmp(group, "apiextensions.k8s.io") == 0) {
+	if (strcmp(kind, "CustomResourceDefinition") == 0 &&
+	    strcmp(group, "apiextensions.k8s.io") == 0) {
 		const struct tm_doc *spec = tm_doc_map_get(doc, "spec"), *vs;
 		const char *scope = doc_str(tm_doc_map_get(spec, "scope"));
 
 		r |= dup_opt(&k->crd_group, doc_str(tm_doc_map_get(spec, "group")));
-		r |= dup_opt(&k->crd_kind, doc_str(tm_doc_get_path(spec, "names", "kind", (const char *)NULL)));
-		r |= dup_opt(&k->crd_plural, doc_str(tm_doc_get_path(spec, "names", "plural", (const char *)NULL)));
+		r |= dup_opt(&k->crd_kind,
+			     doc_str(tm_doc_get_path(spec, "names", "kind", (const char *)NULL)));
+		r |= dup_opt(&k->crd_plural,
+			     doc_str(tm_doc_get_path(spec, "names", "plural", (const char *)NULL)));
 		k->crd_cluster = scope && strcmp(scope, "Cluster") == 0;
 		vs = tm_doc_map_get(spec, "versions");
 		for (size_t j = 0; r == 0 && vs && vs->type == TM_DOC_SEQ && j < vs->u.seq.n; j++) {
@@ -1393,7 +1515,8 @@ static int parse_one(void *arg, struct tm_doc *doc)
 		r = tm_error_wrap(r, "%.256s (line %u)", pc->path, doc->line);
 		goto out;
 	}
-	if ((r = tm_kube_id_parse(&ref, id)) < 0 || (r = kobj_make(&k, doc, ref.group, ref.kind)) < 0)
+	if ((r = tm_kube_id_parse(&ref, id)) < 0 ||
+	    (r = kobj_make(&k, doc, ref.group, ref.kind)) < 0)
 		goto out;
 	tm_doc_free(doc);
 	doc = NULL;
@@ -1408,7 +1531,8 @@ out:
 static const char *cfg_default_ns(const struct tm_config *cfg)
 {
 	return cfg && cfg->kubernetes.default_namespace && *cfg->kubernetes.default_namespace
-		       ? cfg->kubernetes.default_namespace : "default";
+		       ? cfg->kubernetes.default_namespace
+		       : "default";
 }
 
 static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const char *path,
@@ -1435,9 +1559,11 @@ static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const 
 	r = tm_yaml_parse_each(content, len, path, &lim, max_doc, parse_one, &pc);
 	if (r == TM_ELIMIT) {
 		/* name the key that raises the limit that was hit */
-		const char *m = tm_error_last(), *key = strstr(m, "for one document") ? "max_document"
-						      : strstr(m, "nodes in one document") ? "max_nodes"
-						      : strstr(m, "exceeds the limit of") ? "max_file" : NULL;
+		const char *m = tm_error_last(),
+			   *key = strstr(m, "for one document")        ? "max_document"
+				  : strstr(m, "nodes in one document") ? "max_nodes"
+				  : strstr(m, "exceeds the limit of")  ? "max_file"
+								       : NULL;
 		if (key) {
 			char msg[1024];
 			snprintf(msg, sizeof(msg), "%s", m);
@@ -1452,17 +1578,17 @@ static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const 
 struct item {
 	const struct tm_object *o;
 	const struct kobj *k;
-	struct tm_kube_ref ref;     /* from the id */
-	const char *av;             /* apiVersion */
+	struct tm_kube_ref ref; /* from the id */
+	const char *av;         /* apiVersion */
 	struct tm_kube_resource res;
-	int how;                    /* 0 unresolved, 1 discovery, 2 a CRD of this revision */
-	const char *ns;             /* effective: "" for cluster-scoped kinds */
+	int how;        /* 0 unresolved, 1 discovery, 2 a CRD of this revision */
+	const char *ns; /* effective: "" for cluster-scoped kinds */
 	int stage;
-	char rv[64];                /* live resourceVersion from the pre-list */
+	char rv[64]; /* live resourceVersion from the pre-list */
 	int listed;
-	int ours;                   /* the pre-list found it with both of tagmoor's labels */
-	int checked;                /* the ownership LIST said whether it exists and whose it is: */
-	int foreign;                /* someone else's, not to be taken over */
+	int ours;    /* the pre-list found it with both of tagmoor's labels */
+	int checked; /* the ownership LIST said whether it exists and whose it is: */
+	int foreign; /* someone else's, not to be taken over */
 };
 
 /* What apply, prune and health of one pass share (see kube.h). */
@@ -1479,8 +1605,8 @@ static struct pass {
 	char lease_acquired[40];
 	int64_t lease_transitions;
 	uint64_t lease_renewed_ms;
-	int skipped;                /* another node holds the lease: this one does nothing */
-	char other[128];            /* that node */
+	int skipped;     /* another node holds the lease: this one does nothing */
+	char other[128]; /* that node */
 } P;
 
 static void lease_release(void);
@@ -1504,7 +1630,8 @@ void tm_kube_pass_end(void)
 
 static const char *field_manager(void)
 {
-	return P.cfg && P.cfg->kubernetes.field_manager ? P.cfg->kubernetes.field_manager : "tagmoor";
+	return P.cfg && P.cfg->kubernetes.field_manager ? P.cfg->kubernetes.field_manager
+							: "tagmoor";
 }
 
 static int pass_begin(const struct tm_applier_ctx *ctx)
@@ -1520,8 +1647,9 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 	if ((r = tm_kube_owner(P.owner, cfg)) < 0 || (r = tm_kube_lease_name(P.lease, cfg)) < 0)
 		goto fail;
 	snprintf(P.holder, sizeof(P.holder), "%s",
-		 cfg && cfg->agent.device_id ? cfg->agent.device_id :
-		 cfg && cfg->hostname ? cfg->hostname : "tagmoor");
+		 cfg && cfg->agent.device_id ? cfg->agent.device_id
+		 : cfg && cfg->hostname      ? cfg->hostname
+					     : "tagmoor");
 	if (cfg && cfg->kubernetes.kubeconfig)
 		r = tm_kubeconfig_load(&P.kc, cfg->kubernetes.kubeconfig, NULL);
 	else /* test hook: a service account directory other than the pod's */
@@ -1552,14 +1680,15 @@ static int set_error_object(struct tm_apply_result *res, const char *id)
 	return 0;
 }
 
-static int object_failed(struct tm_apply_result *res, const struct item *x, const char *verb, long st,
-			 const struct tm_buf *b)
+static int object_failed(struct tm_apply_result *res, const struct item *x, const char *verb,
+			 long st, const struct tm_buf *b)
 {
 	char m[MSG_MAX];
 
 	set_error_object(res, x->o->id);
 	tm_kube_status_message(m, sizeof(m), st, b->ptr, b->len);
-	return tm_error_set(TM_EAPPLY, "kubernetes: %s %s (%.200s): %s", verb, x->o->id, x->o->source, m);
+	return tm_error_set(TM_EAPPLY, "kubernetes: %s %s (%.200s): %s", verb, x->o->id,
+			    x->o->source, m);
 }
 
 /* ------------------------------------------------------------ the lease */
@@ -1572,25 +1701,27 @@ static void micro_time(char out[40])
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &t);
 	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (t.tm_year + 1900) % 10000,
-		 (t.tm_mon + 1) % 100, t.tm_mday % 100, t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100,
-		 (int)(ts.tv_nsec / 1000) % 1000000);
+		 (t.tm_mon + 1) % 100, t.tm_mday % 100, t.tm_hour % 100, t.tm_min % 100,
+		 t.tm_sec % 100, (int)(ts.tv_nsec / 1000) % 1000000);
 }
 
 static int lease_path(char *out, size_t n, int with_name)
 {
-	int k = snprintf(out, n, "/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s", TM_KUBE_LEASE_NAMESPACE,
-			 with_name ? "/" : "", with_name ? P.lease : "");
+	int k = snprintf(out, n, "/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s",
+			 TM_KUBE_LEASE_NAMESPACE, with_name ? "/" : "", with_name ? P.lease : "");
 	return k < 0 || (size_t)k >= n ? TM_ELIMIT : 0;
 }
 
-static int lease_body(struct tm_buf *b, const char *rv, const char *holder, int seconds, const char *acquired,
-		      const char *renewed)
+static int lease_body(struct tm_buf *b, const char *rv, const char *holder, int seconds,
+		      const char *acquired, const char *renewed)
 {
 	int r = 0;
 
-	r |= tm_buf_printf(b, "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":"
-			      "{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{\"%s\":\"%s\"}",
-			   P.lease, TM_KUBE_LEASE_NAMESPACE, TM_KUBE_LABEL_MANAGED_BY, TM_KUBE_MANAGED_BY);
+	r |= tm_buf_printf(
+		b,
+		"{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":"
+		"{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{\"%s\":\"%s\"}",
+		P.lease, TM_KUBE_LEASE_NAMESPACE, TM_KUBE_LABEL_MANAGED_BY, TM_KUBE_MANAGED_BY);
 	if (rv) {
 		r |= tm_buf_puts(b, ",\"resourceVersion\":");
 		r |= tm_json_cstr(b, rv, 0);
@@ -1601,9 +1732,11 @@ static int lease_body(struct tm_buf *b, const char *rv, const char *holder, int 
 		r |= tm_json_cstr(b, holder, 0);
 		r |= tm_buf_putc(b, ',');
 	}
-	r |= tm_buf_printf(b, "\"leaseDurationSeconds\":%d,\"acquireTime\":\"%s\",\"renewTime\":\"%s\","
-			      "\"leaseTransitions\":%lld}}",
-			   seconds, acquired, renewed, (long long)P.lease_transitions);
+	r |= tm_buf_printf(
+		b,
+		"\"leaseDurationSeconds\":%d,\"acquireTime\":\"%s\",\"renewTime\":\"%s\","
+		"\"leaseTransitions\":%lld}}",
+		seconds, acquired, renewed, (long long)P.lease_transitions);
 	return r ? tm_error_set(TM_ENOMEM, "out of memory") : 0;
 }
 
@@ -1640,15 +1773,19 @@ static int lease_acquire(void)
 		if (st == 404) {
 			P.lease_transitions = 0;
 			snprintf(P.lease_acquired, sizeof(P.lease_acquired), "%s", now);
-			if ((r = lease_body(&body, NULL, P.holder, TM_KUBE_LEASE_SECONDS, now, now)) < 0)
+			if ((r = lease_body(&body, NULL, P.holder, TM_KUBE_LEASE_SECONDS, now,
+					    now)) < 0)
 				goto out;
 			lease_path(path, sizeof(path), 0);
-			if ((r = tm_kube_call(P.kube, "POST", path, "application/json", body.ptr, body.len, &st, &b)) < 0)
+			if ((r = tm_kube_call(P.kube, "POST", path, "application/json", body.ptr,
+					      body.len, &st, &b)) < 0)
 				goto out;
 			if (st == 409)
 				continue; /* another node created it first */
 			if (st != 201 && st != 200) {
-				r = api_failed(st, &b, "create the apply lease " TM_KUBE_LEASE_NAMESPACE "/leases");
+				r = api_failed(st, &b,
+					       "create the apply lease " TM_KUBE_LEASE_NAMESPACE
+					       "/leases");
 				goto out;
 			}
 		} else if (st == 200) {
@@ -1659,17 +1796,23 @@ static int lease_acquire(void)
 
 			if ((r = parse_json(&d, b.ptr, b.len, "lease")) < 0)
 				goto out;
-			holder = doc_str(tm_doc_get_path(d, "spec", "holderIdentity", (const char *)NULL));
-			renew = doc_str(tm_doc_get_path(d, "spec", "renewTime", (const char *)NULL));
-			acq = doc_str(tm_doc_get_path(d, "spec", "acquireTime", (const char *)NULL));
-			rv = doc_str(tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL));
-			dur = tm_doc_get_path(d, "spec", "leaseDurationSeconds", (const char *)NULL);
+			holder = doc_str(
+				tm_doc_get_path(d, "spec", "holderIdentity", (const char *)NULL));
+			renew = doc_str(
+				tm_doc_get_path(d, "spec", "renewTime", (const char *)NULL));
+			acq = doc_str(
+				tm_doc_get_path(d, "spec", "acquireTime", (const char *)NULL));
+			rv = doc_str(tm_doc_get_path(d, "metadata", "resourceVersion",
+						     (const char *)NULL));
+			dur = tm_doc_get_path(d, "spec", "leaseDurationSeconds",
+					      (const char *)NULL);
 			tr = tm_doc_get_path(d, "spec", "leaseTransitions", (const char *)NULL);
 			secs = dur && dur->type == TM_DOC_INT ? dur->u.i : TM_KUBE_LEASE_SECONDS;
 			renewed = tm_kstatus_parse_time(renew);
 			mine = holder && strcmp(holder, P.holder) == 0;
 			/* Wall clocks of the nodes are compared (NTP assumed). */
-			expired = !holder || !*holder || renewed < 0 || renewed + secs < (int64_t)time(NULL);
+			expired = !holder || !*holder || renewed < 0 ||
+				  renewed + secs < (int64_t)time(NULL);
 			if (!mine && !expired) {
 				clean(P.other, sizeof(P.other), holder, 100);
 				P.skipped = 1;
@@ -1682,13 +1825,16 @@ static int lease_acquire(void)
 				P.lease_transitions++;
 				snprintf(P.lease_acquired, sizeof(P.lease_acquired), "%s", now);
 			} else {
-				snprintf(P.lease_acquired, sizeof(P.lease_acquired), "%s", acq && strlen(acq) < 40 ? acq : now);
+				snprintf(P.lease_acquired, sizeof(P.lease_acquired), "%s",
+					 acq && strlen(acq) < 40 ? acq : now);
 			}
-			r = lease_body(&body, rv ? rv : "", P.holder, TM_KUBE_LEASE_SECONDS, P.lease_acquired, now);
+			r = lease_body(&body, rv ? rv : "", P.holder, TM_KUBE_LEASE_SECONDS,
+				       P.lease_acquired, now);
 			tm_doc_free(d);
 			if (r < 0)
 				goto out;
-			if ((r = tm_kube_call(P.kube, "PUT", path, "application/json", body.ptr, body.len, &st, &b)) < 0)
+			if ((r = tm_kube_call(P.kube, "PUT", path, "application/json", body.ptr,
+					      body.len, &st, &b)) < 0)
 				goto out;
 			if (st == 409)
 				continue; /* changed under us: look again */
@@ -1697,17 +1843,20 @@ static int lease_acquire(void)
 				goto out;
 			}
 		} else {
-			r = api_failed(st, &b, "read the apply lease " TM_KUBE_LEASE_NAMESPACE "/leases");
+			r = api_failed(st, &b,
+				       "read the apply lease " TM_KUBE_LEASE_NAMESPACE "/leases");
 			goto out;
 		}
 		lease_note(&b);
 		P.lease_held = 1;
 		P.lease_renewed_ms = now_ms();
-		tm_log_debug("kubernetes: holding the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE, P.lease);
+		tm_log_debug("kubernetes: holding the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
+			     P.lease);
 		r = 0;
 		goto out;
 	}
-	r = tm_error_set(TM_EAPPLY, "kubernetes: the apply lease %s/%s changed on every attempt to take it",
+	r = tm_error_set(TM_EAPPLY,
+			 "kubernetes: the apply lease %s/%s changed on every attempt to take it",
 			 TM_KUBE_LEASE_NAMESPACE, P.lease);
 out:
 	tm_buf_free(&b);
@@ -1731,7 +1880,8 @@ static int lease_tick(void)
 	lease_path(path, sizeof(path), 1);
 	r = lease_body(&body, P.lease_rv, P.holder, TM_KUBE_LEASE_SECONDS, P.lease_acquired, now);
 	if (r == 0)
-		r = tm_kube_call(P.kube, "PUT", path, "application/json", body.ptr, body.len, &st, &b);
+		r = tm_kube_call(P.kube, "PUT", path, "application/json", body.ptr, body.len, &st,
+				 &b);
 	if (r == 0 && st == 200) {
 		lease_note(&b);
 		P.lease_renewed_ms = now_ms();
@@ -1740,7 +1890,8 @@ static int lease_tick(void)
 		P.lease_held = 0;
 		r = api_failed(st, &b, "renew the apply lease");
 		if (st == 409)
-			r = tm_error_set(TM_EAPPLY, "kubernetes: lost the apply lease %s/%s to another node",
+			r = tm_error_set(TM_EAPPLY,
+					 "kubernetes: lost the apply lease %s/%s to another node",
 					 TM_KUBE_LEASE_NAMESPACE, P.lease);
 	}
 	tm_buf_free(&b);
@@ -1762,10 +1913,14 @@ static void lease_release(void)
 	micro_time(now);
 	lease_path(path, sizeof(path), 1);
 	if (lease_body(&body, P.lease_rv, NULL, 1, P.lease_acquired, now) == 0 &&
-	    tm_kube_call(P.kube, "PUT", path, "application/json", body.ptr, body.len, &st, &b) == 0 && st == 200)
-		tm_log_debug("kubernetes: released the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE, P.lease);
+	    tm_kube_call(P.kube, "PUT", path, "application/json", body.ptr, body.len, &st, &b) ==
+		    0 &&
+	    st == 200)
+		tm_log_debug("kubernetes: released the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
+			     P.lease);
 	else
-		tm_log_debug("kubernetes: could not release the apply lease (HTTP %ld); it expires", st);
+		tm_log_debug("kubernetes: could not release the apply lease (HTTP %ld); it expires",
+			     st);
 	tm_buf_free(&b);
 	tm_buf_free(&body);
 	tm_error_clear();
@@ -1779,7 +1934,8 @@ static void items_free(struct item *it)
 }
 
 /* The desired objects in apply order, with their ids parsed. */
-static int items_build(struct item **out, const struct tm_objset *desired, struct tm_apply_result *res)
+static int items_build(struct item **out, const struct tm_objset *desired,
+		       struct tm_apply_result *res)
 {
 	struct item *it;
 	size_t *order = NULL;
@@ -1801,10 +1957,13 @@ static int items_build(struct item **out, const struct tm_objset *desired, struc
 		struct item *x = &it[i];
 		x->o = &desired->v[order[i]];
 		x->k = x->o->data;
-		if (tm_kube_id_parse(&x->ref, x->o->id) < 0 || !x->k || !(x->av = x->k->api_version)) {
+		if (tm_kube_id_parse(&x->ref, x->o->id) < 0 || !x->k ||
+		    !(x->av = x->k->api_version)) {
 			set_error_object(res, x->o->id);
-			r = tm_error_set(TM_EAPPLY, "kubernetes: %.256s is not a Kubernetes object of this applier",
-					 x->o->id);
+			r = tm_error_set(
+				TM_EAPPLY,
+				"kubernetes: %.256s is not a Kubernetes object of this applier",
+				x->o->id);
 			goto fail;
 		}
 		x->stage = tm_kube_stage(x->ref.group, x->ref.kind);
@@ -1819,8 +1978,8 @@ fail:
 }
 
 /* A CRD among the desired objects that defines (group, version, kind). */
-static int crd_defines(const struct item *it, size_t n, const char *group, const char *version, const char *kind,
-		       struct tm_kube_resource *out)
+static int crd_defines(const struct item *it, size_t n, const char *group, const char *version,
+		       const char *kind, struct tm_kube_resource *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct kobj *c = it[i].k;
@@ -1828,8 +1987,8 @@ static int crd_defines(const struct item *it, size_t n, const char *group, const
 		if (strcmp(it[i].ref.kind, "CustomResourceDefinition") != 0 ||
 		    strcmp(it[i].ref.group, "apiextensions.k8s.io") != 0)
 			continue;
-		if (!c->crd_group || !c->crd_kind || !c->crd_plural || strcmp(c->crd_group, group) != 0 ||
-		    strcmp(c->crd_kind, kind) != 0)
+		if (!c->crd_group || !c->crd_kind || !c->crd_plural ||
+		    strcmp(c->crd_group, group) != 0 || strcmp(c->crd_kind, kind) != 0)
 			continue;
 		for (size_t j = 0; j < c->ncrd_versions; j++) {
 			if (strcmp(c->crd_versions[j], version) == 0) {
@@ -1851,7 +2010,8 @@ static void set_ns(struct item *x)
 }
 
 /* The object's identity on the server, for telling two ids of one object apart. */
-static int live_key(char *out, size_t n, const char *group, const char *kind, const char *ns, const char *name)
+static int live_key(char *out, size_t n, const char *group, const char *kind, const char *ns,
+		    const char *name)
 {
 	int k = snprintf(out, n, "%s/%s/%s/%s", group, kind, ns, name);
 	return k < 0 || (size_t)k >= n ? TM_ELIMIT : 0;
@@ -1877,8 +2037,9 @@ static int items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 		r = tm_kube_resolve(P.kube, x->av, x->ref.kind, &x->res);
 		if (r == 0) {
 			x->how = 1;
-		} else if (r == TM_ENOTFOUND && split_api_version(x->av, group, sizeof(group), version,
-								  sizeof(version)) == 0 &&
+		} else if (r == TM_ENOTFOUND &&
+			   split_api_version(x->av, group, sizeof(group), version,
+					     sizeof(version)) == 0 &&
 			   crd_defines(it, n, group, version, x->ref.kind, &x->res)) {
 			x->how = 2;
 			tm_error_clear();
@@ -1887,9 +2048,11 @@ static int items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 			if (r == TM_ENOTFOUND) {
 				char m[600];
 				snprintf(m, sizeof(m), "%s", tm_error_last());
-				r = tm_error_set(TM_EAPPLY, "kubernetes: %s (%.200s): %s, and no "
-						 "CustomResourceDefinition in this revision defines it",
-						 x->o->id, x->o->source, m);
+				r = tm_error_set(
+					TM_EAPPLY,
+					"kubernetes: %s (%.200s): %s, and no "
+					"CustomResourceDefinition in this revision defines it",
+					x->o->id, x->o->source, m);
 			} else if (r != TM_ENOMEM) {
 				r = tm_error_wrap(TM_EAPPLY, "kubernetes: %s", x->o->id);
 			}
@@ -1906,7 +2069,8 @@ static int items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 		return tm_error_set(TM_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char k[TM_KUBE_ID_MAX + 1];
-		if (live_key(k, sizeof(k), it[i].res.group, it[i].res.kind, it[i].ns, it[i].ref.name) < 0 ||
+		if (live_key(k, sizeof(k), it[i].res.group, it[i].res.kind, it[i].ns,
+			     it[i].ref.name) < 0 ||
 		    !(keys[i] = strdup(k)))
 			r = tm_error_set(TM_ENOMEM, "out of memory");
 	}
@@ -1914,8 +2078,10 @@ static int items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 		qsort(keys, n, sizeof(*keys), cmp_str);
 		for (size_t i = 1; i < n; i++)
 			if (strcmp(keys[i - 1], keys[i]) == 0) {
-				r = tm_error_set(TM_EAPPLY, "kubernetes: the repository defines %s twice "
-						 "(once without and once with its namespace)", keys[i]);
+				r = tm_error_set(TM_EAPPLY,
+						 "kubernetes: the repository defines %s twice "
+						 "(once without and once with its namespace)",
+						 keys[i]);
 				break;
 			}
 	}
@@ -1931,14 +2097,15 @@ static int item_path(char *out, size_t n, const struct item *x, int with_name)
 static int is_crd(const struct item *x);
 
 enum live_part {
-	LIVE_ALL,       /* everything but managedFields (diff, drift) */
-	LIVE_STATUS,    /* what kstatus reads: a CRD's spec (its schema) is left out */
-	LIVE_META       /* metadata only (prune) */
+	LIVE_ALL,    /* everything but managedFields (diff, drift) */
+	LIVE_STATUS, /* what kstatus reads: a CRD's spec (its schema) is left out */
+	LIVE_META    /* metadata only (prune) */
 };
 
 /* GET the live object: 0 with *out (NULL when it does not exist), built as
  * far as part needs it. */
-static int get_live(struct tm_doc **out, const struct item *x, struct tm_apply_result *res, enum live_part part)
+static int get_live(struct tm_doc **out, const struct item *x, struct tm_apply_result *res,
+		    enum live_part part)
 {
 	char path[PATH_MAX_K];
 	struct tm_buf b;
@@ -1951,7 +2118,8 @@ static int get_live(struct tm_doc **out, const struct item *x, struct tm_apply_r
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	r = tm_kube_call(P.kube, "GET", path, NULL, NULL, 0, &st, &b);
 	if (r == 0 && st == 200)
-		r = parse_object(out, b.ptr, b.len, x->o->id, part == LIVE_META ? only_metadata : NULL,
+		r = parse_object(out, b.ptr, b.len, x->o->id,
+				 part == LIVE_META ? only_metadata : NULL,
 				 part == LIVE_STATUS && is_crd(x) ? no_managed_spec : no_managed);
 	else if (r == 0 && st != 404)
 		r = object_failed(res, x, "read", st, &b);
@@ -2000,7 +2168,8 @@ static int ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
  * managed-by tagmoor and this source's owner. Else why says what they are. */
 static int owned_by_us(const struct tm_doc *live, char *why, size_t wl)
 {
-	const struct tm_doc *labels = tm_doc_get_path(live, "metadata", "labels", (const char *)NULL);
+	const struct tm_doc *labels =
+		tm_doc_get_path(live, "metadata", "labels", (const char *)NULL);
 	const char *mb = doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_MANAGED_BY));
 	const char *ow = doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_OWNER));
 	char a[80], b[80];
@@ -2067,9 +2236,11 @@ static int list_meta(const struct tm_kube_resource *res, const char *esel,
 		if (tm_kube_path(path, PATH_MAX_K, res, NULL, NULL) < 0)
 			break;
 		pl = strlen(path);
-		snprintf(path + pl, sizeof(path) - pl, "?%s%s%slimit=%d%s%s", esel ? "labelSelector=" : "",
-			 esel ? esel : "", esel ? "&" : "", LIST_LIMIT, cont[0] ? "&continue=" : "", cont);
-		if (call_ct(P.kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st, &b, NULL, 0) < 0 ||
+		snprintf(path + pl, sizeof(path) - pl, "?%s%s%slimit=%d%s%s",
+			 esel ? "labelSelector=" : "", esel ? esel : "", esel ? "&" : "",
+			 LIST_LIMIT, cont[0] ? "&continue=" : "", cont);
+		if (call_ct(P.kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st, &b, NULL,
+			    0) < 0 ||
 		    st != 200 || parse_json(&d, b.ptr, b.len, "list") < 0) {
 			tm_log_debug("kubernetes: cannot list %s (HTTP %ld)", res->resource, st);
 			tm_error_clear();
@@ -2103,7 +2274,8 @@ static int list_meta(const struct tm_kube_resource *res, const char *esel,
 
 /* The item among keys[0..n) (sorted, lkey_cmp) that a listed object of
  * resource x->res is, or NULL. */
-static struct item *lkey_find(const struct lkey *keys, size_t n, const struct item *x, const struct tm_doc *obj)
+static struct item *lkey_find(const struct lkey *keys, size_t n, const struct item *x,
+			      const struct tm_doc *obj)
 {
 	const struct tm_doc *md = tm_doc_map_get(obj, "metadata");
 	const char *nm = doc_str(tm_doc_map_get(md, "name"));
@@ -2128,7 +2300,8 @@ static void prelist_item(void *arg, const struct tm_doc *obj)
 {
 	struct prelist_ctx *c = arg;
 	struct item *hit = lkey_find(c->keys, c->n, c->x, obj);
-	const char *rv = doc_str(tm_doc_get_path(obj, "metadata", "resourceVersion", (const char *)NULL));
+	const char *rv =
+		doc_str(tm_doc_get_path(obj, "metadata", "resourceVersion", (const char *)NULL));
 	char why[256];
 
 	if (hit && rv && strlen(rv) < sizeof(hit->rv)) {
@@ -2162,13 +2335,15 @@ static void prelist(struct item *it, size_t n)
 			continue;
 		/* one LIST per resource: skip items whose resource was listed */
 		for (size_t j = 0; j < i && !seen; j++)
-			seen = keys[j].x->how == 1 && strcmp(keys[j].x->res.group, x->res.group) == 0 &&
+			seen = keys[j].x->how == 1 &&
+			       strcmp(keys[j].x->res.group, x->res.group) == 0 &&
 			       strcmp(keys[j].x->res.version, x->res.version) == 0 &&
 			       strcmp(keys[j].res, keys[i].res) == 0;
 		if (seen)
 			continue;
 		if (list_meta(&x->res, esel, prelist_item, &c) < 0)
-			tm_log_debug("kubernetes: changes of %s are counted as applied", x->res.resource);
+			tm_log_debug("kubernetes: changes of %s are counted as applied",
+				     x->res.resource);
 	}
 	free(esel);
 	free(keys);
@@ -2214,7 +2389,8 @@ static int get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_r
 
 	*out = NULL;
 	if (y.how != 1) {
-		if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), y.ref.group, y.ref.kind, &y.res) < 0) {
+		if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), y.ref.group, y.ref.kind,
+						&y.res) < 0) {
 			tm_error_clear();
 			return 0;
 		}
@@ -2242,14 +2418,17 @@ static int foreign_live(const struct item *x, const struct tm_doc *live)
 	if (!live || owned_by_us(live, why, sizeof(why)))
 		return 0;
 	if (adopt_wanted(x)) {
-		tm_log_warn("kubernetes: adopting %s (%.200s): it exists and was not applied by tagmoor (%s); "
-			    "the repository takes it over (%s)", x->o->id, x->o->source, why,
-			    P.cfg && P.cfg->kubernetes.adopt ? "[kubernetes] adopt = yes" :
-			    TM_KUBE_ANNOTATION_ADOPT ": \"true\"");
+		tm_log_warn("kubernetes: adopting %s (%.200s): it exists and was not applied by "
+			    "tagmoor (%s); "
+			    "the repository takes it over (%s)",
+			    x->o->id, x->o->source, why,
+			    P.cfg && P.cfg->kubernetes.adopt ? "[kubernetes] adopt = yes"
+							     : TM_KUBE_ANNOTATION_ADOPT
+				    ": \"true\"");
 		return 0;
 	}
-	tm_log_error("kubernetes: %s (%.200s) exists and was not applied by tagmoor (%s)", x->o->id, x->o->source,
-		     why);
+	tm_log_error("kubernetes: %s (%.200s) exists and was not applied by tagmoor (%s)", x->o->id,
+		     x->o->source, why);
 	return 1;
 }
 
@@ -2261,11 +2440,12 @@ static int refuse_foreign(struct tm_apply_result *res, const struct item *first,
 	if (nforeign > 1)
 		snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
 	set_error_object(res, first->o->id);
-	return tm_error_set(TM_EAPPLY,
-			    "kubernetes: %s exists and was not applied by tagmoor; refusing to take it over%s "
-			    "(%.200s; to take it over, annotate it %s: \"true\" in the repository or set "
-			    "[kubernetes] adopt = yes)",
-			    first->o->id, more, first->o->source, TM_KUBE_ANNOTATION_ADOPT);
+	return tm_error_set(
+		TM_EAPPLY,
+		"kubernetes: %s exists and was not applied by tagmoor; refusing to take it over%s "
+		"(%.200s; to take it over, annotate it %s: \"true\" in the repository or set "
+		"[kubernetes] adopt = yes)",
+		first->o->id, more, first->o->source, TM_KUBE_ANNOTATION_ADOPT);
 }
 
 struct foreign_ctx {
@@ -2287,7 +2467,8 @@ static void foreign_item(void *arg, const struct tm_doc *obj)
 
 static int same_resource(const struct item *a, const struct item *b)
 {
-	return strcmp(a->res.group, b->res.group) == 0 && strcmp(a->res.version, b->res.version) == 0 &&
+	return strcmp(a->res.group, b->res.group) == 0 &&
+	       strcmp(a->res.version, b->res.version) == 0 &&
 	       strcmp(a->res.resource, b->res.resource) == 0;
 }
 
@@ -2303,7 +2484,8 @@ static int list_candidates(struct item **cand, size_t nc)
 	if (!(keys = calloc(nc, sizeof(*keys))))
 		return tm_error_set(TM_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nc; i++)
-		keys[i] = (struct lkey){ cand[i]->res.resource, cand[i]->ns, cand[i]->ref.name, cand[i] };
+		keys[i] = (struct lkey){ cand[i]->res.resource, cand[i]->ns, cand[i]->ref.name,
+					 cand[i] };
 	qsort(keys, nc, sizeof(*keys), lkey_cmp);
 	for (size_t i = 0; i < nc; i++) {
 		struct foreign_ctx c = { keys, nc, cand[i] };
@@ -2378,8 +2560,8 @@ static int check_foreign(struct item *it, size_t n, char *const *inventory, size
 
 /* Hands the ids about to be created or written that are not in the
  * inventory yet to the pass (ctx->record), before the first write. */
-static int record_new(const struct tm_applier_ctx *ctx, struct item *it, size_t n, char *const *inventory,
-		      size_t ninventory)
+static int record_new(const struct tm_applier_ctx *ctx, struct item *it, size_t n,
+		      char *const *inventory, size_t ninventory)
 {
 	char **ids = NULL;
 	size_t nids = 0;
@@ -2402,11 +2584,11 @@ static int record_new(const struct tm_applier_ctx *ctx, struct item *it, size_t 
 
 /* Polls the objects until every one is Current, one is Failed or wait_ms
  * passed. health != 0: the stuck ones go to res->unhealthy. */
-static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_apply_result *res, int health,
-			const char *what)
+static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_apply_result *res,
+			int health, const char *what)
 {
 	enum tm_kstatus *st;
-	char (*msg)[256];
+	char(*msg)[256];
 	uint64_t deadline = now_ms() + wait_ms, interval = 100;
 	size_t failed = 0, pending = 0, first = 0;
 	int r = 0;
@@ -2435,7 +2617,8 @@ static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_
 			}
 			if ((r = get_live(&live, w[i], res, LIVE_STATUS)) < 0)
 				goto out;
-			st[i] = tm_kstatus_compute(live, w[i]->res.group, w[i]->res.kind, 0, msg[i], sizeof(msg[i]));
+			st[i] = tm_kstatus_compute(live, w[i]->res.group, w[i]->res.kind, 0, msg[i],
+						   sizeof(msg[i]));
 			tm_doc_free(live);
 			if (st[i] == TM_KSTATUS_FAILED)
 				failed++;
@@ -2461,8 +2644,10 @@ static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_
 			continue;
 		if (!k++)
 			first = i;
-		tm_log_error("kubernetes: %s is %s: %s", w[i]->o->id, tm_kstatus_name(st[i]), msg[i]);
-		if (health && (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, w[i]->o->id)) < 0)
+		tm_log_error("kubernetes: %s is %s: %s", w[i]->o->id, tm_kstatus_name(st[i]),
+			     msg[i]);
+		if (health &&
+		    (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, w[i]->o->id)) < 0)
 			goto out;
 	}
 	set_error_object(res, w[first]->o->id);
@@ -2472,11 +2657,13 @@ static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_
 		if (nbad > 1)
 			snprintf(more, sizeof(more), " (and %zu more)", nbad - 1);
 		if (failed)
-			r = tm_error_set(TM_EAPPLY, "kubernetes: %s %s failed: %s%s", what, w[first]->o->id,
-					 msg[first], more);
+			r = tm_error_set(TM_EAPPLY, "kubernetes: %s %s failed: %s%s", what,
+					 w[first]->o->id, msg[first], more);
 		else
-			r = tm_error_set(TM_EAPPLY, "kubernetes: %s %s not ready within %llu s: %s: %s%s", what,
-					 w[first]->o->id, (unsigned long long)((wait_ms + 999) / 1000),
+			r = tm_error_set(TM_EAPPLY,
+					 "kubernetes: %s %s not ready within %llu s: %s: %s%s",
+					 what, w[first]->o->id,
+					 (unsigned long long)((wait_ms + 999) / 1000),
 					 tm_kstatus_name(st[first]), msg[first], more);
 	}
 out:
@@ -2515,7 +2702,8 @@ static int apply_one(struct item *x, struct tm_apply_result *res, int count)
 	}
 	created = st == 201;
 	unchanged = 0;
-	if (!created && x->listed && parse_object(&d, b.ptr, b.len, x->o->id, only_metadata, no_managed) == 0 &&
+	if (!created && x->listed &&
+	    parse_object(&d, b.ptr, b.len, x->o->id, only_metadata, no_managed) == 0 &&
 	    (rv = doc_str(tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL))))
 		unchanged = strcmp(rv, x->rv) == 0;
 	tm_error_clear();
@@ -2555,11 +2743,15 @@ static int await_kinds(struct item *it, size_t n, const int *sel)
 		for (size_t i = 0; i < n; i++) {
 			char group[TM_KUBE_GROUP_MAX + 1], version[64];
 			if (it[i].how != 2 || (sel && !sel[i]) ||
-			    split_api_version(it[i].av, group, sizeof(group), version, sizeof(version)) < 0)
+			    split_api_version(it[i].av, group, sizeof(group), version,
+					      sizeof(version)) < 0)
 				continue;
-			/* legacy discovery lists the group version; its resources come when resolved */
-			if (tm_kube_discovery_find(tm_kube_discovery(P.kube), group, version, it[i].ref.kind, NULL) < 0 &&
-			    tm_kube_discovery_gv_state(tm_kube_discovery(P.kube), group, version) != 1)
+			/* legacy discovery lists the group version; its resources come when
+			 * resolved */
+			if (tm_kube_discovery_find(tm_kube_discovery(P.kube), group, version,
+						   it[i].ref.kind, NULL) < 0 &&
+			    tm_kube_discovery_gv_state(tm_kube_discovery(P.kube), group, version) !=
+				    1)
 				missing++;
 		}
 		if (!missing || now_ms() >= deadline)
@@ -2573,7 +2765,8 @@ static int await_kinds(struct item *it, size_t n, const int *sel)
 /* Applies the selected items (sel NULL: all) stage by stage: definitions,
  * then wait for their CRDs to be Established and refresh discovery, then
  * classes, then the rest. count: record applied/unchanged in res. */
-static int apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply_result *res, int count)
+static int apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply_result *res,
+			int count)
 {
 	uint64_t wait_ms = P.cfg ? P.cfg->kubernetes.wait_ms : 0;
 	int r = 0;
@@ -2586,13 +2779,16 @@ static int apply_staged(struct item *it, size_t n, const int *sel, struct tm_app
 			if (it[i].stage != stage || (sel && !sel[i]))
 				continue;
 			if (it[i].how == 2) {
-				/* its CRD was applied in the first stage: now the kind must be served */
+				/* its CRD was applied in the first stage: now the kind must be
+				 * served */
 				struct tm_kube_resource rr;
 				if (tm_kube_resolve(P.kube, it[i].av, it[i].ref.kind, &rr) < 0) {
 					set_error_object(res, it[i].o->id);
-					return tm_error_set(TM_EAPPLY, "kubernetes: %s (%.200s): %s (its "
-							    "CustomResourceDefinition is Established)",
-							    it[i].o->id, it[i].o->source, tm_error_last());
+					return tm_error_set(
+						TM_EAPPLY,
+						"kubernetes: %s (%.200s): %s (its "
+						"CustomResourceDefinition is Established)",
+						it[i].o->id, it[i].o->source, tm_error_last());
 				}
 				it[i].res = rr;
 				it[i].how = 1;
@@ -2619,8 +2815,8 @@ static int apply_staged(struct item *it, size_t n, const int *sel, struct tm_app
 				crds[ncrds++] = &it[i];
 		/* Custom resources cannot be applied before their CRD is served,
 		 * so CRDs get at least CRD_MIN_WAIT_MS even with wait = 0. */
-		r = wait_current(crds, ncrds, wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS, res, 0,
-				 "CustomResourceDefinition");
+		r = wait_current(crds, ncrds, wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS,
+				 res, 0, "CustomResourceDefinition");
 		free(crds);
 		if (r < 0)
 			return r;
@@ -2660,14 +2856,18 @@ static void value_text(char *out, size_t n, const struct tm_doc *v)
 }
 
 struct diffs {
-	FILE *f;        /* print each difference here, or NULL */
+	FILE *f; /* print each difference here, or NULL */
 	size_t n;
 };
 
 static int ignored(const char *path)
 {
-	static const char *const skip[] = { "status", "metadata.managedFields", "metadata.resourceVersion",
-					    "metadata.generation", "metadata.creationTimestamp", "metadata.uid",
+	static const char *const skip[] = { "status",
+					    "metadata.managedFields",
+					    "metadata.resourceVersion",
+					    "metadata.generation",
+					    "metadata.creationTimestamp",
+					    "metadata.uid",
 					    NULL };
 	for (size_t i = 0; skip[i]; i++)
 		if (strcmp(path, skip[i]) == 0)
@@ -2675,7 +2875,8 @@ static int ignored(const char *path)
 	return 0;
 }
 
-static void diff_note(struct diffs *d, const char *path, const struct tm_doc *a, const struct tm_doc *b)
+static void diff_note(struct diffs *d, const char *path, const struct tm_doc *a,
+		      const struct tm_doc *b)
 {
 	if (d->f && d->n < DIFF_PATHS_MAX) {
 		char x[100], y[100];
@@ -2689,7 +2890,8 @@ static void diff_note(struct diffs *d, const char *path, const struct tm_doc *a,
 }
 
 /* Differences between the live object a and what an apply would make of it, b. */
-static void diff_docs(struct diffs *d, const char *path, const struct tm_doc *a, const struct tm_doc *b)
+static void diff_docs(struct diffs *d, const char *path, const struct tm_doc *a,
+		      const struct tm_doc *b)
 {
 	char sub[512];
 
@@ -2725,8 +2927,8 @@ static void diff_docs(struct diffs *d, const char *path, const struct tm_doc *a,
 /* diff: what an apply would do to each object, printed; nothing changes.
  * An object that an apply would refuse to take over is printed with "!"
  * and the diff fails as the apply would. */
-static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx, struct tm_apply_result *res,
-		      char *const *inventory, size_t ninventory)
+static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
+		      struct tm_apply_result *res, char *const *inventory, size_t ninventory)
 {
 	FILE *f = out_of(ctx);
 	struct tm_buf b;
@@ -2750,8 +2952,11 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 				foreign = foreign_live(x, live);
 				tm_doc_free(live);
 				if (foreign) {
-					fprintf(f, "kubernetes: ! %s (exists and was not applied by tagmoor; "
-						"refusing to take it over; %s)\n", x->o->id, x->o->source);
+					fprintf(f,
+						"kubernetes: ! %s (exists and was not applied by "
+						"tagmoor; "
+						"refusing to take it over; %s)\n",
+						x->o->id, x->o->source);
 					if (!nforeign++)
 						first = x;
 					continue;
@@ -2764,7 +2969,9 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 		if ((r = get_live(&live, x, res, LIVE_ALL)) < 0)
 			break;
 		if (live && !in_list(inventory, ninventory, x->o->id) && foreign_live(x, live)) {
-			fprintf(f, "kubernetes: ! %s (exists and was not applied by tagmoor; refusing to take it over; %s)\n",
+			fprintf(f,
+				"kubernetes: ! %s (exists and was not applied by tagmoor; refusing "
+				"to take it over; %s)\n",
 				x->o->id, x->o->source);
 			if (!nforeign++)
 				first = x;
@@ -2809,14 +3016,16 @@ static int diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ct
 	return r;
 }
 
-static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
-		 char *const *inventory, size_t ninventory)
+static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+		 const struct tm_objset *desired, char *const *inventory, size_t ninventory)
 {
 	struct item *it = NULL;
 	int r;
 
 	if (ctx->root) {
-		tm_log_info("kubernetes: --root: the cluster is not touched (%zu objects not applied)", desired->n);
+		tm_log_info(
+			"kubernetes: --root: the cluster is not touched (%zu objects not applied)",
+			desired->n);
 		return 0;
 	}
 	if (!desired->n && !ninventory)
@@ -2829,12 +3038,16 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		if ((r = lease_acquire()) < 0)
 			goto fail;
 		if (P.skipped) {
-			tm_log_warn("kubernetes: node %s holds the apply lease %s/%s and applies this revision; "
-				    "this node (%s) applies nothing", P.other, TM_KUBE_LEASE_NAMESPACE, P.lease, P.holder);
+			tm_log_warn(
+				"kubernetes: node %s holds the apply lease %s/%s and applies this "
+				"revision; "
+				"this node (%s) applies nothing",
+				P.other, TM_KUBE_LEASE_NAMESPACE, P.lease, P.holder);
 			return 0;
 		}
 	}
-	if ((r = items_build(&it, desired, res)) < 0 || (r = items_resolve(it, desired->n, res)) < 0)
+	if ((r = items_build(&it, desired, res)) < 0 ||
+	    (r = items_resolve(it, desired->n, res)) < 0)
 		goto fail;
 	if (ctx->dry_run) {
 		r = diff_apply(it, desired->n, ctx, res, inventory, ninventory);
@@ -2882,8 +3095,9 @@ static int gone_cmp(const void *a, const void *b)
 	return strcmp(x->ref.name, y->ref.name);
 }
 
-static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
-		 char *const *inventory, size_t ninventory, char ***kept, size_t *nkept)
+static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+		 const struct tm_objset *desired, char *const *inventory, size_t ninventory,
+		 char ***kept, size_t *nkept)
 {
 	struct gone *g = NULL;
 	size_t ng = 0;
@@ -2907,7 +3121,10 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 			if (tm_objset_find(desired, inventory[i]) < 0)
 				r = tm_strv_push(kept, nkept, inventory[i]);
 		if (r == 0 && ctx->root)
-			tm_log_info("kubernetes: --root: %zu object(s) to prune left for a pass on the device", ng);
+			tm_log_info(
+				"kubernetes: --root: %zu object(s) to prune left for a pass on the "
+				"device",
+				ng);
 		goto done;
 	}
 	if (!P.active) {
@@ -2925,12 +3142,13 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		for (size_t i = 0; i < desired->n; i++) {
 			char k[TM_KUBE_ID_MAX + 1];
 			struct tm_kube_resource rr;
-			if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), it[i].ref.group, it[i].ref.kind,
-							&rr) < 0)
+			if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), it[i].ref.group,
+							it[i].ref.kind, &rr) < 0)
 				continue;
 			it[i].res = rr;
 			set_ns(&it[i]);
-			if (live_key(k, sizeof(k), rr.group, rr.kind, it[i].ns, it[i].ref.name) == 0 &&
+			if (live_key(k, sizeof(k), rr.group, rr.kind, it[i].ns, it[i].ref.name) ==
+				    0 &&
 			    (r = tm_strv_push(&keys, &nkeys, k)) < 0)
 				goto done;
 		}
@@ -2945,7 +3163,8 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		if (tm_objset_find(desired, inventory[i]) >= 0)
 			continue;
 		if (tm_kube_id_parse(&g[ng].ref, inventory[i]) < 0) {
-			tm_log_warn("kubernetes: ignoring invalid inventory entry \"%.*s\"", TM_LOG_CAP, inventory[i]);
+			tm_log_warn("kubernetes: ignoring invalid inventory entry \"%.*s\"",
+				    TM_LOG_CAP, inventory[i]);
 			tm_error_clear();
 			continue;
 		}
@@ -2968,9 +3187,11 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		tmp.source = "inventory";
 		x.o = &tmp;
 		x.ref = g[i].ref;
-		if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), x.ref.group, x.ref.kind, &x.res) < 0) {
+		if (tm_kube_discovery_find_kind(tm_kube_discovery(P.kube), x.ref.group, x.ref.kind,
+						&x.res) < 0) {
 			/* the kind is gone (its CRD was deleted): so are its objects */
-			tm_log_info("kubernetes: %s: kind no longer served; nothing to prune", g[i].id);
+			tm_log_info("kubernetes: %s: kind no longer served; nothing to prune",
+				    g[i].id);
 			continue;
 		}
 		x.how = 1;
@@ -2979,7 +3200,8 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 			for (size_t j = 0; j < nkeys && !same; j++)
 				same = strcmp(keys[j], k) == 0;
 		if (same) {
-			tm_log_debug("kubernetes: %s is still in the repository under another id", g[i].id);
+			tm_log_debug("kubernetes: %s is still in the repository under another id",
+				     g[i].id);
 			continue;
 		}
 		if ((r = get_live(&live, &x, res, LIVE_META)) < 0)
@@ -2989,8 +3211,10 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 			continue;
 		}
 		if (!owned_by_us(live, why, sizeof(why))) {
-			tm_log_warn("kubernetes: not pruning %s: its labels say another owner manages it now (%s)",
-				    g[i].id, why);
+			tm_log_warn(
+				"kubernetes: not pruning %s: its labels say another owner manages "
+				"it now (%s)",
+				g[i].id, why);
 			tm_doc_free(live);
 			continue;
 		}
@@ -3015,8 +3239,10 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 			tm_doc_free(live);
 			if (r == 0 && (r = item_path(path, sizeof(path) - 64, &x, 1)) == 0) {
 				size_t pl = strlen(path);
-				snprintf(path + pl, sizeof(path) - pl, "?propagationPolicy=Background");
-				r = tm_kube_call(P.kube, "DELETE", path, "application/json", body.ptr, body.len, &st, &b);
+				snprintf(path + pl, sizeof(path) - pl,
+					 "?propagationPolicy=Background");
+				r = tm_kube_call(P.kube, "DELETE", path, "application/json",
+						 body.ptr, body.len, &st, &b);
 			}
 			tm_buf_free(&body);
 			if (r < 0)
@@ -3028,7 +3254,9 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		} else if (st == 404) {
 			tm_log_debug("kubernetes: %s is already gone", g[i].id);
 		} else if (st == 409) {
-			tm_log_warn("kubernetes: not pruning %s: it was replaced while being pruned", g[i].id);
+			tm_log_warn(
+				"kubernetes: not pruning %s: it was replaced while being pruned",
+				g[i].id);
 		} else {
 			r = object_failed(res, &x, "prune", st, &b);
 			goto keep;
@@ -3050,7 +3278,8 @@ keep:
 	}
 	r = first_err;
 	if (r < 0)
-		tm_error_set(r, "%s%s", first_msg, *nkept > 1 ? " (and others could not be pruned)" : "");
+		tm_error_set(r, "%s%s", first_msg,
+			     *nkept > 1 ? " (and others could not be pruned)" : "");
 done:
 	tm_buf_free(&b);
 	tm_strv_free(keys, nkeys);
@@ -3063,8 +3292,8 @@ done:
 
 /* ------------------------------------------------------------ health */
 
-static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, const struct tm_objset *desired,
-		  uint64_t wait_ms)
+static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+		  const struct tm_objset *desired, uint64_t wait_ms)
 {
 	struct item *it = NULL, **w = NULL;
 	size_t nw = 0;
@@ -3074,7 +3303,8 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		goto out;
 	if (!P.active && (r = pass_begin(ctx)) < 0)
 		goto out;
-	if ((r = items_build(&it, desired, res)) < 0 || (r = items_resolve(it, desired->n, res)) < 0)
+	if ((r = items_build(&it, desired, res)) < 0 ||
+	    (r = items_resolve(it, desired->n, res)) < 0)
 		goto out;
 	if (!(w = calloc(desired->n, sizeof(*w)))) {
 		r = tm_error_set(TM_ENOMEM, "out of memory");
@@ -3083,7 +3313,8 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	for (size_t i = 0; i < desired->n; i++)
 		if (!tm_kstatus_always_ready(it[i].res.group, it[i].res.kind))
 			w[nw++] = &it[i];
-	tm_log_debug("kubernetes: waiting up to %llu ms for %zu object(s)", (unsigned long long)wait_ms, nw);
+	tm_log_debug("kubernetes: waiting up to %llu ms for %zu object(s)",
+		     (unsigned long long)wait_ms, nw);
 	r = wait_current(w, nw, wait_ms, res, 1, "health check:");
 	if (r == 0)
 		tm_log_info("kubernetes: %zu object(s) healthy", nw);
@@ -3102,7 +3333,8 @@ out:
  * without tagmoor's labels (deleted and made again by someone else, or
  * relabelled by another tool) is reported and left alone — never taken
  * over, whatever the adopt settings say; the pass fails naming it. */
-static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, const struct tm_objset *desired)
+static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+		 const struct tm_objset *desired)
 {
 	struct item *it = NULL;
 	int *sel = NULL, r;
@@ -3120,11 +3352,14 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		if ((r = lease_acquire()) < 0)
 			goto out;
 		if (P.skipped) {
-			tm_log_info("kubernetes: node %s holds the apply lease; it checks for drift", P.other);
+			tm_log_info(
+				"kubernetes: node %s holds the apply lease; it checks for drift",
+				P.other);
 			goto out;
 		}
 	}
-	if ((r = items_build(&it, desired, res)) < 0 || (r = items_resolve(it, desired->n, res)) < 0)
+	if ((r = items_build(&it, desired, res)) < 0 ||
+	    (r = items_resolve(it, desired->n, res)) < 0)
 		goto out;
 	if (!(sel = calloc(desired->n, sizeof(*sel)))) {
 		r = tm_error_set(TM_ENOMEM, "out of memory");
@@ -3141,11 +3376,17 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		if (live) {
 			char why[256];
 			if (!owned_by_us(live, why, sizeof(why))) {
-				tm_log_error("kubernetes: %s exists and is not tagmoor's (%s); drift not repaired, "
-					     "tagmoor does not take it over", x->o->id, why);
+				tm_log_error(
+					"kubernetes: %s exists and is not tagmoor's (%s); drift "
+					"not repaired, "
+					"tagmoor does not take it over",
+					x->o->id, why);
 				if (ctx->dry_run)
-					fprintf(out_of(ctx), "kubernetes: ! %s (drift: not tagmoor's any more: %s; "
-						"not repaired)\n", x->o->id, why);
+					fprintf(out_of(ctx),
+						"kubernetes: ! %s (drift: not tagmoor's any more: "
+						"%s; "
+						"not repaired)\n",
+						x->o->id, why);
 				if (!nforeign++) {
 					first = x;
 					snprintf(first_why, sizeof(first_why), "%s", why);
@@ -3162,18 +3403,20 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 				r = object_failed(res, x, "dry-run apply", st, &b);
 				goto out;
 			}
-			if ((r = parse_object(&dry, b.ptr, b.len, x->o->id, NULL, no_managed)) < 0) {
+			if ((r = parse_object(&dry, b.ptr, b.len, x->o->id, NULL, no_managed)) <
+			    0) {
 				tm_doc_free(live);
 				goto out;
 			}
 			diff_docs(&d, "", live, dry);
 		}
 		if (!live || d.n) {
-			tm_log_warn("kubernetes: %s was %s by hand", x->o->id, live ? "changed" : "deleted");
+			tm_log_warn("kubernetes: %s was %s by hand", x->o->id,
+				    live ? "changed" : "deleted");
 			if (ctx->dry_run) {
 				FILE *f = out_of(ctx);
-				fprintf(f, "kubernetes: %c %s (drift: %s by hand)\n", live ? '~' : '+', x->o->id,
-					live ? "changed" : "deleted");
+				fprintf(f, "kubernetes: %c %s (drift: %s by hand)\n",
+					live ? '~' : '+', x->o->id, live ? "changed" : "deleted");
 				if (live) {
 					d.f = f;
 					d.n = 0;
@@ -3197,7 +3440,8 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		for (size_t i = 0; i < desired->n && r == 0; i++)
 			if (sel[i])
 				r = tm_strv_push(&ids, &nids, it[i].o->id);
-		if (r == 0 && ctx->record && (r = ctx->record(ctx->record_arg, "kubernetes", ids, nids)) < 0 &&
+		if (r == 0 && ctx->record &&
+		    (r = ctx->record(ctx->record_arg, "kubernetes", ids, nids)) < 0 &&
 		    r != TM_ENOMEM)
 			r = tm_error_wrap(TM_EAPPLY, "kubernetes: drift not repaired");
 		tm_strv_free(ids, nids);
@@ -3211,8 +3455,10 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx, 
 		if (nforeign > 1)
 			snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
 		set_error_object(res, first->o->id);
-		r = tm_error_set(TM_EAPPLY, "kubernetes: drift: %s exists and is not tagmoor's any more (%s); "
-				 "not repaired, tagmoor does not take it over%s", first->o->id, first_why, more);
+		r = tm_error_set(TM_EAPPLY,
+				 "kubernetes: drift: %s exists and is not tagmoor's any more (%s); "
+				 "not repaired, tagmoor does not take it over%s",
+				 first->o->id, first_why, more);
 	}
 out:
 	tm_buf_free(&b);

@@ -119,7 +119,7 @@ int tm_kubeconfig_read_file(struct tm_buf *out, const char *path, size_t max)
 
 struct ctx {
 	const char *origin;
-	char dir[4096];        /* directory of the kubeconfig, for relative names */
+	char dir[4096]; /* directory of the kubeconfig, for relative names */
 };
 
 static int dup_str(char **out, const char *s)
@@ -143,10 +143,11 @@ static int get_str(const char **out, const struct ctx *c, const struct tm_doc *m
 	if (!v || v->type == TM_DOC_NULL)
 		return 0;
 	if (v->type != TM_DOC_STRING)
-		return tm_error_set(TM_ECONFIG, "%s: %s.%s must be a string, not %s", c->origin, where, key,
-				    tm_doc_type_name(v->type));
+		return tm_error_set(TM_ECONFIG, "%s: %s.%s must be a string, not %s", c->origin,
+				    where, key, tm_doc_type_name(v->type));
 	if (strlen(v->u.str.s) != v->u.str.len)
-		return tm_error_set(TM_ECONFIG, "%s: %s.%s contains a NUL byte", c->origin, where, key);
+		return tm_error_set(TM_ECONFIG, "%s: %s.%s contains a NUL byte", c->origin, where,
+				    key);
 	*out = v->u.str.s;
 	return 0;
 }
@@ -168,12 +169,13 @@ static int find_named(const struct tm_doc **out, const struct ctx *c, const stru
 			continue;
 		m = tm_doc_map_get(e, sub);
 		if (m && m->type != TM_DOC_MAP && m->type != TM_DOC_NULL)
-			return tm_error_set(TM_ECONFIG, "%s: %s \"%.128s\": %s must be a map", c->origin, key,
-					    name, sub);
+			return tm_error_set(TM_ECONFIG, "%s: %s \"%.128s\": %s must be a map",
+					    c->origin, key, name, sub);
 		*out = m && m->type == TM_DOC_MAP ? m : NULL;
 		return 0;
 	}
-	return tm_error_set(TM_ECONFIG, "%s: %s \"%.128s\" is not defined (no entry of that name in %s)",
+	return tm_error_set(TM_ECONFIG,
+			    "%s: %s \"%.128s\" is not defined (no entry of that name in %s)",
 			    c->origin, sub, name, key);
 }
 
@@ -213,7 +215,8 @@ static int b64_field(unsigned char **out, size_t *out_len, const struct ctx *c, 
 			tm_buf_free(&b);
 		if (r == TM_ENOMEM)
 			return r;
-		return tm_error_set(TM_ECONFIG, "%s: %s.%s is not valid base64", c->origin, where, field);
+		return tm_error_set(TM_ECONFIG, "%s: %s.%s is not valid base64", c->origin, where,
+				    field);
 	}
 	/* tm_buf keeps a NUL after the data: handy for PEM. */
 	*out_len = b.len;
@@ -241,27 +244,30 @@ static int parse_cluster(struct tm_kubeconfig *kc, const struct ctx *c, const st
 	if (!server || !*server)
 		return tm_error_set(TM_ECONFIG, "%s: %s.server is missing", c->origin, where);
 	if (strncmp(server, "https://", 8) != 0 || !server[8])
-		return tm_error_set(TM_ECONFIG, "%s: %s.server must be an https:// URL (\"%.128s\")",
-				    c->origin, where, server);
+		return tm_error_set(TM_ECONFIG,
+				    "%s: %s.server must be an https:// URL (\"%.128s\")", c->origin,
+				    where, server);
 	for (const char *p = server; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
-			return tm_error_set(TM_ECONFIG, "%s: %s.server is not a plain URL", c->origin,
-					    where);
+			return tm_error_set(TM_ECONFIG, "%s: %s.server is not a plain URL",
+					    c->origin, where);
 	if (insecure && !(insecure->type == TM_DOC_BOOL && !insecure->u.b))
-		return tm_error_set(TM_ECONFIG,
-				    "%s: %s.insecure-skip-tls-verify is not supported: tagmoor always "
-				    "verifies the API server (give certificate-authority-data)",
-				    c->origin, where);
+		return tm_error_set(
+			TM_ECONFIG,
+			"%s: %s.insecure-skip-tls-verify is not supported: tagmoor always "
+			"verifies the API server (give certificate-authority-data)",
+			c->origin, where);
 	if (proxy)
-		return tm_error_set(TM_ECONFIG, "%s: %s.proxy-url is not supported", c->origin, where);
+		return tm_error_set(TM_ECONFIG, "%s: %s.proxy-url is not supported", c->origin,
+				    where);
 	if ((r = dup_str(&kc->server, server)) < 0)
 		return r;
 	n = strlen(kc->server);
 	while (n > 8 && kc->server[n - 1] == '/')
 		kc->server[--n] = '\0';
 	if (ca_data)
-		return b64_field(&kc->ca_pem, &kc->ca_pem_len, c, where, "certificate-authority-data",
-				 ca_data, 0);
+		return b64_field(&kc->ca_pem, &kc->ca_pem_len, c, where,
+				 "certificate-authority-data", ca_data, 0);
 	return path_of(&kc->ca_file, c, ca_file);
 }
 
@@ -276,10 +282,11 @@ static int parse_user(struct tm_kubeconfig *kc, const struct ctx *c, const struc
 	if (!u)
 		return 0; /* anonymous */
 	if (tm_doc_map_get(u, "exec") || tm_doc_map_get(u, "auth-provider"))
-		return tm_error_set(TM_ECONFIG,
-				    "%s: %s: credential plugins (exec, auth-provider) are not supported; "
-				    "use a client certificate or a token",
-				    c->origin, where);
+		return tm_error_set(
+			TM_ECONFIG,
+			"%s: %s: credential plugins (exec, auth-provider) are not supported; "
+			"use a client certificate or a token",
+			c->origin, where);
 	if ((r = get_str(&cert_data, c, u, "client-certificate-data", where)) < 0 ||
 	    (r = get_str(&key_data, c, u, "client-key-data", where)) < 0 ||
 	    (r = get_str(&cert_file, c, u, "client-certificate", where)) < 0 ||
@@ -290,32 +297,38 @@ static int parse_user(struct tm_kubeconfig *kc, const struct ctx *c, const struc
 	    (r = get_str(&pass, c, u, "password", where)) < 0)
 		return r;
 	if ((cert_data || cert_file) != (key_data || key_file))
-		return tm_error_set(TM_ECONFIG, "%s: %s: a client certificate needs its key and the other way round",
-				    c->origin, where);
+		return tm_error_set(
+			TM_ECONFIG,
+			"%s: %s: a client certificate needs its key and the other way round",
+			c->origin, where);
 	if ((r = b64_field(&kc->cert_pem, &kc->cert_pem_len, c, where, "client-certificate-data",
 			   cert_data, 0)) < 0 ||
-	    (r = b64_field(&kc->key_pem, &kc->key_pem_len, c, where, "client-key-data", key_data, 1)) < 0)
+	    (r = b64_field(&kc->key_pem, &kc->key_pem_len, c, where, "client-key-data", key_data,
+			   1)) < 0)
 		return r;
 	if (kc->key_pem && (strstr((char *)kc->key_pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
 			    strstr((char *)kc->key_pem, "Proc-Type: 4,ENCRYPTED")))
-		return tm_error_set(TM_ECONFIG,
-				    "%s: %s.client-key-data is an encrypted private key: tagmoor has no "
-				    "passphrase to give (kubectl cannot use it either); give the key unencrypted",
-				    c->origin, where);
+		return tm_error_set(
+			TM_ECONFIG,
+			"%s: %s.client-key-data is an encrypted private key: tagmoor has no "
+			"passphrase to give (kubectl cannot use it either); give the key "
+			"unencrypted",
+			c->origin, where);
 	if (!cert_data && (r = path_of(&kc->cert_file, c, cert_file)) < 0)
 		return r;
 	if (!key_data && (r = path_of(&kc->key_file, c, key_file)) < 0)
 		return r;
 	if (token && !*token)
 		token = NULL;
-	if ((r = dup_str(&kc->token, token)) < 0 || (r = path_of(&kc->token_file, c, token_file)) < 0 ||
+	if ((r = dup_str(&kc->token, token)) < 0 ||
+	    (r = path_of(&kc->token_file, c, token_file)) < 0 ||
 	    (r = dup_str(&kc->username, user)) < 0 || (r = dup_str(&kc->password, pass)) < 0)
 		return r;
 	return 0;
 }
 
-int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len, const char *origin,
-			const char *context)
+int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len,
+			const char *origin, const char *context)
 {
 	struct tm_kubeconfig *kc = NULL;
 	struct tm_doc *root = NULL;
@@ -377,7 +390,8 @@ int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len
 	if ((r = find_named(&cl, &c, root, "clusters", "cluster", cluster)) < 0)
 		goto out;
 	if (!cl) {
-		r = tm_error_set(TM_ECONFIG, "%s: cluster \"%.128s\" has no settings", c.origin, cluster);
+		r = tm_error_set(TM_ECONFIG, "%s: cluster \"%.128s\" has no settings", c.origin,
+				 cluster);
 		goto out;
 	}
 	if ((r = parse_cluster(kc, &c, cl, cluster)) < 0)
@@ -407,7 +421,9 @@ int tm_kubeconfig_load(struct tm_kubeconfig **out, const char *path, const char 
 	tm_buf_init(&b, TM_KUBECONFIG_MAX + 1);
 	r = tm_kubeconfig_read_file(&b, path, TM_KUBECONFIG_MAX);
 	if (r == TM_ENOTFOUND)
-		r = tm_error_set(TM_ECONFIG, "kubeconfig %s does not exist (set [kubernetes] kubeconfig)", path);
+		r = tm_error_set(TM_ECONFIG,
+				 "kubeconfig %s does not exist (set [kubernetes] kubeconfig)",
+				 path);
 	if (r == 0)
 		r = tm_kubeconfig_parse(out, b.ptr, b.len, path, context);
 	tm_buf_free_secret(&b);
@@ -417,7 +433,8 @@ int tm_kubeconfig_load(struct tm_kubeconfig **out, const char *path, const char 
 int tm_kubeconfig_in_cluster(struct tm_kubeconfig **out, const char *sa_dir)
 {
 	struct tm_kubeconfig *kc;
-	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+	const char *host = getenv("KUBERNETES_SERVICE_HOST"),
+		   *port = getenv("KUBERNETES_SERVICE_PORT");
 	char buf[4096 + 64];
 	struct tm_buf nsb;
 	int r;
@@ -426,18 +443,22 @@ int tm_kubeconfig_in_cluster(struct tm_kubeconfig **out, const char *sa_dir)
 	if (!sa_dir)
 		sa_dir = TM_KUBE_SA_DIR;
 	if (!host || !*host)
-		return tm_error_set(TM_ECONFIG, "in-cluster: KUBERNETES_SERVICE_HOST is not set "
+		return tm_error_set(TM_ECONFIG,
+				    "in-cluster: KUBERNETES_SERVICE_HOST is not set "
 				    "(not running in a pod; set [kubernetes] kubeconfig)");
 	if (!port || !*port)
 		port = "443";
 	if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
 	    strcspn(host, " /?#@\t\r\n") != strlen(host) || strlen(host) > 255)
-		return tm_error_set(TM_ECONFIG, "in-cluster: KUBERNETES_SERVICE_HOST/PORT are malformed");
+		return tm_error_set(TM_ECONFIG,
+				    "in-cluster: KUBERNETES_SERVICE_HOST/PORT are malformed");
 	if (!(kc = calloc(1, sizeof(*kc))))
 		return tm_error_set(TM_ENOMEM, "out of memory");
 	/* An IPv6 address needs brackets in a URL. */
-	snprintf(buf, sizeof(buf), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
-	if ((r = dup_str(&kc->origin, "in-cluster service account")) < 0 || (r = dup_str(&kc->server, buf)) < 0)
+	snprintf(buf, sizeof(buf), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+		 port);
+	if ((r = dup_str(&kc->origin, "in-cluster service account")) < 0 ||
+	    (r = dup_str(&kc->server, buf)) < 0)
 		goto fail;
 	snprintf(buf, sizeof(buf), "%s/ca.crt", sa_dir);
 	if ((r = dup_str(&kc->ca_file, buf)) < 0)
@@ -473,15 +494,16 @@ int tm_kubeconfig_token(char **out, const struct tm_kubeconfig *kc)
 		r = tm_kubeconfig_read_file(&b, kc->token_file, TOKEN_MAX);
 		if (r < 0) {
 			tm_buf_free_secret(&b);
-			return tm_error_wrap(r == TM_ENOTFOUND ? TM_ECONFIG : r, "%s: token file", kc->origin);
+			return tm_error_wrap(r == TM_ENOTFOUND ? TM_ECONFIG : r, "%s: token file",
+					     kc->origin);
 		}
 		while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r' ||
 				 b.ptr[b.len - 1] == ' ' || b.ptr[b.len - 1] == '\t'))
 			b.ptr[--b.len] = '\0';
 		if (!b.len || memchr(b.ptr, '\0', b.len)) {
 			tm_buf_free_secret(&b);
-			return tm_error_set(TM_ECONFIG, "%s: token file %s is empty or not text", kc->origin,
-					    kc->token_file);
+			return tm_error_set(TM_ECONFIG, "%s: token file %s is empty or not text",
+					    kc->origin, kc->token_file);
 		}
 		*out = tm_buf_detach(&b);
 		return 0;

@@ -49,17 +49,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QUICK_TIMEOUT_MS 30000u  /* daemon-reload, enable, show, start --no-block */
-#define STOP_TIMEOUT_MS 120000u  /* stop waits for the unit (TimeoutStopSec is 90 s) */
+#define QUICK_TIMEOUT_MS 30000u /* daemon-reload, enable, show, start --no-block */
+#define STOP_TIMEOUT_MS 120000u /* stop waits for the unit (TimeoutStopSec is 90 s) */
 #define JOURNAL_TIMEOUT_MS 10000u
 #define JOURNAL_LINES "10"
 #define POLL_MS 200u
-#define SETTLE_MS 1000u          /* a service must stay active this long */
-#define BATCH_MAX 64             /* units per systemctl call */
+#define SETTLE_MS 1000u /* a service must stay active this long */
+#define BATCH_MAX 64    /* units per systemctl call */
 #define DIFF_CELLS_MAX (4u * 1024 * 1024)
 #define PATH_MAX_TM 4096
 
-static const char *const unit_suffixes[] = { "service", "socket", "timer", "path", "mount", "target" };
+static const char *const unit_suffixes[] = {
+	"service", "socket", "timer", "path", "mount", "target"
+};
 
 /* ---------------------------------------------------------------- names */
 
@@ -156,7 +158,8 @@ static void trim(const char **s, const char **e)
 {
 	while (*s < *e && (**s == ' ' || **s == '\t' || **s == '\r' || **s == '\n'))
 		(*s)++;
-	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r' || (*e)[-1] == '\n'))
+	while (*e > *s &&
+	       ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r' || (*e)[-1] == '\n'))
 		(*e)--;
 }
 
@@ -223,8 +226,9 @@ static int wants(const char *path, const char *basename)
 
 	if (has_unit_suffix(basename, blen))
 		return 1;
-	if (blen > 5 && strcmp(basename + blen - 5, ".conf") == 0 && parent_dir(path, &d, &dlen) == 0 &&
-	    dlen > 2 && memcmp(d + dlen - 2, ".d", 2) == 0 && has_unit_suffix(d, dlen - 2))
+	if (blen > 5 && strcmp(basename + blen - 5, ".conf") == 0 &&
+	    parent_dir(path, &d, &dlen) == 0 && dlen > 2 && memcmp(d + dlen - 2, ".d", 2) == 0 &&
+	    has_unit_suffix(d, dlen - 2))
 		return 1;
 	return 0;
 }
@@ -240,7 +244,8 @@ static int check_syntax(const char *path, const char *content, size_t len)
 	int continued = 0, in_section = 0;
 
 	if (memchr(content, '\0', len))
-		return tm_error_set(TM_EPARSE, "%.256s: not a text file (contains NUL bytes)", path);
+		return tm_error_set(TM_EPARSE, "%.256s: not a text file (contains NUL bytes)",
+				    path);
 	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
 		p += 3; /* systemd skips a UTF-8 byte order mark */
 	while (p < end) {
@@ -264,15 +269,18 @@ static int check_syntax(const char *path, const char *content, size_t len)
 			continue;
 		if (*ls == '[') {
 			if (le[-1] != ']' || le - ls < 3)
-				return tm_error_set(TM_EPARSE, "%.256s:%u: malformed section header", path, line);
+				return tm_error_set(TM_EPARSE,
+						    "%.256s:%u: malformed section header", path,
+						    line);
 			in_section = 1;
 			continue;
 		}
 		if (!memchr(ls, '=', (size_t)(le - ls)))
-			return tm_error_set(TM_EPARSE, "%.256s:%u: expected Key=Value or [Section]", path,
-					    line);
+			return tm_error_set(TM_EPARSE, "%.256s:%u: expected Key=Value or [Section]",
+					    path, line);
 		if (!in_section)
-			return tm_error_set(TM_EPARSE, "%.256s:%u: assignment outside of a [Section]", path,
+			return tm_error_set(TM_EPARSE,
+					    "%.256s:%u: assignment outside of a [Section]", path,
 					    line);
 	}
 	return 0;
@@ -290,7 +298,8 @@ static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const 
 	(void)relpath; /* the id never depends on where below a paths entry the file is */
 	if (has_unit_suffix(base, blen)) {
 		if (!tm_systemd_unit_name_valid(base))
-			return tm_error_set(TM_EPARSE, "%.256s: \"%.256s\" is not a valid unit name", path,
+			return tm_error_set(TM_EPARSE,
+					    "%.256s: \"%.256s\" is not a valid unit name", path,
 					    base);
 		memcpy(id, base, blen + 1);
 	} else {
@@ -298,17 +307,20 @@ static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const 
 		size_t dlen;
 		char unit[TM_SYSTEMD_NAME_MAX + 1];
 
-		if (parent_dir(path, &d, &dlen) < 0 || dlen < 3 || memcmp(d + dlen - 2, ".d", 2) != 0)
+		if (parent_dir(path, &d, &dlen) < 0 || dlen < 3 ||
+		    memcmp(d + dlen - 2, ".d", 2) != 0)
 			return tm_error_set(TM_EPARSE, "%.256s: not a unit file or drop-in", path);
 		if (dlen - 2 > TM_SYSTEMD_NAME_MAX)
 			return tm_error_set(TM_EPARSE, "%.256s: unit name too long", path);
 		memcpy(unit, d, dlen - 2);
 		unit[dlen - 2] = '\0';
 		if (!tm_systemd_unit_name_valid(unit))
-			return tm_error_set(TM_EPARSE, "%.256s: \"%.256s\" is not a valid unit name", path,
+			return tm_error_set(TM_EPARSE,
+					    "%.256s: \"%.256s\" is not a valid unit name", path,
 					    unit);
 		if (!tm_systemd_dropin_name_valid(base))
-			return tm_error_set(TM_EPARSE, "%.256s: \"%.256s\" is not a valid drop-in file name",
+			return tm_error_set(TM_EPARSE,
+					    "%.256s: \"%.256s\" is not a valid drop-in file name",
 					    path, base);
 		snprintf(id, sizeof(id), "%s.d/%s", unit, base);
 	}
@@ -369,8 +381,11 @@ static const char *journalctl_path(void)
 static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const char *prog,
 		    const char *const *args)
 {
-	static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C",
-				      "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", "SYSTEMD_LOG_COLOR=0",
+	static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+				      "LC_ALL=C",
+				      "SYSTEMD_PAGER=",
+				      "SYSTEMD_COLORS=0",
+				      "SYSTEMD_LOG_COLOR=0",
 				      NULL };
 	size_t nargs = 0, kept = 0;
 	char **argv;
@@ -400,7 +415,8 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 		sigset_t none;
 		int devnull = open("/dev/null", O_RDONLY);
 
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
+		    dup2(pfd[1], 2) < 0)
 			_exit(127);
 		close_from(3);
 		sigemptyset(&none);
@@ -476,8 +492,8 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 		*status = WEXITSTATUS(wst);
 		r = 0;
 	} else {
-		r = tm_error_set(TM_EAPPLY, "%s %s: killed by signal %d", prog, nargs ? args[0] : "",
-				 WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
+		r = tm_error_set(TM_EAPPLY, "%s %s: killed by signal %d", prog,
+				 nargs ? args[0] : "", WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
 	}
 	return r;
 }
@@ -561,11 +577,11 @@ static int systemctl(const struct tm_applier_ctx *ctx, unsigned timeout_ms, cons
 			char msg[768];
 			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
 			r = tm_error_set(TM_EAPPLY, "systemctl %s %s%s: exit status %d%s%s", verb,
-					 units[done], batch > 1 ? " ..." : "", st, msg[0] ? ": " : "",
-					 msg);
+					 units[done], batch > 1 ? " ..." : "", st,
+					 msg[0] ? ": " : "", msg);
 		}
-		tm_log_debug("systemd: systemctl %s %s%s (%zu units): %d", verb, ctx->root ? "--root " : "",
-			     units[done], batch, r);
+		tm_log_debug("systemd: systemctl %s %s%s (%zu units): %d", verb,
+			     ctx->root ? "--root " : "", units[done], batch, r);
 		tm_buf_free(&out);
 		if (r < 0)
 			return r;
@@ -615,7 +631,7 @@ struct unit_state {
 	char active[24], sub[32], result[32], type[16];
 	int job, loaded;
 	uint64_t main_exit_us;
-	uint64_t active_enter_us;   /* changes whenever the unit (re-)enters active */
+	uint64_t active_enter_us; /* changes whenever the unit (re-)enters active */
 	uint64_t nrestarts;
 };
 
@@ -645,8 +661,9 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 			batch = BATCH_MAX;
 		args[k++] = "show";
 		args[k++] = "-p";
-		args[k++] = "Id,LoadState,ActiveState,SubState,Result,Type,Job,"
-			    "ExecMainExitTimestampMonotonic,ActiveEnterTimestampMonotonic,NRestarts";
+		args[k++] =
+			"Id,LoadState,ActiveState,SubState,Result,Type,Job,"
+			"ExecMainExitTimestampMonotonic,ActiveEnterTimestampMonotonic,NRestarts";
 		for (size_t i = 0; i < batch; i++)
 			args[k++] = units[done + i];
 		args[k] = NULL;
@@ -656,8 +673,8 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 		if (r == 0 && status != 0) {
 			char msg[768];
 			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
-			r = tm_error_set(TM_EAPPLY, "systemctl show %s: exit status %d: %s", units[done],
-					 status, msg);
+			r = tm_error_set(TM_EAPPLY, "systemctl show %s: exit status %d: %s",
+					 units[done], status, msg);
 		}
 		p = out.ptr ? out.ptr : "";
 		end = p + out.len;
@@ -885,8 +902,9 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
 				ops[nops++] = (struct op){ ' ', pre + i, pre + j };
 				i++;
 				j++;
-			} else if (i < ma && (j == mb || !dp ||
-					      dp[(i + 1) * (mb + 1) + j] >= dp[i * (mb + 1) + j + 1])) {
+			} else if (i < ma &&
+				   (j == mb || !dp ||
+				    dp[(i + 1) * (mb + 1) + j] >= dp[i * (mb + 1) + j + 1])) {
 				ops[nops++] = (struct op){ '-', pre + i, pre + j };
 				i++;
 			} else {
@@ -928,7 +946,8 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
 		print_range(f, ops[hs].bi, cb);
 		fputs(" @@\n", f);
 		for (size_t m = hs; m < he; m++)
-			print_line(f, ops[m].type, ops[m].type == '+' ? &b[ops[m].bi] : &a[ops[m].ai]);
+			print_line(f, ops[m].type,
+				   ops[m].type == '+' ? &b[ops[m].bi] : &a[ops[m].ai]);
 		k = he;
 	}
 	r = 0;
@@ -944,7 +963,12 @@ out:
 
 /* ------------------------------------------------------------ the applier */
 
-enum file_state { F_SAME = 0, F_NEW, F_DIFF, F_FOREIGN };
+enum file_state {
+	F_SAME = 0,
+	F_NEW,
+	F_DIFF,
+	F_FOREIGN
+};
 
 static const char *unit_dir_of(const struct tm_applier_ctx *ctx)
 {
@@ -957,7 +981,8 @@ static int path_of(char *out, size_t outlen, const struct tm_applier_ctx *ctx, c
 {
 	int n = snprintf(out, outlen, "%s/%s", unit_dir_of(ctx), id);
 	if (n < 0 || (size_t)n >= outlen)
-		return tm_error_set(TM_EAPPLY, "%.128s/%.128s: path too long", unit_dir_of(ctx), id);
+		return tm_error_set(TM_EAPPLY, "%.128s/%.128s: path too long", unit_dir_of(ctx),
+				    id);
 	return 0;
 }
 
@@ -1043,8 +1068,8 @@ static int names_below(char ***v, size_t *n, const char *prefix, const struct tm
 
 	for (size_t i = 0; i < total; i++) {
 		const char *id = i < ninventory ? inventory[i] : desired->v[i - ninventory].id;
-		if (strncmp(id, prefix, pl) != 0 || strchr(id + pl, '/') || in_list(*v, *n, id + pl) ||
-		    tm_systemd_id_kind(id, NULL) == TM_SYSTEMD_NONE)
+		if (strncmp(id, prefix, pl) != 0 || strchr(id + pl, '/') ||
+		    in_list(*v, *n, id + pl) || tm_systemd_id_kind(id, NULL) == TM_SYSTEMD_NONE)
 			continue;
 		if ((r = tm_strv_push(v, n, id + pl)) < 0)
 			return r;
@@ -1089,7 +1114,8 @@ static void clean_temps(const struct tm_applier_ctx *ctx, const struct tm_objset
 		return; /* missing: nothing was ever written; else already reported */
 	while ((e = readdir(d))) {
 		size_t l = strlen(e->d_name);
-		char unit[TM_SYSTEMD_NAME_MAX + 1], dir[PATH_MAX_TM], prefix[TM_SYSTEMD_NAME_MAX + 4];
+		char unit[TM_SYSTEMD_NAME_MAX + 1], dir[PATH_MAX_TM],
+			prefix[TM_SYSTEMD_NAME_MAX + 4];
 		struct stat st;
 
 		if (l < 3 || l - 2 > TM_SYSTEMD_NAME_MAX || strcmp(e->d_name + l - 2, ".d") != 0)
@@ -1097,7 +1123,8 @@ static void clean_temps(const struct tm_applier_ctx *ctx, const struct tm_objset
 		memcpy(unit, e->d_name, l - 2);
 		unit[l - 2] = '\0';
 		if (!tm_systemd_unit_name_valid(unit) ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
 			continue;
 		if (path_of(dir, sizeof(dir), ctx, e->d_name) < 0)
 			continue;
@@ -1182,8 +1209,8 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	    (r = collect_changed_units(&chg, &nchg, changed, nchanged)) < 0)
 		goto out;
 	if (ninst) {
-		r = systemctl(ctx, QUICK_TIMEOUT_MS, "enable", ctx->root ? NULL : "--no-reload", inst, ninst,
-			      -1, &enabled_something);
+		r = systemctl(ctx, QUICK_TIMEOUT_MS, "enable", ctx->root ? NULL : "--no-reload",
+			      inst, ninst, -1, &enabled_something);
 		if (r < 0) {
 			if (nchanged)
 				reload_best_effort(ctx);
@@ -1224,15 +1251,15 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	if (nrestart) {
 		for (size_t i = 0; i < nrestart; i++)
 			tm_log_info("systemd: restarting %s", restart[i]);
-		if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "restart", "--no-block", restart, nrestart, -1,
-				   NULL)) < 0)
+		if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "restart", "--no-block", restart,
+				   nrestart, -1, NULL)) < 0)
 			goto out;
 	}
 	if (nstart) {
 		for (size_t i = 0; i < nstart; i++)
 			tm_log_info("systemd: starting %s", start[i]);
-		if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "start", "--no-block", start, nstart, -1, NULL)) <
-		    0)
+		if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "start", "--no-block", start, nstart, -1,
+				   NULL)) < 0)
 			goto out;
 	}
 	r = 0;
@@ -1296,8 +1323,8 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		if (ctx->dry_run && (s == F_NEW || s == F_DIFF)) {
 			char path[PATH_MAX_TM];
 			if ((r = path_of(path, sizeof(path), ctx, o->id)) == 0)
-				r = tm_systemd_diff(diff_out(ctx), path, exists ? live.ptr : NULL, live.len,
-						    o->content, o->len);
+				r = tm_systemd_diff(diff_out(ctx), path, exists ? live.ptr : NULL,
+						    live.len, o->content, o->len);
 			if (r < 0) {
 				tm_buf_free(&live);
 				goto out;
@@ -1310,9 +1337,10 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		const struct tm_object *o = &desired->v[first_foreign];
 		set_error_object(res, o->id);
 		if ((r = path_of(path, sizeof(path), ctx, o->id)) == 0)
-			r = tm_error_set(TM_EAPPLY,
-					 "%s exists and was not written by tagmoor; refusing to overwrite%s",
-					 path, nforeign > 1 ? " (and others)" : "");
+			r = tm_error_set(
+				TM_EAPPLY,
+				"%s exists and was not written by tagmoor; refusing to overwrite%s",
+				path, nforeign > 1 ? " (and others)" : "");
 		goto out;
 	}
 	/* 2. What is about to be written becomes tagmoor's first, then write. */
@@ -1363,12 +1391,13 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	*nkept = 0;
 	clean_temps(ctx, desired, inventory, ninventory);
 	for (size_t i = 0; i < ninventory; i++) {
-		if (tm_objset_find(desired, inventory[i]) >= 0 || in_list(gone, ngone, inventory[i]))
+		if (tm_objset_find(desired, inventory[i]) >= 0 ||
+		    in_list(gone, ngone, inventory[i]))
 			continue;
 		if (tm_systemd_id_kind(inventory[i], unit) == TM_SYSTEMD_NONE) {
 			/* Never build a path from something that is not an id. */
-			tm_log_warn("systemd: ignoring invalid inventory entry \"%.*s\"", TM_LOG_CAP,
-				    inventory[i]);
+			tm_log_warn("systemd: ignoring invalid inventory entry \"%.*s\"",
+				    TM_LOG_CAP, inventory[i]);
 			continue;
 		}
 		if ((r = tm_strv_push(&gone, &ngone, inventory[i])) < 0)
@@ -1385,9 +1414,10 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 
 			tm_buf_init(&live, TM_SYSTEMD_UNIT_MAX + 1);
 			r = compare(ctx, &tmp, &live, &exists);
-			if (r >= 0 && exists && (r = path_of(path, sizeof(path), ctx, gone[i])) == 0)
-				r = tm_systemd_diff(diff_out(ctx), path, live.ptr ? live.ptr : "", live.len,
-						    NULL, 0);
+			if (r >= 0 && exists &&
+			    (r = path_of(path, sizeof(path), ctx, gone[i])) == 0)
+				r = tm_systemd_diff(diff_out(ctx), path, live.ptr ? live.ptr : "",
+						    live.len, NULL, 0);
 			tm_buf_free(&live);
 			if (r < 0)
 				goto out;
@@ -1399,10 +1429,11 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	/* 1. Stop the units (one transaction); a unit that is not loaded is fine. */
 	if (!ctx->root) {
 		for (size_t i = 0; i < ngone; i++)
-			if (tm_systemd_id_kind(gone[i], unit) == TM_SYSTEMD_UNIT && !is_template(unit) &&
-			    (r = tm_strv_push(&stop, &nstop, unit)) < 0)
+			if (tm_systemd_id_kind(gone[i], unit) == TM_SYSTEMD_UNIT &&
+			    !is_template(unit) && (r = tm_strv_push(&stop, &nstop, unit)) < 0)
 				goto out;
-		if (nstop && systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
+		if (nstop &&
+		    systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
 			tm_log_warn("systemd: prune: %s", tm_error_last());
 	}
 	/* 2. Disable and delete, one by one, so a failure keeps only that one. */
@@ -1416,12 +1447,13 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		exists = lstat(path, &st) == 0;
 		if (kind == TM_SYSTEMD_UNIT && exists && S_ISREG(st.st_mode)) {
 			char *one[1] = { unit };
-			if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "disable", ctx->root ? NULL : "--no-reload",
-					   one, 1, -1, NULL)) < 0)
+			if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "disable",
+					   ctx->root ? NULL : "--no-reload", one, 1, -1, NULL)) < 0)
 				goto keep;
 		}
 		if (exists && unlink(path) < 0) {
-			r = tm_error_set(TM_EAPPLY, "systemd: cannot remove %s: %s", path, strerror(errno));
+			r = tm_error_set(TM_EAPPLY, "systemd: cannot remove %s: %s", path,
+					 strerror(errno));
 			goto keep;
 		}
 		if (exists) {
@@ -1431,10 +1463,12 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		if (kind == TM_SYSTEMD_DROPIN) {
 			char *slash = strrchr(path, '/');
 			*slash = '\0';
-			if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+			if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST &&
+			    errno != ENOENT)
 				tm_log_warn("systemd: cannot remove %s: %s", path, strerror(errno));
-			if (!in_list(parents, nparents, unit) && tm_objset_find(desired, unit) >= 0 &&
-			    !is_template(unit) && (r = tm_strv_push(&parents, &nparents, unit)) < 0)
+			if (!in_list(parents, nparents, unit) &&
+			    tm_objset_find(desired, unit) >= 0 && !is_template(unit) &&
+			    (r = tm_strv_push(&parents, &nparents, unit)) < 0)
 				goto out;
 		}
 		res->pruned++;
@@ -1453,9 +1487,8 @@ keep:
 	if (removed_any && !ctx->root) {
 		if ((r = daemon_reload(ctx)) < 0)
 			goto out;
-		if (nparents &&
-		    (r = systemctl(ctx, QUICK_TIMEOUT_MS, "try-restart", "--no-block", parents, nparents,
-				   -1, NULL)) < 0)
+		if (nparents && (r = systemctl(ctx, QUICK_TIMEOUT_MS, "try-restart", "--no-block",
+					       parents, nparents, -1, NULL)) < 0)
 			goto out;
 	}
 	r = first_err;
@@ -1473,7 +1506,8 @@ out:
 static void journal_tail(char *dst, size_t dstlen, const char *unit)
 {
 	const char *prog = journalctl_path();
-	const char *args[] = { "-u", unit, "-n", JOURNAL_LINES, "--no-pager", "-o", "cat", "-q", NULL };
+	const char *args[] = { "-u", unit,  "-n", JOURNAL_LINES, "--no-pager",
+			       "-o", "cat", "-q", NULL };
 	struct tm_buf out;
 	int st = 0;
 
@@ -1486,7 +1520,12 @@ static void journal_tail(char *dst, size_t dstlen, const char *unit)
 	tm_buf_free(&out);
 }
 
-enum { H_WAIT = 0, H_OK, H_BAD, H_SKIP };
+enum {
+	H_WAIT = 0,
+	H_OK,
+	H_BAD,
+	H_SKIP
+};
 
 /* A unit that is not active: done (a oneshot that ran), still to come (a job
  * is queued), or dead. */
@@ -1530,7 +1569,8 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		goto out;
 	for (size_t i = 0; i < nchg; i++) {
 		size_t l = strlen(chg[i]);
-		if (l > 8 && strcmp(chg[i] + l - 8, ".service") == 0 && !in_list(units, nunits, chg[i]) &&
+		if (l > 8 && strcmp(chg[i] + l - 8, ".service") == 0 &&
+		    !in_list(units, nunits, chg[i]) &&
 		    (r = tm_strv_push(&units, &nunits, chg[i])) < 0)
 			goto out;
 	}
@@ -1596,7 +1636,8 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				if (!since[i] || n->active_enter_us != base[i].active_enter_us ||
 				    n->nrestarts != base[i].nrestarts) {
 					if (since[i] && last)
-						verdict[i] = H_BAD; /* restarted up to the deadline */
+						verdict[i] =
+							H_BAD; /* restarted up to the deadline */
 					since[i] = t;
 					base[i] = *n;
 				} else if (last || t - since[i] >= SETTLE_MS) {
@@ -1630,9 +1671,9 @@ poll_out:
 		char msg[900] = "";
 
 		for (size_t i = 0; i < nunits; i++)
-			if (verdict[i] == H_BAD && ((r = tm_strv_push(&bad, &nbad, units[i])) < 0 ||
-						    (r = tm_strv_push(&res->unhealthy, &res->nunhealthy,
-								      units[i])) < 0)) {
+			if (verdict[i] == H_BAD &&
+			    ((r = tm_strv_push(&bad, &nbad, units[i])) < 0 ||
+			     (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, units[i])) < 0)) {
 				tm_strv_free(bad, nbad);
 				goto out;
 			}
@@ -1647,9 +1688,11 @@ poll_out:
 				 st[0].active[0] ? st[0].active : "unknown", st[0].sub,
 				 st[0].result[0] ? ", result " : "", st[0].result,
 				 journal[0] ? "; journal: " : "", journal);
-			r = tm_error_set(TM_EAPPLY, "systemd: health check failed within %llu ms: %s%s",
+			r = tm_error_set(TM_EAPPLY,
+					 "systemd: health check failed within %llu ms: %s%s",
 					 (unsigned long long)wait_ms, msg,
-					 nbad > 1 ? "; other unhealthy units follow in the status" : "");
+					 nbad > 1 ? "; other unhealthy units follow in the status"
+						  : "");
 		}
 		set_error_object(res, bad[0]);
 		for (size_t i = 0; i < nbad; i++)
@@ -1691,8 +1734,9 @@ static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			if (ctx->dry_run) {
 				char path[PATH_MAX_TM];
 				if ((r = path_of(path, sizeof(path), ctx, o->id)) == 0)
-					r = tm_systemd_diff(diff_out(ctx), path, exists ? live.ptr : NULL,
-							    live.len, o->content, o->len);
+					r = tm_systemd_diff(diff_out(ctx), path,
+							    exists ? live.ptr : NULL, live.len,
+							    o->content, o->len);
 			} else {
 				r = write_object(ctx, o);
 			}

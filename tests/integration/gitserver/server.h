@@ -45,7 +45,7 @@ TM_TS int tm_test_server_start(struct tm_test_server *s, int extras)
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
 	snprintf(cmd, sizeof(cmd), "bash %s/tests/integration/gitserver/start.sh %s--parent %ld",
-		TM_SOURCE_DIR, extras ? "--silent --endless 4 " : "", (long)getpid());
+		 TM_SOURCE_DIR, extras ? "--silent --endless 4 " : "", (long)getpid());
 	s->pipe = popen(cmd, "r");
 	if (!s->pipe)
 		return -1;
@@ -59,21 +59,36 @@ TM_TS int tm_test_server_start(struct tm_test_server *s, int extras)
 			continue;
 		*eq = '\0';
 		v = eq + 1;
-		if (!strcmp(line, "URL")) tm_ts_copy(s->url, sizeof(s->url), v);
-		else if (!strcmp(line, "CA")) tm_ts_copy(s->ca, sizeof(s->ca), v);
-		else if (!strcmp(line, "ROOT")) tm_ts_copy(s->root, sizeof(s->root), v);
-		else if (!strcmp(line, "LOG")) tm_ts_copy(s->log, sizeof(s->log), v);
-		else if (!strcmp(line, "USER")) tm_ts_copy(s->user, sizeof(s->user), v);
-		else if (!strcmp(line, "PASS")) tm_ts_copy(s->pass, sizeof(s->pass), v);
-		else if (!strcmp(line, "TMP")) tm_ts_copy(s->tmp, sizeof(s->tmp), v);
-		else if (!strcmp(line, "BEARER")) tm_ts_copy(s->bearer, sizeof(s->bearer), v);
-		else if (!strcmp(line, "CLIENT_CERT")) tm_ts_copy(s->client_cert, sizeof(s->client_cert), v);
-		else if (!strcmp(line, "CLIENT_KEY")) tm_ts_copy(s->client_key, sizeof(s->client_key), v);
-		else if (!strcmp(line, "MTLS_PORT")) s->mtls_port = atoi(v);
-		else if (!strcmp(line, "PORT")) s->port = atoi(v);
-		else if (!strcmp(line, "SILENT_PORT")) s->silent_port = atoi(v);
-		else if (!strcmp(line, "SILENT_TLS_PORT")) s->silent_tls_port = atoi(v);
-		else if (!strcmp(line, "PID")) s->pid = (pid_t)atoi(v);
+		if (!strcmp(line, "URL"))
+			tm_ts_copy(s->url, sizeof(s->url), v);
+		else if (!strcmp(line, "CA"))
+			tm_ts_copy(s->ca, sizeof(s->ca), v);
+		else if (!strcmp(line, "ROOT"))
+			tm_ts_copy(s->root, sizeof(s->root), v);
+		else if (!strcmp(line, "LOG"))
+			tm_ts_copy(s->log, sizeof(s->log), v);
+		else if (!strcmp(line, "USER"))
+			tm_ts_copy(s->user, sizeof(s->user), v);
+		else if (!strcmp(line, "PASS"))
+			tm_ts_copy(s->pass, sizeof(s->pass), v);
+		else if (!strcmp(line, "TMP"))
+			tm_ts_copy(s->tmp, sizeof(s->tmp), v);
+		else if (!strcmp(line, "BEARER"))
+			tm_ts_copy(s->bearer, sizeof(s->bearer), v);
+		else if (!strcmp(line, "CLIENT_CERT"))
+			tm_ts_copy(s->client_cert, sizeof(s->client_cert), v);
+		else if (!strcmp(line, "CLIENT_KEY"))
+			tm_ts_copy(s->client_key, sizeof(s->client_key), v);
+		else if (!strcmp(line, "MTLS_PORT"))
+			s->mtls_port = atoi(v);
+		else if (!strcmp(line, "PORT"))
+			s->port = atoi(v);
+		else if (!strcmp(line, "SILENT_PORT"))
+			s->silent_port = atoi(v);
+		else if (!strcmp(line, "SILENT_TLS_PORT"))
+			s->silent_tls_port = atoi(v);
+		else if (!strcmp(line, "PID"))
+			s->pid = (pid_t)atoi(v);
 	}
 	pclose(s->pipe);
 	s->pipe = NULL;
@@ -108,7 +123,8 @@ TM_TS int tm_sh(const char *fmt, ...)
 }
 
 /* First line of a command's output (printf-style), trailing newline cut. */
-TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
 {
 	char cmd[4096];
@@ -133,12 +149,13 @@ TM_TS int tm_sh_out(char *out, size_t outlen, const char *fmt, ...)
  * clone WORK set up to sign tags with the key. 0 or the shell's status. */
 TM_TS int tm_test_signed_repo(const char *dir, const char *root, const char *name, const char *work)
 {
-	return tm_sh("set -e; cd %s; ssh-keygen -q -t ed25519 -N '' -C release -f key; "
-		     "echo \"release@example.com namespaces=\\\"git\\\" $(cut -d' ' -f1,2 key.pub)\" > allowed_signers; "
-		     "git init -q --bare %s/%s.git; git init -q -b main %s; cd %s; "
-		     "git remote add origin %s/%s.git; git config gpg.format ssh; "
-		     "git config user.signingkey %s/key; git config user.name t; git config user.email t@example.invalid",
-		     dir, root, name, work, work, root, name, dir);
+	return tm_sh(
+		"set -e; cd %s; ssh-keygen -q -t ed25519 -N '' -C release -f key; "
+		"echo \"release@example.com namespaces=\\\"git\\\" $(cut -d' ' -f1,2 key.pub)\" > allowed_signers; "
+		"git init -q --bare %s/%s.git; git init -q -b main %s; cd %s; "
+		"git remote add origin %s/%s.git; git config gpg.format ssh; "
+		"git config user.signingkey %s/key; git config user.name t; git config user.email t@example.invalid",
+		dir, root, name, work, work, root, name, dir);
 }
 
 /* Counts access-log lines "METHOD URI ..." whose URI contains needle. */
@@ -152,7 +169,8 @@ TM_TS int tm_test_log_count(const struct tm_test_server *s, const char *method, 
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, method, ml) == 0 && line[ml] == ' ' && strstr(line + ml + 1, needle))
+		if (strncmp(line, method, ml) == 0 && line[ml] == ' ' &&
+		    strstr(line + ml + 1, needle))
 			n++;
 	fclose(f);
 	return n;
@@ -161,7 +179,8 @@ TM_TS int tm_test_log_count(const struct tm_test_server *s, const char *method, 
 /* nginx logs a request after the client has its answer: waits (up to 3 s)
  * until at least `want` matching lines are there, lets late lines settle,
  * and returns the count. */
-TM_TS int tm_test_log_wait(const struct tm_test_server *s, const char *method, const char *needle, int want)
+TM_TS int tm_test_log_wait(const struct tm_test_server *s, const char *method, const char *needle,
+			   int want)
 {
 	for (int i = 0; i < 300 && tm_test_log_count(s, method, needle) < want; i++)
 		usleep(10000);

@@ -257,22 +257,22 @@ static void test_clean_only_ours(void **state)
 	assert_int_equal(mkdir(d, 0755), 0);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	assert_int_equal(mkdir(outside, 0755), 0);
-	touch(d, ".state.json.tagmoor-tmp-aB3xY9");  /* ours */
-	touch(d, ".floor.tagmoor-tmp-000000");       /* ours */
+	touch(d, ".state.json.tagmoor-tmp-aB3xY9"); /* ours */
+	touch(d, ".floor.tagmoor-tmp-000000");      /* ours */
 	touch(d, "state.json");
-	touch(d, "state.json.tmp.Qw12Er");           /* old-style, of a named file */
-	touch(d, "other.tmp.Qw12Er");                /* old-style, of no named file */
-	touch(d, ".x.tagmoor-tmp-abc");              /* too short */
-	touch(d, ".x.tagmoor-tmp-abc-ef");           /* not mkstemp's alphabet */
-	touch(d, "x.tagmoor-tmp-abcdef");            /* no leading dot */
-	touch(d, ".tagmoor-tmp-abcdef");             /* no name */
-	touch(sub, ".config.tagmoor-tmp-abcdef");    /* below: not recursive */
+	touch(d, "state.json.tmp.Qw12Er");        /* old-style, of a named file */
+	touch(d, "other.tmp.Qw12Er");             /* old-style, of no named file */
+	touch(d, ".x.tagmoor-tmp-abc");           /* too short */
+	touch(d, ".x.tagmoor-tmp-abc-ef");        /* not mkstemp's alphabet */
+	touch(d, "x.tagmoor-tmp-abcdef");         /* no leading dot */
+	touch(d, ".tagmoor-tmp-abcdef");          /* no name */
+	touch(sub, ".config.tagmoor-tmp-abcdef"); /* below: not recursive */
 	touch(outside, "target");
 	snprintf(p, sizeof(p), "%s/target", outside);
 	snprintf(q, sizeof(q), "%s/.link.tagmoor-tmp-abcdef", d);
-	assert_int_equal(symlink(p, q), 0);          /* a symlink is never ours */
+	assert_int_equal(symlink(p, q), 0); /* a symlink is never ours */
 	snprintf(q, sizeof(q), "%s/.dir.tagmoor-tmp-abcdef", d);
-	assert_int_equal(mkdir(q, 0755), 0);         /* nor a directory */
+	assert_int_equal(mkdir(q, 0755), 0); /* nor a directory */
 
 	assert_true(tm_file_is_temp_name(".state.json.tagmoor-tmp-aB3xY9"));
 	assert_false(tm_file_is_temp_name("x.tagmoor-tmp-abcdef"));

@@ -16,14 +16,31 @@
 
 static void test_durations(void **state)
 {
-	static const struct { const char *s; uint64_t ms; } ok[] = {
-		{ "0", 0 }, { "0s", 0 }, { "250ms", 250 }, { "1s", 1000 }, { "60s", 60000 },
-		{ "10m", 600000 }, { "1h", 3600000 }, { "2d", 172800000 },
-		{ "18446744073709551615ms", UINT64_MAX },
+	static const struct {
+		const char *s;
+		uint64_t ms;
+	} ok[] = {
+		{ "0", 0 },        { "0s", 0 },         { "250ms", 250 },
+		{ "1s", 1000 },    { "60s", 60000 },    { "10m", 600000 },
+		{ "1h", 3600000 }, { "2d", 172800000 }, { "18446744073709551615ms", UINT64_MAX },
 	};
 	static const char *const bad[] = {
-		"", "s", "60", "-1s", "+1s", "1.5s", "1 s", " 1s", "1s ", "1S", "1sec", "1w",
-		"18446744073709551616ms", "18446744073709552s", "0x10s", "1h30m",
+		"",
+		"s",
+		"60",
+		"-1s",
+		"+1s",
+		"1.5s",
+		"1 s",
+		" 1s",
+		"1s ",
+		"1S",
+		"1sec",
+		"1w",
+		"18446744073709551616ms",
+		"18446744073709552s",
+		"0x10s",
+		"1h30m",
 	};
 	uint64_t v;
 
@@ -43,12 +60,27 @@ static void test_durations(void **state)
 
 static void test_sizes(void **state)
 {
-	static const struct { const char *s; uint64_t v; } ok[] = {
-		{ "0", 0 }, { "1024", 1024 }, { "1B", 1 }, { "1KiB", 1024 }, { "64MiB", 64ull << 20 },
-		{ "4GiB", 4ull << 30 }, { "17179869183GiB", 17179869183ull << 30 },
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} ok[] = {
+		{ "0", 0 },
+		{ "1024", 1024 },
+		{ "1B", 1 },
+		{ "1KiB", 1024 },
+		{ "64MiB", 64ull << 20 },
+		{ "4GiB", 4ull << 30 },
+		{ "17179869183GiB", 17179869183ull << 30 },
 	};
-	static const char *const bad[] = { "", "KiB", "1KB", "1kib", "1 MiB", "-1", "1.5MiB",
-					   "17179869184GiB", "99999999999999999999" };
+	static const char *const bad[] = { "",
+					   "KiB",
+					   "1KB",
+					   "1kib",
+					   "1 MiB",
+					   "-1",
+					   "1.5MiB",
+					   "17179869184GiB",
+					   "99999999999999999999" };
 	uint64_t v;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -133,12 +165,9 @@ static void test_buf_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_booleans),
-		cmocka_unit_test(test_percent_and_uint),
-		cmocka_unit_test(test_format_roundtrip),
-		cmocka_unit_test(test_buf_bounds),
+		cmocka_unit_test(test_durations),        cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_booleans),         cmocka_unit_test(test_percent_and_uint),
+		cmocka_unit_test(test_format_roundtrip), cmocka_unit_test(test_buf_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

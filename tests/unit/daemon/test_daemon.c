@@ -59,7 +59,8 @@ static void test_jitter(void **state)
 	assert_int_equal(tm_daemon_backoff_jitter_ms(8000, 0), 4000);
 	assert_int_equal(tm_daemon_backoff_jitter_ms(8000, UINT32_MAX), 8000);
 	/* a week (the interval cap) does not overflow */
-	assert_int_equal(tm_daemon_jitter_ms(7 * 86400000ull, 50, UINT32_MAX), 7 * 86400000ull * 3 / 2);
+	assert_int_equal(tm_daemon_jitter_ms(7 * 86400000ull, 50, UINT32_MAX),
+			 7 * 86400000ull * 3 / 2);
 	assert_int_equal(tm_daemon_backoff_jitter_ms(7 * 86400000ull, UINT32_MAX), 7 * 86400000ull);
 }
 
@@ -131,7 +132,9 @@ static int receiver(const char *name)
 		sa.sun_path[0] = '\0';
 	else
 		len++;
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)), 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)),
+			 0);
 	return fd;
 }
 
@@ -199,12 +202,9 @@ static void test_notify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_jitter),
-		cmocka_unit_test(test_pass_bound),
-		cmocka_unit_test(test_alive),
-		cmocka_unit_test(test_watchdog_env),
-		cmocka_unit_test(test_notify),
+		cmocka_unit_test(test_backoff),      cmocka_unit_test(test_jitter),
+		cmocka_unit_test(test_pass_bound),   cmocka_unit_test(test_alive),
+		cmocka_unit_test(test_watchdog_env), cmocka_unit_test(test_notify),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,18 +207,23 @@ static void test_seq_path_clone_equal(void **state)
 
 static void test_json_strings(void **state)
 {
-	static const struct { const char *in; size_t len; const char *out; } cases[] = {
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} cases[] = {
 		{ "plain", 5, "\"plain\"" },
-		{ "a/b", 3, "\"a/b\"" },                       /* never "\/" */
+		{ "a/b", 3, "\"a/b\"" }, /* never "\/" */
 		{ "q\"b\\", 4, "\"q\\\"b\\\\\"" },
 		{ "\b\f\n\r\t", 5, "\"\\b\\f\\n\\r\\t\"" },
-		{ "\x01\x1f\x7f", 3, "\"\\u0001\\u001f\x7f\"" }, /* DEL is not a control char in JSON */
+		{ "\x01\x1f\x7f", 3,
+		  "\"\\u0001\\u001f\x7f\"" }, /* DEL is not a control char in JSON */
 		{ "h\xc3\xa9llo \xf0\x9f\x98\x80", 11, "\"h\xc3\xa9llo \xf0\x9f\x98\x80\"" },
 		{ "<&>\xe2\x80\xa8", 6, "\"<&>\xe2\x80\xa8\"" }, /* no HTML escaping, U+2028 raw */
-		{ "\xff", 1, "\"\xef\xbf\xbd\"" },                /* not UTF-8: U+FFFD */
+		{ "\xff", 1, "\"\xef\xbf\xbd\"" },               /* not UTF-8: U+FFFD */
 		{ "\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" }, /* a surrogate */
-		{ "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },     /* overlong */
-		{ "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },     /* truncated */
+		{ "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },                 /* overlong */
+		{ "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },                 /* truncated */
 		{ "", 0, "\"\"" },
 	};
 
@@ -234,18 +239,33 @@ static void test_json_strings(void **state)
 static void test_json_floats(void **state)
 {
 	/* What Go's encoding/json prints (and kubectl shows). */
-	static const struct { double f; const char *out; } cases[] = {
-		{ 0.0, "0" }, { -0.0, "-0" }, { 1.0, "1" }, { 0.1, "0.1" }, { 1.5, "1.5" },
-		{ 0.30000000000000004, "0.30000000000000004" }, { 1e20, "100000000000000000000" },
-		{ 1e21, "1e+21" }, { 1.5e300, "1.5e+300" }, { 0.000001, "0.000001" },
-		{ 1e-7, "1e-7" }, { 2.5e-7, "2.5e-7" }, { 5e-324, "5e-324" },
+	static const struct {
+		double f;
+		const char *out;
+	} cases[] = {
+		{ 0.0, "0" },
+		{ -0.0, "-0" },
+		{ 1.0, "1" },
+		{ 0.1, "0.1" },
+		{ 1.5, "1.5" },
+		{ 0.30000000000000004, "0.30000000000000004" },
+		{ 1e20, "100000000000000000000" },
+		{ 1e21, "1e+21" },
+		{ 1.5e300, "1.5e+300" },
+		{ 0.000001, "0.000001" },
+		{ 1e-7, "1e-7" },
+		{ 2.5e-7, "2.5e-7" },
+		{ 5e-324, "5e-324" },
 		{ 1.7976931348623157e308, "1.7976931348623157e+308" },
 		{ 9223372036854775808.0, "9223372036854776000" },
 		{ 18446744073709551615.0, "18446744073709552000" },
 		{ 1152921504606846976.0, "1152921504606847000" },
 		{ 123456789012345678901234567890.0, "1.2345678901234568e+29" },
-		{ 1e23, "1e+23" }, { 100.25, "100.25" }, { -1234.5678, "-1234.5678" },
-		{ 0x1p-1022, "2.2250738585072014e-308" }, { 5e-5, "0.00005" },
+		{ 1e23, "1e+23" },
+		{ 100.25, "100.25" },
+		{ -1234.5678, "-1234.5678" },
+		{ 0x1p-1022, "2.2250738585072014e-308" },
+		{ 5e-5, "0.00005" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -270,29 +290,46 @@ static void test_json_floats(void **state)
 static void test_format_float(void **state)
 {
 	/* strconv.FormatFloat(f, fmt, -1, bits). */
-	static const struct { double f; char fmt; int bits; const char *out; } cases[] = {
-		{ 1e6, 'g', 64, "1e+06" }, { 123456.0, 'g', 64, "123456" },
-		{ 0.0001, 'g', 64, "0.0001" }, { 0.00001, 'g', 64, "1e-05" },
-		{ 123456789.5, 'g', 32, "1.2345679e+08" }, { 0.1, 'g', 32, "0.1" },
-		{ 16777217.0, 'g', 32, "1.6777216e+07" }, { 3.5e38, 'g', 32, "+Inf" },
-		{ 3.4e38, 'g', 32, "3.4e+38" }, { 1e-50, 'g', 32, "0" }, { -0.0, 'g', 32, "-0" },
-		{ 1.0, 'e', 64, "1e+00" }, { 1234.5, 'e', 64, "1.2345e+03" },
-		{ 1e-7, 'f', 64, "0.0000001" }, { 1e21, 'f', 64, "1000000000000000000000" },
-		{ -INFINITY, 'g', 64, "-Inf" }, { NAN, 'f', 64, "NaN" },
+	static const struct {
+		double f;
+		char fmt;
+		int bits;
+		const char *out;
+	} cases[] = {
+		{ 1e6, 'g', 64, "1e+06" },
+		{ 123456.0, 'g', 64, "123456" },
+		{ 0.0001, 'g', 64, "0.0001" },
+		{ 0.00001, 'g', 64, "1e-05" },
+		{ 123456789.5, 'g', 32, "1.2345679e+08" },
+		{ 0.1, 'g', 32, "0.1" },
+		{ 16777217.0, 'g', 32, "1.6777216e+07" },
+		{ 3.5e38, 'g', 32, "+Inf" },
+		{ 3.4e38, 'g', 32, "3.4e+38" },
+		{ 1e-50, 'g', 32, "0" },
+		{ -0.0, 'g', 32, "-0" },
+		{ 1.0, 'e', 64, "1e+00" },
+		{ 1234.5, 'e', 64, "1.2345e+03" },
+		{ 1e-7, 'f', 64, "0.0000001" },
+		{ 1e21, 'f', 64, "1000000000000000000000" },
+		{ -INFINITY, 'g', 64, "-Inf" },
+		{ NAN, 'f', 64, "NaN" },
 		/* Powers of two, where the shortest form is a neighbour of the
 		 * correctly rounded one. */
-		{ 0x1p-1074, 'e', 64, "5e-324" }, { 0x1p60, 'g', 64, "1.152921504606847e+18" },
-		{ 0x1p-149, 'g', 32, "1e-45" }, { 0x1p90, 'g', 32, "1.2379401e+27" },
+		{ 0x1p-1074, 'e', 64, "5e-324" },
+		{ 0x1p60, 'g', 64, "1.152921504606847e+18" },
+		{ 0x1p-149, 'g', 32, "1e-45" },
+		{ 0x1p90, 'g', 32, "1.2379401e+27" },
 	};
 	char buf[512];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int n = tm_doc_format_float(buf, sizeof(buf), cases[i].f, cases[i].fmt, cases[i].bits);
+		int n = tm_doc_format_float(buf, sizeof(buf), cases[i].f, cases[i].fmt,
+					    cases[i].bits);
 
 		assert_true(n > 0);
 		if (strcmp(buf, cases[i].out) != 0) {
-			print_error("%a %c %d: got %s want %s\n", cases[i].f, cases[i].fmt, cases[i].bits,
-				    buf, cases[i].out);
+			print_error("%a %c %d: got %s want %s\n", cases[i].f, cases[i].fmt,
+				    cases[i].bits, buf, cases[i].out);
 			fail();
 		}
 	}

@@ -80,17 +80,44 @@ static void check_values(const struct vcase *c, size_t n)
 static void test_booleans_and_nulls(void **state)
 {
 	static const struct vcase c[] = {
-		{ "y", "true" }, { "Y", "true" }, { "yes", "true" }, { "Yes", "true" },
-		{ "YES", "true" }, { "on", "true" }, { "On", "true" }, { "ON", "true" },
-		{ "true", "true" }, { "True", "true" }, { "TRUE", "true" },
-		{ "n", "false" }, { "N", "false" }, { "no", "false" }, { "No", "false" },
-		{ "NO", "false" }, { "off", "false" }, { "Off", "false" }, { "OFF", "false" },
-		{ "false", "false" }, { "False", "false" }, { "FALSE", "false" },
-		{ "yEs", "\"yEs\"" }, { "tRue", "\"tRue\"" }, { "oN", "\"oN\"" },
-		{ "'yes'", "\"yes\"" }, { "\"off\"", "\"off\"" }, { "!!str yes", "\"yes\"" },
-		{ "~", "null" }, { "null", "null" }, { "Null", "null" }, { "NULL", "null" },
-		{ "", "null" }, { "nUll", "\"nUll\"" }, { "!!null \"\"", "null" },
-		{ "\"null\"", "\"null\"" }, { "!!bool \"true\"", "true" }, { "!!bool yes", "true" },
+		{ "y", "true" },
+		{ "Y", "true" },
+		{ "yes", "true" },
+		{ "Yes", "true" },
+		{ "YES", "true" },
+		{ "on", "true" },
+		{ "On", "true" },
+		{ "ON", "true" },
+		{ "true", "true" },
+		{ "True", "true" },
+		{ "TRUE", "true" },
+		{ "n", "false" },
+		{ "N", "false" },
+		{ "no", "false" },
+		{ "No", "false" },
+		{ "NO", "false" },
+		{ "off", "false" },
+		{ "Off", "false" },
+		{ "OFF", "false" },
+		{ "false", "false" },
+		{ "False", "false" },
+		{ "FALSE", "false" },
+		{ "yEs", "\"yEs\"" },
+		{ "tRue", "\"tRue\"" },
+		{ "oN", "\"oN\"" },
+		{ "'yes'", "\"yes\"" },
+		{ "\"off\"", "\"off\"" },
+		{ "!!str yes", "\"yes\"" },
+		{ "~", "null" },
+		{ "null", "null" },
+		{ "Null", "null" },
+		{ "NULL", "null" },
+		{ "", "null" },
+		{ "nUll", "\"nUll\"" },
+		{ "!!null \"\"", "null" },
+		{ "\"null\"", "\"null\"" },
+		{ "!!bool \"true\"", "true" },
+		{ "!!bool yes", "true" },
 	};
 	check_values(c, sizeof(c) / sizeof(c[0]));
 }
@@ -98,15 +125,42 @@ static void test_booleans_and_nulls(void **state)
 static void test_integers(void **state)
 {
 	static const struct vcase c[] = {
-		{ "0644", "420" }, { "0o17", "15" }, { "0O17", "15" }, { "-0644", "-420" },
-		{ "+0644", "420" }, { "08", "8" }, { "09", "9" }, { "0_644", "420" }, { "00", "0" },
-		{ "007", "7" }, { "0", "0" }, { "-0", "0" }, { "+0", "0" },
-		{ "0x1F", "31" }, { "0X1F", "31" }, { "-0x1F", "-31" }, { "+0x1F", "31" },
-		{ "0x_1F", "31" }, { "0x1f_ff", "8191" }, { "0b101", "5" }, { "-0b101", "-5" },
-		{ "+0b101", "5" }, { "0b1_01", "5" }, { "1_000", "1000" }, { "+1_0", "10" },
-		{ "1__0", "10" }, { "1_", "1" }, { "_1", "\"_1\"" }, { "0x", "\"0x\"" },
-		{ "0b", "\"0b\"" }, { "0o", "\"0o\"" }, { "0b2", "\"0b2\"" }, { "0o8", "\"0o8\"" },
-		{ "0x1p3", "\"0x1p3\"" }, { "1,000", "\"1,000\"" }, { "\"0644\"", "\"0644\"" },
+		{ "0644", "420" },
+		{ "0o17", "15" },
+		{ "0O17", "15" },
+		{ "-0644", "-420" },
+		{ "+0644", "420" },
+		{ "08", "8" },
+		{ "09", "9" },
+		{ "0_644", "420" },
+		{ "00", "0" },
+		{ "007", "7" },
+		{ "0", "0" },
+		{ "-0", "0" },
+		{ "+0", "0" },
+		{ "0x1F", "31" },
+		{ "0X1F", "31" },
+		{ "-0x1F", "-31" },
+		{ "+0x1F", "31" },
+		{ "0x_1F", "31" },
+		{ "0x1f_ff", "8191" },
+		{ "0b101", "5" },
+		{ "-0b101", "-5" },
+		{ "+0b101", "5" },
+		{ "0b1_01", "5" },
+		{ "1_000", "1000" },
+		{ "+1_0", "10" },
+		{ "1__0", "10" },
+		{ "1_", "1" },
+		{ "_1", "\"_1\"" },
+		{ "0x", "\"0x\"" },
+		{ "0b", "\"0b\"" },
+		{ "0o", "\"0o\"" },
+		{ "0b2", "\"0b2\"" },
+		{ "0o8", "\"0o8\"" },
+		{ "0x1p3", "\"0x1p3\"" },
+		{ "1,000", "\"1,000\"" },
+		{ "\"0644\"", "\"0644\"" },
 		{ "9223372036854775807", "9223372036854775807" },
 		{ "-9223372036854775808", "-9223372036854775808" },
 		/* Beyond int64: go-yaml's uint64 or float, then a float64 in JSON. */
@@ -118,7 +172,8 @@ static void test_integers(void **state)
 		{ "0x10000000000000000", "\"0x10000000000000000\"" },
 		{ "99999999999999999999", "100000000000000000000" },
 		{ "123456789012345678901234567890", "1.2345678901234568e+29" },
-		{ "!!int \"5\"", "5" }, { "!!int 0x1F", "31" },
+		{ "!!int \"5\"", "5" },
+		{ "!!int 0x1F", "31" },
 		{ "!!int 18446744073709551615", "18446744073709552000" },
 	};
 	check_values(c, sizeof(c) / sizeof(c[0]));
@@ -127,21 +182,50 @@ static void test_integers(void **state)
 static void test_floats(void **state)
 {
 	static const struct vcase c[] = {
-		{ ".5", "0.5" }, { "-.5", "-0.5" }, { "+.5", "0.5" }, { "5.", "5" }, { "-3.", "-3" },
-		{ "1e3", "1000" }, { "1E3", "1000" }, { "1e+3", "1000" }, { "1e-3", "0.001" },
-		{ "1.5e3", "1500" }, { "0.1", "0.1" }, { "0.30000000000000004", "0.30000000000000004" },
-		{ "1e21", "1e+21" }, { "1e20", "100000000000000000000" },
-		{ "123456789e13", "1.23456789e+21" }, { "0.000001", "0.000001" },
-		{ "0.0000001", "1e-7" }, { "1e-7", "1e-7" }, { "2.5e-7", "2.5e-7" },
-		{ "5e-324", "5e-324" }, { "1.7976931348623157e308", "1.7976931348623157e+308" },
-		{ "1e400", "\"1e400\"" }, { "-1e400", "\"-1e400\"" }, { "1e-400", "0" },
-		{ "-0.0", "0" }, { "1.0", "1" }, { "0.0", "0" },
+		{ ".5", "0.5" },
+		{ "-.5", "-0.5" },
+		{ "+.5", "0.5" },
+		{ "5.", "5" },
+		{ "-3.", "-3" },
+		{ "1e3", "1000" },
+		{ "1E3", "1000" },
+		{ "1e+3", "1000" },
+		{ "1e-3", "0.001" },
+		{ "1.5e3", "1500" },
+		{ "0.1", "0.1" },
+		{ "0.30000000000000004", "0.30000000000000004" },
+		{ "1e21", "1e+21" },
+		{ "1e20", "100000000000000000000" },
+		{ "123456789e13", "1.23456789e+21" },
+		{ "0.000001", "0.000001" },
+		{ "0.0000001", "1e-7" },
+		{ "1e-7", "1e-7" },
+		{ "2.5e-7", "2.5e-7" },
+		{ "5e-324", "5e-324" },
+		{ "1.7976931348623157e308", "1.7976931348623157e+308" },
+		{ "1e400", "\"1e400\"" },
+		{ "-1e400", "\"-1e400\"" },
+		{ "1e-400", "0" },
+		{ "-0.0", "0" },
+		{ "1.0", "1" },
+		{ "0.0", "0" },
 		{ "1152921504606846976.0", "1152921504606847000" },
-		{ "1_000.5", "1000.5" }, { "1_0e1_0", "100000000000" }, { ".5_0", "0.5" },
-		{ "._5", "\"._5\"" }, { ".5e1_0", "5000000000" }, { "1.5_e3", "1500" },
-		{ ".e3", "\".e3\"" }, { ".5e", "\".5e\"" }, { "1e", "\"1e\"" }, { "e3", "\"e3\"" },
-		{ "1.2.3", "\"1.2.3\"" }, { ".", "\".\"" }, { "+", "\"+\"" },
-		{ ".iNf", "\".iNf\"" }, { "!!float 5", "5" }, { "!!float 1_0", "10" },
+		{ "1_000.5", "1000.5" },
+		{ "1_0e1_0", "100000000000" },
+		{ ".5_0", "0.5" },
+		{ "._5", "\"._5\"" },
+		{ ".5e1_0", "5000000000" },
+		{ "1.5_e3", "1500" },
+		{ ".e3", "\".e3\"" },
+		{ ".5e", "\".5e\"" },
+		{ "1e", "\"1e\"" },
+		{ "e3", "\"e3\"" },
+		{ "1.2.3", "\"1.2.3\"" },
+		{ ".", "\".\"" },
+		{ "+", "\"+\"" },
+		{ ".iNf", "\".iNf\"" },
+		{ "!!float 5", "5" },
+		{ "!!float 1_0", "10" },
 		{ "!!float 0.5", "0.5" },
 	};
 	check_values(c, sizeof(c) / sizeof(c[0]));
@@ -153,26 +237,43 @@ static void test_strings_and_tags(void **state)
 		{ "2001-12-14", "\"2001-12-14\"" },
 		{ "2001-12-14t21:59:43.10-05:00", "\"2001-12-14t21:59:43.10-05:00\"" },
 		{ "2001-12-14 21:59:43.10", "\"2001-12-14 21:59:43.10\"" },
-		{ "12:30", "\"12:30\"" }, { "190:20:30", "\"190:20:30\"" },
+		{ "12:30", "\"12:30\"" },
+		{ "190:20:30", "\"190:20:30\"" },
 		{ "!!timestamp 2000-02-29", "\"2000-02-29\"" },
 		{ "!!timestamp 2001-01-02T03:04:05+24:00", "\"2001-01-02T03:04:05+24:00\"" },
-		{ "<<", "\"<<\"" }, { "=", "\"=\"" }, { "a:b", "\"a:b\"" }, { "a#b", "\"a#b\"" },
-		{ "a #b", "\"a\"" }, { "?b", "\"?b\"" }, { "-a", "\"-a\"" },
-		{ "!!str 5", "\"5\"" }, { "!!str", "\"\"" }, { "!foo bar", "\"bar\"" },
-		{ "! 5", "\"5\"" }, { "!<tag:yaml.org,2002:str> 7", "\"7\"" },
-		{ "!!binary aGVsbG8=", "\"hello\"" }, { "!!binary /w==", "\"\xef\xbf\xbd\"" },
-		{ "!!binary \"\"", "\"\"" }, { "!!python/int 5", "\"5\"" },
-		{ "!!map {}", "{}" }, { "!!seq []", "[]" }, { "!!str {a: 1}", "{\"a\":1}" },
-		{ "!!int [1]", "[1]" }, { "!!set {a, b}", "{\"a\":null,\"b\":null}" },
+		{ "<<", "\"<<\"" },
+		{ "=", "\"=\"" },
+		{ "a:b", "\"a:b\"" },
+		{ "a#b", "\"a#b\"" },
+		{ "a #b", "\"a\"" },
+		{ "?b", "\"?b\"" },
+		{ "-a", "\"-a\"" },
+		{ "!!str 5", "\"5\"" },
+		{ "!!str", "\"\"" },
+		{ "!foo bar", "\"bar\"" },
+		{ "! 5", "\"5\"" },
+		{ "!<tag:yaml.org,2002:str> 7", "\"7\"" },
+		{ "!!binary aGVsbG8=", "\"hello\"" },
+		{ "!!binary /w==", "\"\xef\xbf\xbd\"" },
+		{ "!!binary \"\"", "\"\"" },
+		{ "!!python/int 5", "\"5\"" },
+		{ "!!map {}", "{}" },
+		{ "!!seq []", "[]" },
+		{ "!!str {a: 1}", "{\"a\":1}" },
+		{ "!!int [1]", "[1]" },
+		{ "!!set {a, b}", "{\"a\":null,\"b\":null}" },
 		{ "!!omap [a: 1]", "[{\"a\":1}]" },
 		{ "\"\\t\\0\\a\\b\\e\\v\\f\"", "\"\\t\\u0000\\u0007\\b\\u001b\\u000b\\f\"" },
 		{ "\"\\N\\_\\L\\P\"", "\"\xc2\x85\xc2\xa0\xe2\x80\xa8\xe2\x80\xa9\"" },
 		{ "\"\\x41\\u00e9\\U0001F600\"", "\"A\xc3\xa9\xf0\x9f\x98\x80\"" },
-		{ "\"a/b\"", "\"a/b\"" }, { "'it''s'", "\"it's\"" }, { "'a\\n'", "\"a\\\\n\"" },
+		{ "\"a/b\"", "\"a/b\"" },
+		{ "'it''s'", "\"it's\"" },
+		{ "'a\\n'", "\"a\\\\n\"" },
 		{ "\"\\x7f\"", "\"\x7f\"" },
 		{ "[a:b, nginx:1.25, http://x]", "[\"a:b\",\"nginx:1.25\",\"http://x\"]" },
 		/* go-yaml ends such scalars at the indicator; libyaml 0.2.5 refuses them. */
-		{ "[a:, b:]", "[\"a:\",\"b:\"]" }, { "{x: y:}", "{\"x\":\"y:\"}" },
+		{ "[a:, b:]", "[\"a:\",\"b:\"]" },
+		{ "{x: y:}", "{\"x\":\"y:\"}" },
 		{ "[it's:]", "[\"it's:\"]" },
 		{ "[!foo , 1]", "[\"\",1]" },
 		{ "|\n  a\n  b\n", "\"a\\nb\\n\"" },
@@ -194,8 +295,8 @@ static void check_errors(const struct ecase *c, size_t n)
 		int code = parse(&docs, &nd, c[i].yaml);
 
 		if (code != c[i].code || strstr(tm_error_last(), c[i].msg) == NULL) {
-			print_error("%s -> %d '%s', want %d '%s'\n", c[i].yaml, code, tm_error_last(),
-				    c[i].code, c[i].msg);
+			print_error("%s -> %d '%s', want %d '%s'\n", c[i].yaml, code,
+				    tm_error_last(), c[i].code, c[i].msg);
 			fail();
 		}
 		/* A failure leaves nothing behind. */
@@ -207,12 +308,14 @@ static void check_errors(const struct ecase *c, size_t n)
 static void test_value_errors(void **state)
 {
 	static const struct ecase c[] = {
-		{ "kind: A\nv: .inf\n", TM_EPARSE, "t.yaml: document 1 (line 2): .inf cannot be represented in JSON" },
+		{ "kind: A\nv: .inf\n", TM_EPARSE,
+		  "t.yaml: document 1 (line 2): .inf cannot be represented in JSON" },
 		{ "kind: A\nv: -.Inf\n", TM_EPARSE, "-.inf cannot be represented" },
 		{ "kind: A\nv: [.NaN]\n", TM_EPARSE, ".nan cannot be represented" },
 		{ "kind: A\nv: !!float .nan\n", TM_EPARSE, ".nan" },
 		{ "kind: A\nv: !!int 5.0\n", TM_EPARSE, "cannot decode !!float `5.0` as a !!int" },
-		{ "kind: A\nv: !!float yes\n", TM_EPARSE, "cannot decode !!bool `yes` as a !!float" },
+		{ "kind: A\nv: !!float yes\n", TM_EPARSE,
+		  "cannot decode !!bool `yes` as a !!float" },
 		{ "kind: A\nv: !!float 18446744073709551615\n", TM_EPARSE, "as a !!float" },
 		{ "kind: A\nv: !!null foo\n", TM_EPARSE, "cannot decode !!str `foo` as a !!null" },
 		{ "kind: A\nv: !!timestamp foo\n", TM_EPARSE, "as a !!timestamp" },
@@ -220,7 +323,8 @@ static void test_value_errors(void **state)
 		{ "kind: A\nv: !!timestamp 2001-01-02T24:00:00Z\n", TM_EPARSE, "as a !!timestamp" },
 		{ "kind: A\nv: !!binary aGVsbG8\n", TM_EPARSE, "invalid base64" },
 		{ "kind: A\nv: !!binary \"aGVs\n  bG8=\"\n", TM_EPARSE, "invalid base64" },
-		{ "kind: A\nv: \"a\\/b\"\n", TM_EPARSE, "(line 2): found unknown escape character" },
+		{ "kind: A\nv: \"a\\/b\"\n", TM_EPARSE,
+		  "(line 2): found unknown escape character" },
 		{ "kind: A\nv: \"a\\qb\"\n", TM_EPARSE, "unknown escape character" },
 		{ "kind: A\nv: \"a\x01\"\n", TM_EPARSE, "control characters are not allowed" },
 		{ "kind: A\nv: [a?b]\n", TM_EPARSE, "(line 2): did not find expected ','" },
@@ -230,15 +334,18 @@ static void test_value_errors(void **state)
 		{ "kind: A\nv: *nope\n", TM_EPARSE, "unknown anchor 'nope' referenced" },
 		{ "kind: A\nv: &a [1, *a]\n", TM_EPARSE, "anchor 'a' value contains itself" },
 		{ "kind: A\nv: &a {x: {y: *a}}\n", TM_EPARSE, "contains itself" },
-		{ "kind: A\nv:\n  <<: 5\n", TM_EPARSE, "(line 3): map merge requires map or sequence of maps" },
+		{ "kind: A\nv:\n  <<: 5\n", TM_EPARSE,
+		  "(line 3): map merge requires map or sequence of maps" },
 		{ "kind: A\nv:\n  <<: [{a: 1}, 5]\n", TM_EPARSE, "map merge requires" },
 		{ "kind: A\nv:\n  <<: [[{a: 1}]]\n", TM_EPARSE, "map merge requires" },
 		{ "kind: A\nv:\n  <<: ~\n", TM_EPARSE, "map merge requires" },
 		{ "kind: A\ns: &s [1]\nv:\n  <<: *s\n", TM_EPARSE, "map merge requires" },
 		{ "kind: A\nv: {~: 1}\n", TM_EPARSE, "(line 2): a null map key is not supported" },
 		{ "kind: A\nv: {? : 1}\n", TM_EPARSE, "null map key" },
-		{ "kind: A\nv: {18446744073709551615: 1}\n", TM_EPARSE, "above 9223372036854775807" },
-		{ "kind: A\nv: {? [a]: 1}\n", TM_EPARSE, "invalid map key: a map key cannot be an array" },
+		{ "kind: A\nv: {18446744073709551615: 1}\n", TM_EPARSE,
+		  "above 9223372036854775807" },
+		{ "kind: A\nv: {? [a]: 1}\n", TM_EPARSE,
+		  "invalid map key: a map key cannot be an array" },
 		{ "kind: A\nv: {? {a: 1}: 1}\n", TM_EPARSE, "cannot be an object" },
 		{ "kind: A\ns: &s [1]\nv: {*s : 1}\n", TM_EPARSE, "invalid map key" },
 		{ "kind: A\n\tv: 1\n", TM_EPARSE, "(line 2): " },
@@ -276,11 +383,12 @@ static void test_keys(void **state)
 		  "{\"kind\":\"A\",\"m\":{\"1\":\"a\",\"16\":\"b\",\"420\":\"c\",\"1000\":\"d\","
 		  "\"-1\":\"e\",\"true\":\"f\",\"false\":\"g\",\"~x\":\"h\"}}");
 	/* Float keys: go-yaml's shortest 'g' of the float32. */
-	check_doc("kind: A\nm: {1.5: a, 1e3: b, 1e6: c, 123456789.5: d, 0.1: e, .inf: f, -.inf: g,"
-		  " .nan: h, 1e20: i, -0.0: j, 5e-7: k, 1e-50: l, 16777217.0: m, 3.5e38: n}\n",
-		  "{\"kind\":\"A\",\"m\":{\"1.5\":\"a\",\"1000\":\"b\",\"1e+06\":\"c\","
-		  "\"1.2345679e+08\":\"d\",\"0.1\":\"e\",\".inf\":false,\"-.inf\":\"g\",\".nan\":\"h\","
-		  "\"1e+20\":\"i\",\"-0\":\"j\",\"5e-07\":\"k\",\"0\":\"l\",\"1.6777216e+07\":\"m\"}}");
+	check_doc(
+		"kind: A\nm: {1.5: a, 1e3: b, 1e6: c, 123456789.5: d, 0.1: e, .inf: f, -.inf: g,"
+		" .nan: h, 1e20: i, -0.0: j, 5e-7: k, 1e-50: l, 16777217.0: m, 3.5e38: n}\n",
+		"{\"kind\":\"A\",\"m\":{\"1.5\":\"a\",\"1000\":\"b\",\"1e+06\":\"c\","
+		"\"1.2345679e+08\":\"d\",\"0.1\":\"e\",\".inf\":false,\"-.inf\":\"g\",\".nan\":\"h\","
+		"\"1e+20\":\"i\",\"-0\":\"j\",\"5e-07\":\"k\",\"0\":\"l\",\"1.6777216e+07\":\"m\"}}");
 	check_doc("kind: A\nm: {2001-12-14: a, !!binary aGk=: b, \"\": c, !!str 5: d, '<<': e}\n",
 		  "{\"kind\":\"A\",\"m\":{\"2001-12-14\":\"a\",\"hi\":\"b\",\"\":\"c\",\"5\":\"d\","
 		  "\"<<\":\"e\"}}");
@@ -298,15 +406,18 @@ static void test_merges_and_anchors(void **state)
 		  "{\"kind\":\"A\",\"b\":{\"p\":1,\"q\":2},\"c\":{\"p\":1,\"q\":3},"
 		  "\"d\":{\"q\":2,\"p\":1}}");
 	/* In a sequence of maps the earlier map wins. */
-	check_doc("kind: A\nb: &x {p: 1}\ne: &y {p: 2, r: 1}\nc:\n  <<: [*x, *y]\n",
-		  "{\"kind\":\"A\",\"b\":{\"p\":1},\"e\":{\"p\":2,\"r\":1},\"c\":{\"p\":1,\"r\":1}}");
+	check_doc(
+		"kind: A\nb: &x {p: 1}\ne: &y {p: 2, r: 1}\nc:\n  <<: [*x, *y]\n",
+		"{\"kind\":\"A\",\"b\":{\"p\":1},\"e\":{\"p\":2,\"r\":1},\"c\":{\"p\":1,\"r\":1}}");
 	check_doc("kind: A\nc:\n  <<: {p: 1}\n  <<: {p: 2}\n  !!merge <<: {t: 1}\n  \"<<\": lit\n",
 		  "{\"kind\":\"A\",\"c\":{\"p\":2,\"t\":1,\"<<\":\"lit\"}}");
 	/* An inline anchored merge source stays intact for later aliases. */
-	check_doc("kind: A\nc:\n  <<: &m {p: 1}\n  p: 2\nd: *m\ne:\n  <<: [&n {q: 1}]\nf: *n\n",
-		  "{\"kind\":\"A\",\"c\":{\"p\":2},\"d\":{\"p\":1},\"e\":{\"q\":1},\"f\":{\"q\":1}}");
+	check_doc(
+		"kind: A\nc:\n  <<: &m {p: 1}\n  p: 2\nd: *m\ne:\n  <<: [&n {q: 1}]\nf: *n\n",
+		"{\"kind\":\"A\",\"c\":{\"p\":2},\"d\":{\"p\":1},\"e\":{\"q\":1},\"f\":{\"q\":1}}");
 	/* A replaced duplicate can still be aliased. */
-	check_doc("kind: A\na: &x {v: 1}\na: 2\nb: *x\n", "{\"kind\":\"A\",\"a\":2,\"b\":{\"v\":1}}");
+	check_doc("kind: A\na: &x {v: 1}\na: 2\nb: *x\n",
+		  "{\"kind\":\"A\",\"a\":2,\"b\":{\"v\":1}}");
 	/* Redefined anchors: an alias takes the latest definition. */
 	check_doc("kind: A\na: &v one\nb: *v\nc: &v two\nd: *v\n",
 		  "{\"kind\":\"A\",\"a\":\"one\",\"b\":\"one\",\"c\":\"two\",\"d\":\"two\"}");
@@ -320,9 +431,11 @@ static void test_stream_splitting(void **state)
 	struct tm_doc **docs;
 	size_t n;
 
-	assert_int_equal(parse(&docs, &n, "---\nkind: A\n--- # c\nkind: B\n---   \n---\n# c\n---\n"
-				       "null\n---\n~\n---\n\n---\nkind: C\n...\nkind: Ignored\n"
-				       "---\t#t\nkind: D\n---"), 0);
+	assert_int_equal(parse(&docs, &n,
+			       "---\nkind: A\n--- # c\nkind: B\n---   \n---\n# c\n---\n"
+			       "null\n---\n~\n---\n\n---\nkind: C\n...\nkind: Ignored\n"
+			       "---\t#t\nkind: D\n---"),
+			 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "kind")), "A");
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[1], "kind")), "B");
@@ -339,7 +452,9 @@ static void test_stream_splitting(void **state)
 	assert_int_equal(n, 0);
 	tm_yaml_docs_free(docs, n);
 	/* CRLF, BOM. */
-	assert_int_equal(parse(&docs, &n, "\xef\xbb\xbfkind: A\r\nv: \"x\r\n  y\"\r\n---\r\nkind: B\r\n"), 0);
+	assert_int_equal(parse(&docs, &n,
+			       "\xef\xbb\xbfkind: A\r\nv: \"x\r\n  y\"\r\n---\r\nkind: B\r\n"),
+			 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")), "x y");
 	tm_yaml_docs_free(docs, n);
@@ -348,9 +463,11 @@ static void test_stream_splitting(void **state)
 	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")), "caf\xef\xbf\xbd");
 	tm_yaml_docs_free(docs, n);
 	/* ... one U+FFFD per maximal ill-formed subpart (x/text's decoder). */
-	assert_int_equal(parse(&docs, &n, "kind: A\nv: \"a\xf3\xb4\x90r\xe0\x80x\xed\xa0\x80\"\n"), 0);
-	assert_string_equal(tm_doc_string(tm_doc_map_get(docs[0], "v")),
-			    "a\xef\xbf\xbdr\xef\xbf\xbd\xef\xbf\xbdx\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_int_equal(parse(&docs, &n, "kind: A\nv: \"a\xf3\xb4\x90r\xe0\x80x\xed\xa0\x80\"\n"),
+			 0);
+	assert_string_equal(
+		tm_doc_string(tm_doc_map_get(docs[0], "v")),
+		"a\xef\xbf\xbdr\xef\xbf\xbd\xef\xbf\xbdx\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	tm_yaml_docs_free(docs, n);
 	/* kubectl's line reader ends the last line with "\n" too. */
 	assert_int_equal(parse(&docs, &n, "kind: A\nv: >\n  a\n  b"), 0);
@@ -362,33 +479,53 @@ static void test_stream_splitting(void **state)
 	tm_yaml_docs_free(docs, n);
 
 	static const struct ecase c[] = {
-		{ "kind: A\n--- kind: B\n", TM_EPARSE, "t.yaml: document 1 (line 2): invalid YAML document separator: kind: B" },
+		{ "kind: A\n--- kind: B\n", TM_EPARSE,
+		  "t.yaml: document 1 (line 2): invalid YAML document separator: kind: B" },
 		{ "kind: A\n----\n", TM_EPARSE, "invalid YAML document separator: -" },
-		{ "kind: A\nv: |\n  a\n---\n  b\n", TM_EPARSE, "document 2 (line 5): a manifest must be an object, not a string" },
-		{ "kind: A\n---\n- a\n", TM_EPARSE, "document 2 (line 3): a manifest must be an object, not an array" },
+		{ "kind: A\nv: |\n  a\n---\n  b\n", TM_EPARSE,
+		  "document 2 (line 5): a manifest must be an object, not a string" },
+		{ "kind: A\n---\n- a\n", TM_EPARSE,
+		  "document 2 (line 3): a manifest must be an object, not an array" },
 		{ "kind: A\n---\n5\n", TM_EPARSE, "not an integer" },
 		{ "kind: A\n---\n\"\"\n", TM_EPARSE, "not a string" },
-		{ "%YAML 1.1\n---\nkind: A\n", TM_EPARSE, "did not find expected <document start>" },
-		{ "kind: A\n---\nv: 1\n", TM_EPARSE, "t.yaml: document 2 (line 3): object has no kind" },
+		{ "%YAML 1.1\n---\nkind: A\n", TM_EPARSE,
+		  "did not find expected <document start>" },
+		{ "kind: A\n---\nv: 1\n", TM_EPARSE,
+		  "t.yaml: document 2 (line 3): object has no kind" },
 		{ "kind: \"\"\n", TM_EPARSE, "object has no kind" },
 		{ "kind: 5\n", TM_EPARSE, "object has no kind" },
-		{ "apiVersion: 5\nkind: A\n", TM_EPARSE, "(line 1): apiVersion must be a string, not integer" },
+		{ "apiVersion: 5\nkind: A\n", TM_EPARSE,
+		  "(line 1): apiVersion must be a string, not integer" },
 		{ "kind: A\nmetadata: 5\n", TM_EPARSE, "metadata must be an object" },
-		{ "kind: A\nmetadata: {name: 5}\n", TM_EPARSE, "(line 2): metadata.name must be a string" },
-		{ "kind: A\nmetadata:\n  labels:\n    v: 1.0\n", TM_EPARSE, "(line 4): metadata.labels.v must be a string, not integer" },
-		{ "kind: A\nmetadata: {annotations: {a: true}}\n", TM_EPARSE, "metadata.annotations.a must be a string" },
-		{ "kind: A\nmetadata: {labels: [a]}\n", TM_EPARSE, "metadata.labels must be an object of strings" },
-		{ "kind: A\nmetadata: {generation: \"5\"}\n", TM_EPARSE, "metadata.generation must be an integer" },
+		{ "kind: A\nmetadata: {name: 5}\n", TM_EPARSE,
+		  "(line 2): metadata.name must be a string" },
+		{ "kind: A\nmetadata:\n  labels:\n    v: 1.0\n", TM_EPARSE,
+		  "(line 4): metadata.labels.v must be a string, not integer" },
+		{ "kind: A\nmetadata: {annotations: {a: true}}\n", TM_EPARSE,
+		  "metadata.annotations.a must be a string" },
+		{ "kind: A\nmetadata: {labels: [a]}\n", TM_EPARSE,
+		  "metadata.labels must be an object of strings" },
+		{ "kind: A\nmetadata: {generation: \"5\"}\n", TM_EPARSE,
+		  "metadata.generation must be an integer" },
 		{ "kind: A\nmetadata: {generation: 5.5}\n", TM_EPARSE, "must be an integer" },
-		{ "{\"kind\": \"A\", \"metadata\": {\"generation\": 5.0}}", TM_EPARSE, "must be an integer" },
-		{ "kind: A\nmetadata: {finalizers: [1]}\n", TM_EPARSE, "metadata.finalizers[0] must be a string" },
-		{ "kind: A\nmetadata: {ownerReferences: [{controller: 5}]}\n", TM_EPARSE, "metadata.ownerReferences[0].controller must be a boolean" },
-		{ "kind: A\nmetadata: {ownerReferences: [5]}\n", TM_EPARSE, "metadata.ownerReferences[0] must be an object" },
-		{ "kind: A\nmetadata: {managedFields: [{manager: 5}]}\n", TM_EPARSE, "managedFields[0].manager must be a string" },
-		{ "kind: A\nmetadata: {creationTimestamp: \"\"}\n", TM_EPARSE, "is not an RFC 3339 time" },
-		{ "kind: A\nmetadata: {creationTimestamp: 2020-01-01t00:00:00Z}\n", TM_EPARSE, "RFC 3339" },
-		{ "kind: A\nmetadata: {creationTimestamp: 2020-01-01T00:00:60Z}\n", TM_EPARSE, "RFC 3339" },
-		{ "kind: A\nmetadata: {deletionTimestamp: 2020-01-01T00:00:00+0100}\n", TM_EPARSE, "RFC 3339" },
+		{ "{\"kind\": \"A\", \"metadata\": {\"generation\": 5.0}}", TM_EPARSE,
+		  "must be an integer" },
+		{ "kind: A\nmetadata: {finalizers: [1]}\n", TM_EPARSE,
+		  "metadata.finalizers[0] must be a string" },
+		{ "kind: A\nmetadata: {ownerReferences: [{controller: 5}]}\n", TM_EPARSE,
+		  "metadata.ownerReferences[0].controller must be a boolean" },
+		{ "kind: A\nmetadata: {ownerReferences: [5]}\n", TM_EPARSE,
+		  "metadata.ownerReferences[0] must be an object" },
+		{ "kind: A\nmetadata: {managedFields: [{manager: 5}]}\n", TM_EPARSE,
+		  "managedFields[0].manager must be a string" },
+		{ "kind: A\nmetadata: {creationTimestamp: \"\"}\n", TM_EPARSE,
+		  "is not an RFC 3339 time" },
+		{ "kind: A\nmetadata: {creationTimestamp: 2020-01-01t00:00:00Z}\n", TM_EPARSE,
+		  "RFC 3339" },
+		{ "kind: A\nmetadata: {creationTimestamp: 2020-01-01T00:00:60Z}\n", TM_EPARSE,
+		  "RFC 3339" },
+		{ "kind: A\nmetadata: {deletionTimestamp: 2020-01-01T00:00:00+0100}\n", TM_EPARSE,
+		  "RFC 3339" },
 	};
 	check_errors(c, sizeof(c) / sizeof(c[0]));
 	/* Accepted metadata shapes. */
@@ -404,14 +541,17 @@ static void test_lists(void **state)
 	struct tm_doc **docs;
 	size_t n;
 
-	assert_int_equal(parse(&docs, &n,
-			       "apiVersion: v1\nkind: ConfigMapList\nmetadata: {resourceVersion: \"\"}\n"
-			       "items:\n- metadata: {name: a}\n- apiVersion: v2\n  kind: Service\n"
-			       "---\nkind: Whatever\nitems: []\n---\nkind: X\nitems: null\n"
-			       "---\nkind: FooList\nmetadata: {name: not-a-list}\n"), 0);
+	assert_int_equal(
+		parse(&docs, &n,
+		      "apiVersion: v1\nkind: ConfigMapList\nmetadata: {resourceVersion: \"\"}\n"
+		      "items:\n- metadata: {name: a}\n- apiVersion: v2\n  kind: Service\n"
+		      "---\nkind: Whatever\nitems: []\n---\nkind: X\nitems: null\n"
+		      "---\nkind: FooList\nmetadata: {name: not-a-list}\n"),
+		0);
 	assert_int_equal(n, 3);
 	char *j = to_json(docs[0]);
-	assert_string_equal(j, "{\"metadata\":{\"name\":\"a\"},\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\"}");
+	assert_string_equal(
+		j, "{\"metadata\":{\"name\":\"a\"},\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\"}");
 	free(j);
 	j = to_json(docs[1]);
 	assert_string_equal(j, "{\"apiVersion\":\"v2\",\"kind\":\"Service\"}");
@@ -422,16 +562,21 @@ static void test_lists(void **state)
 
 	static const struct ecase c[] = {
 		{ "kind: List\nitems:\n- {kind: A, apiVersion: v1}\n- {kind: List, apiVersion: v1, items: []}\n",
-		  TM_EPARSE, "document 1 (line 4): items[1]: a list inside a list is not supported" },
-		{ "kind: List\nitems:\n- {kind: A}\n", TM_EPARSE, "(line 3): items[0]: object has no apiVersion" },
-		{ "kind: List\nitems:\n- {apiVersion: v1}\n", TM_EPARSE, "items[0]: object has no kind" },
+		  TM_EPARSE,
+		  "document 1 (line 4): items[1]: a list inside a list is not supported" },
+		{ "kind: List\nitems:\n- {kind: A}\n", TM_EPARSE,
+		  "(line 3): items[0]: object has no apiVersion" },
+		{ "kind: List\nitems:\n- {apiVersion: v1}\n", TM_EPARSE,
+		  "items[0]: object has no kind" },
 		{ "kind: List\nitems:\n- {x: 1}\n", TM_EPARSE, "items[0]: object has no kind" },
-		{ "kind: List\nitems:\n- 5\n", TM_EPARSE, "items[0] must be an object, not integer" },
+		{ "kind: List\nitems:\n- 5\n", TM_EPARSE,
+		  "items[0] must be an object, not integer" },
 		{ "kind: List\nitems:\n- ~\n", TM_EPARSE, "items[0] must be an object, not null" },
 		{ "kind: List\nitems: 5\n", TM_EPARSE, "items must be an array" },
 		{ "kind: List\nitems: {a: 1}\n", TM_EPARSE, "items must be an array" },
 		{ "items:\n- {kind: A, apiVersion: v1}\n", TM_EPARSE, "object has no kind" },
-		{ "kind: List\nmetadata: {name: 5}\nitems: []\n", TM_EPARSE, "metadata.name must be a string" },
+		{ "kind: List\nmetadata: {name: 5}\nitems: []\n", TM_EPARSE,
+		  "metadata.name must be a string" },
 	};
 	check_errors(c, sizeof(c) / sizeof(c[0]));
 	/* An item whose items is not a sequence is an ordinary object. */
@@ -444,8 +589,10 @@ static void test_json_stream(void **state)
 	struct tm_doc **docs;
 	size_t n;
 
-	assert_int_equal(parse(&docs, &n, "  {\"kind\":\"A\",\"x\":[1.0,1e2,-0,-0.0,\"\\ud800\\/\"],"
-				       "\"d\":1,\"d\":2}{\"kind\":\"B\"}\nnull\n"), 0);
+	assert_int_equal(parse(&docs, &n,
+			       "  {\"kind\":\"A\",\"x\":[1.0,1e2,-0,-0.0,\"\\ud800\\/\"],"
+			       "\"d\":1,\"d\":2}{\"kind\":\"B\"}\nnull\n"),
+			 0);
 	assert_int_equal(n, 2);
 	char *j = to_json(docs[0]);
 	/* JSON keeps int vs float: 1.0 stays a float (printed as Go prints it). */
@@ -455,9 +602,12 @@ static void test_json_stream(void **state)
 	free(j);
 	tm_yaml_docs_free(docs, n);
 	static const struct ecase c[] = {
-		{ "{\"kind\":\"A\"}\n---\n", TM_EPARSE, "t.yaml: document 2 (line 2): invalid character '-' in numeric literal" },
-		{ "{\"kind\":\"A\"} garbage", TM_EPARSE, "invalid character 'g' looking for beginning of value" },
-		{ "{\"kind\":\"A\"} 5", TM_EPARSE, "document 2 (line 1): a manifest must be an object" },
+		{ "{\"kind\":\"A\"}\n---\n", TM_EPARSE,
+		  "t.yaml: document 2 (line 2): invalid character '-' in numeric literal" },
+		{ "{\"kind\":\"A\"} garbage", TM_EPARSE,
+		  "invalid character 'g' looking for beginning of value" },
+		{ "{\"kind\":\"A\"} 5", TM_EPARSE,
+		  "document 2 (line 1): a manifest must be an object" },
 		{ "{\"kind\":\"A\", \"v\": 1e400}", TM_EPARSE, "number 1e400 is out of range" },
 		{ "{\"kind\":\"A\", \"v\": 01}", TM_EPARSE, "after object key:value pair" },
 		{ "{\"kind\":\"A\", \"v\": \"a\x01\"}", TM_EPARSE, "in string literal" },
@@ -470,17 +620,31 @@ static void test_json_parse(void **state)
 {
 	struct tm_doc *d;
 	char *j;
-	static const struct { const char *in, *out; } ok[] = {
-		{ " 5 ", "5" }, { "-0", "0" }, { "-0.0", "-0" }, { "1.0", "1" }, { "1e2", "100" },
-		{ "12345678901234567890", "12345678901234567000" }, { "true", "true" },
-		{ "null", "null" }, { "\"\\u00e9\\ud83d\\ude00\\ud800\\u0041\\/\"", "\"\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd" "A/\"" },
-		{ "\"\xff\"", "\"\xef\xbf\xbd\"" }, { "{\"a\":1,\"a\":[]}", "{\"a\":[]}" },
-		{ "[ ]", "[]" }, { "{ }", "{}" }, { "[1,[2,{\"x\":null}]]", "[1,[2,{\"x\":null}]]" },
+	static const struct {
+		const char *in, *out;
+	} ok[] = {
+		{ " 5 ", "5" },
+		{ "-0", "0" },
+		{ "-0.0", "-0" },
+		{ "1.0", "1" },
+		{ "1e2", "100" },
+		{ "12345678901234567890", "12345678901234567000" },
+		{ "true", "true" },
+		{ "null", "null" },
+		{ "\"\\u00e9\\ud83d\\ude00\\ud800\\u0041\\/\"",
+		  "\"\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd"
+		  "A/\"" },
+		{ "\"\xff\"", "\"\xef\xbf\xbd\"" },
+		{ "{\"a\":1,\"a\":[]}", "{\"a\":[]}" },
+		{ "[ ]", "[]" },
+		{ "{ }", "{}" },
+		{ "[1,[2,{\"x\":null}]]", "[1,[2,{\"x\":null}]]" },
 	};
 	static const char *const bad[] = {
-		"", " ", "01", "1.", ".5", "+1", "1e", "--1", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "[1 2]",
-		"tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "1 2", "{} {}", "'a'", "NaN", "Infinity",
-		"1e999", "\"\t\"", "[", "{", "{\"a\"", "{1:2}",
+		"",         " ",       "01",         "1.",        ".5",    "+1",     "1e",
+		"--1",      "[1,]",    "{\"a\":1,}", "{\"a\" 1}", "[1 2]", "tru",    "nul",
+		"\"abc",    "\"\\x\"", "\"\\u12\"",  "1 2",       "{} {}", "'a'",    "NaN",
+		"Infinity", "1e999",   "\"\t\"",     "[",         "{",     "{\"a\"", "{1:2}",
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -505,7 +669,8 @@ static void test_json_parse(void **state)
 		assert_null(d);
 	}
 	assert_int_equal(tm_json_parse(&d, "[1,\n2,\n x]", 11, NULL), TM_EPARSE);
-	assert_string_equal(tm_error_last(), "JSON: line 3: invalid character 'x' looking for beginning of value");
+	assert_string_equal(tm_error_last(),
+			    "JSON: line 3: invalid character 'x' looking for beginning of value");
 	/* NUL bytes in strings survive. */
 	assert_int_equal(tm_json_parse(&d, "\"a\\u0000b\"", 10, NULL), 0);
 	assert_int_equal(d->u.str.len, 3);
@@ -520,18 +685,22 @@ static void test_single_document(void **state)
 	assert_int_equal(tm_yaml_parse(&d, "", 0, "kubeconfig", NULL), 0);
 	assert_int_equal(d->type, TM_DOC_NULL);
 	tm_doc_free(d);
-	const char *kc = "apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n"
-			 "  name: default\ncurrent-context: default\n---\nignored: true\n";
+	const char *kc =
+		"apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n"
+		"  name: default\ncurrent-context: default\n---\nignored: true\n";
 	assert_int_equal(tm_yaml_parse(&d, kc, strlen(kc), "kubeconfig", NULL), 0);
 	j = to_json(d);
-	assert_string_equal(j, "{\"apiVersion\":\"v1\",\"clusters\":[{\"cluster\":{\"server\":"
-			       "\"https://127.0.0.1:6443\"},\"name\":\"default\"}],\"current-context\":\"default\"}");
+	assert_string_equal(
+		j,
+		"{\"apiVersion\":\"v1\",\"clusters\":[{\"cluster\":{\"server\":"
+		"\"https://127.0.0.1:6443\"},\"name\":\"default\"}],\"current-context\":\"default\"}");
 	free(j);
 	tm_doc_free(d);
 	assert_int_equal(tm_yaml_parse(&d, "- 1\n- yes\n", 10, "x", NULL), 0);
 	assert_int_equal(d->type, TM_DOC_SEQ);
 	tm_doc_free(d);
-	assert_int_equal(tm_yaml_parse(&d, "%YAML 1.2\n---\na: 1\n", 19, "k.yaml", NULL), TM_EPARSE);
+	assert_int_equal(tm_yaml_parse(&d, "%YAML 1.2\n---\na: 1\n", 19, "k.yaml", NULL),
+			 TM_EPARSE);
 	assert_string_equal(tm_error_last(), "k.yaml: line 1: found incompatible YAML document");
 	assert_null(d);
 	assert_int_equal(tm_yaml_parse(&d, "%YAML 1.1\n---\na: 1\n", 19, "k.yaml", NULL), 0);
@@ -597,7 +766,8 @@ static void test_limits_at_cap(void **state)
 	lim.max_depth = 4;
 	assert_int_equal(parse_lim("kind: A\nv: [[[1]]]\n", 19, &lim), 0);
 	assert_int_equal(parse_lim("kind: A\nv: [[[[1]]]]\n", 21, &lim), TM_ELIMIT);
-	assert_string_equal(tm_error_last(), "big.yaml: document 1 (line 2): nesting deeper than 4 levels");
+	assert_string_equal(tm_error_last(),
+			    "big.yaml: document 1 (line 2): nesting deeper than 4 levels");
 	assert_int_equal(parse_lim("{\"kind\":\"A\",\"v\":[[[1]]]}", 24, &lim), 0);
 	assert_int_equal(parse_lim("{\"kind\":\"A\",\"v\":[[[[1]]]]}", 26, &lim), TM_ELIMIT);
 	/* Aliases count: a shallow alias of a deep anchor is deep. */
@@ -646,7 +816,9 @@ static void test_billion_laughs(void **state)
 	assert_int_equal(parse_lim(bomb, strlen(bomb), NULL), TM_ELIMIT);
 	assert_true(now() - t0 < FAST);
 	assert_non_null(strstr(tm_error_last(), "big.yaml: document 1 (line "));
-	assert_non_null(strstr(tm_error_last(), "aliases expand to more than 100000 nodes (refused as an alias bomb)"));
+	assert_non_null(
+		strstr(tm_error_last(),
+		       "aliases expand to more than 100000 nodes (refused as an alias bomb)"));
 	/* The same through merge keys. */
 	const char *merge_bomb =
 		"kind: A\na: &a {a0: 1, a1: 1, a2: 1, a3: 1, a4: 1, a5: 1, a6: 1, a7: 1, a8: 1, a9: 1}\n"
@@ -717,7 +889,8 @@ static void test_huge_inputs(void **state)
 	t0 = now();
 	assert_int_equal(parse_lim(buf, big, NULL), TM_ELIMIT);
 	assert_true(now() - t0 < FAST);
-	assert_string_equal(tm_error_last(), "big.yaml: 104857600 bytes exceeds the limit of 4194304 bytes");
+	assert_string_equal(tm_error_last(),
+			    "big.yaml: 104857600 bytes exceeds the limit of 4194304 bytes");
 	free(buf);
 
 	/* Many nodes within the byte limit: [0,0,0,...] of 4 MiB. */
@@ -764,10 +937,10 @@ static void test_huge_inputs(void **state)
 #define K_NODES 500000u
 
 struct each {
-	size_t n;          /* objects handed on */
-	size_t live_max;   /* most trees alive at once (each is freed here at once) */
+	size_t n;        /* objects handed on */
+	size_t live_max; /* most trees alive at once (each is freed here at once) */
 	char kinds[256];
-	int fail_at;       /* 1-based object that makes the callback fail, 0: none */
+	int fail_at; /* 1-based object that makes the callback fail, 0: none */
 };
 
 static int each_cb(void *arg, struct tm_doc *obj)
@@ -799,8 +972,9 @@ static int each(struct each *e, const char *text, size_t len, size_t max_nodes, 
 static void test_each_objects(void **state)
 {
 	struct each e = { 0 };
-	const char *text = "kind: A\n---\n# only a comment\n---\nkind: List\napiVersion: v1\n"
-			   "items: [{kind: B, apiVersion: v1}, {kind: C, apiVersion: v1}]\n---\nkind: D\n";
+	const char *text =
+		"kind: A\n---\n# only a comment\n---\nkind: List\napiVersion: v1\n"
+		"items: [{kind: B, apiVersion: v1}, {kind: C, apiVersion: v1}]\n---\nkind: D\n";
 
 	assert_int_equal(each(&e, text, strlen(text), K_NODES, K_DOC), 0);
 	assert_int_equal(e.n, 4);
@@ -829,12 +1003,15 @@ static void test_each_limits_per_document(void **state)
 	int len;
 
 	/* nodes are counted per document: 8 nodes each, a limit of 8 takes any number of them */
-	len = snprintf(buf, sizeof(buf), "kind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n");
+	len = snprintf(
+		buf, sizeof(buf),
+		"kind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3]\n");
 	assert_int_equal(each(&e, buf, (size_t)len, 8, 0), 0);
 	assert_int_equal(e.n, 3);
 	len = snprintf(buf, sizeof(buf), "kind: A\nv: [1, 2, 3]\n---\nkind: A\nv: [1, 2, 3, 4]\n");
 	assert_int_equal(each(&e, buf, (size_t)len, 8, 0), TM_ELIMIT);
-	assert_string_equal(tm_error_last(), "k8s/x.yaml: document 2 (line 5): more than 8 nodes in one document");
+	assert_string_equal(tm_error_last(),
+			    "k8s/x.yaml: document 2 (line 5): more than 8 nodes in one document");
 	/* the old call counts them for the whole file */
 	struct tm_yaml_limits lim = tm_yaml_limits_default;
 	lim.max_nodes = 8;
@@ -845,8 +1022,9 @@ static void test_each_limits_per_document(void **state)
 	 * separator line is in neither piece */
 	len = snprintf(buf, sizeof(buf), "kind: A\nv: xxxxxxxx\n---\nkind: A\nv: xxxxxxxxx\n");
 	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 20), TM_ELIMIT);
-	assert_string_equal(tm_error_last(),
-			    "k8s/x.yaml: document 2 (line 4): 21 bytes is over the limit of 20 bytes for one document");
+	assert_string_equal(
+		tm_error_last(),
+		"k8s/x.yaml: document 2 (line 4): 21 bytes is over the limit of 20 bytes for one document");
 	assert_int_equal(e.n, 1);
 	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 21), 0);
 	/* the last piece, without a final newline, counts as written */
@@ -854,14 +1032,17 @@ static void test_each_limits_per_document(void **state)
 	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 20), 0);
 	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 19), TM_ELIMIT);
 	/* JSON values */
-	len = snprintf(buf, sizeof(buf), "{\"kind\":\"A\",\"v\":\"x\"} {\"kind\":\"A\",\"v\":\"xx\"}");
+	len = snprintf(buf, sizeof(buf),
+		       "{\"kind\":\"A\",\"v\":\"x\"} {\"kind\":\"A\",\"v\":\"xx\"}");
 	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 20), TM_ELIMIT);
-	assert_non_null(strstr(tm_error_last(), "document 2 (line 1): 21 bytes is over the limit of 20 bytes"));
+	assert_non_null(strstr(tm_error_last(),
+			       "document 2 (line 1): 21 bytes is over the limit of 20 bytes"));
 	assert_int_equal(each(&e, buf, (size_t)len, K_NODES, 21), 0);
 	/* the whole text */
 	lim = tm_yaml_limits_default;
 	lim.max_bytes = (size_t)len - 1;
-	assert_int_equal(tm_yaml_parse_each(buf, (size_t)len, "k8s/x.yaml", &lim, 0, each_cb, &e), TM_ELIMIT);
+	assert_int_equal(tm_yaml_parse_each(buf, (size_t)len, "k8s/x.yaml", &lim, 0, each_cb, &e),
+			 TM_ELIMIT);
 	assert_non_null(strstr(tm_error_last(), "exceeds the limit of"));
 }
 
@@ -886,7 +1067,8 @@ static void test_each_hostile_at_defaults(void **state)
 	assert_non_null(strstr(tm_error_last(), "aliases expand to more than 100000 nodes"));
 
 	/* many small alias bombs, each under the budget, in many documents: the budget is per file */
-	const char *small = "kind: A\na: &a [1,2,3,4,5,6,7,8,9,10]\nb: [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n---\n";
+	const char *small =
+		"kind: A\na: &a [1,2,3,4,5,6,7,8,9,10]\nb: [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n---\n";
 	size_t sl = strlen(small), copies = 1000; /* 110 nodes copied each: 110,000 in all */
 	buf = malloc(sl * copies + 1);
 	for (size_t i = 0; i < copies; i++)
@@ -936,14 +1118,16 @@ static void test_each_hostile_at_defaults(void **state)
 	t0 = now();
 	assert_int_equal(each(&e, buf, len, K_NODES, K_DOC), TM_ELIMIT);
 	assert_true(now() - t0 < FAST);
-	assert_string_equal(tm_error_last(), "k8s/x.yaml: 104857600 bytes exceeds the limit of 16777216 bytes");
+	assert_string_equal(tm_error_last(),
+			    "k8s/x.yaml: 104857600 bytes exceeds the limit of 16777216 bytes");
 	/* ... and of 9 MiB in a 16 MiB file: refused by the document size before it is parsed */
 	len = (size_t)9 << 20;
 	t0 = now();
 	assert_int_equal(each(&e, buf, len, K_NODES, K_DOC), TM_ELIMIT);
 	assert_true(now() - t0 < FAST);
-	assert_string_equal(tm_error_last(),
-			    "k8s/x.yaml: document 1 (line 1): 9437184 bytes is over the limit of 8388608 bytes for one document");
+	assert_string_equal(
+		tm_error_last(),
+		"k8s/x.yaml: document 1 (line 1): 9437184 bytes is over the limit of 8388608 bytes for one document");
 	free(buf);
 }
 
@@ -952,15 +1136,17 @@ static void test_json_pruned(void **state)
 {
 	static const char *const keep[] = { "metadata", NULL };
 	static const char *const skip[] = { "metadata.managedFields", "spec", NULL };
-	const char *j = "{\"apiVersion\":\"v1\",\"kind\":\"X\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\","
-			"\"managedFields\":[{\"manager\":\"m\",\"fieldsV1\":{\"f:x\":{}}}]},"
-			"\"spec\":{\"s\":\"t\\\"\\u00e9\",\"n\":[1,2.5,true,null]},\"status\":{\"ok\":true}}";
+	const char *j =
+		"{\"apiVersion\":\"v1\",\"kind\":\"X\",\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"7\","
+		"\"managedFields\":[{\"manager\":\"m\",\"fieldsV1\":{\"f:x\":{}}}]},"
+		"\"spec\":{\"s\":\"t\\\"\\u00e9\",\"n\":[1,2.5,true,null]},\"status\":{\"ok\":true}}";
 	struct tm_doc *d = NULL;
 
 	assert_int_equal(tm_json_parse_pruned(&d, j, strlen(j), NULL, NULL, skip), 0);
 	assert_null(tm_doc_map_get(d, "spec"));
 	assert_null(tm_doc_get_path(d, "metadata", "managedFields", NULL));
-	assert_string_equal(tm_doc_string(tm_doc_get_path(d, "metadata", "resourceVersion", NULL)), "7");
+	assert_string_equal(tm_doc_string(tm_doc_get_path(d, "metadata", "resourceVersion", NULL)),
+			    "7");
 	assert_non_null(tm_doc_get_path(d, "status", "ok", NULL));
 	tm_doc_free(d);
 	assert_int_equal(tm_json_parse_pruned(&d, j, strlen(j), NULL, keep, skip), 0);
@@ -972,8 +1158,13 @@ static void test_json_pruned(void **state)
 	assert_non_null(tm_doc_get_path(d, "metadata", "managedFields", NULL));
 	tm_doc_free(d);
 	/* broken JSON inside a skipped part is still an error */
-	const char *bad[] = { "{\"spec\":{\"a\":}}", "{\"spec\":[1,,2]}", "{\"spec\":\"x\ny\"}", "{\"spec\":{\"a\":1}",
-			      "{\"spec\":tru}", "{\"spec\":{\"a\" 1}}", NULL };
+	const char *bad[] = { "{\"spec\":{\"a\":}}",
+			      "{\"spec\":[1,,2]}",
+			      "{\"spec\":\"x\ny\"}",
+			      "{\"spec\":{\"a\":1}",
+			      "{\"spec\":tru}",
+			      "{\"spec\":{\"a\" 1}}",
+			      NULL };
 	for (int i = 0; bad[i]; i++) {
 		if (tm_json_parse_pruned(&d, bad[i], strlen(bad[i]), NULL, NULL, skip) != TM_EPARSE)
 			fail_msg("accepted %s", bad[i]);
@@ -1056,7 +1247,8 @@ static void test_corpus(void **state)
 		r = tm_yaml_parse_stream(&docs, &n, text, len, de->d_name, NULL);
 		if (!strcmp(expected, "error\n")) {
 			if (r == 0) {
-				print_error("%s: kubectl refuses it, tagmoor accepted it\n", de->d_name);
+				print_error("%s: kubectl refuses it, tagmoor accepted it\n",
+					    de->d_name);
 				fail();
 			}
 		} else {
@@ -1072,13 +1264,15 @@ static void test_corpus(void **state)
 				char *j;
 
 				assert_true(i < n);
-				assert_int_equal(tm_json_parse(&want, line, (size_t)(nl - line), NULL), 0);
+				assert_int_equal(tm_json_parse(&want, line, (size_t)(nl - line),
+							       NULL),
+						 0);
 				j = to_json(docs[i]);
 				assert_int_equal(tm_json_parse(&got, j, strlen(j), NULL), 0);
 				normalise(got);
 				if (!tm_doc_equal(want, got)) {
-					print_error("%s: document %zu\n got  %s\n want %.*s\n", de->d_name, i + 1,
-						    j, (int)(nl - line), line);
+					print_error("%s: document %zu\n got  %s\n want %.*s\n",
+						    de->d_name, i + 1, j, (int)(nl - line), line);
 					fail();
 				}
 				free(j);
@@ -1098,8 +1292,9 @@ static void test_corpus(void **state)
 /* YAML -> JSON -> JSON parse gives the same tree and the same text. */
 static void test_round_trip(void **state)
 {
-	const char *y = "kind: A\nv: [0644, yes, 1e3, 0.5, 1e21, 2.5e-7, -0.0, ~, 'x/y', \"\\t\\u00e9\","
-			"18446744073709551615, 99999999999999999999, {a: {b: [{}]}}]\n";
+	const char *y =
+		"kind: A\nv: [0644, yes, 1e3, 0.5, 1e21, 2.5e-7, -0.0, ~, 'x/y', \"\\t\\u00e9\","
+		"18446744073709551615, 99999999999999999999, {a: {b: [{}]}}]\n";
 	struct tm_doc **docs, *back;
 	size_t n;
 	char *j1, *j2;
@@ -1110,8 +1305,10 @@ static void test_round_trip(void **state)
 	assert_true(tm_doc_equal(docs[0], back));
 	j2 = to_json(back);
 	assert_string_equal(j1, j2);
-	assert_string_equal(j1, "{\"kind\":\"A\",\"v\":[420,true,1000,0.5,1e+21,2.5e-7,0,null,\"x/y\","
-				"\"\\t\xc3\xa9\",18446744073709552000,100000000000000000000,{\"a\":{\"b\":[{}]}}]}");
+	assert_string_equal(
+		j1,
+		"{\"kind\":\"A\",\"v\":[420,true,1000,0.5,1e+21,2.5e-7,0,null,\"x/y\","
+		"\"\\t\xc3\xa9\",18446744073709552000,100000000000000000000,{\"a\":{\"b\":[{}]}}]}");
 	free(j1);
 	free(j2);
 	tm_doc_free(back);

@@ -41,9 +41,13 @@ static int t_parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, cons
 	return tm_objset_add(out, id, path, content, len, NULL);
 }
 
-static const struct tm_applier test_applier = { .name = "test", .wants = t_wants, .parse = t_parse };
+static const struct tm_applier test_applier = { .name = "test",
+						.wants = t_wants,
+						.parse = t_parse };
 /* The same under the Kubernetes applier's name: its caps come from [kubernetes]. */
-static const struct tm_applier kube_named = { .name = "kubernetes", .wants = t_wants, .parse = t_parse };
+static const struct tm_applier kube_named = { .name = "kubernetes",
+					      .wants = t_wants,
+					      .parse = t_parse };
 static const struct tm_applier *applier = &test_applier;
 
 static void sh(const char *fmt, ...)
@@ -67,7 +71,8 @@ static const char *commit(void)
 	char cmd[1024];
 	FILE *p;
 
-	sh("cd %s/work && git add -A 2>/dev/null && git -c user.name=t -c user.email=t@x commit -q --allow-empty -m x && git push -q -f ../bare.git HEAD:refs/heads/main", dir);
+	sh("cd %s/work && git add -A 2>/dev/null && git -c user.name=t -c user.email=t@x commit -q --allow-empty -m x && git push -q -f ../bare.git HEAD:refs/heads/main",
+	   dir);
 	snprintf(cmd, sizeof(cmd), "git -C %s/work rev-parse HEAD", dir);
 	p = popen(cmd, "r");
 	assert_non_null(fgets(oid, sizeof(oid), p));
@@ -105,15 +110,17 @@ static void test_overlay_and_expansion(void **state)
 
 	sh("mkdir -p %s/work/common/sub %s/work/site && cd %s/work && "
 	   "printf 'a from common' > common/a.txt && printf 'b ${site} ${POD_IP} $${site}' > common/sub/b.txt && "
-	   "printf 'ignored' > common/readme.md && printf 'a from site' > site/a.txt", dir, dir, dir);
+	   "printf 'ignored' > common/readme.md && printf 'a from site' > site/a.txt",
+	   dir, dir, dir);
 	const char *c = commit();
 	assert_int_equal(plan(&set, c, "common site devices/none"), 0);
 	assert_int_equal(set.n, 2);
 	long a = tm_objset_find(&set, "a"), b = tm_objset_find(&set, "b");
 	assert_true(a >= 0 && b >= 0);
-	assert_string_equal(set.v[a].content, "a from site");        /* later path wins */
+	assert_string_equal(set.v[a].content, "a from site"); /* later path wins */
 	assert_string_equal(set.v[a].source, "site/a.txt");
-	assert_string_equal(set.v[b].content, "b berlin-3 ${POD_IP} ${site}"); /* known only; $$ escape */
+	assert_string_equal(set.v[b].content,
+			    "b berlin-3 ${POD_IP} ${site}"); /* known only; $$ escape */
 	tm_objset_free(&set, NULL);
 }
 
@@ -133,11 +140,14 @@ static void refused(const char *setup_cmd, const char *want)
 
 static void test_hostile_entries(void **state)
 {
-	refused("ln -s /etc/passwd common/evil.txt", "common/evil.txt: is a symbolic link (refused)");
+	refused("ln -s /etc/passwd common/evil.txt",
+		"common/evil.txt: is a symbolic link (refused)");
 	sh("rm %s/work/common/evil.txt", dir);
-	refused("head -c 1048577 /dev/zero > common/big.txt", "common/big.txt: 1048577 bytes is over the limit");
+	refused("head -c 1048577 /dev/zero > common/big.txt",
+		"common/big.txt: 1048577 bytes is over the limit");
 	sh("rm %s/work/common/big.txt", dir);
-	refused("mkdir -p common/x && printf 1 > common/x/a.txt", "common/x/a.txt: a is also defined in common/a.txt");
+	refused("mkdir -p common/x && printf 1 > common/x/a.txt",
+		"common/x/a.txt: a is also defined in common/a.txt");
 	sh("rm -r %s/work/common/x", dir);
 	refused("git init -q common/mod && git -C common/mod -c user.name=t -c user.email=t@x commit -q --allow-empty -m x",
 		"common/mod: is a submodule (refused)");
@@ -171,7 +181,8 @@ static void test_paths_entry_not_a_directory(void **state)
 	sh("cd %s/work && rm site && mv site.real site", dir);
 
 	sh("cd %s/work && mv site site.real && git init -q site && "
-	   "git -C site -c user.name=t -c user.email=t@x commit -q --allow-empty -m x", dir);
+	   "git -C site -c user.name=t -c user.email=t@x commit -q --allow-empty -m x",
+	   dir);
 	refused("true", "site is a submodule, not a directory");
 	sh("cd %s/work && git rm -q --cached site && rm -rf site && mv site.real site", dir);
 
@@ -185,9 +196,12 @@ static void test_kubernetes_caps(void **state)
 {
 	struct tm_objset set;
 
-	sh("mkdir -p %s/work/big && cd %s/work/big && head -c 2097152 /dev/zero | tr '\\0' x > a.txt", dir, dir);
+	sh("mkdir -p %s/work/big && cd %s/work/big && head -c 2097152 /dev/zero | tr '\\0' x > a.txt",
+	   dir, dir);
 	assert_int_equal(plan(&set, commit(), "big"), TM_ELIMIT); /* the test applier: 1 MiB */
-	assert_non_null(strstr(tm_error_last(), "big/a.txt: 2097152 bytes is over the limit of 1048576 bytes (refused)"));
+	assert_non_null(
+		strstr(tm_error_last(),
+		       "big/a.txt: 2097152 bytes is over the limit of 1048576 bytes (refused)"));
 	applier = &kube_named;
 	assert_int_equal(plan(&set, commit(), "big"), 0); /* [kubernetes] max_file: 16 MiB */
 	assert_int_equal(set.n, 1);
@@ -200,7 +214,8 @@ static void test_kubernetes_caps(void **state)
 	tm_objset_free(&set, NULL);
 	sh("cd %s/work/big && printf x >> a.txt", dir);
 	assert_int_equal(plan(&set, commit(), "big"), TM_ELIMIT);
-	assert_string_equal(tm_error_last(), "big/a.txt: 65537 bytes is over the limit of 65536 bytes per file "
+	assert_string_equal(tm_error_last(),
+			    "big/a.txt: 65537 bytes is over the limit of 65536 bytes per file "
 			    "(refused; [kubernetes] max_file)");
 	sh("cd %s/work/big && truncate -s 65536 a.txt", dir);
 
@@ -213,8 +228,10 @@ static void test_kubernetes_caps(void **state)
 	tm_objset_free(&set, NULL);
 	sh("printf x > %s/work/big/c.txt", dir);
 	assert_int_equal(plan(&set, commit(), "big"), TM_ELIMIT);
-	assert_string_equal(tm_error_last(), "big/c.txt: the files under the kubernetes paths add up to more than the "
-			    "limit of 1048576 bytes (refused; [kubernetes] max_total)");
+	assert_string_equal(
+		tm_error_last(),
+		"big/c.txt: the files under the kubernetes paths add up to more than the "
+		"limit of 1048576 bytes (refused; [kubernetes] max_total)");
 	assert_int_equal(set.n, 0);
 	cfg->kubernetes.max_file = 0;
 	cfg->kubernetes.max_total = 0;
@@ -233,7 +250,8 @@ static int setup(void **state)
 	snprintf(ini, sizeof(ini), "%s/t.ini", dir);
 	f = fopen(ini, "w");
 	fputs("[source]\nurl = https://g/c.git\nref = refs/tags/s\n[verify]\nallowed_signers = /a\n"
-	      "[vars]\nsite = berlin-3\n", f);
+	      "[vars]\nsite = berlin-3\n",
+	      f);
 	fclose(f);
 	assert_int_equal(tm_config_load(&cfg, ini, NULL), 0);
 	return 0;

@@ -152,7 +152,8 @@ out:
 }
 
 static int f_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
-		   const struct tm_objset *desired, char *const *inv, size_t ninv, char ***kept, size_t *nkept)
+		   const struct tm_objset *desired, char *const *inv, size_t ninv, char ***kept,
+		   size_t *nkept)
 {
 	for (size_t i = 0; i < ninv; i++) {
 		char path[1024];
@@ -194,8 +195,14 @@ static int f_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx
 }
 
 static const struct tm_applier fake_applier = {
-	.name = "systemd", .wants = f_wants, .parse = f_parse, .free_data = f_free, .apply = f_apply,
-	.prune = f_prune, .health = f_health, .drift = f_drift,
+	.name = "systemd",
+	.wants = f_wants,
+	.parse = f_parse,
+	.free_data = f_free,
+	.apply = f_apply,
+	.prune = f_prune,
+	.health = f_health,
+	.drift = f_drift,
 };
 
 /* --- the repository and the pass ----------------------------------------- */
@@ -204,10 +211,11 @@ static void write_ini(const char *on_failure)
 {
 	FILE *f = fopen(ini, "w");
 	assert_non_null(f);
-	fprintf(f, "[agent]\ndevice_id = edge-0042\nstate_dir = %s\non_failure = %s\n"
-		   "[source]\nurl = %s/git/fleet.git\nref = refs/tags/stable\nca_file = %s\ntimeout = 10s\n"
-		   "[verify]\nallowed_signers = %s/allowed_signers\n"
-		   "[systemd]\nenabled = yes\npaths = objs\nwait = 0\n",
+	fprintf(f,
+		"[agent]\ndevice_id = edge-0042\nstate_dir = %s\non_failure = %s\n"
+		"[source]\nurl = %s/git/fleet.git\nref = refs/tags/stable\nca_file = %s\ntimeout = 10s\n"
+		"[verify]\nallowed_signers = %s/allowed_signers\n"
+		"[systemd]\nenabled = yes\npaths = objs\nwait = 0\n",
 		statedir, on_failure, srv.url, srv.ca, tmpdir);
 	fclose(f);
 }
@@ -222,17 +230,20 @@ static void release(const char *msg, ...)
 	while ((name = va_arg(ap, const char *))) {
 		content = va_arg(ap, const char *);
 		if (content)
-			assert_int_equal(tm_sh("mkdir -p %s/objs && printf '%%s' '%s' > %s/objs/%s", work, content,
-					       work, name), 0);
+			assert_int_equal(tm_sh("mkdir -p %s/objs && printf '%%s' '%s' > %s/objs/%s",
+					       work, content, work, name),
+					 0);
 		else
 			assert_int_equal(tm_sh("rm -f %s/objs/%s", work, name), 0);
 	}
 	va_end(ap);
 	tagtime += 60;
-	assert_int_equal(tm_sh("set -e; cd %s; git add -A; git commit -q --allow-empty -m '%s'; "
-			       "GIT_COMMITTER_DATE='%ld +0000' git tag -s -f -m '%s' stable >/dev/null; "
-			       "git push -q -f origin HEAD:refs/heads/main refs/tags/stable",
-			       work, msg, tagtime, msg), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s; git add -A; git commit -q --allow-empty -m '%s'; "
+		      "GIT_COMMITTER_DATE='%ld +0000' git tag -s -f -m '%s' stable >/dev/null; "
+		      "git push -q -f origin HEAD:refs/heads/main refs/tags/stable",
+		      work, msg, tagtime, msg),
+		0);
 }
 
 static int run_pass(enum tm_pass_mode mode, const char **state_out)
@@ -270,7 +281,8 @@ static void assert_live(const char *id, const char *want)
 
 static void file_sum(char out[80], const char *name)
 {
-	if (tm_sh_out(out, 80, "sha256sum %s/%s 2>/dev/null | cut -c1-64", statedir, name) < 0 || !out[0])
+	if (tm_sh_out(out, 80, "sha256sum %s/%s 2>/dev/null | cut -c1-64", statedir, name) < 0 ||
+	    !out[0])
 		snprintf(out, 80, "none");
 }
 
@@ -285,10 +297,10 @@ static int fresh_device(void **state)
 	return 0;
 }
 
-#define NEED_SERVER()                                                                   \
-	do {                                                                            \
-		if (!have_server)                                                       \
-			skip();                                                         \
+#define NEED_SERVER()             \
+	do {                      \
+		if (!have_server) \
+			skip();   \
 	} while (0)
 
 static void test_accepted(void **state)
@@ -328,9 +340,12 @@ static void test_refused_and_stale(void **state)
 	file_sum(before, "state.json");
 	/* unsigned tag */
 	tagtime += 60;
-	assert_int_equal(tm_sh("set -e; cd %s; printf X > objs/a.fake; git add -A; git commit -qm unsigned; "
-			       "GIT_COMMITTER_DATE='%ld +0000' git tag -a -f -m unsigned stable; "
-			       "git push -q -f origin HEAD:refs/heads/main refs/tags/stable", work, tagtime), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s; printf X > objs/a.fake; git add -A; git commit -qm unsigned; "
+		      "GIT_COMMITTER_DATE='%ld +0000' git tag -a -f -m unsigned stable; "
+		      "git push -q -f origin HEAD:refs/heads/main refs/tags/stable",
+		      work, tagtime),
+		0);
 	fake.applies = 0;
 	assert_int_equal(run_pass(TM_PASS_SYNC, &st), TM_EVERIFY);
 	assert_string_equal(st, "refused");
@@ -427,8 +442,8 @@ static void test_power_cut_between_write_and_state(void **state)
 	assert_live("m.fake", "M1");
 	/* what was about to be written is already recorded as ours */
 	assert_int_equal(tm_state_load(&s, statedir, 1), 0);
-	assert_true(in_inv(tm_state_inventory(&s, "systemd")->ids, tm_state_inventory(&s, "systemd")->n,
-			   "m.fake"));
+	assert_true(in_inv(tm_state_inventory(&s, "systemd")->ids,
+			   tm_state_inventory(&s, "systemd")->n, "m.fake"));
 	tm_state_free(&s);
 	/* the ref moves before the device comes back: m.fake has new content and
 	 * must not be taken for someone else's file */

@@ -26,8 +26,10 @@
 static char dir[] = "/tmp/tm-report-XXXXXX";
 static char statedir[256], promfile[256];
 
-#define DOC(seq) "{\"schema\":\"tagmoor.status/v1\",\"device_id\":\"a\\\",\\\"seq\\\":9\",\"hostname\":\"h\"," \
-	"\"agent_version\":\"0.1.0\",\"seq\":" #seq ",\"time\":\"2026-11-26T12:00:00Z\",\"trigger\":\"pass\"," \
+#define DOC(seq)                                                                                      \
+	"{\"schema\":\"tagmoor.status/v1\",\"device_id\":\"a\\\",\\\"seq\\\":9\",\"hostname\":\"h\"," \
+	"\"agent_version\":\"0.1.0\",\"seq\":" #seq                                                   \
+	",\"time\":\"2026-11-26T12:00:00Z\",\"trigger\":\"pass\","                                    \
 	"\"spool_dropped\":0,\"state\":\"synced\",\"errors\":[]}"
 
 static void cfg_init(struct tm_config *cfg)
@@ -66,8 +68,10 @@ static void test_restamp(void **state)
 	assert_int_equal(tm_report_restamp(&b, DOC(5), 77, 1800000000, "heartbeat", 3), 0);
 	/* the escaped "seq" inside device_id is not the key */
 	assert_non_null(strstr(b.ptr, "\"device_id\":\"a\\\",\\\"seq\\\":9\""));
-	assert_non_null(strstr(b.ptr, ",\"seq\":77,\"time\":\"2027-01-15T08:00:00Z\",\"trigger\":\"heartbeat\","
-				     "\"spool_dropped\":3,\"state\":\"synced\""));
+	assert_non_null(
+		strstr(b.ptr,
+		       ",\"seq\":77,\"time\":\"2027-01-15T08:00:00Z\",\"trigger\":\"heartbeat\","
+		       "\"spool_dropped\":3,\"state\":\"synced\""));
 	assert_null(strstr(b.ptr, "\"seq\":5"));
 	tm_buf_free(&b);
 	tm_buf_init(&b, 1 << 20);
@@ -114,7 +118,8 @@ static void test_formats(void **state)
 	assert_non_null(strstr(b.ptr, "\"source\":\"urn:tagmoor:device:edge%2042%2Fx\""));
 	assert_non_null(strstr(b.ptr, "\"type\":\"dev.tagmoor.status\""));
 	assert_non_null(strstr(b.ptr, "\"time\":\"2026-11-26T12:00:00Z\""));
-	assert_non_null(strstr(b.ptr, "\"datacontenttype\":\"application/json\",\"data\":" DOC(5) "}"));
+	assert_non_null(
+		strstr(b.ptr, "\"datacontenttype\":\"application/json\",\"data\":" DOC(5) "}"));
 	tm_buf_free(&b);
 
 	tm_buf_init(&b, 1 << 20);
@@ -149,7 +154,8 @@ static void test_spool(void **state)
 	}
 	assert_int_equal(total, 2);
 	/* a kill's leftover and foreign names are not reports */
-	snprintf(path, sizeof(path), "%s/spool/.00000000000000000015.json.tagmoor-tmp-abcdef", statedir);
+	snprintf(path, sizeof(path), "%s/spool/.00000000000000000015.json.tagmoor-tmp-abcdef",
+		 statedir);
 	assert_non_null(f = fopen(path, "w"));
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/spool/notes.txt", statedir);
@@ -160,7 +166,8 @@ static void test_spool(void **state)
 	assert_true(v[0] == 12 && v[1] == 13 && v[2] == 14);
 	free(v);
 	tm_spool_clean(statedir);
-	snprintf(path, sizeof(path), "%s/spool/.00000000000000000015.json.tagmoor-tmp-abcdef", statedir);
+	snprintf(path, sizeof(path), "%s/spool/.00000000000000000015.json.tagmoor-tmp-abcdef",
+		 statedir);
 	assert_int_not_equal(access(path, F_OK), 0);
 	tm_buf_init(&b, TM_REPORT_DOC_MAX + 1);
 	assert_int_equal(tm_spool_read(&b, statedir, 13), 0);
@@ -185,8 +192,13 @@ static void test_record_and_heartbeat(void **state)
 	cfg_init(&cfg);
 
 	/* no url: recorded (status --json, fingerprint), nothing spooled */
-	struct tm_report_event ev = { .doc = DOC(20), .seq = 20, .sig = "0123456789abcdef", .state = "refused",
-				      .message = "tag 'stable' is not signed", .commit = "", .time = 1800000000 };
+	struct tm_report_event ev = { .doc = DOC(20),
+				      .seq = 20,
+				      .sig = "0123456789abcdef",
+				      .state = "refused",
+				      .message = "tag 'stable' is not signed",
+				      .commit = "",
+				      .time = 1800000000 };
 	assert_int_equal(tm_report_submit(&cfg, &ev, NULL), 0);
 	assert_int_equal(tm_report_record_load(&rec, statedir), 0);
 	assert_int_equal(rec.seq, 20);
@@ -214,7 +226,9 @@ static void test_record_and_heartbeat(void **state)
 	assert_true(v[0] == 21 && v[1] == 22);
 	tm_buf_init(&b, TM_REPORT_DOC_MAX + 1);
 	assert_int_equal(tm_spool_read(&b, statedir, 22), 0);
-	assert_non_null(strstr(b.ptr, "\"seq\":22,\"time\":\"2027-01-15T09:00:00Z\",\"trigger\":\"heartbeat\""));
+	assert_non_null(
+		strstr(b.ptr,
+		       "\"seq\":22,\"time\":\"2027-01-15T09:00:00Z\",\"trigger\":\"heartbeat\""));
 	assert_non_null(strstr(b.ptr, "\"state\":\"synced\"")); /* the last document's content */
 	tm_buf_free(&b);
 	free(v);

@@ -95,7 +95,11 @@ static int f_health(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 }
 
 static const struct tm_applier fake_applier = {
-	.name = "systemd", .wants = f_wants, .parse = f_parse, .free_data = f_free, .apply = f_apply,
+	.name = "systemd",
+	.wants = f_wants,
+	.parse = f_parse,
+	.free_data = f_free,
+	.apply = f_apply,
 	.health = f_health,
 };
 
@@ -104,11 +108,13 @@ static const struct tm_applier fake_applier = {
 static void release(const char *msg, const char *a, const char *b)
 {
 	tagtime += 60;
-	assert_int_equal(tm_sh("set -e; cd %s; mkdir -p objs; printf '%%s' '%s' > objs/a.fake; "
-			       "printf '%%s' '%s' > objs/b.fake; git add -A; git commit -q --allow-empty -m '%s'; "
-			       "GIT_COMMITTER_DATE='%ld +0000' git tag -s -f -m '%s' stable >/dev/null; "
-			       "git push -q -f origin HEAD:refs/heads/main refs/tags/stable",
-			       work, a, b, msg, tagtime, msg), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s; mkdir -p objs; printf '%%s' '%s' > objs/a.fake; "
+		      "printf '%%s' '%s' > objs/b.fake; git add -A; git commit -q --allow-empty -m '%s'; "
+		      "GIT_COMMITTER_DATE='%ld +0000' git tag -s -f -m '%s' stable >/dev/null; "
+		      "git push -q -f origin HEAD:refs/heads/main refs/tags/stable",
+		      work, a, b, msg, tagtime, msg),
+		0);
 }
 
 static int run_pass(const char **state_out)
@@ -149,10 +155,10 @@ static ino_t inode(const char *name)
 	return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
-#define NEED_SERVER()                   \
-	do {                            \
-		if (!have_server)       \
-			skip();         \
+#define NEED_SERVER()             \
+	do {                      \
+		if (!have_server) \
+			skip();   \
 	} while (0)
 
 static void test_reports_of_a_pass(void **state)
@@ -170,7 +176,8 @@ static void test_reports_of_a_pass(void **state)
 	assert_string_equal(st, "synced");
 	assert_int_equal(last(&rec), 1);
 	assert_non_null(strstr(rec.doc, "\"seq\":1,"));
-	assert_non_null(strstr(rec.doc, "\"trigger\":\"pass\",\"spool_dropped\":0,\"state\":\"synced\""));
+	assert_non_null(
+		strstr(rec.doc, "\"trigger\":\"pass\",\"spool_dropped\":0,\"state\":\"synced\""));
 	assert_non_null(strstr(rec.doc, "\"systemd\":{\"applied\":2,"));
 	assert_int_equal(tm_state_load(&s, statedir, 1), 0);
 	snprintf(good, sizeof(good), "%s", s.applied.commit);
@@ -182,7 +189,8 @@ static void test_reports_of_a_pass(void **state)
 	i3 = inode("../tagmoor.prom");
 	assert_int_equal(run_pass(&st), 0);
 	assert_int_equal(last(&rec), 1);
-	assert_true(inode("report.last") == i1 && inode("state.json") == i2 && inode("../tagmoor.prom") == i3);
+	assert_true(inode("report.last") == i1 && inode("state.json") == i2 &&
+		    inode("../tagmoor.prom") == i3);
 
 	/* a revision with two unhealthy objects: rolled back, both named */
 	release("bad", "A2 UNHEALTHY", "B2 UNHEALTHY");
@@ -190,8 +198,12 @@ static void test_reports_of_a_pass(void **state)
 	assert_string_equal(st, "rolled_back");
 	assert_int_equal(last(&rec), 2);
 	assert_non_null(strstr(rec.doc, "\"state\":\"rolled_back\""));
-	assert_non_null(strstr(rec.doc, "{\"stage\":\"health\",\"object\":\"a.fake\",\"message\":\"a.fake is unhealthy: exit code 3\"}"));
-	assert_non_null(strstr(rec.doc, "{\"stage\":\"health\",\"object\":\"b.fake\",\"message\":\"systemd: b.fake is not healthy\"}"));
+	assert_non_null(strstr(
+		rec.doc,
+		"{\"stage\":\"health\",\"object\":\"a.fake\",\"message\":\"a.fake is unhealthy: exit code 3\"}"));
+	assert_non_null(strstr(
+		rec.doc,
+		"{\"stage\":\"health\",\"object\":\"b.fake\",\"message\":\"systemd: b.fake is not healthy\"}"));
 	assert_non_null(strstr(rec.doc, good)); /* applied_commit: the last good one again */
 	assert_string_equal(rec.alert_state, "rolled_back");
 	/* the same verdict on the next poll: not reported again */
@@ -202,9 +214,12 @@ static void test_reports_of_a_pass(void **state)
 	/* a refusal: reported (seq + 1), state.json untouched */
 	i2 = inode("state.json");
 	tagtime += 60;
-	assert_int_equal(tm_sh("set -e; cd %s; printf X > objs/a.fake; git add -A; git commit -qm unsigned; "
-			       "GIT_COMMITTER_DATE='%ld +0000' git tag -a -f -m unsigned stable; "
-			       "git push -q -f origin HEAD:refs/heads/main refs/tags/stable", work, tagtime), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s; printf X > objs/a.fake; git add -A; git commit -qm unsigned; "
+		      "GIT_COMMITTER_DATE='%ld +0000' git tag -a -f -m unsigned stable; "
+		      "git push -q -f origin HEAD:refs/heads/main refs/tags/stable",
+		      work, tagtime),
+		0);
 	assert_int_equal(run_pass(&st), TM_EVERIFY);
 	assert_string_equal(st, "refused");
 	assert_int_equal(last(&rec), after_bad + 1);
@@ -255,11 +270,12 @@ static int setup(void **state)
 	assert_int_equal(tm_sh("mkdir -p %s", livedir), 0);
 	assert_int_equal(tm_test_signed_repo(tmpdir, srv.root, "fleet", work), 0);
 	assert_non_null(f = fopen(ini, "w"));
-	fprintf(f, "[agent]\ndevice_id = edge-0042\nstate_dir = %s\n"
-		   "[source]\nurl = %s/git/fleet.git\nref = refs/tags/stable\nca_file = %s\ntimeout = 10s\n"
-		   "[verify]\nallowed_signers = %s/allowed_signers\n"
-		   "[systemd]\nenabled = yes\npaths = objs\nwait = 0\n"
-		   "[report]\nmetrics_file = %s/tagmoor.prom\n",
+	fprintf(f,
+		"[agent]\ndevice_id = edge-0042\nstate_dir = %s\n"
+		"[source]\nurl = %s/git/fleet.git\nref = refs/tags/stable\nca_file = %s\ntimeout = 10s\n"
+		"[verify]\nallowed_signers = %s/allowed_signers\n"
+		"[systemd]\nenabled = yes\npaths = objs\nwait = 0\n"
+		"[report]\nmetrics_file = %s/tagmoor.prom\n",
 		statedir, srv.url, srv.ca, tmpdir, tmpdir);
 	fclose(f);
 	return 0;

@@ -48,26 +48,34 @@ static void path_of(char *out, size_t n, const char *name)
 /* A work repository NAME in tmpdir/work-NAME pushing to srv.root/NAME.git. */
 static void repo_new(const char *name)
 {
-	assert_int_equal(tm_sh("set -e; git init -q --bare %s/%s.git; "
-		"git init -q -b main %s/work-%s; git -C %s/work-%s remote add origin %s/%s.git",
-		srv.root, name, tmpdir, name, tmpdir, name, srv.root, name), 0);
+	assert_int_equal(
+		tm_sh("set -e; git init -q --bare %s/%s.git; "
+		      "git init -q -b main %s/work-%s; git -C %s/work-%s remote add origin %s/%s.git",
+		      srv.root, name, tmpdir, name, tmpdir, name, srv.root, name),
+		0);
 }
 
 static void repo_commit(const char *name, const char *file, const char *content)
 {
-	assert_int_equal(tm_sh("set -e; cd %s/work-%s; mkdir -p \"$(dirname '%s')\"; printf '%%s' '%s' > '%s'; "
-		"git add -A; git commit -q -m 'change %s'", tmpdir, name, file, content, file, file), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s/work-%s; mkdir -p \"$(dirname '%s')\"; printf '%%s' '%s' > '%s'; "
+		      "git add -A; git commit -q -m 'change %s'",
+		      tmpdir, name, file, content, file, file),
+		0);
 }
 
 static void repo_push(const char *name)
 {
-	assert_int_equal(tm_sh("set -e; cd %s/work-%s; git push -q -f origin --all; git push -q -f origin --tags",
-		tmpdir, name), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s/work-%s; git push -q -f origin --all; git push -q -f origin --tags",
+		      tmpdir, name),
+		0);
 }
 
 static void rev_parse(char out[64], const char *name, const char *rev)
 {
-	assert_int_equal(tm_sh_out(out, 64, "git -C %s/work-%s rev-parse '%s'", tmpdir, name, rev), 0);
+	assert_int_equal(tm_sh_out(out, 64, "git -C %s/work-%s rev-parse '%s'", tmpdir, name, rev),
+			 0);
 	assert_int_equal(strlen(out), 40);
 }
 
@@ -92,7 +100,8 @@ static int open_repo(struct tm_git **g, const char *name)
 }
 
 /* One poll as the pipeline does it. */
-static int poll_once(struct tm_git *g, const struct tm_git_source *src, const char *ref, char oid[41], int *fetched)
+static int poll_once(struct tm_git *g, const struct tm_git_source *src, const char *ref,
+		     char oid[41], int *fetched)
 {
 	char applied[41];
 	int r;
@@ -126,7 +135,12 @@ static int count_tmp_packs(const char *repo)
 	return n;
 }
 
-#define NEED_SERVER() do { if (!have_server) { skip(); } } while (0)
+#define NEED_SERVER()               \
+	do {                        \
+		if (!have_server) { \
+			skip();     \
+		}                   \
+	} while (0)
 
 /* --- local: opening and repairing ---------------------------------------- */
 
@@ -180,9 +194,11 @@ static void test_open_rebuilds_dangling_private_ref(void **state)
 
 	assert_int_equal(open_repo(&g, "bad3/repo.git"), 0);
 	tm_git_free(g);
-	assert_int_equal(tm_sh("mkdir -p %s/bad3/repo.git/refs/tagmoor && "
-		"echo 1111111111111111111111111111111111111111 > %s/bad3/repo.git/refs/tagmoor/applied",
-		tmpdir, tmpdir), 0);
+	assert_int_equal(
+		tm_sh("mkdir -p %s/bad3/repo.git/refs/tagmoor && "
+		      "echo 1111111111111111111111111111111111111111 > %s/bad3/repo.git/refs/tagmoor/applied",
+		      tmpdir, tmpdir),
+		0);
 	assert_int_equal(open_repo(&g, "bad3/repo.git"), 0);
 	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), TM_ENOTFOUND);
 	tm_git_free(g);
@@ -192,7 +208,9 @@ static void test_open_refuses_to_delete_non_git_dir(void **state)
 {
 	struct tm_git *g = NULL;
 
-	assert_int_equal(tm_sh("mkdir -p %s/notgit/stuff && echo keep > %s/notgit/stuff/file", tmpdir, tmpdir), 0);
+	assert_int_equal(tm_sh("mkdir -p %s/notgit/stuff && echo keep > %s/notgit/stuff/file",
+			       tmpdir, tmpdir),
+			 0);
 	assert_int_equal(open_repo(&g, "notgit/stuff"), TM_EIO);
 	assert_null(g);
 	assert_int_equal(tm_sh("test -f %s/notgit/stuff/file", tmpdir), 0);
@@ -233,17 +251,25 @@ static void test_objects(void **state)
 	/* A repository with nested dirs, a symlink and a submodule entry,
 	 * pushed straight into our bare repo.git. */
 	assert_int_equal(open_repo(&g, "objs/repo.git"), 0);
-	assert_int_equal(tm_sh("set -e; w=%s/objs-work; git init -q -b main $w; cd $w; "
-		"mkdir -p k8s/common k8s/sites/a-b units; printf 'kind: A\\n' > k8s/common/a.yaml; "
-		"printf 'x' > k8s/common.yaml; printf 'yy' > k8s/sites/a-b/z.yaml; printf 'b' > k8s/a-b.yaml; "
-		"ln -s ../etc/passwd k8s/link.yaml; printf '[Unit]\\n' > units/x.service; git add -A; "
-		"git update-index --add --cacheinfo 160000,1111111111111111111111111111111111111111,k8s/sub; "
-		"git commit -q -m one; git tag -a -m 'release' stable; "
-		"git push -q %s/objs/repo.git main:refs/heads/main stable:refs/tags/stable",
-		tmpdir, tmpdir), 0);
-	assert_int_equal(tm_sh_out(commit, sizeof(commit), "git -C %s/objs-work rev-parse main", tmpdir), 0);
-	assert_int_equal(tm_sh_out(tag, sizeof(tag), "git -C %s/objs-work rev-parse stable", tmpdir), 0);
-	assert_int_equal(tm_sh_out(blob, sizeof(blob), "git -C %s/objs-work rev-parse main:k8s/common/a.yaml", tmpdir), 0);
+	assert_int_equal(
+		tm_sh("set -e; w=%s/objs-work; git init -q -b main $w; cd $w; "
+		      "mkdir -p k8s/common k8s/sites/a-b units; printf 'kind: A\\n' > k8s/common/a.yaml; "
+		      "printf 'x' > k8s/common.yaml; printf 'yy' > k8s/sites/a-b/z.yaml; printf 'b' > k8s/a-b.yaml; "
+		      "ln -s ../etc/passwd k8s/link.yaml; printf '[Unit]\\n' > units/x.service; git add -A; "
+		      "git update-index --add --cacheinfo 160000,1111111111111111111111111111111111111111,k8s/sub; "
+		      "git commit -q -m one; git tag -a -m 'release' stable; "
+		      "git push -q %s/objs/repo.git main:refs/heads/main stable:refs/tags/stable",
+		      tmpdir, tmpdir),
+		0);
+	assert_int_equal(tm_sh_out(commit, sizeof(commit), "git -C %s/objs-work rev-parse main",
+				   tmpdir),
+			 0);
+	assert_int_equal(tm_sh_out(tag, sizeof(tag), "git -C %s/objs-work rev-parse stable",
+				   tmpdir),
+			 0);
+	assert_int_equal(tm_sh_out(blob, sizeof(blob),
+				   "git -C %s/objs-work rev-parse main:k8s/common/a.yaml", tmpdir),
+			 0);
 
 	assert_int_equal(tm_git_has_object(g, tag), 1);
 	assert_int_equal(tm_git_has_object(g, "0123456789012345678901234567890123456789"), 0);
@@ -264,7 +290,8 @@ static void test_objects(void **state)
 	tm_buf_free(&b);
 	tm_buf_init(&b, 4096);
 	assert_int_equal(tm_git_read_raw(&b, &type, g, blob), TM_EPARSE);
-	assert_int_equal(tm_git_read_raw(&b, &type, g, "0123456789012345678901234567890123456789"), TM_ENOTFOUND);
+	assert_int_equal(tm_git_read_raw(&b, &type, g, "0123456789012345678901234567890123456789"),
+			 TM_ENOTFOUND);
 
 	assert_int_equal(tm_git_peel_commit(oid, g, tag), 0);
 	assert_string_equal(oid, commit);
@@ -274,9 +301,9 @@ static void test_objects(void **state)
 	assert_int_equal(tm_git_read_blob(&b, g, blob, 100), 0);
 	assert_string_equal(b.ptr, "kind: A\n");
 	tm_buf_reset(&b);
-	assert_int_equal(tm_git_read_blob(&b, g, blob, 8), 0);  /* cap */
+	assert_int_equal(tm_git_read_blob(&b, g, blob, 8), 0); /* cap */
 	tm_buf_reset(&b);
-	assert_int_equal(tm_git_read_blob(&b, g, blob, 7), TM_ELIMIT);  /* cap + 1 */
+	assert_int_equal(tm_git_read_blob(&b, g, blob, 7), TM_ELIMIT); /* cap + 1 */
 	assert_int_equal(tm_git_read_blob(&b, g, commit, 100), TM_EPARSE);
 	tm_buf_free(&b);
 
@@ -310,14 +337,16 @@ static void test_objects(void **state)
 	assert_int_equal(tm_git_tree_walk(g, commit, "nope", collect, &seen), TM_ENOTFOUND);
 	/* a paths entry that exists but is not a directory is not "absent" */
 	assert_int_equal(tm_git_tree_walk(g, commit, "units/x.service", collect, &seen), TM_EPARSE);
-	assert_non_null(strstr(tm_error_last(), "units/x.service is a regular file, not a directory"));
+	assert_non_null(
+		strstr(tm_error_last(), "units/x.service is a regular file, not a directory"));
 	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/link.yaml", collect, &seen), TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "k8s/link.yaml is a symlink, not a directory"));
 	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/link.yaml/x", collect, &seen), TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "k8s/link.yaml is a symlink, not a directory"));
 	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/sub", collect, &seen), TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "k8s/sub is a submodule, not a directory"));
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/nope/deeper", collect, &seen), TM_ENOTFOUND);
+	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/nope/deeper", collect, &seen),
+			 TM_ENOTFOUND);
 	assert_int_equal(tm_git_tree_walk(g, tag, "", collect, &seen), TM_ENOTFOUND);
 
 	assert_int_equal(tm_git_set_ref(g, TM_GIT_APPLIED_REF, tag), 0);
@@ -328,7 +357,8 @@ static void test_objects(void **state)
 
 	/* Fetch of an object that is already here needs no network. */
 	{
-		struct tm_git_source src = { .url = "https://localhost:1/none.git", .timeout_ms = 100 };
+		struct tm_git_source src = { .url = "https://localhost:1/none.git",
+					     .timeout_ms = 100 };
 
 		assert_int_equal(tm_git_fetch(g, &src, "refs/tags/stable", commit), 0);
 		assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_FETCHED_REF), 0);
@@ -350,10 +380,15 @@ static void test_deep_tree_limit(void **state)
 	char commit[64];
 
 	assert_int_equal(open_repo(&g, "deep/repo.git"), 0);
-	assert_int_equal(tm_sh("set -e; w=%s/deep-work; git init -q -b main $w; cd $w; "
-		"d=$(printf 'd/%%.0s' $(seq 1 40)); mkdir -p $d; echo x > ${d}f; git add -A; git commit -q -m deep; "
-		"git push -q %s/deep/repo.git main:refs/heads/main", tmpdir, tmpdir), 0);
-	assert_int_equal(tm_sh_out(commit, sizeof(commit), "git -C %s/deep-work rev-parse main", tmpdir), 0);
+	assert_int_equal(
+		tm_sh("set -e; w=%s/deep-work; git init -q -b main $w; cd $w; "
+		      "d=$(printf 'd/%%.0s' $(seq 1 40)); mkdir -p $d; echo x > ${d}f; git add -A; git commit -q -m deep; "
+		      "git push -q %s/deep/repo.git main:refs/heads/main",
+		      tmpdir, tmpdir),
+		0);
+	assert_int_equal(tm_sh_out(commit, sizeof(commit), "git -C %s/deep-work rev-parse main",
+				   tmpdir),
+			 0);
 	assert_int_equal(tm_git_tree_walk(g, commit, NULL, collect, &seen), TM_ELIMIT);
 	tm_git_free(g);
 }
@@ -468,7 +503,9 @@ static void test_fetch_moved_tag_and_idle_poll(void **state)
 	tm_buf_free(&b);
 
 	/* Moved back to the old tag object: no network needed for the objects. */
-	assert_int_equal(tm_sh("cd %s/work-mv && git push -q -f origin %s:refs/tags/stable", tmpdir, tag1), 0);
+	assert_int_equal(tm_sh("cd %s/work-mv && git push -q -f origin %s:refs/tags/stable", tmpdir,
+			       tag1),
+			 0);
 	tm_test_log_reset(&srv);
 	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
 	assert_int_equal(fetched, 1);
@@ -587,7 +624,9 @@ static void test_tls_trust(void **state)
 	/* another CA: refused */
 	path_of(other, sizeof(other), "other-ca.pem");
 	assert_int_equal(tm_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
-		"-keyout %s.key -out %s >/dev/null 2>&1", other, other), 0);
+			       "-keyout %s.key -out %s >/dev/null 2>&1",
+			       other, other),
+			 0);
 	src.ca_file = other;
 	assert_int_equal(tm_git_ls_remote(oid, g, &src, "refs/heads/main"), TM_ESOURCE);
 	assert_non_null(strstr(tm_error_last(), "TLS verification"));
@@ -671,7 +710,9 @@ static void test_max_fetch(void **state)
 	assert_int_equal(tm_sh("git -C %s/work-big tag -a -m small v1", tmpdir), 0);
 	rev_parse(small, "big", "v1");
 	assert_int_equal(tm_sh("set -e; cd %s/work-big; head -c 2000000 /dev/urandom > blob.bin; "
-		"git add blob.bin; git commit -q -m big; git tag -a -m big stable", tmpdir), 0);
+			       "git add blob.bin; git commit -q -m big; git tag -a -m big stable",
+			       tmpdir),
+			 0);
 	repo_push("big");
 	assert_int_equal(open_repo(&g, "big/repo.git"), 0);
 	source(&src, "big", "git");
@@ -764,15 +805,18 @@ static void test_stale_locks_cleared(void **state)
 	tm_git_free(g);
 
 	/* what a SIGKILL during a fetch leaves (and what git itself would) */
-	assert_int_equal(tm_sh("set -e; cd %s/lk/repo.git; "
-		"echo 1111111111111111111111111111111111111111 > refs/tagmoor/fetched.lock; "
-		"mkdir -p refs/tags; : > refs/tags/stable.lock; : > packed-refs.lock; : > HEAD.lock; "
-		": > config.lock; : > FETCH_HEAD.lock; : > index.lock; : > shallow.lock; "
-		"head -c 1000 /dev/urandom > objects/pack/pack_git2_a1b2c3; : > objects/pack/tmp_pack_x1; "
-		": > objects/pack/tmp_idx_x1; : > objects/pack/pack-0123456789012345678901234567890123456789.keep; "
-		": > objects/pack/pack-0123456789012345678901234567890123456789.pack; "
-		"p=$(ls objects/pack/pack-*.idx | head -1); : > \"$p.lock\"; "
-		"mkdir -p objects/ab; : > objects/ab/tmp_obj_Xy12; : > objects/tmp_object_git2_Zz9", tmpdir), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s/lk/repo.git; "
+		      "echo 1111111111111111111111111111111111111111 > refs/tagmoor/fetched.lock; "
+		      "mkdir -p refs/tags; : > refs/tags/stable.lock; : > packed-refs.lock; : > HEAD.lock; "
+		      ": > config.lock; : > FETCH_HEAD.lock; : > index.lock; : > shallow.lock; "
+		      "head -c 1000 /dev/urandom > objects/pack/pack_git2_a1b2c3; : > objects/pack/tmp_pack_x1; "
+		      ": > objects/pack/tmp_idx_x1; : > objects/pack/pack-0123456789012345678901234567890123456789.keep; "
+		      ": > objects/pack/pack-0123456789012345678901234567890123456789.pack; "
+		      "p=$(ls objects/pack/pack-*.idx | head -1); : > \"$p.lock\"; "
+		      "mkdir -p objects/ab; : > objects/ab/tmp_obj_Xy12; : > objects/tmp_object_git2_Zz9",
+		      tmpdir),
+		0);
 	repo_commit("lk", "a", "2");
 	assert_int_equal(tm_sh("git -C %s/work-lk tag -f -a -m rel2 stable >/dev/null", tmpdir), 0);
 	repo_push("lk");
@@ -784,11 +828,18 @@ static void test_stale_locks_cleared(void **state)
 	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
 	assert_string_equal(oid, tag2);
 	tm_git_free(g);
-	assert_int_equal(tm_sh("cd %s/lk/repo.git && test -z \"$(find . -name '*.lock' -o -name 'tmp_*' "
-		"-o -name '*_git2_*' -o -name '*.keep')\"", tmpdir), 0);
+	assert_int_equal(
+		tm_sh("cd %s/lk/repo.git && test -z \"$(find . -name '*.lock' -o -name 'tmp_*' "
+		      "-o -name '*_git2_*' -o -name '*.keep')\"",
+		      tmpdir),
+		0);
 	assert_int_equal(tm_sh("cd %s/lk/repo.git && test ! -e "
-		"objects/pack/pack-0123456789012345678901234567890123456789.pack", tmpdir), 0);
-	assert_int_equal(tm_sh("git --git-dir=%s/lk/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir), 0);
+			       "objects/pack/pack-0123456789012345678901234567890123456789.pack",
+			       tmpdir),
+			 0);
+	assert_int_equal(tm_sh("git --git-dir=%s/lk/repo.git fsck --no-dangling >/dev/null 2>&1",
+			       tmpdir),
+			 0);
 
 	/* A lock that cannot be cleared (here a directory in its place): the
 	 * fetch fails locally, repo.git is rebuilt once and the fetch retried. */
@@ -843,20 +894,25 @@ static void prune_repo_make(struct prune_repo *pr, const char *name, int repack)
 
 	assert_int_equal(open_repo(&g, name), 0);
 	tm_git_free(g);
-	assert_int_equal(tm_sh("set -e; w=%s/%s-work; rm -rf $w; git init -q -b main $w; cd $w; "
-		"mkdir -p units k8s; printf 'one' > units/a.service; head -c 200000 /dev/urandom > k8s/data.bin; "
-		"git add -A; git commit -q -m c1; printf 'two' > units/a.service; git commit -q -am c2; "
-		"git tag -a -m good good; printf 'three' > units/b.service; git add -A; git commit -q -m c3; "
-		"git checkout -q -b evil1 good; head -c 600000 /dev/urandom > pad.bin; git add -A; git commit -q -m evil1; "
-		"git checkout -q --orphan evil2; git rm -q -rf . ; head -c 600000 /dev/urandom > pad2.bin; "
-		"git add -A; git commit -q -m evil2; "
-		"git push -q %s/%s main:refs/tagmoor/applied good:refs/tags/good evil1:refs/tagmoor/fetched "
-		"evil2:refs/tagmoor/other", tmpdir, name, tmpdir, name), 0);
+	assert_int_equal(
+		tm_sh("set -e; w=%s/%s-work; rm -rf $w; git init -q -b main $w; cd $w; "
+		      "mkdir -p units k8s; printf 'one' > units/a.service; head -c 200000 /dev/urandom > k8s/data.bin; "
+		      "git add -A; git commit -q -m c1; printf 'two' > units/a.service; git commit -q -am c2; "
+		      "git tag -a -m good good; printf 'three' > units/b.service; git add -A; git commit -q -m c3; "
+		      "git checkout -q -b evil1 good; head -c 600000 /dev/urandom > pad.bin; git add -A; git commit -q -m evil1; "
+		      "git checkout -q --orphan evil2; git rm -q -rf . ; head -c 600000 /dev/urandom > pad2.bin; "
+		      "git add -A; git commit -q -m evil2; "
+		      "git push -q %s/%s main:refs/tagmoor/applied good:refs/tags/good evil1:refs/tagmoor/fetched "
+		      "evil2:refs/tagmoor/other",
+		      tmpdir, name, tmpdir, name),
+		0);
 	/* repack: one pack holding kept and unkept objects (else loose objects) */
 	if (repack)
 		assert_int_equal(tm_sh("git --git-dir=%s/%s repack -q -a -d", tmpdir, name), 0);
-#define RP(field, rev) assert_int_equal(tm_sh_out(pr->field, sizeof(pr->field), \
-		"git -C %s/%s-work rev-parse '%s'", tmpdir, name, rev), 0)
+#define RP(field, rev)                                                                     \
+	assert_int_equal(tm_sh_out(pr->field, sizeof(pr->field),                           \
+				   "git -C %s/%s-work rev-parse '%s'", tmpdir, name, rev), \
+			 0)
 	RP(c1, "main~2");
 	RP(c2, "main~1");
 	RP(c3, "main");
@@ -903,14 +959,20 @@ static void test_prune_keeps_only_kept(void **state)
 	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
 	assert_string_equal(oid, pr.c3);
 	/* the store shrank by (at least most of) the 1.2 MB of padding */
-	print_message("prune: %llu -> %llu bytes\n", (unsigned long long)before, (unsigned long long)after);
+	print_message("prune: %llu -> %llu bytes\n", (unsigned long long)before,
+		      (unsigned long long)after);
 	assert_true(before > after + 1000000);
 	assert_true(after < 400000);
 	tm_git_free(g);
 	/* git agrees: complete, and nothing left that the kept revisions do not reach */
-	assert_int_equal(tm_sh("git --git-dir=%s/prune/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir), 0);
-	assert_int_equal(tm_sh("test -z \"$(git --git-dir=%s/prune/repo.git fsck --unreachable --no-reflogs 2>&1 | "
-		"grep unreachable)\"", tmpdir), 0);
+	assert_int_equal(tm_sh("git --git-dir=%s/prune/repo.git fsck --no-dangling >/dev/null 2>&1",
+			       tmpdir),
+			 0);
+	assert_int_equal(
+		tm_sh("test -z \"$(git --git-dir=%s/prune/repo.git fsck --unreachable --no-reflogs 2>&1 | "
+		      "grep unreachable)\"",
+		      tmpdir),
+		0);
 	/* it reopens as it is (no rebuild) and pruning again changes nothing */
 	assert_int_equal(open_repo(&g, "prune/repo.git"), 0);
 	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
@@ -945,19 +1007,26 @@ static void test_prune_merges_many_packs(void **state)
 
 	assert_int_equal(open_repo(&g, "many/repo.git"), 0);
 	tm_git_free(g);
-	assert_int_equal(tm_sh("set -e; w=%s/many-work; git init -q -b main $w; cd $w; for i in $(seq 1 20); do "
-		"echo $i > f$i; git add -A; git commit -q -m $i; git push -q %s/many/repo.git main:refs/tagmoor/applied; "
-		"git --git-dir=%s/many/repo.git repack -q -d; done; test $(ls %s/many/repo.git/objects/pack/*.pack | wc -l) = 20",
-		tmpdir, tmpdir, tmpdir, tmpdir), 0);
-	assert_int_equal(tm_sh_out(tip, sizeof(tip), "git -C %s/many-work rev-parse main", tmpdir), 0);
-	assert_int_equal(tm_sh_out(first, sizeof(first), "git -C %s/many-work rev-list --max-parents=0 main", tmpdir), 0);
+	assert_int_equal(
+		tm_sh("set -e; w=%s/many-work; git init -q -b main $w; cd $w; for i in $(seq 1 20); do "
+		      "echo $i > f$i; git add -A; git commit -q -m $i; git push -q %s/many/repo.git main:refs/tagmoor/applied; "
+		      "git --git-dir=%s/many/repo.git repack -q -d; done; test $(ls %s/many/repo.git/objects/pack/*.pack | wc -l) = 20",
+		      tmpdir, tmpdir, tmpdir, tmpdir),
+		0);
+	assert_int_equal(tm_sh_out(tip, sizeof(tip), "git -C %s/many-work rev-parse main", tmpdir),
+			 0);
+	assert_int_equal(tm_sh_out(first, sizeof(first),
+				   "git -C %s/many-work rev-list --max-parents=0 main", tmpdir),
+			 0);
 	assert_int_equal(open_repo(&g, "many/repo.git"), 0);
 	assert_int_equal(tm_git_prune(g, keep, 1), 0);
 	assert_int_equal(revision_readable(g, tip), 0);
 	assert_int_equal(revision_readable(g, first), 0);
 	tm_git_free(g);
 	assert_int_equal(tm_sh("test $(ls %s/many/repo.git/objects/pack/*.pack | wc -l) = 1 && "
-		"git --git-dir=%s/many/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir, tmpdir), 0);
+			       "git --git-dir=%s/many/repo.git fsck --no-dangling >/dev/null 2>&1",
+			       tmpdir, tmpdir),
+			 0);
 }
 
 /* A kill at any point of a prune leaves a repository that opens without a
@@ -976,8 +1045,10 @@ static void test_prune_killed_midway(void **state)
 		long t0, delay;
 		int st;
 
-		assert_int_equal(tm_sh("rm -rf %s/pk/repo.git && mkdir -p %s/pk && cp -a %s/pk-master/repo.git %s/pk/",
-			tmpdir, tmpdir, tmpdir, tmpdir), 0);
+		assert_int_equal(
+			tm_sh("rm -rf %s/pk/repo.git && mkdir -p %s/pk && cp -a %s/pk-master/repo.git %s/pk/",
+			      tmpdir, tmpdir, tmpdir, tmpdir),
+			0);
 		delay = i == 0 ? -1 : (full_us * i) / 11;
 		t0 = tm_test_ms();
 		pid = fork();
@@ -998,9 +1069,11 @@ static void test_prune_killed_midway(void **state)
 		if (i == 0) {
 			assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 			/* the mixed pack was rewritten: one new pack of the kept objects */
-			assert_int_equal(tm_sh("cd %s/pk/repo.git/objects && test $(ls pack/*.pack | wc -l) = 1 && "
-				"test -z \"$(git --git-dir=.. fsck --unreachable --no-reflogs 2>&1 | grep unreachable)\"",
-				tmpdir), 0);
+			assert_int_equal(
+				tm_sh("cd %s/pk/repo.git/objects && test $(ls pack/*.pack | wc -l) = 1 && "
+				      "test -z \"$(git --git-dir=.. fsck --unreachable --no-reflogs 2>&1 | grep unreachable)\"",
+				      tmpdir),
+				0);
 			full_us = (tm_test_ms() - t0) * 1000;
 			if (full_us < 1000)
 				full_us = 1000;
@@ -1033,13 +1106,15 @@ static void test_fetch_deltas_and_blocks(void **state)
 
 	NEED_SERVER();
 	repo_new("dl");
-	assert_int_equal(tm_sh("set -e; cd %s/work-dl; seq 1 40000 > big.txt; head -c 300000 /dev/urandom > rnd.bin; "
-		": > empty; printf x > one; git add -A; git commit -q -m 1; "
-		"for i in 2 3 4 5 6; do sed -i \"${i}00s/.*/changed $i/\" big.txt; git commit -q -am $i; done; "
-		"git tag -a -m rel stable; git push -q -f origin --all; git push -q -f origin --tags; "
-		"git --git-dir=%s/dl.git repack -q -a -d -f --depth=50 --window=50; "
-		"test $(git --git-dir=%s/dl.git verify-pack -v %s/dl.git/objects/pack/*.idx | awk 'NF == 7' | wc -l) -gt 0",
-		tmpdir, srv.root, srv.root, srv.root), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s/work-dl; seq 1 40000 > big.txt; head -c 300000 /dev/urandom > rnd.bin; "
+		      ": > empty; printf x > one; git add -A; git commit -q -m 1; "
+		      "for i in 2 3 4 5 6; do sed -i \"${i}00s/.*/changed $i/\" big.txt; git commit -q -am $i; done; "
+		      "git tag -a -m rel stable; git push -q -f origin --all; git push -q -f origin --tags; "
+		      "git --git-dir=%s/dl.git repack -q -a -d -f --depth=50 --window=50; "
+		      "test $(git --git-dir=%s/dl.git verify-pack -v %s/dl.git/objects/pack/*.idx | awk 'NF == 7' | wc -l) -gt 0",
+		      tmpdir, srv.root, srv.root, srv.root),
+		0);
 	assert_int_equal(open_repo(&g, "dl/repo.git"), 0);
 	source(&src, "dl", "git");
 	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
@@ -1050,9 +1125,11 @@ static void test_fetch_deltas_and_blocks(void **state)
 	assert_non_null(strstr(b.ptr, "changed 6\n"));
 	tm_buf_free(&b);
 	/* a small change on top: only the new objects come */
-	assert_int_equal(tm_sh("set -e; cd %s/work-dl; sed -i '700s/.*/changed 7/' big.txt; git commit -q -am 7; "
-		"git tag -f -a -m rel7 stable >/dev/null; git push -q -f origin --all; git push -q -f origin --tags",
-		tmpdir), 0);
+	assert_int_equal(
+		tm_sh("set -e; cd %s/work-dl; sed -i '700s/.*/changed 7/' big.txt; git commit -q -am 7; "
+		      "git tag -f -a -m rel7 stable >/dev/null; git push -q -f origin --all; git push -q -f origin --tags",
+		      tmpdir),
+		0);
 	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
 	assert_int_equal(fetched, 1);
 	{
@@ -1063,7 +1140,9 @@ static void test_fetch_deltas_and_blocks(void **state)
 		assert_string_equal(peeled, blob);
 	}
 	tm_git_free(g);
-	assert_int_equal(tm_sh("git --git-dir=%s/dl/repo.git fsck --no-dangling >/dev/null 2>&1", tmpdir), 0);
+	assert_int_equal(tm_sh("git --git-dir=%s/dl/repo.git fsck --no-dangling >/dev/null 2>&1",
+			       tmpdir),
+			 0);
 }
 
 /* The version libgit2 reports at run time: "MAJOR.MINOR.PATCH", 1.5 or later
@@ -1100,7 +1179,7 @@ static long long cpu_us(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
-		ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
 static int drive(int argc, char **argv)
@@ -1113,16 +1192,21 @@ static int drive(int argc, char **argv)
 	int r, fetched = 0;
 
 	if (argc < 6 || strcmp(argv[2], "poll") != 0) {
-		fprintf(stderr, "usage: %s drive poll REPO URL REF [--ca F] [--token F] [--timeout MS] [--max B]\n",
+		fprintf(stderr,
+			"usage: %s drive poll REPO URL REF [--ca F] [--token F] [--timeout MS] [--max B]\n",
 			argv[0]);
 		return 2;
 	}
 	src.url = argv[4];
 	for (int i = 6; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--ca")) src.ca_file = argv[i + 1];
-		else if (!strcmp(argv[i], "--token")) src.token_file = argv[i + 1];
-		else if (!strcmp(argv[i], "--timeout")) src.timeout_ms = strtoull(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--max")) src.max_fetch = strtoull(argv[i + 1], NULL, 10);
+		if (!strcmp(argv[i], "--ca"))
+			src.ca_file = argv[i + 1];
+		else if (!strcmp(argv[i], "--token"))
+			src.token_file = argv[i + 1];
+		else if (!strcmp(argv[i], "--timeout"))
+			src.timeout_ms = strtoull(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--max"))
+			src.max_fetch = strtoull(argv[i + 1], NULL, 10);
 	}
 	tm_log_setup(TM_LOG_TEXT, TM_LOG_WARN);
 	if ((r = tm_git_open(&g, argv[3])) < 0)
@@ -1149,7 +1233,8 @@ out:
 
 static int setup_all(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_git.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_git.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(tmpdir))
 		return -1;
 	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);

@@ -27,7 +27,12 @@ static int have_server;
 static char tmpdir[512];
 static size_t adv_len; /* size of the test repository's advertisement */
 
-#define NEED_SERVER() do { if (!have_server) { skip(); } } while (0)
+#define NEED_SERVER()               \
+	do {                        \
+		if (!have_server) { \
+			skip();     \
+		}                   \
+	} while (0)
 
 static void url_of(char *out, size_t n, const char *path)
 {
@@ -192,7 +197,8 @@ static void test_streaming_small_reads(void **state)
 	req.url = url;
 	assert_int_equal(tm_http_stream_open(&s, h, &req), 0);
 	assert_int_equal(tm_http_stream_status(s), 200);
-	assert_string_equal(tm_http_stream_content_type(s), "application/x-git-upload-pack-advertisement");
+	assert_string_equal(tm_http_stream_content_type(s),
+			    "application/x-git-upload-pack-advertisement");
 	/* one request at a time */
 	{
 		struct tm_http_stream *s2 = NULL;
@@ -238,7 +244,9 @@ static void test_tls_trust(void **state)
 	req.url = url;
 	snprintf(other, sizeof(other), "%s/other-ca.pem", tmpdir);
 	assert_int_equal(tm_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
-		"-keyout %s.key -out %s >/dev/null 2>&1", other, other), 0);
+			       "-keyout %s.key -out %s >/dev/null 2>&1",
+			       other, other),
+			 0);
 	o.ca_file = other;
 	assert_int_equal(tm_http_new(&h, &o), 0);
 	assert_int_equal(tm_http_do(h, &req, &st, NULL), TM_ESOURCE);
@@ -283,8 +291,8 @@ static void test_client_certificate(void **state)
 	long st;
 
 	NEED_SERVER();
-	snprintf(url, sizeof(url), "https://localhost:%d/git/r.git/info/refs?service=git-upload-pack",
-		srv.mtls_port);
+	snprintf(url, sizeof(url),
+		 "https://localhost:%d/git/r.git/info/refs?service=git-upload-pack", srv.mtls_port);
 	req.url = url;
 	o.ca_file = srv.ca;
 	assert_int_equal(tm_http_new(&h, &o), 0);
@@ -361,16 +369,19 @@ static void test_silent_servers(void **state)
 
 static int setup_all(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_http.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_http.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(tmpdir))
 		return -1;
 	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
 	setenv("HOME", tmpdir, 1);
 	have_server = tm_test_server_start(&srv, 1) == 0;
 	if (have_server)
-		have_server = tm_sh("set -e; git init -q --bare %s/r.git; w=%s/w; git init -q -b main $w; "
-			"cd $w; echo a > a; git add a; git -c user.name=t -c user.email=t@e commit -q -m a; "
-			"git push -q %s/r.git main", srv.root, tmpdir, srv.root) == 0;
+		have_server =
+			tm_sh("set -e; git init -q --bare %s/r.git; w=%s/w; git init -q -b main $w; "
+			      "cd $w; echo a > a; git add a; git -c user.name=t -c user.email=t@e commit -q -m a; "
+			      "git push -q %s/r.git main",
+			      srv.root, tmpdir, srv.root) == 0;
 	if (!have_server)
 		fprintf(stderr, "test server did not start: network tests skipped\n");
 	return 0;

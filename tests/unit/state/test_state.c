@@ -53,7 +53,10 @@ static void test_roundtrip(void **state)
 	tm_state_mark_bad(&st, B, K1); /* once */
 	assert_int_equal(st.nbad, 1);
 	assert_int_equal(tm_state_set_inventory(&st, "systemd", ids, 3), 0);
-	assert_int_equal(tm_state_set_status(&st, "{\"state\":\"synced\",\"time\":\"2026-11-26T12:00:00Z\",\"seq\":41}"), 0);
+	assert_int_equal(
+		tm_state_set_status(
+			&st, "{\"state\":\"synced\",\"time\":\"2026-11-26T12:00:00Z\",\"seq\":41}"),
+		0);
 	assert_int_equal(tm_state_save(&st, dir), 0);
 
 	assert_int_equal(tm_state_load(&back, dir, 0), 0);
@@ -101,7 +104,12 @@ static void test_bad_list_is_bounded(void **state)
 static void test_broken_moved_aside(void **state)
 {
 	static const char *const broken[] = {
-		"", "{", "not json", "[]", "{\"schema\":\"other\"}", "{\"schema\":\"tagmoor.state/v1\"}",
+		"",
+		"{",
+		"not json",
+		"[]",
+		"{\"schema\":\"other\"}",
+		"{\"schema\":\"tagmoor.state/v1\"}",
 		"{\"schema\":\"tagmoor.state/v1\",\"applied\":{\"commit\":\"xyz\",\"tag_object\":null,\"tag_time\":-1},"
 		"\"last_good\":{\"commit\":null,\"tag_object\":null,\"tag_time\":-1},\"accepted_tag_time\":-1,"
 		"\"bad\":[],\"inventory\":{},\"seq\":0,\"last_status\":null}",

@@ -46,15 +46,15 @@ static void test_hash_vectors(void **state)
 	(void)state;
 	check_hash(TM_HASH_SHA1, "abc", "a9993e364706816aba3e25717850c26c9cd0d89d");
 	check_hash(TM_HASH_SHA256, "abc",
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+		   "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	check_hash(TM_HASH_SHA384, "abc",
-		"cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
-		"8086072ba1e7cc2358baeca134c825a7");
+		   "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
+		   "8086072ba1e7cc2358baeca134c825a7");
 	check_hash(TM_HASH_SHA512, "abc",
-		"ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
-		"2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
+		   "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+		   "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
 	check_hash(TM_HASH_SHA256, "",
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+		   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 static void test_hashv_equals_hash(void **state)
@@ -92,16 +92,16 @@ static void test_base64_decode(void **state)
 	assert_int_equal(decode(&b, " Zm9v\r\nYmE=\n", TM_B64_SKIP_SPACE), 0);
 	assert_string_equal(b.ptr, "fooba");
 
-	assert_int_equal(decode(&b, " Zm9v", 0), TM_EPARSE);     /* space not allowed */
-	assert_int_equal(decode(&b, "Zm9vY", 0), TM_EPARSE);     /* not a multiple of 4 */
-	assert_int_equal(decode(&b, "Zm9vYg=", 0), TM_EPARSE);   /* short padding */
-	assert_int_equal(decode(&b, "Zm9vYh==", 0), TM_EPARSE);  /* non-zero unused bits */
-	assert_int_equal(decode(&b, "Zm9vYmF=", 0), TM_EPARSE);  /* non-zero unused bits */
-	assert_int_equal(decode(&b, "Zm9v=Zm9", 0), TM_EPARSE);  /* misplaced padding */
-	assert_int_equal(decode(&b, "Zg==Zg==", 0), TM_EPARSE);  /* data after padding */
+	assert_int_equal(decode(&b, " Zm9v", 0), TM_EPARSE);    /* space not allowed */
+	assert_int_equal(decode(&b, "Zm9vY", 0), TM_EPARSE);    /* not a multiple of 4 */
+	assert_int_equal(decode(&b, "Zm9vYg=", 0), TM_EPARSE);  /* short padding */
+	assert_int_equal(decode(&b, "Zm9vYh==", 0), TM_EPARSE); /* non-zero unused bits */
+	assert_int_equal(decode(&b, "Zm9vYmF=", 0), TM_EPARSE); /* non-zero unused bits */
+	assert_int_equal(decode(&b, "Zm9v=Zm9", 0), TM_EPARSE); /* misplaced padding */
+	assert_int_equal(decode(&b, "Zg==Zg==", 0), TM_EPARSE); /* data after padding */
 	assert_int_equal(decode(&b, "Zg== ", TM_B64_SKIP_SPACE), 0);
 	assert_int_equal(decode(&b, "Zm9v!m9v", 0), TM_EPARSE);
-	assert_int_equal(decode(&b, "Zm-v", 0), TM_EPARSE);      /* url alphabet refused */
+	assert_int_equal(decode(&b, "Zm-v", 0), TM_EPARSE); /* url alphabet refused */
 	assert_int_equal(decode(&b, "====", 0), TM_EPARSE);
 
 	/* The cap of the output buffer holds. */
@@ -199,15 +199,16 @@ static void test_ecdsa_arguments(void **state)
 	(void)state;
 	/* Compressed or wrong-sized points are refused before any maths. */
 	assert_int_equal(tm_crypto_ecdsa_verify(TM_EC_P256, point, 33, hash, 32, one, 1, one, 1),
-		TM_EPARSE);
+			 TM_EPARSE);
 	assert_int_equal(tm_crypto_ecdsa_verify(TM_EC_P384, point, 65, hash, 32, one, 1, one, 1),
-		TM_EPARSE);
+			 TM_EPARSE);
 	/* A point that is not on the curve. */
 	memset(point + 1, 0x11, 64);
 	assert_int_equal(tm_crypto_ecdsa_verify(TM_EC_P256, point, 65, hash, 32, one, 1, one, 1),
-		TM_EPARSE);
+			 TM_EPARSE);
 	assert_int_equal(tm_crypto_ecdsa_verify((enum tm_ec_curve)7, point, 65, hash, 32, one, 1,
-		one, 1), TM_EVERIFY);
+						one, 1),
+			 TM_EVERIFY);
 }
 
 static void test_rsa_arguments(void **state)
@@ -218,26 +219,26 @@ static void test_rsa_arguments(void **state)
 	memset(n, 0xff, sizeof(n));
 	/* SHA-1 is never accepted for a signature. */
 	assert_int_equal(tm_crypto_rsa_verify(TM_HASH_SHA1, n, 256, e, 3, hash, 20, sig, 256),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "SHA-1"));
 	/* 1024-bit modulus: too small. */
 	assert_int_equal(tm_crypto_rsa_verify(TM_HASH_SHA256, n, 128, e, 3, hash, 32, sig, 128),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "1024 bits is too small"));
 	/* 2047 bits (leading zero bits do not count). */
 	n[0] = 0x7f;
 	assert_int_equal(tm_crypto_rsa_verify(TM_HASH_SHA256, n, 256, e, 3, hash, 32, sig, 256),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "2047 bits"));
 	n[0] = 0xff;
 	/* Hash length must match the algorithm. */
 	assert_int_equal(tm_crypto_rsa_verify(TM_HASH_SHA512, n, 256, e, 3, hash, 32, sig, 256),
-		TM_ERROR);
+			 TM_ERROR);
 	/* A signature longer than the modulus. */
 	sig[0] = 1;
 	unsigned char longsig[257] = { 1 };
 	assert_int_equal(tm_crypto_rsa_verify(TM_HASH_SHA256, n, 256, e, 3, hash, 32, longsig, 257),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	/* Garbage signature on a (bogus, even) modulus: refused, no crash. */
 	int r = tm_crypto_rsa_verify(TM_HASH_SHA256, n, 256, e, 3, hash, 32, sig, 256);
 	assert_true(r == TM_EVERIFY || r == TM_EPARSE);
@@ -271,14 +272,10 @@ static void test_equal_and_wipe(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hash_vectors),
-		cmocka_unit_test(test_hashv_equals_hash),
-		cmocka_unit_test(test_base64_decode),
-		cmocka_unit_test(test_base64_roundtrip),
-		cmocka_unit_test(test_ed25519_rfc8032),
-		cmocka_unit_test(test_ecdsa_arguments),
-		cmocka_unit_test(test_rsa_arguments),
-		cmocka_unit_test(test_bits),
+		cmocka_unit_test(test_hash_vectors),    cmocka_unit_test(test_hashv_equals_hash),
+		cmocka_unit_test(test_base64_decode),   cmocka_unit_test(test_base64_roundtrip),
+		cmocka_unit_test(test_ed25519_rfc8032), cmocka_unit_test(test_ecdsa_arguments),
+		cmocka_unit_test(test_rsa_arguments),   cmocka_unit_test(test_bits),
 		cmocka_unit_test(test_equal_and_wipe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

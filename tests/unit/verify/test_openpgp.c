@@ -60,14 +60,14 @@ static struct msg message(void)
 	return m;
 }
 
-static int verify_buf(char **signer, int64_t *t, const struct tm_pgp_keyring *kr,
-	const char *sig, size_t sig_len, const struct msg *m, int64_t at)
+static int verify_buf(char **signer, int64_t *t, const struct tm_pgp_keyring *kr, const char *sig,
+		      size_t sig_len, const struct msg *m, int64_t at)
 {
 	return tm_pgp_verify(signer, t, kr, sig, sig_len, m->p, m->len, at);
 }
 
 static int verify_file(char **signer, int64_t *t, const struct tm_pgp_keyring *kr,
-	const char *sigfile, const struct msg *m, int64_t at)
+		       const char *sigfile, const struct msg *m, int64_t at)
 {
 	size_t len;
 	char *sig = slurp(sigfile, &len);
@@ -77,7 +77,7 @@ static int verify_file(char **signer, int64_t *t, const struct tm_pgp_keyring *k
 }
 
 static void expect_good(const struct tm_pgp_keyring *kr, const char *sigfile, const char *who,
-	int64_t at)
+			int64_t at)
 {
 	struct msg m = message();
 	char *signer = NULL;
@@ -92,7 +92,7 @@ static void expect_good(const struct tm_pgp_keyring *kr, const char *sigfile, co
 }
 
 static void expect_refused(const struct tm_pgp_keyring *kr, const char *sigfile, int code,
-	const char *want, int64_t at)
+			   const char *want, int64_t at)
 {
 	struct msg m = message();
 	char *signer = (char *)1;
@@ -165,7 +165,7 @@ static void test_good_ed25519(void **state)
 static void test_tampered(void **state)
 {
 	static const char *const sigs[] = { "pgp/message.rsa.asc", "pgp/message.ed.asc",
-		"pgp/message.sub.asc", "pgp/message.rsa-sha512.asc" };
+					    "pgp/message.sub.asc", "pgp/message.rsa-sha512.asc" };
 	struct tm_pgp_keyring *kr = keyring("pgp/keyring.asc");
 	struct msg m = message();
 
@@ -200,7 +200,8 @@ static void test_refused_algorithms(void **state)
 	struct tm_pgp_keyring *kr = keyring("pgp/keyring.asc");
 
 	(void)state;
-	expect_refused(kr, "pgp/message.rsa-sha1.asc", TM_EVERIFY, "SHA-1 signatures are refused", 0);
+	expect_refused(kr, "pgp/message.rsa-sha1.asc", TM_EVERIFY, "SHA-1 signatures are refused",
+		       0);
 	expect_refused(kr, "pgp/message.ed-text.asc", TM_EVERIFY, "type 0x01", 0);
 	tm_pgp_keyring_free(kr);
 }
@@ -223,7 +224,7 @@ static void test_expiry(void **state)
 	/* A signature that expires one day after it was made. */
 	expect_good(kr, "pgp/message.ed-sigexp.asc", "Release <release@example.com>", t + 3600);
 	expect_refused(kr, "pgp/message.ed-sigexp.asc", TM_EVERIFY, "signature has expired",
-		t + 2 * 86400);
+		       t + 2 * 86400);
 	/* Keys that never expire do not. */
 	expect_good(kr, "pgp/message.ed.asc", "Release <release@example.com>", t + 100 * 86400);
 	free(m.p);
@@ -248,7 +249,7 @@ static uint32_t crc24(const unsigned char *p, size_t len)
 }
 
 static void armor(struct tm_buf *out, const char *label, const unsigned char *p, size_t len,
-	int with_crc)
+		  int with_crc)
 {
 	tm_buf_reset(out);
 	assert_int_equal(tm_buf_printf(out, "-----BEGIN PGP %s-----\nComment: test\n\n", label), 0);
@@ -257,7 +258,7 @@ static void armor(struct tm_buf *out, const char *label, const unsigned char *p,
 	if (with_crc) {
 		uint32_t c = crc24(p, len);
 		unsigned char cb[3] = { (unsigned char)(c >> 16), (unsigned char)(c >> 8),
-			(unsigned char)c };
+					(unsigned char)c };
 		assert_int_equal(tm_buf_putc(out, '='), 0);
 		assert_int_equal(tm_crypto_base64_encode(out, cb, 3, 0), 0);
 		assert_int_equal(tm_buf_putc(out, '\n'), 0);
@@ -400,7 +401,8 @@ static void test_truncated_signature(void **state)
 		/* Cut anywhere: the packet is shorter than its header says. */
 		for (size_t cut = 0; cut < len; cut++) {
 			armor(&a, "SIGNATURE", bin, cut, 1);
-			assert_int_equal(verify_buf(&signer, &t, kr, a.ptr, a.len, &m, 0), TM_EPARSE);
+			assert_int_equal(verify_buf(&signer, &t, kr, a.ptr, a.len, &m, 0),
+					 TM_EPARSE);
 			assert_null(signer);
 		}
 		/* A consistent header around a cut body: the fields run short. */
@@ -506,7 +508,7 @@ static void test_armor_errors(void **state)
 	char *big = malloc(TM_PGP_MAX_ARMORED_SIG + 1);
 	memset(big, ' ', TM_PGP_MAX_ARMORED_SIG + 1);
 	assert_int_equal(verify_buf(&signer, &t, kr, big, TM_PGP_MAX_ARMORED_SIG + 1, &m, 0),
-		TM_ELIMIT);
+			 TM_ELIMIT);
 	free(big);
 	/* No keyring at all: every key is unknown. */
 	assert_int_equal(verify_buf(&signer, &t, NULL, sig, len, &m, 0), TM_EVERIFY);

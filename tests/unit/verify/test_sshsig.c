@@ -74,7 +74,7 @@ static struct tm_sshsig_signers *default_signers(void)
 }
 
 static int verify_file(char **principal, const struct tm_sshsig_signers *s, const char *sigfile,
-	const char *msg, size_t msg_len, const char *ns, int64_t at)
+		       const char *msg, size_t msg_len, const char *ns, int64_t at)
 {
 	size_t len;
 	char *sig = slurp(sigfile, &len);
@@ -85,8 +85,8 @@ static int verify_file(char **principal, const struct tm_sshsig_signers *s, cons
 
 static void test_good_signatures(void **state)
 {
-	static const char *const keys[] = { "ed25519", "ecdsa256", "ecdsa384", "rsa",
-		"ed25519-sha256", "rsa-sha256" };
+	static const char *const keys[] = { "ed25519", "ecdsa256",       "ecdsa384",
+					    "rsa",     "ed25519-sha256", "rsa-sha256" };
 	struct tm_sshsig_signers *s = default_signers();
 	size_t mlen;
 	char *msg = slurp("message.txt", &mlen);
@@ -98,8 +98,8 @@ static void test_good_signatures(void **state)
 		int r = verify_file(&principal, s, rel, msg, mlen, "git", T_2026);
 		if (r != 0)
 			fail_msg("%s: %s", keys[i], tm_error_last());
-		snprintf(want, sizeof(want), "%.*s@example.com",
-			(int)strcspn(keys[i], "-"), keys[i]);
+		snprintf(want, sizeof(want), "%.*s@example.com", (int)strcspn(keys[i], "-"),
+			 keys[i]);
 		assert_string_equal(principal, want);
 		free(principal);
 	}
@@ -126,8 +126,9 @@ static void test_tampered_payload(void **state)
 	msg[7] ^= 1;
 	/* One byte more or less is a different message too. */
 	char *principal = NULL;
-	assert_int_equal(verify_file(&principal, s, "ssh/message.ed25519.sig", msg, mlen - 1,
-		"git", 0), TM_EVERIFY);
+	assert_int_equal(verify_file(&principal, s, "ssh/message.ed25519.sig", msg, mlen - 1, "git",
+				     0),
+			 TM_EVERIFY);
 	free(msg);
 	tm_sshsig_signers_free(s);
 }
@@ -142,7 +143,7 @@ static void test_untrusted_key(void **state)
 	(void)state;
 	fp[strcspn(fp, "\n")] = '\0';
 	assert_int_equal(verify_file(&principal, s, "ssh/message.other.sig", msg, mlen, "git", 0),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	/* The fingerprint is the one ssh-keygen -l prints. */
 	snprintf(want, sizeof(want), "signature by an untrusted key (%s)", fp);
 	assert_string_equal(tm_error_last(), want);
@@ -151,8 +152,9 @@ static void test_untrusted_key(void **state)
 	/* No signers at all: everything is untrusted. */
 	struct tm_sshsig_signers *empty = signers_from("# nobody\n\n");
 	assert_int_equal(tm_sshsig_signers_count(empty), 0);
-	assert_int_equal(verify_file(&principal, empty, "ssh/message.ed25519.sig", msg, mlen,
-		"git", 0), TM_EVERIFY);
+	assert_int_equal(verify_file(&principal, empty, "ssh/message.ed25519.sig", msg, mlen, "git",
+				     0),
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "untrusted key"));
 	tm_sshsig_signers_free(empty);
 	free(fp);
@@ -185,18 +187,20 @@ static void test_wrong_namespace(void **state)
 
 	(void)state;
 	assert_int_equal(verify_file(&principal, s, "ssh/message.ed25519-file.sig", msg, mlen,
-		"git", 0), TM_EVERIFY);
+				     "git", 0),
+			 TM_EVERIFY);
 	assert_string_equal(tm_error_last(), "signature namespace 'file' is not 'git'");
 	/* The same signature is fine where "file" is expected. */
 	assert_int_equal(verify_file(&principal, s, "ssh/message.ed25519-file.sig", msg, mlen,
-		"file", 0), 0);
+				     "file", 0),
+			 0);
 	free(principal);
 	free(msg);
 	tm_sshsig_signers_free(s);
 }
 
 static int verify_with_line(char **principal, const char *principals, const char *options,
-	const char *key, const char *sigfile, int64_t at)
+			    const char *key, const char *sigfile, int64_t at)
 {
 	char text[4096];
 	size_t mlen;
@@ -219,30 +223,35 @@ static void test_namespaces_option(void **state)
 
 	(void)state;
 	assert_int_equal(verify_with_line(&principal, "a@x", "namespaces=\"file,email\"", "ed25519",
-		"ssh/message.ed25519.sig", 0), TM_EVERIFY);
+					  "ssh/message.ed25519.sig", 0),
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "is not allowed to sign namespace 'git'"));
 	assert_non_null(strstr(tm_error_last(), "test_signers:1"));
 	assert_null(principal);
 
 	assert_int_equal(verify_with_line(&principal, "a@x", "namespaces=\"file,git\"", "ed25519",
-		"ssh/message.ed25519.sig", 0), 0);
+					  "ssh/message.ed25519.sig", 0),
+			 0);
 	assert_string_equal(principal, "a@x");
 	free(principal);
 	/* Patterns and case-insensitive option names. */
 	assert_int_equal(verify_with_line(&principal, "a@x", "NameSpaces=\"g?t\"", "ed25519",
-		"ssh/message.ed25519.sig", 0), 0);
+					  "ssh/message.ed25519.sig", 0),
+			 0);
 	free(principal);
 	assert_int_equal(verify_with_line(&principal, "a@x", "namespaces=\"*,!git\"", "ed25519",
-		"ssh/message.ed25519.sig", 0), TM_EVERIFY);
+					  "ssh/message.ed25519.sig", 0),
+			 TM_EVERIFY);
 
 	/* A later line with the same key may allow what an earlier one does not. */
 	size_t mlen;
 	char *msg = slurp("message.txt", &mlen), *pk = pubkey("ecdsa256"), text[2048];
 	snprintf(text, sizeof(text),
-		"first@x namespaces=\"file\" %s\nsecond@x,third@x %s comment here\n", pk, pk);
+		 "first@x namespaces=\"file\" %s\nsecond@x,third@x %s comment here\n", pk, pk);
 	struct tm_sshsig_signers *s = signers_from(text);
 	assert_int_equal(verify_file(&principal, s, "ssh/message.ecdsa256.sig", msg, mlen, "git",
-		0), 0);
+				     0),
+			 0);
 	assert_string_equal(principal, "second@x");
 	free(principal);
 	tm_sshsig_signers_free(s);
@@ -256,26 +265,33 @@ static void test_validity_window(void **state)
 
 	(void)state;
 	assert_int_equal(verify_with_line(&principal, "a@x", "valid-after=\"20300101Z\"", "rsa",
-		"ssh/message.rsa.sig", T_2026), TM_EVERIFY);
+					  "ssh/message.rsa.sig", T_2026),
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "not yet valid"));
 	/* at_time 0 skips the window. */
 	assert_int_equal(verify_with_line(&principal, "a@x", "valid-after=\"20300101Z\"", "rsa",
-		"ssh/message.rsa.sig", 0), 0);
+					  "ssh/message.rsa.sig", 0),
+			 0);
 	free(principal);
 	assert_int_equal(verify_with_line(&principal, "a@x", "valid-before=20251231235959Z",
-		"ecdsa384", "ssh/message.ecdsa384.sig", T_2026), TM_EVERIFY);
+					  "ecdsa384", "ssh/message.ecdsa384.sig", T_2026),
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "has expired"));
-	assert_int_equal(verify_with_line(&principal, "a@x",
-		"valid-after=202512312359Z,valid-before=\"20260101000000Z\"",
-		"ecdsa384", "ssh/message.ecdsa384.sig", T_2026), 0);
+	assert_int_equal(
+		verify_with_line(&principal, "a@x",
+				 "valid-after=202512312359Z,valid-before=\"20260101000000Z\"",
+				 "ecdsa384", "ssh/message.ecdsa384.sig", T_2026),
+		0);
 	free(principal);
 	/* Without Z the time is local, as in OpenSSH. */
 	setenv("TZ", "UTC", 1);
-	assert_int_equal(verify_with_line(&principal, "a@x", "valid-before=20260101",
-		"ed25519", "ssh/message.ed25519.sig", T_2026), 0);
+	assert_int_equal(verify_with_line(&principal, "a@x", "valid-before=20260101", "ed25519",
+					  "ssh/message.ed25519.sig", T_2026),
+			 0);
 	free(principal);
-	assert_int_equal(verify_with_line(&principal, "a@x", "valid-before=20260101",
-		"ed25519", "ssh/message.ed25519.sig", T_2026 + 1), TM_EVERIFY);
+	assert_int_equal(verify_with_line(&principal, "a@x", "valid-before=20260101", "ed25519",
+					  "ssh/message.ed25519.sig", T_2026 + 1),
+			 TM_EVERIFY);
 }
 
 static void test_principals(void **state)
@@ -284,11 +300,13 @@ static void test_principals(void **state)
 
 	(void)state;
 	assert_int_equal(verify_with_line(&principal, "\"Release Team <rel@x>\"", "", "ed25519",
-		"ssh/message.ed25519.sig", 0), 0);
+					  "ssh/message.ed25519.sig", 0),
+			 0);
 	assert_string_equal(principal, "Release Team <rel@x>");
 	free(principal);
 	assert_int_equal(verify_with_line(&principal, "!bad@x,*@example.com", "", "ed25519",
-		"ssh/message.ed25519.sig", 0), 0);
+					  "ssh/message.ed25519.sig", 0),
+			 0);
 	assert_string_equal(principal, "*@example.com");
 	free(principal);
 }
@@ -311,7 +329,8 @@ static void test_match_list(void **state)
 	assert_int_equal(tm_sshsig_match_list("", ""), 0);
 	assert_int_equal(tm_sshsig_match_list("Git", "git"), 0);
 	assert_int_equal(tm_sshsig_match_list("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
-		"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*c"), 0);
+					      "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*c"),
+			 0);
 }
 
 /* ---- malformed blobs ---- */
@@ -335,7 +354,7 @@ static size_t blob_of(unsigned char *out, size_t max, const char *sigfile)
 static void test_truncated_blobs(void **state)
 {
 	static const char *const files[] = { "ssh/message.ed25519.sig", "ssh/message.ecdsa384.sig",
-		"ssh/message.rsa.sig" };
+					     "ssh/message.rsa.sig" };
 	unsigned char blob[4096], longer[4097];
 
 	(void)state;
@@ -381,7 +400,7 @@ static void put_raw(struct sshbuf_t *b, const void *p, size_t len)
 static void put_str(struct sshbuf_t *b, const void *p, size_t len)
 {
 	unsigned char l[4] = { (unsigned char)(len >> 24), (unsigned char)(len >> 16),
-		(unsigned char)(len >> 8), (unsigned char)len };
+			       (unsigned char)(len >> 8), (unsigned char)len };
 	put_raw(b, l, 4);
 	put_raw(b, p, len);
 }
@@ -395,7 +414,7 @@ static size_t get_str(const unsigned char *p, const unsigned char **s)
 
 /* Rebuilds the blob of sigfile with the given replacements (NULL = keep). */
 static size_t rebuild(struct sshbuf_t *out, const char *sigfile, const char *version_hex,
-	const char *ns, const char *hash, const char *sigtype)
+		      const char *ns, const char *hash, const char *sigtype)
 {
 	unsigned char blob[4096];
 	const unsigned char *p, *key, *nsp, *res, *alg, *sig, *st, *sb;
@@ -472,7 +491,7 @@ static void test_refused_blobs(void **state)
 	assert_int_equal(tm_crypto_base64_encode(&arm, b.b, b.n, 0), 0);
 	assert_int_equal(tm_buf_puts(&arm, "\n-----END SSH SIGNATURE-----\n"), 0);
 	assert_int_equal(tm_sshsig_verify(&principal, s, arm.ptr, arm.len, msg, mlen, "git", 0),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	assert_string_equal(tm_error_last(), "signature does not verify");
 	tm_buf_free(&arm);
 	tm_sshsig_signers_free(s);
@@ -501,10 +520,10 @@ static void test_armor(void **state)
 	tm_buf_free(&b);
 
 	assert_int_equal(tm_sshsig_parse_armored(&sig, a, 0), TM_EPARSE);
-	assert_int_equal(tm_sshsig_parse_armored(&sig, a, len - 10), TM_EPARSE);  /* no END */
+	assert_int_equal(tm_sshsig_parse_armored(&sig, a, len - 10), TM_EPARSE); /* no END */
 	assert_int_equal(tm_sshsig_parse_armored(&sig, a + 1, len - 1), TM_EPARSE);
 	assert_int_equal(tm_sshsig_parse_armored(&sig, "-----BEGIN SSH SIGNATURE-----", 29),
-		TM_EPARSE);
+			 TM_EPARSE);
 
 	char *copy = malloc(len + 8);
 	memcpy(copy, a, len);
@@ -587,7 +606,7 @@ static void test_signers_parse_errors(void **state)
 	char *big = malloc(TM_SSHSIG_MAX_SIGNERS_FILE + 1);
 	memset(big, '#', TM_SSHSIG_MAX_SIGNERS_FILE + 1);
 	assert_int_equal(tm_sshsig_signers_parse(&s, big, TM_SSHSIG_MAX_SIGNERS_FILE + 1, "big"),
-		TM_ELIMIT);
+			 TM_ELIMIT);
 	assert_int_equal(tm_sshsig_signers_parse(&s, big, TM_SSHSIG_MAX_SIGNERS_FILE, "big"), 0);
 	tm_sshsig_signers_free(s);
 	free(big);
@@ -605,7 +624,7 @@ static void test_rsa1024_signature(void **state)
 	(void)state;
 	/* Not in the file (it cannot be), so untrusted. */
 	assert_int_equal(verify_file(&principal, s, "ssh/message.rsa1024.sig", msg, mlen, "git", 0),
-		TM_EVERIFY);
+			 TM_EVERIFY);
 	assert_non_null(strstr(tm_error_last(), "untrusted key"));
 	free(msg);
 	tm_sshsig_signers_free(s);

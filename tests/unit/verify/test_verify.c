@@ -22,7 +22,8 @@
 
 static void test_tag_split(void **state)
 {
-	const char *raw = "object " OBJ "\ntype commit\ntag stable\ntagger R <r@x> 1700000000 +0100\n\n"
+	const char *raw = "object " OBJ
+			  "\ntype commit\ntag stable\ntagger R <r@x> 1700000000 +0100\n\n"
 			  "release 1\n\nTagmoor-Rollout: 10% 0h, 100% 1h\n" SSHSIG;
 	struct tm_gitobj_tag t;
 
@@ -37,7 +38,8 @@ static void test_tag_split(void **state)
 	assert_memory_equal(t.message, "release 1\n", 10);
 
 	/* the last armored block wins (as git): an earlier one is message text */
-	const char *two = "object " OBJ "\ntype commit\ntag s\ntagger R <r@x> 1 +0000\n\nmsg\n" SSHSIG SSHSIG;
+	const char *two = "object " OBJ
+			  "\ntype commit\ntag s\ntagger R <r@x> 1 +0000\n\nmsg\n" SSHSIG SSHSIG;
 	assert_int_equal(tm_gitobj_parse_tag(&t, two, strlen(two)), 0);
 	assert_int_equal(t.signature_len, strlen(SSHSIG));
 
@@ -52,9 +54,11 @@ static void test_tag_refusals(void **state)
 {
 	static const char *const bad[] = {
 		/* signature not last */
-		"object " OBJ "\ntype commit\ntag s\ntagger R <r@x> 1 +0000\n\nm\n" SSHSIG "trailing text\n",
+		"object " OBJ "\ntype commit\ntag s\ntagger R <r@x> 1 +0000\n\nm\n" SSHSIG
+		"trailing text\n",
 		/* unterminated block */
-		"object " OBJ "\ntype commit\ntag s\ntagger R <r@x> 1 +0000\n\nm\n-----BEGIN SSH SIGNATURE-----\nAAA\n",
+		"object " OBJ
+		"\ntype commit\ntag s\ntagger R <r@x> 1 +0000\n\nm\n-----BEGIN SSH SIGNATURE-----\nAAA\n",
 		/* header order */
 		"type commit\nobject " OBJ "\ntag s\ntagger R <r@x> 1 +0000\n\nm\n",
 		/* bad object id */
@@ -84,9 +88,13 @@ static void test_tag_refusals(void **state)
 
 static void test_commit_split(void **state)
 {
-	const char *raw = "tree " OBJ "\nparent " OBJ "\nauthor A <a@x> 5 +0000\ncommitter C <c@x> 1700000001 +0000\n"
-			  "gpgsig -----BEGIN SSH SIGNATURE-----\n U1NIU0lH\n -----END SSH SIGNATURE-----\n\nmessage\n";
-	const char *payload = "tree " OBJ "\nparent " OBJ "\nauthor A <a@x> 5 +0000\ncommitter C <c@x> 1700000001 +0000\n\nmessage\n";
+	const char *raw =
+		"tree " OBJ "\nparent " OBJ
+		"\nauthor A <a@x> 5 +0000\ncommitter C <c@x> 1700000001 +0000\n"
+		"gpgsig -----BEGIN SSH SIGNATURE-----\n U1NIU0lH\n -----END SSH SIGNATURE-----\n\nmessage\n";
+	const char *payload =
+		"tree " OBJ "\nparent " OBJ
+		"\nauthor A <a@x> 5 +0000\ncommitter C <c@x> 1700000001 +0000\n\nmessage\n";
 	struct tm_gitobj_commit c;
 
 	assert_int_equal(tm_gitobj_parse_commit(&c, raw, strlen(raw)), 0);
@@ -109,8 +117,16 @@ static void test_rollout(void **state)
 	size_t n;
 	const char *ok = "10% 0h, 50% 6h, 100% 24h";
 	static const char *const bad[] = {
-		"", "10%", "10% 1h, 5% 2h", "10% 2h, 50% 1h", "10% 1h", "0% 0h, 100% 1h", "101% 1h",
-		"10 1h, 100% 2h", "10% soon, 100% 1h", "10% 1h,, 100% 2h",
+		"",
+		"10%",
+		"10% 1h, 5% 2h",
+		"10% 2h, 50% 1h",
+		"10% 1h",
+		"0% 0h, 100% 1h",
+		"101% 1h",
+		"10 1h, 100% 2h",
+		"10% soon, 100% 1h",
+		"10% 1h,, 100% 2h",
 	};
 
 	assert_int_equal(tm_verify_parse_rollout(w, &n, ok, strlen(ok)), 0);
@@ -176,17 +192,23 @@ static void test_freshness(void **state)
 	const int64_t t = 1800000000;
 
 	memset(&cfg, 0, sizeof(cfg));
-	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 100 * 86400), TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 100 * 86400),
+			 TM_VERIFY_ACCEPTED);
 	cfg.verify.max_age_ms = 3600 * 1000;
-	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 3600), TM_VERIFY_ACCEPTED);
-	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 3601), TM_VERIFY_STALE);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 3600),
+			 TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t + 3601),
+			 TM_VERIFY_STALE);
 	assert_non_null(strstr(why, "max_age"));
 	/* dated two minutes after the device's clock: fresh */
-	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t - 120), TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, t - 120),
+			 TM_VERIFY_ACCEPTED);
 	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, -1, 5), TM_VERIFY_ACCEPTED);
 	/* expiry: at the instant it is stale */
-	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, t + 10, t + 9), TM_VERIFY_ACCEPTED);
-	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, t + 10, t + 10), TM_VERIFY_STALE);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, t + 10, t + 9),
+			 TM_VERIFY_ACCEPTED);
+	assert_int_equal(tm_verify_freshness(why, sizeof(why), &cfg, t, t + 10, t + 10),
+			 TM_VERIFY_STALE);
 	assert_non_null(strstr(why, "expired"));
 }
 

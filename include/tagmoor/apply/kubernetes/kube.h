@@ -93,9 +93,10 @@ int tm_kube_builtin_scope(const char *group, const char *kind);
 /* ------------------------------------------------------------ order */
 
 enum tm_kube_stage {
-	TM_KUBE_STAGE_DEFINITIONS = 0, /* CRDs, Namespaces, ClusterRoles: applied and waited on first */
-	TM_KUBE_STAGE_CLASSES = 1,     /* kinds ending in "Class" */
-	TM_KUBE_STAGE_RESOURCES = 2    /* everything else; webhooks last */
+	TM_KUBE_STAGE_DEFINITIONS =
+		0,                 /* CRDs, Namespaces, ClusterRoles: applied and waited on first */
+	TM_KUBE_STAGE_CLASSES = 1, /* kinds ending in "Class" */
+	TM_KUBE_STAGE_RESOURCES = 2 /* everything else; webhooks last */
 };
 
 int tm_kube_stage(const char *group, const char *kind);
@@ -116,7 +117,7 @@ struct tm_kube_resource {
 	char group[TM_KUBE_GROUP_MAX + 1];
 	char version[64];
 	char kind[TM_KUBE_KIND_MAX + 1];
-	char resource[TM_KUBE_NAME_MAX + 1];  /* plural, as in URLs */
+	char resource[TM_KUBE_NAME_MAX + 1]; /* plural, as in URLs */
 	int namespaced;
 };
 
@@ -133,23 +134,25 @@ void tm_kube_discovery_clear(struct tm_kube_discovery *d);
  * versions (their resources come with tm_kube_discovery_add_resource_list).
  * Sets *aggregated accordingly. Group versions marked Stale are skipped.
  */
-int tm_kube_discovery_add_root(struct tm_kube_discovery *d, const char *content_type, const char *body,
-			       size_t len, int core, int *aggregated);
+int tm_kube_discovery_add_root(struct tm_kube_discovery *d, const char *content_type,
+			       const char *body, size_t len, int core, int *aggregated);
 /* Adds an APIResourceList (GET /api/v1, /apis/G/V). */
 int tm_kube_discovery_add_resource_list(struct tm_kube_discovery *d, const char *body, size_t len);
 /* Records that a group version failed to answer (its resources stay unknown). */
-int tm_kube_discovery_mark_failed(struct tm_kube_discovery *d, const char *group, const char *version);
+int tm_kube_discovery_mark_failed(struct tm_kube_discovery *d, const char *group,
+				  const char *version);
 
 /* The resource of (group, version, kind): 0, or TM_ENOTFOUND. */
-int tm_kube_discovery_find(const struct tm_kube_discovery *d, const char *group, const char *version,
-			   const char *kind, struct tm_kube_resource *out);
+int tm_kube_discovery_find(const struct tm_kube_discovery *d, const char *group,
+			   const char *version, const char *kind, struct tm_kube_resource *out);
 /* The resource of (group, kind) in any version, the group's preferred (first
  * listed) version first: 0, or TM_ENOTFOUND. */
-int tm_kube_discovery_find_kind(const struct tm_kube_discovery *d, const char *group, const char *kind,
-				struct tm_kube_resource *out);
+int tm_kube_discovery_find_kind(const struct tm_kube_discovery *d, const char *group,
+				const char *kind, struct tm_kube_resource *out);
 /* What is known about a group version: 0 unknown, 1 listed (resources not
  * loaded), 2 resources loaded, -1 listed but failed. */
-int tm_kube_discovery_gv_state(const struct tm_kube_discovery *d, const char *group, const char *version);
+int tm_kube_discovery_gv_state(const struct tm_kube_discovery *d, const char *group,
+			       const char *version);
 /* Number of resources known (tests, logs). */
 size_t tm_kube_discovery_count(const struct tm_kube_discovery *d);
 
@@ -163,20 +166,22 @@ size_t tm_kube_discovery_count(const struct tm_kube_discovery *d);
  * the start of the body. Untrusted text is capped and stripped of control
  * characters.
  */
-void tm_kube_status_message(char *out, size_t outlen, long http_status, const char *body, size_t len);
+void tm_kube_status_message(char *out, size_t outlen, long http_status, const char *body,
+			    size_t len);
 
 /* ------------------------------------------------------------ client */
 
 struct tm_kube;
 
 struct tm_kube_opts {
-	int legacy_discovery;        /* do not ask for aggregated discovery (tests) */
-	uint64_t timeout_ms;         /* idle timeout per request; 0: 30 s */
+	int legacy_discovery; /* do not ask for aggregated discovery (tests) */
+	uint64_t timeout_ms;  /* idle timeout per request; 0: 30 s */
 };
 
 /* A client for the API server of kc: one HTTP client (connections reused),
  * credentials from kc (the token file is read now). */
-int tm_kube_new(struct tm_kube **out, const struct tm_kubeconfig *kc, const struct tm_kube_opts *opts);
+int tm_kube_new(struct tm_kube **out, const struct tm_kubeconfig *kc,
+		const struct tm_kube_opts *opts);
 void tm_kube_free(struct tm_kube *k);
 
 /* One API call. path: "/api/v1/..." with query. The body of any answer

@@ -22,7 +22,7 @@
 
 #include "tagmoor/core/buf.h"
 
-#define TM_KUBECONFIG_MAX (1u << 20)       /* a kubeconfig file */
+#define TM_KUBECONFIG_MAX (1u << 20) /* a kubeconfig file */
 #define TM_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 struct tm_kubeconfig {
@@ -36,18 +36,18 @@ struct tm_kubeconfig {
 	char *cert_file, *key_file;
 	unsigned char *cert_pem;
 	size_t cert_pem_len;
-	unsigned char *key_pem;  /* secret */
+	unsigned char *key_pem; /* secret */
 	size_t key_pem_len;
-	char *token;             /* secret */
-	char *token_file;        /* re-read for every new client (rotated tokens) */
+	char *token;               /* secret */
+	char *token_file;          /* re-read for every new client (rotated tokens) */
 	char *username, *password; /* password: secret */
 };
 
 /* Parses kubeconfig text. context: the context to use, NULL for
  * current-context. origin names the file in messages and is where relative
  * file names are resolved from. */
-int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len, const char *origin,
-			const char *context);
+int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len,
+			const char *origin, const char *context);
 
 /* Reads and parses a kubeconfig file (symbolic links are followed: this is
  * the operator's file, not repository content). */

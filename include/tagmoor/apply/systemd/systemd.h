@@ -17,11 +17,15 @@
 
 #include "tagmoor/core/buf.h"
 
-#define TM_SYSTEMD_NAME_MAX 255          /* systemd's UNIT_NAME_MAX */
+#define TM_SYSTEMD_NAME_MAX 255           /* systemd's UNIT_NAME_MAX */
 #define TM_SYSTEMD_UNIT_MAX (1024 * 1024) /* largest unit file read back from unit_dir */
-#define TM_SYSTEMD_OUTPUT_MAX 4096       /* systemctl / journalctl output kept for messages */
+#define TM_SYSTEMD_OUTPUT_MAX 4096        /* systemctl / journalctl output kept for messages */
 
-enum tm_systemd_kind { TM_SYSTEMD_NONE = 0, TM_SYSTEMD_UNIT, TM_SYSTEMD_DROPIN };
+enum tm_systemd_kind {
+	TM_SYSTEMD_NONE = 0,
+	TM_SYSTEMD_UNIT,
+	TM_SYSTEMD_DROPIN
+};
 
 /* 1 when name is a unit name systemd accepts (unit_name_is_valid() with
  * plain, template and instance forms allowed) and its suffix is one tagmoor

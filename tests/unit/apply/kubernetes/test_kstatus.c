@@ -41,7 +41,7 @@ static enum tm_kstatus status_of(const char *yaml, char *msg, size_t ml)
 struct row {
 	const char *what;
 	enum tm_kstatus want;
-	const char *msg;    /* a part of the message */
+	const char *msg; /* a part of the message */
 	const char *yaml;
 };
 
@@ -49,7 +49,8 @@ static const struct row rows[] = {
 	/* generic properties first */
 	{ "being deleted", TM_KSTATUS_TERMINATING, "scheduled for deletion",
 	  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, deletionTimestamp: '2026-01-01T00:00:00Z'}\n" },
-	{ "generation not observed", TM_KSTATUS_IN_PROGRESS, "generation is 3, but latest observed generation is 2",
+	{ "generation not observed", TM_KSTATUS_IN_PROGRESS,
+	  "generation is 3, but latest observed generation is 2",
 	  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x, generation: 3}\nspec: {replicas: 1}\n"
 	  "status: {observedGeneration: 2, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1}\n" },
 	{ "Reconciling", TM_KSTATUS_IN_PROGRESS, "Reconciling: working on it",
@@ -74,11 +75,13 @@ static const struct row rows[] = {
 	{ "deployment old pods terminating", TM_KSTATUS_IN_PROGRESS, "Pending termination: 1",
 	  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: 1}\n"
 	  "status: {replicas: 2, updatedReplicas: 1}\n" },
-	{ "deployment replica set not available", TM_KSTATUS_IN_PROGRESS, "ReplicaSet not Available",
+	{ "deployment replica set not available", TM_KSTATUS_IN_PROGRESS,
+	  "ReplicaSet not Available",
 	  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: 1, progressDeadlineSeconds: 600}\n"
 	  "status: {replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: "
 	  "[{type: Available, status: 'True'}, {type: Progressing, status: 'True', reason: ReplicaSetUpdated}]}\n" },
-	{ "deployment without deadline needs no Progressing", TM_KSTATUS_IN_PROGRESS, "Deployment not Available",
+	{ "deployment without deadline needs no Progressing", TM_KSTATUS_IN_PROGRESS,
+	  "Deployment not Available",
 	  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: 1}\n"
 	  "status: {replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1}\n" },
 	{ "deployment past its deadline", TM_KSTATUS_FAILED, "Progress deadline exceeded",
@@ -114,7 +117,8 @@ static const struct row rows[] = {
 	  "numberReady: 3}\n" },
 	{ "daemonset not observed", TM_KSTATUS_IN_PROGRESS, "observedGeneration not found",
 	  "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: x, generation: 1}\n" },
-	{ "daemonset no desired number", TM_KSTATUS_IN_PROGRESS, "Missing .status.desiredNumberScheduled",
+	{ "daemonset no desired number", TM_KSTATUS_IN_PROGRESS,
+	  "Missing .status.desiredNumberScheduled",
 	  "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: x, generation: 1}\nstatus: {observedGeneration: 1}\n" },
 	{ "daemonset unavailable", TM_KSTATUS_IN_PROGRESS, "Available: 2/3",
 	  "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: x, generation: 1}\nstatus: {observedGeneration: 1, "
@@ -181,7 +185,8 @@ static const struct row rows[] = {
 	  "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: x}\nstatus: {conditions: "
 	  "[{type: NamesAccepted, status: 'True'}, {type: Established, status: 'True'}]}\n" },
 	/* anything else */
-	{ "configmap", TM_KSTATUS_CURRENT, "always ready", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n" },
+	{ "configmap", TM_KSTATUS_CURRENT, "always ready",
+	  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n" },
 	{ "custom ready", TM_KSTATUS_CURRENT, "Ready",
 	  "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: x}\nstatus: {conditions: [{type: Ready, status: 'True'}]}\n" },
 	{ "custom not ready", TM_KSTATUS_IN_PROGRESS, "Ready is False: Waiting: for the database",
@@ -197,8 +202,9 @@ static void test_table(void **state)
 		char msg[256];
 		enum tm_kstatus s = status_of(rows[i].yaml, msg, sizeof(msg));
 		if (s != rows[i].want || !strstr(msg, rows[i].msg))
-			fail_msg("%s: got %s \"%s\", want %s \"%s\"", rows[i].what, tm_kstatus_name(s), msg,
-				 tm_kstatus_name(rows[i].want), rows[i].msg);
+			fail_msg("%s: got %s \"%s\", want %s \"%s\"", rows[i].what,
+				 tm_kstatus_name(s), msg, tm_kstatus_name(rows[i].want),
+				 rows[i].msg);
 	}
 	assert_int_equal(tm_kstatus_compute(NULL, NULL, NULL, NOW, NULL, 0), TM_KSTATUS_NOT_FOUND);
 	assert_string_equal(tm_kstatus_name(TM_KSTATUS_IN_PROGRESS), "InProgress");
@@ -259,7 +265,8 @@ static void test_replay_job(void **state)
 	tm_doc_free(o);
 	/* its pod failed (items of a typed list carry no kind) */
 	o = answer(rp, 7);
-	assert_int_equal(of(tm_doc_seq_at(tm_doc_map_get(o, "items"), 0), "", "Pod", msg), TM_KSTATUS_FAILED);
+	assert_int_equal(of(tm_doc_seq_at(tm_doc_map_get(o, "items"), 0), "", "Pod", msg),
+			 TM_KSTATUS_FAILED);
 	tm_doc_free(o);
 	/* the delete answer: being deleted */
 	o = answer(rp, 8);
@@ -298,7 +305,8 @@ static void test_replay_lists(void **state)
 	items = tm_doc_map_get(o, "items");
 	assert_true(tm_doc_len(items) >= 1);
 	for (size_t i = 0; i < tm_doc_len(items); i++) {
-		assert_int_equal(of(tm_doc_seq_at(items, i), "apps", "Deployment", msg), TM_KSTATUS_CURRENT);
+		assert_int_equal(of(tm_doc_seq_at(items, i), "apps", "Deployment", msg),
+				 TM_KSTATUS_CURRENT);
 		assert_non_null(strstr(msg, "Deployment is available"));
 	}
 	tm_doc_free(o);
@@ -342,12 +350,9 @@ static void test_parse_time(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_replay_job),
-		cmocka_unit_test(test_replay_crd),
-		cmocka_unit_test(test_replay_lists),
-		cmocka_unit_test(test_always_ready),
-		cmocka_unit_test(test_parse_time),
+		cmocka_unit_test(test_table),        cmocka_unit_test(test_replay_job),
+		cmocka_unit_test(test_replay_crd),   cmocka_unit_test(test_replay_lists),
+		cmocka_unit_test(test_always_ready), cmocka_unit_test(test_parse_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,7 +88,10 @@ static void test_ids(void **state)
 	assert_int_equal(tm_kube_id_parse(&r, "/Namespace//demo"), 0);
 	assert_string_equal(r.group, "");
 	assert_string_equal(r.ns, "");
-	assert_int_equal(tm_kube_id_parse(&r, "apiextensions.k8s.io/CustomResourceDefinition//foos.example.com"), 0);
+	assert_int_equal(
+		tm_kube_id_parse(&r,
+				 "apiextensions.k8s.io/CustomResourceDefinition//foos.example.com"),
+		0);
 	assert_string_equal(r.name, "foos.example.com");
 	assert_int_equal(tm_kube_id_parse(&r, "web.service"), TM_EPARSE);
 	assert_int_equal(tm_kube_id_parse(&r, "a/B/c"), TM_EPARSE);
@@ -119,8 +122,8 @@ static void test_owner_and_lease(void **state)
 	assert_int_equal(tm_kube_owner(ob, &b), 0);
 	assert_int_equal(tm_kube_owner(oc, &c), 0);
 	assert_int_equal(strlen(oa), 16);
-	assert_string_equal(oa, ob);      /* node and credentials do not matter */
-	assert_string_not_equal(oa, oc);  /* another repository is another owner */
+	assert_string_equal(oa, ob);     /* node and credentials do not matter */
+	assert_string_not_equal(oa, oc); /* another repository is another owner */
 	assert_int_equal(tm_kube_lease_name(la, &a), 0);
 	assert_int_equal(tm_kube_lease_name(lb, &b), 0);
 	assert_string_equal(la, lb);
@@ -135,7 +138,8 @@ static void test_scope(void **state)
 {
 	assert_int_equal(tm_kube_builtin_scope("", "Namespace"), 1);
 	assert_int_equal(tm_kube_builtin_scope("rbac.authorization.k8s.io", "ClusterRole"), 1);
-	assert_int_equal(tm_kube_builtin_scope("apiextensions.k8s.io", "CustomResourceDefinition"), 1);
+	assert_int_equal(tm_kube_builtin_scope("apiextensions.k8s.io", "CustomResourceDefinition"),
+			 1);
 	assert_int_equal(tm_kube_builtin_scope("", "ConfigMap"), 0);
 	assert_int_equal(tm_kube_builtin_scope("apps", "Deployment"), 0);
 	assert_int_equal(tm_kube_builtin_scope("rbac.authorization.k8s.io", "Role"), 0);
@@ -196,24 +200,28 @@ static void test_order(void **state)
 		assert_string_equal(set.v[order[i]].id, want[i]);
 	tm_objset_free(&set, NULL);
 
-	assert_int_equal(tm_kube_stage("apiextensions.k8s.io", "CustomResourceDefinition"), TM_KUBE_STAGE_DEFINITIONS);
+	assert_int_equal(tm_kube_stage("apiextensions.k8s.io", "CustomResourceDefinition"),
+			 TM_KUBE_STAGE_DEFINITIONS);
 	assert_int_equal(tm_kube_stage("", "Namespace"), TM_KUBE_STAGE_DEFINITIONS);
 	assert_int_equal(tm_kube_stage("example.com", "Namespace"), TM_KUBE_STAGE_RESOURCES);
-	assert_int_equal(tm_kube_stage("rbac.authorization.k8s.io", "ClusterRole"), TM_KUBE_STAGE_DEFINITIONS);
-	assert_int_equal(tm_kube_stage("snapshot.storage.k8s.io", "VolumeSnapshotClass"), TM_KUBE_STAGE_CLASSES);
+	assert_int_equal(tm_kube_stage("rbac.authorization.k8s.io", "ClusterRole"),
+			 TM_KUBE_STAGE_DEFINITIONS);
+	assert_int_equal(tm_kube_stage("snapshot.storage.k8s.io", "VolumeSnapshotClass"),
+			 TM_KUBE_STAGE_CLASSES);
 	assert_int_equal(tm_kube_stage("", "Class"), TM_KUBE_STAGE_CLASSES);
 	assert_int_equal(tm_kube_stage("apps", "Deployment"), TM_KUBE_STAGE_RESOURCES);
 	assert_true(tm_kube_kind_rank("CustomResourceDefinition") < tm_kube_kind_rank("Namespace"));
 	assert_true(tm_kube_kind_rank("PodDisruptionBudget") < tm_kube_kind_rank("Widget"));
-	assert_true(tm_kube_kind_rank("Widget") < tm_kube_kind_rank("MutatingWebhookConfiguration"));
+	assert_true(tm_kube_kind_rank("Widget") <
+		    tm_kube_kind_rank("MutatingWebhookConfiguration"));
 	assert_true(tm_kube_kind_rank("MutatingWebhookConfiguration") <
 		    tm_kube_kind_rank("ValidatingWebhookConfiguration"));
 }
 
 /* ------------------------------------------------------------ discovery */
 
-static void expect_res(const struct tm_kube_discovery *d, const char *g, const char *v, const char *k,
-		       const char *resource, int namespaced)
+static void expect_res(const struct tm_kube_discovery *d, const char *g, const char *v,
+		       const char *k, const char *resource, int namespaced)
 {
 	struct tm_kube_resource r;
 
@@ -238,14 +246,19 @@ static void test_discovery_aggregated(void **state)
 	assert_true(tm_kube_discovery_count(d) > 60);
 	expect_res(d, "apps", "v1", "Deployment", "deployments", 1);
 	expect_res(d, "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", 0);
-	expect_res(d, "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", 0);
+	expect_res(d, "apiextensions.k8s.io", "v1", "CustomResourceDefinition",
+		   "customresourcedefinitions", 0);
 	expect_res(d, "coordination.k8s.io", "v1", "Lease", "leases", 1);
 	expect_res(d, "networking.k8s.io", "v1", "IngressClass", "ingressclasses", 0);
 	assert_int_equal(tm_kube_discovery_gv_state(d, "apps", "v1"), 2);
-	assert_int_equal(tm_kube_discovery_find(d, "apps", "v1", "Deploymentx", NULL), TM_ENOTFOUND);
-	assert_int_equal(tm_kube_discovery_find(d, "apps", "v1beta1", "Deployment", NULL), TM_ENOTFOUND);
+	assert_int_equal(tm_kube_discovery_find(d, "apps", "v1", "Deploymentx", NULL),
+			 TM_ENOTFOUND);
+	assert_int_equal(tm_kube_discovery_find(d, "apps", "v1beta1", "Deployment", NULL),
+			 TM_ENOTFOUND);
 	/* the preferred (first) version of a group */
-	assert_int_equal(tm_kube_discovery_find_kind(d, "autoscaling", "HorizontalPodAutoscaler", &r), 0);
+	assert_int_equal(tm_kube_discovery_find_kind(d, "autoscaling", "HorizontalPodAutoscaler",
+						     &r),
+			 0);
 	assert_string_equal(r.version, "v2");
 	/* subresources are not kinds */
 	assert_int_equal(tm_kube_discovery_find(d, "apps", "v1", "Scale", NULL), TM_ENOTFOUND);
@@ -260,12 +273,16 @@ static void test_discovery_aggregated(void **state)
 
 	/* the Content-Type decides, not the body: plain JSON is the legacy list */
 	assert_int_equal(tm_kube_discovery_new(&d), 0);
-	assert_int_equal(tm_kube_discovery_add_root(d, "application/json", body, len, 0, &agg), TM_EAPPLY);
+	assert_int_equal(tm_kube_discovery_add_root(d, "application/json", body, len, 0, &agg),
+			 TM_EAPPLY);
 	assert_int_equal(agg, 0);
 	assert_non_null(strstr(tm_error_last(), "APIGroupList"));
 	/* a mangled parameter is not aggregated either */
-	assert_int_equal(tm_kube_discovery_add_root(d, "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList",
-						    body, len, 0, &agg), TM_EAPPLY);
+	assert_int_equal(
+		tm_kube_discovery_add_root(
+			d, "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList",
+			body, len, 0, &agg),
+		TM_EAPPLY);
 	assert_int_equal(agg, 0);
 	tm_kube_discovery_free(d);
 	free(body);
@@ -293,7 +310,8 @@ static void test_discovery_stale_and_core(void **state)
 	assert_int_equal(tm_kube_discovery_new(&d), 0);
 	assert_int_equal(tm_kube_discovery_add_root(d, AGG_V2, stale, strlen(stale), 0, &agg), 0);
 	assert_int_equal(tm_kube_discovery_gv_state(d, "metrics.k8s.io", "v1beta1"), -1);
-	assert_int_equal(tm_kube_discovery_find(d, "metrics.k8s.io", "v1beta1", "PodMetrics", NULL), TM_ENOTFOUND);
+	assert_int_equal(tm_kube_discovery_find(d, "metrics.k8s.io", "v1beta1", "PodMetrics", NULL),
+			 TM_ENOTFOUND);
 	expect_res(d, "example.com", "v1", "Widget", "widgets", 0);
 	assert_int_equal(tm_kube_discovery_add_root(d, AGG_V2, core, strlen(core), 1, &agg), 0);
 	expect_res(d, "", "v1", "ConfigMap", "configmaps", 1);
@@ -307,10 +325,17 @@ static void test_discovery_stale_and_core(void **state)
 static void test_discovery_legacy(void **state)
 {
 	static const char *const lists[] = {
-		"api__v1.json", "apis__apps__v1.json", "apis__batch__v1.json", "apis__rbac.authorization.k8s.io__v1.json",
-		"apis__apiextensions.k8s.io__v1.json", "apis__networking.k8s.io__v1.json",
-		"apis__coordination.k8s.io__v1.json", "apis__storage.k8s.io__v1.json", "apis__policy__v1.json",
-		"apis__admissionregistration.k8s.io__v1.json", "apis__autoscaling__v2.json",
+		"api__v1.json",
+		"apis__apps__v1.json",
+		"apis__batch__v1.json",
+		"apis__rbac.authorization.k8s.io__v1.json",
+		"apis__apiextensions.k8s.io__v1.json",
+		"apis__networking.k8s.io__v1.json",
+		"apis__coordination.k8s.io__v1.json",
+		"apis__storage.k8s.io__v1.json",
+		"apis__policy__v1.json",
+		"apis__admissionregistration.k8s.io__v1.json",
+		"apis__autoscaling__v2.json",
 	};
 	struct tm_kube_discovery *d;
 	size_t len;
@@ -344,7 +369,8 @@ static void test_discovery_legacy(void **state)
 	expect_res(d, "", "v1", "PersistentVolume", "persistentvolumes", 0);
 	expect_res(d, "apps", "v1", "StatefulSet", "statefulsets", 1);
 	expect_res(d, "batch", "v1", "CronJob", "cronjobs", 1);
-	expect_res(d, "rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", 0);
+	expect_res(d, "rbac.authorization.k8s.io", "v1", "ClusterRoleBinding",
+		   "clusterrolebindings", 0);
 	expect_res(d, "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
 		   "validatingwebhookconfigurations", 0);
 	/* "pods/log" and the like are subresources, not kinds */
@@ -360,7 +386,9 @@ static void test_discovery_legacy(void **state)
 	/* the /apis answer recorded from a real 1.35 server */
 	assert_int_equal(tm_kube_discovery_new(&d), 0);
 	body = replay_body("api_versions-list.json", 0, NULL);
-	assert_int_equal(tm_kube_discovery_add_root(d, "application/json", body, strlen(body), 0, &agg), 0);
+	assert_int_equal(tm_kube_discovery_add_root(d, "application/json", body, strlen(body), 0,
+						    &agg),
+			 0);
 	assert_int_equal(tm_kube_discovery_gv_state(d, "apps", "v1"), 1);
 	assert_int_equal(tm_kube_discovery_gv_state(d, "coordination.k8s.io", "v1"), 1);
 	free(body);
@@ -388,37 +416,50 @@ static void test_status_messages(void **state)
 	/* recorded 422s with causes (a real 1.36 server) */
 	b = replay_body("custom_resource_definition-test.json", 11, &st);
 	assert_int_equal(st, 422);
-	expect_msg(st, b, "422 Invalid: FooBar.k8s-openapi-tests-custom-resource-definition.com \"fb3\" is invalid: "
-			  "spec.prop2: Required value");
+	expect_msg(
+		st, b,
+		"422 Invalid: FooBar.k8s-openapi-tests-custom-resource-definition.com \"fb3\" is invalid: "
+		"spec.prop2: Required value");
 	free(b);
 	b = replay_body("custom_resource_definition-test.json", 13, &st);
 	expect_msg(st, b, "spec.prop4 in body must be of type integer,string");
 	free(b);
 	/* a cause the message does not carry is appended */
-	expect_msg(422, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"Deployment.apps "
-			"\\\"web\\\" is invalid\",\"reason\":\"Invalid\",\"details\":{\"causes\":[{\"reason\":"
-			"\"FieldValueRequired\",\"message\":\"Required value\",\"field\":\"spec.template.spec.containers[0].image\"}]},"
-			"\"code\":422}",
-		   "422 Invalid: Deployment.apps \"web\" is invalid (spec.template.spec.containers[0].image: Required value)");
+	expect_msg(
+		422,
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"Deployment.apps "
+		"\\\"web\\\" is invalid\",\"reason\":\"Invalid\",\"details\":{\"causes\":[{\"reason\":"
+		"\"FieldValueRequired\",\"message\":\"Required value\",\"field\":\"spec.template.spec.containers[0].image\"}]},"
+		"\"code\":422}",
+		"422 Invalid: Deployment.apps \"web\" is invalid (spec.template.spec.containers[0].image: Required value)");
 	/* server-side apply conflict, as the API server words it */
-	expect_msg(409, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
-			"\"Apply failed with 1 conflict: conflict with \\\"kubectl\\\": .data.mode\",\"reason\":\"Conflict\","
-			"\"details\":{\"causes\":[{\"reason\":\"FieldManagerConflict\",\"message\":\"conflict with \\\"kubectl\\\"\","
-			"\"field\":\".data.mode\"}]},\"code\":409}",
-		   "409 Conflict: Apply failed with 1 conflict: conflict with \"kubectl\": .data.mode");
-	expect_msg(403, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
-			"\"configmaps \\\"x\\\" is forbidden: User \\\"u\\\" cannot patch resource \\\"configmaps\\\" in API group "
-			"\\\"\\\" in the namespace \\\"default\\\"\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"x\",\"kind\":"
-			"\"configmaps\"},\"code\":403}",
-		   "403 Forbidden: configmaps \"x\" is forbidden: User \"u\" cannot patch");
-	expect_msg(404, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
-			"\"the server could not find the requested resource\",\"reason\":\"NotFound\",\"details\":{},\"code\":404}",
-		   "404 NotFound: the server could not find the requested resource");
-	expect_msg(401, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
-			"\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}",
-		   "credentials");
+	expect_msg(
+		409,
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
+		"\"Apply failed with 1 conflict: conflict with \\\"kubectl\\\": .data.mode\",\"reason\":\"Conflict\","
+		"\"details\":{\"causes\":[{\"reason\":\"FieldManagerConflict\",\"message\":\"conflict with \\\"kubectl\\\"\","
+		"\"field\":\".data.mode\"}]},\"code\":409}",
+		"409 Conflict: Apply failed with 1 conflict: conflict with \"kubectl\": .data.mode");
+	expect_msg(
+		403,
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
+		"\"configmaps \\\"x\\\" is forbidden: User \\\"u\\\" cannot patch resource \\\"configmaps\\\" in API group "
+		"\\\"\\\" in the namespace \\\"default\\\"\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"x\",\"kind\":"
+		"\"configmaps\"},\"code\":403}",
+		"403 Forbidden: configmaps \"x\" is forbidden: User \"u\" cannot patch");
+	expect_msg(
+		404,
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
+		"\"the server could not find the requested resource\",\"reason\":\"NotFound\",\"details\":{},\"code\":404}",
+		"404 NotFound: the server could not find the requested resource");
+	expect_msg(
+		401,
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":"
+		"\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}",
+		"credentials");
 	/* not a Status: the HTTP status and the start of the body, one line */
-	expect_msg(502, "<html>\n<b>Bad Gateway</b></html>", "502 ServerError: <html> <b>Bad Gateway");
+	expect_msg(502, "<html>\n<b>Bad Gateway</b></html>",
+		   "502 ServerError: <html> <b>Bad Gateway");
 	expect_msg(500, NULL, "500 ServerError: (no body)");
 	/* a deleted object's Status is not an error but must not crash */
 	b = replay_body("custom_resource_definition-test.json", 9, &st);
@@ -444,7 +485,8 @@ static void test_paths(void **state)
 	r = (struct tm_kube_resource){ "", "v1", "Namespace", "namespaces", 0 };
 	assert_int_equal(tm_kube_path(p, sizeof(p), &r, "ignored", "a b?c#d"), 0);
 	assert_string_equal(p, "/api/v1/namespaces/a%20b%3Fc%23d");
-	r = (struct tm_kube_resource){ "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", 0 };
+	r = (struct tm_kube_resource){ "rbac.authorization.k8s.io", "v1", "ClusterRole",
+				       "clusterroles", 0 };
 	assert_int_equal(tm_kube_path(p, sizeof(p), &r, "", "system:reader"), 0);
 	assert_string_equal(p, "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:reader");
 	assert_int_equal(tm_kube_path(p, 20, &r, "", "x"), TM_EAPPLY);
@@ -473,44 +515,43 @@ static void test_wants(void **state)
 
 static void test_parse(void **state)
 {
-	static const char text[] =
-		"apiVersion: v1\n"
-		"kind: ConfigMap\n"
-		"metadata:\n"
-		"  name: cfg\n"
-		"  labels: {app: web}\n"
-		"  resourceVersion: \"42\"\n"
-		"  uid: 0b1e\n"
-		"  managedFields: [{manager: kubectl}]\n"
-		"  creationTimestamp: null\n"
-		"data:\n"
-		"  enabled: \"yes\"\n"
-		"  script: echo ${POD_IP}\n"
-		"status: {phase: Active}\n"
-		"---\n"
-		"apiVersion: v1\n"
-		"kind: Namespace\n"
-		"metadata: {name: demo, namespace: ignored}\n"
-		"---\n"
-		"apiVersion: apiextensions.k8s.io/v1\n"
-		"kind: CustomResourceDefinition\n"
-		"metadata: {name: widgets.example.com}\n"
-		"spec: {group: example.com}\n"
-		"---\n"
-		"apiVersion: example.com/v1\n"
-		"kind: Widget\n"
-		"metadata: {name: w1}\n"
-		"---\n"
-		"apiVersion: example.com/v1\n"
-		"kind: Widget\n"
-		"metadata: {name: w2, namespace: apps}\n"
-		"---\n"
-		"apiVersion: v1\n"
-		"kind: List\n"
-		"items:\n"
-		"- apiVersion: apps/v1\n"
-		"  kind: Deployment\n"
-		"  metadata: {name: web, namespace: apps}\n";
+	static const char text[] = "apiVersion: v1\n"
+				   "kind: ConfigMap\n"
+				   "metadata:\n"
+				   "  name: cfg\n"
+				   "  labels: {app: web}\n"
+				   "  resourceVersion: \"42\"\n"
+				   "  uid: 0b1e\n"
+				   "  managedFields: [{manager: kubectl}]\n"
+				   "  creationTimestamp: null\n"
+				   "data:\n"
+				   "  enabled: \"yes\"\n"
+				   "  script: echo ${POD_IP}\n"
+				   "status: {phase: Active}\n"
+				   "---\n"
+				   "apiVersion: v1\n"
+				   "kind: Namespace\n"
+				   "metadata: {name: demo, namespace: ignored}\n"
+				   "---\n"
+				   "apiVersion: apiextensions.k8s.io/v1\n"
+				   "kind: CustomResourceDefinition\n"
+				   "metadata: {name: widgets.example.com}\n"
+				   "spec: {group: example.com}\n"
+				   "---\n"
+				   "apiVersion: example.com/v1\n"
+				   "kind: Widget\n"
+				   "metadata: {name: w1}\n"
+				   "---\n"
+				   "apiVersion: example.com/v1\n"
+				   "kind: Widget\n"
+				   "metadata: {name: w2, namespace: apps}\n"
+				   "---\n"
+				   "apiVersion: v1\n"
+				   "kind: List\n"
+				   "items:\n"
+				   "- apiVersion: apps/v1\n"
+				   "  kind: Deployment\n"
+				   "  metadata: {name: web, namespace: apps}\n";
 	struct tm_objset set = { 0 };
 	char owner[17], want[400];
 	const struct tm_doc *labels;
@@ -520,24 +561,27 @@ static void test_parse(void **state)
 	assert_int_equal(set.n, 6);
 	assert_string_equal(set.v[0].id, "/ConfigMap/default/cfg");
 	assert_string_equal(set.v[1].id, "/Namespace//demo");
-	assert_string_equal(set.v[2].id, "apiextensions.k8s.io/CustomResourceDefinition//widgets.example.com");
+	assert_string_equal(set.v[2].id,
+			    "apiextensions.k8s.io/CustomResourceDefinition//widgets.example.com");
 	assert_string_equal(set.v[3].id, "example.com/Widget//w1"); /* scope unknown until apply */
 	assert_string_equal(set.v[4].id, "example.com/Widget/apps/w2");
 	assert_string_equal(set.v[5].id, "apps/Deployment/apps/web");
 	assert_string_equal(set.v[0].source, "k8s/all.yaml");
 	/* labels added, server-owned fields stripped; typing kept ("yes" stays a string) */
 	assert_int_equal(tm_kube_owner(owner, &cfg), 0);
-	snprintf(want, sizeof(want),
-		 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"cfg\",\"labels\":{\"app\":\"web\","
-		 "\"app.kubernetes.io/managed-by\":\"tagmoor\",\"tagmoor.dev/owner\":\"%s\"}},\"data\":{\"enabled\":\"yes\","
-		 "\"script\":\"echo ${POD_IP}\"}}",
-		 owner);
+	snprintf(
+		want, sizeof(want),
+		"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"cfg\",\"labels\":{\"app\":\"web\","
+		"\"app.kubernetes.io/managed-by\":\"tagmoor\",\"tagmoor.dev/owner\":\"%s\"}},\"data\":{\"enabled\":\"yes\","
+		"\"script\":\"echo ${POD_IP}\"}}",
+		owner);
 	assert_string_equal(set.v[0].content, want);
 	assert_int_equal(set.v[0].len, strlen(want));
 	/* only the JSON is kept of each object (no tree): read it back */
 	assert_int_equal(tm_json_parse(&d1, set.v[1].content, set.v[1].len, NULL), 0);
 	labels = tm_doc_get_path(d1, "metadata", "labels", NULL);
-	assert_string_equal(tm_doc_string(tm_doc_map_get(labels, "app.kubernetes.io/managed-by")), "tagmoor");
+	assert_string_equal(tm_doc_string(tm_doc_map_get(labels, "app.kubernetes.io/managed-by")),
+			    "tagmoor");
 	/* a namespace on a cluster-scoped kind is dropped, as kubectl does */
 	assert_null(tm_doc_get_path(d1, "metadata", "namespace", NULL));
 	assert_null(strstr(set.v[1].content, "ignored"));
@@ -545,10 +589,12 @@ static void test_parse(void **state)
 	tm_objset_free(&set, A->free_data);
 
 	/* JSON files too */
-	assert_int_equal(parse_text(&set, "k8s/a.json",
-				    "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"s\",\"namespace\":\"x\"},"
-				    "\"stringData\":{\"a\":\"b\"}}"),
-			 0);
+	assert_int_equal(
+		parse_text(
+			&set, "k8s/a.json",
+			"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"s\",\"namespace\":\"x\"},"
+			"\"stringData\":{\"a\":\"b\"}}"),
+		0);
 	assert_string_equal(set.v[0].id, "/Secret/x/s");
 	tm_objset_free(&set, A->free_data);
 	/* an empty file is no object */
@@ -575,25 +621,33 @@ static void test_parse_refusals(void **state)
 
 	expect_parse_error("kind: ConfigMap\nmetadata: {name: x}\n", "apiVersion is required");
 	expect_parse_error("apiVersion: v1\nmetadata: {name: x}\n", "kind");
-	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {labels: {}}\n", "metadata.name is required");
-	expect_parse_error("apiVersion: v1\nkind: Pod\nmetadata: {generateName: web-}\n", "generateName cannot be applied");
-	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 12}\n", "metadata.name must be a string");
+	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {labels: {}}\n",
+			   "metadata.name is required");
+	expect_parse_error("apiVersion: v1\nkind: Pod\nmetadata: {generateName: web-}\n",
+			   "generateName cannot be applied");
+	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 12}\n",
+			   "metadata.name must be a string");
 	expect_parse_error("apiVersion: v1\nkind: ConfigMap\n", "metadata");
-	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a/b}\n", "invalid metadata.name");
-	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ..}\n", "invalid metadata.name");
+	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a/b}\n",
+			   "invalid metadata.name");
+	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ..}\n",
+			   "invalid metadata.name");
 	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: [a]}\n",
 			   "metadata.namespace must be");
 	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: a/b}\n",
 			   "invalid metadata.namespace");
 	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, labels: [a]}\n",
 			   "metadata.labels must be");
-	expect_parse_error("apiVersion: apps/v1/x\nkind: Deployment\nmetadata: {name: x}\n", "malformed apiVersion");
-	expect_parse_error("apiVersion: Apps/v1\nkind: Deployment\nmetadata: {name: x}\n", "malformed apiVersion");
+	expect_parse_error("apiVersion: apps/v1/x\nkind: Deployment\nmetadata: {name: x}\n",
+			   "malformed apiVersion");
+	expect_parse_error("apiVersion: Apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+			   "malformed apiVersion");
 	expect_parse_error("apiVersion: v1\nkind: Config-Map\nmetadata: {name: x}\n", "kind");
 	/* the line of the offending document is named */
-	expect_parse_error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\n"
-			   "kind: ConfigMap\nmetadata: {}\n",
-			   "k8s/bad.yaml (line 5)");
+	expect_parse_error(
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\n"
+		"kind: ConfigMap\nmetadata: {}\n",
+		"k8s/bad.yaml (line 5)");
 	/* hostile files are refused by the reader, naming the file */
 	tm_buf_init(&deep, 1 << 20);
 	tm_buf_puts(&deep, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata: ");
@@ -606,10 +660,13 @@ static void test_parse_refusals(void **state)
 	assert_int_equal(tm_error_last_code(), TM_ELIMIT);
 	tm_buf_free(&deep);
 	tm_buf_init(&laughs, 1 << 20);
-	tm_buf_puts(&laughs, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+	tm_buf_puts(
+		&laughs,
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
 	for (int i = 1; i < 10; i++)
-		tm_buf_printf(&laughs, "x%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i - 1,
-			      i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+		tm_buf_printf(&laughs,
+			      "x%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n",
+			      i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
 	expect_parse_error(laughs.ptr, "");
 	assert_int_equal(tm_error_last_code(), TM_ELIMIT);
 	tm_buf_free(&laughs);
@@ -624,8 +681,10 @@ static void test_parse_limits(void **state)
 
 	/* a List document of exactly 500,000 nodes: 18 + 2 per data entry */
 	tm_buf_init(&b, 16u << 20);
-	tm_buf_puts(&b, "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n"
-			"    name: many\n  data:\n");
+	tm_buf_puts(
+		&b,
+		"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n"
+		"    name: many\n  data:\n");
 	for (int i = 0; i < (500000 - 18) / 2; i++)
 		tm_buf_printf(&b, "    k%d: v\n", i);
 	assert_int_equal(parse_text(&set, "k8s/many.yaml", b.ptr), 0);
@@ -636,7 +695,9 @@ static void test_parse_limits(void **state)
 	r = parse_text(&set, "k8s/many.yaml", b.ptr);
 	assert_int_equal(r, TM_ELIMIT);
 	assert_non_null(strstr(tm_error_last(), "k8s/many.yaml: document 1"));
-	assert_non_null(strstr(tm_error_last(), "more than 500000 nodes in one document (refused; [kubernetes] max_nodes)"));
+	assert_non_null(
+		strstr(tm_error_last(),
+		       "more than 500000 nodes in one document (refused; [kubernetes] max_nodes)"));
 	tm_objset_free(&set, A->free_data);
 	/* lowered in the INI */
 	cfg.kubernetes.max_nodes = 10000;
@@ -645,18 +706,23 @@ static void test_parse_limits(void **state)
 	tm_objset_free(&set, A->free_data);
 	cfg.kubernetes.max_nodes = 0;
 	cfg.kubernetes.max_document = 100;
-	r = parse_text(&set, "k8s/doc.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
-					   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {x: "
-					   "\"0123456789012345678901234567890123456789\"}\n");
+	r = parse_text(&set, "k8s/doc.yaml",
+		       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+		       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {x: "
+		       "\"0123456789012345678901234567890123456789\"}\n");
 	assert_int_equal(r, TM_ELIMIT);
-	assert_string_equal(tm_error_last(), "k8s/doc.yaml: document 2 (line 5): 105 bytes is over the limit of 100 "
+	assert_string_equal(tm_error_last(),
+			    "k8s/doc.yaml: document 2 (line 5): 105 bytes is over the limit of 100 "
 			    "bytes for one document (refused; [kubernetes] max_document)");
 	tm_objset_free(&set, A->free_data);
 	cfg.kubernetes.max_document = 0;
 	cfg.kubernetes.max_file = 64;
-	r = parse_text(&set, "k8s/f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: yyyyyy}\n");
+	r = parse_text(&set, "k8s/f.yaml",
+		       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: yyyyyy}\n");
 	assert_int_equal(r, TM_ELIMIT);
-	assert_string_equal(tm_error_last(), "k8s/f.yaml: 69 bytes exceeds the limit of 64 bytes (refused; [kubernetes] max_file)");
+	assert_string_equal(
+		tm_error_last(),
+		"k8s/f.yaml: 69 bytes exceeds the limit of 64 bytes (refused; [kubernetes] max_file)");
 	tm_objset_free(&set, A->free_data);
 	cfg.kubernetes.max_file = 0;
 	tm_buf_free(&b);
@@ -669,13 +735,15 @@ static void test_parse_default_namespace(void **state)
 	struct tm_objset set = { 0 };
 
 	cfg.kubernetes.default_namespace = "argocd";
-	assert_int_equal(parse_text(&set, "k8s/install.yaml",
-				    "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: argocd-server}\n---\n"
-				    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: argocd-server}\n---\n"
-				    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: kube-system}\n---\n"
-				    "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: argocd}\n---\n"
-				    "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: default}\n"),
-			 0);
+	assert_int_equal(
+		parse_text(
+			&set, "k8s/install.yaml",
+			"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: argocd-server}\n---\n"
+			"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: argocd-server}\n---\n"
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: kube-system}\n---\n"
+			"apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: argocd}\n---\n"
+			"apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: default}\n"),
+		0);
 	assert_int_equal(set.n, 5);
 	assert_string_equal(set.v[0].id, "/ServiceAccount/argocd/argocd-server");
 	assert_string_equal(set.v[1].id, "apps/Deployment/argocd/argocd-server");
@@ -685,7 +753,9 @@ static void test_parse_default_namespace(void **state)
 	assert_null(strstr(set.v[0].content, "namespace"));
 	tm_objset_free(&set, A->free_data);
 	cfg.kubernetes.default_namespace = NULL;
-	assert_int_equal(parse_text(&set, "k8s/a.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n"), 0);
+	assert_int_equal(parse_text(&set, "k8s/a.yaml",
+				    "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n"),
+			 0);
 	assert_string_equal(set.v[0].id, "/ServiceAccount/default/s");
 	tm_objset_free(&set, A->free_data);
 }

@@ -40,7 +40,8 @@ static char *b64(const char *s)
 }
 
 static const char CERT[] = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";
-static const char KEY[] = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIkey\n-----END EC PRIVATE KEY-----\n";
+static const char KEY[] =
+	"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIkey\n-----END EC PRIVATE KEY-----\n";
 static const char CA[] = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n";
 
 /* What k3s writes to /etc/rancher/k3s/k3s.yaml. */
@@ -82,7 +83,8 @@ static void test_k3s(void **state)
 	struct tm_kubeconfig *kc = NULL;
 	char *y = k3s_yaml(), *tok = (char *)"x";
 
-	assert_int_equal(tm_kubeconfig_parse(&kc, y, strlen(y), "/etc/rancher/k3s/k3s.yaml", NULL), 0);
+	assert_int_equal(tm_kubeconfig_parse(&kc, y, strlen(y), "/etc/rancher/k3s/k3s.yaml", NULL),
+			 0);
 	assert_string_equal(kc->server, "https://127.0.0.1:6443");
 	assert_string_equal(kc->context, "default");
 	assert_int_equal(kc->ca_pem_len, strlen(CA));
@@ -135,7 +137,8 @@ static void test_contexts(void **state)
 	char tf[600], *tok = NULL;
 
 	/* current-context: edge (token file relative to the kubeconfig, re-read) */
-	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config", NULL), 0);
+	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config", NULL),
+			 0);
 	assert_string_equal(kc->context, "edge");
 	assert_string_equal(kc->server, "https://c2.example/k8s/clusters/c-x");
 	assert_string_equal(kc->ca_file, "/abs/ca.pem");
@@ -145,7 +148,8 @@ static void test_contexts(void **state)
 	tm_kubeconfig_free(kc);
 
 	/* explicit context; trailing '/' of the server dropped; relative CA */
-	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config", "lab"), 0);
+	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config", "lab"),
+			 0);
 	assert_string_equal(kc->server, "https://c1.example:6443");
 	assert_string_equal(kc->ca_file, "/etc/kube/ca.pem");
 	assert_int_equal(tm_kubeconfig_token(&tok, kc), 0);
@@ -153,13 +157,17 @@ static void test_contexts(void **state)
 	free(tok);
 	tm_kubeconfig_free(kc);
 
-	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config", "files"), 0);
+	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config",
+					     "files"),
+			 0);
 	assert_string_equal(kc->cert_file, "/etc/kube/certs/c.pem");
 	assert_string_equal(kc->key_file, "/k/c.key");
 	assert_null(kc->cert_pem);
 	tm_kubeconfig_free(kc);
 
-	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config", "basic"), 0);
+	assert_int_equal(tm_kubeconfig_parse(&kc, MULTI, strlen(MULTI), "/etc/kube/config",
+					     "basic"),
+			 0);
 	assert_string_equal(kc->username, "admin");
 	assert_string_equal(kc->password, "s3cret");
 	tm_kubeconfig_free(kc);
@@ -208,30 +216,35 @@ static void test_refusals(void **state)
 	snprintf(y, sizeof(y), "%scontexts: []\n", head);
 	expect_refused(y, NULL, "current-context is not set");
 	expect_refused(MULTI, "nope", "context \"nope\" is not defined");
-	snprintf(y, sizeof(y), "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: gone}\n", head);
+	snprintf(y, sizeof(y),
+		 "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: gone}\n", head);
 	expect_refused(y, NULL, "cluster \"gone\" is not defined");
-	snprintf(y, sizeof(y), "%scurrent-context: a\ncontexts:\n- name: a\n  context: {user: u}\n", head);
+	snprintf(y, sizeof(y), "%scurrent-context: a\ncontexts:\n- name: a\n  context: {user: u}\n",
+		 head);
 	expect_refused(y, NULL, "cluster is missing");
 	snprintf(y, sizeof(y),
 		 "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c}\n"
 		 "clusters:\n- name: c\n  cluster: {server: 'http://plain:8080'}\n",
 		 head);
 	expect_refused(y, NULL, "must be an https:// URL");
-	snprintf(y, sizeof(y),
-		 "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c}\n"
-		 "clusters:\n- name: c\n  cluster: {server: 'https://x', insecure-skip-tls-verify: true}\n",
-		 head);
+	snprintf(
+		y, sizeof(y),
+		"%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c}\n"
+		"clusters:\n- name: c\n  cluster: {server: 'https://x', insecure-skip-tls-verify: true}\n",
+		head);
 	expect_refused(y, NULL, "insecure-skip-tls-verify is not supported");
-	snprintf(y, sizeof(y),
-		 "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c}\n"
-		 "clusters:\n- name: c\n  cluster: {server: 'https://x', certificate-authority-data: '!!notb64'}\n",
-		 head);
+	snprintf(
+		y, sizeof(y),
+		"%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c}\n"
+		"clusters:\n- name: c\n  cluster: {server: 'https://x', certificate-authority-data: '!!notb64'}\n",
+		head);
 	expect_refused(y, NULL, "certificate-authority-data is not valid base64");
-	snprintf(y, sizeof(y),
-		 "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n"
-		 "clusters:\n- name: c\n  cluster: {server: 'https://x'}\n"
-		 "users:\n- name: u\n  user:\n    exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}\n",
-		 head);
+	snprintf(
+		y, sizeof(y),
+		"%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+		"clusters:\n- name: c\n  cluster: {server: 'https://x'}\n"
+		"users:\n- name: u\n  user:\n    exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}\n",
+		head);
 	expect_refused(y, NULL, "credential plugins");
 	snprintf(y, sizeof(y),
 		 "%scurrent-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n"
@@ -345,12 +358,9 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_k3s),
-		cmocka_unit_test(test_contexts),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_load),
-		cmocka_unit_test(test_in_cluster),
-		cmocka_unit_test(test_read_file_cap),
+		cmocka_unit_test(test_k3s),        cmocka_unit_test(test_contexts),
+		cmocka_unit_test(test_refusals),   cmocka_unit_test(test_load),
+		cmocka_unit_test(test_in_cluster), cmocka_unit_test(test_read_file_cap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

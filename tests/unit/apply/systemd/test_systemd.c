@@ -103,14 +103,29 @@ static void add(struct tm_objset *set, const char *id, const char *content)
 static void test_unit_names(void **state)
 {
 	static const char *const good[] = {
-		"a.service", "web.service", "foo@.service", "foo@bar.service", "foo@bar@baz.timer",
-		"a-b_c:d.e\\x2d.socket", "-.mount", "srv-data.mount", "x.path", "multi-user.target",
-		"getty@tty1.service", "A1.timer",
+		"a.service",         "web.service",        "foo@.service",
+		"foo@bar.service",   "foo@bar@baz.timer",  "a-b_c:d.e\\x2d.socket",
+		"-.mount",           "srv-data.mount",     "x.path",
+		"multi-user.target", "getty@tty1.service", "A1.timer",
 	};
 	static const char *const bad[] = {
-		"", ".service", "@.service", "@foo.service", "foo", "foo.", "foo.unknown", "foo.device",
-		"foo.slice", "fo o.service", "foo/bar.service", "f$.service", "foo.Service",
-		"foo.service ", "föö.service", "a\nb.service", "foo.service.d",
+		"",
+		".service",
+		"@.service",
+		"@foo.service",
+		"foo",
+		"foo.",
+		"foo.unknown",
+		"foo.device",
+		"foo.slice",
+		"fo o.service",
+		"foo/bar.service",
+		"f$.service",
+		"foo.Service",
+		"foo.service ",
+		"föö.service",
+		"a\nb.service",
+		"foo.service.d",
 	};
 	char name[400];
 
@@ -214,11 +229,11 @@ static void test_parse(void **state)
 	static const char dropin[] = "# comment\n; also\n[Service]\nEnvironment=A=1 \\\n  B=2\n";
 
 	(void)state;
-	assert_int_equal(A->parse(&set, &ctx, "units/common/web/web.service", "common/web/web.service",
-				  WEB, strlen(WEB)),
+	assert_int_equal(A->parse(&set, &ctx, "units/common/web/web.service",
+				  "common/web/web.service", WEB, strlen(WEB)),
 			 0);
-	assert_int_equal(A->parse(&set, &ctx, "units/web.service.d/10-env.conf", "web.service.d/10-env.conf",
-				  dropin, strlen(dropin)),
+	assert_int_equal(A->parse(&set, &ctx, "units/web.service.d/10-env.conf",
+				  "web.service.d/10-env.conf", dropin, strlen(dropin)),
 			 0);
 	/* the drop-in directory is the paths entry itself */
 	assert_int_equal(A->parse(&set, &ctx, "units/a@.service.d/x.conf", "x.conf", dropin,
@@ -226,13 +241,14 @@ static void test_parse(void **state)
 			 0);
 	assert_int_equal(A->parse(&set, &ctx, "units/empty.target", "empty.target", "", 0), 0);
 	{
-		static const char tricky[] = "\xef\xbb\xbf[Service]\nExecStart=/bin/x \\\n# c\n  --flag\n";
+		static const char tricky[] =
+			"\xef\xbb\xbf[Service]\nExecStart=/bin/x \\\n# c\n  --flag\n";
 		assert_int_equal(A->parse(&set, &ctx, "units/t.service", "t.service", tricky,
 					  strlen(tricky)),
 				 0);
 		tm_objset_free(&set, A->free_data);
-		assert_int_equal(A->parse(&set, &ctx, "units/common/web/web.service", "common/web/web.service",
-					  WEB, strlen(WEB)),
+		assert_int_equal(A->parse(&set, &ctx, "units/common/web/web.service",
+					  "common/web/web.service", WEB, strlen(WEB)),
 				 0);
 		assert_int_equal(A->parse(&set, &ctx, "units/web.service.d/10-env.conf",
 					  "web.service.d/10-env.conf", dropin, strlen(dropin)),
@@ -240,7 +256,8 @@ static void test_parse(void **state)
 		assert_int_equal(A->parse(&set, &ctx, "units/a@.service.d/x.conf", "x.conf", dropin,
 					  strlen(dropin)),
 				 0);
-		assert_int_equal(A->parse(&set, &ctx, "units/empty.target", "empty.target", "", 0), 0);
+		assert_int_equal(A->parse(&set, &ctx, "units/empty.target", "empty.target", "", 0),
+				 0);
 	}
 	assert_int_equal(set.n, 4);
 	assert_string_equal(set.v[0].id, "web.service");
@@ -251,7 +268,8 @@ static void test_parse(void **state)
 	assert_string_equal(set.v[3].id, "empty.target");
 
 	/* refusals name the repository path and add nothing */
-	assert_int_equal(A->parse(&set, &ctx, "units/we b.service", "we b.service", WEB, strlen(WEB)),
+	assert_int_equal(A->parse(&set, &ctx, "units/we b.service", "we b.service", WEB,
+				  strlen(WEB)),
 			 TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "units/we b.service"));
 	assert_non_null(strstr(tm_error_last(), "not a valid unit name"));
@@ -261,19 +279,21 @@ static void test_parse(void **state)
 				  dropin, strlen(dropin)),
 			 TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "units/b$d.service.d/x.conf"));
-	assert_int_equal(A->parse(&set, &ctx, "units/web.service.d/.x.conf", "web.service.d/.x.conf",
-				  dropin, strlen(dropin)),
+	assert_int_equal(A->parse(&set, &ctx, "units/web.service.d/.x.conf",
+				  "web.service.d/.x.conf", dropin, strlen(dropin)),
 			 TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "drop-in"));
 	assert_int_equal(A->parse(&set, &ctx, "units/nul.service", "nul.service", "[Unit]\0x", 8),
 			 TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "units/nul.service"));
-	assert_int_equal(A->parse(&set, &ctx, "units/k.service", "k.service", "Foo=bar\n", 8), TM_EPARSE);
+	assert_int_equal(A->parse(&set, &ctx, "units/k.service", "k.service", "Foo=bar\n", 8),
+			 TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "units/k.service:1"));
 	assert_int_equal(A->parse(&set, &ctx, "units/k.service", "k.service", "[Unit]\njunk\n", 12),
 			 TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "units/k.service:2"));
-	assert_int_equal(A->parse(&set, &ctx, "units/k.service", "k.service", "[Unit\n", 6), TM_EPARSE);
+	assert_int_equal(A->parse(&set, &ctx, "units/k.service", "k.service", "[Unit\n", 6),
+			 TM_EPARSE);
 	assert_int_equal(set.n, 4);
 	tm_objset_free(&set, A->free_data);
 
@@ -314,11 +334,13 @@ static void test_diff(void **state)
 	expect_diff("1\n2\n3\n4\n5\n6\n7\n8\n9\n", "1\n2\n3\n4\nFIVE\n6\n7\n8\n9\n",
 		    "--- u\n+++ u\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+FIVE\n 6\n 7\n 8\n");
 	/* two changes far apart: two hunks */
-	expect_diff("a\n1\n2\n3\n4\n5\n6\n7\n8\nb\n", "A\n1\n2\n3\n4\n5\n6\n7\n8\nB\n",
-		    "--- u\n+++ u\n@@ -1,4 +1,4 @@\n-a\n+A\n 1\n 2\n 3\n@@ -7,4 +7,4 @@\n 6\n 7\n 8\n-b\n+B\n");
+	expect_diff(
+		"a\n1\n2\n3\n4\n5\n6\n7\n8\nb\n", "A\n1\n2\n3\n4\n5\n6\n7\n8\nB\n",
+		"--- u\n+++ u\n@@ -1,4 +1,4 @@\n-a\n+A\n 1\n 2\n 3\n@@ -7,4 +7,4 @@\n 6\n 7\n 8\n-b\n+B\n");
 	/* insertion in the middle and a missing final newline */
-	expect_diff("a\nb\n", "a\nnew\nb", "--- u\n+++ u\n@@ -1,2 +1,3 @@\n a\n-b\n+new\n+b\n"
-					      "\\ No newline at end of file\n");
+	expect_diff("a\nb\n", "a\nnew\nb",
+		    "--- u\n+++ u\n@@ -1,2 +1,3 @@\n a\n-b\n+new\n+b\n"
+		    "\\ No newline at end of file\n");
 	/* GNU diff agrees on a pure insertion */
 	expect_diff("a\nb\nc\n", "a\nb\nX\nc\n", "--- u\n+++ u\n@@ -1,3 +1,4 @@\n a\n b\n+X\n c\n");
 	expect_diff("a\nb\nc\n", "a\nc\n", "--- u\n+++ u\n@@ -1,3 +1,2 @@\n a\n-b\n c\n");
@@ -411,7 +433,8 @@ static void test_foreign_refused(void **state)
 	add(&set, "z.service.d/x.conf", "[Service]\nNice=1\n");
 	assert_int_equal(A->apply(&res, &ctx, &set, inv, 1), TM_EAPPLY);
 	snprintf(want, sizeof(want),
-		 "%s/foreign.service exists and was not written by tagmoor; refusing to overwrite", units);
+		 "%s/foreign.service exists and was not written by tagmoor; refusing to overwrite",
+		 units);
 	assert_string_equal(tm_error_last(), want);
 	assert_string_equal(res.error_object, "foreign.service");
 	/* nothing written, nothing run */
@@ -501,8 +524,9 @@ static void test_apply_live(void **state)
 	snprintf(p, sizeof(p), "%s/fail-enable", base);
 	put_file(p, "Failed to enable unit: boom\n");
 	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY);
-	assert_string_equal(tm_error_last(),
-			    "systemctl enable a.service: exit status 1: Failed to enable unit: boom");
+	assert_string_equal(
+		tm_error_last(),
+		"systemctl enable a.service: exit status 1: Failed to enable unit: boom");
 	tm_apply_result_free(&res);
 	tm_objset_free(&set, A->free_data);
 
@@ -628,8 +652,9 @@ static void test_prune(void **state)
 	assert_string_equal(kept[0], "old.service");
 	assert_true(exists("old.service"));
 	assert_string_equal(res.error_object, "old.service");
-	assert_string_equal(tm_error_last(), "systemd: old.service could not be removed: systemctl "
-					     "disable old.service: exit status 1: Failed to disable unit: nope");
+	assert_string_equal(tm_error_last(),
+			    "systemd: old.service could not be removed: systemctl "
+			    "disable old.service: exit status 1: Failed to disable unit: nope");
 	tm_strv_free(kept, nkept);
 	tm_apply_result_free(&res);
 	tm_objset_free(&set, A->free_data);
@@ -645,7 +670,8 @@ static void test_health(void **state)
 	(void)state;
 	reset_fake("failed failed exit-code");
 	add(&set, "a.service", WEB);
-	add(&set, "quiet.service", "[Service]\nExecStart=/bin/true\n"); /* no [Install]: not checked */
+	add(&set, "quiet.service",
+	    "[Service]\nExecStart=/bin/true\n"); /* no [Install]: not checked */
 	/* wait 0: no look at all */
 	assert_int_equal(A->health(&res, &ctx, &set, 0), 0);
 	log = calls();
@@ -802,7 +828,8 @@ static void test_apply_records_before_writing(void **state)
 
 	(void)state;
 	reset_fake("inactive dead success");
-	unit_path(p, sizeof(p), "same.service"); /* identical: adopted, not written, but recorded as ours */
+	unit_path(p, sizeof(p),
+		  "same.service"); /* identical: adopted, not written, but recorded as ours */
 	put_file(p, WEB);
 	unit_path(p, sizeof(p), "mine.service"); /* ours and the same: nothing to do */
 	put_file(p, WEB);
@@ -860,7 +887,8 @@ static void test_apply_records_before_writing(void **state)
 	unit_path(p, sizeof(p), "mine.service.d/10.conf");
 	unlink(p);
 	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), TM_EAPPLY);
-	assert_non_null(strstr(tm_error_last(), "new.service exists and was not written by tagmoor"));
+	assert_non_null(
+		strstr(tm_error_last(), "new.service exists and was not written by tagmoor"));
 	assert_int_equal(rec.calls, 0);
 	assert_false(exists("mine.service.d/10.conf"));
 	tm_apply_result_free(&res);
@@ -905,7 +933,7 @@ static void make_leftovers(const char *outside)
 	put_in("a.service.d", ".10.conf.tagmoor-tmp-Xy98Zw", "[Serv");
 	put_in("", "a.service.tmp.Qq11Ww", "[Unit]\n");       /* old-style, an id of ours */
 	put_in("", "foreign.service.tmp.Qq11Ww", "[Unit]\n"); /* old-style, not ours */
-	put_in("", "notes.tagmoor-tmp-Ab12Cd", "mine\n");    /* no dot: not ours */
+	put_in("", "notes.tagmoor-tmp-Ab12Cd", "mine\n");     /* no dot: not ours */
 	/* a drop-in directory that is a symlink is never followed */
 	snprintf(p, sizeof(p), "%s/.x.tagmoor-tmp-Ab12Cd", outside);
 	put_file(p, "outside\n");
@@ -1023,31 +1051,32 @@ static int setup(void **state)
 	/* The fake logs its argv; fails a verb with fail-VERB's text; hangs with
 	 * sleep-VERB; answers `show` with the "ActiveState SubState Result" of
 	 * the state file, active since boot. */
-	snprintf(script, sizeof(script),
-		 "#!/bin/sh\n"
-		 "D=%s\n"
-		 "echo \"$*\" >>\"$D/log\"\n"
-		 "verb=$1\n"
-		 "case \"$1\" in --root=*) verb=$2 ;; esac\n"
-		 "if [ -f \"$D/fail-$verb\" ]; then cat \"$D/fail-$verb\"; exit 1; fi\n"
-		 "if [ -f \"$D/sleep-$verb\" ]; then exec sleep 30; fi\n"
-		 "if [ \"$verb\" = is-active ]; then\n"
-		 "  shift\n"
-		 "  read a s r <\"$D/state\"\n"
-		 "  for u in \"$@\"; do echo \"$a\"; done\n"
-		 "  [ \"$a\" = active ] && exit 0 || exit 3\n"
-		 "fi\n"
-		 "if [ \"$verb\" = show ]; then\n"
-		 "  shift 3\n"
-		 "  read a s r t x <\"$D/state\"\n"
-		 "  for u in \"$@\"; do\n"
-		 "    printf 'Id=%%s\\nLoadState=loaded\\nActiveState=%%s\\nSubState=%%s\\nResult=%%s\\n"
-		 "Type=%%s\\nJob=\\nExecMainExitTimestampMonotonic=%%s\\n\\n'"
-		 " \"$u\" \"$a\" \"$s\" \"$r\" \"${t:-simple}\" \"${x:-0}\"\n"
-		 "  done\n"
-		 "fi\n"
-		 "exit 0\n",
-		 base);
+	snprintf(
+		script, sizeof(script),
+		"#!/bin/sh\n"
+		"D=%s\n"
+		"echo \"$*\" >>\"$D/log\"\n"
+		"verb=$1\n"
+		"case \"$1\" in --root=*) verb=$2 ;; esac\n"
+		"if [ -f \"$D/fail-$verb\" ]; then cat \"$D/fail-$verb\"; exit 1; fi\n"
+		"if [ -f \"$D/sleep-$verb\" ]; then exec sleep 30; fi\n"
+		"if [ \"$verb\" = is-active ]; then\n"
+		"  shift\n"
+		"  read a s r <\"$D/state\"\n"
+		"  for u in \"$@\"; do echo \"$a\"; done\n"
+		"  [ \"$a\" = active ] && exit 0 || exit 3\n"
+		"fi\n"
+		"if [ \"$verb\" = show ]; then\n"
+		"  shift 3\n"
+		"  read a s r t x <\"$D/state\"\n"
+		"  for u in \"$@\"; do\n"
+		"    printf 'Id=%%s\\nLoadState=loaded\\nActiveState=%%s\\nSubState=%%s\\nResult=%%s\\n"
+		"Type=%%s\\nJob=\\nExecMainExitTimestampMonotonic=%%s\\n\\n'"
+		" \"$u\" \"$a\" \"$s\" \"$r\" \"${t:-simple}\" \"${x:-0}\"\n"
+		"  done\n"
+		"fi\n"
+		"exit 0\n",
+		base);
 	put_file(fake, script);
 	assert_int_equal(chmod(fake, 0755), 0);
 	snprintf(p, sizeof(p), "%s/journalctl", base);
