@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/fault.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -106,6 +107,7 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		p += w;
 		len -= (size_t)w;
 	}
+	TM_FAULT("file.temp-written");
 	if (hook("written")) {
 		tm_error_set(TM_EIO, "%s: simulated failure after write", path);
 		goto out;
@@ -124,6 +126,7 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		goto out;
 	}
 	fd = -1;
+	TM_FAULT("file.temp-synced");
 	if (hook("synced")) {
 		tm_error_set(TM_EIO, "%s: simulated failure before rename", path);
 		goto out;
@@ -133,6 +136,7 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		goto out;
 	}
 	tmp[0] = '\0'; /* renamed: nothing to clean up */
+	TM_FAULT("file.renamed");
 	if ((r = fsync_dir(dir)) < 0)
 		goto out;
 	r = 0;

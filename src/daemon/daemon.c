@@ -29,6 +29,7 @@
 #include "tagmoor/pipeline/reconcile.h"
 #include "tagmoor/report/report.h"
 #include "tagmoor/state/state.h"
+#include "tagmoor/core/fault.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -515,7 +516,9 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 		return r;
 	}
 	if (r == 0) {
+		TM_FAULT("daemon.locked");
 		r = tm_reconcile_pass(&pass);
+		TM_FAULT("daemon.pass-done");
 		tm_state_unlock(fd);
 	} else {
 		pass.state = "failed";
@@ -578,6 +581,7 @@ static void report_tick(struct daemon *d)
 	d->report_not_before = now + 1000;
 	set_deadline(d, now + (int64_t)tm_daemon_pass_bound_ms(cfg),
 		     now + (int64_t)tm_daemon_pass_hard_ms(cfg), "a report delivery");
+	TM_FAULT("daemon.before-report-tick");
 	tm_report_tick(cfg, (int64_t)time(NULL));
 	tm_error_clear();
 }

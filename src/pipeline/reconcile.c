@@ -24,6 +24,7 @@
 #include "tagmoor/pipeline/plan.h"
 #include "tagmoor/report/report.h"
 #include "tagmoor/state/state.h"
+#include "tagmoor/core/fault.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -129,6 +130,7 @@ static int record_ids(void *arg, const char *applier, char *const *ids, size_t n
 		if (!have && (r = tm_strv_push(&all, &nall, ids[i])) == 0)
 			added++;
 	}
+	TM_FAULT("pass.before-record");
 	if (r == 0 && added && (r = tm_state_set_inventory(rc->st, applier, all, nall)) == 0)
 		r = tm_state_save(rc->st, rc->p->cfg->agent.state_dir);
 	tm_strv_free(all, nall);
@@ -220,6 +222,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 			tm_strv_free(ids, nids);
 			return res->unreachable ? TM_EUNREACHABLE : r;
 		}
+		TM_FAULT("pass.applier-applied");
 		if (ap->prune && p->appliers[i].prune) {
 			r = ap->prune(res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
 			if (r < 0) {
@@ -233,6 +236,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 				if (tm_objset_find(&pl->set[i], inv->ids[j]) < 0)
 					r = tm_strv_push(&kept, &nkept, inv->ids[j]);
 		}
+		TM_FAULT("pass.applier-pruned");
 		for (size_t j = 0; j < pl->set[i].n && r == 0; j++)
 			r = tm_strv_push(&ids, &nids, pl->set[i].v[j].id);
 		/* bounded: the oldest kept ids are forgotten first */
@@ -253,6 +257,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 
 		if (!p->appliers[i].enabled || !ap->health)
 			continue;
+		TM_FAULT("pass.before-health");
 		r = ap->health(res, ctx, &pl->set[i], wait);
 		if (r < 0) {
 			add_error(p, "health",
@@ -275,6 +280,7 @@ static int save_state(struct tm_pass *p, struct tm_state *st)
 	if ((r = tm_pass_status_json(&doc, p, st->seq)) == 0)
 		r = tm_state_set_status(st, doc.ptr);
 	tm_buf_free(&doc);
+	TM_FAULT("pass.before-state-save");
 	if (r == 0)
 		r = tm_state_save(st, p->cfg->agent.state_dir);
 	if (r < 0)
@@ -320,6 +326,7 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *gi
 			continue;
 		n = pl.set[i].n;
 		pl.set[i].n = owned_first(&pl.set[i], tm_state_inventory(st, ap->name));
+		TM_FAULT("pass.before-drift");
 		r = ap->drift(&p->appliers[i].res, ctx, &pl.set[i]);
 		pl.set[i].n = n;
 		drifted += p->appliers[i].res.ndrifted;
@@ -580,11 +587,12 @@ int tm_reconcile_pass(struct tm_pass *p)
 	char oid[41], path[4096];
 	int r, have_plans = 0, fetched = 0;
 
-	p->time = (int64_t)time(NULL);
+	p->time = TM_FAULT_TIME((int64_t)time(NULL));
 	p->started_ms = now_ms();
 	p->state = "failed";
 	setup_appliers(p);
 
+	TM_FAULT("pass.start");
 	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
 		return r;
 	if (p->mode == TM_PASS_SYNC) {
@@ -594,6 +602,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 		if (rs > st.seq)
 			st.seq = rs;
 		clean_state_dir(cfg->agent.state_dir);
+		TM_FAULT("pass.state-dir-cleaned");
 	}
 	if (st.moved_aside)
 		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s",
@@ -606,6 +615,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 		goto out;
 	}
 
+	TM_FAULT("pass.repo-opened");
 	/* poll: one ref advertisement */
 	r = tm_git_ls_remote(oid, git, &src, ref);
 	if (r == TM_ENOTFOUND)
@@ -615,6 +625,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 		r = TM_ESOURCE;
 		goto out;
 	}
+	TM_FAULT("pass.polled");
 	memcpy(p->oid, oid, sizeof(p->oid));
 	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object
 							  : st.applied.commit;
@@ -663,12 +674,14 @@ int tm_reconcile_pass(struct tm_pass *p)
 		}
 	}
 
+	TM_FAULT("pass.fetched");
 	/* verify: before anything of the revision is read */
 	struct tm_verify_floor floor = { st.accepted_time, st.accepted_key };
 	if ((r = tm_verify_revision(&p->verdict, git, cfg, ref, oid, &floor, p->time)) < 0) {
 		add_error(p, "verify", NULL, "%s", tm_error_last());
 		goto out;
 	}
+	TM_FAULT("pass.verified");
 	p->have_verdict = 1;
 	switch (p->verdict.outcome) {
 	case TM_VERIFY_REFUSED:
@@ -708,6 +721,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 		goto out;
 	}
 
+	TM_FAULT("pass.before-plan");
 	/* plan */
 	if ((r = build_plans(p, &pl, git, p->verdict.commit, &ctx)) < 0) {
 		if (p->mode == TM_PASS_SYNC) {
@@ -718,6 +732,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 		r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
 		goto out;
 	}
+	TM_FAULT("pass.planned");
 	have_plans = 1;
 	if (p->mode == TM_PASS_DIFF) {
 		r = diff_all(p, &st, &pl, &ctx);
@@ -730,13 +745,16 @@ int tm_reconcile_pass(struct tm_pass *p)
 	}
 	/* apply, health, commit state */
 	raise_floor(&st, &p->verdict);
+	TM_FAULT("pass.before-apply");
 	r = apply_all(p, &st, &pl, &ctx, "apply");
+	TM_FAULT("pass.applied");
 	if (r == 0) {
 		set_revision(&st.applied, &p->verdict);
 		set_revision(&st.last_good, &p->verdict);
 		if (tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit) < 0)
 			tm_log_warn("%s", tm_error_last());
 		/* only keeps objects reachable; pruning keeps them too */
+		TM_FAULT("pass.before-commit-state");
 		memcpy(p->applied_commit, st.applied.commit, 41);
 		memcpy(p->last_good_commit, st.last_good.commit, 41);
 		p->state = "synced";
@@ -773,14 +791,17 @@ int tm_reconcile_pass(struct tm_pass *p)
 		struct plans good;
 		tm_log_warn("rolling back to the last good revision %.12s", st.last_good.commit);
 		if (build_plans(p, &good, git, st.last_good.commit, &ctx) == 0) {
+			TM_FAULT("pass.before-rollback");
 			int rr = apply_all(p, &st, &good, &ctx, "rollback");
 			plans_free(&good);
+			TM_FAULT("pass.rolled-back");
 			if (rr == 0) {
 				st.applied = st.last_good;
 				p->state = "rolled_back";
 			}
 		}
 	}
+	TM_FAULT("pass.before-save-failed");
 	memcpy(p->applied_commit, st.applied.commit, 41);
 	save_state(p, &st);
 	r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
@@ -793,7 +814,9 @@ out:
 	if (git && fetched && p->mode == TM_PASS_SYNC) {
 		char saved[1024];
 		snprintf(saved, sizeof(saved), "%s", tm_error_last());
+		TM_FAULT("pass.before-store-prune");
 		prune_store(p, &st, git, oid);
+		TM_FAULT("pass.store-pruned");
 		if (r < 0 && r != TM_ESTOPPED)
 			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
 	}
@@ -802,7 +825,9 @@ out:
 	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {
 		char saved[1024];
 		snprintf(saved, sizeof(saved), "%s", tm_error_last());
+		TM_FAULT("pass.before-report");
 		report_pass(p, &st, r);
+		TM_FAULT("pass.reported");
 		if (r < 0)
 			tm_error_set(r, "%s", saved); /* the pass's error, not the reporter's */
 	}

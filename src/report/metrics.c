@@ -12,6 +12,7 @@
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/cli/versions.h"
+#include "tagmoor/core/fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,7 @@ int tm_metrics_write(const struct tm_config *cfg, const struct tm_metrics *m)
 		    memcmp(old.ptr, now.ptr, now.len) == 0)
 			same = 1;
 		tm_error_clear();
+		TM_FAULT("metrics.before-write");
 		if (!same && (r = tm_file_write_atomic(path, now.ptr, now.len, 0644)) < 0)
 			tm_error_wrap(r, "metrics_file");
 	}

@@ -20,6 +20,7 @@
 #include "tagmoor/doc/json.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/state/state.h"
+#include "tagmoor/core/fault.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -466,7 +467,9 @@ static int send_one(struct client *c, const struct tm_config *cfg, uint64_t seq,
 		out = DROPPED;
 		goto done;
 	}
+	TM_FAULT("report.before-send");
 	r = post(c, cfg->report.url, ctype, hdrs, &body, &status, ra, excerpt, sizeof(excerpt));
+	TM_FAULT("report.sent");
 	if (r < 0) {
 		tm_log_warn("report %llu: %s; kept in the spool", (unsigned long long)seq,
 			    tm_error_last());
@@ -551,12 +554,14 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 		attempts = 0;
 		backoff.failures = 0;
 		backoff.next_ms = 0;
+		TM_FAULT("report.before-spool-remove");
 		if ((r = tm_spool_remove(cfg->agent.state_dir, v[i])) < 0) {
 			tm_log_warn("%s", tm_error_last());
 			tm_error_clear();
 			break;
 		}
 		i++;
+		TM_FAULT("report.spool-removed");
 	}
 	client_free(&c);
 	*pending = n - i;
@@ -674,6 +679,7 @@ static int submit(const struct tm_config *cfg, const struct tm_report_event *ev,
 		if ((r = tm_spool_put(dir, ev->seq, doc.ptr, max, &dropped)) < 0)
 			goto out;
 	}
+	TM_FAULT("report.spooled");
 	/* alerts: only on a transition into a bad state or back to synced */
 	if (ev->state && (cls = alert_class(ev->state))) {
 		if (strcmp(cls, rec.alert_state) != 0 &&
@@ -694,10 +700,12 @@ static int submit(const struct tm_config *cfg, const struct tm_report_event *ev,
 	rec.doc = NULL;
 	if (r < 0)
 		goto out;
+	TM_FAULT("report.recorded");
 	tm_log_debug("report %llu recorded (%s)", (unsigned long long)ev->seq,
 		     ev->state ? ev->state : "-");
 	if (alert_to[0] && cfg->report.alert_url)
 		send_alert(cfg, ev, alert_to, alert_from);
+	TM_FAULT("report.before-deliver");
 	if (cfg->report.url && mono_ms() >= backoff.next_ms)
 		deliver(cfg, &pending, 0, (int64_t)timeout_ms(cfg));
 	tm_error_clear();

@@ -12,6 +12,7 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
+#include "tagmoor/core/fault.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -116,8 +117,10 @@ int tm_spool_remove(const char *state_dir, uint64_t seq)
 	char path[4096], dir[4096];
 
 	spool_path(path, sizeof(path), state_dir, seq);
+	TM_FAULT("spool.before-remove");
 	if (unlink(path) < 0 && errno != ENOENT)
 		return tm_error_set(TM_EIO, "%s: %s", path, strerror(errno));
+	TM_FAULT("spool.removed");
 	spool_dir(dir, sizeof(dir), state_dir);
 	return fsync_dir(dir);
 }
@@ -137,6 +140,7 @@ int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t 
 	spool_path(path, sizeof(path), state_dir, seq);
 	if ((r = tm_file_write_atomic(path, doc, strlen(doc), 0600)) < 0)
 		return r;
+	TM_FAULT("spool.written");
 	if ((r = tm_spool_list(state_dir, &v, &n)) < 0)
 		return r;
 	/* the oldest first; never the one just written */
@@ -146,6 +150,7 @@ int tm_spool_put(const char *state_dir, uint64_t seq, const char *doc, uint64_t 
 		spool_path(path, sizeof(path), state_dir, v[i]);
 		if (unlink(path) == 0) {
 			(*dropped)++;
+			TM_FAULT("spool.dropped-oldest");
 			tm_log_warn(
 				"%s: the spool holds more than spool_max = %llu reports; dropped "
 				"report %llu",

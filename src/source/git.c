@@ -28,6 +28,7 @@
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/source/http.h"
 #include "tagmoor/core/log.h"
+#include "tagmoor/core/fault.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1432,6 +1433,7 @@ static int gs_read(git_smart_subtransport_stream *stream, char *buf, size_t len,
 		return -1;
 	before = tm_http_stream_received(s->hs);
 	r = tm_http_stream_read(s->hs, buf, len, out_n);
+	TM_FAULT("git.pack-reading");
 	x->used += tm_http_stream_received(s->hs) - before;
 	if (r == 0 && *out_n && s->service == GIT_SERVICE_UPLOADPACK_LS && x->record &&
 	    !x->record_full) {
@@ -1679,6 +1681,7 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	specs.strings = &specp;
 	specs.count = 1;
+	TM_FAULT("git.before-fetch");
 	if ((e = git_remote_fetch(remote, &specs, &fo, "tagmoor: fetch")) < 0) {
 		const git_error *le = git_error_last();
 		int klass = le ? le->klass : GIT_ERROR_NONE;
@@ -1688,6 +1691,7 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 		r = net_fail(&x, x.url);
 		goto out;
 	}
+	TM_FAULT("git.pack-received");
 	/* libgit2 took the pack: the scan must have followed it to its end, or
 	 * something in it went unaccounted for */
 	if (x.scan && x.scan->state != PS_DONE) {
@@ -1705,10 +1709,12 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 				 x.url, ref, expected_oid);
 	if (r < 0)
 		goto out;
+	TM_FAULT("git.before-fetched-ref");
 	if ((r = tm_git_set_ref(git, TM_GIT_FETCHED_REF, expected_oid)) < 0) {
 		*local = 1;
 		goto out;
 	}
+	TM_FAULT("git.fetched");
 	tm_log_debug("fetched %s %s from %s (%llu bytes, %u objects inflating to %llu bytes)", ref,
 		     expected_oid, x.url, (unsigned long long)x.used, x.scan ? x.scan->nobjects : 0,
 		     (unsigned long long)(x.scan ? x.scan->total : 0));
@@ -2253,11 +2259,13 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 			    (r = pack_foreach(git->path, &pc)) < 0)
 				goto out;
 		}
+		TM_FAULT("git.prune-before-pack");
 		if (git_packbuilder_write(pb, dir, 0, NULL, NULL) < 0) {
 			r = lg_error(TM_EIO, "prune: writing the new pack");
 			goto out;
 		}
 	}
+	TM_FAULT("git.prune-packed");
 	/* 2. refs to what is not kept */
 	if ((r = drop_unkept_refs(git->repo, &set)) < 0)
 		goto out;
@@ -2278,6 +2286,7 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 	for (size_t i = 0; i < npacks; i++)
 		if (packs[i].unkept && (r = unlink_pack(git->path, packs[i].stem)) < 0)
 			break;
+	TM_FAULT("git.prune-packs-removed");
 	if (r == 0)
 		r = loose_objects(git->path, &set, &loose, 1);
 	if (git_repository_open_ext(&repo, git->path,
@@ -2340,6 +2349,7 @@ int tm_git_set_ref(struct tm_git *git, const char *name, const char *oid)
 
 	if ((r = private_ref(name)) < 0 || (r = parse_oid(&id, oid)) < 0)
 		return r;
+	TM_FAULT("git.before-set-ref");
 	if (git_reference_create(&ref, git->repo, name, &id, 1, "tagmoor") < 0)
 		return lg_error(TM_EIO, name);
 	git_reference_free(ref);

@@ -16,6 +16,7 @@
 #include "tagmoor/core/log.h"
 #include "tagmoor/verify/verify.h"
 #include "tagmoor/doc/yaml.h"
+#include "tagmoor/core/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,6 +178,7 @@ static int save_floor(const struct tm_state *st, const char *state_dir)
 		     "\"seq\":%llu}\n",
 		     (long long)st->accepted_time, st->accepted_key, (unsigned long long)st->seq);
 	snprintf(path, sizeof(path), "%s/floor", state_dir);
+	TM_FAULT("state.before-floor-replace");
 	return tm_file_write_atomic(path, text, (size_t)n, 0600);
 }
 
@@ -215,8 +217,12 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 				    STATE_MAX);
 	}
 	snprintf(path, sizeof(path), "%s/state.json", state_dir);
-	if ((r = tm_file_mkdirs(state_dir, 0700)) == 0 && (r = save_floor(st, state_dir)) == 0)
+	TM_FAULT("state.before-save");
+	if ((r = tm_file_mkdirs(state_dir, 0700)) == 0 && (r = save_floor(st, state_dir)) == 0) {
+		TM_FAULT("state.floor-replaced");
 		r = tm_file_write_atomic(path, b.ptr, b.len, 0600);
+		TM_FAULT("state.json-replaced");
+	}
 	tm_buf_free(&b);
 	return r;
 }
@@ -450,5 +456,6 @@ int tm_state_load(struct tm_state *st, const char *state_dir, int readonly)
 	tm_log_warn("%s did not parse; moved aside to %s and starting with an empty state", path,
 		    aside);
 	st->moved_aside = strdup(aside);
+	TM_FAULT("state.moved-aside");
 	return load_floor(st, state_dir);
 }

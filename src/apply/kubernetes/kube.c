@@ -37,6 +37,7 @@
 #include "tagmoor/apply/kubernetes/kubeconfig.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/doc/yaml.h"
+#include "tagmoor/core/fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1849,6 +1850,7 @@ static int lease_acquire(void)
 		}
 		lease_note(&b);
 		P.lease_held = 1;
+		TM_FAULT("kube.lease-taken");
 		P.lease_renewed_ms = now_ms();
 		tm_log_debug("kubernetes: holding the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
 			     P.lease);
@@ -2689,6 +2691,7 @@ static int apply_one(struct item *x, struct tm_apply_result *res, int count)
 	int r, created, unchanged;
 
 	tm_buf_init(&b, MAX_RESPONSE + 1);
+	TM_FAULT("kube.before-patch");
 	if ((r = ssa(x, 0, &st, &b)) < 0) {
 		set_error_object(res, x->o->id);
 		r = tm_error_wrap(r, "kubernetes: apply %s", x->o->id);
@@ -2700,6 +2703,7 @@ static int apply_one(struct item *x, struct tm_apply_result *res, int count)
 		r = object_failed(res, x, "apply", st, &b);
 		goto out;
 	}
+	TM_FAULT("kube.patched");
 	created = st == 201;
 	unchanged = 0;
 	if (!created && x->listed &&
@@ -3056,12 +3060,14 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			tm_kube_pass_end();
 		return r;
 	}
+	TM_FAULT("kube.resolved");
 	prelist(it, desired->n);
 	/* look at everything before writing anything */
 	if ((r = check_foreign(it, desired->n, inventory, ninventory, res)) < 0 ||
 	    (r = record_new(ctx, it, desired->n, inventory, ninventory)) < 0 ||
 	    (r = apply_staged(it, desired->n, NULL, res, 1)) < 0)
 		goto fail;
+	TM_FAULT("kube.applied");
 	tm_log_info("kubernetes: %u applied, %u unchanged", res->applied, res->unchanged);
 	items_free(it);
 	return 0;
@@ -3241,6 +3247,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				size_t pl = strlen(path);
 				snprintf(path + pl, sizeof(path) - pl,
 					 "?propagationPolicy=Background");
+				TM_FAULT("kube.before-delete");
 				r = tm_kube_call(P.kube, "DELETE", path, "application/json",
 						 body.ptr, body.len, &st, &b);
 			}
@@ -3261,6 +3268,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			r = object_failed(res, &x, "prune", st, &b);
 			goto keep;
 		}
+		TM_FAULT("kube.deleted");
 		if ((r = lease_tick()) < 0)
 			goto keep;
 		continue;
@@ -3276,6 +3284,7 @@ keep:
 		if ((r = tm_strv_push(kept, nkept, g[i].id)) < 0)
 			goto done;
 	}
+	TM_FAULT("kube.pruned");
 	r = first_err;
 	if (r < 0)
 		tm_error_set(r, "%s%s", first_msg,

@@ -34,6 +34,7 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
+#include "tagmoor/core/fault.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -598,6 +599,7 @@ static int daemon_reload(const struct tm_applier_ctx *ctx)
 
 	tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
 	r = tm_systemctl_run(&out, &st, QUICK_TIMEOUT_MS, args);
+	TM_FAULT("systemd.daemon-reloaded");
 	if (r == 0 && st != 0) {
 		char msg[768];
 		one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
@@ -1044,6 +1046,7 @@ static int write_object(const struct tm_applier_ctx *ctx, const struct tm_object
 	} else if ((r = tm_file_mkdirs(unit_dir_of(ctx), 0755)) < 0) {
 		return tm_error_wrap(TM_EAPPLY, "systemd");
 	}
+	TM_FAULT("systemd.before-unit-write");
 	if ((r = tm_file_write_atomic(path, o->content, o->len, 0644)) < 0)
 		return tm_error_wrap(TM_EAPPLY, "systemd");
 	tm_log_info("systemd: wrote %s", path);
@@ -1217,6 +1220,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 			goto out;
 		}
 	}
+	TM_FAULT("systemd.enabled");
 	if (ctx->root) {
 		r = 0;
 		goto out;
@@ -1248,6 +1252,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 		if (r < 0)
 			goto out;
 	}
+	TM_FAULT("systemd.before-restart");
 	if (nrestart) {
 		for (size_t i = 0; i < nrestart; i++)
 			tm_log_info("systemd: restarting %s", restart[i]);
@@ -1255,6 +1260,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 				   nrestart, -1, NULL)) < 0)
 			goto out;
 	}
+	TM_FAULT("systemd.before-start");
 	if (nstart) {
 		for (size_t i = 0; i < nstart; i++)
 			tm_log_info("systemd: starting %s", start[i]);
@@ -1343,9 +1349,11 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				path, nforeign > 1 ? " (and others)" : "");
 		goto out;
 	}
+	TM_FAULT("systemd.checked");
 	/* 2. What is about to be written becomes tagmoor's first, then write. */
 	if ((r = record_new(ctx, desired, state, inventory, ninventory)) < 0)
 		goto out;
+	TM_FAULT("systemd.recorded");
 	for (size_t i = 0; i < desired->n; i++) {
 		const struct tm_object *o = &desired->v[i];
 		if (state[i] == F_SAME) {
@@ -1356,6 +1364,7 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			set_error_object(res, o->id);
 			goto out;
 		}
+		TM_FAULT("systemd.unit-written");
 		res->applied++;
 		if ((r = tm_strv_push(&changed, &nchanged, o->id)) < 0 ||
 		    (r = tm_strv_push(&res->changed, &res->nchanged, o->id)) < 0)
@@ -1365,6 +1374,7 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		r = 0;
 		goto out;
 	}
+	TM_FAULT("systemd.units-written");
 	/* 3. Reload, enable, start, restart. */
 	converged = 1;
 	r = converge(res, ctx, desired, changed, nchanged);
@@ -1436,6 +1446,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		    systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
 			tm_log_warn("systemd: prune: %s", tm_error_last());
 	}
+	TM_FAULT("systemd.prune-stopped");
 	/* 2. Disable and delete, one by one, so a failure keeps only that one. */
 	for (size_t i = 0; i < ngone; i++) {
 		char path[PATH_MAX_TM];
@@ -1451,6 +1462,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 					   ctx->root ? NULL : "--no-reload", one, 1, -1, NULL)) < 0)
 				goto keep;
 		}
+		TM_FAULT("systemd.prune-disabled");
 		if (exists && unlink(path) < 0) {
 			r = tm_error_set(TM_EAPPLY, "systemd: cannot remove %s: %s", path,
 					 strerror(errno));
@@ -1459,6 +1471,7 @@ static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		if (exists) {
 			removed_any = 1;
 			tm_log_info("systemd: removed %s", path);
+			TM_FAULT("systemd.prune-removed");
 		}
 		if (kind == TM_SYSTEMD_DROPIN) {
 			char *slash = strrchr(path, '/');
@@ -1483,6 +1496,7 @@ keep:
 		if ((r = tm_strv_push(kept, nkept, gone[i])) < 0)
 			goto out;
 	}
+	TM_FAULT("systemd.pruned");
 	/* 3. One reload; running parents of removed drop-ins pick the change up. */
 	if (removed_any && !ctx->root) {
 		if ((r = daemon_reload(ctx)) < 0)
