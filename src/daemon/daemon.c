@@ -95,10 +95,10 @@ uint64_t tm_daemon_pass_bound_ms(const struct tm_config *cfg)
 	uint64_t b = 3 * cfg->source.timeout_ms + TM_DAEMON_PASS_MARGIN_MS;
 
 	/* twice: a failed revision is health-checked, then its rollback */
-	if (cfg->kubernetes.enabled)
-		b += 2 * cfg->kubernetes.wait_ms;
-	if (cfg->systemd.enabled)
-		b += 2 * cfg->systemd.wait_ms;
+	if (cfg->kubernetes.applier.enabled)
+		b += 2 * cfg->kubernetes.applier.wait_ms;
+	if (cfg->systemd.applier.enabled)
+		b += 2 * cfg->systemd.applier.wait_ms;
 	return b;
 }
 

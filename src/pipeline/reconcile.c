@@ -27,6 +27,7 @@
 #include "tagmoor/core/fault.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,27 +35,31 @@
 
 /* The appliers of a pass, in order: Kubernetes first (a host unit may need
  * what the cluster runs, rarely the reverse). Each slot takes its settings
- * from its own INI section; a test may replace a slot's implementation. */
-static const char *const slot_names[TM_PASS_APPLIERS] = { "kubernetes", "systemd" };
+ * from its own INI section (the shared part of it, struct tm_applier_config);
+ * a test may replace a slot's implementation. */
+static const struct {
+	const char *name; /* the state and status key of the slot */
+	const struct tm_applier *builtin;
+	size_t config; /* where the slot's struct tm_applier_config is in struct tm_config */
+} slots[TM_PASS_APPLIERS] = {
+	{ "kubernetes", &tm_kube_applier, offsetof(struct tm_config, kubernetes.applier) },
+	{ "systemd", &tm_systemd_applier, offsetof(struct tm_config, systemd.applier) },
+};
 
 static void setup_appliers(struct tm_pass *p)
 {
-	static const struct tm_applier *const builtin[TM_PASS_APPLIERS] = { &tm_kube_applier,
-									    &tm_systemd_applier };
-	const struct tm_config *cfg = p->cfg;
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		const struct tm_applier_config *ac =
+			(const void *)((const char *)p->cfg + slots[i].config);
 
-	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
-		p->appliers[i].ap = p->applier_override[i] ? p->applier_override[i] : builtin[i];
-	p->appliers[0].enabled = cfg->kubernetes.enabled;
-	p->appliers[0].paths = &cfg->kubernetes.paths;
-	p->appliers[0].prune = cfg->kubernetes.prune;
-	p->appliers[0].wait_ms = cfg->kubernetes.wait_ms;
-	p->appliers[1].enabled = cfg->systemd.enabled;
-	p->appliers[1].paths = &cfg->systemd.paths;
-	p->appliers[1].prune = cfg->systemd.prune;
-	p->appliers[1].wait_ms = cfg->systemd.wait_ms;
-	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
-		p->appliers[i].name = slot_names[i]; /* the state and status key of the slot */
+		p->appliers[i].name = slots[i].name;
+		p->appliers[i].ap = p->applier_override[i] ? p->applier_override[i]
+							   : slots[i].builtin;
+		p->appliers[i].enabled = ac->enabled;
+		p->appliers[i].paths = &ac->paths;
+		p->appliers[i].prune = ac->prune;
+		p->appliers[i].wait_ms = ac->wait_ms;
+	}
 }
 
 static int64_t now_ms(void)
@@ -892,7 +897,7 @@ int tm_pass_status_json(struct tm_buf *b, const struct tm_pass *p, uint64_t seq)
 		const struct tm_apply_result *res = &p->appliers[i].res;
 		r |= tm_buf_printf(
 			b, ",\"%s\":{\"applied\":%u,\"unchanged\":%u,\"pruned\":%u,\"unhealthy\":",
-			slot_names[i], res->applied, res->unchanged, res->pruned);
+			slots[i].name, res->applied, res->unchanged, res->pruned);
 		r |= json_strv(b, res->unhealthy, res->nunhealthy);
 		r |= tm_buf_putc(b, '}');
 	}

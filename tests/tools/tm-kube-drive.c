@@ -20,7 +20,9 @@
  * after pruning. --adopt is [kubernetes] adopt = yes; --no-record leaves
  * ctx->record NULL; --record-fail makes the hook fail (nothing may then be
  * written). The result is printed as KEY=VALUE lines; exit 0 on success, 1
- * on failure, 2 on usage.
+ * on failure, 2 on usage. TAGMOOR_TEST_KUBE_SA_DIR (the in-cluster service
+ * account directory instead of the pod's) and TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY=1
+ * (legacy discovery only) set the applier's test options.
  */
 #define _GNU_SOURCE
 #include "tagmoor/apply/applier.h"
@@ -241,8 +243,12 @@ int main(int argc, char **argv)
 	cfg.source.url = "https://git.example.invalid/fleet.git";
 	cfg.source.ref = "refs/tags/stable";
 	cfg.kubernetes.field_manager = "tagmoor";
-	cfg.kubernetes.wait_ms = 30000;
-	cfg.kubernetes.enabled = 1;
+	cfg.kubernetes.applier.wait_ms = 30000;
+	cfg.kubernetes.applier.enabled = 1;
+	/* the applier's test options, from the environment of the test scripts */
+	cfg.kubernetes.sa_dir = getenv("TAGMOOR_TEST_KUBE_SA_DIR");
+	cfg.kubernetes.legacy_discovery = getenv("TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY") &&
+					  *getenv("TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY") == '1';
 	if (argc < 2)
 		return usage();
 	cmd = argv[1];
@@ -277,7 +283,7 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--field-manager") == 0)
 			cfg.kubernetes.field_manager = argv[++i];
 		else if (strcmp(a, "--wait") == 0)
-			cfg.kubernetes.wait_ms = strtoull(argv[++i], NULL, 10);
+			cfg.kubernetes.applier.wait_ms = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(a, "--root") == 0)
 			ctx.root = argv[++i];
 		else
@@ -292,7 +298,7 @@ int main(int argc, char **argv)
 	do_drift = strcmp(cmd, "drift") == 0;
 	if (!(do_apply || do_prune || do_health || do_drift || strcmp(cmd, "prune") == 0))
 		return usage();
-	cfg.kubernetes.prune = prune_on;
+	cfg.kubernetes.applier.prune = prune_on;
 	ctx.cfg = &cfg;
 	ctx.out = stdout;
 
@@ -341,7 +347,7 @@ int main(int argc, char **argv)
 	} else if (do_apply && invfile && !ctx.dry_run && !prune_on) {
 		/* prune = no: everything stays tagmoor's */
 	}
-	if (do_health && (r = A->health(&res, &ctx, &desired, cfg.kubernetes.wait_ms)) < 0)
+	if (do_health && (r = A->health(&res, &ctx, &desired, cfg.kubernetes.applier.wait_ms)) < 0)
 		goto out;
 	if (do_drift && (r = A->drift(&res, &ctx, &desired)) < 0)
 		goto out;

@@ -34,6 +34,15 @@ struct tm_strlist {
 	size_t n;
 };
 
+/* What the section of every applier has ([kubernetes], [systemd]): the pass's table of
+ * applier slots (reconcile.c, setup_appliers) reads it. */
+struct tm_applier_config {
+	int enabled;
+	struct tm_strlist paths;
+	int prune;
+	uint64_t wait_ms;
+};
+
 struct tm_config_var {
 	char *name;
 	char *value;
@@ -75,11 +84,8 @@ struct tm_config {
 	struct tm_config_var *vars;
 	size_t nvars;
 	struct {
-		int enabled;
+		struct tm_applier_config applier;
 		char *kubeconfig; /* resolved; NULL means in-cluster */
-		struct tm_strlist paths;
-		int prune;
-		uint64_t wait_ms;
 		char *field_manager;
 		int adopt;               /* take over existing objects without our labels */
 		char *default_namespace; /* for namespaced objects that name none */
@@ -87,13 +93,17 @@ struct tm_config {
 		uint64_t max_document;   /* bytes of one document (object) of a file */
 		uint64_t max_nodes;      /* YAML/JSON nodes of one document */
 		uint64_t max_total;      /* bytes of all files under paths */
+		/* Not from the INI file (NULL/0 there): test drivers set them. */
+		const char *sa_dir; /* in-cluster: this service account directory, not the pod's */
+		int legacy_discovery; /* never ask for aggregated discovery */
 	} kubernetes;
 	struct {
-		int enabled;
-		struct tm_strlist paths;
+		struct tm_applier_config applier;
 		char *unit_dir; /* effective: under root when --root is given */
-		int prune;
-		uint64_t wait_ms;
+		/* Not from the INI file (NULL there): tests run fakes. NULL: the first of
+		 * /usr/bin/systemctl, /bin/systemctl (journalctl alike). */
+		const char *systemctl;
+		const char *journalctl;
 	} systemd;
 	struct {
 		char *url;

@@ -1639,7 +1639,6 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 {
 	const struct tm_config *cfg = ctx->cfg;
 	struct tm_kube_opts ko = { 0 };
-	const char *t;
 	int r;
 
 	tm_kube_pass_end();
@@ -1653,13 +1652,12 @@ static int pass_begin(const struct tm_applier_ctx *ctx)
 					     : "tagmoor");
 	if (cfg && cfg->kubernetes.kubeconfig)
 		r = tm_kubeconfig_load(&P.kc, cfg->kubernetes.kubeconfig, NULL);
-	else /* test hook: a service account directory other than the pod's */
-		r = tm_kubeconfig_in_cluster(&P.kc, getenv("TAGMOOR_TEST_KUBE_SA_DIR"));
+	else /* tests: a service account directory other than the pod's */
+		r = tm_kubeconfig_in_cluster(&P.kc, cfg ? cfg->kubernetes.sa_dir : NULL);
 	if (r < 0)
 		goto fail;
-	/* test hook: exercise the legacy discovery against a server that has both */
-	t = getenv("TAGMOOR_TEST_KUBE_LEGACY_DISCOVERY");
-	ko.legacy_discovery = t && *t == '1';
+	/* tests: exercise the legacy discovery against a server that has both */
+	ko.legacy_discovery = cfg && cfg->kubernetes.legacy_discovery;
 	if ((r = tm_kube_new(&P.kube, P.kc, &ko)) < 0 || (r = tm_kube_discover(P.kube)) < 0)
 		goto fail;
 	P.active = 1;
@@ -2772,7 +2770,7 @@ static int await_kinds(struct item *it, size_t n, const int *sel)
 static int apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply_result *res,
 			int count)
 {
-	uint64_t wait_ms = P.cfg ? P.cfg->kubernetes.wait_ms : 0;
+	uint64_t wait_ms = P.cfg ? P.cfg->kubernetes.applier.wait_ms : 0;
 	int r = 0;
 
 	for (int stage = TM_KUBE_STAGE_DEFINITIONS; stage <= TM_KUBE_STAGE_RESOURCES; stage++) {

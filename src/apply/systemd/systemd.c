@@ -354,28 +354,26 @@ static void close_from(int lowfd)
 		close(fd);
 }
 
-static const char *find_prog(const char *env, const char *const *candidates)
+static const char *find_prog(const char *set, const char *const *candidates)
 {
-	const char *p = getenv(env);
-
-	if (p && *p)
-		return p;
+	if (set && *set)
+		return set;
 	for (size_t i = 0; candidates[i]; i++)
 		if (access(candidates[i], X_OK) == 0)
 			return candidates[i];
 	return NULL;
 }
 
-static const char *systemctl_path(void)
+static const char *systemctl_path(const char *set)
 {
 	static const char *const c[] = { "/usr/bin/systemctl", "/bin/systemctl", NULL };
-	return find_prog("TAGMOOR_SYSTEMCTL", c);
+	return find_prog(set, c);
 }
 
-static const char *journalctl_path(void)
+static const char *journalctl_path(const char *set)
 {
 	static const char *const c[] = { "/usr/bin/journalctl", "/bin/journalctl", NULL };
-	return find_prog("TAGMOOR_JOURNALCTL", c);
+	return find_prog(set, c);
 }
 
 /* fork/exec prog with args; bounded capture of stdout+stderr; kill at timeout. */
@@ -499,12 +497,13 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 	return r;
 }
 
-int tm_systemctl_run(struct tm_buf *out, int *status, unsigned timeout_ms, const char *const *args)
+int tm_systemctl_run(struct tm_buf *out, int *status, unsigned timeout_ms, const char *systemctl,
+		     const char *const *args)
 {
-	const char *prog = systemctl_path();
+	const char *prog = systemctl_path(systemctl);
 
 	if (!prog)
-		return tm_error_set(TM_EAPPLY, "systemctl not found (set TAGMOOR_SYSTEMCTL)");
+		return tm_error_set(TM_EAPPLY, "systemctl not found");
 	return run_prog(out, status, timeout_ms, prog, args);
 }
 
@@ -539,6 +538,12 @@ static void one_line(char *dst, size_t dstlen, const char *s, size_t len)
 	dst[o] = '\0';
 }
 
+/* The systemctl the applier runs: the configuration's (tests) or the system's. */
+static const char *systemctl_of(const struct tm_applier_ctx *ctx)
+{
+	return ctx && ctx->cfg ? ctx->cfg->systemd.systemctl : NULL;
+}
+
 /* systemctl [--root=ROOT] VERB [FLAG] UNIT... in batches. Non-zero exit is
  * TM_EAPPLY "systemctl VERB UNIT...: output". With ok_status >= 0, that exit
  * status counts as success too. *changed (optional) is set when the output
@@ -570,7 +575,7 @@ static int systemctl(const struct tm_applier_ctx *ctx, unsigned timeout_ms, cons
 			args[k++] = units[done + i];
 		args[k] = NULL;
 		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-		r = tm_systemctl_run(&out, &st, timeout_ms, args);
+		r = tm_systemctl_run(&out, &st, timeout_ms, systemctl_of(ctx), args);
 		if (r == 0 && changed && out.ptr &&
 		    (strstr(out.ptr, "Created symlink") || strstr(out.ptr, "Removed")))
 			*changed = 1;
@@ -598,7 +603,7 @@ static int daemon_reload(const struct tm_applier_ctx *ctx)
 	int st = 0, r;
 
 	tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-	r = tm_systemctl_run(&out, &st, QUICK_TIMEOUT_MS, args);
+	r = tm_systemctl_run(&out, &st, QUICK_TIMEOUT_MS, systemctl_of(ctx), args);
 	TM_FAULT("systemd.daemon-reloaded");
 	if (r == 0 && st != 0) {
 		char msg[768];
@@ -647,7 +652,8 @@ static void show_field(char *dst, size_t dstlen, const char *v, size_t vlen)
 
 /* One `systemctl show -p ...` for n units; blocks come back in order,
  * separated by empty lines. */
-static int show_units(struct unit_state *st, char *const *units, size_t n)
+static int show_units(const struct tm_applier_ctx *ctx, struct unit_state *st, char *const *units,
+		      size_t n)
 {
 	const char *args[BATCH_MAX + 4];
 	size_t done = 0;
@@ -671,7 +677,7 @@ static int show_units(struct unit_state *st, char *const *units, size_t n)
 		args[k] = NULL;
 		/* 64 units x 9 short lines fit in the capture. */
 		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX * 8 + 1);
-		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, args);
+		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, systemctl_of(ctx), args);
 		if (r == 0 && status != 0) {
 			char msg[768];
 			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
@@ -748,7 +754,8 @@ typedef char active_state[24];
  * `show` (which fetches every property of every unit): the poll of health()
  * and the restart/start decision use this; `show` is kept for the few units
  * whose details matter. */
-static int is_active(active_state *st, char *const *units, size_t n)
+static int is_active(const struct tm_applier_ctx *ctx, active_state *st, char *const *units,
+		     size_t n)
 {
 	const char *args[BATCH_MAX + 2];
 	size_t done = 0;
@@ -766,7 +773,7 @@ static int is_active(active_state *st, char *const *units, size_t n)
 			args[k++] = units[done + i];
 		args[k] = NULL;
 		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, args);
+		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, systemctl_of(ctx), args);
 		p = out.ptr ? out.ptr : "";
 		end = p + out.len;
 		while (r == 0 && p < end && idx < done + batch) {
@@ -1241,7 +1248,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 		r = tm_error_set(TM_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = is_active(st, all, nall)) < 0)
+	if ((r = is_active(ctx, st, all, nall)) < 0)
 		goto out;
 	for (size_t i = 0; i < nall; i++) {
 		int running = is_running(st[i]);
@@ -1517,9 +1524,10 @@ out:
 }
 
 /* Last journal lines of a unit, as one line, for the error message. */
-static void journal_tail(char *dst, size_t dstlen, const char *unit)
+static void journal_tail(const struct tm_applier_ctx *ctx, char *dst, size_t dstlen,
+			 const char *unit)
 {
-	const char *prog = journalctl_path();
+	const char *prog = journalctl_path(ctx && ctx->cfg ? ctx->cfg->systemd.journalctl : NULL);
 	const char *args[] = { "-u", unit,  "-n", JOURNAL_LINES, "--no-pager",
 			       "-o", "cat", "-q", NULL };
 	struct tm_buf out;
@@ -1612,14 +1620,14 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		for (size_t i = 0; i < nunits; i++)
 			if (verdict[i] == H_WAIT && (r = tm_strv_push(&ask, &nask, units[i])) < 0)
 				goto poll_out;
-		if ((r = is_active(act, ask, nask)) < 0)
+		if ((r = is_active(ctx, act, ask, nask)) < 0)
 			goto poll_out;
 		for (size_t i = 0; i < nask; i++)
 			if (strcmp(act[i], "failed") != 0 && !is_running(act[i]) &&
 			    strcmp(act[i], "deactivating") != 0 &&
 			    (r = tm_strv_push(&detail, &ndetail, ask[i])) < 0)
 				goto poll_out;
-		if (ndetail && (r = show_units(st, detail, ndetail)) < 0)
+		if (ndetail && (r = show_units(ctx, st, detail, ndetail)) < 0)
 			goto poll_out;
 		/* Units seen active: read when they entered active and how often
 		 * they restarted — sampling alone cannot tell a steady service
@@ -1632,7 +1640,7 @@ static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				    (r = tm_strv_push(&seen, &nseen, units[i])) < 0)
 					break;
 			if (r == 0 && nseen)
-				r = show_units(now_st, seen, nseen);
+				r = show_units(ctx, now_st, seen, nseen);
 			tm_strv_free(seen, nseen);
 			if (r < 0)
 				goto poll_out;
@@ -1695,9 +1703,9 @@ poll_out:
 			r = 0;
 			goto out;
 		}
-		if ((r = show_units(st, bad, nbad)) == 0) {
+		if ((r = show_units(ctx, st, bad, nbad)) == 0) {
 			char journal[600];
-			journal_tail(journal, sizeof(journal), bad[0]);
+			journal_tail(ctx, journal, sizeof(journal), bad[0]);
 			snprintf(msg, sizeof(msg), "%s is %s (%s%s%s)%s%s", bad[0],
 				 st[0].active[0] ? st[0].active : "unknown", st[0].sub,
 				 st[0].result[0] ? ", result " : "", st[0].result,

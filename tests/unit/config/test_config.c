@@ -229,9 +229,9 @@ static void test_example_accepted(void **state)
 	assert_int_equal(cfg->agent.jitter_pct, 10);
 	assert_int_equal(cfg->source.max_fetch, 64 * 1024 * 1024);
 	assert_int_equal(cfg->verify.mode, TM_VERIFY_TAG);
-	assert_int_equal(cfg->kubernetes.paths.n, 2);
-	assert_string_equal(cfg->kubernetes.paths.v[1], "k8s/sites/berlin-3");
-	assert_string_equal(cfg->systemd.paths.v[1], "units/devices/edge-0042");
+	assert_int_equal(cfg->kubernetes.applier.paths.n, 2);
+	assert_string_equal(cfg->kubernetes.applier.paths.v[1], "k8s/sites/berlin-3");
+	assert_string_equal(cfg->systemd.applier.paths.v[1], "units/devices/edge-0042");
 	assert_string_equal(cfg->report.url,
 			    "https://fleet.example.com/v1/devices/edge-0042/status");
 	tm_config_free(cfg);
@@ -246,15 +246,15 @@ static void test_defaults_and_builtins(void **state)
 		     "[systemd]\nenabled = on\npaths = u/${device_id} u/${hostname} u/${arch}\n"),
 		0);
 	assert_string_equal(cfg->agent.device_id, "0123456789abcdef0123456789abcdef");
-	assert_string_equal(cfg->systemd.paths.v[0], "u/0123456789abcdef0123456789abcdef");
-	assert_string_equal(cfg->systemd.paths.v[1], "u/host-1");
-	assert_non_null(strstr(cfg->systemd.paths.v[2], "u/"));
-	assert_true(strlen(cfg->systemd.paths.v[2]) > 2);
-	assert_int_equal(cfg->systemd.enabled, 1);
+	assert_string_equal(cfg->systemd.applier.paths.v[0], "u/0123456789abcdef0123456789abcdef");
+	assert_string_equal(cfg->systemd.applier.paths.v[1], "u/host-1");
+	assert_non_null(strstr(cfg->systemd.applier.paths.v[2], "u/"));
+	assert_true(strlen(cfg->systemd.applier.paths.v[2]) > 2);
+	assert_int_equal(cfg->systemd.applier.enabled, 1);
 	assert_string_equal(cfg->agent.state_dir, "/var/lib/tagmoor");
 	assert_int_equal(cfg->agent.drift_check_ms, 600000);
 	assert_int_equal(cfg->source.timeout_ms, 60000);
-	assert_int_equal(cfg->kubernetes.wait_ms, 120000);
+	assert_int_equal(cfg->kubernetes.applier.wait_ms, 120000);
 	assert_int_equal(cfg->report.spool_max, 256);
 	/* the manifest limits: upstream install files and CRD bundles fit with room to spare */
 	assert_string_equal(cfg->kubernetes.default_namespace, "default");
@@ -296,7 +296,7 @@ static void test_root_and_vars_order(void **state)
 						  "[vars]\nsite = b3\n"),
 					&env),
 			 0);
-	assert_string_equal(cfg->systemd.paths.v[0], "units/b3");
+	assert_string_equal(cfg->systemd.applier.paths.v[0], "units/b3");
 	assert_string_equal(cfg->agent.state_dir, "/img/var/lib/tagmoor");
 	assert_string_equal(cfg->systemd.unit_dir, "/img/etc/systemd/system");
 	tm_config_free(cfg);
@@ -311,7 +311,7 @@ static void test_expansion_never_recurses(void **state)
 	assert_int_equal(load(&cfg, MIN_OK "[vars]\na = ${b}\nb = x\n[systemd]\npaths = p/${a}\n"),
 			 0);
 	/* ${a}'s value is the literal "${b}": not expanded again */
-	assert_string_equal(cfg->systemd.paths.v[0], "p/${b}");
+	assert_string_equal(cfg->systemd.applier.paths.v[0], "p/${b}");
 
 	/* repository content: known names expand, unknown are kept, $$ escapes */
 	const char *text = "id=${device_id} pod=${POD_IP} lit=$${a} a=${a} open=${x";

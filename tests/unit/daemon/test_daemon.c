@@ -72,11 +72,11 @@ static void test_pass_bound(void **state)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.source.timeout_ms = 2000;
 	assert_int_equal(tm_daemon_pass_bound_ms(&cfg), 6000 + TM_DAEMON_PASS_MARGIN_MS);
-	cfg.systemd.enabled = 1;
-	cfg.systemd.wait_ms = 1000;
-	cfg.kubernetes.wait_ms = 120000; /* disabled: not counted */
+	cfg.systemd.applier.enabled = 1;
+	cfg.systemd.applier.wait_ms = 1000;
+	cfg.kubernetes.applier.wait_ms = 120000; /* disabled: not counted */
 	assert_int_equal(tm_daemon_pass_bound_ms(&cfg), 8000 + TM_DAEMON_PASS_MARGIN_MS);
-	cfg.kubernetes.enabled = 1;
+	cfg.kubernetes.applier.enabled = 1;
 	assert_int_equal(tm_daemon_pass_bound_ms(&cfg), 248000 + TM_DAEMON_PASS_MARGIN_MS);
 }
 

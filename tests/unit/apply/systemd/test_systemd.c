@@ -2,7 +2,7 @@
  * test_systemd.c — the systemd applier without a systemd: unit name rules
  * (with the 255/256 boundary), wants(), parse() ids and refusals, the unified
  * diff, and apply/prune/health/drift against a fake systemctl (a shell script
- * in a temporary directory, selected with TAGMOOR_SYSTEMCTL) that logs its
+ * in a temporary directory, set as [systemd]'s systemctl) that logs its
  * argv and answers `show` from a state file. The real systemctl is exercised
  * by tests/integration/test_systemd_nspawn.sh in a booted container. Power
  * cuts: the record hook sees the ids before anything is written (and a
@@ -30,7 +30,7 @@
 
 static const struct tm_applier *A = &tm_systemd_applier;
 static char base[] = "/tmp/tm-systemd-XXXXXX";
-static char fake[600], logf_[600], units[600], statef[600];
+static char fake[600], logf_[600], units[600], statef[600], journal[600];
 static struct tm_config cfg;
 
 static const char WEB[] = "[Unit]\nDescription=web\n\n[Service]\nExecStart=/bin/sleep infinity\n\n"
@@ -774,19 +774,18 @@ static void test_systemctl_run(void **state)
 	(void)state;
 	reset_fake("inactive dead success");
 	tm_buf_init(&out, 100);
-	assert_int_equal(tm_systemctl_run(&out, &st, 5000, args), 0);
+	assert_int_equal(tm_systemctl_run(&out, &st, 5000, fake, args), 0);
 	assert_int_equal(st, 0);
 	tm_buf_free(&out);
 	/* a hanging systemctl is killed at the timeout */
 	snprintf(p, sizeof(p), "%s/sleep-daemon-reload", base);
 	put_file(p, "");
-	assert_int_equal(tm_systemctl_run(NULL, &st, 300, args), TM_EAPPLY);
+	assert_int_equal(tm_systemctl_run(NULL, &st, 300, fake, args), TM_EAPPLY);
 	assert_non_null(strstr(tm_error_last(), "timed out after 300 ms"));
 	/* a missing program */
-	setenv("TAGMOOR_SYSTEMCTL", "/nonexistent/systemctl", 1);
-	assert_int_equal(tm_systemctl_run(NULL, &st, 1000, args), TM_EAPPLY);
+	assert_int_equal(tm_systemctl_run(NULL, &st, 1000, "/nonexistent/systemctl", args),
+			 TM_EAPPLY);
 	assert_non_null(strstr(tm_error_last(), "cannot be executed"));
-	setenv("TAGMOOR_SYSTEMCTL", fake, 1);
 }
 
 /* ------------------------------------------------------------ power cuts */
@@ -1040,7 +1039,7 @@ static void test_leftover_temps_removed(void **state)
 
 static int setup(void **state)
 {
-	char p[700], script[4096];
+	char script[4096];
 
 	(void)state;
 	assert_non_null(mkdtemp(base));
@@ -1079,13 +1078,13 @@ static int setup(void **state)
 		base);
 	put_file(fake, script);
 	assert_int_equal(chmod(fake, 0755), 0);
-	snprintf(p, sizeof(p), "%s/journalctl", base);
-	put_file(p, "#!/bin/sh\nprintf 'line one\\nline two\\n'\n");
-	assert_int_equal(chmod(p, 0755), 0);
-	setenv("TAGMOOR_SYSTEMCTL", fake, 1);
-	setenv("TAGMOOR_JOURNALCTL", p, 1);
+	snprintf(journal, sizeof(journal), "%s/journalctl", base);
+	put_file(journal, "#!/bin/sh\nprintf 'line one\\nline two\\n'\n");
+	assert_int_equal(chmod(journal, 0755), 0);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.systemd.unit_dir = units;
+	cfg.systemd.systemctl = fake;
+	cfg.systemd.journalctl = journal;
 	return 0;
 }
 
