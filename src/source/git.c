@@ -1359,6 +1359,33 @@ static int scan_response(struct gstream *s, const char *buf, size_t n)
 	return pkt_feed(&s->pk, x->scan, (const unsigned char *)buf, n);
 }
 
+/* libgit2 asks for include-tag whenever the server offers it: the pack then also carries
+ * every annotated tag pointing into the history it sends (every older release tag), none
+ * of which tagmoor asked for or keeps, so each prune had to rewrite the fetched pack to drop
+ * them. The capability leaves the first want line (and its pkt-line length) here. */
+static void drop_include_tag(struct tm_buf *req)
+{
+	static const char cap[] = " include-tag";
+	const size_t cl = sizeof(cap) - 1;
+	unsigned len = 0;
+	char hex[5];
+
+	if (req->len < 4 || sscanf(req->ptr, "%4x", &len) != 1 || len < 4 || len > req->len)
+		return;
+	for (size_t i = 4; i + cl <= len; i++) {
+		char after = i + cl < len ? req->ptr[i + cl] : '\n';
+
+		if (memcmp(req->ptr + i, cap, cl) != 0 || (after != ' ' && after != '\n'))
+			continue;
+		memmove(req->ptr + i, req->ptr + i + cl, req->len - i - cl);
+		req->len -= cl;
+		req->ptr[req->len] = '\0';
+		snprintf(hex, sizeof(hex), "%04x", len - (unsigned)cl);
+		memcpy(req->ptr, hex, 4);
+		return;
+	}
+}
+
 static int gs_start(struct gstream *s)
 {
 	struct xfer *x = s->x;
@@ -1381,6 +1408,7 @@ static int gs_start(struct gstream *s)
 		want_type = "application/x-git-upload-pack-advertisement";
 	} else {
 		req.method = "POST";
+		drop_include_tag(&s->req);
 		req.content_type = "application/x-git-upload-pack-request";
 		req.accept = "application/x-git-upload-pack-result";
 		req.body = s->req.ptr;

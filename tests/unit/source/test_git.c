@@ -533,6 +533,48 @@ static void test_fetch_moved_tag_and_idle_poll(void **state)
 	tm_git_free(g);
 }
 
+/* The fetch of a tag brings that tag and its history, not the older release tags that point
+ * into that history (libgit2 asks for include-tag when the server offers it): the store
+ * holds only what prune keeps, and prune has nothing to rewrite. */
+static void test_fetch_brings_no_other_tags(void **state)
+{
+	struct tm_git *g = NULL;
+	struct tm_git_source src;
+	char oid[41], rel1[64], rel2[64], stable[64], pack_before[256], pack_after[256];
+	const char *keep[1] = { stable };
+	int fetched;
+
+	NEED_SERVER();
+	repo_new("it");
+	repo_commit("it", "k8s/a.yaml", "v1");
+	assert_int_equal(tm_sh("git -C %s/work-it tag -a -m rel1 rel1", tmpdir), 0);
+	repo_commit("it", "k8s/a.yaml", "v2");
+	assert_int_equal(tm_sh("git -C %s/work-it tag -a -m rel2 rel2", tmpdir), 0);
+	repo_commit("it", "k8s/a.yaml", "v3");
+	assert_int_equal(tm_sh("git -C %s/work-it tag -a -m rel3 stable", tmpdir), 0);
+	repo_push("it");
+	rev_parse(rel1, "it", "rel1");
+	rev_parse(rel2, "it", "rel2");
+	rev_parse(stable, "it", "stable");
+	assert_int_equal(open_repo(&g, "it/repo.git"), 0);
+	source(&src, "it", "git");
+	assert_int_equal(poll_once(g, &src, "refs/tags/stable", oid, &fetched), 0);
+	assert_int_equal(fetched, 1);
+	assert_string_equal(oid, stable);
+	assert_int_equal(tm_git_has_object(g, stable), 1);
+	assert_int_equal(tm_git_has_object(g, rel1), 0);
+	assert_int_equal(tm_git_has_object(g, rel2), 0);
+	assert_int_equal(tm_sh_out(pack_before, sizeof(pack_before),
+				   "ls %s/it/repo.git/objects/pack/*.pack", tmpdir),
+			 0);
+	assert_int_equal(tm_git_prune(g, keep, 1), 0);
+	assert_int_equal(tm_sh_out(pack_after, sizeof(pack_after),
+				   "ls %s/it/repo.git/objects/pack/*.pack", tmpdir),
+			 0);
+	assert_string_equal(pack_before, pack_after);
+	tm_git_free(g);
+}
+
 static void test_basic_auth(void **state)
 {
 	struct tm_git *g = NULL;
@@ -1281,6 +1323,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_endless_advertisement),
 		cmocka_unit_test(test_corrupt_repo_rebuilt_then_fetched),
 		cmocka_unit_test(test_stale_locks_cleared),
+		cmocka_unit_test(test_fetch_brings_no_other_tags),
 		cmocka_unit_test(test_prune_keeps_only_kept),
 		cmocka_unit_test(test_fetch_deltas_and_blocks),
 		cmocka_unit_test(test_prune_killed_midway),
