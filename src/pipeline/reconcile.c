@@ -606,6 +606,9 @@ int tm_reconcile_pass(struct tm_pass *p)
 		uint64_t rs = tm_report_last_seq(cfg->agent.state_dir);
 		if (rs > st.seq)
 			st.seq = rs;
+		else /* a pass saved seq but was killed before its report */
+			tm_report_submit_unsent(cfg, st.seq, st.last_status, st.last_state,
+						st.last_time >= 0 ? st.last_time : p->time);
 		clean_state_dir(cfg->agent.state_dir);
 		TM_FAULT("pass.state-dir-cleaned");
 	}

@@ -76,6 +76,12 @@ struct tm_metrics;
 int tm_report_submit(const struct tm_config *cfg, const struct tm_report_event *ev,
 		     struct tm_metrics *m);
 
+/* When seq (state.json's) is above the reporter's (tm_report_last_seq): the
+ * pass that saved doc was interrupted before its report was spooled; submits
+ * it now (unsent.c). 0 when there was nothing to do. Under the state lock. */
+int tm_report_submit_unsent(const struct tm_config *cfg, uint64_t seq, const char *doc,
+			    const char *state, int64_t time);
+
 /* Between passes (daemon): a heartbeat when [report] heartbeat has passed
  * since the last report, then delivery of the spool when its backoff allows.
  * Takes the state lock itself (skips quietly while a manual command holds
