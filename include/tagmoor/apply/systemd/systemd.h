@@ -57,8 +57,9 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
  * Runs systemctl (the program `systemctl` when not NULL — tests run fakes —,
  * else the first of /usr/bin/systemctl, /bin/systemctl) with args
  * (NULL-terminated, without argv[0]), a fixed environment and stdin from
- * /dev/null, killing it after timeout_ms. Its stdout+stderr (the first TM_SYSTEMD_OUTPUT_MAX bytes) go
- * to out when out != NULL (initialised by the caller). Returns 0 when it ran
+ * /dev/null, killing it after timeout_ms. Its stdout+stderr (the first
+ * TM_SYSTEMD_OUTPUT_MAX bytes) go to out when out != NULL (initialised by
+ * the caller). Returns 0 when it ran
  * to completion with *status its exit status; TM_EAPPLY when it could not
  * be run, was killed or timed out.
  */

@@ -1,0 +1,266 @@
+/*
+ * lease.c — the apply lease (kube.h): one node of a cluster applies a
+ * revision. A coordination.k8s.io Lease kube-system/tagmoor-<hash of the
+ * source> is taken before anything is written (or found held by another live
+ * node: this one then does nothing), renewed while a pass waits, and released
+ * at the end of the pass.
+ *
+ * Where it sits in the pipeline: apply and drift take it (kube.c, drift.c);
+ * every long wait renews it; the end of the pass releases it.
+ */
+#include "kube_internal.h"
+#include "tagmoor/apply/kubernetes/kstatus.h"
+#include "tagmoor/apply/kubernetes/kube.h"
+#include "tagmoor/core/buf.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/fault.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/doc/doc.h"
+#include "tagmoor/doc/json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void micro_time(char out[40])
+{
+	struct timespec ts;
+	struct tm t;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &t);
+	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (t.tm_year + 1900) % 10000,
+		 (t.tm_mon + 1) % 100, t.tm_mday % 100, t.tm_hour % 100, t.tm_min % 100,
+		 t.tm_sec % 100, (int)(ts.tv_nsec / 1000) % 1000000);
+}
+
+static int lease_path(char *out, size_t n, int with_name)
+{
+	int k = snprintf(out, n, "/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s",
+			 TM_KUBE_LEASE_NAMESPACE, with_name ? "/" : "",
+			 with_name ? kube_pass.lease : "");
+	return k < 0 || (size_t)k >= n ? TM_ELIMIT : 0;
+}
+
+static int lease_body(struct tm_buf *b, const char *rv, const char *holder, int seconds,
+		      const char *acquired, const char *renewed)
+{
+	int r = 0;
+
+	r |= tm_buf_printf(b,
+			   "{\"apiVersion\":\"coordination.k8s.io/"
+			   "v1\",\"kind\":\"Lease\",\"metadata\":"
+			   "{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{\"%s\":\"%s\"}",
+			   kube_pass.lease, TM_KUBE_LEASE_NAMESPACE, TM_KUBE_LABEL_MANAGED_BY,
+			   TM_KUBE_MANAGED_BY);
+	if (rv) {
+		r |= tm_buf_puts(b, ",\"resourceVersion\":");
+		r |= tm_json_cstr(b, rv, 0);
+	}
+	r |= tm_buf_puts(b, "},\"spec\":{");
+	if (holder) {
+		r |= tm_buf_puts(b, "\"holderIdentity\":");
+		r |= tm_json_cstr(b, holder, 0);
+		r |= tm_buf_putc(b, ',');
+	}
+	r |= tm_buf_printf(
+		b,
+		"\"leaseDurationSeconds\":%d,\"acquireTime\":\"%s\",\"renewTime\":\"%s\","
+		"\"leaseTransitions\":%lld}}",
+		seconds, acquired, renewed, (long long)kube_pass.lease_transitions);
+	return r ? tm_error_set(TM_ENOMEM, "out of memory") : 0;
+}
+
+static void lease_note(const struct tm_buf *b)
+{
+	struct tm_doc *d = NULL;
+	const char *rv;
+
+	if (kube_parse_json(&d, b->ptr, b->len, "lease") == 0 &&
+	    (rv = kube_doc_str(
+		     tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL))))
+		snprintf(kube_pass.lease_rv, sizeof(kube_pass.lease_rv), "%s", rv);
+	tm_doc_free(d);
+	tm_error_clear();
+}
+
+/* Takes the lease, or finds that another live node holds it (P.skipped). */
+int kube_lease_acquire(void)
+{
+	char path[300], now[40];
+	struct tm_buf b, body;
+	int r = 0;
+
+	tm_buf_init(&b, MAX_RESPONSE + 1);
+	tm_buf_init(&body, 8192);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct tm_doc *d = NULL;
+		long st;
+
+		lease_path(path, sizeof(path), 1);
+		if ((r = tm_kube_call(kube_pass.kube, "GET", path, NULL, NULL, 0, &st, &b)) < 0)
+			goto out;
+		micro_time(now);
+		tm_buf_reset(&body);
+		if (st == 404) {
+			kube_pass.lease_transitions = 0;
+			snprintf(kube_pass.lease_acquired, sizeof(kube_pass.lease_acquired), "%s",
+				 now);
+			if ((r = lease_body(&body, NULL, kube_pass.holder, TM_KUBE_LEASE_SECONDS,
+					    now, now)) < 0)
+				goto out;
+			lease_path(path, sizeof(path), 0);
+			if ((r = tm_kube_call(kube_pass.kube, "POST", path, "application/json",
+					      body.ptr, body.len, &st, &b)) < 0)
+				goto out;
+			if (st == 409)
+				continue; /* another node created it first */
+			if (st != 201 && st != 200) {
+				r = kube_api_failed(
+					st, &b,
+					"create the apply lease " TM_KUBE_LEASE_NAMESPACE
+					"/leases");
+				goto out;
+			}
+		} else if (st == 200) {
+			const char *holder, *renew, *acq, *rv;
+			const struct tm_doc *dur, *tr;
+			int64_t renewed, secs;
+			int mine, expired;
+
+			if ((r = kube_parse_json(&d, b.ptr, b.len, "lease")) < 0)
+				goto out;
+			holder = kube_doc_str(
+				tm_doc_get_path(d, "spec", "holderIdentity", (const char *)NULL));
+			renew = kube_doc_str(
+				tm_doc_get_path(d, "spec", "renewTime", (const char *)NULL));
+			acq = kube_doc_str(
+				tm_doc_get_path(d, "spec", "acquireTime", (const char *)NULL));
+			rv = kube_doc_str(tm_doc_get_path(d, "metadata", "resourceVersion",
+							  (const char *)NULL));
+			dur = tm_doc_get_path(d, "spec", "leaseDurationSeconds",
+					      (const char *)NULL);
+			tr = tm_doc_get_path(d, "spec", "leaseTransitions", (const char *)NULL);
+			secs = dur && dur->type == TM_DOC_INT ? dur->u.i : TM_KUBE_LEASE_SECONDS;
+			renewed = tm_kstatus_parse_time(renew);
+			mine = holder && strcmp(holder, kube_pass.holder) == 0;
+			/* Wall clocks of the nodes are compared (NTP assumed). */
+			expired = !holder || !*holder || renewed < 0 ||
+				  renewed + secs < (int64_t)time(NULL);
+			if (!mine && !expired) {
+				kube_clean(kube_pass.other, sizeof(kube_pass.other), holder, 100);
+				kube_pass.skipped = 1;
+				tm_doc_free(d);
+				r = 0;
+				goto out;
+			}
+			kube_pass.lease_transitions = tr && tr->type == TM_DOC_INT ? tr->u.i : 0;
+			if (!mine) {
+				kube_pass.lease_transitions++;
+				snprintf(kube_pass.lease_acquired, sizeof(kube_pass.lease_acquired),
+					 "%s", now);
+			} else {
+				snprintf(kube_pass.lease_acquired, sizeof(kube_pass.lease_acquired),
+					 "%s", acq && strlen(acq) < 40 ? acq : now);
+			}
+			r = lease_body(&body, rv ? rv : "", kube_pass.holder, TM_KUBE_LEASE_SECONDS,
+				       kube_pass.lease_acquired, now);
+			tm_doc_free(d);
+			if (r < 0)
+				goto out;
+			if ((r = tm_kube_call(kube_pass.kube, "PUT", path, "application/json",
+					      body.ptr, body.len, &st, &b)) < 0)
+				goto out;
+			if (st == 409)
+				continue; /* changed under us: look again */
+			if (st != 200) {
+				r = kube_api_failed(st, &b, "take the apply lease");
+				goto out;
+			}
+		} else {
+			r = kube_api_failed(st, &b,
+					    "read the apply lease " TM_KUBE_LEASE_NAMESPACE
+					    "/leases");
+			goto out;
+		}
+		lease_note(&b);
+		kube_pass.lease_held = 1;
+		TM_FAULT("kube.lease-taken");
+		kube_pass.lease_renewed_ms = kube_now_ms();
+		tm_log_debug("kubernetes: holding the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
+			     kube_pass.lease);
+		r = 0;
+		goto out;
+	}
+	r = tm_error_set(TM_EAPPLY,
+			 "kubernetes: the apply lease %s/%s changed on every attempt to take it",
+			 TM_KUBE_LEASE_NAMESPACE, kube_pass.lease);
+out:
+	tm_buf_free(&b);
+	tm_buf_free(&body);
+	return r;
+}
+
+/* Renews the lease when a quarter of its duration has passed. */
+int kube_lease_tick(void)
+{
+	char path[300], now[40];
+	struct tm_buf b, body;
+	long st;
+	int r;
+
+	if (!kube_pass.lease_held ||
+	    kube_now_ms() - kube_pass.lease_renewed_ms < TM_KUBE_LEASE_SECONDS * 1000u / 4)
+		return 0;
+	tm_buf_init(&b, MAX_RESPONSE + 1);
+	tm_buf_init(&body, 8192);
+	micro_time(now);
+	lease_path(path, sizeof(path), 1);
+	r = lease_body(&body, kube_pass.lease_rv, kube_pass.holder, TM_KUBE_LEASE_SECONDS,
+		       kube_pass.lease_acquired, now);
+	if (r == 0)
+		r = tm_kube_call(kube_pass.kube, "PUT", path, "application/json", body.ptr,
+				 body.len, &st, &b);
+	if (r == 0 && st == 200) {
+		lease_note(&b);
+		kube_pass.lease_renewed_ms = kube_now_ms();
+	} else if (r == 0) {
+		/* 409: someone else wrote it — we were too slow and lost it */
+		kube_pass.lease_held = 0;
+		r = kube_api_failed(st, &b, "renew the apply lease");
+		if (st == 409)
+			r = tm_error_set(TM_EAPPLY,
+					 "kubernetes: lost the apply lease %s/%s to another node",
+					 TM_KUBE_LEASE_NAMESPACE, kube_pass.lease);
+	}
+	tm_buf_free(&b);
+	tm_buf_free(&body);
+	return r;
+}
+
+void kube_lease_release(void)
+{
+	char path[300], now[40];
+	struct tm_buf b, body;
+	long st = 0;
+
+	kube_pass.lease_held = 0;
+	if (!kube_pass.kube)
+		return;
+	tm_buf_init(&b, MAX_RESPONSE + 1);
+	tm_buf_init(&body, 8192);
+	micro_time(now);
+	lease_path(path, sizeof(path), 1);
+	if (lease_body(&body, kube_pass.lease_rv, NULL, 1, kube_pass.lease_acquired, now) == 0 &&
+	    tm_kube_call(kube_pass.kube, "PUT", path, "application/json", body.ptr, body.len, &st,
+			 &b) == 0 &&
+	    st == 200)
+		tm_log_debug("kubernetes: released the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
+			     kube_pass.lease);
+	else
+		tm_log_debug("kubernetes: could not release the apply lease (HTTP %ld); it expires",
+			     st);
+	tm_buf_free(&b);
+	tm_buf_free(&body);
+	tm_error_clear();
+}
