@@ -13,6 +13,16 @@
 #   FK_PYTHON            the python3 that runs it (one that has PyYAML: Debian's python3-yaml)
 # fk_ctl METHOD PATH [JSON]   call the control interface (/fakekube/...), print the JSON answer.
 # fk_py [args]                run $FK_PYTHON.
+# kapi METHOD PATH [BODY [CONTENT-TYPE]]   a request as another client (curl, test client cert)
+# field PATH PYEXPR           evaluate PYEXPR on the object at PATH (o = the object, None if absent)
+# reqs PYEXPR / reset_reqs    the fake's request log (r = the list) / empty it
+# fk_write_ini FILE DEVICE STATE KUBECONFIG PATHS WAIT [EXTRA]
+#                             the INI of a device syncing tag `stable` of $TM_GIT_URL/git/fleet.git,
+#                             signed for $T/allowed_signers, applying PATHS with [kubernetes] wait
+#                             WAIT; EXTRA: more [kubernetes] lines
+# fk_sync_with DEVICE KUBECONFIG   a fresh device DEVICE-N (N counts up) syncs through KUBECONFIG:
+#                             LAST = its output, RC = its exit status, APPLIED = "STATE APPLIED"
+#                             from its status document
 # The process is stopped by tm_cleanup (its pid is in TM_PIDS).
 
 FK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -127,4 +137,51 @@ except urllib.error.HTTPError as e:
     sys.stdout.write(e.read().decode())
     sys.exit(1)
 PY
+}
+
+kapi() {
+	curl -sS -X "$1" --cacert "$FK_CA" --cert "$FK_CLIENT_CERT" --key "$FK_CLIENT_KEY" \
+		-H "Content-Type: ${4:-application/merge-patch+json}" ${3:+--data-binary "$3"} "$FK_URL$2"
+}
+field() {
+	kapi GET "$1" | fk_py -c 'import json,sys
+try: o=json.load(sys.stdin)
+except Exception: o=None
+if o and o.get("kind")=="Status": o=None
+print(eval(sys.argv[1]))' "$2"
+}
+reqs() { fk_ctl GET /fakekube/requests | fk_py -c "import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+reset_reqs() { fk_ctl POST /fakekube/requests/reset >/dev/null; }
+
+fk_write_ini() {
+	cat >"$1" <<INI
+[agent]
+device_id = $2
+state_dir = $3
+log_level = info
+[source]
+url = $TM_GIT_URL/git/fleet.git
+ref = refs/tags/stable
+ca_file = $TM_GIT_CA
+timeout = 60s
+[verify]
+mode = tag
+allowed_signers = $T/allowed_signers
+[kubernetes]
+enabled = yes
+kubeconfig = $4
+paths = $5
+wait = $6
+${7:-}
+INI
+}
+
+N=0
+fk_sync_with() {
+	N=$((N + 1))
+	fk_write_ini "$T/$N.ini" "$1-$N" "$T/state-$N" "$2" k8s 20s
+	LAST=$("$TAGMOOR" -c "$T/$N.ini" sync 2>&1)
+	RC=$?
+	APPLIED=$("$TAGMOOR" -c "$T/$N.ini" status --json 2>/dev/null |
+		fk_py -c 'import json,sys; s=json.load(sys.stdin); print(s["state"], (s.get("kubernetes") or {}).get("applied"))' 2>/dev/null)
 }

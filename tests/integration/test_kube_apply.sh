@@ -53,21 +53,6 @@ expect() { # desc cond...
 is() { [ "$1" = "$2" ]; }
 not() { ! "$@"; }
 has() { grep -qF -- "$2" <<<"$1"; }
-# kapi METHOD PATH [BODY [CONTENT-TYPE]]: a request as another client (curl with the test client certificate)
-kapi() {
-	curl -sS -X "$1" --cacert "$FK_CA" --cert "$FK_CLIENT_CERT" --key "$FK_CLIENT_KEY" \
-		-H "Content-Type: ${4:-application/merge-patch+json}" ${3:+--data-binary "$3"} "$FK_URL$2"
-}
-# field PATH PYEXPR: evaluate PYEXPR on the object at PATH (o = the object, None if absent)
-field() {
-	kapi GET "$1" | fk_py -c 'import json,sys
-try: o=json.load(sys.stdin)
-except Exception: o=None
-if o and o.get("kind")=="Status": o=None
-print(eval(sys.argv[1]))' "$2"
-}
-reqs() { fk_ctl GET /fakekube/requests | fk_py -c "import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-reset_reqs() { fk_ctl POST /fakekube/requests/reset >/dev/null; }
 write() { mkdir -p "$(dirname "$REPO/$1")"; cat >"$REPO/$1"; }
 
 OWNER=$(printf %s https://git.example.com/fleet.git | sha256sum | cut -c1-16)

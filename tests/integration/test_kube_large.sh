@@ -36,8 +36,6 @@ expect() {
 	shift
 	if "$@"; then ok "$d"; else bad "$d"; echo "$LAST" | tail -15 | sed 's/^/     | /'; fi
 }
-reqs() { fk_ctl GET /fakekube/requests | fk_py -c "import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-reset_reqs() { fk_ctl POST /fakekube/requests/reset >/dev/null; }
 status() {
 	"$TAGMOOR" -c "${INI:-$T/a.ini}" status --json 2>/dev/null |
 		fk_py -c "import json,sys; s=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"
@@ -61,27 +59,8 @@ release() {
 	git -C "$work" push -q -f origin HEAD:refs/heads/main refs/tags/stable 2>/dev/null
 }
 write_ini() { # file device state paths [extra [kubernetes] lines]
-	cat >"$1" <<INI
-[agent]
-device_id = $2
-state_dir = $3
-log_level = info
-[source]
-url = $TM_GIT_URL/git/fleet.git
-ref = refs/tags/stable
-ca_file = $TM_GIT_CA
-timeout = 60s
-[verify]
-mode = tag
-allowed_signers = $T/allowed_signers
-[kubernetes]
-enabled = yes
-kubeconfig = $FK_KUBECONFIG
-paths = $4
-wait = 60s
-default_namespace = argocd
-${5:-}
-INI
+	fk_write_ini "$1" "$2" "$3" "$FK_KUBECONFIG" "$4" 60s "default_namespace = argocd
+${5:-}"
 }
 write_ini "$T/a.ini" edge-a "$T/state-a" k8s
 write_ini "$T/b.ini" edge-b "$T/state-b" limits "max_file = 256KiB

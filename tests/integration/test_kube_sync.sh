@@ -29,19 +29,6 @@ expect() {
 	shift
 	if "$@"; then ok "$d"; else bad "$d"; echo "$LAST" | tail -15 | sed 's/^/     | /'; fi
 }
-kapi() {
-	curl -sS -X "$1" --cacert "$FK_CA" --cert "$FK_CLIENT_CERT" --key "$FK_CLIENT_KEY" \
-		-H "Content-Type: ${4:-application/merge-patch+json}" ${3:+--data-binary "$3"} "$FK_URL$2"
-}
-field() {
-	kapi GET "$1" | fk_py -c 'import json,sys
-try: o=json.load(sys.stdin)
-except Exception: o=None
-if o and o.get("kind")=="Status": o=None
-print(eval(sys.argv[1]))' "$2"
-}
-reqs() { fk_ctl GET /fakekube/requests | fk_py -c "import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-reset_reqs() { fk_ctl POST /fakekube/requests/reset >/dev/null; }
 # status EXPR: evaluate EXPR on the last status document (s) of state dir $STATE
 status() {
 	"$TAGMOOR" -c "${INI:-$T/a.ini}" status --json 2>/dev/null |
@@ -67,27 +54,7 @@ release() {
 }
 k8s() { mkdir -p "$(dirname "$work/k8s/$1")"; cat >"$work/k8s/$1"; }
 
-write_ini() { # file device state
-	cat >"$1" <<INI
-[agent]
-device_id = $2
-state_dir = $3
-log_level = info
-[source]
-url = $TM_GIT_URL/git/fleet.git
-ref = refs/tags/stable
-ca_file = $TM_GIT_CA
-timeout = 20s
-[verify]
-mode = tag
-allowed_signers = $T/allowed_signers
-[kubernetes]
-enabled = yes
-kubeconfig = $FK_KUBECONFIG
-paths = k8s
-wait = 10s
-INI
-}
+write_ini() { fk_write_ini "$1" "$2" "$3" "$FK_KUBECONFIG" k8s 10s; } # file device state
 write_ini "$T/a.ini" edge-a "$T/state-a"
 write_ini "$T/b.ini" edge-b "$T/state-b"
 # sync [ini]: LAST = output, RC = exit status

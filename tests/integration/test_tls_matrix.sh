@@ -90,32 +90,7 @@ git -C "$work" add -A && git -C "$work" commit -q -m one
 git -C "$work" tag -s -m "release 1" stable >/dev/null 2>&1
 git -C "$work" push -q origin HEAD:refs/heads/main refs/tags/stable 2>/dev/null
 
-N=0
-sync_with() { # kubeconfig
-	N=$((N + 1))
-	cat >"$T/$N.ini" <<INI
-[agent]
-device_id = tls-$N
-state_dir = $T/state-$N
-[source]
-url = $TM_GIT_URL/git/fleet.git
-ref = refs/tags/stable
-ca_file = $TM_GIT_CA
-timeout = 30s
-[verify]
-mode = tag
-allowed_signers = $T/allowed_signers
-[kubernetes]
-enabled = yes
-kubeconfig = $1
-paths = k8s
-wait = 20s
-INI
-	LAST=$("$TAGMOOR" -c "$T/$N.ini" sync 2>&1)
-	RC=$?
-	APPLIED=$("$TAGMOOR" -c "$T/$N.ini" status --json 2>/dev/null |
-		fk_py -c 'import json,sys; s=json.load(sys.stdin); print(s["state"], (s.get("kubernetes") or {}).get("applied"))' 2>/dev/null)
-}
+sync_with() { fk_sync_with tls "$1"; } # KUBECONFIG: LAST, RC, APPLIED
 applies() { # name [kubeconfig options]
 	local name=$1
 	shift
