@@ -25,6 +25,7 @@
 #include "tagmoor/report/report.h"
 #include "tagmoor/state/state.h"
 #include "tagmoor/core/fault.h"
+#include "tagmoor/state/space.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -749,6 +750,11 @@ int tm_reconcile_pass(struct tm_pass *p)
 
 	if (stopping(p)) {
 		r = TM_ESTOPPED;
+		goto out;
+	}
+	/* room to record what is applied, or nothing is (docs/faults.md) */
+	if ((r = tm_state_check_space(cfg->agent.state_dir)) < 0) {
+		add_error(p, "state", NULL, "%s", tm_error_last());
 		goto out;
 	}
 	/* apply, health, commit state */

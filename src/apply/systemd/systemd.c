@@ -35,6 +35,7 @@
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/core/fault.h"
+#include "tagmoor/apply/systemd/space.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1356,6 +1357,8 @@ static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				path, nforeign > 1 ? " (and others)" : "");
 		goto out;
 	}
+	if (!ctx->dry_run && (r = tm_systemd_check_space(res, unit_dir_of(ctx), desired)) < 0)
+		goto out;
 	TM_FAULT("systemd.checked");
 	/* 2. What is about to be written becomes tagmoor's first, then write. */
 	if ((r = record_new(ctx, desired, state, inventory, ninventory)) < 0)
