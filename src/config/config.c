@@ -80,6 +80,7 @@ static const struct key_def keys[] = {
 	  0 },
 	{ "agent", "log_format", T_ENUM, OFF(agent.log_format), 0, 0, log_format_names, "text", 0 },
 	{ "agent", "log_level", T_ENUM, OFF(agent.log_level), 0, 0, log_level_names, "info", 0 },
+	{ "agent", "user", T_NAME, OFF(agent.user), 0, 0, NULL, NULL, 0 },
 
 	{ "source", "url", T_URL, OFF(source.url), 0, 0, NULL, NULL, 1 },
 	{ "source", "ref", T_REF, OFF(source.ref), 0, 0, NULL, NULL, 1 },
@@ -1066,6 +1067,9 @@ void tm_config_print(const struct tm_config *cfg, FILE *f)
 				snprintf(v, sizeof(v), "%s", *(char *const *)field);
 			else if (strcmp(k->name, "kubeconfig") == 0)
 				snprintf(v, sizeof(v), "; in-cluster service account");
+			else if (strcmp(k->name, "user") == 0)
+				snprintf(v, sizeof(v),
+					 "; tagmoor, else uid 0 without capabilities");
 			break;
 		case T_DURATION:
 			tm_format_duration(v, sizeof(v), *(const uint64_t *)field);

@@ -23,6 +23,7 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/source/git.h"
 #include "tagmoor/core/log.h"
+#include "tagmoor/privsep/message.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ struct walk {
 	size_t *nfiles;
 	uint64_t *total; /* bytes of the files read so far, all paths */
 	const struct tm_plan_limits *lim;
+	const char *data; /* the file's body (the plan inputs), NULL: not read */
 };
 
 void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap,
@@ -78,7 +80,6 @@ static int bad_name(const char *path)
 static int on_entry(void *arg, const char *path, int mode, const char *blob, size_t size)
 {
 	struct walk *w = arg;
-	struct tm_buf content;
 	const char *base = strrchr(path, '/'), *rel;
 	char *expanded = NULL;
 	size_t elen, dl = strlen(w->dir);
@@ -120,27 +121,21 @@ static int on_entry(void *arg, const char *path, int mode, const char *blob, siz
 				    "the limit of %llu bytes (refused; %s)",
 				    path, w->ap->name, (unsigned long long)w->lim->max_total,
 				    w->lim->total_key ? w->lim->total_key : "");
-	tm_buf_init(&content, (size_t)w->lim->max_file + 1);
-	if ((r = tm_git_read_blob(&content, w->git, blob, (size_t)w->lim->max_file)) < 0) {
-		tm_buf_free(&content);
-		/* never TM_ENOTFOUND: that code means "directory absent" to the walker's caller */
-		return tm_error_wrap(r == TM_ENOTFOUND ? TM_EIO : r, "%.256s", path);
-	}
-	if (content.len >= 2 && memmem(content.ptr, content.len, "${", 2)) {
-		r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, content.ptr,
-					     content.len, (size_t)w->lim->max_file);
-		tm_buf_free(&content);
+	(void)blob;
+	/* the body was read by the capture (tm_plan_capture), with the same checks */
+	if (!w->data)
+		return tm_error_set(TM_EPARSE, "%.256s: the plan inputs hold no content for it",
+				    path);
+	if (size >= 2 && memmem(w->data, size, "${", 2)) {
+		r = tm_config_expand_content(&expanded, &elen, w->ctx->cfg, w->data, size,
+					     (size_t)w->lim->max_file);
 		if (r < 0)
 			return tm_error_wrap(r, "%.256s: after ${} expansion", path);
-	} else {
-		/* nothing to expand: the blob as read is the content (no second copy) */
-		elen = content.len;
-		expanded = tm_buf_detach(&content);
-		if (!expanded)
-			return tm_error_set(TM_ENOMEM, "out of memory");
 	}
 	size_t before = w->layer->n;
-	r = w->ap->parse(w->layer, w->ctx, path, rel, expanded, elen);
+	/* nothing to expand: the body as captured is the content (no second copy) */
+	r = w->ap->parse(w->layer, w->ctx, path, rel, expanded ? expanded : w->data,
+			 expanded ? elen : size);
 	free(expanded);
 	if (r < 0)
 		return r;
@@ -189,9 +184,128 @@ static int overlay(struct tm_objset *out, struct tm_objset *layer, void (*free_d
 	return 0;
 }
 
-int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
-		  const struct tm_applier *ap, const struct tm_applier_ctx *ctx,
-		  const struct tm_strlist *paths)
+/* --- capture (the fetcher child): the tree of a verified commit → inputs ---- */
+
+struct capture {
+	struct tm_git *git;
+	const struct tm_applier *ap;
+	struct tm_msg_dir *dir;
+	size_t *nfiles;
+	uint64_t *total;
+	const struct tm_plan_limits *lim;
+};
+
+static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t size, char *data)
+{
+	struct tm_msg_file *nf = realloc(d->files, (d->nfiles + 1) * sizeof(*nf));
+	char *p = strdup(path);
+
+	if (nf)
+		d->files = nf;
+	if (!nf || !p) {
+		free(p);
+		free(data);
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	}
+	nf[d->nfiles++] = (struct tm_msg_file){ p, (uint32_t)mode, size, data };
+	return 0;
+}
+
+/* The same checks as on_entry, in the same order: an entry that on_entry
+ * refuses is kept without body and ends the walk (on_entry stops there too);
+ * files the applier does not want are left out. */
+static int cap_entry(void *arg, const char *path, int mode, const char *blob, size_t size)
+{
+	struct capture *c = arg;
+	const char *base = strrchr(path, '/');
+	struct tm_buf content;
+	int r;
+
+	base = base ? base + 1 : path;
+	if (bad_name(path) || (mode != 0100644 && mode != 0100755))
+		return cap_push(c->dir, path, mode, size, NULL) < 0 ? TM_ENOMEM : 1;
+	if (!c->ap->wants(path, base))
+		return 0;
+	if (++*c->nfiles > TM_PLAN_MAX_FILES || size > c->lim->max_file ||
+	    (*c->total += size, c->lim->max_total && *c->total > c->lim->max_total))
+		return cap_push(c->dir, path, mode, size, NULL) < 0 ? TM_ENOMEM : 1;
+	tm_buf_init(&content, (size_t)c->lim->max_file + 1);
+	if ((r = tm_git_read_blob(&content, c->git, blob, (size_t)c->lim->max_file)) < 0 ||
+	    content.len != size) {
+		tm_buf_free(&content);
+		/* never TM_ENOTFOUND: that code means "directory absent" to the caller */
+		if (r == 0)
+			r = tm_error_set(TM_EIO, "the blob is not %zu bytes", size);
+		return tm_error_wrap(r == TM_ENOTFOUND ? TM_EIO : r, "%.256s", path);
+	}
+	{
+		size_t len = content.len;
+		char *data = tm_buf_detach(&content);
+		if (!data)
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		return cap_push(c->dir, path, mode, len, data) < 0 ? TM_ENOMEM : 0;
+	}
+}
+
+int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
+		    const struct tm_applier *ap, const struct tm_config *cfg,
+		    const struct tm_strlist *paths)
+{
+	struct tm_plan_limits lim;
+	size_t nfiles = 0;
+	uint64_t total = 0;
+
+	tm_plan_limits_of(&lim, ap, cfg);
+	for (size_t i = 0; i < paths->n; i++) {
+		struct tm_msg_dir *nd = realloc(set->dirs, (set->ndirs + 1) * sizeof(*nd)), *d;
+		struct capture c;
+		int r;
+
+		if (!nd)
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		set->dirs = nd;
+		d = &nd[set->ndirs];
+		memset(d, 0, sizeof(*d));
+		d->applier = slot;
+		if (!(d->path = strdup(paths->v[i])))
+			return tm_error_set(TM_ENOMEM, "out of memory");
+		set->ndirs++;
+		c = (struct capture){ git, ap, d, &nfiles, &total, &lim };
+		r = tm_git_tree_walk(git, set->commit, paths->v[i], cap_entry, &c);
+		if (r == TM_ENOMEM)
+			return r;
+		if (r < 0) {
+			d->status = r;
+			if (!(d->error = strdup(tm_error_last())))
+				return tm_error_set(TM_ENOMEM, "out of memory");
+			tm_error_clear();
+		}
+	}
+	return 0;
+}
+
+void tm_plan_inputs_free(struct tm_msg_set *set)
+{
+	for (size_t i = 0; i < set->ndirs; i++) {
+		struct tm_msg_dir *d = &set->dirs[i];
+		for (size_t j = 0; j < d->nfiles; j++) {
+			free((char *)d->files[j].path);
+			free((char *)d->files[j].data);
+		}
+		free(d->files);
+		free((char *)d->path);
+		free((char *)d->error);
+	}
+	free(set->dirs);
+	free((char *)set->commit);
+	memset(set, 0, sizeof(*set));
+}
+
+/* --- build (the parent): inputs → desired objects -------------------------- */
+
+int tm_plan_build_inputs(struct tm_objset *out, const struct tm_msg_set *set, uint32_t slot,
+			 const struct tm_applier *ap, const struct tm_applier_ctx *ctx,
+			 const struct tm_strlist *paths)
 {
 	struct tm_objset layer = { 0 };
 	struct tm_plan_limits lim;
@@ -202,25 +316,53 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 	memset(out, 0, sizeof(*out));
 	tm_plan_limits_of(&lim, ap, ctx ? ctx->cfg : NULL);
 	for (size_t i = 0; i < paths->n; i++) {
-		struct walk w = { git, ap, ctx, paths->v[i], &layer, &nfiles, &total, &lim };
+		struct walk w = { NULL, ap, ctx, paths->v[i], &layer, &nfiles, &total, &lim, NULL };
+		const struct tm_msg_dir *d = set ? tm_msg_find_dir(set, slot, paths->v[i]) : NULL;
+
+		if (!d) {
+			r = tm_error_set(TM_EPARSE, "the plan inputs of commit %.12s lack %s",
+					 set ? set->commit : "?", paths->v[i]);
+			break;
+		}
 		/* TM_ENOTFOUND only when truly absent; TM_EPARSE ("units/common is
 		 * a symlink, not a directory") fails the plan like any hostile entry */
-		r = tm_git_tree_walk(git, commit, paths->v[i], on_entry, &w);
-		if (r == TM_ENOTFOUND) {
+		if (d->status == TM_ENOTFOUND && d->nfiles == 0) {
 			tm_log_debug("%s: not in the repository; skipped",
 				     paths->v[i][0] ? paths->v[i] : ".");
-			tm_error_clear();
-			r = 0;
-			tm_objset_free(&layer, ap->free_data);
 			continue;
 		}
-		if (r > 0)
-			r = TM_ERROR;
+		for (size_t j = 0; j < d->nfiles && r == 0; j++) {
+			w.data = d->files[j].data;
+			if (d->files[j].size > SIZE_MAX)
+				r = tm_error_set(TM_ELIMIT, "%.256s: too large", d->files[j].path);
+			else
+				r = on_entry(&w, d->files[j].path, (int)d->files[j].mode, NULL,
+					     (size_t)d->files[j].size);
+		}
+		if (r == 0 && d->status < 0)
+			r = tm_error_set(d->status, "%s", d->error ? d->error : "the walk failed");
 		if (r < 0 || (r = overlay(out, &layer, ap->free_data)) < 0)
 			break;
 	}
 	tm_objset_free(&layer, ap->free_data);
 	if (r < 0)
 		tm_objset_free(out, ap->free_data);
+	return r;
+}
+
+int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
+		  const struct tm_applier *ap, const struct tm_applier_ctx *ctx,
+		  const struct tm_strlist *paths)
+{
+	struct tm_msg_set set = { 0 };
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!(set.commit = strdup(commit)))
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	r = tm_plan_capture(&set, git, 0, ap, ctx ? ctx->cfg : NULL, paths);
+	if (r == 0)
+		r = tm_plan_build_inputs(out, &set, 0, ap, ctx, paths);
+	tm_plan_inputs_free(&set);
 	return r;
 }

@@ -17,7 +17,7 @@
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/fileio.h"
-#include "tagmoor/source/git.h"
+#include "tagmoor/pipeline/source.h"
 #include "tagmoor/doc/json.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/log.h"
@@ -27,6 +27,7 @@
 #include "tagmoor/core/fault.h"
 #include "tagmoor/state/space.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -156,8 +157,9 @@ static void plans_free(struct plans *pl)
 		tm_objset_free(&pl->set[i], pl->free_data[i]);
 }
 
-static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, const char *commit,
-		       const struct tm_applier_ctx *ctx)
+/* The plans are built from the plan inputs the fetcher child sent (in). */
+static int build_plans(struct tm_pass *p, struct plans *pl, const struct tm_msg *in,
+		       const char *commit, const struct tm_applier_ctx *ctx)
 {
 	memset(pl, 0, sizeof(*pl));
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
@@ -165,8 +167,8 @@ static int build_plans(struct tm_pass *p, struct plans *pl, struct tm_git *git, 
 		if (!p->appliers[i].enabled)
 			continue;
 		pl->free_data[i] = p->appliers[i].ap->free_data;
-		r = tm_plan_build(&pl->set[i], git, commit, p->appliers[i].ap, ctx,
-				  p->appliers[i].paths);
+		r = tm_plan_build_inputs(&pl->set[i], tm_msg_find_set(in, commit), (uint32_t)i,
+					 p->appliers[i].ap, ctx, p->appliers[i].paths);
 		if (r < 0) {
 			add_error(p, "plan", NULL, "%s", tm_error_last());
 			plans_free(pl);
@@ -314,16 +316,16 @@ static size_t owned_first(struct tm_objset *set, const struct tm_inventory *inv)
 }
 
 /* Nothing moved: compare the live state with the applied revision, repair. */
-static int drift_check(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
+static int drift_check(struct tm_pass *p, struct tm_state *st, const struct tm_msg *in,
 		       const struct tm_applier_ctx *ctx)
 {
 	struct plans pl;
 	size_t drifted = 0;
 	int r;
 
-	if (!st->applied.commit[0] || !tm_git_has_object(git, st->applied.commit))
-		return 0;
-	if ((r = build_plans(p, &pl, git, st->applied.commit, ctx)) < 0)
+	if (!st->applied.commit[0] || !tm_msg_find_set(in, st->applied.commit))
+		return 0; /* not in repo.git (the child could not fetch it again) */
+	if ((r = build_plans(p, &pl, in, st->applied.commit, ctx)) < 0)
 		return r;
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
 		const struct tm_applier *ap = p->appliers[i].ap;
@@ -378,8 +380,8 @@ static void clean_state_dir(const char *state_dir)
 /* After a pass that fetched: keep only the applied and last good revisions
  * (and one still waiting for its rollout wave), so refused or bad revisions
  * never fill the flash. */
-static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_git *git,
-			const char *oid)
+static void prune_store(struct tm_pass *p, const struct tm_state *st, const struct tm_sandbox *sb,
+			const char *applied, int prune, const char *oid)
 {
 	const char *keep[3];
 	size_t n = 0;
@@ -391,8 +393,9 @@ static void prune_store(struct tm_pass *p, const struct tm_state *st, struct tm_
 							: st->last_good.commit;
 	if (p->have_verdict && p->verdict.outcome == TM_VERIFY_WAIT)
 		keep[n++] = oid;
-	if (tm_git_prune(git, keep, n) < 0)
-		tm_log_warn("pruning the object store: %s", tm_error_last());
+	/* in a sandboxed child too: the parent never opens repo.git */
+	if (tm_source_upkeep(p->cfg, sb, applied, prune, keep, n) < 0)
+		tm_log_warn("the repository's upkeep: %s", tm_error_last());
 }
 
 /* The message of the failure a pass ends with (not a note such as the
@@ -544,9 +547,8 @@ static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *
 
 /* The ref still shows the applied revision: freshness again (arithmetic on
  * what was recorded), then drift. */
-static int idle_poll(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
-		     const struct tm_git_source *src, const char *ref, const char *oid,
-		     const struct tm_applier_ctx *ctx)
+static int idle_poll(struct tm_pass *p, struct tm_state *st, const struct tm_msg *in,
+		     const char *ref, const char *oid, const struct tm_applier_ctx *ctx)
 {
 	char reason[512];
 	int64_t now = tm_verify_effective_now(p->time, st->accepted_time);
@@ -562,23 +564,17 @@ static int idle_poll(struct tm_pass *p, struct tm_state *st, struct tm_git *git,
 	}
 	tm_log_info("%s unchanged at %.12s; nothing to do", ref, oid);
 	p->state = "synced";
-	/* repo.git was rebuilt: fetch the applied revision again (the same
-	 * object id, so the same verified bytes) for drift detection */
+	/* the child fetched the applied revision again when repo.git was
+	 * rebuilt, and sent its plan inputs (tm_source_job) */
 	if (p->no_drift)
 		return 0;
-	if (!tm_git_has_object(git, st->applied.commit) && tm_git_fetch(git, src, ref, oid) < 0) {
-		tm_log_warn("re-fetching the applied revision: %s", tm_error_last());
-		tm_error_clear();
-	}
 	p->drift_checked = 1;
-	return drift_check(p, st, git, ctx);
+	return drift_check(p, st, in, ctx);
 }
 
 int tm_reconcile_pass(struct tm_pass *p)
 {
 	const struct tm_config *cfg = p->cfg;
-	struct tm_git_source src = { cfg->source.url, cfg->source.ca_file, cfg->source.token_file,
-				     cfg->source.timeout_ms, cfg->source.max_fetch };
 	struct tm_state st;
 	struct recorder rec = { p, &st };
 	struct tm_applier_ctx ctx = { .cfg = cfg,
@@ -587,11 +583,13 @@ int tm_reconcile_pass(struct tm_pass *p)
 				      .out = p->out,
 				      .record = record_ids,
 				      .record_arg = &rec };
-	struct tm_git *git = NULL;
+	struct tm_fetcher_reply rep = { 0 };
+	const struct tm_msg *in = &rep.msg;
+	struct tm_sandbox sb;
 	struct plans pl = { 0 };
 	const char *ref = p->ref ? p->ref : cfg->source.ref;
 	char oid[41], path[4096];
-	int r, have_plans = 0, fetched = 0;
+	int r, have_plans = 0, fetched = 0, have_rep = 0, set_applied = 0;
 
 	p->time = TM_FAULT_TIME((int64_t)time(NULL));
 	p->started_ms = now_ms();
@@ -618,28 +616,55 @@ int tm_reconcile_pass(struct tm_pass *p)
 			  st.moved_aside);
 	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
 	snprintf(p->last_good_commit, sizeof(p->last_good_commit), "%s", st.last_good.commit);
+	/* poll (one ref advertisement), fetch (only what moved), verify and the
+	 * plan inputs: in the sandboxed fetcher child (docs/security.md) */
 	snprintf(path, sizeof(path), "%s/repo.git", cfg->agent.state_dir);
-	if ((r = tm_git_open(&git, path)) < 0) {
+	if ((r = tm_fetcher_sandbox(&sb, cfg)) < 0 ||
+	    (r = tm_fetcher_prepare_repo(path, &sb)) < 0) {
 		add_error(p, "source", NULL, "%s", tm_error_last());
 		goto out;
 	}
-
+	if (sb.note) {
+		static int noted;
+		if (!noted++)
+			tm_log_warn("%s", sb.note);
+	}
+	{
+		struct tm_source_job job = { p, &st, ref };
+		have_rep = 1;
+		if ((r = tm_fetcher_run(&rep, cfg, &sb, tm_source_job, &job)) < 0) {
+			/* stopping the service ends the child too: a stop, not an error */
+			if ((rep.killed_signal == SIGTERM || rep.killed_signal == SIGINT) &&
+			    stopping(p)) {
+				r = TM_ESTOPPED;
+				goto out;
+			}
+			add_error(p, "source", NULL, "%s", tm_error_last());
+			r = TM_ESOURCE;
+			goto out;
+		}
+	}
+	fetched = (in->flags & TM_MSG_FETCHED) != 0;
+	if (in->status < 0 && !in->oid[0]) { /* opening repo.git or the poll failed */
+		add_error(p, "source", NULL, "%s", in->error);
+		r = tm_error_set(in->status, "%s", in->error);
+		goto out;
+	}
 	TM_FAULT("pass.repo-opened");
-	/* poll: one ref advertisement */
-	r = tm_git_ls_remote(oid, git, &src, ref);
-	if (r == TM_ENOTFOUND)
-		r = tm_error_set(TM_ESOURCE, "%s is not on the server", ref);
-	if (r < 0) {
-		add_error(p, "source", NULL, "%s", tm_error_last());
-		r = TM_ESOURCE;
-		goto out;
-	}
 	TM_FAULT("pass.polled");
+	snprintf(oid, sizeof(oid), "%s", in->oid);
 	memcpy(p->oid, oid, sizeof(p->oid));
 	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object
 							  : st.applied.commit;
+	if (in->status < 0) { /* the fetch, verification or the plan inputs failed */
+		int verr = (in->flags & TM_MSG_VERIFY_ERROR) != 0;
+		p->moved = strcmp(oid, applied_id) != 0;
+		add_error(p, verr ? "verify" : "source", NULL, "%s", in->error);
+		r = tm_error_set(verr ? in->status : TM_ESOURCE, "%s", in->error);
+		goto out;
+	}
 	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
-		r = idle_poll(p, &st, git, &src, ref, oid, &ctx);
+		r = idle_poll(p, &st, in, ref, oid, &ctx);
 		goto out;
 	}
 	/* refused or stale before (daemon memory): no fetch, the same verdict */
@@ -661,36 +686,29 @@ int tm_reconcile_pass(struct tm_pass *p)
 		 * good) revision; with keep, what the bad one left is kept */
 		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && !p->no_drift) {
 			p->drift_checked = 1; /* the daemon's drift_check schedule holds here too */
-			if (drift_check(p, &st, git, &ctx) < 0)
+			if (drift_check(p, &st, in, &ctx) < 0)
 				tm_log_warn("%s", failure_message(p));
 		}
 		r = tm_error_set(TM_EAPPLY, "%s", msg);
 		goto out;
 	}
 
-	if (stopping(p)) {
+	/* the safe point before the fetch (the child asked it too) */
+	if ((in->flags & TM_MSG_STOPPED) || stopping(p)) {
+		if (in->flags & TM_MSG_STOPPED)
+			stopping(p);
 		r = TM_ESTOPPED;
 		goto out;
 	}
-	/* fetch: only what moved */
-	if (!tm_git_has_object(git, oid)) {
-		tm_log_info("%s moved to %.12s; fetching", ref, oid);
-		fetched = 1;
-		if ((r = tm_git_fetch(git, &src, ref, oid)) < 0) {
-			add_error(p, "source", NULL, "%s", tm_error_last());
-			r = TM_ESOURCE;
-			goto out;
-		}
-	}
-
 	TM_FAULT("pass.fetched");
-	/* verify: before anything of the revision is read */
-	struct tm_verify_floor floor = { st.accepted_time, st.accepted_key };
-	if ((r = tm_verify_revision(&p->verdict, git, cfg, ref, oid, &floor, p->time)) < 0) {
-		add_error(p, "verify", NULL, "%s", tm_error_last());
+	/* verify: the child's verdict, before anything of the revision is read */
+	if (!in->have_verdict) {
+		add_error(p, "source", NULL, "the fetcher sent no verdict for %.12s", oid);
+		r = tm_error_set(TM_ESOURCE, "the fetcher sent no verdict for %.12s", oid);
 		goto out;
 	}
 	TM_FAULT("pass.verified");
+	p->verdict = in->verdict;
 	p->have_verdict = 1;
 	switch (p->verdict.outcome) {
 	case TM_VERIFY_REFUSED:
@@ -732,7 +750,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 
 	TM_FAULT("pass.before-plan");
 	/* plan */
-	if ((r = build_plans(p, &pl, git, p->verdict.commit, &ctx)) < 0) {
+	if ((r = build_plans(p, &pl, in, p->verdict.commit, &ctx)) < 0) {
 		if (p->mode == TM_PASS_SYNC) {
 			tm_state_mark_bad(&st, oid, p->verdict.key);
 			raise_floor(&st, &p->verdict);
@@ -765,9 +783,8 @@ int tm_reconcile_pass(struct tm_pass *p)
 	if (r == 0) {
 		set_revision(&st.applied, &p->verdict);
 		set_revision(&st.last_good, &p->verdict);
-		if (tm_git_set_ref(git, TM_GIT_APPLIED_REF, p->verdict.commit) < 0)
-			tm_log_warn("%s", tm_error_last());
-		/* only keeps objects reachable; pruning keeps them too */
+		/* refs/tagmoor/applied: set after the pass, by the upkeep child */
+		set_applied = 1;
 		TM_FAULT("pass.before-commit-state");
 		memcpy(p->applied_commit, st.applied.commit, 41);
 		memcpy(p->last_good_commit, st.last_good.commit, 41);
@@ -801,10 +818,10 @@ int tm_reconcile_pass(struct tm_pass *p)
 	keep_unhealthy(p);
 	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st.last_good.commit[0] &&
 	    strcmp(st.last_good.commit, p->verdict.commit) != 0 &&
-	    tm_git_has_object(git, st.last_good.commit)) {
+	    tm_msg_find_set(in, st.last_good.commit)) {
 		struct plans good;
 		tm_log_warn("rolling back to the last good revision %.12s", st.last_good.commit);
-		if (build_plans(p, &good, git, st.last_good.commit, &ctx) == 0) {
+		if (build_plans(p, &good, in, st.last_good.commit, &ctx) == 0) {
 			TM_FAULT("pass.before-rollback");
 			int rr = apply_all(p, &st, &good, &ctx, "rollback");
 			plans_free(&good);
@@ -825,16 +842,22 @@ out:
 			p->appliers[i].ap->end();
 	if (have_plans)
 		plans_free(&pl);
-	if (git && fetched && p->mode == TM_PASS_SYNC) {
+	if (have_rep && (fetched || set_applied) && p->mode == TM_PASS_SYNC) {
 		char saved[1024];
 		snprintf(saved, sizeof(saved), "%s", tm_error_last());
 		TM_FAULT("pass.before-store-prune");
-		prune_store(p, &st, git, oid);
+		prune_store(p, &st, &sb, set_applied ? p->verdict.commit : NULL, fetched, oid);
 		TM_FAULT("pass.store-pruned");
 		if (r < 0 && r != TM_ESTOPPED)
 			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
 	}
-	tm_git_free(git);
+	if (have_rep) {
+		if (rep.child_cpu_ms || rep.child_maxrss_kb)
+			tm_log_debug("fetcher: pid %ld, %llu ms CPU, %llu KiB peak RSS",
+				     (long)rep.pid, (unsigned long long)rep.child_cpu_ms,
+				     (unsigned long long)rep.child_maxrss_kb);
+		tm_fetcher_reply_free(&rep);
+	}
 	p->duration_ms = now_ms() - p->started_ms;
 	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {
 		char saved[1024];

@@ -433,6 +433,28 @@ out:
 	return r;
 }
 
+/* The content of a directory, the directory staying: the fetcher child may
+ * write below repo.git but not in the state directory (docs/security.md), so
+ * it rebuilds the repository in place when it cannot move it aside. */
+static int remove_contents(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char p[4096];
+	int r = 0;
+
+	if (!d)
+		return -1;
+	while (r == 0 && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (path_join(p, sizeof(p), path, e->d_name) < 0 || remove_tree(p) < 0)
+			r = -1;
+	}
+	closedir(d);
+	return r;
+}
+
 static int create_repo(git_repository **out, const char *path)
 {
 	git_repository_init_options o;
@@ -467,10 +489,27 @@ static int rebuild(git_repository **out, const char *path, const char *why)
 	n = snprintf(aside, sizeof(aside), "%s.broken", path);
 	if (n < 0 || (size_t)n >= sizeof(aside))
 		return tm_error_set(TM_EIO, "path too long: %.128s", path);
-	if (remove_tree(aside) < 0 || rename(path, aside) < 0 || remove_tree(aside) < 0)
+	if (remove_tree(aside) < 0 ||
+	    (rename(path, aside) < 0 ? remove_contents(path) : remove_tree(aside)) < 0)
 		return tm_error_set(TM_EIO, "%s: cannot remove the broken repository: %s", path,
 				    strerror(errno));
 	return create_repo(out, path);
+}
+
+/* An empty directory (made for the fetcher child by the privileged parent,
+ * which never opens the repository) is a repository still to create. */
+static int empty_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 0;
+	while (empty && (e = readdir(d)))
+		empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
 }
 
 int tm_git_open(struct tm_git **out, const char *repo_path)
@@ -487,8 +526,8 @@ int tm_git_open(struct tm_git **out, const char *repo_path)
 	/* Only a directory named *.git is ours to clean (as for rebuild). */
 	if (lstat(repo_path, &st) == 0 && S_ISDIR(st.st_mode) && ends_with(repo_path, ".git"))
 		clear_stale(repo_path);
-	if (lstat(repo_path, &st) < 0) {
-		if (errno != ENOENT) {
+	if (lstat(repo_path, &st) < 0 ? 1 : S_ISDIR(st.st_mode) && empty_dir(repo_path)) {
+		if (errno != ENOENT && !empty_dir(repo_path)) {
 			r = tm_error_set(TM_EIO, "%s: %s", repo_path, strerror(errno));
 			goto fail;
 		}

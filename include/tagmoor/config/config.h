@@ -64,6 +64,8 @@ struct tm_config {
 		int on_failure; /* enum tm_on_failure */
 		int log_format; /* enum tm_log_format */
 		int log_level;  /* enum tm_log_level */
+		char *user;     /* the fetcher child's user (privilege separation); NULL:
+				 * the default "tagmoor" (docs/security.md) */
 	} agent;
 	struct {
 		char *url;

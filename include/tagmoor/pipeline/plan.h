@@ -37,8 +37,30 @@ struct tm_plan_limits {
 void tm_plan_limits_of(struct tm_plan_limits *out, const struct tm_applier *ap,
 		       const struct tm_config *cfg);
 
+/* Reads the plan inputs of one commit from the repository: in one go,
+ * capture and build below (no fetcher child: tests and tools). */
 int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 		  const struct tm_applier *ap, const struct tm_applier_ctx *ctx,
 		  const struct tm_strlist *paths);
+
+/* Privilege separation (docs/security.md) splits it in two. The fetcher
+ * child captures the plan inputs: it walks each paths entry of the applier
+ * in slot `slot` below set->commit (set by the caller, malloc'd) and appends
+ * one dir per entry to set, with the bodies of the files the applier wants
+ * within the limits, and, where the walk meets an entry the plan refuses
+ * (symlink, submodule, bad name, over a limit), that entry without a body as
+ * the last one. Only unwanted files are left out; nothing is parsed. */
+struct tm_msg_set;
+int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
+		    const struct tm_applier *ap, const struct tm_config *cfg,
+		    const struct tm_strlist *paths);
+/* Frees what tm_plan_capture allocated (and set->commit). */
+void tm_plan_inputs_free(struct tm_msg_set *set);
+/* The parent builds the desired set from the inputs (decoded from the
+ * child's message) with the very checks, limits and messages of a build
+ * from the repository. */
+int tm_plan_build_inputs(struct tm_objset *out, const struct tm_msg_set *set, uint32_t slot,
+			 const struct tm_applier *ap, const struct tm_applier_ctx *ctx,
+			 const struct tm_strlist *paths);
 
 #endif

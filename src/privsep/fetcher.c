@@ -1,0 +1,382 @@
+/*
+ * fetcher.c — the fetcher child of every poll (include/tagmoor/privsep/fetcher.h).
+ *
+ * The parent forks, the child closes every descriptor but stdin, stdout,
+ * stderr and the write end of a pipe, takes the default action for the
+ * stop signals again (so that stopping the service ends it), enters the
+ * sandbox and runs the job. Its message goes through the pipe; the parent
+ * reads at most tm_fetcher_max_message bytes before the deadline, reaps the
+ * child (SIGKILL at the deadline) and only then decodes what it read.
+ */
+#define _GNU_SOURCE
+#include "tagmoor/privsep/fetcher.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <ftw.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MIB (1024ull * 1024)
+
+uint64_t tm_fetcher_deadline_ms(const struct tm_config *cfg)
+{
+	uint64_t t = cfg->source.timeout_ms ? cfg->source.timeout_ms : 60000;
+	return t * 5 > 600000 ? t * 5 : 600000;
+}
+
+size_t tm_fetcher_max_message(const struct tm_config *cfg)
+{
+	/* three sets (new, applied, last good), each at most the appliers' totals */
+	uint64_t kube = cfg->kubernetes.max_total ? cfg->kubernetes.max_total : 64 * MIB;
+	uint64_t per = kube + 64 * MIB + 16 * MIB;
+	uint64_t m = 3 * per + MIB;
+	return m > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)m;
+}
+
+int tm_fetcher_sandbox(struct tm_sandbox *sb, const struct tm_config *cfg)
+{
+	static char repo[4096];
+	int r = tm_sandbox_prepare(sb, cfg->agent.user, cfg->agent.user == NULL);
+
+	if (r < 0)
+		return r;
+	snprintf(repo, sizeof(repo), "%s/repo.git", cfg->agent.state_dir);
+	sb->rw[sb->nrw++] = repo;
+	sb->ro[sb->nro++] = cfg->source.ca_file;
+	sb->ro[sb->nro++] = cfg->source.token_file;
+	sb->ro[sb->nro++] = cfg->verify.allowed_signers;
+	sb->ro[sb->nro++] = cfg->verify.openpgp_keyring;
+	sb->nofile = 256;
+	sb->cpu_s = tm_fetcher_deadline_ms(cfg) / 1000;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(TM_NO_RLIMIT_AS)
+	/* the fetch (max_fetch and what its pack may inflate to), the plan inputs
+	 * and the message, with room for libc's and libgit2's mappings */
+	sb->as_bytes = (uint64_t)2048 * MIB +
+		       8 * (cfg->source.max_fetch ? cfg->source.max_fetch : 64 * MIB);
+	if (sizeof(void *) == 4 && sb->as_bytes > 3000 * MIB)
+		sb->as_bytes = 0; /* 32-bit: the address space is the bound */
+#endif
+	return 0;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return lchown(path, chown_uid, chown_gid);
+}
+
+int tm_fetcher_prepare_repo(const char *repo_dir, const struct tm_sandbox *sb)
+{
+	struct stat st;
+
+	if (lstat(repo_dir, &st) < 0) {
+		if (errno != ENOENT)
+			return tm_error_set(TM_EIO, "%s: %s", repo_dir, strerror(errno));
+		/* the state directory too, as a first run finds it missing */
+		char parent[4096];
+		snprintf(parent, sizeof(parent), "%s", repo_dir);
+		for (char *q = parent + 1; *q; q++) {
+			if (*q != '/')
+				continue;
+			*q = '\0';
+			if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+				return tm_error_set(TM_EIO, "%s: %s", parent, strerror(errno));
+			*q = '/';
+		}
+		if (mkdir(repo_dir, 0755) < 0 && errno != EEXIST)
+			return tm_error_set(TM_EIO, "%s: %s", repo_dir, strerror(errno));
+		if (lstat(repo_dir, &st) < 0)
+			return tm_error_set(TM_EIO, "%s: %s", repo_dir, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return 0; /* the child's open reports it (and rebuilds what it may) */
+	if (!sb->drop || (st.st_uid == sb->uid && st.st_gid == sb->gid))
+		return 0;
+	/* once (a repository root wrote before, or a changed user): the whole tree */
+	chown_uid = sb->uid;
+	chown_gid = sb->gid;
+	if (nftw(repo_dir, chown_one, 16, FTW_PHYS) != 0)
+		return tm_error_set(TM_EIO, "%s: giving it to the [agent] user %s: %s", repo_dir,
+				    sb->user, strerror(errno));
+	tm_log_info("%s now belongs to the [agent] user %s", repo_dir, sb->user);
+	return 0;
+}
+
+/* --- the child ----------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void close_others(int keep)
+{
+#ifdef SYS_close_range
+	if (keep == 3 && syscall(SYS_close_range, 4u, ~0u, 0u) == 0)
+		return;
+#endif
+	for (int fd = 3; fd < 4096; fd++)
+		if (fd != keep)
+			close(fd);
+}
+
+#ifdef TM_TEST_HOOKS
+/* Test builds only: TAGMOOR_TEST_FETCHER=execve|open:PATH|write:DIR makes the
+ * sandboxed child try something it must not (tests/integration/test_privsep.sh). */
+static void test_escape(void)
+{
+	const char *t = getenv("TAGMOOR_TEST_FETCHER");
+	int fd;
+
+	if (!t)
+		return;
+	if (strcmp(t, "execve") == 0) {
+		char *const argv[] = { "/bin/sh", "-c", "echo escaped", NULL };
+		execve("/bin/sh", argv, environ);
+		tm_log_error("test hook: execve was denied: %s", strerror(errno));
+		_exit(71);
+	}
+	if (strncmp(t, "open:", 5) == 0) {
+		fd = open(t + 5, O_RDONLY | O_CLOEXEC);
+		tm_log_error("test hook: open %s: %s", t + 5, fd < 0 ? strerror(errno) : "allowed");
+		_exit(fd < 0 ? 72 : 73);
+	}
+	if (strncmp(t, "write:", 6) == 0) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/escaped.service", t + 6);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0 && write(fd, "[Unit]\n", 7) == 7)
+			tm_log_error("test hook: wrote %s", path);
+		else
+			tm_log_error("test hook: writing %s: %s", path, strerror(errno));
+		_exit(fd < 0 ? 74 : 75);
+	}
+	if (strncmp(t, "hold:", 5) == 0) {
+		/* a slow step the test can sample /proc during */
+		struct timespec ts = { 0, 50 * 1000000 };
+		while (access(t + 5, F_OK) == 0)
+			nanosleep(&ts, NULL);
+	}
+}
+#endif
+
+static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox *sb,
+		  int (*job)(void *arg, struct tm_msg *msg), void *arg)
+{
+	struct tm_msg m;
+	struct tm_buf out;
+	sigset_t all;
+	int r;
+
+	/* the stop signals end the child (the service stopping), as any crash would */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (wfd != 3) {
+		if (dup2(wfd, 3) < 0)
+			_exit(70);
+		close(wfd);
+		wfd = 3;
+	}
+	close_others(wfd);
+	memset(&m, 0, sizeof(m));
+	m.oid = "";
+	if ((r = tm_sandbox_enter(sb)) < 0) {
+		m.status = TM_ESOURCE;
+		m.error = tm_error_last();
+	} else {
+#ifdef TM_TEST_HOOKS
+		test_escape();
+#endif
+		r = job(arg, &m);
+		if (r < 0 && m.status == 0) {
+			m.status = r;
+			m.error = tm_error_last();
+		}
+	}
+	tm_buf_init(&out, tm_fetcher_max_message(cfg));
+	if (tm_msg_encode(&out, &m) < 0) {
+		struct tm_msg e;
+		memset(&e, 0, sizeof(e));
+		e.status = TM_ELIMIT;
+		e.error = tm_error_last();
+		e.oid = "";
+		tm_buf_reset(&out);
+		if (tm_msg_encode(&out, &e) < 0)
+			_exit(70);
+	}
+	_exit(write_all(wfd, out.ptr, out.len) < 0 ? 70 : 0);
+}
+
+/* --- the parent ---------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *signal_cause(int sig)
+{
+	switch (sig) {
+	case SIGSYS:
+		return " (a system call outside its seccomp filter)";
+	case SIGKILL:
+		return " (killed)";
+	case SIGXCPU:
+		return " (over its CPU time limit)";
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGABRT:
+	case SIGILL:
+	case SIGFPE:
+		return " (crashed)";
+	default:
+		return "";
+	}
+}
+
+int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
+		   const struct tm_sandbox *sb, int (*job)(void *arg, struct tm_msg *msg),
+		   void *arg)
+{
+	int fds[2], status = 0, timed_out = 0, over = 0, r;
+	int64_t deadline = mono_ms() + (int64_t)tm_fetcher_deadline_ms(cfg);
+	size_t max = tm_fetcher_max_message(cfg);
+	struct rusage ru;
+	pid_t pid, w;
+
+	memset(out, 0, sizeof(*out));
+	tm_buf_init(&out->raw, max);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return tm_error_set(TM_ESOURCE, "fetcher: pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return tm_error_set(TM_ESOURCE, "fetcher: fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		child(fds[1], cfg, sb, job, arg);
+		_exit(70);
+	}
+	out->pid = pid;
+	close(fds[1]);
+	for (;;) {
+		char chunk[65536];
+		struct pollfd pfd = { fds[0], POLLIN, 0 };
+		int64_t left = deadline - mono_ms();
+		ssize_t n;
+
+		if (left <= 0) {
+			timed_out = 1;
+			break;
+		}
+		r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0)
+			continue;
+		n = read(fds[0], chunk, sizeof(chunk));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		if (tm_buf_put(&out->raw, chunk, (size_t)n) < 0) {
+			over = 1;
+			break;
+		}
+	}
+	close(fds[0]);
+	/* the message is complete (or refused); the child has no more to say */
+	for (;;) {
+		w = wait4(pid, &status, timed_out || over ? 0 : WNOHANG, &ru);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (w == 0 && mono_ms() >= deadline) {
+			timed_out = 1;
+			kill(pid, SIGKILL);
+			continue;
+		}
+		if (w == 0) {
+			struct timespec ts = { 0, 2 * 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (timed_out || over)
+			kill(pid, SIGKILL);
+	}
+	if (w == pid) {
+		out->child_cpu_ms =
+			(uint64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 +
+			(uint64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000;
+		out->child_maxrss_kb = (uint64_t)ru.ru_maxrss;
+	}
+	if (timed_out)
+		return tm_error_set(TM_ESOURCE,
+				    "the fetcher (pid %ld) took longer than %llu s and was killed",
+				    (long)pid,
+				    (unsigned long long)(tm_fetcher_deadline_ms(cfg) / 1000));
+	if (over)
+		return tm_error_set(TM_ESOURCE,
+				    "the fetcher (pid %ld) sent more than %zu bytes; killed",
+				    (long)pid, max);
+	if (w == pid && WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		out->killed_signal = sig;
+#ifdef TM_TEST_HOOKS
+		/* a fault point's kill in the child is a power cut: the parent goes too */
+		if (sig == SIGKILL && getenv("TAGMOOR_FAULT"))
+			raise(SIGKILL);
+#endif
+		return tm_error_set(TM_ESOURCE, "the fetcher (pid %ld) was killed by signal %d%s",
+				    (long)pid, sig, signal_cause(sig));
+	}
+	if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		return tm_error_set(TM_ESOURCE, "the fetcher (pid %ld) exited with status %d",
+				    (long)pid, WEXITSTATUS(status));
+	if ((r = tm_msg_decode(&out->msg, out->raw.ptr, out->raw.len)) < 0)
+		return tm_error_wrap(TM_ESOURCE, "the fetcher (pid %ld)", (long)pid);
+	return 0;
+}
+
+void tm_fetcher_reply_free(struct tm_fetcher_reply *r)
+{
+	tm_msg_free(&r->msg);
+	tm_buf_free(&r->raw);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,860 @@
+/*
+ * sandbox.c — the fetcher child's sandbox (include/tagmoor/privsep/sandbox.h).
+ *
+ * No libseccomp and no libcap (the static musl build has neither): the
+ * seccomp filter is a small classic-BPF program written here from the
+ * compiler's __NR_ numbers of x86_64, aarch64 and armv7, Landlock and
+ * capabilities are raw system calls with the kernel's UAPI structures.
+ * The filter allows what the child's libraries need (libc, libcurl with its
+ * resolver thread, mbedTLS, libgit2, our verify code) and kills the process
+ * (SIGSYS) on anything else: execve, fork, ptrace, mount, kill and so on.
+ * clone is allowed only for threads (CLONE_THREAD), clone3 answers ENOSYS
+ * so that libc falls back to clone, kill answers EPERM.
+ */
+#define _GNU_SOURCE
+#include "tagmoor/privsep/sandbox.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* --- Landlock (the UAPI, defined here where the headers are older) -------- */
+
+#ifndef __NR_landlock_create_ruleset
+#define __NR_landlock_create_ruleset 444
+#define __NR_landlock_add_rule 445
+#define __NR_landlock_restrict_self 446
+#endif
+#define LL_CREATE_RULESET_VERSION (1u << 0)
+#define LL_RULE_PATH_BENEATH 1
+#define LL_FS_EXECUTE (1ull << 0)
+#define LL_FS_WRITE_FILE (1ull << 1)
+#define LL_FS_READ_FILE (1ull << 2)
+#define LL_FS_READ_DIR (1ull << 3)
+#define LL_FS_REMOVE_DIR (1ull << 4)
+#define LL_FS_REMOVE_FILE (1ull << 5)
+#define LL_FS_MAKE_CHAR (1ull << 6)
+#define LL_FS_MAKE_DIR (1ull << 7)
+#define LL_FS_MAKE_REG (1ull << 8)
+#define LL_FS_MAKE_SOCK (1ull << 9)
+#define LL_FS_MAKE_FIFO (1ull << 10)
+#define LL_FS_MAKE_BLOCK (1ull << 11)
+#define LL_FS_MAKE_SYM (1ull << 12)
+#define LL_FS_REFER (1ull << 13)                  /* ABI 2 */
+#define LL_FS_TRUNCATE (1ull << 14)               /* ABI 3 */
+#define LL_FS_IOCTL_DEV (1ull << 15)              /* ABI 5 */
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ull << 0) /* ABI 6 */
+#define LL_SCOPE_SIGNAL (1ull << 1)
+
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
+};
+
+struct ll_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+int tm_sandbox_landlock_abi(void)
+{
+	long v = syscall(__NR_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+	return v < 0 ? 0 : (int)v;
+}
+
+static uint64_t ll_handled(int abi)
+{
+	uint64_t fs = (LL_FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
+	if (abi >= 2)
+		fs |= LL_FS_REFER;
+	if (abi >= 3)
+		fs |= LL_FS_TRUNCATE;
+	if (abi >= 5)
+		fs |= LL_FS_IOCTL_DEV;
+	return fs;
+}
+
+static int ll_add(int rfd, const char *path, uint64_t want, uint64_t handled)
+{
+	struct ll_path_beneath_attr pb;
+	struct stat st;
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1; /* an absent system file is not needed */
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) /* a file takes only the rights of files */
+		want &= LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE |
+			LL_FS_IOCTL_DEV;
+	pb.allowed_access = want & handled;
+	pb.parent_fd = fd;
+	if (syscall(__NR_landlock_add_rule, rfd, LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* What TLS, DNS and libc read: name service files, CA stores, the time zone. */
+static const char *const system_ro[] = {
+	"/etc/resolv.conf",
+	"/etc/hosts",
+	"/etc/nsswitch.conf",
+	"/etc/host.conf",
+	"/etc/gai.conf",
+	"/etc/services",
+	"/etc/protocols",
+	"/etc/localtime",
+	"/etc/ssl",
+	"/etc/pki",
+	"/etc/ca-certificates",
+	"/usr",
+	"/lib",
+	"/lib64",
+	"/dev/urandom",
+};
+
+/* Builds the ruleset while still privileged (the paths open as root). */
+static int ll_prepare(const struct tm_sandbox *sb, int *out_fd, int *out_abi)
+{
+	struct ll_ruleset_attr attr = { 0 };
+	uint64_t rw_rights, ro_rights = LL_FS_READ_FILE | LL_FS_READ_DIR;
+	size_t attr_size = 8;
+	int abi = tm_sandbox_landlock_abi(), rfd;
+
+	*out_fd = -1;
+	*out_abi = abi;
+	if (abi <= 0)
+		return 0;
+	attr.handled_access_fs = ll_handled(abi);
+	if (abi >= 6) {
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+		attr_size = sizeof(attr);
+	}
+	rw_rights = LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_READ_DIR | LL_FS_REMOVE_DIR |
+		    LL_FS_REMOVE_FILE | LL_FS_MAKE_DIR | LL_FS_MAKE_REG | LL_FS_REFER |
+		    LL_FS_TRUNCATE;
+	rfd = (int)syscall(__NR_landlock_create_ruleset, &attr, attr_size, 0);
+	if (rfd < 0)
+		return tm_error_set(TM_ESOURCE, "sandbox: landlock_create_ruleset: %s",
+				    strerror(errno));
+	for (size_t i = 0; i < sb->nrw; i++)
+		if (ll_add(rfd, sb->rw[i], rw_rights, attr.handled_access_fs) < 0)
+			goto fail_path;
+	for (size_t i = 0; i < sb->nro; i++)
+		if (sb->ro[i] && ll_add(rfd, sb->ro[i], ro_rights, attr.handled_access_fs) < 0)
+			goto fail_path;
+	for (size_t i = 0; i < sizeof(system_ro) / sizeof(system_ro[0]); i++)
+		if (ll_add(rfd, system_ro[i], ro_rights, attr.handled_access_fs) < 0)
+			goto fail_path;
+	if (ll_add(rfd, "/dev/null", LL_FS_READ_FILE | LL_FS_WRITE_FILE, attr.handled_access_fs) <
+	    0)
+		goto fail_path;
+	*out_fd = rfd;
+	return 0;
+fail_path:
+	close(rfd);
+	return tm_error_set(TM_ESOURCE, "sandbox: a Landlock rule: %s", strerror(errno));
+}
+
+/* --- seccomp ----------------------------------------------------------------- */
+
+#if defined(__x86_64__)
+#define TM_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TM_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__arm__) && defined(__ARM_EABI__)
+#define TM_AUDIT_ARCH AUDIT_ARCH_ARM
+#endif
+
+#ifndef SECCOMP_RET_KILL_PROCESS
+#define SECCOMP_RET_KILL_PROCESS 0x80000000U
+#endif
+
+#ifdef TM_AUDIT_ARCH
+static const long allowed_calls[] = {
+/* I/O on descriptors */
+#ifdef __NR_read
+	__NR_read,
+#endif
+#ifdef __NR_write
+	__NR_write,
+#endif
+#ifdef __NR_readv
+	__NR_readv,
+#endif
+#ifdef __NR_writev
+	__NR_writev,
+#endif
+#ifdef __NR_pread64
+	__NR_pread64,
+#endif
+#ifdef __NR_pwrite64
+	__NR_pwrite64,
+#endif
+#ifdef __NR_close
+	__NR_close,
+#endif
+#ifdef __NR_lseek
+	__NR_lseek,
+#endif
+#ifdef __NR__llseek
+	__NR__llseek,
+#endif
+#ifdef __NR_dup
+	__NR_dup,
+#endif
+#ifdef __NR_dup2
+	__NR_dup2,
+#endif
+#ifdef __NR_dup3
+	__NR_dup3,
+#endif
+#ifdef __NR_pipe
+	__NR_pipe,
+#endif
+#ifdef __NR_pipe2
+	__NR_pipe2,
+#endif
+#ifdef __NR_fcntl
+	__NR_fcntl,
+#endif
+#ifdef __NR_fcntl64
+	__NR_fcntl64,
+#endif
+#ifdef __NR_ioctl
+	__NR_ioctl,
+#endif
+#ifdef __NR_flock
+	__NR_flock,
+#endif
+#ifdef __NR_fsync
+	__NR_fsync,
+#endif
+#ifdef __NR_fdatasync
+	__NR_fdatasync,
+#endif
+#ifdef __NR_ftruncate
+	__NR_ftruncate,
+#endif
+#ifdef __NR_ftruncate64
+	__NR_ftruncate64,
+#endif
+/* files (Landlock decides where) */
+#ifdef __NR_open
+	__NR_open,
+#endif
+#ifdef __NR_openat
+	__NR_openat,
+#endif
+#ifdef __NR_stat
+	__NR_stat,
+#endif
+#ifdef __NR_fstat
+	__NR_fstat,
+#endif
+#ifdef __NR_lstat
+	__NR_lstat,
+#endif
+#ifdef __NR_newfstatat
+	__NR_newfstatat,
+#endif
+#ifdef __NR_stat64
+	__NR_stat64,
+#endif
+#ifdef __NR_fstat64
+	__NR_fstat64,
+#endif
+#ifdef __NR_lstat64
+	__NR_lstat64,
+#endif
+#ifdef __NR_fstatat64
+	__NR_fstatat64,
+#endif
+#ifdef __NR_statx
+	__NR_statx,
+#endif
+#ifdef __NR_statfs
+	__NR_statfs,
+#endif
+#ifdef __NR_fstatfs
+	__NR_fstatfs,
+#endif
+#ifdef __NR_statfs64
+	__NR_statfs64,
+#endif
+#ifdef __NR_fstatfs64
+	__NR_fstatfs64,
+#endif
+#ifdef __NR_access
+	__NR_access,
+#endif
+#ifdef __NR_faccessat
+	__NR_faccessat,
+#endif
+#ifdef __NR_faccessat2
+	__NR_faccessat2,
+#endif
+#ifdef __NR_readlink
+	__NR_readlink,
+#endif
+#ifdef __NR_readlinkat
+	__NR_readlinkat,
+#endif
+#ifdef __NR_getcwd
+	__NR_getcwd,
+#endif
+#ifdef __NR_getdents64
+	__NR_getdents64,
+#endif
+#ifdef __NR_getdents
+	__NR_getdents,
+#endif
+#ifdef __NR_mkdir
+	__NR_mkdir,
+#endif
+#ifdef __NR_mkdirat
+	__NR_mkdirat,
+#endif
+#ifdef __NR_rmdir
+	__NR_rmdir,
+#endif
+#ifdef __NR_unlink
+	__NR_unlink,
+#endif
+#ifdef __NR_unlinkat
+	__NR_unlinkat,
+#endif
+#ifdef __NR_rename
+	__NR_rename,
+#endif
+#ifdef __NR_renameat
+	__NR_renameat,
+#endif
+#ifdef __NR_renameat2
+	__NR_renameat2,
+#endif
+#ifdef __NR_link
+	__NR_link,
+#endif
+#ifdef __NR_linkat
+	__NR_linkat,
+#endif
+#ifdef __NR_symlink
+	__NR_symlink, /* libgit2's init probes it; Landlock refuses (no MAKE_SYM) */
+#endif
+#ifdef __NR_symlinkat
+	__NR_symlinkat,
+#endif
+#ifdef __NR_chmod
+	__NR_chmod,
+#endif
+#ifdef __NR_fchmod
+	__NR_fchmod,
+#endif
+#ifdef __NR_fchmodat
+	__NR_fchmodat,
+#endif
+#ifdef __NR_umask
+	__NR_umask,
+#endif
+#ifdef __NR_utimensat
+	__NR_utimensat,
+#endif
+#ifdef __NR_utimensat_time64
+	__NR_utimensat_time64,
+#endif
+#ifdef __NR_utimes
+	__NR_utimes,
+#endif
+/* memory */
+#ifdef __NR_brk
+	__NR_brk,
+#endif
+#ifdef __NR_mmap
+	__NR_mmap,
+#endif
+#ifdef __NR_mmap2
+	__NR_mmap2,
+#endif
+#ifdef __NR_munmap
+	__NR_munmap,
+#endif
+#ifdef __NR_mremap
+	__NR_mremap,
+#endif
+#ifdef __NR_mprotect
+	__NR_mprotect,
+#endif
+#ifdef __NR_madvise
+	__NR_madvise,
+#endif
+#ifdef __NR_msync
+	__NR_msync,
+#endif
+/* signals, threads, time */
+#ifdef __NR_rt_sigaction
+	__NR_rt_sigaction,
+#endif
+#ifdef __NR_rt_sigprocmask
+	__NR_rt_sigprocmask,
+#endif
+#ifdef __NR_rt_sigreturn
+	__NR_rt_sigreturn,
+#endif
+#ifdef __NR_sigreturn
+	__NR_sigreturn,
+#endif
+#ifdef __NR_sigaltstack
+	__NR_sigaltstack,
+#endif
+#ifdef __NR_rt_sigpending
+	__NR_rt_sigpending,
+#endif
+#ifdef __NR_tgkill
+	__NR_tgkill,
+#endif
+#ifdef __NR_futex
+	__NR_futex,
+#endif
+#ifdef __NR_futex_time64
+	__NR_futex_time64,
+#endif
+#ifdef __NR_set_robust_list
+	__NR_set_robust_list,
+#endif
+#ifdef __NR_get_robust_list
+	__NR_get_robust_list,
+#endif
+#ifdef __NR_set_tid_address
+	__NR_set_tid_address,
+#endif
+#ifdef __NR_rseq
+	__NR_rseq,
+#endif
+#ifdef __NR_membarrier
+	__NR_membarrier,
+#endif
+#ifdef __NR_sched_yield
+	__NR_sched_yield,
+#endif
+#ifdef __NR_sched_getaffinity
+	__NR_sched_getaffinity,
+#endif
+#ifdef __NR_clock_gettime
+	__NR_clock_gettime,
+#endif
+#ifdef __NR_clock_gettime64
+	__NR_clock_gettime64,
+#endif
+#ifdef __NR_clock_getres
+	__NR_clock_getres,
+#endif
+#ifdef __NR_clock_getres_time64
+	__NR_clock_getres_time64,
+#endif
+#ifdef __NR_clock_nanosleep
+	__NR_clock_nanosleep,
+#endif
+#ifdef __NR_clock_nanosleep_time64
+	__NR_clock_nanosleep_time64,
+#endif
+#ifdef __NR_nanosleep
+	__NR_nanosleep,
+#endif
+#ifdef __NR_gettimeofday
+	__NR_gettimeofday,
+#endif
+#ifdef __NR_time
+	__NR_time,
+#endif
+#ifdef __NR_restart_syscall
+	__NR_restart_syscall,
+#endif
+#ifdef __NR_exit
+	__NR_exit,
+#endif
+#ifdef __NR_exit_group
+	__NR_exit_group,
+#endif
+/* who am I */
+#ifdef __NR_getpid
+	__NR_getpid,
+#endif
+#ifdef __NR_getppid
+	__NR_getppid,
+#endif
+#ifdef __NR_gettid
+	__NR_gettid,
+#endif
+#ifdef __NR_getuid
+	__NR_getuid,
+#endif
+#ifdef __NR_geteuid
+	__NR_geteuid,
+#endif
+#ifdef __NR_getgid
+	__NR_getgid,
+#endif
+#ifdef __NR_getegid
+	__NR_getegid,
+#endif
+#ifdef __NR_getuid32
+	__NR_getuid32,
+#endif
+#ifdef __NR_geteuid32
+	__NR_geteuid32,
+#endif
+#ifdef __NR_getgid32
+	__NR_getgid32,
+#endif
+#ifdef __NR_getegid32
+	__NR_getegid32,
+#endif
+#ifdef __NR_getresuid
+	__NR_getresuid,
+#endif
+#ifdef __NR_getresgid
+	__NR_getresgid,
+#endif
+#ifdef __NR_getresuid32
+	__NR_getresuid32,
+#endif
+#ifdef __NR_getresgid32
+	__NR_getresgid32,
+#endif
+#ifdef __NR_uname
+	__NR_uname,
+#endif
+#ifdef __NR_sysinfo
+	__NR_sysinfo,
+#endif
+#ifdef __NR_getrandom
+	__NR_getrandom,
+#endif
+#ifdef __NR_getrlimit
+	__NR_getrlimit,
+#endif
+#ifdef __NR_ugetrlimit
+	__NR_ugetrlimit,
+#endif
+#ifdef __NR_prlimit64
+	__NR_prlimit64,
+#endif
+#ifdef __NR_getrusage
+	__NR_getrusage,
+#endif
+#ifdef __NR_prctl
+	__NR_prctl,
+#endif
+/* the network */
+#ifdef __NR_socket
+	__NR_socket,
+#endif
+#ifdef __NR_socketpair
+	__NR_socketpair,
+#endif
+#ifdef __NR_connect
+	__NR_connect,
+#endif
+#ifdef __NR_bind
+	__NR_bind,
+#endif
+#ifdef __NR_getsockopt
+	__NR_getsockopt,
+#endif
+#ifdef __NR_setsockopt
+	__NR_setsockopt,
+#endif
+#ifdef __NR_getsockname
+	__NR_getsockname,
+#endif
+#ifdef __NR_getpeername
+	__NR_getpeername,
+#endif
+#ifdef __NR_sendto
+	__NR_sendto,
+#endif
+#ifdef __NR_recvfrom
+	__NR_recvfrom,
+#endif
+#ifdef __NR_send
+	__NR_send,
+#endif
+#ifdef __NR_recv
+	__NR_recv,
+#endif
+#ifdef __NR_sendmsg
+	__NR_sendmsg,
+#endif
+#ifdef __NR_recvmsg
+	__NR_recvmsg,
+#endif
+#ifdef __NR_sendmmsg
+	__NR_sendmmsg,
+#endif
+#ifdef __NR_recvmmsg
+	__NR_recvmmsg,
+#endif
+#ifdef __NR_recvmmsg_time64
+	__NR_recvmmsg_time64,
+#endif
+#ifdef __NR_shutdown
+	__NR_shutdown,
+#endif
+#ifdef __NR_poll
+	__NR_poll,
+#endif
+#ifdef __NR_ppoll
+	__NR_ppoll,
+#endif
+#ifdef __NR_ppoll_time64
+	__NR_ppoll_time64,
+#endif
+#ifdef __NR_select
+	__NR_select,
+#endif
+#ifdef __NR__newselect
+	__NR__newselect,
+#endif
+#ifdef __NR_pselect6
+	__NR_pselect6,
+#endif
+#ifdef __NR_pselect6_time64
+	__NR_pselect6_time64,
+#endif
+#ifdef __NR_epoll_create1
+	__NR_epoll_create1,
+#endif
+#ifdef __NR_epoll_ctl
+	__NR_epoll_ctl,
+#endif
+#ifdef __NR_epoll_wait
+	__NR_epoll_wait,
+#endif
+#ifdef __NR_epoll_pwait
+	__NR_epoll_pwait,
+#endif
+#ifdef __NR_eventfd2
+	__NR_eventfd2,
+#endif
+#ifdef __ARM_NR_set_tls
+	__ARM_NR_set_tls,
+#endif
+#ifdef __ARM_NR_cacheflush
+	__ARM_NR_cacheflush,
+#endif
+};
+
+#define ALLOW SECCOMP_RET_ALLOW
+#define NARGS_MAX (sizeof(allowed_calls) / sizeof(allowed_calls[0]))
+
+static int seccomp_install(void)
+{
+	/* 4 (arch) + 2 (x32) + 2 per call + 3 + 4 (clone) + 2 + 2 + 1 */
+	struct sock_filter f[NARGS_MAX * 2 + 24];
+	struct sock_fprog prog;
+	size_t n = 0;
+
+#define STMT(c, k) (f[n++] = (struct sock_filter)BPF_STMT((c), (k)))
+#define JUMP(c, k, t, e) (f[n++] = (struct sock_filter)BPF_JUMP((c), (k), (t), (e)))
+	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	JUMP(BPF_JMP | BPF_JEQ | BPF_K, TM_AUDIT_ARCH, 1, 0);
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#ifdef __x86_64__
+	/* the x32 ABI shares the architecture value: none of it */
+	JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+	for (size_t i = 0; i < NARGS_MAX; i++) {
+		JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)allowed_calls[i], 0, 1);
+		STMT(BPF_RET | BPF_K, ALLOW);
+	}
+	/* clone: threads only (the flags are the first argument on all three) */
+	JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4);
+	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+	JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x00010000u /* CLONE_THREAD */, 0, 1);
+	STMT(BPF_RET | BPF_K, ALLOW);
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#ifdef __NR_clone3
+	JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+#endif
+#ifdef __NR_kill
+	JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kill, 0, 1);
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+#endif
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#undef STMT
+#undef JUMP
+	prog.len = (unsigned short)n;
+	prog.filter = f;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+		return tm_error_set(TM_ESOURCE, "sandbox: seccomp: %s", strerror(errno));
+	return 0;
+}
+
+int tm_sandbox_have_seccomp(void)
+{
+	return 1;
+}
+#else
+static int seccomp_install(void)
+{
+	tm_log_warn("sandbox: no seccomp filter for this architecture (docs/security.md); "
+		    "the other layers hold");
+	return 0;
+}
+
+int tm_sandbox_have_seccomp(void)
+{
+	return 0;
+}
+#endif
+
+/* --- user, capabilities, rlimits -------------------------------------------- */
+
+int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_default)
+{
+	struct passwd *pw;
+
+	memset(sb, 0, sizeof(*sb));
+	if (!user || !*user)
+		user = TM_SANDBOX_DEFAULT_USER;
+	snprintf(sb->user, sizeof(sb->user), "%s", user);
+	if (geteuid() != 0)
+		return 0; /* already unprivileged: everything but the uid change */
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		if (!user_is_default)
+			return tm_error_set(TM_ECONFIG,
+					    "[agent] user: there is no user \"%s\" on this system "
+					    "(create it: useradd --system --no-create-home %s)",
+					    user, user);
+		sb->note = "the fetcher keeps uid 0 (no capabilities, Landlock, seccomp): "
+			   "there is no user \"" TM_SANDBOX_DEFAULT_USER
+			   "\" ([agent] user; the package creates it)";
+		return 0;
+	}
+	if (pw->pw_uid == 0)
+		return tm_error_set(TM_ECONFIG,
+				    "[agent] user: \"%s\" is uid 0; the fetcher needs an "
+				    "unprivileged user",
+				    user);
+	sb->drop = 1;
+	sb->uid = pw->pw_uid;
+	sb->gid = pw->pw_gid;
+	return 0;
+}
+
+static int fail_errno(const char *what)
+{
+	return tm_error_set(TM_ESOURCE, "sandbox: %s: %s", what, strerror(errno));
+}
+
+static int set_limit(int res, uint64_t v, const char *what)
+{
+	struct rlimit rl = { (rlim_t)v, (rlim_t)v };
+
+	if (setrlimit(res, &rl) < 0)
+		return fail_errno(what);
+	return 0;
+}
+
+static int drop_caps(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capset, &h, d) < 0)
+		return fail_errno("capset");
+	return 0;
+}
+
+int tm_sandbox_enter(const struct tm_sandbox *sb)
+{
+	int rfd = -1, abi = 0, r;
+
+	if (set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE") < 0)
+		return TM_ESOURCE;
+	if (sb->nofile && set_limit(RLIMIT_NOFILE, sb->nofile, "RLIMIT_NOFILE") < 0)
+		return TM_ESOURCE;
+	if (sb->cpu_s) {
+		struct rlimit rl = { (rlim_t)sb->cpu_s, (rlim_t)sb->cpu_s + 5 };
+		if (setrlimit(RLIMIT_CPU, &rl) < 0)
+			return fail_errno("RLIMIT_CPU");
+	}
+	if (sb->as_bytes && set_limit(RLIMIT_AS, sb->as_bytes, "RLIMIT_AS") < 0)
+		return TM_ESOURCE;
+	if ((r = ll_prepare(sb, &rfd, &abi)) < 0)
+		return r;
+	if (geteuid() == 0) {
+		/* the bounding set needs CAP_SETPCAP: before the uid changes */
+		for (int c = 0; c <= 63; c++)
+			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) {
+				r = fail_errno("PR_CAPBSET_DROP");
+				goto fail;
+			}
+		if (sb->drop) {
+			if (setgroups(0, NULL) < 0 || setresgid(sb->gid, sb->gid, sb->gid) < 0 ||
+			    setresuid(sb->uid, sb->uid, sb->uid) < 0) {
+				r = fail_errno("changing to the [agent] user");
+				goto fail;
+			}
+			/* no way back */
+			if (setuid(0) == 0) {
+				r = tm_error_set(TM_ESOURCE, "sandbox: uid 0 could be regained");
+				goto fail;
+			}
+		}
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if ((r = drop_caps()) < 0)
+		goto fail;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		r = fail_errno("PR_SET_NO_NEW_PRIVS");
+		goto fail;
+	}
+	if (rfd >= 0) {
+		if (syscall(__NR_landlock_restrict_self, rfd, 0) < 0) {
+			r = fail_errno("landlock_restrict_self");
+			goto fail;
+		}
+		close(rfd);
+		rfd = -1;
+	} else {
+		tm_log_warn("sandbox: the kernel has no Landlock; the fetcher's file system is "
+			    "bounded by its uid only (docs/security.md)");
+	}
+	return seccomp_install();
+fail:
+	if (rfd >= 0)
+		close(rfd);
+	return r;
+}
