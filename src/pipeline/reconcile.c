@@ -180,6 +180,18 @@ static int build_plans(struct tm_pass *p, struct plans *pl, const struct tm_msg 
 	return 0;
 }
 
+/* The applier's pass state: begun when the pass first uses the applier,
+ * ended at the end of the pass (tm_reconcile_pass, out). */
+static int begin_applier(struct tm_pass *p, size_t i, const struct tm_applier_ctx *ctx)
+{
+	const struct tm_applier *ap = p->appliers[i].ap;
+
+	if (p->appliers[i].begun || !ap->begin)
+		return 0;
+	p->appliers[i].begun = 1;
+	return ap->begin(ctx, &p->appliers[i].state);
+}
+
 static int strv_has(char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
@@ -203,6 +215,10 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 
 		if (!p->appliers[i].enabled)
 			continue;
+		if ((r = begin_applier(p, i, ctx)) < 0) {
+			add_error(p, stage, NULL, "%s", tm_error_last());
+			return r;
+		}
 		tm_apply_result_free(res);
 		inv = tm_state_inventory(st, ap->name);
 		if (!inv)
@@ -214,7 +230,8 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 			for (size_t j = 0; j < inv->n && r == 0; j++)
 				r = tm_strv_push(&own, &nown, inv->ids[j]);
 			if (r == 0)
-				r = ap->apply(res, ctx, &pl->set[i], own, nown);
+				r = ap->apply(p->appliers[i].state, res, ctx, &pl->set[i], own,
+					      nown);
 			tm_strv_free(own, nown);
 		}
 		if (r < 0) {
@@ -232,7 +249,8 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		}
 		TM_FAULT("pass.applier-applied");
 		if (ap->prune && p->appliers[i].prune) {
-			r = ap->prune(res, ctx, &pl->set[i], inv->ids, inv->n, &kept, &nkept);
+			r = ap->prune(p->appliers[i].state, res, ctx, &pl->set[i], inv->ids, inv->n,
+				      &kept, &nkept);
 			if (r < 0) {
 				add_error(p, stage, res->error_object, "%s", tm_error_last());
 				tm_strv_free(kept, nkept);
@@ -266,7 +284,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		if (!p->appliers[i].enabled || !ap->health)
 			continue;
 		TM_FAULT("pass.before-health");
-		r = ap->health(res, ctx, &pl->set[i], wait);
+		r = ap->health(p->appliers[i].state, res, ctx, &pl->set[i], wait);
 		if (r < 0) {
 			add_error(p, "health",
 				  res->nunhealthy ? res->unhealthy[0] : res->error_object, "%s",
@@ -332,10 +350,14 @@ static int drift_check(struct tm_pass *p, struct tm_state *st, const struct tm_m
 		size_t n;
 		if (!p->appliers[i].enabled || !ap->drift)
 			continue;
+		if ((r = begin_applier(p, i, ctx)) < 0) {
+			add_error(p, "drift", NULL, "%s", tm_error_last());
+			break;
+		}
 		n = pl.set[i].n;
 		pl.set[i].n = owned_first(&pl.set[i], tm_state_inventory(st, ap->name));
 		TM_FAULT("pass.before-drift");
-		r = ap->drift(&p->appliers[i].res, ctx, &pl.set[i]);
+		r = ap->drift(p->appliers[i].state, &p->appliers[i].res, ctx, &pl.set[i]);
 		pl.set[i].n = n;
 		drifted += p->appliers[i].res.ndrifted;
 		if (r < 0) {
@@ -530,10 +552,12 @@ static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *
 			continue;
 		if (!(inv = tm_state_inventory(st, ap->name)))
 			return tm_error_set(TM_ENOMEM, "out of memory");
-		r = ap->apply(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n);
+		if ((r = begin_applier(p, i, ctx)) == 0)
+			r = ap->apply(p->appliers[i].state, &p->appliers[i].res, ctx, &pl->set[i],
+				      inv->ids, inv->n);
 		if (r == 0 && prune && ap->prune)
-			r = ap->prune(&p->appliers[i].res, ctx, &pl->set[i], inv->ids, inv->n,
-				      &kept, &nkept);
+			r = ap->prune(p->appliers[i].state, &p->appliers[i].res, ctx, &pl->set[i],
+				      inv->ids, inv->n, &kept, &nkept);
 		tm_strv_free(kept, nkept);
 		if (r < 0) {
 			add_error(p, "plan", p->appliers[i].res.error_object, "%s",
@@ -837,9 +861,12 @@ int tm_reconcile_pass(struct tm_pass *p)
 	save_state(p, &st);
 	r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
 out:
-	for (size_t i = 0; i < TM_PASS_APPLIERS; i++)
-		if (p->appliers[i].enabled && p->appliers[i].ap->end)
-			p->appliers[i].ap->end();
+	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+		if (p->appliers[i].begun && p->appliers[i].ap->end)
+			p->appliers[i].ap->end(p->appliers[i].state);
+		p->appliers[i].state = NULL;
+		p->appliers[i].begun = 0;
+	}
 	if (have_plans)
 		plans_free(&pl);
 	if (have_rep && (fetched || set_applied) && p->mode == TM_PASS_SYNC) {

@@ -233,6 +233,7 @@ int main(int argc, char **argv)
 	struct tm_objset desired = { 0 };
 	struct tm_apply_result res = { 0 };
 	struct recorder rec = { 0 };
+	void *state = NULL; /* the applier's pass state, as a pass holds it */
 	char **inv = NULL, **kept = NULL;
 	size_t ninv = 0, nkept = 0;
 	int r = 0, do_apply, do_prune, do_health, do_drift, pruned = 0, prune_on = 1, record_on = 1;
@@ -324,10 +325,12 @@ int main(int argc, char **argv)
 		ctx.record = record_hook;
 		ctx.record_arg = &rec;
 	}
-	if (do_apply && (r = A->apply(&res, &ctx, &desired, inv, ninv)) < 0)
+	if ((r = tm_kube_begin(&ctx, &state)) < 0)
+		goto out;
+	if (do_apply && (r = A->apply(state, &res, &ctx, &desired, inv, ninv)) < 0)
 		goto out;
 	if (do_prune) {
-		r = A->prune(&res, &ctx, &desired, inv, ninv, &kept, &nkept);
+		r = A->prune(state, &res, &ctx, &desired, inv, ninv, &kept, &nkept);
 		pruned = 1;
 		if (invfile && !ctx.dry_run) {
 			char **nv = NULL;
@@ -347,12 +350,13 @@ int main(int argc, char **argv)
 	} else if (do_apply && invfile && !ctx.dry_run && !prune_on) {
 		/* prune = no: everything stays tagmoor's */
 	}
-	if (do_health && (r = A->health(&res, &ctx, &desired, cfg.kubernetes.applier.wait_ms)) < 0)
+	if (do_health &&
+	    (r = A->health(state, &res, &ctx, &desired, cfg.kubernetes.applier.wait_ms)) < 0)
 		goto out;
-	if (do_drift && (r = A->drift(&res, &ctx, &desired)) < 0)
+	if (do_drift && (r = A->drift(state, &res, &ctx, &desired)) < 0)
 		goto out;
 out:
-	tm_kube_pass_end();
+	tm_kube_end(state);
 	fflush(stdout);
 	printf("rc=%d\n", r);
 	printf("applied=%u\nunchanged=%u\npruned=%u\n", res.applied, res.unchanged, res.pruned);

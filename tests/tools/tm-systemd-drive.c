@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	size_t ninv = 0, nkept = 0;
 	unsigned long long wait_ms = 30000;
 	int r = 0, do_apply, do_prune, do_health, do_drift, pruned_ok = 0;
+	void *state = NULL; /* the applier's pass state, as a pass holds it */
 
 	memset(&cfg, 0, sizeof(cfg));
 	tm_log_setup(TM_LOG_TEXT, TM_LOG_WARN);
@@ -209,6 +210,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
 		goto out;
+	if (A->begin && (r = A->begin(&ctx, &state)) < 0)
+		goto out;
 	if (do_apply) {
 		/* the applier sees the inventory as it was; the hook extends a copy */
 		char **rinv = NULL;
@@ -222,7 +225,7 @@ int main(int argc, char **argv)
 			ctx.record = record_ids;
 			ctx.record_arg = &rec;
 		}
-		r = A->apply(&res, &ctx, &desired, inv, ninv);
+		r = A->apply(state, &res, &ctx, &desired, inv, ninv);
 		ctx.record = NULL;
 		for (size_t i = 0; i < nrinv; i++) {
 			int have = 0;
@@ -258,7 +261,7 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	if (do_prune) {
-		r = A->prune(&res, &ctx, &desired, inv, ninv, &kept, &nkept);
+		r = A->prune(state, &res, &ctx, &desired, inv, ninv, &kept, &nkept);
 		pruned_ok = 1;
 		if (invfile && !ctx.dry_run) {
 			char **nv = NULL;
@@ -276,11 +279,13 @@ int main(int argc, char **argv)
 		if (r < 0)
 			goto out;
 	}
-	if (do_health && (r = A->health(&res, &ctx, &desired, wait_ms)) < 0)
+	if (do_health && (r = A->health(state, &res, &ctx, &desired, wait_ms)) < 0)
 		goto out;
-	if (do_drift && (r = A->drift(&res, &ctx, &desired)) < 0)
+	if (do_drift && (r = A->drift(state, &res, &ctx, &desired)) < 0)
 		goto out;
 out:
+	if (A->end)
+		A->end(state);
 	fflush(stdout);
 	printf("rc=%d\n", r);
 	printf("applied=%u unchanged=%u pruned=%u\n", res.applied, res.unchanged, res.pruned);

@@ -70,25 +70,31 @@ struct tm_applier {
 	int (*parse)(struct tm_objset *out, const struct tm_applier_ctx *ctx, const char *path,
 		     const char *relpath, const char *content, size_t len);
 	void (*free_data)(void *data);
+	/* Optional: a pass begins (before its first apply, prune, health or
+	 * drift). *state is what the applier keeps between the calls of this
+	 * pass (a client, a lease) and is handed to each of them, then to end;
+	 * without begin it is NULL. */
+	int (*begin)(const struct tm_applier_ctx *ctx, void **state);
 	/* Makes the live state match `desired`: writes/applies what changed.
 	 * inventory: ids tagmoor applied before (it may only touch those and
 	 * the desired ones). */
-	int (*apply)(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+	int (*apply)(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		     const struct tm_objset *desired, char *const *inventory, size_t ninventory);
 	/* Removes objects in inventory but not in desired. Those that could not be
 	 * removed stay in *kept (malloc'd ids) so they remain in the inventory. */
-	int (*prune)(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+	int (*prune)(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		     const struct tm_objset *desired, char *const *inventory, size_t ninventory,
 		     char ***kept, size_t *nkept);
 	/* Waits up to wait_ms for what was applied to become healthy. */
-	int (*health)(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+	int (*health)(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		      const struct tm_objset *desired, uint64_t wait_ms);
 	/* Finds live objects that differ from desired, repairs them (unless
 	 * dry_run) and lists them in res->drifted. */
-	int (*drift)(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+	int (*drift)(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		     const struct tm_objset *desired);
-	/* Optional: the pass is over, whatever happened (release locks/leases). */
-	void (*end)(void);
+	/* Optional: the pass is over, whatever happened: releases what state
+	 * holds (locks, leases) and frees it. Called once per begin. */
+	void (*end)(void *state);
 };
 
 /* objset helpers */

@@ -71,6 +71,8 @@ struct tm_pass {
 		int prune;
 		uint64_t wait_ms;
 		struct tm_apply_result res;
+		void *state; /* the applier's pass state (applier.h: begin .. end) */
+		int begun;
 	} appliers[TM_PASS_APPLIERS];
 	struct tm_pass_error errors[TM_PASS_MAX_ERRORS];
 	size_t nerrors;

@@ -11,13 +11,13 @@
  */
 #include "kube_internal.h"
 #include "tagmoor/apply/kubernetes/kube.h"
-#include "tagmoor/apply/kubernetes/kubeconfig.h"
 #include "tagmoor/core/buf.h"
-#include "tagmoor/core/error.h"
-#include "tagmoor/core/log.h"
 #include "tagmoor/doc/doc.h"
-#include "tagmoor/doc/yaml.h"
+#include "tagmoor/core/error.h"
 #include "tagmoor/source/http.h"
+#include "tagmoor/apply/kubernetes/kubeconfig.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/doc/yaml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +29,6 @@
 	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"      \
 	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList," \
 	"application/json"
-
-/* Set when a request of this pass failed because the API server could not be
- * reached (after the retry): the pass then knows that a failure says nothing
- * about the revision (it is not marked bad, and is retried with backoff). */
-int kube_net_failed;
 
 uint64_t kube_now_ms(void)
 {
@@ -61,9 +56,8 @@ int kube_parse_json(struct tm_doc **out, const char *body, size_t len, const cha
 	return 0;
 }
 
-/* An answer about one object, built only in part (yaml.h:
- * tm_json_parse_pruned): managedFields are never read, and callers that need
- * less say so. */
+/* An answer about one object, built only in part (yaml.h: tm_json_parse_pruned):
+ * managedFields are never read, and callers that need less say so. */
 const char *const kube_no_managed[] = { "metadata.managedFields", NULL };
 
 const char *const kube_no_managed_spec[] = { "metadata.managedFields", "spec", NULL };
@@ -108,7 +102,7 @@ void tm_kube_status_message(char *out, size_t outlen, long http_status, const ch
 		if (code && code->type == TM_DOC_INT && code->u.i >= 100 && code->u.i < 600)
 			http_status = (long)code->u.i;
 		/* Causes the message does not already say (the server usually
-     * folds them into it; conflicts list each field). */
+		 * folds them into it; conflicts list each field). */
 		for (size_t i = 0; causes && causes->type == TM_DOC_SEQ && i < causes->u.seq.n;
 		     i++) {
 			const char *cf = tm_doc_string(tm_doc_map_get(causes->u.seq.v[i], "field"));
@@ -164,6 +158,7 @@ struct tm_kube {
 	int legacy_only;
 	uint64_t discovered_ms;
 	unsigned long requests;
+	int unreachable; /* a request failed because the server could not be reached */
 };
 
 void tm_kube_free(struct tm_kube *k)
@@ -296,7 +291,7 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 			continue;
 		}
 		if (r == TM_ESOURCE)
-			kube_net_failed = 1;
+			k->unreachable = 1;
 		if (r < 0)
 			return r == TM_EAPPLY ? r : tm_error_wrap(TM_EAPPLY, "kubernetes");
 		if (!is_retryable(*out_status) || attempt == 3)
@@ -312,6 +307,11 @@ int tm_kube_call(struct tm_kube *k, const char *method, const char *path, const 
 {
 	return kube_call_ct(k, method, path, content_type, NULL, body, len, out_status, out, NULL,
 			    0);
+}
+
+int tm_kube_unreachable(const struct tm_kube *k)
+{
+	return k->unreachable;
 }
 
 const struct tm_kube_discovery *tm_kube_discovery(const struct tm_kube *k)
@@ -349,7 +349,7 @@ static int load_gv(struct tm_kube *k, const char *group, const char *version)
 		r = tm_kube_discovery_add_resource_list(k->disc, b.ptr, b.len);
 	} else if (r == 0) {
 		/* a failing group (an aggregated API server that is down) is
-     * tolerated until something needs it */
+		 * tolerated until something needs it */
 		char m[MSG_MAX];
 		tm_kube_status_message(m, sizeof(m), st, b.ptr, b.len);
 		tm_log_warn("kubernetes: discovery of %s: %s", path, m);
@@ -390,7 +390,7 @@ int tm_kube_discover(struct tm_kube *k)
 			agg = a;
 	}
 	/* Legacy: the core group is needed by nearly every repository; other
-   * group versions are loaded when an object first needs them. */
+	 * group versions are loaded when an object first needs them. */
 	if (!agg_core) {
 		for (size_t i = 0; i < k->disc->ngv; i++)
 			if (!*k->disc->gv[i].group && k->disc->gv[i].state == 1 &&
@@ -426,7 +426,7 @@ int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind
 				return 0;
 		}
 		/* missing: a CRD may have appeared since; refresh once (not
-     * more than twice a second however many kinds are missing) */
+		 * more than twice a second however many kinds are missing) */
 		if (round == 0 && kube_now_ms() - k->discovered_ms > 500) {
 			tm_log_debug("kubernetes: %s %s not in discovery; refreshing", api_version,
 				     kind);
@@ -447,8 +447,7 @@ int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind
 			    api_version);
 }
 
-/* Percent-encodes a path segment (names are validated, this is belt and
- * braces). */
+/* Percent-encodes a path segment (names are validated, this is belt and braces). */
 int kube_put_segment(struct tm_buf *b, const char *s)
 {
 	static const char hx[] = "0123456789ABCDEF";

@@ -11,9 +11,9 @@
  */
 #include "kube_internal.h"
 #include "tagmoor/apply/kubernetes/kube.h"
+#include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/log.h"
-#include "tagmoor/doc/doc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

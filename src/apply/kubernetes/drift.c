@@ -9,12 +9,12 @@
  * with dry_run (kube.c); a poll that finds nothing new runs drift().
  */
 #include "kube_internal.h"
-#include "tagmoor/apply/applier.h"
 #include "tagmoor/apply/kubernetes/kube.h"
+#include "tagmoor/apply/applier.h"
 #include "tagmoor/core/buf.h"
+#include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/log.h"
-#include "tagmoor/doc/doc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +83,7 @@ static void diff_note(struct diffs *d, const char *path, const struct tm_doc *a,
 	d->n++;
 }
 
-/* Differences between the live object a and what an apply would make of it, b.
- */
+/* Differences between the live object a and what an apply would make of it, b. */
 static void diff_docs(struct diffs *d, const char *path, const struct tm_doc *a,
 		      const struct tm_doc *b)
 {
@@ -122,8 +121,9 @@ static void diff_docs(struct diffs *d, const char *path, const struct tm_doc *a,
 /* diff: what an apply would do to each object, printed; nothing changes.
  * An object that an apply would refuse to take over is printed with "!"
  * and the diff fails as the apply would. */
-int kube_diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
-		    struct tm_apply_result *res, char *const *inventory, size_t ninventory)
+int kube_diff_apply(struct kube_pass *S, struct item *it, size_t n,
+		    const struct tm_applier_ctx *ctx, struct tm_apply_result *res,
+		    char *const *inventory, size_t ninventory)
 {
 	FILE *f = kube_out_of(ctx);
 	struct tm_buf b;
@@ -142,9 +142,9 @@ int kube_diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
 			/* its kind may be served in another version already */
 			if (!kube_in_list(inventory, ninventory, x->o->id)) {
 				int foreign;
-				if ((r = kube_get_meta(&live, x, res)) < 0)
+				if ((r = kube_get_meta(S, &live, x, res)) < 0)
 					break;
-				foreign = kube_foreign_live(x, live);
+				foreign = kube_foreign_live(S, x, live);
 				tm_doc_free(live);
 				if (foreign) {
 					fprintf(f,
@@ -161,10 +161,10 @@ int kube_diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
 			res->applied++;
 			continue;
 		}
-		if ((r = kube_get_live(&live, x, res, LIVE_ALL)) < 0)
+		if ((r = kube_get_live(S, &live, x, res, LIVE_ALL)) < 0)
 			break;
 		if (live && !kube_in_list(inventory, ninventory, x->o->id) &&
-		    kube_foreign_live(x, live)) {
+		    kube_foreign_live(S, x, live)) {
 			fprintf(f,
 				"kubernetes: ! %s (exists and was not applied by tagmoor; refusing "
 				"to take it over; %s)\n",
@@ -179,7 +179,7 @@ int kube_diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
 			res->applied++;
 			continue;
 		}
-		if ((r = kube_ssa(x, 1, &st, &b)) < 0) {
+		if ((r = kube_ssa(S, x, 1, &st, &b)) < 0) {
 			tm_doc_free(live);
 			break;
 		}
@@ -217,9 +217,10 @@ int kube_diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
  * without tagmoor's labels (deleted and made again by someone else, or
  * relabelled by another tool) is reported and left alone — never taken
  * over, whatever the adopt settings say; the pass fails naming it. */
-int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_drift(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	       const struct tm_objset *desired)
 {
+	struct kube_pass *S = state;
 	struct item *it = NULL;
 	int *sel = NULL, r;
 	size_t nsel = 0, nforeign = 0;
@@ -229,21 +230,21 @@ int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 
 	if (ctx->root || !desired->n)
 		return 0;
-	if ((r = kube_pass_begin(ctx)) < 0)
+	if ((r = kube_pass_begin(S, ctx)) < 0)
 		return r;
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	if (!ctx->dry_run) {
-		if ((r = kube_lease_acquire()) < 0)
+		if ((r = kube_lease_acquire(S)) < 0)
 			goto out;
-		if (kube_pass.skipped) {
+		if (S->skipped) {
 			tm_log_info(
 				"kubernetes: node %s holds the apply lease; it checks for drift",
-				kube_pass.other);
+				S->other);
 			goto out;
 		}
 	}
 	if ((r = kube_items_build(&it, desired, res)) < 0 ||
-	    (r = kube_items_resolve(it, desired->n, res)) < 0)
+	    (r = kube_items_resolve(S, it, desired->n, res)) < 0)
 		goto out;
 	if (!(sel = calloc(desired->n, sizeof(*sel)))) {
 		r = tm_error_set(TM_ENOMEM, "out of memory");
@@ -255,11 +256,11 @@ int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		struct diffs d = { NULL, 0 };
 		long st;
 
-		if (x->how == 1 && (r = kube_get_live(&live, x, res, LIVE_ALL)) < 0)
+		if (x->how == 1 && (r = kube_get_live(S, &live, x, res, LIVE_ALL)) < 0)
 			goto out;
 		if (live) {
 			char why[256];
-			if (!kube_owned_by_us(live, why, sizeof(why))) {
+			if (!kube_owned_by_us(S, live, why, sizeof(why))) {
 				tm_log_error(
 					"kubernetes: %s exists and is not tagmoor's (%s); drift "
 					"not repaired, "
@@ -278,7 +279,7 @@ int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				tm_doc_free(live);
 				continue;
 			}
-			if ((r = kube_ssa(x, 1, &st, &b)) < 0) {
+			if ((r = kube_ssa(S, x, 1, &st, &b)) < 0) {
 				tm_doc_free(live);
 				goto out;
 			}
@@ -320,8 +321,7 @@ int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		char **ids = NULL;
 		size_t nids = 0;
 
-		/* what is about to be written, for the pass (all of it tagmoor's already)
-     */
+		/* what is about to be written, for the pass (all of it tagmoor's already) */
 		for (size_t i = 0; i < desired->n && r == 0; i++)
 			if (sel[i])
 				r = tm_strv_push(&ids, &nids, it[i].o->id);
@@ -331,7 +331,7 @@ int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			r = tm_error_wrap(TM_EAPPLY, "kubernetes: drift not repaired");
 		tm_strv_free(ids, nids);
 		if (r == 0)
-			r = kube_apply_staged(it, desired->n, sel, res, 0);
+			r = kube_apply_staged(S, it, desired->n, sel, res, 0);
 		if (r == 0)
 			tm_log_info("kubernetes: %zu drifted object(s) repaired", nsel);
 	}
@@ -349,6 +349,6 @@ out:
 	tm_buf_free(&b);
 	free(sel);
 	kube_items_free(it);
-	tm_kube_pass_end();
+	kube_pass_reset(S);
 	return r;
 }

@@ -13,83 +13,107 @@
  * what left the repository; drift.c has diff and the drift check. One pass
  * shares one API client (connections reused), one discovery and the lease.
  */
-#include "tagmoor/apply/kubernetes/kube.h"
 #include "kube_internal.h"
+#include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/apply/applier.h"
+#include "tagmoor/core/buf.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/doc/doc.h"
+#include "tagmoor/core/error.h"
 #include "tagmoor/apply/kubernetes/kstatus.h"
 #include "tagmoor/apply/kubernetes/kubeconfig.h"
-#include "tagmoor/config/config.h"
-#include "tagmoor/core/buf.h"
-#include "tagmoor/core/error.h"
-#include "tagmoor/core/fault.h"
 #include "tagmoor/core/log.h"
-#include "tagmoor/doc/doc.h"
+#include "tagmoor/core/fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct kube_pass kube_pass;
-
-void tm_kube_pass_end(void)
+/* Ends what a pass holds (the lease, the client) and forgets it; what says
+ * whether the API server was unreachable is kept until the next begin. */
+void kube_pass_reset(struct kube_pass *S)
 {
-	if (kube_pass.lease_held) {
+	int unreachable = kube_unreachable(S);
+
+	if (S->lease_held) {
 		/* the failure that ends a pass must survive the release */
 		int code = tm_error_last_code();
 		char msg[1024];
 
 		snprintf(msg, sizeof(msg), "%s", tm_error_last());
-		kube_lease_release();
+		kube_lease_release(S);
 		if (code)
 			tm_error_set(code, "%s", msg);
 	}
-	tm_kube_free(kube_pass.kube);
-	tm_kubeconfig_free(kube_pass.kc);
-	memset(&kube_pass, 0, sizeof(kube_pass));
+	tm_kube_free(S->kube);
+	tm_kubeconfig_free(S->kc);
+	memset(S, 0, sizeof(*S));
+	S->net_failed = unreachable;
 }
 
-static const char *field_manager(void)
+/* Whether a request of this pass failed because the API server could not
+ * be reached (after the retry): the pass then knows that a failure says
+ * nothing about the revision (it is not marked bad, and is retried with
+ * backoff). */
+int kube_unreachable(const struct kube_pass *S)
 {
-	return kube_pass.cfg && kube_pass.cfg->kubernetes.field_manager
-		       ? kube_pass.cfg->kubernetes.field_manager
-		       : "tagmoor";
+	return S->net_failed || (S->kube && tm_kube_unreachable(S->kube));
 }
 
-int kube_pass_begin(const struct tm_applier_ctx *ctx)
+int tm_kube_begin(const struct tm_applier_ctx *ctx, void **state)
+{
+	(void)ctx; /* the client is made when a pass first needs the cluster */
+	if (!(*state = calloc(1, sizeof(struct kube_pass))))
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	return 0;
+}
+
+void tm_kube_end(void *state)
+{
+	if (!state)
+		return;
+	kube_pass_reset(state);
+	free(state);
+}
+
+static const char *field_manager(struct kube_pass *S)
+{
+	return S->cfg && S->cfg->kubernetes.field_manager ? S->cfg->kubernetes.field_manager
+							  : "tagmoor";
+}
+
+int kube_pass_begin(struct kube_pass *S, const struct tm_applier_ctx *ctx)
 {
 	const struct tm_config *cfg = ctx->cfg;
 	struct tm_kube_opts ko = { 0 };
 	int r;
 
-	tm_kube_pass_end();
-	kube_net_failed = 0;
-	kube_pass.cfg = cfg;
-	if ((r = tm_kube_owner(kube_pass.owner, cfg)) < 0 ||
-	    (r = tm_kube_lease_name(kube_pass.lease, cfg)) < 0)
+	kube_pass_reset(S);
+	S->net_failed = 0;
+	S->cfg = cfg;
+	if ((r = tm_kube_owner(S->owner, cfg)) < 0 || (r = tm_kube_lease_name(S->lease, cfg)) < 0)
 		goto fail;
-	snprintf(kube_pass.holder, sizeof(kube_pass.holder), "%s",
+	snprintf(S->holder, sizeof(S->holder), "%s",
 		 cfg && cfg->agent.device_id ? cfg->agent.device_id
 		 : cfg && cfg->hostname      ? cfg->hostname
 					     : "tagmoor");
 	if (cfg && cfg->kubernetes.kubeconfig)
-		r = tm_kubeconfig_load(&kube_pass.kc, cfg->kubernetes.kubeconfig, NULL);
+		r = tm_kubeconfig_load(&S->kc, cfg->kubernetes.kubeconfig, NULL);
 	else /* tests: a service account directory other than the pod's */
-		r = tm_kubeconfig_in_cluster(&kube_pass.kc, cfg ? cfg->kubernetes.sa_dir : NULL);
+		r = tm_kubeconfig_in_cluster(&S->kc, cfg ? cfg->kubernetes.sa_dir : NULL);
 	if (r < 0)
 		goto fail;
 	/* tests: exercise the legacy discovery against a server that has both */
 	ko.legacy_discovery = cfg && cfg->kubernetes.legacy_discovery;
-	if ((r = tm_kube_new(&kube_pass.kube, kube_pass.kc, &ko)) < 0 ||
-	    (r = tm_kube_discover(kube_pass.kube)) < 0)
+	if ((r = tm_kube_new(&S->kube, S->kc, &ko)) < 0 || (r = tm_kube_discover(S->kube)) < 0)
 		goto fail;
-	kube_pass.active = 1;
+	S->active = 1;
 	return 0;
 fail:
-	/* whatever went wrong with the cluster is an apply failure, never a source
-   * one */
+	/* whatever went wrong with the cluster is an apply failure, never a source one */
 	if (r != TM_ENOMEM && r != TM_EAPPLY)
 		r = tm_error_wrap(TM_EAPPLY, "kubernetes");
-	tm_kube_pass_end();
+	kube_pass_reset(S);
 	return r;
 }
 
@@ -189,13 +213,12 @@ static int crd_defines(const struct item *it, size_t n, const char *group, const
 	return 0;
 }
 
-void kube_set_ns(struct item *x)
+void kube_set_ns(struct kube_pass *S, struct item *x)
 {
-	x->ns = !x->res.namespaced ? "" : x->ref.ns[0] ? x->ref.ns : kube_default_ns(kube_pass.cfg);
+	x->ns = !x->res.namespaced ? "" : x->ref.ns[0] ? x->ref.ns : kube_default_ns(S->cfg);
 }
 
-/* The object's identity on the server, for telling two ids of one object apart.
- */
+/* The object's identity on the server, for telling two ids of one object apart. */
 int kube_live_key(char *out, size_t n, const char *group, const char *kind, const char *ns,
 		  const char *name)
 {
@@ -209,7 +232,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Resolves every kind (discovery, else a CRD of this revision). */
-int kube_items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
+int kube_items_resolve(struct kube_pass *S, struct item *it, size_t n, struct tm_apply_result *res)
 {
 	char **keys = NULL;
 	int r = 0;
@@ -220,7 +243,7 @@ int kube_items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 
 		if (x->how == 1)
 			continue;
-		r = tm_kube_resolve(kube_pass.kube, x->av, x->ref.kind, &x->res);
+		r = tm_kube_resolve(S->kube, x->av, x->ref.kind, &x->res);
 		if (r == 0) {
 			x->how = 1;
 		} else if (r == TM_ENOTFOUND &&
@@ -245,10 +268,10 @@ int kube_items_resolve(struct item *it, size_t n, struct tm_apply_result *res)
 			kube_set_error_object(res, x->o->id);
 			return r;
 		}
-		kube_set_ns(x);
+		kube_set_ns(S, x);
 	}
 	/* Two ids for one live object (a namespaced custom kind once with and
-   * once without `namespace: default`) would fight each other. */
+	 * once without `namespace: default`) would fight each other. */
 	if (n < 2)
 		return 0;
 	if (!(keys = calloc(n, sizeof(*keys))))
@@ -282,8 +305,8 @@ int kube_item_path(char *out, size_t n, const struct item *x, int with_name)
 
 /* GET the live object: 0 with *out (NULL when it does not exist), built as
  * far as part needs it. */
-int kube_get_live(struct tm_doc **out, const struct item *x, struct tm_apply_result *res,
-		  enum live_part part)
+int kube_get_live(struct kube_pass *S, struct tm_doc **out, const struct item *x,
+		  struct tm_apply_result *res, enum live_part part)
 {
 	char path[PATH_MAX_K];
 	struct tm_buf b;
@@ -294,7 +317,7 @@ int kube_get_live(struct tm_doc **out, const struct item *x, struct tm_apply_res
 	if ((r = kube_item_path(path, sizeof(path), x, 1)) < 0)
 		return r;
 	tm_buf_init(&b, MAX_RESPONSE + 1);
-	r = tm_kube_call(kube_pass.kube, "GET", path, NULL, NULL, 0, &st, &b);
+	r = tm_kube_call(S->kube, "GET", path, NULL, NULL, 0, &st, &b);
 	if (r == 0 && st == 200)
 		r = kube_parse_object(out, b.ptr, b.len, x->o->id,
 				      part == LIVE_META ? kube_only_metadata : NULL,
@@ -307,7 +330,7 @@ int kube_get_live(struct tm_doc **out, const struct item *x, struct tm_apply_res
 }
 
 /* Server-side apply of one object: *out_status and the answer in b. */
-int kube_ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
+int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, struct tm_buf *b)
 {
 	char path[PATH_MAX_K + 128];
 	struct tm_buf body;
@@ -319,12 +342,12 @@ int kube_ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
 	if ((r = kube_item_path(path, sizeof(path) - 128, x, 1)) < 0)
 		return r;
 	pl = strlen(path);
-	snprintf(path + pl, sizeof(path) - pl, "?fieldManager=%s&force=true%s", field_manager(),
+	snprintf(path + pl, sizeof(path) - pl, "?fieldManager=%s&force=true%s", field_manager(S),
 		 dry_run ? "&dryRun=All" : "");
 	tm_buf_init(&body, MAX_OBJECT_JSON + 1);
 	if (!x->res.namespaced && x->k && x->k->has_ns) {
 		/* a custom cluster-scoped kind written with a namespace: sent without it
-     * (read back from the JSON, rare: the tree is not kept) */
+		 * (read back from the JSON, rare: the tree is not kept) */
 		struct tm_doc *d = NULL;
 		if ((r = kube_parse_json(&d, x->o->content, x->o->len, x->o->id)) < 0)
 			return r;
@@ -338,16 +361,15 @@ int kube_ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b)
 		data = body.ptr;
 		len = body.len;
 	}
-	r = tm_kube_call(kube_pass.kube, "PATCH", path, "application/apply-patch+yaml", data, len,
-			 st, b);
+	r = tm_kube_call(S->kube, "PATCH", path, "application/apply-patch+yaml", data, len, st, b);
 	tm_buf_free(&body);
 	return r;
 }
 
 /* Polls the objects until every one is Current, one is Failed or wait_ms
  * passed. health != 0: the stuck ones go to res->unhealthy. */
-static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_apply_result *res,
-			int health, const char *what)
+static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_t wait_ms,
+			struct tm_apply_result *res, int health, const char *what)
 {
 	enum tm_kstatus *st;
 	char(*msg)[256];
@@ -377,7 +399,7 @@ static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_
 				failed += st[i] == TM_KSTATUS_FAILED;
 				continue;
 			}
-			if ((r = kube_get_live(&live, w[i], res, LIVE_STATUS)) < 0)
+			if ((r = kube_get_live(S, &live, w[i], res, LIVE_STATUS)) < 0)
 				goto out;
 			st[i] = tm_kstatus_compute(live, w[i]->res.group, w[i]->res.kind, 0, msg[i],
 						   sizeof(msg[i]));
@@ -392,7 +414,7 @@ static int wait_current(struct item **w, size_t nw, uint64_t wait_ms, struct tm_
 		t = kube_now_ms();
 		if (t >= deadline)
 			break;
-		if ((r = kube_lease_tick()) < 0)
+		if ((r = kube_lease_tick(S)) < 0)
 			goto out;
 		kube_sleep_ms(interval < deadline - t ? interval : deadline - t);
 		interval = interval * 2 > 1000 ? 1000 : interval * 2;
@@ -440,7 +462,7 @@ int kube_is_crd(const struct item *x)
 	       strcmp(x->ref.group, "apiextensions.k8s.io") == 0;
 }
 
-static int apply_one(struct item *x, struct tm_apply_result *res, int count)
+static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result *res, int count)
 {
 	struct tm_buf b;
 	struct tm_doc *d = NULL;
@@ -450,7 +472,7 @@ static int apply_one(struct item *x, struct tm_apply_result *res, int count)
 
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	TM_FAULT("kube.before-patch");
-	if ((r = kube_ssa(x, 0, &st, &b)) < 0) {
+	if ((r = kube_ssa(S, x, 0, &st, &b)) < 0) {
 		kube_set_error_object(res, x->o->id);
 		r = tm_error_wrap(r, "kubernetes: apply %s", x->o->id);
 		goto out;
@@ -494,7 +516,7 @@ out:
 /* After its CRD is Established a kind appears in discovery, on a real API
  * server a moment later: refresh until every kind this revision defines is
  * there, for up to 10 s (then the apply names the object that cannot be). */
-static int await_kinds(struct item *it, size_t n, const int *sel)
+static int await_kinds(struct kube_pass *S, struct item *it, size_t n, const int *sel)
 {
 	uint64_t deadline = kube_now_ms() + 10000;
 	int r;
@@ -502,7 +524,7 @@ static int await_kinds(struct item *it, size_t n, const int *sel)
 	for (;;) {
 		size_t missing = 0;
 
-		if ((r = tm_kube_discover(kube_pass.kube)) < 0)
+		if ((r = tm_kube_discover(S->kube)) < 0)
 			return r;
 		for (size_t i = 0; i < n; i++) {
 			char group[TM_KUBE_GROUP_MAX + 1], version[64];
@@ -511,16 +533,16 @@ static int await_kinds(struct item *it, size_t n, const int *sel)
 						   sizeof(version)) < 0)
 				continue;
 			/* legacy discovery lists the group version; its resources come when
-       * resolved */
-			if (tm_kube_discovery_find(tm_kube_discovery(kube_pass.kube), group,
-						   version, it[i].ref.kind, NULL) < 0 &&
-			    tm_kube_discovery_gv_state(tm_kube_discovery(kube_pass.kube), group,
+			 * resolved */
+			if (tm_kube_discovery_find(tm_kube_discovery(S->kube), group, version,
+						   it[i].ref.kind, NULL) < 0 &&
+			    tm_kube_discovery_gv_state(tm_kube_discovery(S->kube), group,
 						       version) != 1)
 				missing++;
 		}
 		if (!missing || kube_now_ms() >= deadline)
 			return 0;
-		if ((r = kube_lease_tick()) < 0)
+		if ((r = kube_lease_tick(S)) < 0)
 			return r;
 		kube_sleep_ms(250);
 	}
@@ -529,10 +551,10 @@ static int await_kinds(struct item *it, size_t n, const int *sel)
 /* Applies the selected items (sel NULL: all) stage by stage: definitions,
  * then wait for their CRDs to be Established and refresh discovery, then
  * classes, then the rest. count: record applied/unchanged in res. */
-int kube_apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply_result *res,
-		      int count)
+int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int *sel,
+		      struct tm_apply_result *res, int count)
 {
-	uint64_t wait_ms = kube_pass.cfg ? kube_pass.cfg->kubernetes.applier.wait_ms : 0;
+	uint64_t wait_ms = S->cfg ? S->cfg->kubernetes.applier.wait_ms : 0;
 	int r = 0;
 
 	for (int stage = TM_KUBE_STAGE_DEFINITIONS; stage <= TM_KUBE_STAGE_RESOURCES; stage++) {
@@ -544,10 +566,9 @@ int kube_apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply
 				continue;
 			if (it[i].how == 2) {
 				/* its CRD was applied in the first stage: now the kind must be
-         * served */
+				 * served */
 				struct tm_kube_resource rr;
-				if (tm_kube_resolve(kube_pass.kube, it[i].av, it[i].ref.kind, &rr) <
-				    0) {
+				if (tm_kube_resolve(S->kube, it[i].av, it[i].ref.kind, &rr) < 0) {
 					kube_set_error_object(res, it[i].o->id);
 					return tm_error_set(
 						TM_EAPPLY,
@@ -557,9 +578,10 @@ int kube_apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply
 				}
 				it[i].res = rr;
 				it[i].how = 1;
-				kube_set_ns(&it[i]);
+				kube_set_ns(S, &it[i]);
 			}
-			if ((r = apply_one(&it[i], res, count)) < 0 || (r = kube_lease_tick()) < 0)
+			if ((r = apply_one(S, &it[i], res, count)) < 0 ||
+			    (r = kube_lease_tick(S)) < 0)
 				return r;
 		}
 		if (stage != TM_KUBE_STAGE_DEFINITIONS)
@@ -579,90 +601,92 @@ int kube_apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply
 			if (it[i].stage == stage && (!sel || sel[i]) && kube_is_crd(&it[i]))
 				crds[ncrds++] = &it[i];
 		/* Custom resources cannot be applied before their CRD is served,
-     * so CRDs get at least CRD_MIN_WAIT_MS even with wait = 0. */
-		r = wait_current(crds, ncrds, wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS,
-				 res, 0, "CustomResourceDefinition");
+		 * so CRDs get at least CRD_MIN_WAIT_MS even with wait = 0. */
+		r = wait_current(S, crds, ncrds,
+				 wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS, res, 0,
+				 "CustomResourceDefinition");
 		free(crds);
 		if (r < 0)
 			return r;
-		if (pending_kinds && (r = await_kinds(it, n, sel)) < 0)
+		if (pending_kinds && (r = await_kinds(S, it, n, sel)) < 0)
 			return r;
 	}
 	return 0;
 }
 
-int kube_apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_apply(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	       const struct tm_objset *desired, char *const *inventory, size_t ninventory)
 {
+	struct kube_pass *S = state;
 	struct item *it = NULL;
 	int r;
 
 	if (ctx->root) {
-		tm_log_info("kubernetes: --root: the cluster is not touched (%zu objects "
-			    "not applied)",
-			    desired->n);
+		tm_log_info(
+			"kubernetes: --root: the cluster is not touched (%zu objects not applied)",
+			desired->n);
 		return 0;
 	}
 	if (!desired->n && !ninventory)
 		return 0;
-	if ((r = kube_pass_begin(ctx)) < 0) {
-		res->unreachable = kube_net_failed;
+	if ((r = kube_pass_begin(S, ctx)) < 0) {
+		res->unreachable = kube_unreachable(S);
 		return r;
 	}
 	if (!ctx->dry_run) {
-		if ((r = kube_lease_acquire()) < 0)
+		if ((r = kube_lease_acquire(S)) < 0)
 			goto fail;
-		if (kube_pass.skipped) {
+		if (S->skipped) {
 			tm_log_warn(
 				"kubernetes: node %s holds the apply lease %s/%s and applies this "
 				"revision; "
 				"this node (%s) applies nothing",
-				kube_pass.other, TM_KUBE_LEASE_NAMESPACE, kube_pass.lease,
-				kube_pass.holder);
+				S->other, TM_KUBE_LEASE_NAMESPACE, S->lease, S->holder);
 			return 0;
 		}
 	}
 	if ((r = kube_items_build(&it, desired, res)) < 0 ||
-	    (r = kube_items_resolve(it, desired->n, res)) < 0)
+	    (r = kube_items_resolve(S, it, desired->n, res)) < 0)
 		goto fail;
 	if (ctx->dry_run) {
-		r = kube_diff_apply(it, desired->n, ctx, res, inventory, ninventory);
+		r = kube_diff_apply(S, it, desired->n, ctx, res, inventory, ninventory);
 		kube_items_free(it);
 		if (r < 0)
-			tm_kube_pass_end();
+			kube_pass_reset(S);
 		return r;
 	}
 	TM_FAULT("kube.resolved");
-	kube_prelist(it, desired->n);
+	kube_prelist(S, it, desired->n);
 	/* look at everything before writing anything */
-	if ((r = kube_check_foreign(it, desired->n, inventory, ninventory, res)) < 0 ||
+	if ((r = kube_check_foreign(S, it, desired->n, inventory, ninventory, res)) < 0 ||
 	    (r = kube_record_new(ctx, it, desired->n, inventory, ninventory)) < 0 ||
-	    (r = kube_apply_staged(it, desired->n, NULL, res, 1)) < 0)
+	    (r = kube_apply_staged(S, it, desired->n, NULL, res, 1)) < 0)
 		goto fail;
 	TM_FAULT("kube.applied");
 	tm_log_info("kubernetes: %u applied, %u unchanged", res->applied, res->unchanged);
 	kube_items_free(it);
 	return 0;
 fail:
-	res->unreachable = kube_net_failed;
+	res->unreachable = kube_unreachable(S);
 	kube_items_free(it);
-	tm_kube_pass_end();
+	kube_pass_reset(S);
 	return r;
 }
 
-int kube_health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_health(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		const struct tm_objset *desired, uint64_t wait_ms)
 {
+	struct kube_pass *S = state;
 	struct item *it = NULL, **w = NULL;
 	size_t nw = 0;
 	int r = 0;
 
-	if (ctx->root || ctx->dry_run || kube_pass.skipped || wait_ms == 0 || !desired->n)
+	if (ctx->root || ctx->dry_run || S->skipped || wait_ms == 0 || !desired->n)
 		goto out;
-	if (!kube_pass.active && (r = kube_pass_begin(ctx)) < 0)
+	if (!S->active && (r = kube_pass_begin(S, ctx)) < 0)
 		goto out;
 	if ((r = kube_items_build(&it, desired, res)) < 0 ||
-	    (r = kube_items_resolve(it, desired->n, res)) < 0)
+	    (r = kube_items_resolve(S, it, desired->n, res)) < 0)
 		goto out;
 	if (!(w = calloc(desired->n, sizeof(*w)))) {
 		r = tm_error_set(TM_ENOMEM, "out of memory");
@@ -673,15 +697,15 @@ int kube_health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			w[nw++] = &it[i];
 	tm_log_debug("kubernetes: waiting up to %llu ms for %zu object(s)",
 		     (unsigned long long)wait_ms, nw);
-	r = wait_current(w, nw, wait_ms, res, 1, "health check:");
+	r = wait_current(S, w, nw, wait_ms, res, 1, "health check:");
 	if (r == 0)
 		tm_log_info("kubernetes: %zu object(s) healthy", nw);
 out:
 	if (r < 0)
-		res->unreachable = kube_net_failed;
+		res->unreachable = kube_unreachable(S);
 	free(w);
 	kube_items_free(it);
-	tm_kube_pass_end();
+	kube_pass_reset(S);
 	return r;
 }
 
@@ -694,5 +718,6 @@ const struct tm_applier tm_kube_applier = {
 	.prune = kube_prune,
 	.health = kube_health,
 	.drift = kube_drift,
-	.end = tm_kube_pass_end,
+	.begin = tm_kube_begin,
+	.end = tm_kube_end,
 };

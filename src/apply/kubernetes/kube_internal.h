@@ -63,8 +63,7 @@ struct tm_kube_discovery {
 struct kobj {
 	char *api_version;
 	unsigned line;
-	int has_ns; /* metadata.namespace written (a custom kind may turn out
-                 cluster-scoped) */
+	int has_ns; /* metadata.namespace written (a custom kind may turn out cluster-scoped) */
 	int adopt;  /* annotation tagmoor.dev/adopt: "true" */
 	/* a CustomResourceDefinition: the kind it defines */
 	char *crd_group, *crd_kind, *crd_plural;
@@ -95,9 +94,10 @@ enum live_part {
 	LIVE_META    /* metadata only (prune) */
 };
 
-/* What apply, prune and health of one pass share (see kube.h). */
+/* The applier's pass state (applier.h: begin .. end; tm_kube_begin): what
+ * apply, prune and health — or drift — of one pass share (see kube.h). */
 struct kube_pass {
-	int active;
+	int active; /* the client is made and discovery loaded */
 	const struct tm_config *cfg;
 	struct tm_kubeconfig *kc;
 	struct tm_kube *kube;
@@ -111,13 +111,9 @@ struct kube_pass {
 	uint64_t lease_renewed_ms;
 	int skipped;     /* another node holds the lease: this one does nothing */
 	char other[128]; /* that node */
+	int net_failed;  /* a client of this pass could not reach the server (kube_unreachable) */
 };
 
-/* The pass state of the applier (kube.c). */
-extern struct kube_pass kube_pass;
-/* Set when a request of this pass failed because the API server could not be
- * reached (client.c). */
-extern int kube_net_failed;
 extern const char *const kube_no_managed[];
 extern const char *const kube_no_managed_spec[];
 extern const char *const kube_only_metadata[];
@@ -146,56 +142,60 @@ int kube_api_failed(long st, const struct tm_buf *b, const char *what);
 int kube_put_segment(struct tm_buf *b, const char *s);
 
 /* lease.c */
-int kube_lease_acquire(void);
-int kube_lease_tick(void);
-void kube_lease_release(void);
+int kube_lease_acquire(struct kube_pass *S);
+int kube_lease_tick(struct kube_pass *S);
+void kube_lease_release(struct kube_pass *S);
 
 /* kube.c */
-int kube_pass_begin(const struct tm_applier_ctx *ctx);
+void kube_pass_reset(struct kube_pass *S);
+int kube_unreachable(const struct kube_pass *S);
+int kube_pass_begin(struct kube_pass *S, const struct tm_applier_ctx *ctx);
 int kube_set_error_object(struct tm_apply_result *res, const char *id);
 int kube_object_failed(struct tm_apply_result *res, const struct item *x, const char *verb, long st,
 		       const struct tm_buf *b);
 void kube_items_free(struct item *it);
 int kube_items_build(struct item **out, const struct tm_objset *desired,
 		     struct tm_apply_result *res);
-void kube_set_ns(struct item *x);
+void kube_set_ns(struct kube_pass *S, struct item *x);
 int kube_live_key(char *out, size_t n, const char *group, const char *kind, const char *ns,
 		  const char *name);
-int kube_items_resolve(struct item *it, size_t n, struct tm_apply_result *res);
+int kube_items_resolve(struct kube_pass *S, struct item *it, size_t n, struct tm_apply_result *res);
 int kube_item_path(char *out, size_t n, const struct item *x, int with_name);
-int kube_get_live(struct tm_doc **out, const struct item *x, struct tm_apply_result *res,
-		  enum live_part part);
-int kube_ssa(const struct item *x, int dry_run, long *st, struct tm_buf *b);
+int kube_get_live(struct kube_pass *S, struct tm_doc **out, const struct item *x,
+		  struct tm_apply_result *res, enum live_part part);
+int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, struct tm_buf *b);
 int kube_is_crd(const struct item *x);
-int kube_apply_staged(struct item *it, size_t n, const int *sel, struct tm_apply_result *res,
-		      int count);
-int kube_apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int *sel,
+		      struct tm_apply_result *res, int count);
+int kube_apply(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	       const struct tm_objset *desired, char *const *inventory, size_t ninventory);
-int kube_health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_health(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		const struct tm_objset *desired, uint64_t wait_ms);
 
 /* ownership.c */
-int kube_owned_by_us(const struct tm_doc *live, char *why, size_t wl);
-void kube_prelist(struct item *it, size_t n);
+int kube_owned_by_us(struct kube_pass *S, const struct tm_doc *live, char *why, size_t wl);
+void kube_prelist(struct kube_pass *S, struct item *it, size_t n);
 int kube_in_list(char *const *v, size_t n, const char *s);
-int kube_get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_result *res);
-int kube_foreign_live(const struct item *x, const struct tm_doc *live);
+int kube_get_meta(struct kube_pass *S, struct tm_doc **out, const struct item *x,
+		  struct tm_apply_result *res);
+int kube_foreign_live(struct kube_pass *S, const struct item *x, const struct tm_doc *live);
 int kube_refuse_foreign(struct tm_apply_result *res, const struct item *first, size_t nforeign);
-int kube_check_foreign(struct item *it, size_t n, char *const *inventory, size_t ninventory,
-		       struct tm_apply_result *res);
+int kube_check_foreign(struct kube_pass *S, struct item *it, size_t n, char *const *inventory,
+		       size_t ninventory, struct tm_apply_result *res);
 int kube_record_new(const struct tm_applier_ctx *ctx, struct item *it, size_t n,
 		    char *const *inventory, size_t ninventory);
 
 /* prune.c */
-int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_prune(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	       const struct tm_objset *desired, char *const *inventory, size_t ninventory,
 	       char ***kept, size_t *nkept);
 
 /* drift.c */
 FILE *kube_out_of(const struct tm_applier_ctx *ctx);
-int kube_diff_apply(struct item *it, size_t n, const struct tm_applier_ctx *ctx,
-		    struct tm_apply_result *res, char *const *inventory, size_t ninventory);
-int kube_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_diff_apply(struct kube_pass *S, struct item *it, size_t n,
+		    const struct tm_applier_ctx *ctx, struct tm_apply_result *res,
+		    char *const *inventory, size_t ninventory);
+int kube_drift(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	       const struct tm_objset *desired);
 
 #endif

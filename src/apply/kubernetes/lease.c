@@ -9,14 +9,14 @@
  * every long wait renews it; the end of the pass releases it.
  */
 #include "kube_internal.h"
-#include "tagmoor/apply/kubernetes/kstatus.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/buf.h"
-#include "tagmoor/core/error.h"
-#include "tagmoor/core/fault.h"
-#include "tagmoor/core/log.h"
 #include "tagmoor/doc/doc.h"
+#include "tagmoor/core/error.h"
 #include "tagmoor/doc/json.h"
+#include "tagmoor/apply/kubernetes/kstatus.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/core/fault.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,25 +34,23 @@ static void micro_time(char out[40])
 		 t.tm_sec % 100, (int)(ts.tv_nsec / 1000) % 1000000);
 }
 
-static int lease_path(char *out, size_t n, int with_name)
+static int lease_path(struct kube_pass *S, char *out, size_t n, int with_name)
 {
 	int k = snprintf(out, n, "/apis/coordination.k8s.io/v1/namespaces/%s/leases%s%s",
-			 TM_KUBE_LEASE_NAMESPACE, with_name ? "/" : "",
-			 with_name ? kube_pass.lease : "");
+			 TM_KUBE_LEASE_NAMESPACE, with_name ? "/" : "", with_name ? S->lease : "");
 	return k < 0 || (size_t)k >= n ? TM_ELIMIT : 0;
 }
 
-static int lease_body(struct tm_buf *b, const char *rv, const char *holder, int seconds,
-		      const char *acquired, const char *renewed)
+static int lease_body(struct kube_pass *S, struct tm_buf *b, const char *rv, const char *holder,
+		      int seconds, const char *acquired, const char *renewed)
 {
 	int r = 0;
 
-	r |= tm_buf_printf(b,
-			   "{\"apiVersion\":\"coordination.k8s.io/"
-			   "v1\",\"kind\":\"Lease\",\"metadata\":"
-			   "{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{\"%s\":\"%s\"}",
-			   kube_pass.lease, TM_KUBE_LEASE_NAMESPACE, TM_KUBE_LABEL_MANAGED_BY,
-			   TM_KUBE_MANAGED_BY);
+	r |= tm_buf_printf(
+		b,
+		"{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":"
+		"{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{\"%s\":\"%s\"}",
+		S->lease, TM_KUBE_LEASE_NAMESPACE, TM_KUBE_LABEL_MANAGED_BY, TM_KUBE_MANAGED_BY);
 	if (rv) {
 		r |= tm_buf_puts(b, ",\"resourceVersion\":");
 		r |= tm_json_cstr(b, rv, 0);
@@ -67,11 +65,11 @@ static int lease_body(struct tm_buf *b, const char *rv, const char *holder, int 
 		b,
 		"\"leaseDurationSeconds\":%d,\"acquireTime\":\"%s\",\"renewTime\":\"%s\","
 		"\"leaseTransitions\":%lld}}",
-		seconds, acquired, renewed, (long long)kube_pass.lease_transitions);
+		seconds, acquired, renewed, (long long)S->lease_transitions);
 	return r ? tm_error_set(TM_ENOMEM, "out of memory") : 0;
 }
 
-static void lease_note(const struct tm_buf *b)
+static void lease_note(struct kube_pass *S, const struct tm_buf *b)
 {
 	struct tm_doc *d = NULL;
 	const char *rv;
@@ -79,13 +77,13 @@ static void lease_note(const struct tm_buf *b)
 	if (kube_parse_json(&d, b->ptr, b->len, "lease") == 0 &&
 	    (rv = kube_doc_str(
 		     tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL))))
-		snprintf(kube_pass.lease_rv, sizeof(kube_pass.lease_rv), "%s", rv);
+		snprintf(S->lease_rv, sizeof(S->lease_rv), "%s", rv);
 	tm_doc_free(d);
 	tm_error_clear();
 }
 
 /* Takes the lease, or finds that another live node holds it (P.skipped). */
-int kube_lease_acquire(void)
+int kube_lease_acquire(struct kube_pass *S)
 {
 	char path[300], now[40];
 	struct tm_buf b, body;
@@ -97,21 +95,20 @@ int kube_lease_acquire(void)
 		struct tm_doc *d = NULL;
 		long st;
 
-		lease_path(path, sizeof(path), 1);
-		if ((r = tm_kube_call(kube_pass.kube, "GET", path, NULL, NULL, 0, &st, &b)) < 0)
+		lease_path(S, path, sizeof(path), 1);
+		if ((r = tm_kube_call(S->kube, "GET", path, NULL, NULL, 0, &st, &b)) < 0)
 			goto out;
 		micro_time(now);
 		tm_buf_reset(&body);
 		if (st == 404) {
-			kube_pass.lease_transitions = 0;
-			snprintf(kube_pass.lease_acquired, sizeof(kube_pass.lease_acquired), "%s",
-				 now);
-			if ((r = lease_body(&body, NULL, kube_pass.holder, TM_KUBE_LEASE_SECONDS,
-					    now, now)) < 0)
+			S->lease_transitions = 0;
+			snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s", now);
+			if ((r = lease_body(S, &body, NULL, S->holder, TM_KUBE_LEASE_SECONDS, now,
+					    now)) < 0)
 				goto out;
-			lease_path(path, sizeof(path), 0);
-			if ((r = tm_kube_call(kube_pass.kube, "POST", path, "application/json",
-					      body.ptr, body.len, &st, &b)) < 0)
+			lease_path(S, path, sizeof(path), 0);
+			if ((r = tm_kube_call(S->kube, "POST", path, "application/json", body.ptr,
+					      body.len, &st, &b)) < 0)
 				goto out;
 			if (st == 409)
 				continue; /* another node created it first */
@@ -143,33 +140,32 @@ int kube_lease_acquire(void)
 			tr = tm_doc_get_path(d, "spec", "leaseTransitions", (const char *)NULL);
 			secs = dur && dur->type == TM_DOC_INT ? dur->u.i : TM_KUBE_LEASE_SECONDS;
 			renewed = tm_kstatus_parse_time(renew);
-			mine = holder && strcmp(holder, kube_pass.holder) == 0;
+			mine = holder && strcmp(holder, S->holder) == 0;
 			/* Wall clocks of the nodes are compared (NTP assumed). */
 			expired = !holder || !*holder || renewed < 0 ||
 				  renewed + secs < (int64_t)time(NULL);
 			if (!mine && !expired) {
-				kube_clean(kube_pass.other, sizeof(kube_pass.other), holder, 100);
-				kube_pass.skipped = 1;
+				kube_clean(S->other, sizeof(S->other), holder, 100);
+				S->skipped = 1;
 				tm_doc_free(d);
 				r = 0;
 				goto out;
 			}
-			kube_pass.lease_transitions = tr && tr->type == TM_DOC_INT ? tr->u.i : 0;
+			S->lease_transitions = tr && tr->type == TM_DOC_INT ? tr->u.i : 0;
 			if (!mine) {
-				kube_pass.lease_transitions++;
-				snprintf(kube_pass.lease_acquired, sizeof(kube_pass.lease_acquired),
-					 "%s", now);
+				S->lease_transitions++;
+				snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s", now);
 			} else {
-				snprintf(kube_pass.lease_acquired, sizeof(kube_pass.lease_acquired),
-					 "%s", acq && strlen(acq) < 40 ? acq : now);
+				snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s",
+					 acq && strlen(acq) < 40 ? acq : now);
 			}
-			r = lease_body(&body, rv ? rv : "", kube_pass.holder, TM_KUBE_LEASE_SECONDS,
-				       kube_pass.lease_acquired, now);
+			r = lease_body(S, &body, rv ? rv : "", S->holder, TM_KUBE_LEASE_SECONDS,
+				       S->lease_acquired, now);
 			tm_doc_free(d);
 			if (r < 0)
 				goto out;
-			if ((r = tm_kube_call(kube_pass.kube, "PUT", path, "application/json",
-					      body.ptr, body.len, &st, &b)) < 0)
+			if ((r = tm_kube_call(S->kube, "PUT", path, "application/json", body.ptr,
+					      body.len, &st, &b)) < 0)
 				goto out;
 			if (st == 409)
 				continue; /* changed under us: look again */
@@ -183,18 +179,18 @@ int kube_lease_acquire(void)
 					    "/leases");
 			goto out;
 		}
-		lease_note(&b);
-		kube_pass.lease_held = 1;
+		lease_note(S, &b);
+		S->lease_held = 1;
 		TM_FAULT("kube.lease-taken");
-		kube_pass.lease_renewed_ms = kube_now_ms();
+		S->lease_renewed_ms = kube_now_ms();
 		tm_log_debug("kubernetes: holding the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
-			     kube_pass.lease);
+			     S->lease);
 		r = 0;
 		goto out;
 	}
 	r = tm_error_set(TM_EAPPLY,
 			 "kubernetes: the apply lease %s/%s changed on every attempt to take it",
-			 TM_KUBE_LEASE_NAMESPACE, kube_pass.lease);
+			 TM_KUBE_LEASE_NAMESPACE, S->lease);
 out:
 	tm_buf_free(&b);
 	tm_buf_free(&body);
@@ -202,61 +198,61 @@ out:
 }
 
 /* Renews the lease when a quarter of its duration has passed. */
-int kube_lease_tick(void)
+int kube_lease_tick(struct kube_pass *S)
 {
 	char path[300], now[40];
 	struct tm_buf b, body;
 	long st;
 	int r;
 
-	if (!kube_pass.lease_held ||
-	    kube_now_ms() - kube_pass.lease_renewed_ms < TM_KUBE_LEASE_SECONDS * 1000u / 4)
+	if (!S->lease_held ||
+	    kube_now_ms() - S->lease_renewed_ms < TM_KUBE_LEASE_SECONDS * 1000u / 4)
 		return 0;
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	tm_buf_init(&body, 8192);
 	micro_time(now);
-	lease_path(path, sizeof(path), 1);
-	r = lease_body(&body, kube_pass.lease_rv, kube_pass.holder, TM_KUBE_LEASE_SECONDS,
-		       kube_pass.lease_acquired, now);
+	lease_path(S, path, sizeof(path), 1);
+	r = lease_body(S, &body, S->lease_rv, S->holder, TM_KUBE_LEASE_SECONDS, S->lease_acquired,
+		       now);
 	if (r == 0)
-		r = tm_kube_call(kube_pass.kube, "PUT", path, "application/json", body.ptr,
-				 body.len, &st, &b);
+		r = tm_kube_call(S->kube, "PUT", path, "application/json", body.ptr, body.len, &st,
+				 &b);
 	if (r == 0 && st == 200) {
-		lease_note(&b);
-		kube_pass.lease_renewed_ms = kube_now_ms();
+		lease_note(S, &b);
+		S->lease_renewed_ms = kube_now_ms();
 	} else if (r == 0) {
 		/* 409: someone else wrote it — we were too slow and lost it */
-		kube_pass.lease_held = 0;
+		S->lease_held = 0;
 		r = kube_api_failed(st, &b, "renew the apply lease");
 		if (st == 409)
 			r = tm_error_set(TM_EAPPLY,
 					 "kubernetes: lost the apply lease %s/%s to another node",
-					 TM_KUBE_LEASE_NAMESPACE, kube_pass.lease);
+					 TM_KUBE_LEASE_NAMESPACE, S->lease);
 	}
 	tm_buf_free(&b);
 	tm_buf_free(&body);
 	return r;
 }
 
-void kube_lease_release(void)
+void kube_lease_release(struct kube_pass *S)
 {
 	char path[300], now[40];
 	struct tm_buf b, body;
 	long st = 0;
 
-	kube_pass.lease_held = 0;
-	if (!kube_pass.kube)
+	S->lease_held = 0;
+	if (!S->kube)
 		return;
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	tm_buf_init(&body, 8192);
 	micro_time(now);
-	lease_path(path, sizeof(path), 1);
-	if (lease_body(&body, kube_pass.lease_rv, NULL, 1, kube_pass.lease_acquired, now) == 0 &&
-	    tm_kube_call(kube_pass.kube, "PUT", path, "application/json", body.ptr, body.len, &st,
-			 &b) == 0 &&
+	lease_path(S, path, sizeof(path), 1);
+	if (lease_body(S, &body, S->lease_rv, NULL, 1, S->lease_acquired, now) == 0 &&
+	    tm_kube_call(S->kube, "PUT", path, "application/json", body.ptr, body.len, &st, &b) ==
+		    0 &&
 	    st == 200)
 		tm_log_debug("kubernetes: released the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
-			     kube_pass.lease);
+			     S->lease);
 	else
 		tm_log_debug("kubernetes: could not release the apply lease (HTTP %ld); it expires",
 			     st);

@@ -12,22 +12,21 @@
  * read the ids and the order.
  */
 #include "kube_internal.h"
-#include "tagmoor/apply/applier.h"
 #include "tagmoor/apply/kubernetes/kube.h"
-#include "tagmoor/config/config.h"
+#include "tagmoor/apply/applier.h"
 #include "tagmoor/core/buf.h"
-#include "tagmoor/core/error.h"
-#include "tagmoor/doc/doc.h"
-#include "tagmoor/doc/yaml.h"
-#include "tagmoor/source/http.h"
+#include "tagmoor/config/config.h"
 #include "tagmoor/verify/crypto.h"
+#include "tagmoor/doc/doc.h"
+#include "tagmoor/core/error.h"
+#include "tagmoor/source/http.h"
+#include "tagmoor/doc/yaml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* What a manifest may be when [kubernetes] says nothing (config.c has the same
- * defaults). */
+/* What a manifest may be when [kubernetes] says nothing (config.c has the same defaults). */
 #define DEFAULT_MAX_FILE (16u << 20)
 #define DEFAULT_MAX_DOCUMENT (8u << 20)
 #define DEFAULT_MAX_NODES 500000u
@@ -444,11 +443,10 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 	name = kube_doc_str(tm_doc_map_get(md, "name"));
 	if (!name || !*name) {
 		int gen = tm_doc_map_get(md, "generateName") != NULL;
-		return tm_error_set(TM_EPARSE,
-				    "%.256s (line %u): %s: metadata.name is required and "
-				    "must be a string%s",
-				    path, line, kbuf,
-				    gen ? " (generateName cannot be applied)" : "");
+		return tm_error_set(
+			TM_EPARSE,
+			"%.256s (line %u): %s: metadata.name is required and must be a string%s",
+			path, line, kbuf, gen ? " (generateName cannot be applied)" : "");
 	}
 	if (!valid_name(name, strlen(name), TM_KUBE_NAME_MAX)) {
 		char nb[80];

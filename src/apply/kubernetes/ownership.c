@@ -13,13 +13,13 @@
  * labels through kube_owned_by_us.
  */
 #include "kube_internal.h"
-#include "tagmoor/apply/applier.h"
 #include "tagmoor/apply/kubernetes/kube.h"
-#include "tagmoor/config/config.h"
+#include "tagmoor/apply/applier.h"
 #include "tagmoor/core/buf.h"
+#include "tagmoor/config/config.h"
+#include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/log.h"
-#include "tagmoor/doc/doc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,15 +28,12 @@
 #define LIST_LIMIT 500
 #define FOREIGN_GET_MAX 8 /* more new objects of one kind: one LIST, not a GET each */
 #define META_LIST_ACCEPT \
-	"application/"   \
-	"json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-#define META_ACCEPT                                                                 \
-	"application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/" \
-	"json"
+	"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+#define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 /* Whether the live object's labels prove that this tagmoor applied it:
  * managed-by tagmoor and this source's owner. Else why says what they are. */
-int kube_owned_by_us(const struct tm_doc *live, char *why, size_t wl)
+int kube_owned_by_us(struct kube_pass *S, const struct tm_doc *live, char *why, size_t wl)
 {
 	const struct tm_doc *labels =
 		tm_doc_get_path(live, "metadata", "labels", (const char *)NULL);
@@ -44,7 +41,7 @@ int kube_owned_by_us(const struct tm_doc *live, char *why, size_t wl)
 	const char *ow = kube_doc_str(tm_doc_map_get(labels, TM_KUBE_LABEL_OWNER));
 	char a[80], b[80];
 
-	if (mb && strcmp(mb, TM_KUBE_MANAGED_BY) == 0 && ow && strcmp(ow, kube_pass.owner) == 0)
+	if (mb && strcmp(mb, TM_KUBE_MANAGED_BY) == 0 && ow && strcmp(ow, S->owner) == 0)
 		return 1;
 	kube_clean(a, sizeof(a), mb ? mb : "(none)", 63);
 	kube_clean(b, sizeof(b), ow ? ow : "(none)", 63);
@@ -87,7 +84,7 @@ static char *url_encode(const char *s)
  * data in memory), page by page, calling fn for each item. 0 when the whole
  * list was read; -1 when the server did not answer with one (no error is
  * set: the callers fall back to something else). */
-static int list_meta(const struct tm_kube_resource *res, const char *esel,
+static int list_meta(struct kube_pass *S, const struct tm_kube_resource *res, const char *esel,
 		     void (*fn)(void *arg, const struct tm_doc *item), void *arg)
 {
 	char cont[1024] = "";
@@ -109,8 +106,8 @@ static int list_meta(const struct tm_kube_resource *res, const char *esel,
 		snprintf(path + pl, sizeof(path) - pl, "?%s%s%slimit=%d%s%s",
 			 esel ? "labelSelector=" : "", esel ? esel : "", esel ? "&" : "",
 			 LIST_LIMIT, cont[0] ? "&continue=" : "", cont);
-		if (kube_call_ct(kube_pass.kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st,
-				 &b, NULL, 0) < 0 ||
+		if (kube_call_ct(S->kube, "GET", path, NULL, META_LIST_ACCEPT, NULL, 0, &st, &b,
+				 NULL, 0) < 0 ||
 		    st != 200 || kube_parse_json(&d, b.ptr, b.len, "list") < 0) {
 			tm_log_debug("kubernetes: cannot list %s (HTTP %ld)", res->resource, st);
 			tm_error_clear();
@@ -161,6 +158,7 @@ static struct item *lkey_find(const struct lkey *keys, size_t n, const struct it
 }
 
 struct prelist_ctx {
+	struct kube_pass *S;
 	const struct lkey *keys;
 	size_t n;
 	const struct item *x;
@@ -169,6 +167,7 @@ struct prelist_ctx {
 static void prelist_item(void *arg, const struct tm_doc *obj)
 {
 	struct prelist_ctx *c = arg;
+	struct kube_pass *S = c->S;
 	struct item *hit = lkey_find(c->keys, c->n, c->x, obj);
 	const char *rv = kube_doc_str(
 		tm_doc_get_path(obj, "metadata", "resourceVersion", (const char *)NULL));
@@ -177,18 +176,18 @@ static void prelist_item(void *arg, const struct tm_doc *obj)
 	if (hit && rv && strlen(rv) < sizeof(hit->rv)) {
 		snprintf(hit->rv, sizeof(hit->rv), "%s", rv);
 		hit->listed = 1;
-		hit->ours = kube_owned_by_us(obj, why, sizeof(why));
+		hit->ours = kube_owned_by_us(S, obj, why, sizeof(why));
 	}
 }
 
-void kube_prelist(struct item *it, size_t n)
+void kube_prelist(struct kube_pass *S, struct item *it, size_t n)
 {
 	struct lkey *keys = calloc(n ? n : 1, sizeof(*keys));
 	char sel[128], *esel;
 
 	if (!keys)
 		return;
-	snprintf(sel, sizeof(sel), "%s=%s", TM_KUBE_LABEL_OWNER, kube_pass.owner);
+	snprintf(sel, sizeof(sel), "%s=%s", TM_KUBE_LABEL_OWNER, S->owner);
 	if (!(esel = url_encode(sel))) {
 		free(keys);
 		return;
@@ -198,7 +197,7 @@ void kube_prelist(struct item *it, size_t n)
 	qsort(keys, n, sizeof(*keys), lkey_cmp);
 	for (size_t i = 0; i < n; i++) {
 		struct item *x = keys[i].x;
-		struct prelist_ctx c = { keys, n, x };
+		struct prelist_ctx c = { S, keys, n, x };
 		int seen = 0;
 
 		if (x->how != 1)
@@ -211,7 +210,7 @@ void kube_prelist(struct item *it, size_t n)
 			       strcmp(keys[j].res, keys[i].res) == 0;
 		if (seen)
 			continue;
-		if (list_meta(&x->res, esel, prelist_item, &c) < 0)
+		if (list_meta(S, &x->res, esel, prelist_item, &c) < 0)
 			tm_log_debug("kubernetes: changes of %s are counted as applied",
 				     x->res.resource);
 	}
@@ -236,9 +235,9 @@ int kube_in_list(char *const *v, size_t n, const char *s)
 
 /* Whether the repository asks to take x over: [kubernetes] adopt = yes, or
  * the annotation tagmoor.dev/adopt: "true" on the object itself. */
-static int adopt_wanted(const struct item *x)
+static int adopt_wanted(struct kube_pass *S, const struct item *x)
 {
-	if (kube_pass.cfg && kube_pass.cfg->kubernetes.adopt)
+	if (S->cfg && S->cfg->kubernetes.adopt)
 		return 1;
 	return x->k && x->k->adopt;
 }
@@ -247,7 +246,8 @@ static int adopt_wanted(const struct item *x)
  * 0 with *out, NULL when it does not exist. A kind that comes from a CRD of
  * this revision is looked up in any version the server already serves; when
  * it serves none, no such object can exist. */
-int kube_get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_result *res)
+int kube_get_meta(struct kube_pass *S, struct tm_doc **out, const struct item *x,
+		  struct tm_apply_result *res)
 {
 	struct item y = *x;
 	char path[PATH_MAX_K];
@@ -257,17 +257,17 @@ int kube_get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_res
 
 	*out = NULL;
 	if (y.how != 1) {
-		if (tm_kube_discovery_find_kind(tm_kube_discovery(kube_pass.kube), y.ref.group,
-						y.ref.kind, &y.res) < 0) {
+		if (tm_kube_discovery_find_kind(tm_kube_discovery(S->kube), y.ref.group, y.ref.kind,
+						&y.res) < 0) {
 			tm_error_clear();
 			return 0;
 		}
-		kube_set_ns(&y);
+		kube_set_ns(S, &y);
 	}
 	if ((r = kube_item_path(path, sizeof(path), &y, 1)) < 0)
 		return r;
 	tm_buf_init(&b, MAX_RESPONSE + 1);
-	r = kube_call_ct(kube_pass.kube, "GET", path, NULL, META_ACCEPT, NULL, 0, &st, &b, NULL, 0);
+	r = kube_call_ct(S->kube, "GET", path, NULL, META_ACCEPT, NULL, 0, &st, &b, NULL, 0);
 	if (r == 0 && st == 200)
 		r = kube_parse_object(out, b.ptr, b.len, x->o->id, kube_only_metadata,
 				      kube_no_managed);
@@ -280,20 +280,20 @@ int kube_get_meta(struct tm_doc **out, const struct item *x, struct tm_apply_res
 /* Whether live (x's object on the server; x is not in the inventory) is
  * someone else's and may not be taken over: 1, with a log line; 0 when it
  * is tagmoor's or the repository opts in to adopting it. */
-int kube_foreign_live(const struct item *x, const struct tm_doc *live)
+int kube_foreign_live(struct kube_pass *S, const struct item *x, const struct tm_doc *live)
 {
 	char why[256];
 
-	if (!live || kube_owned_by_us(live, why, sizeof(why)))
+	if (!live || kube_owned_by_us(S, live, why, sizeof(why)))
 		return 0;
-	if (adopt_wanted(x)) {
+	if (adopt_wanted(S, x)) {
 		tm_log_warn("kubernetes: adopting %s (%.200s): it exists and was not applied by "
 			    "tagmoor (%s); "
 			    "the repository takes it over (%s)",
 			    x->o->id, x->o->source, why,
-			    kube_pass.cfg && kube_pass.cfg->kubernetes.adopt
-				    ? "[kubernetes] adopt = yes"
-				    : TM_KUBE_ANNOTATION_ADOPT ": \"true\"");
+			    S->cfg && S->cfg->kubernetes.adopt ? "[kubernetes] adopt = yes"
+							       : TM_KUBE_ANNOTATION_ADOPT
+				    ": \"true\"");
 		return 0;
 	}
 	tm_log_error("kubernetes: %s (%.200s) exists and was not applied by tagmoor (%s)", x->o->id,
@@ -309,16 +309,16 @@ int kube_refuse_foreign(struct tm_apply_result *res, const struct item *first, s
 	if (nforeign > 1)
 		snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
 	kube_set_error_object(res, first->o->id);
-	return tm_error_set(TM_EAPPLY,
-			    "kubernetes: %s exists and was not applied by tagmoor; "
-			    "refusing to take it over%s "
-			    "(%.200s; to take it over, annotate it %s: \"true\" in "
-			    "the repository or set "
-			    "[kubernetes] adopt = yes)",
-			    first->o->id, more, first->o->source, TM_KUBE_ANNOTATION_ADOPT);
+	return tm_error_set(
+		TM_EAPPLY,
+		"kubernetes: %s exists and was not applied by tagmoor; refusing to take it over%s "
+		"(%.200s; to take it over, annotate it %s: \"true\" in the repository or set "
+		"[kubernetes] adopt = yes)",
+		first->o->id, more, first->o->source, TM_KUBE_ANNOTATION_ADOPT);
 }
 
 struct foreign_ctx {
+	struct kube_pass *S;
 	const struct lkey *keys;
 	size_t n;
 	const struct item *x;
@@ -327,11 +327,12 @@ struct foreign_ctx {
 static void foreign_item(void *arg, const struct tm_doc *obj)
 {
 	struct foreign_ctx *c = arg;
+	struct kube_pass *S = c->S;
 	struct item *hit = lkey_find(c->keys, c->n, c->x, obj);
 
 	if (hit && !hit->checked) {
 		hit->checked = 1;
-		hit->foreign = kube_foreign_live(hit, obj);
+		hit->foreign = kube_foreign_live(S, hit, obj);
 	}
 }
 
@@ -345,7 +346,7 @@ static int same_resource(const struct item *a, const struct item *b)
 /* Many new objects of one kind (a first apply): one metadata LIST of the
  * kind says for all of them whether they exist and whose they are. Kinds
  * with a few are left to a GET each; so is everything when a LIST fails. */
-static int list_candidates(struct item **cand, size_t nc)
+static int list_candidates(struct kube_pass *S, struct item **cand, size_t nc)
 {
 	struct lkey *keys;
 
@@ -358,7 +359,7 @@ static int list_candidates(struct item **cand, size_t nc)
 					 cand[i] };
 	qsort(keys, nc, sizeof(*keys), lkey_cmp);
 	for (size_t i = 0; i < nc; i++) {
-		struct foreign_ctx c = { keys, nc, cand[i] };
+		struct foreign_ctx c = { S, keys, nc, cand[i] };
 		size_t same = 0;
 		int seen = 0;
 
@@ -368,7 +369,7 @@ static int list_candidates(struct item **cand, size_t nc)
 			same += same_resource(cand[j], cand[i]);
 		if (seen || same <= FOREIGN_GET_MAX)
 			continue;
-		if (list_meta(&cand[i]->res, NULL, foreign_item, &c) < 0) {
+		if (list_meta(S, &cand[i]->res, NULL, foreign_item, &c) < 0) {
 			/* the GETs decide; forget what a partial answer said */
 			for (size_t j = i; j < nc; j++)
 				if (same_resource(cand[j], cand[i]))
@@ -389,8 +390,8 @@ static int list_candidates(struct item **cand, size_t nc)
  * looked at (metadata only: one LIST for many of a kind, else a GET); one
  * that exists without them refuses the apply. In the steady state every
  * object is in the inventory and nothing is read. */
-int kube_check_foreign(struct item *it, size_t n, char *const *inventory, size_t ninventory,
-		       struct tm_apply_result *res)
+int kube_check_foreign(struct kube_pass *S, struct item *it, size_t n, char *const *inventory,
+		       size_t ninventory, struct tm_apply_result *res)
 {
 	const struct item *first = NULL;
 	struct item **cand;
@@ -403,7 +404,7 @@ int kube_check_foreign(struct item *it, size_t n, char *const *inventory, size_t
 		if (it[i].how == 1 && !it[i].ours &&
 		    !kube_in_list(inventory, ninventory, it[i].o->id))
 			cand[nc++] = &it[i];
-	r = list_candidates(cand, nc);
+	r = list_candidates(S, cand, nc);
 	free(cand);
 	if (r < 0)
 		return r;
@@ -418,9 +419,9 @@ int kube_check_foreign(struct item *it, size_t n, char *const *inventory, size_t
 				first = x;
 			continue;
 		}
-		if ((r = kube_get_meta(&live, x, res)) < 0)
+		if ((r = kube_get_meta(S, &live, x, res)) < 0)
 			return r;
-		if (kube_foreign_live(x, live)) {
+		if (kube_foreign_live(S, x, live)) {
 			if (!nforeign++)
 				first = x;
 		}

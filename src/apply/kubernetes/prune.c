@@ -9,14 +9,14 @@
  * prune = yes; `tagmoor diff` prints what it would delete.
  */
 #include "kube_internal.h"
-#include "tagmoor/apply/applier.h"
 #include "tagmoor/apply/kubernetes/kube.h"
+#include "tagmoor/apply/applier.h"
 #include "tagmoor/core/buf.h"
-#include "tagmoor/core/error.h"
-#include "tagmoor/core/fault.h"
-#include "tagmoor/core/log.h"
 #include "tagmoor/doc/doc.h"
+#include "tagmoor/core/error.h"
 #include "tagmoor/doc/json.h"
+#include "tagmoor/core/log.h"
+#include "tagmoor/core/fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,10 +43,11 @@ static int gone_cmp(const void *a, const void *b)
 	return strcmp(x->ref.name, y->ref.name);
 }
 
-int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+int kube_prune(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 	       const struct tm_objset *desired, char *const *inventory, size_t ninventory,
 	       char ***kept, size_t *nkept)
 {
+	struct kube_pass *S = state;
 	struct gone *g = NULL;
 	size_t ng = 0;
 	char **keys = NULL, first_msg[MSG_MAX] = "";
@@ -63,7 +64,7 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			ng++;
 	if (!ng)
 		goto done;
-	if (ctx->root || kube_pass.skipped) {
+	if (ctx->root || S->skipped) {
 		/* not touched now: they stay tagmoor's until a pass that prunes */
 		for (size_t i = 0; i < ninventory && r == 0; i++)
 			if (tm_objset_find(desired, inventory[i]) < 0)
@@ -75,10 +76,10 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				ng);
 		goto done;
 	}
-	if (!kube_pass.active) {
-		if ((r = kube_pass_begin(ctx)) < 0)
+	if (!S->active) {
+		if ((r = kube_pass_begin(S, ctx)) < 0)
 			goto done;
-		if (!ctx->dry_run && ((r = kube_lease_acquire()) < 0 || kube_pass.skipped)) {
+		if (!ctx->dry_run && ((r = kube_lease_acquire(S)) < 0 || S->skipped)) {
 			for (size_t i = 0; r == 0 && i < ninventory; i++)
 				if (tm_objset_find(desired, inventory[i]) < 0)
 					r = tm_strv_push(kept, nkept, inventory[i]);
@@ -90,11 +91,11 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		for (size_t i = 0; i < desired->n; i++) {
 			char k[TM_KUBE_ID_MAX + 1];
 			struct tm_kube_resource rr;
-			if (tm_kube_discovery_find_kind(tm_kube_discovery(kube_pass.kube),
-							it[i].ref.group, it[i].ref.kind, &rr) < 0)
+			if (tm_kube_discovery_find_kind(tm_kube_discovery(S->kube), it[i].ref.group,
+							it[i].ref.kind, &rr) < 0)
 				continue;
 			it[i].res = rr;
-			kube_set_ns(&it[i]);
+			kube_set_ns(S, &it[i]);
 			if (kube_live_key(k, sizeof(k), rr.group, rr.kind, it[i].ns,
 					  it[i].ref.name) == 0 &&
 			    (r = tm_strv_push(&keys, &nkeys, k)) < 0)
@@ -135,15 +136,15 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		tmp.source = "inventory";
 		x.o = &tmp;
 		x.ref = g[i].ref;
-		if (tm_kube_discovery_find_kind(tm_kube_discovery(kube_pass.kube), x.ref.group,
-						x.ref.kind, &x.res) < 0) {
+		if (tm_kube_discovery_find_kind(tm_kube_discovery(S->kube), x.ref.group, x.ref.kind,
+						&x.res) < 0) {
 			/* the kind is gone (its CRD was deleted): so are its objects */
 			tm_log_info("kubernetes: %s: kind no longer served; nothing to prune",
 				    g[i].id);
 			continue;
 		}
 		x.how = 1;
-		kube_set_ns(&x);
+		kube_set_ns(S, &x);
 		if (kube_live_key(k, sizeof(k), x.res.group, x.res.kind, x.ns, x.ref.name) == 0)
 			for (size_t j = 0; j < nkeys && !same; j++)
 				same = strcmp(keys[j], k) == 0;
@@ -152,13 +153,13 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				     g[i].id);
 			continue;
 		}
-		if ((r = kube_get_live(&live, &x, res, LIVE_META)) < 0)
+		if ((r = kube_get_live(S, &live, &x, res, LIVE_META)) < 0)
 			goto keep;
 		if (!live) {
 			tm_log_debug("kubernetes: %s is already gone", g[i].id);
 			continue;
 		}
-		if (!kube_owned_by_us(live, why, sizeof(why))) {
+		if (!kube_owned_by_us(S, live, why, sizeof(why))) {
 			tm_log_warn(
 				"kubernetes: not pruning %s: its labels say another owner manages "
 				"it now (%s)",
@@ -190,7 +191,7 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 				snprintf(path + pl, sizeof(path) - pl,
 					 "?propagationPolicy=Background");
 				TM_FAULT("kube.before-delete");
-				r = tm_kube_call(kube_pass.kube, "DELETE", path, "application/json",
+				r = tm_kube_call(S->kube, "DELETE", path, "application/json",
 						 body.ptr, body.len, &st, &b);
 			}
 			tm_buf_free(&body);
@@ -211,7 +212,7 @@ int kube_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 			goto keep;
 		}
 		TM_FAULT("kube.deleted");
-		if ((r = kube_lease_tick()) < 0)
+		if ((r = kube_lease_tick(S)) < 0)
 			goto keep;
 		continue;
 keep:
@@ -237,6 +238,6 @@ done:
 	free(g);
 	kube_items_free(it);
 	if (r < 0 || ctx->dry_run)
-		tm_kube_pass_end();
+		kube_pass_reset(S);
 	return r;
 }

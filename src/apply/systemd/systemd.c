@@ -1289,7 +1289,7 @@ out:
 	return r;
 }
 
-static int apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		 const struct tm_objset *desired, char *const *inventory, size_t ninventory)
 {
 	int *state = NULL, r = 0, nforeign = 0, converged = 0;
@@ -1398,7 +1398,7 @@ out:
 	return r;
 }
 
-static int prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		 const struct tm_objset *desired, char *const *inventory, size_t ninventory,
 		 char ***kept, size_t *nkept)
 {
@@ -1567,7 +1567,7 @@ static int judge_inactive(const struct unit_state *u, int must_run)
 	return must_run ? H_BAD : H_SKIP;
 }
 
-static int health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int health(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		  const struct tm_objset *desired, uint64_t wait_ms)
 {
 	char **units = NULL, **chg = NULL;
@@ -1736,7 +1736,7 @@ out:
 	return r;
 }
 
-static int drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int drift(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		 const struct tm_objset *desired)
 {
 	char **drifted = NULL;

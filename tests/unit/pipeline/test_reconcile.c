@@ -98,7 +98,7 @@ static int in_inv(char *const *inv, size_t n, const char *id)
 	return 0;
 }
 
-static int f_apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int f_apply(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		   const struct tm_objset *desired, char *const *inv, size_t ninv)
 {
 	char live[4096], **todo = NULL;
@@ -151,7 +151,7 @@ out:
 	return r;
 }
 
-static int f_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int f_prune(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		   const struct tm_objset *desired, char *const *inv, size_t ninv, char ***kept,
 		   size_t *nkept)
 {
@@ -167,7 +167,7 @@ static int f_prune(struct tm_apply_result *res, const struct tm_applier_ctx *ctx
 	return 0;
 }
 
-static int f_health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int f_health(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		    const struct tm_objset *desired, uint64_t wait_ms)
 {
 	for (size_t i = 0; i < desired->n; i++) {
@@ -179,7 +179,7 @@ static int f_health(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	return 0;
 }
 
-static int f_drift(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int f_drift(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		   const struct tm_objset *desired)
 {
 	char live[4096];

@@ -59,7 +59,7 @@ static void f_free(void *data)
 	(void)data;
 }
 
-static int f_apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int f_apply(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		   const struct tm_objset *desired, char *const *inv, size_t ninv)
 {
 	char path[1024], **ids = NULL;
@@ -81,7 +81,7 @@ static int f_apply(struct tm_apply_result *res, const struct tm_applier_ctx *ctx
 	return r;
 }
 
-static int f_health(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+static int f_health(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		    const struct tm_objset *desired, uint64_t wait_ms)
 {
 	(void)ctx;

@@ -27,9 +27,11 @@
  *           except objects whose labels are no longer tagmoor's (reported,
  *           never taken over)
  *
- * One pass (apply, prune, health — or drift) shares one API client and one
- * discovery; the applier keeps them between the calls of a pass, so it
- * serves one pass at a time (the state lock guarantees that).
+ * One pass (apply, prune, health — or drift) shares one API client, one
+ * discovery and the apply lease: the applier's pass state, made by begin
+ * (tm_kube_begin) and released by end (tm_kube_end), which the pass hands
+ * to every call in between. The files of the applier are listed in
+ * src/apply/kubernetes/kube_internal.h.
  */
 #ifndef TAGMOOR_KUBE_H
 #define TAGMOOR_KUBE_H
@@ -202,15 +204,22 @@ int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind
 const struct tm_kube_discovery *tm_kube_discovery(const struct tm_kube *k);
 /* Whether the last discovery was aggregated. */
 int tm_kube_discovery_aggregated(const struct tm_kube *k);
+/* Whether a request failed because the API server could not be reached
+ * (after the retry), as opposed to an answer saying no. */
+int tm_kube_unreachable(const struct tm_kube *k);
 
 /* The path of a resource: "/apis/G/V[/namespaces/NS]/RESOURCE[/NAME]"
  * with NS and NAME percent-encoded. */
 int tm_kube_path(char *out, size_t outlen, const struct tm_kube_resource *r, const char *ns,
 		 const char *name);
 
-/* Ends the applier's pass state: releases the apply lease if held and frees
- * the client. The applier does this itself at the end of health() and
- * drift() and on failures; reconcile or tests may call it to be sure. */
-void tm_kube_pass_end(void);
+/* The applier's pass state (the table's begin and end; test drivers call
+ * them around the table's functions). begin only allocates: the client is
+ * made, discovery loaded and the lease taken when a call first needs the
+ * cluster. The applier releases the lease and the client itself at the end
+ * of health() and drift() and on failures; end releases whatever is still
+ * held and frees the state (NULL: nothing). */
+int tm_kube_begin(const struct tm_applier_ctx *ctx, void **state);
+void tm_kube_end(void *state);
 
 #endif

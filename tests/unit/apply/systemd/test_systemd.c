@@ -389,8 +389,8 @@ static void test_dry_run(void **state)
 	put_file(p, "[Unit]\nDescription=gone\n");
 	add(&set, "a.service", "[Unit]\nDescription=new\n");
 	add(&set, "b.service", "[Unit]\nDescription=b\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
-	assert_int_equal(A->prune(&res, &ctx, &set, inv, 2, &keptv, &nkept), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 2), 0);
+	assert_int_equal(A->prune(NULL, &res, &ctx, &set, inv, 2, &keptv, &nkept), 0);
 	fclose(f);
 	assert_non_null(strstr(out, "--- /tmp/"));
 	assert_non_null(strstr(out, "/a.service\n@@ -1,2 +1,2 @@\n [Unit]\n-Description=old\n"
@@ -431,7 +431,7 @@ static void test_foreign_refused(void **state)
 	add(&set, "mine.service", WEB);
 	add(&set, "foreign.service", "[Service]\nExecStart=/bin/false\n");
 	add(&set, "z.service.d/x.conf", "[Service]\nNice=1\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 1), TM_EAPPLY);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 1), TM_EAPPLY);
 	snprintf(want, sizeof(want),
 		 "%s/foreign.service exists and was not written by tagmoor; refusing to overwrite",
 		 units);
@@ -450,7 +450,7 @@ static void test_foreign_refused(void **state)
 
 	/* the same content is not foreign: adopted, nothing written (a lost state heals) */
 	put_file(p, set.v[2].content);
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
 	assert_int_equal(res.unchanged, 1);
 	assert_int_equal(res.applied, 3);
 	tm_apply_result_free(&res);
@@ -471,7 +471,7 @@ static void test_apply_live(void **state)
 	add(&set, "a.service", WEB);
 	add(&set, "t@.service", WEB); /* a template is written, never enabled or started */
 	add(&set, "b.service.d/x.conf", "[Service]\nNice=1\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
 	assert_int_equal(res.applied, 3);
 	assert_int_equal(res.nchanged, 3);
 	assert_string_equal(res.changed[2], "b.service.d/x.conf");
@@ -491,11 +491,11 @@ static void test_apply_live(void **state)
 
 	/* unchanged and running: no reload, no restart, no start */
 	reset_fake("active running success");
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
 	assert_int_equal(res.applied, 3); /* unit dir was emptied by reset_fake */
 	tm_apply_result_free(&res);
 	unlink(logf_);
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
 	assert_int_equal(res.applied, 0);
 	assert_int_equal(res.unchanged, 3);
 	log = calls();
@@ -509,9 +509,9 @@ static void test_apply_live(void **state)
 	free(set.v[2].content);
 	set.v[2].content = strdup("[Service]\nNice=2\n");
 	set.v[2].len = strlen(set.v[2].content);
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY); /* not ours yet */
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), TM_EAPPLY); /* not ours yet */
 	tm_apply_result_free(&res);
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 3), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 3), 0);
 	log = calls();
 	assert_non_null(strstr(log, "daemon-reload\n"));
 	assert_non_null(strstr(log, "restart --no-block b.service\n"));
@@ -523,7 +523,7 @@ static void test_apply_live(void **state)
 	unlink(logf_);
 	snprintf(p, sizeof(p), "%s/fail-enable", base);
 	put_file(p, "Failed to enable unit: boom\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), TM_EAPPLY);
 	assert_string_equal(
 		tm_error_last(),
 		"systemctl enable a.service: exit status 1: Failed to enable unit: boom");
@@ -535,7 +535,7 @@ static void test_apply_live(void **state)
 	snprintf(p, sizeof(p), "%s/fail-enable", base);
 	put_file(p, "Failed to enable unit: boom\n");
 	add(&set, "a.service", WEB);
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), TM_EAPPLY);
 	assert_non_null(strstr(tm_error_last(), "boom"));
 	log = calls();
 	assert_string_equal(log, "enable --no-reload a.service\ndaemon-reload\n");
@@ -564,7 +564,7 @@ static void test_apply_write_failure(void **state)
 	add(&set, "b.service", WEB);
 	fail_nth_write = 2;
 	tm_file_test_hook = write_hook;
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), TM_EAPPLY);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), TM_EAPPLY);
 	tm_file_test_hook = NULL;
 	assert_non_null(strstr(tm_error_last(), "b.service: simulated failure after write"));
 	assert_string_equal(res.error_object, "b.service");
@@ -589,8 +589,8 @@ static void test_apply_root(void **state)
 	reset_fake("inactive dead success");
 	add(&set, "a.service", WEB);
 	add(&set, "b.service", "[Service]\nExecStart=/bin/true\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
-	assert_int_equal(A->health(&res, &ctx, &set, 10000), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 10000), 0);
 	log = calls();
 	assert_string_equal(log, "--root=/srv/image enable a.service\n");
 	free(log);
@@ -623,7 +623,7 @@ static void test_prune(void **state)
 	put_file(p, WEB);
 	snprintf(p, sizeof(p), "%s/escape.service", base);
 	put_file(p, WEB);
-	assert_int_equal(A->prune(&res, &ctx, &set, inv, 5, &kept, &nkept), 0);
+	assert_int_equal(A->prune(NULL, &res, &ctx, &set, inv, 5, &kept, &nkept), 0);
 	assert_int_equal(res.pruned, 3); /* old.service, its drop-in, gone.service (already gone) */
 	assert_int_equal(nkept, 0);
 	assert_false(exists("old.service"));
@@ -647,7 +647,7 @@ static void test_prune(void **state)
 	put_file(p, WEB);
 	snprintf(p, sizeof(p), "%s/fail-disable", base);
 	put_file(p, "Failed to disable unit: nope\n");
-	assert_int_equal(A->prune(&res, &ctx, &set, inv, 2, &kept, &nkept), TM_EAPPLY);
+	assert_int_equal(A->prune(NULL, &res, &ctx, &set, inv, 2, &kept, &nkept), TM_EAPPLY);
 	assert_int_equal(nkept, 1);
 	assert_string_equal(kept[0], "old.service");
 	assert_true(exists("old.service"));
@@ -673,11 +673,11 @@ static void test_health(void **state)
 	add(&set, "quiet.service",
 	    "[Service]\nExecStart=/bin/true\n"); /* no [Install]: not checked */
 	/* wait 0: no look at all */
-	assert_int_equal(A->health(&res, &ctx, &set, 0), 0);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 0), 0);
 	log = calls();
 	assert_string_equal(log, "");
 	free(log);
-	assert_int_equal(A->health(&res, &ctx, &set, 5000), TM_EAPPLY);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 5000), TM_EAPPLY);
 	assert_int_equal(res.nunhealthy, 1);
 	assert_string_equal(res.unhealthy[0], "a.service");
 	assert_string_equal(res.error_object, "a.service");
@@ -687,21 +687,21 @@ static void test_health(void **state)
 
 	/* active long enough: healthy at the first look */
 	reset_fake("active running success");
-	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 5000), 0);
 	assert_int_equal(res.nunhealthy, 0);
 	tm_apply_result_free(&res);
 
 	/* oneshot + RemainAfterExit */
 	reset_fake("active exited success");
-	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 5000), 0);
 	tm_apply_result_free(&res);
 
 	/* a oneshot that ran to completion is healthy; a dead simple service is not */
 	reset_fake("inactive dead success oneshot 12345");
-	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 5000), 0);
 	tm_apply_result_free(&res);
 	reset_fake("inactive dead success simple 0");
-	assert_int_equal(A->health(&res, &ctx, &set, 5000), TM_EAPPLY);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 5000), TM_EAPPLY);
 	assert_non_null(strstr(tm_error_last(), "a.service is inactive (dead"));
 	tm_apply_result_free(&res);
 	/* a changed unit without [Install] that is not running is not waited for */
@@ -709,7 +709,7 @@ static void test_health(void **state)
 	set.v[0].len = strlen(set.v[0].content);
 	assert_false(tm_systemd_has_install(set.v[0].content, set.v[0].len));
 	assert_int_equal(tm_strv_push(&res.changed, &res.nchanged, "a.service"), 0);
-	assert_int_equal(A->health(&res, &ctx, &set, 5000), 0);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 5000), 0);
 	tm_apply_result_free(&res);
 	free(set.v[0].content);
 	set.v[0].content = strdup(WEB);
@@ -717,7 +717,7 @@ static void test_health(void **state)
 
 	/* stuck activating: unhealthy at the deadline, ~200 ms polls */
 	reset_fake("activating start success");
-	assert_int_equal(A->health(&res, &ctx, &set, 500), TM_EAPPLY);
+	assert_int_equal(A->health(NULL, &res, &ctx, &set, 500), TM_EAPPLY);
 	assert_non_null(strstr(tm_error_last(), "a.service is activating (start"));
 	log = calls();
 	assert_true(strlen(log) > 0);
@@ -738,9 +738,9 @@ static void test_drift(void **state)
 	reset_fake("active running success");
 	add(&set, "a.service", WEB);
 	add(&set, "b.service", "[Service]\nExecStart=/bin/true\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
 	tm_apply_result_free(&res);
-	assert_int_equal(A->drift(&res, &ctx, &set), 0);
+	assert_int_equal(A->drift(NULL, &res, &ctx, &set), 0);
 	assert_int_equal(res.ndrifted, 0);
 	tm_apply_result_free(&res);
 
@@ -749,7 +749,7 @@ static void test_drift(void **state)
 	unit_path(p, sizeof(p), "b.service");
 	unlink(p);
 	unlink(logf_);
-	assert_int_equal(A->drift(&res, &ctx, &set), 0);
+	assert_int_equal(A->drift(NULL, &res, &ctx, &set), 0);
 	assert_int_equal(res.ndrifted, 2);
 	assert_string_equal(res.drifted[0], "a.service");
 	assert_string_equal(res.drifted[1], "b.service");
@@ -842,7 +842,7 @@ static void test_apply_records_before_writing(void **state)
 
 	/* the hook refuses: nothing written, systemctl never ran */
 	rec.fail = 1;
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), TM_EAPPLY);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 2), TM_EAPPLY);
 	assert_int_equal(rec.calls, 1);
 	assert_string_equal(rec.ids, "same.service,new.service,mine.service.d/10.conf");
 	assert_non_null(strstr(tm_error_last(), "systemd: nothing written"));
@@ -860,7 +860,7 @@ static void test_apply_records_before_writing(void **state)
 	/* it accepts: called once, before the first write and before systemctl */
 	rec.fail = 0;
 	rec.calls = 0;
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 2), 0);
 	assert_int_equal(rec.calls, 1);
 	assert_string_equal(rec.ids, "same.service,new.service,mine.service.d/10.conf");
 	assert_false(rec.written_before);
@@ -875,7 +875,7 @@ static void test_apply_records_before_writing(void **state)
 	{
 		char *all[] = { "mine.service", "changed.service", "same.service", "new.service",
 				"mine.service.d/10.conf" };
-		assert_int_equal(A->apply(&res, &ctx, &set, all, 5), 0);
+		assert_int_equal(A->apply(NULL, &res, &ctx, &set, all, 5), 0);
 	}
 	assert_int_equal(rec.calls, 0);
 	tm_apply_result_free(&res);
@@ -885,7 +885,7 @@ static void test_apply_records_before_writing(void **state)
 	put_file(p, "[Unit]\nDescription=someone else's\n");
 	unit_path(p, sizeof(p), "mine.service.d/10.conf");
 	unlink(p);
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), TM_EAPPLY);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 2), TM_EAPPLY);
 	assert_non_null(
 		strstr(tm_error_last(), "new.service exists and was not written by tagmoor"));
 	assert_int_equal(rec.calls, 0);
@@ -902,7 +902,7 @@ static void test_apply_records_before_writing(void **state)
 
 		dctx.dry_run = 1;
 		dctx.out = f;
-		assert_int_equal(A->apply(&res, &dctx, &set, inv3, 3), 0);
+		assert_int_equal(A->apply(NULL, &res, &dctx, &set, inv3, 3), 0);
 		fclose(f);
 		free(out);
 		assert_int_equal(rec.calls, 0);
@@ -971,13 +971,13 @@ static void test_leftover_temps_removed(void **state)
 	reset_fake("active running success");
 	add(&set, "a.service", WEB);
 	add(&set, "a.service.d/10.conf", "[Service]\nNice=1\n");
-	assert_int_equal(A->apply(&res, &ctx, &set, NULL, 0), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, NULL, 0), 0);
 	tm_apply_result_free(&res);
 
 	/* apply with nothing to write still removes them (and writes nothing) */
 	make_leftovers(outside);
 	unlink(logf_);
-	assert_int_equal(A->apply(&res, &ctx, &set, inv, 2), 0);
+	assert_int_equal(A->apply(NULL, &res, &ctx, &set, inv, 2), 0);
 	assert_int_equal(res.applied, 0);
 	assert_int_equal(res.unchanged, 2);
 	expect_cleaned(outside);
@@ -995,8 +995,8 @@ static void test_leftover_temps_removed(void **state)
 		unit_path(cmd, sizeof(cmd), "s.service.d");
 		unlink(cmd);
 		make_leftovers(outside);
-		assert_int_equal(A->apply(&res, &dctx, &set, inv, 2), 0);
-		assert_int_equal(A->drift(&res, &dctx, &set), 0);
+		assert_int_equal(A->apply(NULL, &res, &dctx, &set, inv, 2), 0);
+		assert_int_equal(A->drift(NULL, &res, &dctx, &set), 0);
 		fclose(f);
 		free(out);
 		assert_true(exists(".a.service.tagmoor-tmp-Ab12Cd"));
@@ -1005,7 +1005,7 @@ static void test_leftover_temps_removed(void **state)
 	}
 
 	/* drift (the idle poll) removes them, nothing drifted */
-	assert_int_equal(A->drift(&res, &ctx, &set), 0);
+	assert_int_equal(A->drift(NULL, &res, &ctx, &set), 0);
 	assert_int_equal(res.ndrifted, 0);
 	expect_cleaned(outside);
 	tm_apply_result_free(&res);
@@ -1014,7 +1014,7 @@ static void test_leftover_temps_removed(void **state)
 	unit_path(cmd, sizeof(cmd), "s.service.d");
 	unlink(cmd);
 	make_leftovers(outside);
-	assert_int_equal(A->prune(&res, &ctx, &set, inv, 2, &kept, &nkept), 0);
+	assert_int_equal(A->prune(NULL, &res, &ctx, &set, inv, 2, &kept, &nkept), 0);
 	assert_int_equal(res.pruned, 0);
 	expect_cleaned(outside);
 	tm_strv_free(kept, nkept);
@@ -1027,7 +1027,7 @@ static void test_leftover_temps_removed(void **state)
 		char missing[700];
 		snprintf(missing, sizeof(missing), "%s/not-yet", base);
 		c2.systemd.unit_dir = missing;
-		assert_int_equal(A->drift(&res, &ctx2, &set), 0);
+		assert_int_equal(A->drift(NULL, &res, &ctx2, &set), 0);
 		tm_apply_result_free(&res);
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", missing);
 		assert_int_equal(system(cmd), 0);
