@@ -14,10 +14,10 @@ int tm_strv_push(char ***v, size_t *n, const char *s)
 	char *copy;
 
 	if (!nv)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	*v = nv;
 	if (!(copy = strdup(s)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	(*v)[(*n)++] = copy;
 	return 0;
 }
@@ -49,7 +49,7 @@ int tm_objset_add(struct tm_objset *set, const char *id, const char *source, con
 		free(o.id);
 		free(o.source);
 		free(o.content);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	memcpy(o.content, content, len);
 	o.content[len] = '\0';
@@ -62,7 +62,7 @@ int tm_objset_add(struct tm_objset *set, const char *id, const char *source, con
 			free(o.id);
 			free(o.source);
 			free(o.content);
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		}
 		set->v = nv;
 		set->cap = ncap;
@@ -92,4 +92,13 @@ void tm_apply_result_free(struct tm_apply_result *res)
 	tm_strv_free(res->drifted, res->ndrifted);
 	free(res->error_object);
 	memset(res, 0, sizeof(*res));
+}
+
+int tm_apply_result_set_object(struct tm_apply_result *res, const char *id)
+{
+	if (res->error_object)
+		return 0;
+	if (!(res->error_object = strdup(id)))
+		return tm_error_nomem();
+	return 0;
 }

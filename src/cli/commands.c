@@ -7,6 +7,7 @@
 #include "tagmoor/config/config.h"
 #include "tagmoor/daemon/daemon.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/pipeline/reconcile.h"
 #include "tagmoor/report/report.h"
 #include "tagmoor/state/state.h"
@@ -108,14 +109,14 @@ int tm_cmd_verify(struct tm_cli *cli)
 		if (v->tag_object[0])
 			printf("tag:      %s (%s)\n", v->tag_object, v->tag_name);
 		printf("signer:   %s\n", v->signer[0] ? v->signer : "-");
-		tm_verify_format_time(t, sizeof(t), v->tag_time);
+		tm_time_format(t, sizeof(t), v->tag_time);
 		printf("%s %s\n", v->tag_object[0] ? "tag time:" : "time:    ", t);
 		if (v->expires >= 0) {
-			tm_verify_format_time(t, sizeof(t), v->expires);
+			tm_time_format(t, sizeof(t), v->expires);
 			printf("expires:  %s\n", t);
 		}
 		if (v->wave_pct) {
-			tm_verify_format_time(t, sizeof(t), v->apply_at);
+			tm_time_format(t, sizeof(t), v->apply_at);
 			printf("rollout:  bucket %u, wave %u%%, applies from %s\n", v->bucket,
 			       v->wave_pct, t);
 		} else {
@@ -169,12 +170,12 @@ int tm_cmd_status(struct tm_cli *cli)
 		tm_state_free(&st);
 		return 0;
 	}
-	tm_verify_format_time(t, sizeof(t), st.last_time);
+	tm_time_format(t, sizeof(t), st.last_time);
 	printf("state:      %s (at %s)\n", st.last_state, t);
 	printf("source:     %s\n", cli->cfg->source.ref);
 	printf("applied:    %s\n", st.applied.commit[0] ? st.applied.commit : "-");
 	if (st.applied.tag_object[0]) {
-		tm_verify_format_time(t, sizeof(t), st.applied.tag_time);
+		tm_time_format(t, sizeof(t), st.applied.tag_time);
 		printf("tag:        %s (tagged %s)\n", st.applied.tag_object, t);
 	}
 	printf("signer:     %s\n", st.applied.signer[0] ? st.applied.signer : "-");

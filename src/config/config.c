@@ -428,7 +428,7 @@ int tm_config_expand_content(char **out, size_t *out_len, const struct tm_config
 	if (out_len)
 		*out_len = b.len;
 	*out = tm_buf_detach(&b);
-	return *out ? 0 : tm_error_set(TM_ENOMEM, "out of memory");
+	return *out ? 0 : tm_error_nomem();
 }
 
 static int valid_path(const char *v)
@@ -758,7 +758,7 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 	ld = calloc(1, sizeof(*ld));
 	cfg = calloc(1, sizeof(*cfg));
 	if (!ld || !cfg) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	ld->file = path;
@@ -956,7 +956,7 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 	r = 0;
 	goto out;
 oom:
-	r = tm_error_set(TM_ENOMEM, "out of memory");
+	r = tm_error_nomem();
 out:
 	if (ld) {
 		for (size_t i = 0; i < NKEYS; i++)

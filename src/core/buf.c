@@ -4,6 +4,7 @@
  */
 #include "tagmoor/core/buf.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/wipe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ static int grow(struct tm_buf *b, size_t add)
 		ncap = (ncap > b->max / 2) ? b->max : ncap * 2;
 	p = realloc(b->ptr, ncap);
 	if (!p)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	b->ptr = p;
 	b->cap = ncap;
 	return 0;
@@ -110,11 +111,7 @@ void tm_buf_reset(struct tm_buf *b)
 
 void tm_buf_free_secret(struct tm_buf *b)
 {
-	if (b->ptr) {
-		volatile char *v = b->ptr;
-		for (size_t i = 0; i < b->cap; i++)
-			v[i] = 0;
-	}
+	tm_wipe(b->ptr, b->cap);
 	tm_buf_free(b);
 }
 

@@ -32,6 +32,11 @@ int tm_error_set(int code, const char *fmt, ...)
 	return code;
 }
 
+int tm_error_nomem(void)
+{
+	return tm_error_set(TM_ENOMEM, "out of memory");
+}
+
 int tm_error_wrap(int code, const char *fmt, ...)
 {
 	char prefix[512], old[sizeof(last_msg)];

@@ -24,6 +24,7 @@
 #include "tagmoor/daemon/daemon.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/source/git.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/pipeline/reconcile.h"
@@ -196,13 +197,6 @@ void tm_notify_close(struct tm_notify *n)
 
 /* ------------------------------------------------------------- the loop */
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct daemon {
 	struct tm_config **cfg;
 	const char *root;
@@ -280,14 +274,14 @@ static void *watchdog_main(void *arg)
 	struct daemon *d = arg;
 	uint64_t period_ms = d->wd_usec / 2000 ? d->wd_usec / 2000 : 1;
 	/* the I/O rate is taken over the last 10-20 s: [w0, now], w1 the turn */
-	int64_t w0_t = mono_ms(), w1_t = w0_t;
+	int64_t w0_t = tm_time_mono_ms(), w1_t = w0_t;
 	uint64_t w0_b = io_bytes(), w1_b = w0_b;
 	int stuck = 0, extended = 0;
 
 	pthread_mutex_lock(&d->wd_mu);
 	while (!d->wd_quit) {
 		struct timespec ts;
-		int64_t now = mono_ms();
+		int64_t now = tm_time_mono_ms();
 		uint64_t b = d->hard_ms ? io_bytes() : w1_b; /* only in a pass */
 
 		if (now - w1_t >= TM_DAEMON_IO_WINDOW_MS) {
@@ -338,8 +332,8 @@ static int watchdog_start(struct daemon *d)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->wd_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	d->deadline_ms = mono_ms() + (int64_t)tm_daemon_pass_bound_ms(*d->cfg);
-	d->hard_ms = mono_ms() + (int64_t)tm_daemon_pass_hard_ms(*d->cfg);
+	d->deadline_ms = tm_time_mono_ms() + (int64_t)tm_daemon_pass_bound_ms(*d->cfg);
+	d->hard_ms = tm_time_mono_ms() + (int64_t)tm_daemon_pass_hard_ms(*d->cfg);
 	d->deadline_what = "the first pass";
 	d->wd_running = 1;
 	/* the thread inherits the blocked signal mask: signals stay the loop's */
@@ -426,7 +420,7 @@ static int stop_requested(void *arg)
 static int wait_signal(struct daemon *d, int64_t until)
 {
 	for (;;) {
-		int64_t left = until - mono_ms();
+		int64_t left = until - tm_time_mono_ms();
 		struct timespec ts;
 		int s;
 
@@ -437,7 +431,7 @@ static int wait_signal(struct daemon *d, int64_t until)
 		s = sigtimedwait(&d->sigs, NULL, &ts);
 		if (s > 0)
 			return s;
-		if (errno == EAGAIN && mono_ms() >= until)
+		if (errno == EAGAIN && tm_time_mono_ms() >= until)
 			return 0;
 		/* EINTR (a stop/continue), or an early EAGAIN: wait on */
 	}
@@ -487,7 +481,7 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 	const struct tm_config *cfg = *d->cfg;
 	struct tm_pass pass;
 	char next[32];
-	int64_t now = mono_ms();
+	int64_t now = tm_time_mono_ms();
 	int fd = -1, r, memo_hit = 0;
 
 	memset(&pass, 0, sizeof(pass));
@@ -573,7 +567,7 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 static void report_tick(struct daemon *d)
 {
 	const struct tm_config *cfg = *d->cfg;
-	int64_t now = mono_ms();
+	int64_t now = tm_time_mono_ms();
 
 	if (!cfg->report.url || stop_pending())
 		return;
@@ -673,14 +667,14 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 		    TM_VERSION, (long)getpid(), (*cfg)->source.ref, iv, (*cfg)->agent.jitter_pct,
 		    (*cfg)->agent.drift_check_ms ? "every " : "", dc);
 
-	next = mono_ms(); /* the first pass at start */
+	next = tm_time_mono_ms(); /* the first pass at start */
 	for (;;) {
 		uint64_t delay = 0;
 		int64_t wake = next, rn = tm_report_next_ms(*cfg);
 
 		/* the reporter's delivery backoff may want a turn before the poll */
 		if (rn >= 0) {
-			int64_t t = mono_ms() + rn;
+			int64_t t = tm_time_mono_ms() + rn;
 			if (t < d.report_not_before)
 				t = d.report_not_before;
 			if (t < wake)
@@ -694,10 +688,10 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 		}
 		if (sig == SIGHUP) {
 			if (reload(&d) == 0)
-				next = mono_ms();
+				next = tm_time_mono_ms();
 			continue;
 		}
-		if (sig == 0 && mono_ms() < next) {
+		if (sig == 0 && tm_time_mono_ms() < next) {
 			report_tick(&d);
 			continue;
 		}
@@ -708,7 +702,7 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 			tm_log_info("stopped during a pass, at a safe point");
 			break;
 		}
-		next = mono_ms() + (int64_t)delay;
+		next = tm_time_mono_ms() + (int64_t)delay;
 		report_tick(&d);
 	}
 	r = 0;

@@ -26,11 +26,6 @@
 
 #define INDEX_FROM 8 /* maps with at least this many entries get a hash index */
 
-static int oom(void)
-{
-	return tm_error_set(TM_ENOMEM, "out of memory");
-}
-
 int tm_doc_new(struct tm_doc **out, enum tm_doc_type type)
 {
 	struct tm_doc *d;
@@ -40,13 +35,13 @@ int tm_doc_new(struct tm_doc **out, enum tm_doc_type type)
 		return tm_error_set(TM_ERROR, "unknown document node type %d", (int)type);
 	d = calloc(1, sizeof(*d));
 	if (!d)
-		return oom();
+		return tm_error_nomem();
 	d->type = type;
 	if (type == TM_DOC_STRING) {
 		d->u.str.s = calloc(1, 1);
 		if (!d->u.str.s) {
 			free(d);
-			return oom();
+			return tm_error_nomem();
 		}
 	}
 	*out = d;
@@ -92,17 +87,17 @@ int tm_doc_new_stringn(struct tm_doc **out, const char *s, size_t len)
 
 	*out = NULL;
 	if (len == SIZE_MAX)
-		return oom();
+		return tm_error_nomem();
 	p = malloc(len + 1);
 	if (!p)
-		return oom();
+		return tm_error_nomem();
 	if (len)
 		memcpy(p, s, len);
 	p[len] = '\0';
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		free(p);
-		return oom();
+		return tm_error_nomem();
 	}
 	d->type = TM_DOC_STRING;
 	d->u.str.s = p;
@@ -177,10 +172,10 @@ static int index_build(struct tm_doc *m, size_t cap)
 	uint32_t *idx;
 
 	if (cap > UINT32_MAX || cap > SIZE_MAX / sizeof(*idx))
-		return oom();
+		return tm_error_nomem();
 	idx = calloc(cap, sizeof(*idx));
 	if (!idx)
-		return oom();
+		return tm_error_nomem();
 	for (size_t i = 0; i < m->u.map.n; i++) {
 		const struct tm_doc_entry *e = &m->u.map.v[i];
 		size_t s = hash_key(e->key, e->key_len) & (cap - 1);
@@ -319,7 +314,7 @@ int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, str
 	return 0;
 nomem:
 	tm_doc_free(value);
-	return oom();
+	return tm_error_nomem();
 }
 
 int tm_doc_map_set(struct tm_doc *map, const char *key, struct tm_doc *value)
@@ -378,12 +373,12 @@ int tm_doc_seq_append(struct tm_doc *seq, struct tm_doc *item)
 
 		if (ncap > SIZE_MAX / sizeof(*v)) {
 			tm_doc_free(item);
-			return oom();
+			return tm_error_nomem();
 		}
 		v = realloc(seq->u.seq.v, ncap * sizeof(*v));
 		if (!v) {
 			tm_doc_free(item);
-			return oom();
+			return tm_error_nomem();
 		}
 		seq->u.seq.v = v;
 		seq->u.seq.cap = ncap;

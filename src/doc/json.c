@@ -4,7 +4,7 @@
  */
 #include "tagmoor/doc/json.h"
 #include "tagmoor/doc/doc.h"
-#include "tagmoor/verify/verify.h"
+#include "tagmoor/core/time.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +28,6 @@ int tm_json_time(struct tm_buf *b, int64_t t)
 
 	if (t < 0)
 		return tm_buf_puts(b, "null");
-	tm_verify_format_time(ts, sizeof(ts), t);
+	tm_time_format(ts, sizeof(ts), t);
 	return tm_json_string(b, ts, strlen(ts));
 }

@@ -22,6 +22,8 @@
  */
 #include "tagmoor/doc/yaml.h"
 #include "tagmoor/doc/doc.h"
+#include "tagmoor/core/base64.h"
+#include "tagmoor/core/buf.h"
 #include "tagmoor/core/error.h"
 
 #include <yaml.h>
@@ -439,75 +441,6 @@ static char *utf8_fix(const char *s, size_t n, size_t *out_len, int *oom, int su
 	return d;
 }
 
-/* ---- base64 (Go's StdEncoding.DecodeString: '\r' and '\n' ignored,
- * padding required) ---- */
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int base64_decode(char **out, size_t *out_len, const char *s, size_t n)
-{
-	unsigned char *clean, *dst;
-	size_t m = 0, o = 0;
-
-	*out = NULL;
-	clean = malloc(n + 1);
-	if (!clean)
-		return TM_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != '\r' && s[i] != '\n')
-			clean[m++] = (unsigned char)s[i];
-	dst = malloc(m / 4 * 3 + 1);
-	if (!dst || m % 4 != 0) {
-		free(clean);
-		free(dst);
-		return dst ? TM_EPARSE : TM_ENOMEM;
-	}
-	for (size_t i = 0; i < m; i += 4) {
-		int v[4], pad = 0;
-
-		for (int k = 0; k < 4; k++) {
-			if (clean[i + k] == '=' && i + 4 == m && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[k] = b64val(clean[i + k])) < 0)
-				goto bad;
-		}
-		if (pad == 1 && clean[i + 2] == '=')
-			goto bad;
-		uint32_t q = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-			     (uint32_t)v[3];
-		dst[o++] = (unsigned char)(q >> 16);
-		if (pad < 2)
-			dst[o++] = (unsigned char)(q >> 8);
-		if (pad < 1)
-			dst[o++] = (unsigned char)q;
-	}
-	free(clean);
-	dst[o] = '\0';
-	*out = (char *)dst;
-	*out_len = o;
-	return 0;
-bad:
-	free(clean);
-	free(dst);
-	return TM_EPARSE;
-}
-
 /* ---- scalar resolution (go-yaml v2 resolve.go) ---- */
 
 enum rtag {
@@ -684,22 +617,31 @@ static int resolve_scalar(struct tm_doc **out, const char *s, size_t n, const ch
 	if (!tag_long && !plain_implicit)
 		return tm_doc_new_stringn(out, s, n);
 	if (strcmp(tag, "!!binary") == 0) {
+		struct tm_buf raw;
 		char *bin;
 		size_t bl;
 
-		rc = base64_decode(&bin, &bl, s, n);
-		if (rc == TM_ENOMEM)
-			return tm_error_set(TM_ENOMEM, "out of memory");
-		if (rc < 0)
+		/* Go's StdEncoding.DecodeString: '\r' and '\n' ignored, padding required */
+		tm_buf_init(&raw, n + 1);
+		rc = tm_base64_decode(&raw, s, n, TM_B64_GO);
+		bl = raw.len;
+		bin = tm_buf_detach(&raw);
+		if (rc == TM_ENOMEM || !bin) {
+			free(bin);
+			return tm_error_nomem();
+		}
+		if (rc < 0) {
+			free(bin);
 			return fail(w, TM_EPARSE, line,
 				    "!!binary value contains invalid base64 data");
+		}
 		/* JSON carries text: the bytes reach the API server as UTF-8. */
 		int oom;
 		size_t fl;
 		char *fixed = utf8_fix(bin, bl, &fl, &oom, 0);
 		if (oom) {
 			free(bin);
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		}
 		rc = fixed ? tm_doc_new_stringn(out, fixed, fl) : tm_doc_new_stringn(out, bin, bl);
 		free(fixed);
@@ -822,7 +764,7 @@ static int key_string(char **out, size_t *out_len, const struct tm_doc *k, const
 	}
 	*out = malloc(n + 1);
 	if (!*out)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	memcpy(*out, s, n);
 	(*out)[n] = '\0';
 	*out_len = n;
@@ -987,7 +929,7 @@ static int anchor_set(struct builder *b, const char *name, struct tm_doc *node)
 		struct tm_doc **v = realloc(b->anodes, ncap * sizeof(*v));
 
 		if (!v)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		b->anodes = v;
 		b->acap = ncap;
 	}
@@ -1259,7 +1201,7 @@ static int on_start(struct builder *b, const yaml_event_t *ev, enum tm_doc_type 
 		struct frame *st = realloc(b->st, ncap * sizeof(*st));
 
 		if (!st)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		b->st = st;
 		b->cap = ncap;
 	}
@@ -1355,7 +1297,7 @@ static int yaml_fail(const struct where *w, const yaml_parser_t *p, unsigned lin
 	unsigned line;
 
 	if (p->error == YAML_MEMORY_ERROR)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	if (p->error == YAML_READER_ERROR) {
 		size_t off = p->problem_offset < len ? p->problem_offset : len;
 
@@ -1403,7 +1345,7 @@ static int build_once(struct tm_doc **out, const char *text, size_t len, unsigne
 		b.base = 3;
 	b.cbyte = b.base;
 	if (!yaml_parser_initialize(&p))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	if ((r = tm_doc_new_map(&b.anchors)) < 0 || (r = tm_doc_new_seq(&b.grave)) < 0)
 		goto out;
@@ -1520,7 +1462,7 @@ static int build_yaml(struct tm_doc **out, const char *text, size_t len, unsigne
 			quotes += cur[i] == '\'';
 		char *next = malloc(cur_len + quotes + 3);
 		if (!next) {
-			r = tm_error_set(TM_ENOMEM, "out of memory");
+			r = tm_error_nomem();
 			break;
 		}
 		size_t o = 0;
@@ -1651,10 +1593,10 @@ static int jstring(struct jparser *p, char **out, size_t *out_len)
 		return jfail(p, "in string literal");
 	}
 	if (end - start > (SIZE_MAX - 1) / 3)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	d = malloc((end - start) * 3 + 1);
 	if (!d)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = start; i < end;) {
 		unsigned char c = (unsigned char)p->s[i];
 		unsigned cp, lo;
@@ -1782,7 +1724,7 @@ static int jnumber(struct jparser *p, struct tm_doc **out)
 		return tm_doc_new_int(out, iv);
 	int r = parse_decimal(&fv, p->s + st, i - st);
 	if (r == -3)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	if (r < 0)
 		return fail(p->w, TM_EPARSE, jline(p, st), "number %.*s is out of range",
 			    (int)(i - st > MSG_CAP ? MSG_CAP : i - st), p->s + st);
@@ -2090,7 +2032,7 @@ static int normalize_input(const char **out, size_t *out_len, char **owned, cons
 		int r = utf16_to_utf8(owned, out_len, u + 2, len - 2, u[0] == 0xFE);
 
 		if (r < 0)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		*out = *owned;
 		return 0;
 	}
@@ -2100,7 +2042,7 @@ static int normalize_input(const char **out, size_t *out_len, char **owned, cons
 	}
 	*owned = utf8_fix(text, len, out_len, &oom, 1);
 	if (oom)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	if (*owned) {
 		*out = *owned;
 		return 0;
@@ -2329,7 +2271,7 @@ static int doclist_add(void *arg, struct tm_doc *d)
 
 		if (!v) {
 			tm_doc_free(d);
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		}
 		l->v = v;
 		l->cap = ncap;
@@ -2554,7 +2496,7 @@ static int parse_yaml_stream(const struct sink *l, const char *s, size_t n, cons
 		if (s[n - 1] != '\n') {
 			last = malloc(ln + 2);
 			if (!last)
-				return tm_error_set(TM_ENOMEM, "out of memory");
+				return tm_error_nomem();
 			memcpy(last, s + start, ln);
 			last[ln++] = '\n';
 			last[ln] = '\0';

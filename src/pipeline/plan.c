@@ -172,7 +172,7 @@ static int overlay(struct tm_objset *out, struct tm_objset *layer, void (*free_d
 				size_t ncap = out->cap ? out->cap * 2 : 16;
 				struct tm_object *nv = realloc(out->v, ncap * sizeof(*nv));
 				if (!nv)
-					return tm_error_set(TM_ENOMEM, "out of memory");
+					return tm_error_nomem();
 				out->v = nv;
 				out->cap = ncap;
 			}
@@ -205,7 +205,7 @@ static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t siz
 	if (!nf || !p) {
 		free(p);
 		free(data);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	nf[d->nfiles++] = (struct tm_msg_file){ p, (uint32_t)mode, size, data };
 	return 0;
@@ -242,7 +242,7 @@ static int cap_entry(void *arg, const char *path, int mode, const char *blob, si
 		size_t len = content.len;
 		char *data = tm_buf_detach(&content);
 		if (!data)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		return cap_push(c->dir, path, mode, len, data) < 0 ? TM_ENOMEM : 0;
 	}
 }
@@ -262,13 +262,13 @@ int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
 		int r;
 
 		if (!nd)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		set->dirs = nd;
 		d = &nd[set->ndirs];
 		memset(d, 0, sizeof(*d));
 		d->applier = slot;
 		if (!(d->path = strdup(paths->v[i])))
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		set->ndirs++;
 		c = (struct capture){ git, ap, d, &nfiles, &total, &lim };
 		r = tm_git_tree_walk(git, set->commit, paths->v[i], cap_entry, &c);
@@ -277,7 +277,7 @@ int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
 		if (r < 0) {
 			d->status = r;
 			if (!(d->error = strdup(tm_error_last())))
-				return tm_error_set(TM_ENOMEM, "out of memory");
+				return tm_error_nomem();
 			tm_error_clear();
 		}
 	}
@@ -359,7 +359,7 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 
 	memset(out, 0, sizeof(*out));
 	if (!(set.commit = strdup(commit)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	r = tm_plan_capture(&set, git, 0, ap, ctx ? ctx->cfg : NULL, paths);
 	if (r == 0)
 		r = tm_plan_build_inputs(out, &set, 0, ap, ctx, paths);

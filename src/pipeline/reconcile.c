@@ -16,6 +16,7 @@
 #include "tagmoor/pipeline/reconcile.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/pipeline/source.h"
 #include "tagmoor/doc/json.h"
@@ -62,13 +63,6 @@ static void setup_appliers(struct tm_pass *p)
 		p->appliers[i].prune = ac->prune;
 		p->appliers[i].wait_ms = ac->wait_ms;
 	}
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void add_error(struct tm_pass *p, const char *stage, const char *object, const char *fmt,
@@ -127,7 +121,7 @@ static int record_ids(void *arg, const char *applier, char *const *ids, size_t n
 	if (rc->p->mode != TM_PASS_SYNC)
 		return 0;
 	if (!inv)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < inv->n && r == 0; i++)
 		r = tm_strv_push(&all, &nall, inv->ids[i]);
 	for (size_t i = 0; i < n && r == 0; i++) {
@@ -222,7 +216,7 @@ static int apply_all(struct tm_pass *p, struct tm_state *st, const struct plans 
 		tm_apply_result_free(res);
 		inv = tm_state_inventory(st, ap->name);
 		if (!inv)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		{
 			/* a copy: the record hook replaces the state's array mid-apply */
 			char **own = NULL;
@@ -301,7 +295,7 @@ static int save_state(struct tm_pass *p, struct tm_state *st)
 	int r;
 
 	st->seq++;
-	p->duration_ms = now_ms() - p->started_ms;
+	p->duration_ms = tm_time_mono_ms() - p->started_ms;
 	tm_buf_init(&doc, 1024 * 1024);
 	if ((r = tm_pass_status_json(&doc, p, st->seq)) == 0)
 		r = tm_state_set_status(st, doc.ptr);
@@ -551,7 +545,7 @@ static int diff_all(struct tm_pass *p, struct tm_state *st, const struct plans *
 		if (!p->appliers[i].enabled)
 			continue;
 		if (!(inv = tm_state_inventory(st, ap->name)))
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		if ((r = begin_applier(p, i, ctx)) == 0)
 			r = ap->apply(p->appliers[i].state, &p->appliers[i].res, ctx, &pl->set[i],
 				      inv->ids, inv->n);
@@ -616,7 +610,7 @@ int tm_reconcile_pass(struct tm_pass *p)
 	int r, have_plans = 0, fetched = 0, have_rep = 0, set_applied = 0;
 
 	p->time = TM_FAULT_TIME((int64_t)time(NULL));
-	p->started_ms = now_ms();
+	p->started_ms = tm_time_mono_ms();
 	p->state = "failed";
 	setup_appliers(p);
 
@@ -885,7 +879,7 @@ out:
 				     (unsigned long long)rep.child_maxrss_kb);
 		tm_fetcher_reply_free(&rep);
 	}
-	p->duration_ms = now_ms() - p->started_ms;
+	p->duration_ms = tm_time_mono_ms() - p->started_ms;
 	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {
 		char saved[1024];
 		snprintf(saved, sizeof(saved), "%s", tm_error_last());

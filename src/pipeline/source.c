@@ -30,7 +30,7 @@ static int capture(struct tm_msg *m, struct tm_pass *p, struct tm_git *git, cons
 	set = &m->sets[m->nsets++];
 	memset(set, 0, sizeof(*set));
 	if (!(set->commit = strdup(commit)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < TM_PASS_APPLIERS && r == 0; i++)
 		if (p->appliers[i].enabled)
 			r = tm_plan_capture(set, git, (uint32_t)i, p->appliers[i].ap, p->cfg,

@@ -337,7 +337,7 @@ static int get_dir(struct rd *d, struct tm_msg_dir *dir)
 	    (r = get_count(d, &dir->nfiles, TM_MSG_MAX_FILES, 18, "files")) < 0)
 		return r;
 	if (dir->nfiles && !(dir->files = calloc(dir->nfiles, sizeof(*dir->files))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < dir->nfiles; i++)
 		if ((r = get_file(d, &dir->files[i])) < 0)
 			return r;
@@ -389,7 +389,7 @@ int tm_msg_decode(struct tm_msg *m, const char *buf, size_t len)
 		if ((r = get_count(&d, &s->ndirs, TM_MSG_MAX_DIRS, 22, "dirs")) < 0)
 			goto fail;
 		if (s->ndirs && !(s->dirs = calloc(s->ndirs, sizeof(*s->dirs)))) {
-			r = tm_error_set(TM_ENOMEM, "out of memory");
+			r = tm_error_nomem();
 			goto fail;
 		}
 		for (size_t j = 0; j < s->ndirs; j++)

@@ -15,6 +15,7 @@
 #include "tagmoor/report/report.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/source/http.h"
 #include "tagmoor/doc/json.h"
@@ -47,13 +48,6 @@ static struct {
 	unsigned failures;
 	int64_t next_ms; /* monotonic; 0 = now */
 } backoff;
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- report.last ------------------------------------------------------------ */
 
@@ -107,7 +101,7 @@ int tm_report_record_load(struct tm_report_record *rec, const char *state_dir)
 		memcpy(rec->alert_state, alert, strlen(alert) + 1);
 	if (nl[1] && !(rec->doc = strdup(nl + 1))) {
 		tm_buf_free(&b);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	if (rec->doc) {
 		size_t n = strlen(rec->doc);
@@ -427,7 +421,7 @@ static void backoff_fail(int64_t retry_after_s)
 		if (wait > BACKOFF_CAP_MS)
 			wait = BACKOFF_CAP_MS;
 	}
-	backoff.next_ms = mono_ms() + wait;
+	backoff.next_ms = tm_time_mono_ms() + wait;
 }
 
 enum {
@@ -507,7 +501,7 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 	struct client c;
 	uint64_t *v = NULL;
 	size_t n = 0, i = 0;
-	int64_t start = mono_ms();
+	int64_t start = tm_time_mono_ms();
 	int r, attempts = 0;
 
 	*pending = 0;
@@ -532,14 +526,14 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 	while (i < n) {
 		int64_t ra;
 		int o;
-		if (budget_ms && mono_ms() - start > budget_ms)
+		if (budget_ms && tm_time_mono_ms() - start > budget_ms)
 			break;
 		o = send_one(&c, cfg, v[i], &ra);
 		if (o == RETRY) {
 			backoff_fail(ra);
 			if (!wait || ++attempts >= FLUSH_ATTEMPTS)
 				break;
-			int64_t d = backoff.next_ms - mono_ms();
+			int64_t d = backoff.next_ms - tm_time_mono_ms();
 			if (d > FLUSH_WAIT_CAP_MS)
 				d = FLUSH_WAIT_CAP_MS;
 			if (d > 0) {
@@ -706,7 +700,7 @@ static int submit(const struct tm_config *cfg, const struct tm_report_event *ev,
 	if (alert_to[0] && cfg->report.alert_url)
 		send_alert(cfg, ev, alert_to, alert_from);
 	TM_FAULT("report.before-deliver");
-	if (cfg->report.url && mono_ms() >= backoff.next_ms)
+	if (cfg->report.url && tm_time_mono_ms() >= backoff.next_ms)
 		deliver(cfg, &pending, 0, (int64_t)timeout_ms(cfg));
 	tm_error_clear();
 	if (cfg->report.url) {
@@ -736,7 +730,7 @@ int64_t tm_report_next_ms(const struct tm_config *cfg)
 
 	if (!cfg->report.url || !backoff.failures)
 		return -1;
-	d = backoff.next_ms - mono_ms();
+	d = backoff.next_ms - tm_time_mono_ms();
 	return d > 0 ? d : 0;
 }
 
@@ -750,9 +744,9 @@ int tm_report_tick(const struct tm_config *cfg, int64_t now)
 		return 0;
 	if ((r = tm_state_lock(&fd, cfg->agent.state_dir)) < 0) {
 		tm_error_clear();
-		if (backoff.failures && backoff.next_ms <= mono_ms())
-			backoff.next_ms =
-				mono_ms() + 1000; /* a manual command: try again in a second */
+		if (backoff.failures && backoff.next_ms <= tm_time_mono_ms())
+			backoff.next_ms = tm_time_mono_ms() +
+					  1000; /* a manual command: try again in a second */
 		return r == TM_ELOCKED ? 0 : r;
 	}
 	if ((r = tm_report_record_load(&rec, cfg->agent.state_dir)) < 0)
@@ -780,7 +774,7 @@ int tm_report_tick(const struct tm_config *cfg, int64_t now)
 		r = submit(cfg, &ev, "heartbeat", NULL);
 		goto out;
 	}
-	if (mono_ms() >= backoff.next_ms) {
+	if (tm_time_mono_ms() >= backoff.next_ms) {
 		uint64_t *v = NULL;
 		size_t before = 0;
 		if (tm_spool_list(cfg->agent.state_dir, &v, &before) == 0) {

@@ -84,7 +84,7 @@ int tm_spool_list(const char *state_dir, uint64_t **out, size_t *n)
 			if (!nv) {
 				free(v);
 				closedir(d);
-				return tm_error_set(TM_ENOMEM, "out of memory");
+				return tm_error_nomem();
 			}
 			v = nv;
 			cap = nc;

@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include "tagmoor/source/git.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/source/http.h"
 #include "tagmoor/core/log.h"
@@ -65,14 +66,6 @@ struct tm_git {
 	char *adv_url;
 	uint64_t adv_ms;
 };
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void adv_drop(struct tm_git *git)
 {
@@ -549,7 +542,7 @@ int tm_git_open(struct tm_git **out, const char *repo_path)
 	}
 	g = calloc(1, sizeof(*g));
 	if (!g || !(g->path = strdup(repo_path))) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto fail;
 	}
 	g->repo = repo;
@@ -1132,13 +1125,13 @@ static int ps_step(struct packscan *p)
 static int ps_feed(struct packscan *p, const void *data, size_t n)
 {
 	if (n > SIZE_MAX - p->len - 1)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	if (p->len + n > p->cap) {
 		size_t ncap = p->len + n + 1024;
 		unsigned char *nb = realloc(p->in, ncap);
 
 		if (!nb)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		p->in = nb;
 		p->cap = ncap;
 	}
@@ -1388,7 +1381,7 @@ static int scan_response(struct gstream *s, const char *buf, size_t n)
 
 	if (!x->scan) {
 		if (!(x->scan = calloc(1, sizeof(*x->scan))))
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		x->scan->url = x->url;
 		x->scan->obj_max = x->max;
 		x->scan->total_max = x->max > TM_GIT_MAX_INFLATED / TM_GIT_INFLATE_FACTOR
@@ -1699,7 +1692,7 @@ int tm_git_ls_remote(char out_oid[41], struct tm_git *git, const struct tm_git_s
 	if (r == 0 && !x.record_full && adv.len > 0 && tm_git_has_object(git, out_oid) == 0 &&
 	    (git->adv_url = strdup(src->url)) != NULL) {
 		git->adv = adv;
-		git->adv_ms = mono_ms();
+		git->adv_ms = tm_time_mono_ms();
 		tm_buf_init(&adv, 1);
 	}
 out:
@@ -1733,7 +1726,7 @@ static int fetch_once(struct tm_git *git, const struct tm_git_source *src, const
 		goto out;
 	/* The advertisement this poll already made, if it is still fresh. */
 	if (git->adv_url && strcmp(git->adv_url, src->url) == 0 &&
-	    mono_ms() - git->adv_ms < x.timeout_ms)
+	    (uint64_t)tm_time_mono_ms() - git->adv_ms < x.timeout_ms)
 		x.replay = &git->adv;
 	co.repository = git->repo;
 	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
@@ -1967,7 +1960,7 @@ static int oidset_add(struct oidset *s, const git_oid *id)
 		if (!b.v || !b.used) {
 			free(b.v);
 			free(b.used);
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		}
 		for (size_t k = 0; k < s->cap; k++)
 			if (s->used[k])
@@ -2283,7 +2276,7 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 				continue;
 			if (!(np = realloc(packs, (npacks + 1) * sizeof(*packs)))) {
 				closedir(d);
-				r = tm_error_set(TM_ENOMEM, "out of memory");
+				r = tm_error_nomem();
 				goto out;
 			}
 			packs = np;
@@ -2672,7 +2665,7 @@ int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir
 		return lg_error(TM_EIO, commit_oid);
 	w = calloc(1, sizeof(*w));
 	if (!w) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	w->git = git;

@@ -13,6 +13,8 @@
  */
 #include "tagmoor/source/http.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/wipe.h"
+#include "tagmoor/core/time.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -60,26 +62,10 @@ struct tm_http_stream {
 
 static int curl_ready;
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n--)
-		*v++ = 0;
-}
-
 static void free_secret_str(char *s)
 {
 	if (s) {
-		wipe(s, strlen(s));
+		tm_wipe(s, strlen(s));
 		free(s);
 	}
 }
@@ -88,7 +74,7 @@ static void slist_free_wipe(struct curl_slist *l)
 {
 	for (struct curl_slist *i = l; i; i = i->next)
 		if (i->data)
-			wipe(i->data, strlen(i->data));
+			tm_wipe(i->data, strlen(i->data));
 	curl_slist_free_all(l);
 }
 
@@ -98,7 +84,7 @@ static int dup_opt(char **out, const char *s)
 	if (!s)
 		return 0;
 	*out = strdup(s);
-	return *out ? 0 : tm_error_set(TM_ENOMEM, "out of memory");
+	return *out ? 0 : tm_error_nomem();
 }
 
 static const char *find_bytes(const char *p, size_t len, const char *what)
@@ -145,7 +131,7 @@ static int key_file_usable(const char *path)
 		snprintf(what, sizeof(what), "client key %s", path);
 		r = key_usable(buf, n, what);
 	}
-	wipe(buf, sizeof(buf));
+	tm_wipe(buf, sizeof(buf));
 	return r;
 }
 
@@ -161,7 +147,7 @@ static int dup_pem(struct pem *out, const void *p, size_t len)
 	if (!p || !len)
 		return 0;
 	if (!(out->ptr = malloc(len + 1)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	memcpy(out->ptr, p, len);
 	((char *)out->ptr)[len] = '\0';
 	out->len = len;
@@ -249,7 +235,7 @@ void tm_http_free(struct tm_http *http)
 	free(http->ca_pem.ptr);
 	free(http->cert_pem.ptr);
 	if (http->key_pem.ptr) {
-		wipe(http->key_pem.ptr, http->key_pem.len);
+		tm_wipe(http->key_pem.ptr, http->key_pem.len);
 		free(http->key_pem.ptr);
 	}
 	free(http->user_agent);
@@ -264,7 +250,7 @@ static int add_header(struct curl_slist **l, const char *h)
 	struct curl_slist *n = curl_slist_append(*l, h);
 
 	if (!n)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	*l = n;
 	return 0;
 }
@@ -340,7 +326,7 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 		return r;
 	h = calloc(1, sizeof(*h));
 	if (!h)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	h->connect_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms
 						 : TM_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
 	h->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms
@@ -371,7 +357,7 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 		r = dup_opt(&h->user_agent, opts->user_agent);
 	} else {
 		h->user_agent = strdup("tagmoor/" TM_VERSION);
-		r = h->user_agent ? 0 : tm_error_set(TM_ENOMEM, "out of memory");
+		r = h->user_agent ? 0 : tm_error_nomem();
 	}
 	if (r < 0)
 		goto fail;
@@ -386,12 +372,12 @@ int tm_http_new(struct tm_http **out, const struct tm_http_opts *opts)
 		}
 		hdr = malloc(n);
 		if (!hdr) {
-			r = tm_error_set(TM_ENOMEM, "out of memory");
+			r = tm_error_nomem();
 			goto fail;
 		}
 		snprintf(hdr, n, "Authorization: Bearer %s", opts->bearer_token);
 		r = add_header(&h->headers, hdr);
-		wipe(hdr, n);
+		tm_wipe(hdr, n);
 		free(hdr);
 		if (r < 0)
 			goto fail;
@@ -430,7 +416,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	struct tm_http_stream *s = ud;
 	size_t len = size * n;
 
-	s->last_ms = now_ms();
+	s->last_ms = tm_time_mono_ms();
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		/* A new response (after 1xx): start over. */
 		const char *sp = memchr(p, ' ', len);
@@ -478,7 +464,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	struct tm_http_stream *s = ud;
 	size_t len = size * n, pending = s->win_len - s->win_off;
 
-	s->last_ms = now_ms();
+	s->last_ms = tm_time_mono_ms();
 	s->headers_done = 1;
 	if (pending > 0 && pending + len > WINDOW_SOFT) {
 		s->paused = 1;
@@ -503,7 +489,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 			ncap = WINDOW_SOFT;
 		w = realloc(s->win, ncap);
 		if (!w) {
-			s->fail_code = tm_error_set(TM_ENOMEM, "out of memory");
+			s->fail_code = tm_error_nomem();
 			return 0;
 		}
 		s->win = w;
@@ -523,7 +509,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 	/* An upload that makes progress is not idle. */
 	if (ulnow != s->last_ul) {
 		s->last_ul = ulnow;
-		s->last_ms = now_ms();
+		s->last_ms = tm_time_mono_ms();
 	}
 	return 0;
 }
@@ -572,7 +558,7 @@ static int pump(struct tm_http_stream *s, int want_body)
 
 	/* Only time spent here waiting for the server is idle time; the
 	 * reader's own work between two reads is not. */
-	s->last_ms = now_ms();
+	s->last_ms = tm_time_mono_ms();
 	for (;;) {
 		int running = 0, left = 0;
 		CURLMsg *msg;
@@ -608,7 +594,7 @@ static int pump(struct tm_http_stream *s, int want_body)
 		}
 		if (want_body ? (s->win_len > s->win_off) : s->headers_done)
 			return 0;
-		now = now_ms();
+		now = tm_time_mono_ms();
 		if (s->total_ms && now - s->start_ms >= s->total_ms)
 			return tm_error_set(TM_ESOURCE, "%s: timed out after %llu ms", s->url,
 					    (unsigned long long)s->total_ms);
@@ -674,13 +660,13 @@ int tm_http_stream_open(struct tm_http_stream **out, struct tm_http *http,
 		return tm_error_set(TM_EUSAGE, "HTTP request without URL");
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	s->http = http;
 	tm_http_redact_url(s->url, sizeof(s->url), req->url);
 	s->max = req->max_response ? req->max_response : http->max_response;
 	s->total_ms = req->total_timeout_ms ? req->total_timeout_ms : http->total_ms;
 	s->idle_ms = http->idle_ms;
-	s->start_ms = s->last_ms = now_ms();
+	s->start_ms = s->last_ms = tm_time_mono_ms();
 	http->errbuf[0] = '\0';
 
 	for (struct curl_slist *i = http->headers; i; i = i->next)
@@ -823,7 +809,7 @@ int tm_http_do(struct tm_http *http, const struct tm_http_request *req, long *ou
 	*out_status = s->status;
 	r = 0;
 out:
-	wipe(chunk, sizeof(chunk));
+	tm_wipe(chunk, sizeof(chunk));
 	tm_http_stream_free(s);
 	return r;
 }

@@ -14,7 +14,7 @@
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/doc/json.h"
 #include "tagmoor/core/log.h"
-#include "tagmoor/verify/verify.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/doc/yaml.h"
 #include "tagmoor/core/fault.h"
 
@@ -143,7 +143,7 @@ int tm_state_set_status(struct tm_state *st, const char *json)
 	char *copy = strdup(json);
 
 	if (!copy)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	free(st->last_status);
 	st->last_status = copy;
 	return 0;
@@ -365,8 +365,7 @@ static int parse_state(struct tm_state *st, const char *text, size_t len)
 		if (sv && tm_doc_string(sv))
 			snprintf(st->last_state, sizeof(st->last_state), "%s", tm_doc_string(sv));
 		if (tv && tm_doc_string(tv))
-			tm_verify_parse_time(&st->last_time, tm_doc_string(tv),
-					     strlen(tm_doc_string(tv)));
+			tm_time_parse(&st->last_time, tm_doc_string(tv), strlen(tm_doc_string(tv)));
 	}
 	r = 0;
 out:

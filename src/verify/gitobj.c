@@ -243,7 +243,7 @@ int tm_gitobj_parse_commit(struct tm_gitobj_commit *out, const char *raw, size_t
 	}
 	if (!out->payload || (sig.len && !out->signature)) {
 		tm_gitobj_commit_free(out);
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	r = 0;

@@ -10,6 +10,7 @@
  * signature is then found by its issuer fingerprint or key ID and checked
  * with crypto.c. Everything refused says why, in one line.
  */
+#include "tagmoor/core/base64.h"
 #include "tagmoor/verify/openpgp.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/crypto.h"
@@ -592,7 +593,7 @@ static int parse_key(struct pgp_key *k, const unsigned char *body, size_t len)
 	if (len > 0xffff)
 		return tm_error_set(TM_EPARSE, "OpenPGP key packet too large");
 	if (!(k->body = malloc(len)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	memcpy(k->body, body, len);
 	k->body_len = len;
 	r = (struct rd){ k->body, len };
@@ -708,10 +709,10 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 		return 0;
 	size_t ncap = *cap ? *cap * 2 : 4;
 	if (ncap > SIZE_MAX / size)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	void *nv = realloc(*v, ncap * size);
 	if (!nv)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	*v = nv;
 	*cap = ncap;
 	return 0;
@@ -917,7 +918,7 @@ static int handle_packet(struct kr_state *st, const struct packet *pk)
 		struct pgp_uid *u = &c->uids[c->nuids];
 		memset(u, 0, sizeof(*u));
 		if (!(u->text = malloc(pk->len + 1)))
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		memcpy(u->text, pk->body, pk->len);
 		u->text[pk->len] = '\0';
 		c->nuids++;
@@ -1041,16 +1042,16 @@ static int dearmor(struct tm_buf *out, const char **pos, const char *end, const 
 		}
 		q = le < e ? le + 1 : le;
 	}
-	ret = tm_crypto_base64_decode(out, data, (size_t)((crc_line ? crc_line : e) - data),
-				      TM_B64_SKIP_SPACE);
+	ret = tm_base64_decode(out, data, (size_t)((crc_line ? crc_line : e) - data),
+			       TM_B64_SKIP_SPACE);
 	if (ret < 0)
 		return ret == TM_ELIMIT ? ret : tm_error_wrap(TM_EPARSE, "OpenPGP armor");
 	if (crc_line) {
 		struct tm_buf crc;
 		const char *ce = line_end(crc_line, e);
 		tm_buf_init(&crc, 8);
-		ret = tm_crypto_base64_decode(&crc, crc_line + 1, (size_t)(ce - crc_line - 1),
-					      TM_B64_SKIP_SPACE);
+		ret = tm_base64_decode(&crc, crc_line + 1, (size_t)(ce - crc_line - 1),
+				       TM_B64_SKIP_SPACE);
 		if (ret == 0 && crc.len != 3)
 			ret = TM_EPARSE;
 		if (ret == 0) {
@@ -1088,7 +1089,7 @@ int tm_pgp_keyring_parse(struct tm_pgp_keyring **out, const void *data, size_t l
 		return tm_error_set(TM_ELIMIT, "%s: larger than %d bytes", origin,
 				    TM_PGP_MAX_KEYRING);
 	if (!(st.kr = calloc(1, sizeof(*st.kr))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	tm_buf_init(&bin, TM_PGP_MAX_KEYRING);
 	if (len > 0 && (((const unsigned char *)data)[0] & 0x80)) {
 		/* Binary packets (gpg --export without --armor). */
@@ -1290,7 +1291,7 @@ int tm_pgp_verify(char **out_signer, int64_t *out_sig_time, const struct tm_pgp_
 		*out_signer = strdup(h);
 	}
 	if (!*out_signer) {
-		ret = tm_error_set(TM_ENOMEM, "out of memory");
+		ret = tm_error_nomem();
 		goto out;
 	}
 	if (out_sig_time)

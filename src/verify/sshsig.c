@@ -10,11 +10,13 @@
  * has exactly one encoding, and keys can be compared byte for byte.
  * The mathematics is in crypto.c.
  */
+#include "tagmoor/core/base64.h"
 #include "tagmoor/verify/sshsig.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/fileio.h"
+#include "tagmoor/core/time.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -196,7 +198,7 @@ static int key_parse(struct sshkey *k, const unsigned char *blob, size_t len)
 
 	memset(k, 0, sizeof(*k));
 	if (!(k->blob = malloc(len ? len : 1)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	if (len)
 		memcpy(k->blob, blob, len);
 	k->blob_len = len;
@@ -246,7 +248,7 @@ static int key_parse(struct sshkey *k, const unsigned char *blob, size_t len)
 		goto fail;
 	tm_buf_init(&fp, sizeof(k->fp));
 	if ((ret = tm_buf_puts(&fp, "SHA256:")) < 0 ||
-	    (ret = tm_crypto_base64_encode(&fp, h, sizeof(h), TM_B64_NO_PAD)) < 0) {
+	    (ret = tm_base64_encode(&fp, h, sizeof(h), TM_B64_NO_PAD)) < 0) {
 		tm_buf_free(&fp);
 		goto fail;
 	}
@@ -294,7 +296,7 @@ void tm_sshsig_free(struct tm_sshsig *sig)
 static int dup_bytes(unsigned char **out, const unsigned char *p, size_t len)
 {
 	if (!(*out = malloc(len ? len : 1)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	if (len)
 		memcpy(*out, p, len);
 	return 0;
@@ -367,7 +369,7 @@ int tm_sshsig_parse_blob(struct tm_sshsig **out, const void *blob, size_t len)
 	if (version != SIG_VERSION)
 		return tm_error_set(TM_EPARSE, "unsupported SSH signature version %u", version);
 	if (!(s = calloc(1, sizeof(*s))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 
 	if ((ret = rd_string(&r, &v, &vl)) < 0 || (ret = key_parse(&s->key, v, vl)) < 0)
 		goto fail;
@@ -378,7 +380,7 @@ int tm_sshsig_parse_blob(struct tm_sshsig **out, const void *blob, size_t len)
 		goto fail;
 	}
 	if (!(s->namespace = malloc(vl + 1))) {
-		ret = tm_error_set(TM_ENOMEM, "out of memory");
+		ret = tm_error_nomem();
 		goto fail;
 	}
 	memcpy(s->namespace, v, vl);
@@ -452,7 +454,7 @@ int tm_sshsig_parse_armored(struct tm_sshsig **out, const char *armored, size_t 
 		if (!is_space(*p))
 			return tm_error_set(TM_EPARSE, "SSH signature: data after %s", end_marker);
 	tm_buf_init(&blob, MAX_BLOB + 1);
-	ret = tm_crypto_base64_decode(&blob, body, (size_t)(end - body), TM_B64_SKIP_SPACE);
+	ret = tm_base64_decode(&blob, body, (size_t)(end - body), TM_B64_SKIP_SPACE);
 	if (ret == TM_ELIMIT)
 		ret = tm_error_set(TM_ELIMIT, "SSH signature larger than %d bytes", MAX_BLOB);
 	else if (ret < 0)
@@ -608,17 +610,6 @@ static int days_in_month(int y, int m)
 	return m == 2 ? 28 + leap : d[m - 1];
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* YYYYMMDD[HHMM[SS]][Z]: with Z in UTC, without it in local time, as
  * OpenSSH reads it. */
 static int parse_time(int64_t *out, const char *s, size_t len)
@@ -650,7 +641,8 @@ static int parse_time(int64_t *out, const char *s, size_t len)
 	    v[3] > 23 || v[4] > 59 || v[5] > 59)
 		return tm_error_set(TM_EPARSE, "invalid time '%.*s'", (int)digits, s);
 	if (utc) {
-		*out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+		*out = tm_time_days_from_civil(v[0], (unsigned)v[1], (unsigned)v[2]) * 86400 +
+		       v[3] * 3600 + v[4] * 60 + v[5];
 		return 0;
 	}
 	struct tm tm = { 0 };
@@ -682,7 +674,7 @@ static int option_value(char **out, const char *v, size_t len)
 	if (len == 0)
 		return tm_error_set(TM_EPARSE, "empty option value");
 	if (!(*out = dup_str(v, len)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	return 0;
 }
 
@@ -792,7 +784,7 @@ static int parse_signer_line(struct signer *sg, struct line *l)
 		return tm_error_set(TM_EPARSE, "badly quoted principals");
 	}
 	if (!(sg->principals = dup_str(tok, tlen)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 
 	if ((ret = next_token(l, &ktype, &klen)) != 0)
 		return ret < 0 ? ret : tm_error_set(TM_EPARSE, "missing key type");
@@ -815,7 +807,7 @@ static int parse_signer_line(struct signer *sg, struct line *l)
 		return tm_error_set(TM_EPARSE, "unsupported key type '%.*s'",
 				    (int)(klen > 64 ? 64 : klen), ktype);
 	tm_buf_init(&blob, MAX_BLOB);
-	if ((ret = tm_crypto_base64_decode(&blob, kb64, blen, 0)) < 0) {
+	if ((ret = tm_base64_decode(&blob, kb64, blen, 0)) < 0) {
 		tm_buf_free(&blob);
 		return tm_error_wrap(TM_EPARSE, "key");
 	}
@@ -850,7 +842,7 @@ int tm_sshsig_signers_parse(struct tm_sshsig_signers **out, const char *text, si
 				    TM_SSHSIG_MAX_SIGNERS_FILE);
 	if (!(ss = calloc(1, sizeof(*ss))) || !(ss->origin = dup_str(origin, strlen(origin)))) {
 		free(ss);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -871,7 +863,7 @@ int tm_sshsig_signers_parse(struct tm_sshsig_signers **out, const char *text, si
 			size_t ncap = ss->cap ? ss->cap * 2 : 8;
 			struct signer *nv = realloc(ss->v, ncap * sizeof(*nv));
 			if (!nv) {
-				ret = tm_error_set(TM_ENOMEM, "out of memory");
+				ret = tm_error_nomem();
 				goto fail;
 			}
 			ss->v = nv;
@@ -1059,7 +1051,7 @@ int tm_sshsig_verify(char **out_principal, const struct tm_sshsig_signers *signe
 		goto out;
 	}
 	if (!(*out_principal = first_principal(found->principals))) {
-		ret = tm_error_set(TM_ENOMEM, "out of memory");
+		ret = tm_error_nomem();
 		goto out;
 	}
 	ret = 0;

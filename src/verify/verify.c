@@ -11,6 +11,7 @@
 #include "tagmoor/config/config.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/source/git.h"
 #include "tagmoor/verify/openpgp.h"
 #include "tagmoor/core/parse.h"
@@ -87,60 +88,6 @@ unsigned tm_verify_bucket(const char *device_id)
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | h[i];
 	return (unsigned)(v % 100);
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	const int64_t era = (y >= 0 ? y : y - 399) / 400;
-	const unsigned yoe = (unsigned)(y - era * 400);
-	const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-int tm_verify_parse_time(int64_t *out, const char *s, size_t len)
-{
-	unsigned v[6];
-	static const unsigned widths[6] = { 4, 2, 2, 2, 2, 2 };
-	static const char seps[6] = { '-', '-', 'T', ':', ':', 'Z' };
-	size_t pos = 0;
-
-	for (int i = 0; i < 6; i++) {
-		v[i] = 0;
-		for (unsigned k = 0; k < widths[i]; k++, pos++) {
-			if (pos >= len || s[pos] < '0' || s[pos] > '9')
-				return tm_error_set(
-					TM_EPARSE,
-					"'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
-					(int)(len > 40 ? 40 : len), s);
-			v[i] = v[i] * 10 + (unsigned)(s[pos] - '0');
-		}
-		if (pos >= len || s[pos] != seps[i])
-			return tm_error_set(
-				TM_EPARSE,
-				"'%.*s' is not an RFC 3339 UTC time (2026-12-31T00:00:00Z)",
-				(int)(len > 40 ? 40 : len), s);
-		pos++;
-	}
-	if (pos != len || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 ||
-	    v[4] > 59 || v[5] > 60)
-		return tm_error_set(TM_EPARSE, "'%.*s' is not a valid UTC time",
-				    (int)(len > 40 ? 40 : len), s);
-	*out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
-	return 0;
-}
-
-void tm_verify_format_time(char *out, size_t outlen, int64_t t)
-{
-	struct tm tmv;
-	time_t tt = (time_t)t;
-
-	if (t < 0 || !gmtime_r(&tt, &tmv)) {
-		snprintf(out, outlen, "-");
-		return;
-	}
-	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 }
 
 /* Finds "Key: value" as a line of the message; a repeated key is an error. */
@@ -255,7 +202,7 @@ enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len,
 	char a[32];
 
 	if (expires >= 0 && now >= expires) {
-		tm_verify_format_time(a, sizeof(a), expires);
+		tm_time_format(a, sizeof(a), expires);
 		snprintf(reason, reason_len, "revision expired at %s (Tagmoor-Expires)", a);
 		return TM_VERIFY_STALE;
 	}
@@ -293,7 +240,7 @@ static int read_trailers(struct tm_verify_result *res, const struct tm_config *c
 	size_t vl;
 
 	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Expires") < 0 ||
-	    (v && tm_verify_parse_time(&res->expires, v, vl) < 0))
+	    (v && tm_time_parse(&res->expires, v, vl) < 0))
 		return refuse(res, "%s: %s", what, tm_error_last());
 	if (find_trailer(&v, &vl, msg, msg_len, "Tagmoor-Fleet") < 0)
 		return refuse(res, "%s: %s", what, tm_error_last());
@@ -451,7 +398,7 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	 * judged; the floor still only grows with signed times. */
 	if (now >= TM_VERIFY_CLOCK_SANE && res->tag_time > now + TM_VERIFY_MAX_FUTURE) {
 		char a[32];
-		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		tm_time_format(a, sizeof(a), res->tag_time);
 		r = refuse(res, "%s is dated %s, more than %d minutes after this device's clock",
 			   have_tag && mode != TM_VERIFY_COMMIT ? "tag time" : "commit time", a,
 			   TM_VERIFY_MAX_FUTURE / 60);
@@ -461,8 +408,8 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	 * another one with the same time as the newest accepted. */
 	if (last_time >= 0 && res->tag_time < last_time) {
 		char a[32], b[32];
-		tm_verify_format_time(a, sizeof(a), res->tag_time);
-		tm_verify_format_time(b, sizeof(b), last_time);
+		tm_time_format(a, sizeof(a), res->tag_time);
+		tm_time_format(b, sizeof(b), last_time);
 		r = refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
 			   mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time"
 										 : "commit time",
@@ -472,7 +419,7 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	if (last_time >= 0 && res->tag_time == last_time && floor->key && floor->key[0] &&
 	    strcmp(floor->key, res->key) != 0) {
 		char a[32];
-		tm_verify_format_time(a, sizeof(a), res->tag_time);
+		tm_time_format(a, sizeof(a), res->tag_time);
 		r = refuse(res,
 			   "replay refused: another revision has the same signed time (%s) as the "
 			   "last accepted one",
@@ -490,7 +437,7 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 					   res->expires, eff_now);
 	if (res->outcome == TM_VERIFY_ACCEPTED && res->apply_at > eff_now) {
 		char a[32];
-		tm_verify_format_time(a, sizeof(a), res->apply_at);
+		tm_time_format(a, sizeof(a), res->apply_at);
 		snprintf(res->reason, sizeof(res->reason),
 			 "rollout: bucket %u is in the %u%% wave, which starts at %s", res->bucket,
 			 res->wave_pct, a);

@@ -104,6 +104,8 @@ int tm_objset_add(struct tm_objset *set, const char *id, const char *source, con
 long tm_objset_find(const struct tm_objset *set, const char *id);
 void tm_objset_free(struct tm_objset *set, void (*free_data)(void *));
 void tm_apply_result_free(struct tm_apply_result *res);
+/* Names the object a failure is about, once: the first call wins (later ones keep it). */
+int tm_apply_result_set_object(struct tm_apply_result *res, const char *id);
 /* Appends a malloc'd copy of id to a list (changed, drifted, unhealthy). */
 int tm_strv_push(char ***v, size_t *n, const char *s);
 void tm_strv_free(char **v, size_t n);

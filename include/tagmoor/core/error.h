@@ -33,6 +33,9 @@ enum {
 /* Records the message of the current failure (one line) and returns code. */
 int tm_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* tm_error_set(TM_ENOMEM, "out of memory"): the one out-of-memory error. */
+int tm_error_nomem(void);
+
 /* Prefixes the current message with "context: " (printf-style), keeps code. */
 int tm_error_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -41,17 +41,6 @@ int tm_crypto_hash(unsigned char *out, enum tm_hash_alg alg, const void *data, s
 int tm_crypto_hashv(unsigned char *out, enum tm_hash_alg alg, const struct tm_span *parts,
 		    size_t nparts);
 
-/* Base64 (RFC 4648, standard alphabet). */
-enum {
-	TM_B64_SKIP_SPACE = 1, /* decode: ignore spaces, tabs, CR and LF anywhere */
-	TM_B64_NO_PAD = 2      /* encode: no trailing '=' (OpenSSH fingerprints) */
-};
-/* Appends the decoded bytes to out. Strict: padding must be present and
- * canonical, unused bits zero, nothing after the padding. TM_EPARSE else. */
-int tm_crypto_base64_decode(struct tm_buf *out, const char *in, size_t len, int flags);
-/* Appends the encoding of in to out (no line breaks). */
-int tm_crypto_base64_encode(struct tm_buf *out, const void *in, size_t len, int flags);
-
 /* Pure Ed25519 (RFC 8032) of msg under the 32-byte public key. */
 int tm_crypto_ed25519_verify(const unsigned char pk[32], const unsigned char sig[64],
 			     const void *msg, size_t msg_len);
@@ -85,9 +74,6 @@ size_t tm_crypto_bits(const unsigned char *v, size_t len);
 /* 1 when a and b hold the same len bytes, 0 otherwise; the time taken does
  * not depend on where they differ. */
 int tm_crypto_equal(const void *a, const void *b, size_t len);
-
-/* Overwrites len bytes with zeros in a way the compiler keeps. */
-void tm_crypto_wipe(void *p, size_t len);
 
 /* Versions of the crypto libraries as they report themselves at run time. */
 const char *tm_crypto_mbedtls_version(void);

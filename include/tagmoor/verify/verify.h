@@ -26,9 +26,6 @@ int tm_verify_parse_rollout(struct tm_rollout_wave *waves, size_t *n, const char
 /* The documented stable bucket: first 8 bytes of SHA-256(device_id) as a
  * big-endian integer, mod 100. */
 unsigned tm_verify_bucket(const char *device_id);
-/* RFC 3339 UTC "2026-12-31T00:00:00Z" → seconds. */
-int tm_verify_parse_time(int64_t *out, const char *s, size_t len);
-void tm_verify_format_time(char *out, size_t outlen, int64_t t);
 
 enum tm_verify_outcome {
 	TM_VERIFY_ACCEPTED = 0, /* apply now */

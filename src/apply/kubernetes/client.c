@@ -10,6 +10,7 @@
  * API failure becomes one TM_EAPPLY message.
  */
 #include "kube_internal.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/doc/doc.h"
@@ -29,13 +30,6 @@
 	"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"      \
 	"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList," \
 	"application/json"
-
-uint64_t kube_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void kube_sleep_ms(uint64_t ms)
 {
@@ -398,7 +392,7 @@ int tm_kube_discover(struct tm_kube *k)
 				goto out;
 	}
 	k->aggregated = agg && agg_core;
-	k->discovered_ms = kube_now_ms();
+	k->discovered_ms = tm_time_mono_ms();
 	tm_log_debug("kubernetes: discovery (%s): %zu resources in %zu group versions",
 		     k->aggregated ? "aggregated" : "legacy", k->disc->nr, k->disc->ngv);
 	r = 0;
@@ -427,7 +421,7 @@ int tm_kube_resolve(struct tm_kube *k, const char *api_version, const char *kind
 		}
 		/* missing: a CRD may have appeared since; refresh once (not
 		 * more than twice a second however many kinds are missing) */
-		if (round == 0 && kube_now_ms() - k->discovered_ms > 500) {
+		if (round == 0 && (uint64_t)tm_time_mono_ms() - k->discovered_ms > 500) {
 			tm_log_debug("kubernetes: %s %s not in discovery; refreshing", api_version,
 				     kind);
 			if ((r = tm_kube_discover(k)) < 0)

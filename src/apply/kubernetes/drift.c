@@ -339,7 +339,7 @@ int kube_drift(void *state, struct tm_apply_result *res, const struct tm_applier
 		char more[64] = "";
 		if (nforeign > 1)
 			snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
-		kube_set_error_object(res, first->o->id);
+		tm_apply_result_set_object(res, first->o->id);
 		r = tm_error_set(TM_EAPPLY,
 				 "kubernetes: drift: %s exists and is not tagmoor's any more (%s); "
 				 "not repaired, tagmoor does not take it over%s",

@@ -5,6 +5,7 @@
  * answers.
  */
 #include "tagmoor/apply/kubernetes/kstatus.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/doc/doc.h"
 
 #include <stdarg.h>
@@ -129,15 +130,7 @@ int64_t tm_kstatus_parse_time(const char *s)
 	}
 	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		return -1;
-	/* days from civil (Howard Hinnant), no timegm needed */
-	{
-		int yy = y - (mo <= 2);
-		int era = (yy >= 0 ? yy : yy - 399) / 400;
-		unsigned yoe = (unsigned)(yy - era * 400);
-		unsigned doy = (unsigned)((153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1);
-		unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-		days = (int64_t)era * 146097 + (int64_t)doe - 719468;
-	}
+	days = tm_time_days_from_civil(y, (unsigned)mo, (unsigned)d);
 	return days * 86400 + h * 3600 + mi * 60 + sec - off;
 }
 

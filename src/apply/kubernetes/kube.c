@@ -14,6 +14,7 @@
  * shares one API client (connections reused), one discovery and the lease.
  */
 #include "kube_internal.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/apply/applier.h"
 #include "tagmoor/core/buf.h"
@@ -117,21 +118,12 @@ fail:
 	return r;
 }
 
-int kube_set_error_object(struct tm_apply_result *res, const char *id)
-{
-	if (res->error_object)
-		return 0;
-	if (!(res->error_object = strdup(id)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
-	return 0;
-}
-
 int kube_object_failed(struct tm_apply_result *res, const struct item *x, const char *verb, long st,
 		       const struct tm_buf *b)
 {
 	char m[MSG_MAX];
 
-	kube_set_error_object(res, x->o->id);
+	tm_apply_result_set_object(res, x->o->id);
 	tm_kube_status_message(m, sizeof(m), st, b->ptr, b->len);
 	return tm_error_set(TM_EAPPLY, "kubernetes: %s %s (%.200s): %s", verb, x->o->id,
 			    x->o->source, m);
@@ -168,7 +160,7 @@ int kube_items_build(struct item **out, const struct tm_objset *desired,
 		x->k = x->o->data;
 		if (tm_kube_id_parse(&x->ref, x->o->id) < 0 || !x->k ||
 		    !(x->av = x->k->api_version)) {
-			kube_set_error_object(res, x->o->id);
+			tm_apply_result_set_object(res, x->o->id);
 			r = tm_error_set(
 				TM_EAPPLY,
 				"kubernetes: %.256s is not a Kubernetes object of this applier",
@@ -265,7 +257,7 @@ int kube_items_resolve(struct kube_pass *S, struct item *it, size_t n, struct tm
 			} else if (r != TM_ENOMEM) {
 				r = tm_error_wrap(TM_EAPPLY, "kubernetes: %s", x->o->id);
 			}
-			kube_set_error_object(res, x->o->id);
+			tm_apply_result_set_object(res, x->o->id);
 			return r;
 		}
 		kube_set_ns(S, x);
@@ -373,7 +365,7 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 {
 	enum tm_kstatus *st;
 	char(*msg)[256];
-	uint64_t deadline = kube_now_ms() + wait_ms, interval = 100;
+	uint64_t deadline = tm_time_mono_ms() + wait_ms, interval = 100;
 	size_t failed = 0, pending = 0, first = 0;
 	int r = 0;
 
@@ -411,7 +403,7 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 		}
 		if (!pending || failed)
 			break;
-		t = kube_now_ms();
+		t = tm_time_mono_ms();
 		if (t >= deadline)
 			break;
 		if ((r = kube_lease_tick(S)) < 0)
@@ -434,7 +426,7 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 		    (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, w[i]->o->id)) < 0)
 			goto out;
 	}
-	kube_set_error_object(res, w[first]->o->id);
+	tm_apply_result_set_object(res, w[first]->o->id);
 	{
 		size_t nbad = failed ? failed : pending;
 		char more[64] = "";
@@ -473,7 +465,7 @@ static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	TM_FAULT("kube.before-patch");
 	if ((r = kube_ssa(S, x, 0, &st, &b)) < 0) {
-		kube_set_error_object(res, x->o->id);
+		tm_apply_result_set_object(res, x->o->id);
 		r = tm_error_wrap(r, "kubernetes: apply %s", x->o->id);
 		goto out;
 	}
@@ -518,7 +510,7 @@ out:
  * there, for up to 10 s (then the apply names the object that cannot be). */
 static int await_kinds(struct kube_pass *S, struct item *it, size_t n, const int *sel)
 {
-	uint64_t deadline = kube_now_ms() + 10000;
+	uint64_t deadline = tm_time_mono_ms() + 10000;
 	int r;
 
 	for (;;) {
@@ -540,7 +532,7 @@ static int await_kinds(struct kube_pass *S, struct item *it, size_t n, const int
 						       version) != 1)
 				missing++;
 		}
-		if (!missing || kube_now_ms() >= deadline)
+		if (!missing || (uint64_t)tm_time_mono_ms() >= deadline)
 			return 0;
 		if ((r = kube_lease_tick(S)) < 0)
 			return r;
@@ -569,7 +561,7 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 				 * served */
 				struct tm_kube_resource rr;
 				if (tm_kube_resolve(S->kube, it[i].av, it[i].ref.kind, &rr) < 0) {
-					kube_set_error_object(res, it[i].o->id);
+					tm_apply_result_set_object(res, it[i].o->id);
 					return tm_error_set(
 						TM_EAPPLY,
 						"kubernetes: %s (%.200s): %s (its "

@@ -130,7 +130,6 @@ int kube_parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const ch
 	       const char *relpath, const char *content, size_t len);
 
 /* client.c */
-uint64_t kube_now_ms(void);
 void kube_sleep_ms(uint64_t ms);
 int kube_parse_json(struct tm_doc **out, const char *body, size_t len, const char *what);
 int kube_parse_object(struct tm_doc **out, const char *body, size_t len, const char *what,
@@ -150,7 +149,6 @@ void kube_lease_release(struct kube_pass *S);
 void kube_pass_reset(struct kube_pass *S);
 int kube_unreachable(const struct kube_pass *S);
 int kube_pass_begin(struct kube_pass *S, const struct tm_applier_ctx *ctx);
-int kube_set_error_object(struct tm_apply_result *res, const char *id);
 int kube_object_failed(struct tm_apply_result *res, const struct item *x, const char *verb, long st,
 		       const struct tm_buf *b);
 void kube_items_free(struct item *it);

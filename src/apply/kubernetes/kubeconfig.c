@@ -7,10 +7,12 @@
  * data stay in memory (the HTTP client takes them as blobs), so no secret is
  * ever written to disk.
  */
+#include "tagmoor/core/base64.h"
 #include "tagmoor/apply/kubernetes/kubeconfig.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/wipe.h"
 #include "tagmoor/doc/yaml.h"
 
 #include <errno.h>
@@ -25,18 +27,10 @@
 #define PEM_MAX (1u << 20)
 #define TOKEN_MAX (64u * 1024)
 
-static void wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (v && n--)
-		*v++ = 0;
-}
-
 static void free_secret(void *p, size_t n)
 {
 	if (p) {
-		wipe(p, n);
+		tm_wipe(p, n);
 		free(p);
 	}
 }
@@ -101,11 +95,11 @@ int tm_kubeconfig_read_file(struct tm_buf *out, const char *path, size_t max)
 			break;
 		if (out->len + (size_t)n > max) {
 			r = tm_error_set(TM_ELIMIT, "%s: larger than %zu bytes", path, max);
-			wipe(chunk, sizeof(chunk));
+			tm_wipe(chunk, sizeof(chunk));
 			break;
 		}
 		r = tm_buf_put(out, chunk, (size_t)n);
-		wipe(chunk, sizeof(chunk));
+		tm_wipe(chunk, sizeof(chunk));
 		if (r < 0)
 			break;
 	}
@@ -207,7 +201,7 @@ static int b64_field(unsigned char **out, size_t *out_len, const struct ctx *c, 
 	if (!val)
 		return 0;
 	tm_buf_init(&b, PEM_MAX);
-	r = tm_crypto_base64_decode(&b, val, strlen(val), TM_B64_SKIP_SPACE);
+	r = tm_base64_decode(&b, val, strlen(val), TM_B64_SKIP_SPACE);
 	if (r < 0 || b.len == 0) {
 		if (secret)
 			tm_buf_free_secret(&b);

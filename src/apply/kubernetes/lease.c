@@ -9,6 +9,7 @@
  * every long wait renews it; the end of the pass releases it.
  */
 #include "kube_internal.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/doc/doc.h"
@@ -182,7 +183,7 @@ int kube_lease_acquire(struct kube_pass *S)
 		lease_note(S, &b);
 		S->lease_held = 1;
 		TM_FAULT("kube.lease-taken");
-		S->lease_renewed_ms = kube_now_ms();
+		S->lease_renewed_ms = tm_time_mono_ms();
 		tm_log_debug("kubernetes: holding the apply lease %s/%s", TM_KUBE_LEASE_NAMESPACE,
 			     S->lease);
 		r = 0;
@@ -206,7 +207,7 @@ int kube_lease_tick(struct kube_pass *S)
 	int r;
 
 	if (!S->lease_held ||
-	    kube_now_ms() - S->lease_renewed_ms < TM_KUBE_LEASE_SECONDS * 1000u / 4)
+	    (uint64_t)tm_time_mono_ms() - S->lease_renewed_ms < TM_KUBE_LEASE_SECONDS * 1000u / 4)
 		return 0;
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	tm_buf_init(&body, 8192);
@@ -219,7 +220,7 @@ int kube_lease_tick(struct kube_pass *S)
 				 &b);
 	if (r == 0 && st == 200) {
 		lease_note(S, &b);
-		S->lease_renewed_ms = kube_now_ms();
+		S->lease_renewed_ms = tm_time_mono_ms();
 	} else if (r == 0) {
 		/* 409: someone else wrote it — we were too slow and lost it */
 		S->lease_held = 0;

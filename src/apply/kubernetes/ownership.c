@@ -308,7 +308,7 @@ int kube_refuse_foreign(struct tm_apply_result *res, const struct item *first, s
 
 	if (nforeign > 1)
 		snprintf(more, sizeof(more), " (and %zu more)", nforeign - 1);
-	kube_set_error_object(res, first->o->id);
+	tm_apply_result_set_object(res, first->o->id);
 	return tm_error_set(
 		TM_EAPPLY,
 		"kubernetes: %s exists and was not applied by tagmoor; refusing to take it over%s "

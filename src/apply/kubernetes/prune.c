@@ -222,7 +222,7 @@ keep:
 			first_err = r;
 			snprintf(first_msg, sizeof(first_msg), "%s", tm_error_last());
 		}
-		kube_set_error_object(res, g[i].id);
+		tm_apply_result_set_object(res, g[i].id);
 		tm_log_warn("%s", tm_error_last());
 		if ((r = tm_strv_push(kept, nkept, g[i].id)) < 0)
 			goto done;

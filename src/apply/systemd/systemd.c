@@ -32,6 +32,7 @@
 #include "tagmoor/apply/applier.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/core/fault.h"
@@ -338,13 +339,6 @@ static void free_data(void *data)
 
 /* ------------------------------------------------------- running programs */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void close_from(int lowfd)
 {
 #ifdef SYS_close_range
@@ -391,7 +385,7 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 	char **argv;
 	int pfd[2], r = TM_EAPPLY, wst = 0, timed_out = 0;
 	pid_t pid;
-	uint64_t deadline = now_ms() + timeout_ms;
+	uint64_t deadline = tm_time_mono_ms() + timeout_ms;
 
 	while (args[nargs])
 		nargs++;
@@ -429,7 +423,7 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 	close(pfd[1]);
 	for (;;) {
 		char chunk[4096];
-		uint64_t t = now_ms();
+		uint64_t t = tm_time_mono_ms();
 		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
 		int pr;
 		ssize_t n;
@@ -474,7 +468,7 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 			waitpid(pid, NULL, 0);
 			return TM_EAPPLY;
 		}
-		if (now_ms() >= deadline)
+		if ((uint64_t)tm_time_mono_ms() >= deadline)
 			timed_out = 1;
 		else
 			usleep(5000);
@@ -1061,13 +1055,6 @@ static int write_object(const struct tm_applier_ctx *ctx, const struct tm_object
 	return 0;
 }
 
-static int set_error_object(struct tm_apply_result *res, const char *id)
-{
-	if (!res->error_object)
-		res->error_object = strdup(id);
-	return 0;
-}
-
 /* The file names below prefix ("" for unit_dir itself, "web.service.d/" for
  * a drop-in directory) of the ids in desired and inventory: whose old-style
  * temp files ("NAME.tmp.XXXXXX") are known to be ours. */
@@ -1279,7 +1266,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	r = 0;
 out:
 	if (r < 0 && !res->error_object && (nstart || nrestart))
-		set_error_object(res, nstart ? start[0] : restart[0]);
+		tm_apply_result_set_object(res, nstart ? start[0] : restart[0]);
 	free(st);
 	tm_strv_free(inst, ninst);
 	tm_strv_free(chg, nchg);
@@ -1312,7 +1299,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 		int exists = 0, s;
 
 		if (tm_systemd_id_kind(o->id, NULL) == TM_SYSTEMD_NONE) {
-			set_error_object(res, o->id);
+			tm_apply_result_set_object(res, o->id);
 			r = tm_error_set(TM_EAPPLY, "%.256s: invalid systemd object id \"%.256s\"",
 					 o->source, o->id);
 			goto out;
@@ -1321,7 +1308,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 		s = compare(ctx, o, &live, &exists);
 		if (s < 0) {
 			tm_buf_free(&live);
-			set_error_object(res, o->id);
+			tm_apply_result_set_object(res, o->id);
 			r = s;
 			goto out;
 		}
@@ -1349,7 +1336,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 	if (nforeign) {
 		char path[PATH_MAX_TM];
 		const struct tm_object *o = &desired->v[first_foreign];
-		set_error_object(res, o->id);
+		tm_apply_result_set_object(res, o->id);
 		if ((r = path_of(path, sizeof(path), ctx, o->id)) == 0)
 			r = tm_error_set(
 				TM_EAPPLY,
@@ -1371,7 +1358,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 			continue;
 		}
 		if (!ctx->dry_run && (r = write_object(ctx, o)) < 0) {
-			set_error_object(res, o->id);
+			tm_apply_result_set_object(res, o->id);
 			goto out;
 		}
 		TM_FAULT("systemd.unit-written");
@@ -1501,7 +1488,7 @@ keep:
 			first_err = r;
 			snprintf(first_msg, sizeof(first_msg), "%s", tm_error_last());
 		}
-		set_error_object(res, gone[i]);
+		tm_apply_result_set_object(res, gone[i]);
 		tm_log_warn("systemd: prune: %s", tm_error_last());
 		if ((r = tm_strv_push(kept, nkept, gone[i])) < 0)
 			goto out;
@@ -1611,9 +1598,9 @@ static int health(void *pass_state, struct tm_apply_result *res, const struct tm
 		r = tm_error_set(TM_ENOMEM, "out of memory");
 		goto out;
 	}
-	deadline = now_ms() + wait_ms;
+	deadline = (uint64_t)tm_time_mono_ms() + wait_ms;
 	for (;;) {
-		uint64_t t = now_ms();
+		uint64_t t = tm_time_mono_ms();
 		int pending = 0, last = t >= deadline;
 		char **ask = NULL, **detail = NULL;
 		size_t nask = 0, ndetail = 0, k = 0, d = 0;
@@ -1719,7 +1706,7 @@ poll_out:
 					 nbad > 1 ? "; other unhealthy units follow in the status"
 						  : "");
 		}
-		set_error_object(res, bad[0]);
+		tm_apply_result_set_object(res, bad[0]);
 		for (size_t i = 0; i < nbad; i++)
 			tm_log_error("systemd: %s is not healthy", bad[i]);
 		tm_strv_free(bad, nbad);
@@ -1772,7 +1759,7 @@ static int drift(void *pass_state, struct tm_apply_result *res, const struct tm_
 		}
 		tm_buf_free(&live);
 		if (r < 0) {
-			set_error_object(res, o->id);
+			tm_apply_result_set_object(res, o->id);
 			goto out;
 		}
 	}

@@ -1,5 +1,5 @@
 /*
- * test_crypto.c — the crypto adapter: hash test vectors, strict base64,
+ * test_crypto.c — the crypto adapter: hash test vectors,
  * Ed25519 against RFC 8032 section 7.1, argument checks of ECDSA and RSA
  * (their positive cases run through real ssh-keygen / gpg signatures in
  * test_sshsig and test_openpgp), and the constant-time compare.
@@ -17,6 +17,7 @@
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/wipe.h"
 
 static size_t unhex(unsigned char *out, size_t max, const char *hex)
 {
@@ -67,75 +68,6 @@ static void test_hashv_equals_hash(void **state)
 	assert_int_equal(tm_crypto_hash(b, TM_HASH_SHA256, "abc", 3), 0);
 	assert_memory_equal(a, b, 32);
 	assert_int_equal(tm_crypto_hash(a, (enum tm_hash_alg)99, "abc", 3), TM_ERROR);
-}
-
-static int decode(struct tm_buf *b, const char *in, int flags)
-{
-	tm_buf_reset(b);
-	return tm_crypto_base64_decode(b, in, strlen(in), flags);
-}
-
-static void test_base64_decode(void **state)
-{
-	struct tm_buf b;
-
-	(void)state;
-	tm_buf_init(&b, 1024);
-	assert_int_equal(decode(&b, "", 0), 0);
-	assert_int_equal(b.len, 0);
-	assert_int_equal(decode(&b, "Zm9vYmFy", 0), 0);
-	assert_string_equal(b.ptr, "foobar");
-	assert_int_equal(decode(&b, "Zm9vYg==", 0), 0);
-	assert_string_equal(b.ptr, "foob");
-	assert_int_equal(decode(&b, "Zm9vYmE=", 0), 0);
-	assert_string_equal(b.ptr, "fooba");
-	assert_int_equal(decode(&b, " Zm9v\r\nYmE=\n", TM_B64_SKIP_SPACE), 0);
-	assert_string_equal(b.ptr, "fooba");
-
-	assert_int_equal(decode(&b, " Zm9v", 0), TM_EPARSE);    /* space not allowed */
-	assert_int_equal(decode(&b, "Zm9vY", 0), TM_EPARSE);    /* not a multiple of 4 */
-	assert_int_equal(decode(&b, "Zm9vYg=", 0), TM_EPARSE);  /* short padding */
-	assert_int_equal(decode(&b, "Zm9vYh==", 0), TM_EPARSE); /* non-zero unused bits */
-	assert_int_equal(decode(&b, "Zm9vYmF=", 0), TM_EPARSE); /* non-zero unused bits */
-	assert_int_equal(decode(&b, "Zm9v=Zm9", 0), TM_EPARSE); /* misplaced padding */
-	assert_int_equal(decode(&b, "Zg==Zg==", 0), TM_EPARSE); /* data after padding */
-	assert_int_equal(decode(&b, "Zg== ", TM_B64_SKIP_SPACE), 0);
-	assert_int_equal(decode(&b, "Zm9v!m9v", 0), TM_EPARSE);
-	assert_int_equal(decode(&b, "Zm-v", 0), TM_EPARSE); /* url alphabet refused */
-	assert_int_equal(decode(&b, "====", 0), TM_EPARSE);
-
-	/* The cap of the output buffer holds. */
-	struct tm_buf small;
-	tm_buf_init(&small, 4);
-	assert_int_equal(tm_crypto_base64_decode(&small, "Zm9vYmFy", 8, 0), TM_ELIMIT);
-	tm_buf_free(&small);
-	tm_buf_free(&b);
-}
-
-static void test_base64_roundtrip(void **state)
-{
-	unsigned char data[300];
-	struct tm_buf enc, dec;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(data); i++)
-		data[i] = (unsigned char)(i * 7 + 3);
-	for (size_t n = 0; n < 10; n++) {
-		tm_buf_init(&enc, 4096);
-		tm_buf_init(&dec, 4096);
-		assert_int_equal(tm_crypto_base64_encode(&enc, data, n * 31, 0), 0);
-		assert_int_equal(enc.len % 4, 0);
-		assert_int_equal(tm_crypto_base64_decode(&dec, enc.ptr, enc.len, 0), 0);
-		assert_int_equal(dec.len, n * 31);
-		if (n)
-			assert_memory_equal(dec.ptr, data, n * 31);
-		tm_buf_free(&enc);
-		tm_buf_free(&dec);
-	}
-	tm_buf_init(&enc, 64);
-	assert_int_equal(tm_crypto_base64_encode(&enc, "foob", 4, TM_B64_NO_PAD), 0);
-	assert_string_equal(enc.ptr, "Zm9vYg");
-	tm_buf_free(&enc);
 }
 
 struct ed_vector {
@@ -263,17 +195,17 @@ static void test_equal_and_wipe(void **state)
 	assert_false(tm_crypto_equal(a, b, 6));
 	assert_true(tm_crypto_equal(a, b, 5));
 	assert_true(tm_crypto_equal(a, b, 0));
-	tm_crypto_wipe(a, sizeof(a));
+	tm_wipe(a, sizeof(a));
 	for (size_t i = 0; i < sizeof(a); i++)
 		assert_int_equal(a[i], 0);
-	tm_crypto_wipe(NULL, 0);
+	tm_wipe(NULL, 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_vectors),    cmocka_unit_test(test_hashv_equals_hash),
-		cmocka_unit_test(test_base64_decode),   cmocka_unit_test(test_base64_roundtrip),
+
 		cmocka_unit_test(test_ed25519_rfc8032), cmocka_unit_test(test_ecdsa_arguments),
 		cmocka_unit_test(test_rsa_arguments),   cmocka_unit_test(test_bits),
 		cmocka_unit_test(test_equal_and_wipe),

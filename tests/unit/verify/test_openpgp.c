@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
@@ -253,14 +254,14 @@ static void armor(struct tm_buf *out, const char *label, const unsigned char *p,
 {
 	tm_buf_reset(out);
 	assert_int_equal(tm_buf_printf(out, "-----BEGIN PGP %s-----\nComment: test\n\n", label), 0);
-	assert_int_equal(tm_crypto_base64_encode(out, p, len, 0), 0);
+	assert_int_equal(tm_base64_encode(out, p, len, 0), 0);
 	assert_int_equal(tm_buf_putc(out, '\n'), 0);
 	if (with_crc) {
 		uint32_t c = crc24(p, len);
 		unsigned char cb[3] = { (unsigned char)(c >> 16), (unsigned char)(c >> 8),
 					(unsigned char)c };
 		assert_int_equal(tm_buf_putc(out, '='), 0);
-		assert_int_equal(tm_crypto_base64_encode(out, cb, 3, 0), 0);
+		assert_int_equal(tm_base64_encode(out, cb, 3, 0), 0);
 		assert_int_equal(tm_buf_putc(out, '\n'), 0);
 	}
 	assert_int_equal(tm_buf_printf(out, "-----END PGP %s-----\n", label), 0);
@@ -275,7 +276,7 @@ static size_t packets_of(unsigned char *out, size_t max, const char *rel)
 	struct tm_buf d;
 
 	tm_buf_init(&d, max + 1);
-	assert_int_equal(tm_crypto_base64_decode(&d, b, (size_t)(e - b), TM_B64_SKIP_SPACE), 0);
+	assert_int_equal(tm_base64_decode(&d, b, (size_t)(e - b), TM_B64_SKIP_SPACE), 0);
 	memcpy(out, d.ptr, d.len);
 	len = d.len;
 	tm_buf_free(&d);
@@ -560,7 +561,7 @@ static void test_keyring_errors(void **state)
 	tm_buf_init(&pk, 1 << 16);
 	tm_buf_init(&a, 1 << 16);
 	char *b = strstr(ka, "\n\n") + 2, *e = strstr(b, "\n=");
-	assert_int_equal(tm_crypto_base64_decode(&pk, b, (size_t)(e - b), TM_B64_SKIP_SPACE), 0);
+	assert_int_equal(tm_base64_decode(&pk, b, (size_t)(e - b), TM_B64_SKIP_SPACE), 0);
 	/* The last byte belongs to the binding signature's last MPI. */
 	pk.ptr[pk.len - 1] ^= 1;
 	armor(&a, "PUBLIC KEY BLOCK", (unsigned char *)pk.ptr, pk.len, 1);

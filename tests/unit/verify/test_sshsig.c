@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
@@ -343,7 +344,7 @@ static size_t blob_of(unsigned char *out, size_t max, const char *sigfile)
 	struct tm_buf d;
 
 	tm_buf_init(&d, max + 1);
-	assert_int_equal(tm_crypto_base64_decode(&d, b, (size_t)(e - b), TM_B64_SKIP_SPACE), 0);
+	assert_int_equal(tm_base64_decode(&d, b, (size_t)(e - b), TM_B64_SKIP_SPACE), 0);
 	memcpy(out, d.ptr, d.len);
 	len = d.len;
 	tm_buf_free(&d);
@@ -488,7 +489,7 @@ static void test_refused_blobs(void **state)
 	rebuild(&b, "ssh/message.ed25519.sig", NULL, NULL, "sha256", NULL);
 	tm_buf_init(&arm, 1 << 16);
 	assert_int_equal(tm_buf_puts(&arm, "-----BEGIN SSH SIGNATURE-----\n"), 0);
-	assert_int_equal(tm_crypto_base64_encode(&arm, b.b, b.n, 0), 0);
+	assert_int_equal(tm_base64_encode(&arm, b.b, b.n, 0), 0);
 	assert_int_equal(tm_buf_puts(&arm, "\n-----END SSH SIGNATURE-----\n"), 0);
 	assert_int_equal(tm_sshsig_verify(&principal, s, arm.ptr, arm.len, msg, mlen, "git", 0),
 			 TM_EVERIFY);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
@@ -35,7 +36,7 @@ static char *b64(const char *s)
 {
 	struct tm_buf b;
 	tm_buf_init(&b, 1 << 16);
-	assert_int_equal(tm_crypto_base64_encode(&b, s, strlen(s), 0), 0);
+	assert_int_equal(tm_base64_encode(&b, s, strlen(s), 0), 0);
 	return tm_buf_detach(&b);
 }
 
