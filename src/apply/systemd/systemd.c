@@ -17,6 +17,11 @@
  * write left in unit_dir and its NAME.d/ directories (tm_file_clean_temps),
  * which only reads the directories when there are none.
  *
+ * The parts: units.c (names, ids, parse), systemctl.c (running systemctl
+ * and journalctl), textdiff.c (the diff of `tagmoor diff`), health.c (the
+ * health check) and this file (apply, prune, drift, the table); what they
+ * share is in systemd_internal.h.
+ *
  * systemctl is always run by fork/exec with a fixed argv and environment,
  * never through a shell, with a timeout and a bounded capture of its output
  * for error messages. Start and restart are queued (--no-block) so that a
@@ -29,10 +34,10 @@
  */
 #define _GNU_SOURCE
 #include "tagmoor/apply/systemd/systemd.h"
+#include "systemd_internal.h"
 #include "tagmoor/apply/applier.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
-#include "tagmoor/core/time.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/core/fault.h"
@@ -41,931 +46,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#define QUICK_TIMEOUT_MS 30000u /* daemon-reload, enable, show, start --no-block */
-#define STOP_TIMEOUT_MS 120000u /* stop waits for the unit (TimeoutStopSec is 90 s) */
-#define JOURNAL_TIMEOUT_MS 10000u
-#define JOURNAL_LINES "10"
-#define POLL_MS 200u
-#define SETTLE_MS 1000u /* a service must stay active this long */
-#define BATCH_MAX 64    /* units per systemctl call */
-#define DIFF_CELLS_MAX (4u * 1024 * 1024)
-#define PATH_MAX_TM 4096
-
-static const char *const unit_suffixes[] = {
-	"service", "socket", "timer", "path", "mount", "target"
-};
-
-/* ---------------------------------------------------------------- names */
-
-static int suffix_ok(const char *s)
-{
-	for (size_t i = 0; i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0]); i++)
-		if (strcmp(s, unit_suffixes[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* systemd's unit_name_is_valid(name, UNIT_NAME_ANY): "prefix[@[instance]].type"
- * with prefix/instance characters from [A-Za-z0-9:_.\-] (and '@' after the
- * first one), a non-empty prefix, fewer than 256 bytes. */
-int tm_systemd_unit_name_valid(const char *name)
-{
-	const char *e, *at = NULL;
-	size_t len;
-
-	if (!name || !*name)
-		return 0;
-	len = strnlen(name, TM_SYSTEMD_NAME_MAX + 1);
-	if (len > TM_SYSTEMD_NAME_MAX)
-		return 0;
-	e = strrchr(name, '.');
-	if (!e || e == name || !suffix_ok(e + 1))
-		return 0;
-	for (const char *p = name; p < e; p++) {
-		char c = *p;
-		if (c == '@' && !at)
-			at = p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == ':' || c == '-' || c == '_' || c == '.' || c == '\\' || c == '@'))
-			return 0;
-	}
-	if (at == name)
-		return 0;
-	return 1;
-}
-
-int tm_systemd_dropin_name_valid(const char *name)
-{
-	size_t len;
-
-	if (!name || !*name || name[0] == '.')
-		return 0;
-	len = strnlen(name, TM_SYSTEMD_NAME_MAX + 1);
-	if (len > TM_SYSTEMD_NAME_MAX || len <= 5 || strcmp(name + len - 5, ".conf") != 0)
-		return 0;
-	for (const char *p = name; *p; p++) {
-		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == ':' || c == '-' || c == '_' || c == '.' || c == '@' || c == '+'))
-			return 0;
-	}
-	return 1;
-}
-
-static int is_template(const char *unit)
-{
-	const char *at = strchr(unit, '@'), *dot = strrchr(unit, '.');
-	return at && dot && at + 1 == dot;
-}
-
-int tm_systemd_id_kind(const char *id, char *unit)
-{
-	const char *slash = strchr(id, '/');
-	size_t ulen;
-
-	if (!slash) {
-		if (!tm_systemd_unit_name_valid(id))
-			return TM_SYSTEMD_NONE;
-		if (unit)
-			memcpy(unit, id, strlen(id) + 1);
-		return TM_SYSTEMD_UNIT;
-	}
-	if (slash - id < 3 || memcmp(slash - 2, ".d", 2) != 0)
-		return TM_SYSTEMD_NONE;
-	ulen = (size_t)(slash - id) - 2;
-	if (ulen > TM_SYSTEMD_NAME_MAX)
-		return TM_SYSTEMD_NONE;
-	char name[TM_SYSTEMD_NAME_MAX + 1];
-	memcpy(name, id, ulen);
-	name[ulen] = '\0';
-	if (!tm_systemd_unit_name_valid(name) || !tm_systemd_dropin_name_valid(slash + 1))
-		return TM_SYSTEMD_NONE;
-	if (unit)
-		memcpy(unit, name, ulen + 1);
-	return TM_SYSTEMD_DROPIN;
-}
-
-/* Trims ASCII white space (systemd strips " \t\n\r") off both ends of [*s, *e). */
-static void trim(const char **s, const char **e)
-{
-	while (*s < *e && (**s == ' ' || **s == '\t' || **s == '\r' || **s == '\n'))
-		(*s)++;
-	while (*e > *s &&
-	       ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r' || (*e)[-1] == '\n'))
-		(*e)--;
-}
-
-int tm_systemd_has_install(const char *content, size_t len)
-{
-	const char *p = content, *end = content + len;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *ls = p, *le = nl ? nl : end;
-		trim(&ls, &le);
-		if (le - ls == 9 && memcmp(ls, "[Install]", 9) == 0)
-			return 1;
-		p = nl ? nl + 1 : end;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------ wants and parse */
-
-static const char *base_of(const char *path)
-{
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
-static int has_unit_suffix(const char *name, size_t len)
-{
-	const char *dot = NULL;
-	char suffix[16];
-
-	for (size_t i = len; i > 0; i--)
-		if (name[i - 1] == '.') {
-			dot = name + i - 1;
-			break;
-		}
-	if (!dot || (size_t)(name + len - dot - 1) >= sizeof(suffix))
-		return 0;
-	memcpy(suffix, dot + 1, (size_t)(name + len - dot - 1));
-	suffix[name + len - dot - 1] = '\0';
-	return suffix_ok(suffix);
-}
-
-/* The directory component just above the file: [*d, *d + *dlen). */
-static int parent_dir(const char *path, const char **d, size_t *dlen)
-{
-	const char *slash = strrchr(path, '/');
-	const char *start;
-
-	if (!slash)
-		return -1;
-	start = slash;
-	while (start > path && start[-1] != '/')
-		start--;
-	*d = start;
-	*dlen = (size_t)(slash - start);
-	return 0;
-}
-
-static int wants(const char *path, const char *basename)
-{
-	size_t blen = strlen(basename), dlen;
-	const char *d;
-
-	if (has_unit_suffix(basename, blen))
-		return 1;
-	if (blen > 5 && strcmp(basename + blen - 5, ".conf") == 0 &&
-	    parent_dir(path, &d, &dlen) == 0 && dlen > 2 && memcmp(d + dlen - 2, ".d", 2) == 0 &&
-	    has_unit_suffix(d, dlen - 2))
-		return 1;
-	return 0;
-}
-
-/* A light syntax check: text without NUL; every line blank, a comment, a
- * [Section] header, a Key=Value assignment inside a section, or the
- * continuation of a line ending in '\'. systemd ignores other lines with a
- * warning; a repository that has them almost certainly means something else. */
-static int check_syntax(const char *path, const char *content, size_t len)
-{
-	const char *p = content, *end = content + len;
-	unsigned line = 0;
-	int continued = 0, in_section = 0;
-
-	if (memchr(content, '\0', len))
-		return tm_error_set(TM_EPARSE, "%.256s: not a text file (contains NUL bytes)",
-				    path);
-	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
-		p += 3; /* systemd skips a UTF-8 byte order mark */
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *ls = p, *le = nl ? nl : end;
-		int was_continued = continued;
-
-		line++;
-		p = nl ? nl + 1 : end;
-		trim(&ls, &le);
-		continued = 0;
-		if (ls == le)
-			continue;
-		if (*ls == '#' || *ls == ';') {
-			continued = was_continued; /* comments inside a continuation are skipped */
-			continue;
-		}
-		if (le[-1] == '\\')
-			continued = 1;
-		if (was_continued)
-			continue;
-		if (*ls == '[') {
-			if (le[-1] != ']' || le - ls < 3)
-				return tm_error_set(TM_EPARSE,
-						    "%.256s:%u: malformed section header", path,
-						    line);
-			in_section = 1;
-			continue;
-		}
-		if (!memchr(ls, '=', (size_t)(le - ls)))
-			return tm_error_set(TM_EPARSE, "%.256s:%u: expected Key=Value or [Section]",
-					    path, line);
-		if (!in_section)
-			return tm_error_set(TM_EPARSE,
-					    "%.256s:%u: assignment outside of a [Section]", path,
-					    line);
-	}
-	return 0;
-}
-
-static int parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const char *path,
-		 const char *relpath, const char *content, size_t len)
-{
-	const char *base = base_of(path);
-	char id[2 * TM_SYSTEMD_NAME_MAX + 2];
-	size_t blen = strlen(base);
-	int r;
-
-	(void)ctx;
-	(void)relpath; /* the id never depends on where below a paths entry the file is */
-	if (has_unit_suffix(base, blen)) {
-		if (!tm_systemd_unit_name_valid(base))
-			return tm_error_set(TM_EPARSE,
-					    "%.256s: \"%.256s\" is not a valid unit name", path,
-					    base);
-		memcpy(id, base, blen + 1);
-	} else {
-		const char *d;
-		size_t dlen;
-		char unit[TM_SYSTEMD_NAME_MAX + 1];
-
-		if (parent_dir(path, &d, &dlen) < 0 || dlen < 3 ||
-		    memcmp(d + dlen - 2, ".d", 2) != 0)
-			return tm_error_set(TM_EPARSE, "%.256s: not a unit file or drop-in", path);
-		if (dlen - 2 > TM_SYSTEMD_NAME_MAX)
-			return tm_error_set(TM_EPARSE, "%.256s: unit name too long", path);
-		memcpy(unit, d, dlen - 2);
-		unit[dlen - 2] = '\0';
-		if (!tm_systemd_unit_name_valid(unit))
-			return tm_error_set(TM_EPARSE,
-					    "%.256s: \"%.256s\" is not a valid unit name", path,
-					    unit);
-		if (!tm_systemd_dropin_name_valid(base))
-			return tm_error_set(TM_EPARSE,
-					    "%.256s: \"%.256s\" is not a valid drop-in file name",
-					    path, base);
-		snprintf(id, sizeof(id), "%s.d/%s", unit, base);
-	}
-	if ((r = check_syntax(path, content, len)) < 0)
-		return r;
-	return tm_objset_add(out, id, path, content, len, NULL);
-}
-
-static void free_data(void *data)
-{
-	free(data);
-}
-
-/* ------------------------------------------------------- running programs */
-
-static void close_from(int lowfd)
-{
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
-		return;
-#endif
-	for (int fd = lowfd; fd < 1024; fd++)
-		close(fd);
-}
-
-static const char *find_prog(const char *set, const char *const *candidates)
-{
-	if (set && *set)
-		return set;
-	for (size_t i = 0; candidates[i]; i++)
-		if (access(candidates[i], X_OK) == 0)
-			return candidates[i];
-	return NULL;
-}
-
-static const char *systemctl_path(const char *set)
-{
-	static const char *const c[] = { "/usr/bin/systemctl", "/bin/systemctl", NULL };
-	return find_prog(set, c);
-}
-
-static const char *journalctl_path(const char *set)
-{
-	static const char *const c[] = { "/usr/bin/journalctl", "/bin/journalctl", NULL };
-	return find_prog(set, c);
-}
-
-/* fork/exec prog with args; bounded capture of stdout+stderr; kill at timeout. */
-static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const char *prog,
-		    const char *const *args)
-{
-	static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-				      "LC_ALL=C",
-				      "SYSTEMD_PAGER=",
-				      "SYSTEMD_COLORS=0",
-				      "SYSTEMD_LOG_COLOR=0",
-				      NULL };
-	size_t nargs = 0, kept = 0;
-	char **argv;
-	int pfd[2], r = TM_EAPPLY, wst = 0, timed_out = 0;
-	pid_t pid;
-	uint64_t deadline = tm_time_mono_ms() + timeout_ms;
-
-	while (args[nargs])
-		nargs++;
-	if (!(argv = calloc(nargs + 2, sizeof(*argv))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
-	argv[0] = (char *)prog;
-	for (size_t i = 0; i < nargs; i++)
-		argv[i + 1] = (char *)args[i];
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		free(argv);
-		return tm_error_set(TM_EAPPLY, "%s: pipe: %s", prog, strerror(errno));
-	}
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		free(argv);
-		return tm_error_set(TM_EAPPLY, "%s: fork: %s", prog, strerror(errno));
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int devnull = open("/dev/null", O_RDONLY);
-
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
-		    dup2(pfd[1], 2) < 0)
-			_exit(127);
-		close_from(3);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		execve(prog, argv, envp);
-		_exit(127);
-	}
-	free(argv);
-	close(pfd[1]);
-	for (;;) {
-		char chunk[4096];
-		uint64_t t = tm_time_mono_ms();
-		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
-		int pr;
-		ssize_t n;
-
-		if (t >= deadline) {
-			timed_out = 1;
-			break;
-		}
-		pr = poll(&pf, 1, (int)(deadline - t));
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pr == 0)
-			continue;
-		n = read(pfd[0], chunk, sizeof(chunk));
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (out && kept < TM_SYSTEMD_OUTPUT_MAX) {
-			size_t take = (size_t)n;
-			if (take > TM_SYSTEMD_OUTPUT_MAX - kept)
-				take = TM_SYSTEMD_OUTPUT_MAX - kept;
-			if (tm_buf_put(out, chunk, take) == 0)
-				kept += take;
-		}
-	}
-	close(pfd[0]);
-	/* Output closed: wait for the exit, still bounded by the deadline. */
-	while (!timed_out) {
-		pid_t w = waitpid(pid, &wst, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR) {
-			tm_error_set(TM_EAPPLY, "%s: waitpid: %s", prog, strerror(errno));
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			return TM_EAPPLY;
-		}
-		if ((uint64_t)tm_time_mono_ms() >= deadline)
-			timed_out = 1;
-		else
-			usleep(5000);
-	}
-	if (timed_out) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return tm_error_set(TM_EAPPLY, "%s %s: timed out after %u ms", prog,
-				    nargs ? args[0] : "", timeout_ms);
-	}
-	if (WIFEXITED(wst)) {
-		if (WEXITSTATUS(wst) == 127 && kept == 0)
-			return tm_error_set(TM_EAPPLY, "%s: cannot be executed", prog);
-		*status = WEXITSTATUS(wst);
-		r = 0;
-	} else {
-		r = tm_error_set(TM_EAPPLY, "%s %s: killed by signal %d", prog,
-				 nargs ? args[0] : "", WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
-	}
-	return r;
-}
-
-int tm_systemctl_run(struct tm_buf *out, int *status, unsigned timeout_ms, const char *systemctl,
-		     const char *const *args)
-{
-	const char *prog = systemctl_path(systemctl);
-
-	if (!prog)
-		return tm_error_set(TM_EAPPLY, "systemctl not found");
-	return run_prog(out, status, timeout_ms, prog, args);
-}
-
-/* Copies s into dst as one line: runs of white space (newlines included) become
- * one space, then " | " separates what were lines. */
-static void one_line(char *dst, size_t dstlen, const char *s, size_t len)
-{
-	size_t o = 0;
-	int pending_sep = 0;
-
-	if (!dstlen)
-		return;
-	for (size_t i = 0; i < len && o + 4 < dstlen; i++) {
-		char c = s[i];
-		if (c == '\n') {
-			pending_sep = o > 0;
-			continue;
-		}
-		if (c == '\r' || c == '\t')
-			c = ' ';
-		if ((unsigned char)c < 0x20 || c == 0x7f)
-			c = '?';
-		if (pending_sep) {
-			memcpy(dst + o, " | ", 3);
-			o += 3;
-			pending_sep = 0;
-		}
-		dst[o++] = c;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-}
-
-/* The systemctl the applier runs: the configuration's (tests) or the system's. */
-static const char *systemctl_of(const struct tm_applier_ctx *ctx)
-{
-	return ctx && ctx->cfg ? ctx->cfg->systemd.systemctl : NULL;
-}
-
-/* systemctl [--root=ROOT] VERB [FLAG] UNIT... in batches. Non-zero exit is
- * TM_EAPPLY "systemctl VERB UNIT...: output". With ok_status >= 0, that exit
- * status counts as success too. *changed (optional) is set when the output
- * says a symlink was created or removed. */
-static int systemctl(const struct tm_applier_ctx *ctx, unsigned timeout_ms, const char *verb,
-		     const char *flag, char *const *units, size_t n, int ok_status, int *changed)
-{
-	const char *args[BATCH_MAX + 5];
-	char rootarg[PATH_MAX_TM + 8];
-	size_t done = 0;
-
-	do {
-		struct tm_buf out;
-		size_t k = 0, batch = n - done;
-		int st = 0, r;
-
-		if (batch > BATCH_MAX)
-			batch = BATCH_MAX;
-		if (ctx->root) {
-			int w = snprintf(rootarg, sizeof(rootarg), "--root=%s", ctx->root);
-			if (w < 0 || (size_t)w >= sizeof(rootarg))
-				return tm_error_set(TM_EAPPLY, "root path too long");
-			args[k++] = rootarg;
-		}
-		args[k++] = verb;
-		if (flag)
-			args[k++] = flag;
-		for (size_t i = 0; i < batch; i++)
-			args[k++] = units[done + i];
-		args[k] = NULL;
-		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-		r = tm_systemctl_run(&out, &st, timeout_ms, systemctl_of(ctx), args);
-		if (r == 0 && changed && out.ptr &&
-		    (strstr(out.ptr, "Created symlink") || strstr(out.ptr, "Removed")))
-			*changed = 1;
-		if (r == 0 && st != 0 && st != ok_status) {
-			char msg[768];
-			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
-			r = tm_error_set(TM_EAPPLY, "systemctl %s %s%s: exit status %d%s%s", verb,
-					 units[done], batch > 1 ? " ..." : "", st,
-					 msg[0] ? ": " : "", msg);
-		}
-		tm_log_debug("systemd: systemctl %s %s%s (%zu units): %d", verb,
-			     ctx->root ? "--root " : "", units[done], batch, r);
-		tm_buf_free(&out);
-		if (r < 0)
-			return r;
-		done += batch;
-	} while (done < n);
-	return 0;
-}
-
-static int daemon_reload(const struct tm_applier_ctx *ctx)
-{
-	const char *args[] = { "daemon-reload", NULL };
-	struct tm_buf out;
-	int st = 0, r;
-
-	tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-	r = tm_systemctl_run(&out, &st, QUICK_TIMEOUT_MS, systemctl_of(ctx), args);
-	TM_FAULT("systemd.daemon-reloaded");
-	if (r == 0 && st != 0) {
-		char msg[768];
-		one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
-		r = tm_error_set(TM_EAPPLY, "systemctl daemon-reload: exit status %d%s%s", st,
-				 msg[0] ? ": " : "", msg);
-	}
-	tm_buf_free(&out);
-	if (r == 0)
-		tm_log_info("systemd: daemon-reload");
-	return r;
-}
-
-/* After a failure with unit files already written: tell systemd anyway, so
- * that what is on disk and what the manager runs do not stay apart until the
- * next change. The failure's code and message are kept. */
-static void reload_best_effort(const struct tm_applier_ctx *ctx)
-{
-	char msg[1024];
-	int code = tm_error_last_code();
-
-	if (ctx->root || ctx->dry_run)
-		return;
-	snprintf(msg, sizeof(msg), "%s", tm_error_last());
-	if (daemon_reload(ctx) < 0)
-		tm_log_warn("systemd: %s", tm_error_last());
-	tm_error_set(code, "%s", msg);
-}
-
-/* The state of a unit as `systemctl show` reports it. */
-struct unit_state {
-	char active[24], sub[32], result[32], type[16];
-	int job, loaded;
-	uint64_t main_exit_us;
-	uint64_t active_enter_us; /* changes whenever the unit (re-)enters active */
-	uint64_t nrestarts;
-};
-
-static void show_field(char *dst, size_t dstlen, const char *v, size_t vlen)
-{
-	if (vlen >= dstlen)
-		vlen = dstlen - 1;
-	memcpy(dst, v, vlen);
-	dst[vlen] = '\0';
-}
-
-/* One `systemctl show -p ...` for n units; blocks come back in order,
- * separated by empty lines. */
-static int show_units(const struct tm_applier_ctx *ctx, struct unit_state *st, char *const *units,
-		      size_t n)
-{
-	const char *args[BATCH_MAX + 4];
-	size_t done = 0;
-
-	memset(st, 0, n * sizeof(*st));
-	while (done < n) {
-		struct tm_buf out;
-		size_t k = 0, batch = n - done, idx = done;
-		int status = 0, r, seen = 0;
-		const char *p, *end;
-
-		if (batch > BATCH_MAX)
-			batch = BATCH_MAX;
-		args[k++] = "show";
-		args[k++] = "-p";
-		args[k++] =
-			"Id,LoadState,ActiveState,SubState,Result,Type,Job,"
-			"ExecMainExitTimestampMonotonic,ActiveEnterTimestampMonotonic,NRestarts";
-		for (size_t i = 0; i < batch; i++)
-			args[k++] = units[done + i];
-		args[k] = NULL;
-		/* 64 units x 9 short lines fit in the capture. */
-		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX * 8 + 1);
-		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, systemctl_of(ctx), args);
-		if (r == 0 && status != 0) {
-			char msg[768];
-			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
-			r = tm_error_set(TM_EAPPLY, "systemctl show %s: exit status %d: %s",
-					 units[done], status, msg);
-		}
-		p = out.ptr ? out.ptr : "";
-		end = p + out.len;
-		while (r == 0 && p < end) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			const char *le = nl ? nl : end, *eq;
-
-			if (le == p) {
-				if (seen) {
-					idx++;
-					seen = 0;
-				}
-				p = nl ? nl + 1 : end;
-				continue;
-			}
-			if (idx >= done + batch)
-				break;
-			seen = 1;
-			eq = memchr(p, '=', (size_t)(le - p));
-			if (eq) {
-				size_t kl = (size_t)(eq - p), vl = (size_t)(le - eq - 1);
-				const char *v = eq + 1;
-				struct unit_state *u = &st[idx];
-				char num[32];
-#define KEY(s) (kl == sizeof(s) - 1 && memcmp(p, s, kl) == 0)
-				if (KEY("ActiveState"))
-					show_field(u->active, sizeof(u->active), v, vl);
-				else if (KEY("SubState"))
-					show_field(u->sub, sizeof(u->sub), v, vl);
-				else if (KEY("Result"))
-					show_field(u->result, sizeof(u->result), v, vl);
-				else if (KEY("Type"))
-					show_field(u->type, sizeof(u->type), v, vl);
-				else if (KEY("LoadState"))
-					u->loaded = vl == 6 && memcmp(v, "loaded", 6) == 0;
-				else if (KEY("Job"))
-					u->job = vl > 0;
-				else if (KEY("ExecMainExitTimestampMonotonic")) {
-					show_field(num, sizeof(num), v, vl);
-					u->main_exit_us = strtoull(num, NULL, 10);
-				} else if (KEY("ActiveEnterTimestampMonotonic")) {
-					show_field(num, sizeof(num), v, vl);
-					u->active_enter_us = strtoull(num, NULL, 10);
-				} else if (KEY("NRestarts")) {
-					show_field(num, sizeof(num), v, vl);
-					u->nrestarts = strtoull(num, NULL, 10);
-				}
-#undef KEY
-			}
-			p = nl ? nl + 1 : end;
-		}
-		tm_buf_free(&out);
-		if (r < 0)
-			return r;
-		done += batch;
-	}
-	return 0;
-}
-
-static int is_running(const char *active)
-{
-	return strcmp(active, "active") == 0 || strcmp(active, "reloading") == 0 ||
-	       strcmp(active, "activating") == 0;
-}
-
-typedef char active_state[24];
-
-/* `systemctl is-active U...`: one line per unit, in order. Much cheaper than
- * `show` (which fetches every property of every unit): the poll of health()
- * and the restart/start decision use this; `show` is kept for the few units
- * whose details matter. */
-static int is_active(const struct tm_applier_ctx *ctx, active_state *st, char *const *units,
-		     size_t n)
-{
-	const char *args[BATCH_MAX + 2];
-	size_t done = 0;
-
-	while (done < n) {
-		struct tm_buf out;
-		size_t k = 0, batch = n - done, idx = done;
-		int status = 0, r;
-		const char *p, *end;
-
-		if (batch > BATCH_MAX)
-			batch = BATCH_MAX;
-		args[k++] = "is-active";
-		for (size_t i = 0; i < batch; i++)
-			args[k++] = units[done + i];
-		args[k] = NULL;
-		tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-		r = tm_systemctl_run(&out, &status, QUICK_TIMEOUT_MS, systemctl_of(ctx), args);
-		p = out.ptr ? out.ptr : "";
-		end = p + out.len;
-		while (r == 0 && p < end && idx < done + batch) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			const char *le = nl ? nl : end;
-			show_field(st[idx++], sizeof(st[0]), p, (size_t)(le - p));
-			p = nl ? nl + 1 : end;
-		}
-		/* exit 3 ("not all active") is normal; a wrong number of lines is not */
-		if (r == 0 && idx != done + batch) {
-			char msg[768];
-			one_line(msg, sizeof(msg), out.ptr ? out.ptr : "", out.len);
-			r = tm_error_set(TM_EAPPLY, "systemctl is-active %s: exit status %d: %s",
-					 units[done], status, msg);
-		}
-		tm_buf_free(&out);
-		if (r < 0)
-			return r;
-		done += batch;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ diff */
-
-struct line {
-	const char *p;
-	size_t len; /* without the '\n' */
-	int nl;     /* ends with '\n' */
-};
-
-static int split_lines(struct line **out, size_t *n, const char *s, size_t len)
-{
-	size_t cnt = 0, i = 0;
-	struct line *v;
-
-	for (size_t k = 0; k < len; k++)
-		if (s[k] == '\n')
-			cnt++;
-	if (len && s[len - 1] != '\n')
-		cnt++;
-	*n = cnt;
-	*out = NULL;
-	if (!cnt)
-		return 0;
-	if (!(v = calloc(cnt, sizeof(*v))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
-	for (const char *p = s, *end = s + len; p < end; i++) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		v[i].p = p;
-		v[i].len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		v[i].nl = nl != NULL;
-		p = nl ? nl + 1 : end;
-	}
-	*out = v;
-	return 0;
-}
-
-static int line_eq(const struct line *a, const struct line *b)
-{
-	return a->len == b->len && a->nl == b->nl && memcmp(a->p, b->p, a->len) == 0;
-}
-
-struct op {
-	char type; /* ' ', '-', '+' */
-	size_t ai, bi;
-};
-
-static void print_line(FILE *f, char type, const struct line *l)
-{
-	fputc(type, f);
-	fwrite(l->p, 1, l->len, f);
-	fputc('\n', f);
-	if (!l->nl)
-		fputs("\\ No newline at end of file\n", f);
-}
-
-static void print_range(FILE *f, size_t start, size_t count)
-{
-	/* GNU diff: an empty range names the line before it. */
-	if (count == 0)
-		fprintf(f, "%zu,0", start);
-	else if (count == 1)
-		fprintf(f, "%zu", start + 1);
-	else
-		fprintf(f, "%zu,%zu", start + 1, count);
-}
-
-int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, const char *new_,
-		    size_t newlen)
-{
-	struct line *a = NULL, *b = NULL;
-	size_t na = 0, nb = 0, pre = 0, suf = 0, nops = 0;
-	struct op *ops = NULL;
-	uint32_t *dp = NULL;
-	int r;
-	const size_t ctxl = 3;
-
-	if (old && new_ && oldlen == newlen && memcmp(old, new_, oldlen) == 0)
-		return 0;
-	if ((r = split_lines(&a, &na, old ? old : "", old ? oldlen : 0)) < 0 ||
-	    (r = split_lines(&b, &nb, new_ ? new_ : "", new_ ? newlen : 0)) < 0)
-		goto out;
-	r = TM_ENOMEM;
-	if (!(ops = calloc(na + nb + 1, sizeof(*ops))))
-		goto out;
-	while (pre < na && pre < nb && line_eq(&a[pre], &b[pre]))
-		pre++;
-	while (suf < na - pre && suf < nb - pre && line_eq(&a[na - 1 - suf], &b[nb - 1 - suf]))
-		suf++;
-	for (size_t i = 0; i < pre; i++)
-		ops[nops++] = (struct op){ ' ', i, i };
-	{
-		size_t ma = na - pre - suf, mb = nb - pre - suf, i = 0, j = 0;
-		int whole = ma && mb && (ma + 1) > DIFF_CELLS_MAX / (mb + 1);
-
-		if (!whole && ma && mb) {
-			/* dp[i][j] = length of the LCS of a[pre+i..] and b[pre+j..] */
-			if (!(dp = calloc((ma + 1) * (mb + 1), sizeof(*dp))))
-				goto out;
-			for (size_t x = ma; x-- > 0;)
-				for (size_t y = mb; y-- > 0;) {
-					uint32_t *c = &dp[x * (mb + 1) + y];
-					if (line_eq(&a[pre + x], &b[pre + y]))
-						*c = dp[(x + 1) * (mb + 1) + y + 1] + 1;
-					else {
-						uint32_t d1 = dp[(x + 1) * (mb + 1) + y];
-						uint32_t d2 = dp[x * (mb + 1) + y + 1];
-						*c = d1 >= d2 ? d1 : d2;
-					}
-				}
-		}
-		while (i < ma || j < mb) {
-			if (dp && i < ma && j < mb && line_eq(&a[pre + i], &b[pre + j])) {
-				ops[nops++] = (struct op){ ' ', pre + i, pre + j };
-				i++;
-				j++;
-			} else if (i < ma &&
-				   (j == mb || !dp ||
-				    dp[(i + 1) * (mb + 1) + j] >= dp[i * (mb + 1) + j + 1])) {
-				ops[nops++] = (struct op){ '-', pre + i, pre + j };
-				i++;
-			} else {
-				ops[nops++] = (struct op){ '+', pre + i, pre + j };
-				j++;
-			}
-		}
-	}
-	for (size_t i = 0; i < suf; i++)
-		ops[nops++] = (struct op){ ' ', na - suf + i, nb - suf + i };
-
-	fprintf(f, "--- %s\n+++ %s\n", old ? label : "/dev/null", new_ ? label : "/dev/null");
-	for (size_t k = 0; k < nops;) {
-		size_t first, last, hs, he, ca = 0, cb = 0;
-
-		while (k < nops && ops[k].type == ' ')
-			k++;
-		if (k == nops)
-			break;
-		first = last = k;
-		for (size_t m = k + 1; m < nops; m++) {
-			if (ops[m].type == ' ')
-				continue;
-			if (m - last > 2 * ctxl)
-				break;
-			last = m;
-		}
-		hs = first > ctxl ? first - ctxl : 0;
-		he = last + ctxl + 1 < nops ? last + ctxl + 1 : nops;
-		for (size_t m = hs; m < he; m++) {
-			if (ops[m].type != '+')
-				ca++;
-			if (ops[m].type != '-')
-				cb++;
-		}
-		fputs("@@ -", f);
-		print_range(f, ops[hs].ai, ca);
-		fputs(" +", f);
-		print_range(f, ops[hs].bi, cb);
-		fputs(" @@\n", f);
-		for (size_t m = hs; m < he; m++)
-			print_line(f, ops[m].type,
-				   ops[m].type == '+' ? &b[ops[m].bi] : &a[ops[m].ai]);
-		k = he;
-	}
-	r = 0;
-out:
-	if (r == TM_ENOMEM)
-		tm_error_set(TM_ENOMEM, "out of memory");
-	free(dp);
-	free(ops);
-	free(a);
-	free(b);
-	return r;
-}
-
-/* ------------------------------------------------------------ the applier */
 
 enum file_state {
 	F_SAME = 0,
@@ -990,7 +75,7 @@ static int path_of(char *out, size_t outlen, const struct tm_applier_ctx *ctx, c
 	return 0;
 }
 
-static int in_list(char *const *v, size_t n, const char *s)
+int sd_in_list(char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(v[i], s) == 0)
@@ -1067,7 +152,7 @@ static int names_below(char ***v, size_t *n, const char *prefix, const struct tm
 	for (size_t i = 0; i < total; i++) {
 		const char *id = i < ninventory ? inventory[i] : desired->v[i - ninventory].id;
 		if (strncmp(id, prefix, pl) != 0 || strchr(id + pl, '/') ||
-		    in_list(*v, *n, id + pl) || tm_systemd_id_kind(id, NULL) == TM_SYSTEMD_NONE)
+		    sd_in_list(*v, *n, id + pl) || tm_systemd_id_kind(id, NULL) == TM_SYSTEMD_NONE)
 			continue;
 		if ((r = tm_strv_push(v, n, id + pl)) < 0)
 			return r;
@@ -1148,7 +233,7 @@ static int record_new(const struct tm_applier_ctx *ctx, const struct tm_objset *
 	if (!ctx->record || ctx->dry_run)
 		return 0;
 	for (size_t i = 0; i < desired->n && r == 0; i++)
-		if (!in_list(inventory, ninventory, desired->v[i].id)) /* to write, or adopted */
+		if (!sd_in_list(inventory, ninventory, desired->v[i].id)) /* to write, or adopted */
 			r = tm_strv_push(&ids, &nids, desired->v[i].id);
 	if (r == 0 && nids && (r = ctx->record(ctx->record_arg, "systemd", ids, nids)) < 0 &&
 	    r != TM_ENOMEM)
@@ -1165,7 +250,7 @@ static int collect_install_units(char ***v, size_t *n, const struct tm_objset *d
 
 	for (size_t i = 0; i < desired->n; i++) {
 		const struct tm_object *o = &desired->v[i];
-		if (tm_systemd_id_kind(o->id, NULL) != TM_SYSTEMD_UNIT || is_template(o->id) ||
+		if (tm_systemd_id_kind(o->id, NULL) != TM_SYSTEMD_UNIT || sd_is_template(o->id) ||
 		    !tm_systemd_has_install(o->content, o->len))
 			continue;
 		if ((r = tm_strv_push(v, n, o->id)) < 0)
@@ -1175,14 +260,14 @@ static int collect_install_units(char ***v, size_t *n, const struct tm_objset *d
 }
 
 /* The units to restart for changed ids: the unit itself or a drop-in's parent. */
-static int collect_changed_units(char ***v, size_t *n, char *const *changed, size_t nchanged)
+int sd_collect_changed_units(char ***v, size_t *n, char *const *changed, size_t nchanged)
 {
 	char unit[TM_SYSTEMD_NAME_MAX + 1];
 	int r;
 
 	for (size_t i = 0; i < nchanged; i++) {
-		if (tm_systemd_id_kind(changed[i], unit) == TM_SYSTEMD_NONE || is_template(unit) ||
-		    in_list(*v, *n, unit))
+		if (tm_systemd_id_kind(changed[i], unit) == TM_SYSTEMD_NONE ||
+		    sd_is_template(unit) || sd_in_list(*v, *n, unit))
 			continue;
 		if ((r = tm_strv_push(v, n, unit)) < 0)
 			return r;
@@ -1204,14 +289,14 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	int r, enabled_something = 0;
 
 	if ((r = collect_install_units(&inst, &ninst, desired)) < 0 ||
-	    (r = collect_changed_units(&chg, &nchg, changed, nchanged)) < 0)
+	    (r = sd_collect_changed_units(&chg, &nchg, changed, nchanged)) < 0)
 		goto out;
 	if (ninst) {
-		r = systemctl(ctx, QUICK_TIMEOUT_MS, "enable", ctx->root ? NULL : "--no-reload",
-			      inst, ninst, -1, &enabled_something);
+		r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "enable", ctx->root ? NULL : "--no-reload",
+				 inst, ninst, -1, &enabled_something);
 		if (r < 0) {
 			if (nchanged)
-				reload_best_effort(ctx);
+				sd_reload_best_effort(ctx);
 			goto out;
 		}
 	}
@@ -1220,13 +305,13 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 		r = 0;
 		goto out;
 	}
-	if ((nchanged || enabled_something) && (r = daemon_reload(ctx)) < 0)
+	if ((nchanged || enabled_something) && (r = sd_daemon_reload(ctx)) < 0)
 		goto out;
 	for (size_t i = 0; i < nchg; i++)
 		if ((r = tm_strv_push(&all, &nall, chg[i])) < 0)
 			goto out;
 	for (size_t i = 0; i < ninst; i++)
-		if (!in_list(all, nall, inst[i]) && (r = tm_strv_push(&all, &nall, inst[i])) < 0)
+		if (!sd_in_list(all, nall, inst[i]) && (r = tm_strv_push(&all, &nall, inst[i])) < 0)
 			goto out;
 	if (!nall) {
 		r = 0;
@@ -1236,13 +321,13 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 		r = tm_error_set(TM_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = is_active(ctx, st, all, nall)) < 0)
+	if ((r = sd_is_active(ctx, st, all, nall)) < 0)
 		goto out;
 	for (size_t i = 0; i < nall; i++) {
-		int running = is_running(st[i]);
+		int running = sd_is_running(st[i]);
 		if (i < nchg && running)
 			r = tm_strv_push(&restart, &nrestart, all[i]);
-		else if (in_list(inst, ninst, all[i]) && !running)
+		else if (sd_in_list(inst, ninst, all[i]) && !running)
 			r = tm_strv_push(&start, &nstart, all[i]);
 		if (r < 0)
 			goto out;
@@ -1251,16 +336,16 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 	if (nrestart) {
 		for (size_t i = 0; i < nrestart; i++)
 			tm_log_info("systemd: restarting %s", restart[i]);
-		if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "restart", "--no-block", restart,
-				   nrestart, -1, NULL)) < 0)
+		if ((r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "restart", "--no-block", restart,
+				      nrestart, -1, NULL)) < 0)
 			goto out;
 	}
 	TM_FAULT("systemd.before-start");
 	if (nstart) {
 		for (size_t i = 0; i < nstart; i++)
 			tm_log_info("systemd: starting %s", start[i]);
-		if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "start", "--no-block", start, nstart, -1,
-				   NULL)) < 0)
+		if ((r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "start", "--no-block", start, nstart,
+				      -1, NULL)) < 0)
 			goto out;
 	}
 	r = 0;
@@ -1315,7 +400,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 		/* A file that is there, was not written by tagmoor and differs is
 		 * someone else's: never overwrite it. An identical one is adopted
 		 * (nothing is written; this is how a lost state directory heals). */
-		if (exists && s != F_SAME && !in_list(inventory, ninventory, o->id)) {
+		if (exists && s != F_SAME && !sd_in_list(inventory, ninventory, o->id)) {
 			s = F_FOREIGN;
 			if (!nforeign++)
 				first_foreign = i;
@@ -1378,7 +463,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 out:
 	if (r < 0 && nchanged && !ctx->dry_run && !converged) {
 		tm_log_warn("systemd: apply failed after writing %zu unit file(s)", nchanged);
-		reload_best_effort(ctx);
+		sd_reload_best_effort(ctx);
 	}
 	tm_strv_free(changed, nchanged);
 	free(state);
@@ -1399,7 +484,7 @@ static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_
 	clean_temps(ctx, desired, inventory, ninventory);
 	for (size_t i = 0; i < ninventory; i++) {
 		if (tm_objset_find(desired, inventory[i]) >= 0 ||
-		    in_list(gone, ngone, inventory[i]))
+		    sd_in_list(gone, ngone, inventory[i]))
 			continue;
 		if (tm_systemd_id_kind(inventory[i], unit) == TM_SYSTEMD_NONE) {
 			/* Never build a path from something that is not an id. */
@@ -1437,10 +522,10 @@ static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_
 	if (!ctx->root) {
 		for (size_t i = 0; i < ngone; i++)
 			if (tm_systemd_id_kind(gone[i], unit) == TM_SYSTEMD_UNIT &&
-			    !is_template(unit) && (r = tm_strv_push(&stop, &nstop, unit)) < 0)
+			    !sd_is_template(unit) && (r = tm_strv_push(&stop, &nstop, unit)) < 0)
 				goto out;
 		if (nstop &&
-		    systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
+		    sd_systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
 			tm_log_warn("systemd: prune: %s", tm_error_last());
 	}
 	TM_FAULT("systemd.prune-stopped");
@@ -1455,8 +540,9 @@ static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_
 		exists = lstat(path, &st) == 0;
 		if (kind == TM_SYSTEMD_UNIT && exists && S_ISREG(st.st_mode)) {
 			char *one[1] = { unit };
-			if ((r = systemctl(ctx, QUICK_TIMEOUT_MS, "disable",
-					   ctx->root ? NULL : "--no-reload", one, 1, -1, NULL)) < 0)
+			if ((r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "disable",
+					      ctx->root ? NULL : "--no-reload", one, 1, -1, NULL)) <
+			    0)
 				goto keep;
 		}
 		TM_FAULT("systemd.prune-disabled");
@@ -1476,8 +562,8 @@ static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_
 			if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST &&
 			    errno != ENOENT)
 				tm_log_warn("systemd: cannot remove %s: %s", path, strerror(errno));
-			if (!in_list(parents, nparents, unit) &&
-			    tm_objset_find(desired, unit) >= 0 && !is_template(unit) &&
+			if (!sd_in_list(parents, nparents, unit) &&
+			    tm_objset_find(desired, unit) >= 0 && !sd_is_template(unit) &&
 			    (r = tm_strv_push(&parents, &nparents, unit)) < 0)
 				goto out;
 		}
@@ -1496,10 +582,10 @@ keep:
 	TM_FAULT("systemd.pruned");
 	/* 3. One reload; running parents of removed drop-ins pick the change up. */
 	if (removed_any && !ctx->root) {
-		if ((r = daemon_reload(ctx)) < 0)
+		if ((r = sd_daemon_reload(ctx)) < 0)
 			goto out;
-		if (nparents && (r = systemctl(ctx, QUICK_TIMEOUT_MS, "try-restart", "--no-block",
-					       parents, nparents, -1, NULL)) < 0)
+		if (nparents && (r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "try-restart",
+						  "--no-block", parents, nparents, -1, NULL)) < 0)
 			goto out;
 	}
 	r = first_err;
@@ -1510,216 +596,6 @@ out:
 	tm_strv_free(gone, ngone);
 	tm_strv_free(stop, nstop);
 	tm_strv_free(parents, nparents);
-	return r;
-}
-
-/* Last journal lines of a unit, as one line, for the error message. */
-static void journal_tail(const struct tm_applier_ctx *ctx, char *dst, size_t dstlen,
-			 const char *unit)
-{
-	const char *prog = journalctl_path(ctx && ctx->cfg ? ctx->cfg->systemd.journalctl : NULL);
-	const char *args[] = { "-u", unit,  "-n", JOURNAL_LINES, "--no-pager",
-			       "-o", "cat", "-q", NULL };
-	struct tm_buf out;
-	int st = 0;
-
-	dst[0] = '\0';
-	if (!prog)
-		return;
-	tm_buf_init(&out, TM_SYSTEMD_OUTPUT_MAX + 1);
-	if (run_prog(&out, &st, JOURNAL_TIMEOUT_MS, prog, args) == 0 && st == 0 && out.ptr)
-		one_line(dst, dstlen, out.ptr, out.len);
-	tm_buf_free(&out);
-}
-
-enum {
-	H_WAIT = 0,
-	H_OK,
-	H_BAD,
-	H_SKIP
-};
-
-/* A unit that is not active: done (a oneshot that ran), still to come (a job
- * is queued), or dead. */
-static int judge_inactive(const struct unit_state *u, int must_run)
-{
-	if (u->job)
-		return H_WAIT;
-	if (strcmp(u->active, "failed") == 0)
-		return H_BAD;
-	if (is_running(u->active) || strcmp(u->active, "deactivating") == 0)
-		return H_WAIT;
-	if (strcmp(u->type, "oneshot") == 0 && strcmp(u->result, "success") == 0 && u->main_exit_us)
-		return H_OK;
-	return must_run ? H_BAD : H_SKIP;
-}
-
-static int health(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
-		  const struct tm_objset *desired, uint64_t wait_ms)
-{
-	char **units = NULL, **chg = NULL;
-	size_t nunits = 0, nchg = 0, ninstall;
-	struct unit_state *st = NULL;
-	active_state *act = NULL;
-	uint64_t *since = NULL, deadline;
-	struct unit_state *base = NULL, *now_st = NULL;
-	int *verdict = NULL, r = 0;
-
-	if (ctx->root || ctx->dry_run || wait_ms == 0)
-		return 0;
-	for (size_t i = 0; i < desired->n; i++) {
-		const char *id = desired->v[i].id;
-		size_t l = strlen(id);
-		if (l > 8 && strcmp(id + l - 8, ".service") == 0 &&
-		    tm_systemd_id_kind(id, NULL) == TM_SYSTEMD_UNIT && !is_template(id) &&
-		    tm_systemd_has_install(desired->v[i].content, desired->v[i].len) &&
-		    (r = tm_strv_push(&units, &nunits, id)) < 0)
-			goto out;
-	}
-	ninstall = nunits;
-	if ((r = collect_changed_units(&chg, &nchg, res->changed, res->nchanged)) < 0)
-		goto out;
-	for (size_t i = 0; i < nchg; i++) {
-		size_t l = strlen(chg[i]);
-		if (l > 8 && strcmp(chg[i] + l - 8, ".service") == 0 &&
-		    !in_list(units, nunits, chg[i]) &&
-		    (r = tm_strv_push(&units, &nunits, chg[i])) < 0)
-			goto out;
-	}
-	if (!nunits)
-		goto out;
-	st = calloc(nunits, sizeof(*st));
-	act = calloc(nunits, sizeof(*act));
-	since = calloc(nunits, sizeof(*since));
-	verdict = calloc(nunits, sizeof(*verdict));
-	base = calloc(nunits, sizeof(*base));
-	now_st = calloc(nunits, sizeof(*now_st));
-	if (!st || !act || !since || !verdict || !base || !now_st) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
-		goto out;
-	}
-	deadline = (uint64_t)tm_time_mono_ms() + wait_ms;
-	for (;;) {
-		uint64_t t = tm_time_mono_ms();
-		int pending = 0, last = t >= deadline;
-		char **ask = NULL, **detail = NULL;
-		size_t nask = 0, ndetail = 0, k = 0, d = 0;
-
-		/* Only the units still undecided are asked about again; the
-		 * details (job, type, result) only for those not running. */
-		for (size_t i = 0; i < nunits; i++)
-			if (verdict[i] == H_WAIT && (r = tm_strv_push(&ask, &nask, units[i])) < 0)
-				goto poll_out;
-		if ((r = is_active(ctx, act, ask, nask)) < 0)
-			goto poll_out;
-		for (size_t i = 0; i < nask; i++)
-			if (strcmp(act[i], "failed") != 0 && !is_running(act[i]) &&
-			    strcmp(act[i], "deactivating") != 0 &&
-			    (r = tm_strv_push(&detail, &ndetail, ask[i])) < 0)
-				goto poll_out;
-		if (ndetail && (r = show_units(ctx, st, detail, ndetail)) < 0)
-			goto poll_out;
-		/* Units seen active: read when they entered active and how often
-		 * they restarted — sampling alone cannot tell a steady service
-		 * from a crash loop that happens to be active at every look. */
-		{
-			char **seen = NULL;
-			size_t nseen = 0, kk = 0;
-			for (size_t i = 0; i < nunits; i++)
-				if (verdict[i] == H_WAIT && strcmp(act[kk++], "active") == 0 &&
-				    (r = tm_strv_push(&seen, &nseen, units[i])) < 0)
-					break;
-			if (r == 0 && nseen)
-				r = show_units(ctx, now_st, seen, nseen);
-			tm_strv_free(seen, nseen);
-			if (r < 0)
-				goto poll_out;
-		}
-		for (size_t i = 0, s_i = 0; i < nunits; i++) {
-			const char *a;
-
-			if (verdict[i] != H_WAIT)
-				continue;
-			a = act[k++];
-			if (strcmp(a, "active") == 0) {
-				const struct unit_state *n = &now_st[s_i++];
-				/* healthy once active for SETTLE_MS without re-entering
-				 * active or restarting in between */
-				if (!since[i] || n->active_enter_us != base[i].active_enter_us ||
-				    n->nrestarts != base[i].nrestarts) {
-					if (since[i] && last)
-						verdict[i] =
-							H_BAD; /* restarted up to the deadline */
-					since[i] = t;
-					base[i] = *n;
-				} else if (last || t - since[i] >= SETTLE_MS) {
-					verdict[i] = H_OK;
-				}
-			} else {
-				since[i] = 0;
-				if (strcmp(a, "failed") == 0)
-					verdict[i] = H_BAD;
-				else if (!is_running(a) && strcmp(a, "deactivating") != 0)
-					verdict[i] = judge_inactive(&st[d++], i < ninstall);
-			}
-			if (verdict[i] == H_WAIT && last)
-				verdict[i] = H_BAD;
-			if (verdict[i] == H_WAIT)
-				pending = 1;
-		}
-poll_out:
-		tm_strv_free(ask, nask);
-		tm_strv_free(detail, ndetail);
-		if (r < 0)
-			goto out;
-		if (!pending)
-			break;
-		usleep(POLL_MS * 1000u);
-	}
-	/* Report. One show for the bad ones to describe their final state. */
-	{
-		char **bad = NULL;
-		size_t nbad = 0;
-		char msg[900] = "";
-
-		for (size_t i = 0; i < nunits; i++)
-			if (verdict[i] == H_BAD &&
-			    ((r = tm_strv_push(&bad, &nbad, units[i])) < 0 ||
-			     (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, units[i])) < 0)) {
-				tm_strv_free(bad, nbad);
-				goto out;
-			}
-		if (!nbad) {
-			r = 0;
-			goto out;
-		}
-		if ((r = show_units(ctx, st, bad, nbad)) == 0) {
-			char journal[600];
-			journal_tail(ctx, journal, sizeof(journal), bad[0]);
-			snprintf(msg, sizeof(msg), "%s is %s (%s%s%s)%s%s", bad[0],
-				 st[0].active[0] ? st[0].active : "unknown", st[0].sub,
-				 st[0].result[0] ? ", result " : "", st[0].result,
-				 journal[0] ? "; journal: " : "", journal);
-			r = tm_error_set(TM_EAPPLY,
-					 "systemd: health check failed within %llu ms: %s%s",
-					 (unsigned long long)wait_ms, msg,
-					 nbad > 1 ? "; other unhealthy units follow in the status"
-						  : "");
-		}
-		tm_apply_result_set_object(res, bad[0]);
-		for (size_t i = 0; i < nbad; i++)
-			tm_log_error("systemd: %s is not healthy", bad[i]);
-		tm_strv_free(bad, nbad);
-	}
-out:
-	free(st);
-	free(act);
-	free(since);
-	free(verdict);
-	free(base);
-	free(now_st);
-	tm_strv_free(units, nunits);
-	tm_strv_free(chg, nchg);
 	return r;
 }
 
@@ -1772,11 +648,11 @@ out:
 
 const struct tm_applier tm_systemd_applier = {
 	.name = "systemd",
-	.wants = wants,
-	.parse = parse,
-	.free_data = free_data,
+	.wants = sd_wants,
+	.parse = sd_parse,
+	.free_data = sd_free_data,
 	.apply = apply,
 	.prune = prune,
-	.health = health,
+	.health = sd_health,
 	.drift = drift,
 };
