@@ -61,6 +61,20 @@ int tm_fetcher_sandbox(struct tm_sandbox *sb, const struct tm_config *cfg)
 	sb->ro[sb->nro++] = cfg->source.token_file;
 	sb->ro[sb->nro++] = cfg->verify.allowed_signers;
 	sb->ro[sb->nro++] = cfg->verify.openpgp_keyring;
+#ifdef TM_TEST_HOOKS
+	{
+		/* test builds: fault points reached in the child are traced too */
+		const char *trace = getenv("TAGMOOR_FAULT_TRACE");
+		int fd = trace && *trace
+				 ? open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666)
+				 : -1;
+		if (fd >= 0) {
+			fchmod(fd, 0666);
+			close(fd);
+			sb->rw[sb->nrw++] = trace;
+		}
+	}
+#endif
 	sb->nofile = 256;
 	sb->cpu_s = tm_fetcher_deadline_ms(cfg) / 1000;
 #if !defined(__SANITIZE_ADDRESS__) && !defined(TM_NO_RLIMIT_AS)
@@ -110,6 +124,25 @@ int tm_fetcher_prepare_repo(const char *repo_dir, const struct tm_sandbox *sb)
 	}
 	if (!S_ISDIR(st.st_mode))
 		return 0; /* the child's open reports it (and rebuilds what it may) */
+	if (sb->drop) {
+		/* the child passes through the state directory (search only: it
+		 * cannot list it or open state.json, floor or the spool) */
+		char parent[4096];
+		struct stat ps;
+		char *slash;
+		snprintf(parent, sizeof(parent), "%s", repo_dir);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = '\0';
+		if (stat(parent, &ps) == 0 && !(ps.st_mode & S_IXOTH) &&
+		    !(ps.st_gid == sb->gid && (ps.st_mode & S_IXGRP))) {
+			if (chmod(parent, (ps.st_mode & 07777) | S_IXOTH) < 0)
+				return tm_error_set(TM_EIO, "%s: %s", parent, strerror(errno));
+			tm_log_info("%s: search permission for others, so that the [agent] user %s "
+				    "reaches repo.git",
+				    parent, sb->user);
+		}
+	}
 	if (!sb->drop || (st.st_uid == sb->uid && st.st_gid == sb->gid))
 		return 0;
 	/* once (a repository root wrote before, or a changed user): the whole tree */
