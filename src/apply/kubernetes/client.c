@@ -10,11 +10,11 @@
  * API failure becomes one TM_EAPPLY message.
  */
 #include "kube_internal.h"
-#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/source/http.h"
 #include "tagmoor/apply/kubernetes/kubeconfig.h"
 #include "tagmoor/core/log.h"

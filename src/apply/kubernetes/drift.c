@@ -213,6 +213,94 @@ int kube_diff_apply(struct kube_pass *S, struct item *it, size_t n,
 	return r;
 }
 
+/* One object against what an apply would make of it (a server-side dry
+ * run): *drifted when it was changed or deleted by hand (printed in diff),
+ * *foreign (why says how) when its labels are no longer tagmoor's. */
+static int drift_one(struct kube_pass *S, const struct tm_applier_ctx *ctx,
+		     struct tm_apply_result *res, struct item *x, struct tm_buf *b, int *drifted,
+		     int *foreign, char *why, size_t wl)
+{
+	struct tm_doc *live = NULL, *dry = NULL;
+	struct diffs d = { NULL, 0 };
+	long st;
+	int r = 0;
+
+	*drifted = *foreign = 0;
+	if (x->how == 1 && (r = kube_get_live(S, &live, x, res, LIVE_ALL)) < 0)
+		return r;
+	if (live) {
+		if (!kube_owned_by_us(S, live, why, wl)) {
+			tm_log_error("kubernetes: %s exists and is not tagmoor's (%s); drift "
+				     "not repaired, "
+				     "tagmoor does not take it over",
+				     x->o->id, why);
+			if (ctx->dry_run)
+				fprintf(kube_out_of(ctx),
+					"kubernetes: ! %s (drift: not tagmoor's any more: "
+					"%s; "
+					"not repaired)\n",
+					x->o->id, why);
+			*foreign = 1;
+			tm_doc_free(live);
+			return 0;
+		}
+		if ((r = kube_ssa(S, x, 1, &st, b)) < 0)
+			goto out;
+		if (st != 200 && st != 201) {
+			r = kube_object_failed(res, x, "dry-run apply", st, b);
+			goto out;
+		}
+		if ((r = kube_parse_object(&dry, b->ptr, b->len, x->o->id, NULL, kube_no_managed)) <
+		    0)
+			goto out;
+		diff_docs(&d, "", live, dry);
+	}
+	if (!live || d.n) {
+		tm_log_warn("kubernetes: %s was %s by hand", x->o->id,
+			    live ? "changed" : "deleted");
+		if (ctx->dry_run) {
+			FILE *f = kube_out_of(ctx);
+			fprintf(f, "kubernetes: %c %s (drift: %s by hand)\n", live ? '~' : '+',
+				x->o->id, live ? "changed" : "deleted");
+			if (live) {
+				d.f = f;
+				d.n = 0;
+				diff_docs(&d, "", live, dry);
+			}
+		}
+		*drifted = 1;
+		r = tm_strv_push(&res->drifted, &res->ndrifted, x->o->id);
+	}
+out:
+	tm_doc_free(live);
+	tm_doc_free(dry);
+	return r;
+}
+
+/* Re-applies the drifted objects (sel) after handing their ids to the pass
+ * (ctx->record; all of them tagmoor's already). */
+static int repair(struct kube_pass *S, const struct tm_applier_ctx *ctx,
+		  struct tm_apply_result *res, struct item *it, size_t n, const int *sel,
+		  size_t nsel)
+{
+	char **ids = NULL;
+	size_t nids = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (sel[i])
+			r = tm_strv_push(&ids, &nids, it[i].o->id);
+	if (r == 0 && ctx->record &&
+	    (r = ctx->record(ctx->record_arg, "kubernetes", ids, nids)) < 0 && r != TM_ENOMEM)
+		r = tm_error_wrap(TM_EAPPLY, "kubernetes: drift not repaired");
+	tm_strv_free(ids, nids);
+	if (r == 0)
+		r = kube_apply_staged(S, it, n, sel, res, 0);
+	if (r == 0)
+		tm_log_info("kubernetes: %zu drifted object(s) repaired", nsel);
+	return r;
+}
+
 /* Drift repair writes only objects that are tagmoor's: one that exists
  * without tagmoor's labels (deleted and made again by someone else, or
  * relabelled by another tool) is reported and left alone — never taken
@@ -251,90 +339,23 @@ int kube_drift(void *state, struct tm_apply_result *res, const struct tm_applier
 		goto out;
 	}
 	for (size_t i = 0; i < desired->n; i++) {
-		struct item *x = &it[i];
-		struct tm_doc *live = NULL, *dry = NULL;
-		struct diffs d = { NULL, 0 };
-		long st;
+		char why[256];
+		int drifted, foreign;
 
-		if (x->how == 1 && (r = kube_get_live(S, &live, x, res, LIVE_ALL)) < 0)
+		if ((r = drift_one(S, ctx, res, &it[i], &b, &drifted, &foreign, why, sizeof(why))) <
+		    0)
 			goto out;
-		if (live) {
-			char why[256];
-			if (!kube_owned_by_us(S, live, why, sizeof(why))) {
-				tm_log_error(
-					"kubernetes: %s exists and is not tagmoor's (%s); drift "
-					"not repaired, "
-					"tagmoor does not take it over",
-					x->o->id, why);
-				if (ctx->dry_run)
-					fprintf(kube_out_of(ctx),
-						"kubernetes: ! %s (drift: not tagmoor's any more: "
-						"%s; "
-						"not repaired)\n",
-						x->o->id, why);
-				if (!nforeign++) {
-					first = x;
-					snprintf(first_why, sizeof(first_why), "%s", why);
-				}
-				tm_doc_free(live);
-				continue;
-			}
-			if ((r = kube_ssa(S, x, 1, &st, &b)) < 0) {
-				tm_doc_free(live);
-				goto out;
-			}
-			if (st != 200 && st != 201) {
-				tm_doc_free(live);
-				r = kube_object_failed(res, x, "dry-run apply", st, &b);
-				goto out;
-			}
-			if ((r = kube_parse_object(&dry, b.ptr, b.len, x->o->id, NULL,
-						   kube_no_managed)) < 0) {
-				tm_doc_free(live);
-				goto out;
-			}
-			diff_docs(&d, "", live, dry);
+		if (foreign && !nforeign++) {
+			first = &it[i];
+			snprintf(first_why, sizeof(first_why), "%s", why);
 		}
-		if (!live || d.n) {
-			tm_log_warn("kubernetes: %s was %s by hand", x->o->id,
-				    live ? "changed" : "deleted");
-			if (ctx->dry_run) {
-				FILE *f = kube_out_of(ctx);
-				fprintf(f, "kubernetes: %c %s (drift: %s by hand)\n",
-					live ? '~' : '+', x->o->id, live ? "changed" : "deleted");
-				if (live) {
-					d.f = f;
-					d.n = 0;
-					diff_docs(&d, "", live, dry);
-				}
-			}
+		if (drifted) {
 			sel[i] = 1;
 			nsel++;
-			r = tm_strv_push(&res->drifted, &res->ndrifted, x->o->id);
 		}
-		tm_doc_free(live);
-		tm_doc_free(dry);
-		if (r < 0)
-			goto out;
 	}
-	if (nsel && !ctx->dry_run) {
-		char **ids = NULL;
-		size_t nids = 0;
-
-		/* what is about to be written, for the pass (all of it tagmoor's already) */
-		for (size_t i = 0; i < desired->n && r == 0; i++)
-			if (sel[i])
-				r = tm_strv_push(&ids, &nids, it[i].o->id);
-		if (r == 0 && ctx->record &&
-		    (r = ctx->record(ctx->record_arg, "kubernetes", ids, nids)) < 0 &&
-		    r != TM_ENOMEM)
-			r = tm_error_wrap(TM_EAPPLY, "kubernetes: drift not repaired");
-		tm_strv_free(ids, nids);
-		if (r == 0)
-			r = kube_apply_staged(S, it, desired->n, sel, res, 0);
-		if (r == 0)
-			tm_log_info("kubernetes: %zu drifted object(s) repaired", nsel);
-	}
+	if (nsel && !ctx->dry_run)
+		r = repair(S, ctx, res, it, desired->n, sel, nsel);
 	if (r == 0 && nforeign) {
 		char more[64] = "";
 		if (nforeign > 1)

@@ -14,13 +14,13 @@
  * shares one API client (connections reused), one discovery and the lease.
  */
 #include "kube_internal.h"
-#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/apply/applier.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kstatus.h"
 #include "tagmoor/apply/kubernetes/kubeconfig.h"
 #include "tagmoor/core/log.h"

@@ -26,13 +26,9 @@ struct tm_doc;
 struct tm_kubeconfig;
 
 #define PATH_MAX_K 2048
-
 #define MAX_OBJECT_JSON (8u << 20) /* one object as JSON */
-
-#define MAX_RESPONSE (16u << 20) /* one API answer (list pages are capped by limit) */
-
-#define CRD_MIN_WAIT_MS 30000u /* CRDs are waited on at least this long */
-
+#define MAX_RESPONSE (16u << 20)   /* one API answer (list pages are capped by limit) */
+#define CRD_MIN_WAIT_MS 30000u     /* CRDs are waited on at least this long */
 #define MSG_MAX 900
 
 struct gv {

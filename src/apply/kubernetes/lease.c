@@ -9,11 +9,11 @@
  * every long wait renews it; the end of the pass releases it.
  */
 #include "kube_internal.h"
-#include "tagmoor/core/time.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/doc/json.h"
 #include "tagmoor/apply/kubernetes/kstatus.h"
 #include "tagmoor/core/log.h"
@@ -83,7 +83,90 @@ static void lease_note(struct kube_pass *S, const struct tm_buf *b)
 	tm_error_clear();
 }
 
-/* Takes the lease, or finds that another live node holds it (P.skipped). */
+enum {
+	LEASE_TAKEN = 0, /* this node holds it now */
+	LEASE_AGAIN,     /* it changed under us: look again */
+	LEASE_SKIPPED    /* another live node holds it */
+};
+
+/* No lease yet: creates it, held by this node. */
+static int lease_create(struct kube_pass *S, char *path, size_t pathlen, const char *now,
+			struct tm_buf *body, struct tm_buf *b)
+{
+	long st;
+	int r;
+
+	S->lease_transitions = 0;
+	snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s", now);
+	if ((r = lease_body(S, body, NULL, S->holder, TM_KUBE_LEASE_SECONDS, now, now)) < 0)
+		return r;
+	lease_path(S, path, pathlen, 0);
+	if ((r = tm_kube_call(S->kube, "POST", path, "application/json", body->ptr, body->len, &st,
+			      b)) < 0)
+		return r;
+	if (st == 409)
+		return LEASE_AGAIN; /* another node created it first */
+	if (st != 201 && st != 200)
+		return kube_api_failed(st, b,
+				       "create the apply lease " TM_KUBE_LEASE_NAMESPACE "/leases");
+	return LEASE_TAKEN;
+}
+
+/* The lease exists (its answer in b): taken over when it is this node's or
+ * has expired, else left to the node that holds it (S->skipped). */
+static int lease_take(struct kube_pass *S, const char *path, const char *now, struct tm_buf *body,
+		      struct tm_buf *b)
+{
+	struct tm_doc *d = NULL;
+	const char *holder, *renew, *acq, *rv;
+	const struct tm_doc *dur, *tr;
+	int64_t renewed, secs;
+	int mine, expired, r;
+	long st;
+
+	if ((r = kube_parse_json(&d, b->ptr, b->len, "lease")) < 0)
+		return r;
+	holder = kube_doc_str(tm_doc_get_path(d, "spec", "holderIdentity", (const char *)NULL));
+	renew = kube_doc_str(tm_doc_get_path(d, "spec", "renewTime", (const char *)NULL));
+	acq = kube_doc_str(tm_doc_get_path(d, "spec", "acquireTime", (const char *)NULL));
+	rv = kube_doc_str(tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL));
+	dur = tm_doc_get_path(d, "spec", "leaseDurationSeconds", (const char *)NULL);
+	tr = tm_doc_get_path(d, "spec", "leaseTransitions", (const char *)NULL);
+	secs = dur && dur->type == TM_DOC_INT ? dur->u.i : TM_KUBE_LEASE_SECONDS;
+	renewed = tm_kstatus_parse_time(renew);
+	mine = holder && strcmp(holder, S->holder) == 0;
+	/* Wall clocks of the nodes are compared (NTP assumed). */
+	expired = !holder || !*holder || renewed < 0 || renewed + secs < (int64_t)time(NULL);
+	if (!mine && !expired) {
+		kube_clean(S->other, sizeof(S->other), holder, 100);
+		S->skipped = 1;
+		tm_doc_free(d);
+		return LEASE_SKIPPED;
+	}
+	S->lease_transitions = tr && tr->type == TM_DOC_INT ? tr->u.i : 0;
+	if (!mine) {
+		S->lease_transitions++;
+		snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s", now);
+	} else {
+		snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s",
+			 acq && strlen(acq) < 40 ? acq : now);
+	}
+	r = lease_body(S, body, rv ? rv : "", S->holder, TM_KUBE_LEASE_SECONDS, S->lease_acquired,
+		       now);
+	tm_doc_free(d);
+	if (r < 0)
+		return r;
+	if ((r = tm_kube_call(S->kube, "PUT", path, "application/json", body->ptr, body->len, &st,
+			      b)) < 0)
+		return r;
+	if (st == 409)
+		return LEASE_AGAIN; /* changed under us: look again */
+	if (st != 200)
+		return kube_api_failed(st, b, "take the apply lease");
+	return LEASE_TAKEN;
+}
+
+/* Takes the lease, or finds that another live node holds it (S->skipped). */
 int kube_lease_acquire(struct kube_pass *S)
 {
 	char path[300], now[40];
@@ -93,7 +176,6 @@ int kube_lease_acquire(struct kube_pass *S)
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	tm_buf_init(&body, 8192);
 	for (int attempt = 0; attempt < 5; attempt++) {
-		struct tm_doc *d = NULL;
 		long st;
 
 		lease_path(S, path, sizeof(path), 1);
@@ -101,83 +183,20 @@ int kube_lease_acquire(struct kube_pass *S)
 			goto out;
 		micro_time(now);
 		tm_buf_reset(&body);
-		if (st == 404) {
-			S->lease_transitions = 0;
-			snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s", now);
-			if ((r = lease_body(S, &body, NULL, S->holder, TM_KUBE_LEASE_SECONDS, now,
-					    now)) < 0)
-				goto out;
-			lease_path(S, path, sizeof(path), 0);
-			if ((r = tm_kube_call(S->kube, "POST", path, "application/json", body.ptr,
-					      body.len, &st, &b)) < 0)
-				goto out;
-			if (st == 409)
-				continue; /* another node created it first */
-			if (st != 201 && st != 200) {
-				r = kube_api_failed(
-					st, &b,
-					"create the apply lease " TM_KUBE_LEASE_NAMESPACE
-					"/leases");
-				goto out;
-			}
-		} else if (st == 200) {
-			const char *holder, *renew, *acq, *rv;
-			const struct tm_doc *dur, *tr;
-			int64_t renewed, secs;
-			int mine, expired;
-
-			if ((r = kube_parse_json(&d, b.ptr, b.len, "lease")) < 0)
-				goto out;
-			holder = kube_doc_str(
-				tm_doc_get_path(d, "spec", "holderIdentity", (const char *)NULL));
-			renew = kube_doc_str(
-				tm_doc_get_path(d, "spec", "renewTime", (const char *)NULL));
-			acq = kube_doc_str(
-				tm_doc_get_path(d, "spec", "acquireTime", (const char *)NULL));
-			rv = kube_doc_str(tm_doc_get_path(d, "metadata", "resourceVersion",
-							  (const char *)NULL));
-			dur = tm_doc_get_path(d, "spec", "leaseDurationSeconds",
-					      (const char *)NULL);
-			tr = tm_doc_get_path(d, "spec", "leaseTransitions", (const char *)NULL);
-			secs = dur && dur->type == TM_DOC_INT ? dur->u.i : TM_KUBE_LEASE_SECONDS;
-			renewed = tm_kstatus_parse_time(renew);
-			mine = holder && strcmp(holder, S->holder) == 0;
-			/* Wall clocks of the nodes are compared (NTP assumed). */
-			expired = !holder || !*holder || renewed < 0 ||
-				  renewed + secs < (int64_t)time(NULL);
-			if (!mine && !expired) {
-				kube_clean(S->other, sizeof(S->other), holder, 100);
-				S->skipped = 1;
-				tm_doc_free(d);
-				r = 0;
-				goto out;
-			}
-			S->lease_transitions = tr && tr->type == TM_DOC_INT ? tr->u.i : 0;
-			if (!mine) {
-				S->lease_transitions++;
-				snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s", now);
-			} else {
-				snprintf(S->lease_acquired, sizeof(S->lease_acquired), "%s",
-					 acq && strlen(acq) < 40 ? acq : now);
-			}
-			r = lease_body(S, &body, rv ? rv : "", S->holder, TM_KUBE_LEASE_SECONDS,
-				       S->lease_acquired, now);
-			tm_doc_free(d);
-			if (r < 0)
-				goto out;
-			if ((r = tm_kube_call(S->kube, "PUT", path, "application/json", body.ptr,
-					      body.len, &st, &b)) < 0)
-				goto out;
-			if (st == 409)
-				continue; /* changed under us: look again */
-			if (st != 200) {
-				r = kube_api_failed(st, &b, "take the apply lease");
-				goto out;
-			}
-		} else {
+		if (st == 404)
+			r = lease_create(S, path, sizeof(path), now, &body, &b);
+		else if (st == 200)
+			r = lease_take(S, path, now, &body, &b);
+		else
 			r = kube_api_failed(st, &b,
 					    "read the apply lease " TM_KUBE_LEASE_NAMESPACE
 					    "/leases");
+		if (r == LEASE_AGAIN)
+			continue;
+		if (r < 0)
+			goto out;
+		if (r == LEASE_SKIPPED) {
+			r = 0;
 			goto out;
 		}
 		lease_note(S, &b);
