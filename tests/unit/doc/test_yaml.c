@@ -931,7 +931,7 @@ static void test_huge_inputs(void **state)
 
 /* ---- object by object (tm_yaml_parse_each) at the Kubernetes applier's defaults ---- */
 
-/* [kubernetes] max_file, max_document, max_nodes defaults (config.c, kube.c) */
+/* [kubernetes] max_file, max_document, max_nodes defaults (config.c, kubernetes/objects.c) */
 #define K_FILE ((size_t)16 << 20)
 #define K_DOC ((size_t)8 << 20)
 #define K_NODES 500000u

@@ -10,7 +10,7 @@
  *           "group/Kind/namespace/name" ("/ConfigMap/default/x",
  *           "apiextensions.k8s.io/CustomResourceDefinition//foos.example.com"),
  *           content = the object as JSON with tagmoor's labels added,
- *           data = the little apply, prune and health need besides (kube.c:
+ *           data = the little apply, prune and health need besides (objects.c:
  *           struct kobj); the file is read document by document and each
  *           tree is freed once its JSON is written ([kubernetes] max_file,
  *           max_document, max_nodes bound it; namespaced objects without a
