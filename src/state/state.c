@@ -15,7 +15,7 @@
 #include "tagmoor/doc/json.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/core/time.h"
-#include "tagmoor/doc/yaml.h"
+#include "tagmoor/doc/jsonread.h"
 #include "tagmoor/core/fault.h"
 
 #include <errno.h>
