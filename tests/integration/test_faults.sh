@@ -102,6 +102,10 @@ write_ini "$INI" "url = $RCV_URL/v1/status" "ca_file = $T/pki/ca.pem" \
 sed -i 's/^wait = 0$/wait = 0\nprune = yes/' "$INI"
 mkdir -p "$T/metrics"
 
+trace_once() { # kind: a sync traced into $T/trace.kind (the fetcher child's points come on stderr)
+	sync_once TAGMOOR_FAULT_TRACE="$T/trace.$1"
+	sed -n 's/^tm-fault-trace: //p' "$T/pass.log" >>"$T/trace.$1"
+}
 sync_once() { # [env...]: one sync; RC
 	# in a command substitution: bash's "Killed" notice goes to /dev/null
 	RC=$({ env "$@" "$TAGMOOR" -c "$INI" --root "$ROOT" sync >"$T/pass.log" 2>&1; echo $?; } 2>/dev/null)
@@ -121,15 +125,15 @@ reports() { # -> ISSUED RECEIVED LOST DUP PENDING GAPS
 
 echo "# baseline: good, bad (refused over a foreign file, rolled back), idle; traced"
 release good
-sync_once TAGMOOR_FAULT_TRACE="$T/trace.good"
+trace_once good
 check "first revision synced (exit $RC)" [ "$RC" = 0 ]
 release good
-sync_once TAGMOOR_FAULT_TRACE="$T/trace.good"
+trace_once good
 check "second revision synced (exit $RC)" [ "$RC" = 0 ]
 release bad
-sync_once TAGMOOR_FAULT_TRACE="$T/trace.bad"
+trace_once bad
 check "a bad revision fails and is rolled back (exit $RC)" [ "$RC" = 1 ]
-sync_once TAGMOOR_FAULT_TRACE="$T/trace.idle"
+trace_once idle
 invariants
 check "baseline holds the invariants ${CHECK_OUT:+($CHECK_OUT)}" [ -z "$CHECK_OUT" ]
 reports
@@ -204,21 +208,6 @@ npts=${#KILLED_POINTS[@]}
 check "$npts distinct fault points killed a pass ($TOTAL_KILLED kills; at least 50)" [ "$npts" -ge 50 ]
 
 echo "# figures (per fault point; runs = killed passes followed by a recovery pass)"
-python3 - "$T/rows" <<'PY'
-import collections, sys
-rows = collections.OrderedDict()
-for line in open(sys.argv[1]):
-    p, runs, conv, lost, dup, inval, killed = line.split()
-    r = rows.setdefault(p, [0, 0, 0, 0, 0])
-    for i, v in enumerate((runs, conv, lost, dup, inval)):
-        r[i] += int(v)
-tot = [0] * 5
-print("| %-32s | %4s | %9s | %4s | %9s | %13s |" % ("fault (SIGKILL at)", "runs", "converged", "lost", "duplicate", "invalid state"))
-print("|%s|%s|%s|%s|%s|%s|" % ("-" * 34, "-" * 6, "-" * 11, "-" * 6, "-" * 11, "-" * 15))
-for p, r in rows.items():
-    print("| %-32s | %4d | %9d | %4d | %9d | %13d |" % (p, *r))
-    tot = [a + b for a, b in zip(tot, r)]
-print("| %-32s | %4d | %9d | %4d | %9d | %13d |" % ("total (%d points)" % len(rows), *tot))
-PY
+python3 "$FDIR/figures.py" "$T/rows" "SIGKILL at (systemd --root)"
 echo "# $((SECONDS - T0)) s"
 [ "$FAILS" = 0 ]

@@ -225,6 +225,19 @@ static int is_retryable(long st)
 	return st == 429 || st == 500 || st == 502 || st == 503 || st == 504;
 }
 
+/* Retry-After in seconds (the HTTP-date form falls back to the backoff), as
+ * milliseconds, at most 30 s; 0 when absent. */
+static unsigned retry_after_ms(const char *v)
+{
+	char *end;
+	long s;
+
+	if (!v || *v < '0' || *v > '9')
+		return 0;
+	s = strtol(v, &end, 10);
+	return s < 0 ? 0 : s > 30 ? 30000u : (unsigned)s * 1000u;
+}
+
 int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const char *ctype,
 		 const char *accept, const void *body, size_t len, long *out_status,
 		 struct tm_buf *out, char *ctype_out, size_t ctype_len)
@@ -240,6 +253,7 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 		struct tm_http_request rq = { 0 };
 		struct tm_http_stream *s = NULL;
 		char chunk[16384];
+		unsigned ra_ms = 0;
 
 		rq.method = method;
 		rq.url = url;
@@ -252,6 +266,7 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 		r = tm_http_stream_open(&s, k->http, &rq);
 		if (r == 0) {
 			*out_status = tm_http_stream_status(s);
+			ra_ms = retry_after_ms(tm_http_stream_retry_after(s));
 			if (ctype_out)
 				snprintf(ctype_out, ctype_len, "%s",
 					 tm_http_stream_content_type(s));
@@ -288,10 +303,18 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 			k->unreachable = 1;
 		if (r < 0)
 			return r == TM_EAPPLY ? r : tm_error_wrap(TM_EAPPLY, "kubernetes");
-		if (!is_retryable(*out_status) || attempt == 3)
+		if (!is_retryable(*out_status) || attempt == 3) {
+			/* the server's trouble, not the revision's: still failing after
+			 * the retries, credentials refused, a conflict with a concurrent
+			 * writer (force=true leaves no field conflict): retried, not
+			 * marked bad (docs/faults.md) */
+			if (is_retryable(*out_status) || *out_status == 401 || *out_status == 409)
+				k->unreachable = 1;
 			return 0;
-		tm_log_debug("kubernetes: %s %s: HTTP %ld; retrying", method, path, *out_status);
-		kube_sleep_ms(250u << attempt);
+		}
+		tm_log_debug("kubernetes: %s %s: HTTP %ld; retrying%s", method, path, *out_status,
+			     ra_ms ? " after its Retry-After" : "");
+		kube_sleep_ms(ra_ms > (250u << attempt) ? ra_ms : 250u << attempt);
 	}
 	return 0;
 }
