@@ -398,6 +398,30 @@ static int set_label(struct tm_doc *labels, const char *k, const char *v)
 	return tm_doc_map_set(labels, k, s);
 }
 
+/* metadata.namespace of an object: *ns is NULL when there is none (or it
+ * is empty), else a name that can go into an id and a URL path. */
+static int read_namespace(const char **ns, const struct tm_doc *md, const char *path, unsigned line,
+			  const char *kbuf, const char *name)
+{
+	const struct tm_doc *nsd = tm_doc_map_get(md, "namespace");
+
+	*ns = NULL;
+	if (!nsd || nsd->type == TM_DOC_NULL)
+		return 0;
+	if (!(*ns = kube_doc_str(nsd)))
+		return tm_error_set(TM_EPARSE,
+				    "%.256s (line %u): %s %.64s: metadata.namespace must be a "
+				    "string",
+				    path, line, kbuf, name);
+	if (!**ns)
+		*ns = NULL;
+	else if (!valid_name(*ns, strlen(*ns), 63))
+		return tm_error_set(TM_EPARSE,
+				    "%.256s (line %u): %s %.64s: invalid metadata.namespace", path,
+				    line, kbuf, name);
+	return 0;
+}
+
 /* Checks one object and makes it what is applied; writes its id. */
 static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path, const char *owner,
 		   const char *default_ns)
@@ -454,24 +478,8 @@ static int prepare(char *id, size_t idlen, struct tm_doc *doc, const char *path,
 		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: invalid metadata.name \"%s\"",
 				    path, line, kbuf, nb);
 	}
-	{
-		const struct tm_doc *nsd = tm_doc_map_get(md, "namespace");
-		if (nsd && nsd->type != TM_DOC_NULL) {
-			if (!(ns = kube_doc_str(nsd)))
-				return tm_error_set(
-					TM_EPARSE,
-					"%.256s (line %u): %s %.64s: metadata.namespace must be a "
-					"string",
-					path, line, kbuf, name);
-			if (!*ns)
-				ns = NULL;
-			else if (!valid_name(ns, strlen(ns), 63))
-				return tm_error_set(
-					TM_EPARSE,
-					"%.256s (line %u): %s %.64s: invalid metadata.namespace",
-					path, line, kbuf, name);
-		}
-	}
+	if ((r = read_namespace(&ns, md, path, line, kbuf, name)) < 0)
+		return r;
 	if (kube_split_api_version(av, group, sizeof(group), version, sizeof(version)) < 0)
 		return tm_error_set(TM_EPARSE, "%.256s (line %u): %s: malformed apiVersion", path,
 				    line, kbuf);

@@ -63,9 +63,9 @@ static const char *journalctl_path(const char *set)
 	return find_prog(set, c);
 }
 
-/* fork/exec prog with args; bounded capture of stdout+stderr; kill at timeout. */
-static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const char *prog,
-		    const char *const *args)
+/* The child: stdin from /dev/null, stdout and stderr into the pipe, no
+ * other descriptors, default signals, a fixed environment; never returns. */
+static void exec_child(const char *prog, char **argv, int wfd)
 {
 	static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 				      "LC_ALL=C",
@@ -73,6 +73,66 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 				      "SYSTEMD_COLORS=0",
 				      "SYSTEMD_LOG_COLOR=0",
 				      NULL };
+	sigset_t none;
+	int devnull = open("/dev/null", O_RDONLY);
+
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(wfd, 1) < 0 || dup2(wfd, 2) < 0)
+		_exit(127);
+	close_from(3);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	execve(prog, argv, envp);
+	_exit(127);
+}
+
+/* Reads the child's output until it closes it or the deadline passes
+ * (*timed_out); the first TM_SYSTEMD_OUTPUT_MAX bytes go to out (when not
+ * NULL), *kept says how many. */
+static void read_output(int rfd, struct tm_buf *out, uint64_t deadline, size_t *kept,
+			int *timed_out)
+{
+	for (;;) {
+		char chunk[4096];
+		uint64_t t = tm_time_mono_ms();
+		struct pollfd pf = { .fd = rfd, .events = POLLIN };
+		int pr;
+		ssize_t n;
+
+		if (t >= deadline) {
+			*timed_out = 1;
+			break;
+		}
+		pr = poll(&pf, 1, (int)(deadline - t));
+		if (pr < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pr == 0)
+			continue;
+		n = read(rfd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (out && *kept < TM_SYSTEMD_OUTPUT_MAX) {
+			size_t take = (size_t)n;
+			if (take > TM_SYSTEMD_OUTPUT_MAX - *kept)
+				take = TM_SYSTEMD_OUTPUT_MAX - *kept;
+			if (tm_buf_put(out, chunk, take) == 0)
+				*kept += take;
+		}
+	}
+}
+
+/* fork/exec prog with args; bounded capture of stdout+stderr; kill at timeout. */
+static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const char *prog,
+		    const char *const *args)
+{
 	size_t nargs = 0, kept = 0;
 	char **argv;
 	int pfd[2], r = TM_EAPPLY, wst = 0, timed_out = 0;
@@ -97,57 +157,11 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 		free(argv);
 		return tm_error_set(TM_EAPPLY, "%s: fork: %s", prog, strerror(errno));
 	}
-	if (pid == 0) {
-		sigset_t none;
-		int devnull = open("/dev/null", O_RDONLY);
-
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
-		    dup2(pfd[1], 2) < 0)
-			_exit(127);
-		close_from(3);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		execve(prog, argv, envp);
-		_exit(127);
-	}
+	if (pid == 0)
+		exec_child(prog, argv, pfd[1]);
 	free(argv);
 	close(pfd[1]);
-	for (;;) {
-		char chunk[4096];
-		uint64_t t = tm_time_mono_ms();
-		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
-		int pr;
-		ssize_t n;
-
-		if (t >= deadline) {
-			timed_out = 1;
-			break;
-		}
-		pr = poll(&pf, 1, (int)(deadline - t));
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pr == 0)
-			continue;
-		n = read(pfd[0], chunk, sizeof(chunk));
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (out && kept < TM_SYSTEMD_OUTPUT_MAX) {
-			size_t take = (size_t)n;
-			if (take > TM_SYSTEMD_OUTPUT_MAX - kept)
-				take = TM_SYSTEMD_OUTPUT_MAX - kept;
-			if (tm_buf_put(out, chunk, take) == 0)
-				kept += take;
-		}
-	}
+	read_output(pfd[0], out, deadline, &kept, &timed_out);
 	close(pfd[0]);
 	/* Output closed: wait for the exit, still bounded by the deadline. */
 	while (!timed_out) {
@@ -184,10 +198,10 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 	return r;
 }
 
-int tm_systemctl_run(struct tm_buf *out, int *status, unsigned timeout_ms, const char *sd_systemctl,
+int tm_systemctl_run(struct tm_buf *out, int *status, unsigned timeout_ms, const char *systemctl,
 		     const char *const *args)
 {
-	const char *prog = systemctl_path(sd_systemctl);
+	const char *prog = systemctl_path(systemctl);
 
 	if (!prog)
 		return tm_error_set(TM_EAPPLY, "systemctl not found");

@@ -361,41 +361,33 @@ out:
 	return r;
 }
 
-static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
-		 const struct tm_objset *desired, char *const *inventory, size_t ninventory)
+/* Step 1 of apply: looks at every desired file before anything is written
+ * (state[i]: F_SAME, F_NEW, F_DIFF), prints the diff in dry_run, and
+ * refuses when a file that is there differs and was not written by tagmoor. */
+static int look_before_writing(struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+			       const struct tm_objset *desired, char *const *inventory,
+			       size_t ninventory, int *state)
 {
-	int *state = NULL, r = 0, nforeign = 0, converged = 0;
+	int r = 0, nforeign = 0;
 	size_t first_foreign = 0;
-	char **changed = NULL;
-	size_t nchanged = 0;
 	struct tm_buf live;
 
-	clean_temps(ctx, desired, inventory, ninventory);
-	if (!desired->n) {
-		if (ctx->dry_run)
-			return 0;
-		return converge(res, ctx, desired, NULL, 0);
-	}
-	if (!(state = calloc(desired->n, sizeof(*state))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
-	/* 1. Look at everything before writing anything. */
 	for (size_t i = 0; i < desired->n; i++) {
 		const struct tm_object *o = &desired->v[i];
 		int exists = 0, s;
 
 		if (tm_systemd_id_kind(o->id, NULL) == TM_SYSTEMD_NONE) {
 			tm_apply_result_set_object(res, o->id);
-			r = tm_error_set(TM_EAPPLY, "%.256s: invalid systemd object id \"%.256s\"",
-					 o->source, o->id);
-			goto out;
+			return tm_error_set(TM_EAPPLY,
+					    "%.256s: invalid systemd object id \"%.256s\"",
+					    o->source, o->id);
 		}
 		tm_buf_init(&live, TM_SYSTEMD_UNIT_MAX + 1);
 		s = compare(ctx, o, &live, &exists);
 		if (s < 0) {
 			tm_buf_free(&live);
 			tm_apply_result_set_object(res, o->id);
-			r = s;
-			goto out;
+			return s;
 		}
 		/* A file that is there, was not written by tagmoor and differs is
 		 * someone else's: never overwrite it. An identical one is adopted
@@ -413,7 +405,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 						    live.len, o->content, o->len);
 			if (r < 0) {
 				tm_buf_free(&live);
-				goto out;
+				return r;
 			}
 		}
 		tm_buf_free(&live);
@@ -427,8 +419,29 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 				TM_EAPPLY,
 				"%s exists and was not written by tagmoor; refusing to overwrite%s",
 				path, nforeign > 1 ? " (and others)" : "");
-		goto out;
+		return r;
 	}
+	return 0;
+}
+
+static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+		 const struct tm_objset *desired, char *const *inventory, size_t ninventory)
+{
+	int *state = NULL, r = 0, converged = 0;
+	char **changed = NULL;
+	size_t nchanged = 0;
+
+	clean_temps(ctx, desired, inventory, ninventory);
+	if (!desired->n) {
+		if (ctx->dry_run)
+			return 0;
+		return converge(res, ctx, desired, NULL, 0);
+	}
+	if (!(state = calloc(desired->n, sizeof(*state))))
+		return tm_error_set(TM_ENOMEM, "out of memory");
+	/* 1. Look at everything before writing anything. */
+	if ((r = look_before_writing(res, ctx, desired, inventory, ninventory, state)) < 0)
+		goto out;
 	if (!ctx->dry_run && (r = tm_systemd_check_space(res, unit_dir_of(ctx), desired)) < 0)
 		goto out;
 	TM_FAULT("systemd.checked");
@@ -470,21 +483,17 @@ out:
 	return r;
 }
 
-static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
-		 const struct tm_objset *desired, char *const *inventory, size_t ninventory,
-		 char ***kept, size_t *nkept)
+/* The inventory ids that left the repository (each once); entries that are
+ * not ids are skipped with a warning. */
+static int gone_ids(char ***gone, size_t *ngone, const struct tm_objset *desired,
+		    char *const *inventory, size_t ninventory)
 {
-	char **gone = NULL, **stop = NULL, **parents = NULL;
-	size_t ngone = 0, nstop = 0, nparents = 0;
-	int r = 0, first_err = 0, removed_any = 0;
-	char unit[TM_SYSTEMD_NAME_MAX + 1], first_msg[700] = "";
+	char unit[TM_SYSTEMD_NAME_MAX + 1];
+	int r;
 
-	*kept = NULL;
-	*nkept = 0;
-	clean_temps(ctx, desired, inventory, ninventory);
 	for (size_t i = 0; i < ninventory; i++) {
 		if (tm_objset_find(desired, inventory[i]) >= 0 ||
-		    sd_in_list(gone, ngone, inventory[i]))
+		    sd_in_list(*gone, *ngone, inventory[i]))
 			continue;
 		if (tm_systemd_id_kind(inventory[i], unit) == TM_SYSTEMD_NONE) {
 			/* Never build a path from something that is not an id. */
@@ -492,84 +501,123 @@ static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_
 				    TM_LOG_CAP, inventory[i]);
 			continue;
 		}
-		if ((r = tm_strv_push(&gone, &ngone, inventory[i])) < 0)
-			goto out;
+		if ((r = tm_strv_push(gone, ngone, inventory[i])) < 0)
+			return r;
 	}
-	if (!ngone)
+	return 0;
+}
+
+/* diff: what prune would delete, printed as removals; nothing changes. */
+static int prune_dry_run(const struct tm_applier_ctx *ctx, struct tm_apply_result *res,
+			 char *const *gone, size_t ngone)
+{
+	for (size_t i = 0; i < ngone; i++) {
+		char path[PATH_MAX_TM];
+		struct tm_buf live;
+		int exists = 0, r;
+		struct tm_object tmp = { .id = gone[i], .content = "", .len = 0 };
+
+		tm_buf_init(&live, TM_SYSTEMD_UNIT_MAX + 1);
+		r = compare(ctx, &tmp, &live, &exists);
+		if (r >= 0 && exists && (r = path_of(path, sizeof(path), ctx, gone[i])) == 0)
+			r = tm_systemd_diff(diff_out(ctx), path, live.ptr ? live.ptr : "", live.len,
+					    NULL, 0);
+		tm_buf_free(&live);
+		if (r < 0)
+			return r;
+		res->pruned++;
+	}
+	return 0;
+}
+
+/* Stops the units among gone (one transaction); a unit that is not loaded
+ * is fine, and a failure is only logged. */
+static int stop_gone(const struct tm_applier_ctx *ctx, char *const *gone, size_t ngone)
+{
+	char **stop = NULL, unit[TM_SYSTEMD_NAME_MAX + 1];
+	size_t nstop = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < ngone; i++)
+		if (tm_systemd_id_kind(gone[i], unit) == TM_SYSTEMD_UNIT && !sd_is_template(unit) &&
+		    (r = tm_strv_push(&stop, &nstop, unit)) < 0)
+			goto out;
+	if (nstop && sd_systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
+		tm_log_warn("systemd: prune: %s", tm_error_last());
+out:
+	tm_strv_free(stop, nstop);
+	return r;
+}
+
+/* Disables (a unit) and deletes one file that left the repository; an
+ * empty drop-in directory goes too. *removed: a file was deleted. */
+static int remove_one(const struct tm_applier_ctx *ctx, const char *id, int *removed)
+{
+	char path[PATH_MAX_TM], unit[TM_SYSTEMD_NAME_MAX + 1];
+	struct stat st;
+	int kind = tm_systemd_id_kind(id, unit), exists, r;
+
+	if ((r = path_of(path, sizeof(path), ctx, id)) < 0)
+		return r;
+	exists = lstat(path, &st) == 0;
+	if (kind == TM_SYSTEMD_UNIT && exists && S_ISREG(st.st_mode)) {
+		char *one[1] = { unit };
+		if ((r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "disable",
+				      ctx->root ? NULL : "--no-reload", one, 1, -1, NULL)) < 0)
+			return r;
+	}
+	TM_FAULT("systemd.prune-disabled");
+	if (exists && unlink(path) < 0)
+		return tm_error_set(TM_EAPPLY, "systemd: cannot remove %s: %s", path,
+				    strerror(errno));
+	if (exists) {
+		*removed = 1;
+		tm_log_info("systemd: removed %s", path);
+		TM_FAULT("systemd.prune-removed");
+	}
+	if (kind == TM_SYSTEMD_DROPIN) {
+		char *slash = strrchr(path, '/');
+		*slash = '\0';
+		if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+			tm_log_warn("systemd: cannot remove %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+static int prune(void *pass_state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
+		 const struct tm_objset *desired, char *const *inventory, size_t ninventory,
+		 char ***kept, size_t *nkept)
+{
+	char **gone = NULL, **parents = NULL;
+	size_t ngone = 0, nparents = 0;
+	int r = 0, first_err = 0, removed_any = 0;
+	char unit[TM_SYSTEMD_NAME_MAX + 1], first_msg[700] = "";
+
+	*kept = NULL;
+	*nkept = 0;
+	clean_temps(ctx, desired, inventory, ninventory);
+	if ((r = gone_ids(&gone, &ngone, desired, inventory, ninventory)) < 0 || !ngone)
 		goto out;
 	if (ctx->dry_run) {
-		for (size_t i = 0; i < ngone; i++) {
-			char path[PATH_MAX_TM];
-			struct tm_buf live;
-			int exists = 0;
-			struct tm_object tmp = { .id = gone[i], .content = "", .len = 0 };
-
-			tm_buf_init(&live, TM_SYSTEMD_UNIT_MAX + 1);
-			r = compare(ctx, &tmp, &live, &exists);
-			if (r >= 0 && exists &&
-			    (r = path_of(path, sizeof(path), ctx, gone[i])) == 0)
-				r = tm_systemd_diff(diff_out(ctx), path, live.ptr ? live.ptr : "",
-						    live.len, NULL, 0);
-			tm_buf_free(&live);
-			if (r < 0)
-				goto out;
-			res->pruned++;
-		}
-		r = 0;
+		r = prune_dry_run(ctx, res, gone, ngone);
 		goto out;
 	}
-	/* 1. Stop the units (one transaction); a unit that is not loaded is fine. */
-	if (!ctx->root) {
-		for (size_t i = 0; i < ngone; i++)
-			if (tm_systemd_id_kind(gone[i], unit) == TM_SYSTEMD_UNIT &&
-			    !sd_is_template(unit) && (r = tm_strv_push(&stop, &nstop, unit)) < 0)
-				goto out;
-		if (nstop &&
-		    sd_systemctl(ctx, STOP_TIMEOUT_MS, "stop", NULL, stop, nstop, 5, NULL) < 0)
-			tm_log_warn("systemd: prune: %s", tm_error_last());
-	}
+	/* 1. Stop the units (one transaction). */
+	if (!ctx->root && (r = stop_gone(ctx, gone, ngone)) < 0)
+		goto out;
 	TM_FAULT("systemd.prune-stopped");
 	/* 2. Disable and delete, one by one, so a failure keeps only that one. */
 	for (size_t i = 0; i < ngone; i++) {
-		char path[PATH_MAX_TM];
-		struct stat st;
-		int kind = tm_systemd_id_kind(gone[i], unit), exists;
-
-		if ((r = path_of(path, sizeof(path), ctx, gone[i])) < 0)
-			goto keep;
-		exists = lstat(path, &st) == 0;
-		if (kind == TM_SYSTEMD_UNIT && exists && S_ISREG(st.st_mode)) {
-			char *one[1] = { unit };
-			if ((r = sd_systemctl(ctx, QUICK_TIMEOUT_MS, "disable",
-					      ctx->root ? NULL : "--no-reload", one, 1, -1, NULL)) <
-			    0)
-				goto keep;
-		}
-		TM_FAULT("systemd.prune-disabled");
-		if (exists && unlink(path) < 0) {
-			r = tm_error_set(TM_EAPPLY, "systemd: cannot remove %s: %s", path,
-					 strerror(errno));
-			goto keep;
-		}
-		if (exists) {
-			removed_any = 1;
-			tm_log_info("systemd: removed %s", path);
-			TM_FAULT("systemd.prune-removed");
-		}
-		if (kind == TM_SYSTEMD_DROPIN) {
-			char *slash = strrchr(path, '/');
-			*slash = '\0';
-			if (rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST &&
-			    errno != ENOENT)
-				tm_log_warn("systemd: cannot remove %s: %s", path, strerror(errno));
-			if (!sd_in_list(parents, nparents, unit) &&
+		if ((r = remove_one(ctx, gone[i], &removed_any)) == 0) {
+			/* running parents of removed drop-ins pick the change up (3.) */
+			if (tm_systemd_id_kind(gone[i], unit) == TM_SYSTEMD_DROPIN &&
+			    !sd_in_list(parents, nparents, unit) &&
 			    tm_objset_find(desired, unit) >= 0 && !sd_is_template(unit) &&
 			    (r = tm_strv_push(&parents, &nparents, unit)) < 0)
 				goto out;
+			res->pruned++;
+			continue;
 		}
-		res->pruned++;
-		continue;
-keep:
 		if (!first_err) {
 			first_err = r;
 			snprintf(first_msg, sizeof(first_msg), "%s", tm_error_last());
@@ -594,7 +642,6 @@ keep:
 			     *nkept > 1 ? " (and others)" : "", first_msg);
 out:
 	tm_strv_free(gone, ngone);
-	tm_strv_free(stop, nstop);
 	tm_strv_free(parents, nparents);
 	return r;
 }

@@ -80,30 +80,21 @@ static void print_range(FILE *f, size_t start, size_t count)
 		fprintf(f, "%zu,%zu", start + 1, count);
 }
 
-int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, const char *new_,
-		    size_t newlen)
+/* The edit script from a to b in ops (*nops of them): the common prefix and
+ * suffix kept, the middle by a longest common subsequence, or as a whole
+ * replacement when it is too large. 0 or TM_ENOMEM (no error set). */
+static int edit_script(struct op *ops, size_t *nops, const struct line *a, size_t na,
+		       const struct line *b, size_t nb)
 {
-	struct line *a = NULL, *b = NULL;
-	size_t na = 0, nb = 0, pre = 0, suf = 0, nops = 0;
-	struct op *ops = NULL;
+	size_t pre = 0, suf = 0;
 	uint32_t *dp = NULL;
-	int r;
-	const size_t ctxl = 3;
 
-	if (old && new_ && oldlen == newlen && memcmp(old, new_, oldlen) == 0)
-		return 0;
-	if ((r = split_lines(&a, &na, old ? old : "", old ? oldlen : 0)) < 0 ||
-	    (r = split_lines(&b, &nb, new_ ? new_ : "", new_ ? newlen : 0)) < 0)
-		goto out;
-	r = TM_ENOMEM;
-	if (!(ops = calloc(na + nb + 1, sizeof(*ops))))
-		goto out;
 	while (pre < na && pre < nb && line_eq(&a[pre], &b[pre]))
 		pre++;
 	while (suf < na - pre && suf < nb - pre && line_eq(&a[na - 1 - suf], &b[nb - 1 - suf]))
 		suf++;
 	for (size_t i = 0; i < pre; i++)
-		ops[nops++] = (struct op){ ' ', i, i };
+		ops[(*nops)++] = (struct op){ ' ', i, i };
 	{
 		size_t ma = na - pre - suf, mb = nb - pre - suf, i = 0, j = 0;
 		int whole = ma && mb && (ma + 1) > DIFF_CELLS_MAX / (mb + 1);
@@ -111,7 +102,7 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
 		if (!whole && ma && mb) {
 			/* dp[i][j] = length of the LCS of a[pre+i..] and b[pre+j..] */
 			if (!(dp = calloc((ma + 1) * (mb + 1), sizeof(*dp))))
-				goto out;
+				return TM_ENOMEM;
 			for (size_t x = ma; x-- > 0;)
 				for (size_t y = mb; y-- > 0;) {
 					uint32_t *c = &dp[x * (mb + 1) + y];
@@ -126,24 +117,30 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
 		}
 		while (i < ma || j < mb) {
 			if (dp && i < ma && j < mb && line_eq(&a[pre + i], &b[pre + j])) {
-				ops[nops++] = (struct op){ ' ', pre + i, pre + j };
+				ops[(*nops)++] = (struct op){ ' ', pre + i, pre + j };
 				i++;
 				j++;
 			} else if (i < ma &&
 				   (j == mb || !dp ||
 				    dp[(i + 1) * (mb + 1) + j] >= dp[i * (mb + 1) + j + 1])) {
-				ops[nops++] = (struct op){ '-', pre + i, pre + j };
+				ops[(*nops)++] = (struct op){ '-', pre + i, pre + j };
 				i++;
 			} else {
-				ops[nops++] = (struct op){ '+', pre + i, pre + j };
+				ops[(*nops)++] = (struct op){ '+', pre + i, pre + j };
 				j++;
 			}
 		}
 	}
 	for (size_t i = 0; i < suf; i++)
-		ops[nops++] = (struct op){ ' ', na - suf + i, nb - suf + i };
+		ops[(*nops)++] = (struct op){ ' ', na - suf + i, nb - suf + i };
+	free(dp);
+	return 0;
+}
 
-	fprintf(f, "--- %s\n+++ %s\n", old ? label : "/dev/null", new_ ? label : "/dev/null");
+/* The hunks of the edit script, with ctxl lines of context. */
+static void print_hunks(FILE *f, const struct op *ops, size_t nops, const struct line *a,
+			const struct line *b, size_t ctxl)
+{
 	for (size_t k = 0; k < nops;) {
 		size_t first, last, hs, he, ca = 0, cb = 0;
 
@@ -177,11 +174,32 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
 				   ops[m].type == '+' ? &b[ops[m].bi] : &a[ops[m].ai]);
 		k = he;
 	}
+}
+
+int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, const char *new_,
+		    size_t newlen)
+{
+	struct line *a = NULL, *b = NULL;
+	size_t na = 0, nb = 0, nops = 0;
+	struct op *ops = NULL;
+	int r;
+
+	if (old && new_ && oldlen == newlen && memcmp(old, new_, oldlen) == 0)
+		return 0;
+	if ((r = split_lines(&a, &na, old ? old : "", old ? oldlen : 0)) < 0 ||
+	    (r = split_lines(&b, &nb, new_ ? new_ : "", new_ ? newlen : 0)) < 0)
+		goto out;
+	r = TM_ENOMEM;
+	if (!(ops = calloc(na + nb + 1, sizeof(*ops))))
+		goto out;
+	if ((r = edit_script(ops, &nops, a, na, b, nb)) < 0)
+		goto out;
+	fprintf(f, "--- %s\n+++ %s\n", old ? label : "/dev/null", new_ ? label : "/dev/null");
+	print_hunks(f, ops, nops, a, b, 3);
 	r = 0;
 out:
 	if (r == TM_ENOMEM)
 		tm_error_set(TM_ENOMEM, "out of memory");
-	free(dp);
 	free(ops);
 	free(a);
 	free(b);
