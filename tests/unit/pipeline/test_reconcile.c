@@ -48,7 +48,38 @@ static struct {
 	int applies;         /* apply() calls */
 	int die_after_write; /* _exit(137) after this many writes in apply (0: never) */
 	int writes;
+	int begins, ends; /* begin() and end() calls */
+	int bad_state;    /* calls that were not handed the state begin made */
 } fake;
+
+#define FAKE_STATE 0x7a9
+
+/* The applier's pass state: the pass hands what begin made to every call
+ * and to end, once per begin. */
+static int f_begin(const struct tm_applier_ctx *ctx, void **state)
+{
+	int *t = malloc(sizeof(*t));
+
+	if (!t)
+		return -1;
+	*t = FAKE_STATE;
+	*state = t;
+	fake.begins++;
+	return 0;
+}
+
+static void f_check(const void *state)
+{
+	if (!state || *(const int *)state != FAKE_STATE)
+		fake.bad_state++;
+}
+
+static void f_end(void *state)
+{
+	f_check(state);
+	fake.ends++;
+	free(state);
+}
 
 static int f_wants(const char *path, const char *base)
 {
@@ -104,6 +135,7 @@ static int f_apply(void *state, struct tm_apply_result *res, const struct tm_app
 	char live[4096], **todo = NULL;
 	size_t ntodo = 0, nnew = 0;
 	int r = 0;
+	f_check(state);
 
 	fake.applies++;
 	for (size_t i = 0; i < desired->n; i++) {
@@ -155,6 +187,7 @@ static int f_prune(void *state, struct tm_apply_result *res, const struct tm_app
 		   const struct tm_objset *desired, char *const *inv, size_t ninv, char ***kept,
 		   size_t *nkept)
 {
+	f_check(state);
 	for (size_t i = 0; i < ninv; i++) {
 		char path[1024];
 		if (tm_objset_find(desired, inv[i]) >= 0)
@@ -170,6 +203,7 @@ static int f_prune(void *state, struct tm_apply_result *res, const struct tm_app
 static int f_health(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		    const struct tm_objset *desired, uint64_t wait_ms)
 {
+	f_check(state);
 	for (size_t i = 0; i < desired->n; i++) {
 		if (strstr(desired->v[i].content, "UNHEALTHY")) {
 			tm_strv_push(&res->unhealthy, &res->nunhealthy, desired->v[i].id);
@@ -182,6 +216,7 @@ static int f_health(void *state, struct tm_apply_result *res, const struct tm_ap
 static int f_drift(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
 		   const struct tm_objset *desired)
 {
+	f_check(state);
 	char live[4096];
 	for (size_t i = 0; i < desired->n; i++) {
 		const struct tm_object *o = &desired->v[i];
@@ -203,6 +238,8 @@ static const struct tm_applier fake_applier = {
 	.prune = f_prune,
 	.health = f_health,
 	.drift = f_drift,
+	.begin = f_begin,
+	.end = f_end,
 };
 
 /* --- the repository and the pass ----------------------------------------- */
@@ -327,6 +364,11 @@ static void test_accepted(void **state)
 	assert_int_equal(fake.applies, 0);
 	file_sum(after, "state.json");
 	assert_string_equal(before, after);
+	/* one begin per pass that used the applier (the apply; the drift check),
+	 * each ended, every call handed its state */
+	assert_int_equal(fake.begins, 2);
+	assert_int_equal(fake.ends, 2);
+	assert_int_equal(fake.bad_state, 0);
 }
 
 static void test_refused_and_stale(void **state)
@@ -370,8 +412,13 @@ static void test_health_failure_rolls_back(void **state)
 	release("good", "a.fake", "A1", NULL);
 	assert_int_equal(run_pass(TM_PASS_SYNC, &st), 0);
 	release("bad", "a.fake", "A2 UNHEALTHY", "n.fake", "N", NULL);
+	fake.begins = fake.ends = 0;
 	assert_int_equal(run_pass(TM_PASS_SYNC, &st), TM_EAPPLY);
 	assert_string_equal(st, "rolled_back");
+	/* apply, health, then the rollback's apply and health: one state */
+	assert_int_equal(fake.begins, 1);
+	assert_int_equal(fake.ends, 1);
+	assert_int_equal(fake.bad_state, 0);
 	assert_live("a.fake", "A1");
 	assert_live("n.fake", NULL); /* pruned by the rollback: it was written, so ours */
 	assert_int_equal(tm_state_load(&s, statedir, 1), 0);
