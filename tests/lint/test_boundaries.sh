@@ -13,7 +13,9 @@ fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
 
 # 1, 2: library header pattern -> the one file allowed to include it
 declare -A ADAPTER=(
-	['git2']=src/source/git.c
+	# libgit2's adapter is four files: the repository, the network, the store's upkeep and
+	# what they share (git_internal.h); packscan.c, between them, includes no library
+	['git2']='src/source/git.c src/source/gitfetch.c src/source/gitstore.c src/source/git_internal.h'
 	['curl/']=src/source/http.c
 	['mbedtls/']=src/verify/crypto.c
 	['sodium']=src/verify/crypto.c
@@ -26,7 +28,8 @@ for pat in "${!ADAPTER[@]}"; do
 	want=${ADAPTER[$pat]}
 	while IFS=: read -r file line _; do
 		[ -z "$file" ] && continue
-		[ "$file" = "$want" ] || fail "$file:$line includes <$pat…> (only ${want/NONE/no file} may)"
+		case " $want " in *" $file "*) continue ;; esac
+		fail "$file:$line includes <$pat…> (only ${want/NONE/no file} may)"
 	done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]*<${pat//./\\.}" src include tests/tools 2>/dev/null)
 done
 
