@@ -107,8 +107,13 @@ trace_once() { # kind: a sync traced into $T/trace.kind (the fetcher child's poi
 	sed -n 's/^tm-fault-trace: //p' "$T/pass.log" >>"$T/trace.$1"
 }
 sync_once() { # [env...]: one sync; RC
-	# in a command substitution: bash's "Killed" notice goes to /dev/null
-	RC=$({ env "$@" "$TAGMOOR" -c "$INI" --root "$ROOT" sync >"$T/pass.log" 2>&1; echo $?; } 2>/dev/null)
+	# in a command substitution: bash's "Killed" notice goes to /dev/null.
+	# VERB=run: the daemon (ended by its fault point, or TERM after 60 s: 124)
+	if [ "${VERB:-sync}" = run ]; then
+		RC=$({ timeout -s TERM 60 env "$@" "$TAGMOOR" -c "$INI" --root "$ROOT" run >"$T/pass.log" 2>&1; echo $?; } 2>/dev/null)
+	else
+		RC=$({ env "$@" "$TAGMOOR" -c "$INI" --root "$ROOT" sync >"$T/pass.log" 2>&1; echo $?; } 2>/dev/null)
+	fi
 }
 invariants() { # -> CHECK_OUT (empty when all hold)
 	rm -rf "$T/want" && mkdir -p "$T/want"
@@ -164,7 +169,7 @@ run_point() { # point kind hit
 	case $kind in
 	good | bad) release "$kind" ;;
 	esac
-	sync_once TAGMOOR_FAULT="$pt@$hit"
+	VERB=${KILL_VERB:-sync} sync_once TAGMOOR_FAULT="$pt@$hit"
 	local krc=$RC
 	if [ "$krc" = 137 ]; then
 		TOTAL_KILLED=$((TOTAL_KILLED + 1))
@@ -197,6 +202,11 @@ for round in $(seq 1 "$ROUNDS"); do
 			run_point "$pt" "$kind" $(((n + 1) / 2))
 		fi
 	done <"$T/plan"
+done
+
+echo "# the daemon (tagmoor run) killed at its own points"
+for pt in daemon.locked daemon.pass-done daemon.before-report-tick; do
+	KILL_VERB=run run_point "$pt" good 1
 done
 
 echo "# last: an idle sync delivers what is still spooled"
