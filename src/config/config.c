@@ -1,22 +1,19 @@
 /*
  * config.c — INI → struct tm_config through one table of keys.
  *
- * inih reads the file; a custom line reader counts lines (Debian's inih is
- * built without INI_HANDLER_LINENO) and checks section headers itself so that
- * even an empty unknown section is an error. The handler only collects raw
- * entries; values are expanded and parsed afterwards, once [vars] is known,
- * so a variable may be used above the line that defines it. Nothing is
- * half-loaded: on any error the whole struct is freed.
+ * inih reads the file (inifile.c); the handler here only collects raw
+ * entries; values are expanded (expand.c) and parsed (validate.c) afterwards,
+ * once [vars] is known, so a variable may be used above the line that defines
+ * it. Nothing is half-loaded: on any error the whole struct is freed.
  */
 #define _GNU_SOURCE
 #include "tagmoor/config/config.h"
+#include "config_internal.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/core/parse.h"
-
-#include <ini.h>
 
 #include <ctype.h>
 #include <stddef.h>
@@ -26,35 +23,6 @@
 #include <unistd.h>
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
-#define VALUE_MAX 4096
-#define MAX_VARS 256
-#define MAX_PATHS 64
-
-enum key_type {
-	T_STR,  /* free text */
-	T_PATH, /* a file or directory path (absolute) */
-	T_URL,  /* https:// URL */
-	T_REF,  /* refs/tags/X or refs/heads/X */
-	T_DURATION,
-	T_SIZE,
-	T_UINT,
-	T_BOOL,
-	T_PERCENT,
-	T_ENUM,
-	T_LIST, /* space-separated relative paths */
-	T_NAME  /* identifier-like: [A-Za-z0-9._-]+ */
-};
-
-struct key_def {
-	const char *section;
-	const char *name;
-	enum key_type type;
-	size_t offset;
-	uint64_t min, max;        /* durations/sizes/uints */
-	const char *const *enums; /* T_ENUM: NULL-terminated names, index = value */
-	const char *def;          /* default text, or NULL (unset) */
-	int required;
-};
 
 static const char *const on_failure_names[] = { "rollback", "keep", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
@@ -141,30 +109,8 @@ static const char *const sections[] = { "agent",      "source",  "verify", "vars
 					"kubernetes", "systemd", "report", NULL };
 static const char *const builtins[] = { "device_id", "hostname", "arch", NULL };
 
-/* One raw "key = value" as read, before expansion. */
-struct raw {
-	char *value;
-	int line;
-};
-
-struct loader {
-	const char *file;
-	const char *text;
-	size_t len, pos;
-	int line; /* line number of the line inih is processing */
-	int err;  /* first error recorded */
-	struct raw values[NKEYS];
-	int section_line[8]; /* header line of each known section, 0 if absent */
-	struct tm_config_var vars[MAX_VARS];
-	int var_line[MAX_VARS];
-	size_t nvars;
-};
-
-static int fail(struct loader *ld, int line, const char *section, const char *key, const char *fmt,
-		...) __attribute__((format(printf, 5, 6)));
-
-static int fail(struct loader *ld, int line, const char *section, const char *key, const char *fmt,
-		...)
+int cfg_fail(struct loader *ld, int line, const char *section, const char *key, const char *fmt,
+	     ...)
 {
 	char what[512];
 	va_list ap;
@@ -186,102 +132,12 @@ static int fail(struct loader *ld, int line, const char *section, const char *ke
 	return TM_ECONFIG;
 }
 
-static int section_index(const char *name)
+int cfg_section_index(const char *name)
 {
 	for (int i = 0; sections[i]; i++)
 		if (strcmp(sections[i], name) == 0)
 			return i;
 	return -1;
-}
-
-static void trim(char **s, size_t *n)
-{
-	while (*n && isspace((unsigned char)**s)) {
-		(*s)++;
-		(*n)--;
-	}
-	while (*n && isspace((unsigned char)(*s)[*n - 1]))
-		(*n)--;
-}
-
-/* Checks a section header line before inih sees it. */
-static void check_header(struct loader *ld, const char *line, size_t n)
-{
-	char *s = (char *)line, name[64];
-	size_t len = n;
-	const char *semi;
-
-	trim(&s, &len);
-	if (len == 0 || s[0] != '[')
-		return;
-	semi = memchr(s, ']', len);
-	if (!semi) {
-		fail(ld, ld->line, NULL, NULL, "section header without ']'");
-		return;
-	}
-	len = (size_t)(semi - s - 1);
-	if (len == 0 || len >= sizeof(name)) {
-		fail(ld, ld->line, NULL, NULL, "invalid section name");
-		return;
-	}
-	memcpy(name, s + 1, len);
-	name[len] = '\0';
-	int idx = section_index(name);
-	if (idx < 0) {
-		fail(ld, ld->line, name, NULL,
-		     "unknown section (known: agent, source, verify, vars, kubernetes, systemd, "
-		     "report)");
-		return;
-	}
-	if (ld->section_line[idx]) {
-		fail(ld, ld->line, name, NULL, "section repeated (first at line %d)",
-		     ld->section_line[idx]);
-		return;
-	}
-	ld->section_line[idx] = ld->line;
-}
-
-/* inih's fgets-like reader: one line per call, counted. */
-static char *reader(char *str, int num, void *stream)
-{
-	struct loader *ld = stream;
-	size_t avail, n;
-	const char *nl;
-
-	if (ld->pos >= ld->len || num < 2)
-		return NULL;
-	avail = ld->len - ld->pos;
-	nl = memchr(ld->text + ld->pos, '\n', avail);
-	n = nl ? (size_t)(nl - (ld->text + ld->pos)) + 1 : avail;
-	ld->line++;
-	if (n > (size_t)num - 1) {
-		fail(ld, ld->line, NULL, NULL, "line longer than %d bytes", num - 2);
-		/* Skip the whole line so inih does not see its tail as a new line. */
-		memcpy(str, "\n", 2);
-		ld->pos += n;
-		return str;
-	}
-	if (memchr(ld->text + ld->pos, '\0', n)) {
-		fail(ld, ld->line, NULL, NULL, "NUL byte in line");
-		memcpy(str, "\n", 2);
-		ld->pos += n;
-		return str;
-	}
-	memcpy(str, ld->text + ld->pos, n);
-	str[n] = '\0';
-	ld->pos += n;
-	check_header(ld, str, n);
-	return str;
-}
-
-static int valid_var_name(const char *s)
-{
-	if (!(isalpha((unsigned char)*s) || *s == '_'))
-		return 0;
-	for (; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '_'))
-			return 0;
-	return 1;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -291,33 +147,34 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (ld->err)
 		return 1;
 	if (!section[0])
-		return fail(ld, ld->line, NULL, name, "key outside of any section"), 1;
-	if (section_index(section) < 0)
+		return cfg_fail(ld, ld->line, NULL, name, "key outside of any section"), 1;
+	if (cfg_section_index(section) < 0)
 		return 1; /* already reported by the reader */
 	if (strcmp(section, "vars") == 0) {
-		if (!valid_var_name(name))
-			return fail(ld, ld->line, section, name,
-				    "invalid variable name (letters, digits, _)"),
+		if (!cfg_valid_var_name(name))
+			return cfg_fail(ld, ld->line, section, name,
+					"invalid variable name (letters, digits, _)"),
 			       1;
 		for (int i = 0; builtins[i]; i++)
 			if (strcmp(builtins[i], name) == 0)
-				return fail(ld, ld->line, section, name,
-					    "is a built-in variable and cannot be redefined"),
+				return cfg_fail(ld, ld->line, section, name,
+						"is a built-in variable and cannot be redefined"),
 				       1;
 		for (size_t i = 0; i < ld->nvars; i++)
 			if (strcmp(ld->vars[i].name, name) == 0)
-				return fail(ld, ld->line, section, name,
-					    "duplicate key (first at line %d)", ld->var_line[i]),
+				return cfg_fail(ld, ld->line, section, name,
+						"duplicate key (first at line %d)",
+						ld->var_line[i]),
 				       1;
 		if (ld->nvars >= MAX_VARS)
-			return fail(ld, ld->line, section, name, "more than %d variables",
-				    MAX_VARS),
+			return cfg_fail(ld, ld->line, section, name, "more than %d variables",
+					MAX_VARS),
 			       1;
 		ld->vars[ld->nvars].name = strdup(name);
 		ld->vars[ld->nvars].value = strdup(value);
 		ld->var_line[ld->nvars] = ld->line;
 		if (!ld->vars[ld->nvars].name || !ld->vars[ld->nvars].value)
-			return fail(ld, ld->line, section, name, "out of memory"), 1;
+			return cfg_fail(ld, ld->line, section, name, "out of memory"), 1;
 		ld->nvars++;
 		return 1;
 	}
@@ -325,364 +182,16 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (strcmp(keys[i].section, section) || strcmp(keys[i].name, name))
 			continue;
 		if (ld->values[i].value)
-			return fail(ld, ld->line, section, name, "duplicate key (first at line %d)",
-				    ld->values[i].line),
+			return cfg_fail(ld, ld->line, section, name,
+					"duplicate key (first at line %d)", ld->values[i].line),
 			       1;
 		ld->values[i].value = strdup(value);
 		ld->values[i].line = ld->line;
 		if (!ld->values[i].value)
-			return fail(ld, ld->line, section, name, "out of memory"), 1;
+			return cfg_fail(ld, ld->line, section, name, "out of memory"), 1;
 		return 1;
 	}
-	return fail(ld, ld->line, section, name, "unknown key"), 1;
-}
-
-const char *tm_config_lookup(const struct tm_config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->nvars; i++)
-		if (strcmp(cfg->vars[i].name, name) == 0)
-			return cfg->vars[i].value;
-	if (strcmp(name, "device_id") == 0)
-		return cfg->agent.device_id;
-	if (strcmp(name, "hostname") == 0)
-		return cfg->hostname;
-	if (strcmp(name, "arch") == 0)
-		return cfg->arch;
-	return NULL;
-}
-
-/*
- * The one expansion routine. strict: an unknown ${x} is an error (INI);
- * otherwise it is kept as written (repository content). $${x} → ${x}.
- * Substituted text is never scanned again: no recursion.
- */
-static int expand(struct tm_buf *out, const struct tm_config *cfg, const char *s, size_t len,
-		  int strict, char *bad, size_t badlen)
-{
-	size_t i = 0;
-	int r;
-
-	while (i < len) {
-		if (s[i] == '$' && i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
-			if ((r = tm_buf_put(out, "${", 2)) < 0)
-				return r;
-			i += 3;
-			continue;
-		}
-		if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
-			const char *end = memchr(s + i + 2, '}', len - i - 2);
-			char name[128];
-			size_t n;
-			const char *v;
-
-			if (!end) {
-				if (strict) {
-					snprintf(bad, badlen, "unterminated ${ in value");
-					return TM_ECONFIG;
-				}
-				return tm_buf_put(out, s + i, len - i);
-			}
-			n = (size_t)(end - (s + i + 2));
-			v = NULL;
-			if (n > 0 && n < sizeof(name)) {
-				memcpy(name, s + i + 2, n);
-				name[n] = '\0';
-				if (valid_var_name(name))
-					v = tm_config_lookup(cfg, name);
-			}
-			if (!v) {
-				if (strict) {
-					snprintf(bad, badlen, "unknown variable ${%.*s}",
-						 (int)(n > 64 ? 64 : n), s + i + 2);
-					return TM_ECONFIG;
-				}
-				if ((r = tm_buf_put(out, s + i, n + 3)) < 0)
-					return r;
-			} else if ((r = tm_buf_puts(out, v)) < 0) {
-				return r;
-			}
-			i += n + 3;
-			continue;
-		}
-		if ((r = tm_buf_putc(out, s[i])) < 0)
-			return r;
-		i++;
-	}
-	if (!out->ptr)
-		return tm_buf_put(out, "", 0);
-	return 0;
-}
-
-int tm_config_expand_content(char **out, size_t *out_len, const struct tm_config *cfg,
-			     const char *text, size_t len, size_t max)
-{
-	struct tm_buf b;
-	char bad[8];
-	int r;
-
-	tm_buf_init(&b, max + 1);
-	if ((r = expand(&b, cfg, text, len, 0, bad, sizeof(bad))) < 0) {
-		tm_buf_free(&b);
-		return r;
-	}
-	if (out_len)
-		*out_len = b.len;
-	*out = tm_buf_detach(&b);
-	return *out ? 0 : tm_error_nomem();
-}
-
-static int valid_path(const char *v)
-{
-	return v[0] == '/' && !strstr(v, "/../") &&
-	       strcmp(v + strlen(v) - (strlen(v) >= 3 ? 3 : 0), "/..") != 0;
-}
-
-static int valid_name(const char *v)
-{
-	if (!*v || strlen(v) > 253)
-		return 0;
-	for (; *v; v++)
-		if (!(isalnum((unsigned char)*v) || *v == '.' || *v == '_' || *v == '-'))
-			return 0;
-	return 1;
-}
-
-/* A Kubernetes namespace name (RFC 1123 label). */
-static int valid_dns_label(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (!n || n > 63 || v[0] == '-' || v[n - 1] == '-')
-		return 0;
-	for (; *v; v++)
-		if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') || *v == '-'))
-			return 0;
-	return 1;
-}
-
-/* git's check-ref-format rules, enough to refuse what a fleet would mistype. */
-static int valid_ref(const char *v)
-{
-	const char *rest;
-
-	if (strncmp(v, "refs/tags/", 10) == 0)
-		rest = v + 10;
-	else if (strncmp(v, "refs/heads/", 11) == 0)
-		rest = v + 11;
-	else
-		return 0;
-	if (!*rest || strlen(v) > 255 || strstr(v, "..") || strstr(v, "//") || strstr(v, "@{"))
-		return 0;
-	if (rest[strlen(rest) - 1] == '/' || rest[strlen(rest) - 1] == '.' || rest[0] == '/')
-		return 0;
-	if (strlen(v) >= 5 && strcmp(v + strlen(v) - 5, ".lock") == 0)
-		return 0;
-	for (const char *p = v; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c < 0x21 || c == 0x7f || strchr("~^:?*[\\", c))
-			return 0;
-		if (c == '.' && (p == v || p[-1] == '/'))
-			return 0;
-	}
-	return 1;
-}
-
-static int valid_url(const char *v)
-{
-	const char *host;
-	size_t n;
-
-	if (strncmp(v, "https://", 8) != 0)
-		return 0;
-	host = v + 8;
-	n = strcspn(host, "/?#");
-	if (n == 0)
-		return 0;
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return 0;
-	return 1;
-}
-
-static int parse_list(struct tm_strlist *out, const char *v, char *why, size_t whylen)
-{
-	const char *p = v;
-
-	out->v = NULL;
-	out->n = 0;
-	while (*p) {
-		size_t n;
-		char *item, **nv;
-
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!*p)
-			break;
-		n = strcspn(p, " \t");
-		if (out->n >= MAX_PATHS) {
-			snprintf(why, whylen, "more than %d paths", MAX_PATHS);
-			return -1;
-		}
-		item = strndup(p, n);
-		if (!item) {
-			snprintf(why, whylen, "out of memory");
-			return -1;
-		}
-		/* Repository paths: relative, no "..", no empty components. */
-		int bad = item[0] == '/' || strcmp(item, "..") == 0 ||
-			  strncmp(item, "../", 3) == 0 || strstr(item, "/../") ||
-			  (n >= 3 && strcmp(item + n - 3, "/..") == 0) || strstr(item, "//");
-		if (bad) {
-			snprintf(why, whylen,
-				 "path '%.64s' must be relative to the repository and must not "
-				 "contain '..'",
-				 item);
-			free(item);
-			return -1;
-		}
-		/* Normalise "dir/" → "dir" and "." → "" (the whole tree). */
-		while (n > 1 && item[n - 1] == '/')
-			item[--n] = '\0';
-		if (strcmp(item, ".") == 0)
-			item[0] = '\0';
-		nv = realloc(out->v, (out->n + 1) * sizeof(*nv));
-		if (!nv) {
-			free(item);
-			snprintf(why, whylen, "out of memory");
-			return -1;
-		}
-		out->v = nv;
-		out->v[out->n++] = item;
-		p += n;
-	}
-	if (out->n == 0) {
-		snprintf(why, whylen, "at least one path is required");
-		return -1;
-	}
-	return 0;
-}
-
-static void strlist_free(struct tm_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* Parses one expanded value into the struct field described by k. */
-static int store(struct loader *ld, struct tm_config *cfg, const struct key_def *k, const char *v,
-		 int line)
-{
-	char *field = (char *)cfg + k->offset;
-	char why[256], a[32], b[32];
-	uint64_t u;
-	int bv;
-	unsigned pct;
-
-	switch (k->type) {
-	case T_STR:
-	case T_PATH:
-	case T_URL:
-	case T_REF:
-	case T_NAME:
-		if (!*v)
-			return fail(ld, line, k->section, k->name, "empty value");
-		if (k->type == T_PATH && !valid_path(v))
-			return fail(ld, line, k->section, k->name,
-				    "'%.128s' must be an absolute path without '..'", v);
-		if (k->type == T_URL && !valid_url(v))
-			return fail(ld, line, k->section, k->name,
-				    "must be an https:// URL with a host");
-		if (k->type == T_REF && !valid_ref(v))
-			return fail(ld, line, k->section, k->name,
-				    "'%.128s' is not a valid refs/tags/NAME or refs/heads/NAME", v);
-		if (k->type == T_NAME && !valid_name(v))
-			return fail(ld, line, k->section, k->name,
-				    "'%.64s' may contain only letters, digits, '.', '_' and '-'",
-				    v);
-		free(*(char **)field);
-		*(char **)field = strdup(v);
-		if (!*(char **)field)
-			return fail(ld, line, k->section, k->name, "out of memory");
-		return 0;
-	case T_DURATION:
-		if (tm_parse_duration(&u, v) < 0)
-			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
-		if (u != 0 && (u < k->min || u > k->max)) {
-			tm_format_duration(a, sizeof(a), k->min);
-			tm_format_duration(b, sizeof(b), k->max);
-			return fail(ld, line, k->section, k->name,
-				    "'%.64s' is out of range (%s to %s)", v, a, b);
-		}
-		if (u == 0 && k->min > 0) {
-			tm_format_duration(a, sizeof(a), k->min);
-			return fail(ld, line, k->section, k->name, "must be at least %s", a);
-		}
-		*(uint64_t *)field = u;
-		return 0;
-	case T_SIZE:
-		if (tm_parse_size(&u, v) < 0)
-			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
-		if (u < k->min || u > k->max) {
-			tm_format_size(a, sizeof(a), k->min);
-			tm_format_size(b, sizeof(b), k->max);
-			return fail(ld, line, k->section, k->name,
-				    "'%.64s' is out of range (%s to %s)", v, a, b);
-		}
-		*(uint64_t *)field = u;
-		return 0;
-	case T_UINT:
-		if (tm_parse_uint(&u, v) < 0)
-			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
-		if (u < k->min || u > k->max)
-			return fail(ld, line, k->section, k->name,
-				    "%llu is out of range (%llu to %llu)", (unsigned long long)u,
-				    (unsigned long long)k->min, (unsigned long long)k->max);
-		*(uint64_t *)field = u;
-		return 0;
-	case T_BOOL:
-		if (tm_parse_bool(&bv, v) < 0)
-			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
-		*(int *)field = bv;
-		return 0;
-	case T_PERCENT:
-		if (tm_parse_percent(&pct, v) < 0)
-			return fail(ld, line, k->section, k->name, "%s", tm_error_last());
-		if (pct > k->max)
-			return fail(ld, line, k->section, k->name,
-				    "'%.64s' is over the maximum of %llu%%", v,
-				    (unsigned long long)k->max);
-		*(unsigned *)field = pct;
-		return 0;
-	case T_ENUM: {
-		struct tm_buf list;
-		for (int i = 0; k->enums[i]; i++) {
-			if (strcmp(k->enums[i], v) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-		}
-		tm_buf_init(&list, 256);
-		for (int i = 0; k->enums[i]; i++)
-			tm_buf_printf(&list, "%s%s", i ? ", " : "", k->enums[i]);
-		fail(ld, line, k->section, k->name, "'%.64s' is not one of: %s", v,
-		     list.ptr ? list.ptr : "");
-		tm_buf_free(&list);
-		return TM_ECONFIG;
-	}
-	case T_LIST: {
-		struct tm_strlist *l = (struct tm_strlist *)field;
-		strlist_free(l);
-		if (parse_list(l, v, why, sizeof(why)) < 0) {
-			strlist_free(l);
-			return fail(ld, line, k->section, k->name, "%s", why);
-		}
-		return 0;
-	}
-	}
-	return fail(ld, line, k->section, k->name, "internal: unknown type");
+	return cfg_fail(ld, ld->line, section, name, "unknown key"), 1;
 }
 
 static char *read_machine_id(const char *path)
@@ -696,7 +205,7 @@ static char *read_machine_id(const char *path)
 		while (n && isspace((unsigned char)b.ptr[n - 1]))
 			n--;
 		b.ptr[n] = '\0';
-		if (n > 0 && valid_name(b.ptr))
+		if (n > 0 && cfg_valid_name(b.ptr))
 			s = strndup(b.ptr, n);
 	}
 	tm_buf_free(&b);
@@ -737,45 +246,16 @@ static int last_line(const char *text, size_t len)
 	return n;
 }
 
-int tm_config_load(struct tm_config **out, const char *path, const struct tm_config_env *env)
+/* The built-in variables (hostname, arch, machine id) and the [vars] of the file. */
+static int load_identity(struct tm_config *cfg, struct loader *ld, const char *path,
+			 const struct tm_config_env *env)
 {
-	static const struct tm_config_env noenv;
-	struct tm_config *cfg = NULL;
-	struct loader *ld = NULL;
-	struct tm_buf text;
 	struct utsname un;
-	char host[256], why[256];
-	int r = TM_ECONFIG, rc;
-
-	if (!env)
-		env = &noenv;
-	*out = NULL;
-	tm_buf_init(&text, CONFIG_MAX_BYTES + 1);
-	if ((rc = tm_file_read(&text, path, CONFIG_MAX_BYTES)) < 0) {
-		tm_error_wrap(TM_ECONFIG, "cannot read configuration");
-		goto out;
-	}
-	ld = calloc(1, sizeof(*ld));
-	cfg = calloc(1, sizeof(*cfg));
-	if (!ld || !cfg) {
-		r = tm_error_nomem();
-		goto out;
-	}
-	ld->file = path;
-	ld->text = text.ptr;
-	ld->len = text.len;
-	rc = ini_parse_stream(reader, ld, handler, ld);
-	if (ld->err)
-		goto out;
-	if (rc != 0) {
-		fail(ld, rc > 0 ? rc : ld->line, NULL, NULL,
-		     "syntax error (expected [section], key = value, or a ; comment)");
-		goto out;
-	}
+	char host[256];
 
 	cfg->file = strdup(path);
 	if (env->root && !(cfg->root = strdup(env->root)))
-		goto oom;
+		return tm_error_nomem();
 	if (env->hostname) {
 		snprintf(host, sizeof(host), "%s", env->hostname);
 	} else if (gethostname(host, sizeof(host)) != 0) {
@@ -787,47 +267,60 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 	cfg->machine_id =
 		read_machine_id(env->machine_id_file ? env->machine_id_file : "/etc/machine-id");
 	if (!cfg->file || !cfg->hostname || !cfg->arch)
-		goto oom;
+		return tm_error_nomem();
 	cfg->vars = calloc(ld->nvars ? ld->nvars : 1, sizeof(*cfg->vars));
 	if (!cfg->vars)
-		goto oom;
+		return tm_error_nomem();
 	for (size_t i = 0; i < ld->nvars; i++) {
 		/* [vars] values are literal: expansion never recurses. */
 		cfg->vars[i] = ld->vars[i];
 		ld->vars[i].name = ld->vars[i].value = NULL;
 	}
 	cfg->nvars = ld->nvars;
+	return 0;
+}
 
-	/* device_id first: other values may use ${device_id}. It may itself use
-	 * ${hostname}, ${arch} and [vars] but not ${device_id}. */
-	{
-		const struct raw *rv = &ld->values[0];
-		if (rv->value) {
-			struct tm_buf b;
-			tm_buf_init(&b, VALUE_MAX);
-			if (strstr(rv->value, "${device_id}")) {
-				tm_buf_free(&b);
-				fail(ld, rv->line, "agent", "device_id", "cannot refer to itself");
-				goto out;
-			}
-			rc = expand(&b, cfg, rv->value, strlen(rv->value), 1, why, sizeof(why));
-			if (rc < 0) {
-				tm_buf_free(&b);
-				fail(ld, rv->line, "agent", "device_id", "%s",
-				     rc == TM_ECONFIG ? why : tm_error_last());
-				goto out;
-			}
-			rc = store(ld, cfg, &keys[0], b.ptr, rv->line);
+/* device_id first: other values may use ${device_id}. It may itself use
+ * ${hostname}, ${arch} and [vars] but not ${device_id}. */
+static int load_device_id(struct tm_config *cfg, struct loader *ld)
+{
+	char why[256];
+	int rc;
+
+	const struct raw *rv = &ld->values[0];
+	if (rv->value) {
+		struct tm_buf b;
+		tm_buf_init(&b, VALUE_MAX);
+		if (strstr(rv->value, "${device_id}")) {
 			tm_buf_free(&b);
-			if (rc < 0)
-				goto out;
-		} else {
-			cfg->agent.device_id =
-				strdup(cfg->machine_id ? cfg->machine_id : cfg->hostname);
-			if (!cfg->agent.device_id)
-				goto oom;
+			cfg_fail(ld, rv->line, "agent", "device_id", "cannot refer to itself");
+			return TM_ECONFIG;
 		}
+		rc = cfg_expand(&b, cfg, rv->value, strlen(rv->value), 1, why, sizeof(why));
+		if (rc < 0) {
+			tm_buf_free(&b);
+			cfg_fail(ld, rv->line, "agent", "device_id", "%s",
+				 rc == TM_ECONFIG ? why : tm_error_last());
+			return TM_ECONFIG;
+		}
+		rc = cfg_store(ld, cfg, &keys[0], b.ptr, rv->line);
+		tm_buf_free(&b);
+		if (rc < 0)
+			return TM_ECONFIG;
+	} else {
+		cfg->agent.device_id = strdup(cfg->machine_id ? cfg->machine_id : cfg->hostname);
+		if (!cfg->agent.device_id)
+			return tm_error_nomem();
 	}
+	return 0;
+}
+
+/* Every other key: its value (or default) expanded and stored; a missing required key. */
+static int load_keys(struct tm_config *cfg, struct loader *ld, const char *text, size_t len)
+{
+	char why[256];
+	int rc;
+
 	for (size_t i = 1; i < NKEYS; i++) {
 		const struct key_def *k = &keys[i];
 		const struct raw *rv = &ld->values[i];
@@ -837,102 +330,106 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 
 		if (!v) {
 			if (k->required) {
-				int si = section_index(k->section);
+				int si = cfg_section_index(k->section);
 				if (ld->section_line[si])
-					fail(ld, ld->section_line[si], k->section, k->name,
-					     "required key is missing");
+					cfg_fail(ld, ld->section_line[si], k->section, k->name,
+						 "required key is missing");
 				else
-					fail(ld, last_line(text.ptr, text.len), k->section, k->name,
-					     "required key is missing (and so is the [%s] section)",
-					     k->section);
-				goto out;
+					cfg_fail(ld, last_line(text, len), k->section, k->name,
+						 "required key is missing "
+						 "(and so is the [%s] section)",
+						 k->section);
+				return TM_ECONFIG;
 			}
 			continue;
 		}
 		tm_buf_init(&b, VALUE_MAX);
-		rc = expand(&b, cfg, v, strlen(v), 1, why, sizeof(why));
+		rc = cfg_expand(&b, cfg, v, strlen(v), 1, why, sizeof(why));
 		if (rc < 0) {
 			tm_buf_free(&b);
-			fail(ld, line, k->section, k->name, "%s",
-			     rc == TM_ECONFIG ? why : tm_error_last());
-			goto out;
+			cfg_fail(ld, line, k->section, k->name, "%s",
+				 rc == TM_ECONFIG ? why : tm_error_last());
+			return TM_ECONFIG;
 		}
-		rc = store(ld, cfg, k, b.ptr, line);
+		rc = cfg_store(ld, cfg, k, b.ptr, line);
 		tm_buf_free(&b);
 		if (rc < 0)
-			goto out;
+			return TM_ECONFIG;
 	}
+	return 0;
+}
 
-	/* Rules that join several keys. */
-	{
-		int ml = key_line(ld, "verify", "mode"),
-		    ul = key_line(ld, "verify", "allow_unsigned");
-		int vline = ml ? ml
-			       : (ld->section_line[section_index("verify")]
-					  ? ld->section_line[section_index("verify")]
-					  : last_line(text.ptr, text.len));
-		if (cfg->verify.mode == TM_VERIFY_NONE && !cfg->verify.allow_unsigned) {
-			fail(ld, vline, "verify", "mode",
-			     "'none' is refused unless allow_unsigned = yes is also set");
-			goto out;
-		}
-		if (cfg->verify.mode != TM_VERIFY_NONE && !cfg->verify.allowed_signers &&
-		    !cfg->verify.openpgp_keyring) {
-			fail(ld, vline, "verify", "mode",
-			     "mode '%s' needs allowed_signers or openpgp_keyring (or both)",
-			     mode_names[cfg->verify.mode]);
-			goto out;
-		}
-		if (cfg->verify.mode != TM_VERIFY_NONE && cfg->verify.allow_unsigned && ul) {
-			fail(ld, ul, "verify", "allow_unsigned",
-			     "only meaningful with mode = none");
-			goto out;
-		}
-		if (cfg->verify.mode == TM_VERIFY_NONE && cfg->verify.fleet) {
-			fail(ld, key_line(ld, "verify", "fleet"), "verify", "fleet",
-			     "needs a signed object (mode tag, commit or tag+commit), not mode = "
-			     "none");
-			goto out;
-		}
-		int cl = key_line(ld, "report", "client_cert"),
-		    kl = key_line(ld, "report", "client_key");
-		if (!cfg->report.client_cert != !cfg->report.client_key) {
-			fail(ld, cl ? cl : kl, "report", cl ? "client_key" : "client_cert",
-			     "client_cert and client_key must be given together");
-			goto out;
-		}
-		if (!cfg->report.url && (cl || kl)) {
-			fail(ld, cl ? cl : kl, "report", "url",
-			     "required when client_cert or client_key is set");
-			goto out;
-		}
-		if (cfg->kubernetes.default_namespace &&
-		    !valid_dns_label(cfg->kubernetes.default_namespace)) {
-			fail(ld, key_line(ld, "kubernetes", "default_namespace"), "kubernetes",
-			     "default_namespace",
-			     "must be a namespace name (at most 63 of a-z, 0-9 and '-', starting "
-			     "and ending "
-			     "with a letter or digit)");
-			goto out;
-		}
-		if (cfg->source.ref && strncmp(cfg->source.ref, "refs/heads/", 11) == 0 &&
-		    (cfg->verify.mode == TM_VERIFY_TAG ||
-		     cfg->verify.mode == TM_VERIFY_TAG_COMMIT)) {
-			fail(ld, key_line(ld, "source", "ref"), "source", "ref",
-			     "a branch cannot be verified with mode = %s (use mode = commit)",
-			     mode_names[cfg->verify.mode]);
-			goto out;
-		}
+/* Rules that join several keys. */
+static int check_joined(const struct tm_config *cfg, struct loader *ld, const char *text,
+			size_t len)
+{
+	int ml = key_line(ld, "verify", "mode"), ul = key_line(ld, "verify", "allow_unsigned");
+	int vline = ml ? ml
+		       : (ld->section_line[cfg_section_index("verify")]
+				  ? ld->section_line[cfg_section_index("verify")]
+				  : last_line(text, len));
+	if (cfg->verify.mode == TM_VERIFY_NONE && !cfg->verify.allow_unsigned) {
+		cfg_fail(ld, vline, "verify", "mode",
+			 "'none' is refused unless allow_unsigned = yes is also set");
+		return TM_ECONFIG;
 	}
+	if (cfg->verify.mode != TM_VERIFY_NONE && !cfg->verify.allowed_signers &&
+	    !cfg->verify.openpgp_keyring) {
+		cfg_fail(ld, vline, "verify", "mode",
+			 "mode '%s' needs allowed_signers or openpgp_keyring (or both)",
+			 mode_names[cfg->verify.mode]);
+		return TM_ECONFIG;
+	}
+	if (cfg->verify.mode != TM_VERIFY_NONE && cfg->verify.allow_unsigned && ul) {
+		cfg_fail(ld, ul, "verify", "allow_unsigned", "only meaningful with mode = none");
+		return TM_ECONFIG;
+	}
+	if (cfg->verify.mode == TM_VERIFY_NONE && cfg->verify.fleet) {
+		cfg_fail(ld, key_line(ld, "verify", "fleet"), "verify", "fleet",
+			 "needs a signed object (mode tag, commit or tag+commit), not mode = "
+			 "none");
+		return TM_ECONFIG;
+	}
+	int cl = key_line(ld, "report", "client_cert"), kl = key_line(ld, "report", "client_key");
+	if (!cfg->report.client_cert != !cfg->report.client_key) {
+		cfg_fail(ld, cl ? cl : kl, "report", cl ? "client_key" : "client_cert",
+			 "client_cert and client_key must be given together");
+		return TM_ECONFIG;
+	}
+	if (!cfg->report.url && (cl || kl)) {
+		cfg_fail(ld, cl ? cl : kl, "report", "url",
+			 "required when client_cert or client_key is set");
+		return TM_ECONFIG;
+	}
+	if (cfg->kubernetes.default_namespace &&
+	    !cfg_valid_dns_label(cfg->kubernetes.default_namespace)) {
+		cfg_fail(ld, key_line(ld, "kubernetes", "default_namespace"), "kubernetes",
+			 "default_namespace",
+			 "must be a namespace name (at most 63 of a-z, 0-9 and '-', starting "
+			 "and ending "
+			 "with a letter or digit)");
+		return TM_ECONFIG;
+	}
+	if (cfg->source.ref && strncmp(cfg->source.ref, "refs/heads/", 11) == 0 &&
+	    (cfg->verify.mode == TM_VERIFY_TAG || cfg->verify.mode == TM_VERIFY_TAG_COMMIT)) {
+		cfg_fail(ld, key_line(ld, "source", "ref"), "source", "ref",
+			 "a branch cannot be verified with mode = %s (use mode = commit)",
+			 mode_names[cfg->verify.mode]);
+		return TM_ECONFIG;
+	}
+	return 0;
+}
 
-	/* Effective locations under --root. */
+/* Effective locations under --root, and where the kubeconfig is looked for. */
+static int effective_locations(struct tm_config *cfg)
+{
 	if (cfg->root) {
 		char *s = join_root(cfg->root, cfg->agent.state_dir);
 		char *u = join_root(cfg->root, cfg->systemd.unit_dir);
 		if (!s || !u) {
 			free(s);
 			free(u);
-			goto oom;
+			return tm_error_nomem();
 		}
 		free(cfg->agent.state_dir);
 		free(cfg->systemd.unit_dir);
@@ -949,18 +446,58 @@ int tm_config_load(struct tm_config **out, const char *path, const struct tm_con
 			cfg->kubernetes.kubeconfig = strdup(alt);
 		}
 		if (!cfg->kubernetes.kubeconfig)
-			goto oom;
+			return tm_error_nomem();
 	}
+	return 0;
+}
+
+int tm_config_load(struct tm_config **out, const char *path, const struct tm_config_env *env)
+{
+	static const struct tm_config_env noenv;
+	struct tm_config *cfg = NULL;
+	struct loader *ld = NULL;
+	struct tm_buf text;
+	int r = TM_ECONFIG, rc;
+
+	if (!env)
+		env = &noenv;
+	*out = NULL;
+	tm_buf_init(&text, CONFIG_MAX_BYTES + 1);
+	if ((rc = tm_file_read(&text, path, CONFIG_MAX_BYTES)) < 0) {
+		tm_error_wrap(TM_ECONFIG, "cannot read configuration");
+		goto out;
+	}
+	ld = calloc(1, sizeof(*ld));
+	if (ld)
+		ld->values = calloc(NKEYS, sizeof(*ld->values));
+	cfg = calloc(1, sizeof(*cfg));
+	if (!ld || !ld->values || !cfg) {
+		r = tm_error_nomem();
+		goto out;
+	}
+	ld->file = path;
+	ld->text = text.ptr;
+	ld->len = text.len;
+	if (cfg_ini_read(ld, handler) < 0)
+		goto out;
+	if ((r = load_identity(cfg, ld, path, env)) < 0)
+		goto out;
+	if ((r = load_device_id(cfg, ld)) < 0)
+		goto out;
+	if ((r = load_keys(cfg, ld, text.ptr, text.len)) < 0)
+		goto out;
+	if ((r = check_joined(cfg, ld, text.ptr, text.len)) < 0)
+		goto out;
+	if ((r = effective_locations(cfg)) < 0)
+		goto out;
 	*out = cfg;
 	cfg = NULL;
 	r = 0;
-	goto out;
-oom:
-	r = tm_error_nomem();
 out:
 	if (ld) {
-		for (size_t i = 0; i < NKEYS; i++)
+		for (size_t i = 0; ld->values && i < NKEYS; i++)
 			free(ld->values[i].value);
+		free(ld->values);
 		for (size_t i = 0; i < ld->nvars; i++) {
 			free(ld->vars[i].name);
 			free(ld->vars[i].value);
@@ -989,7 +526,7 @@ void tm_config_free(struct tm_config *cfg)
 			free(*(char **)field);
 			break;
 		case T_LIST:
-			strlist_free((struct tm_strlist *)field);
+			cfg_strlist_free((struct tm_strlist *)field);
 			break;
 		default:
 			break;
