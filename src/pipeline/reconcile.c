@@ -642,10 +642,13 @@ int tm_reconcile_pass(struct tm_pass *p)
 		add_error(p, "source", NULL, "%s", tm_error_last());
 		goto out;
 	}
-	if (sb.note) {
-		static int noted;
-		if (!noted++)
-			tm_log_warn("%s", sb.note);
+	{
+		static int described; /* once per process: the daemon's log says it at start */
+		char what[512];
+		if (!described++) {
+			tm_fetcher_describe(what, sizeof(what), &sb);
+			tm_log_info("%s", what);
+		}
 	}
 	{
 		struct tm_source_job job = { p, &st, ref };
@@ -873,9 +876,9 @@ out:
 			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
 	}
 	if (have_rep) {
-		if (rep.child_cpu_ms || rep.child_maxrss_kb)
-			tm_log_debug("fetcher: pid %ld, %llu ms CPU, %llu KiB peak RSS",
-				     (long)rep.pid, (unsigned long long)rep.child_cpu_ms,
+		if (rep.child_cpu_us || rep.child_maxrss_kb)
+			tm_log_debug("fetcher: pid %ld, %llu us CPU, %llu KiB peak RSS",
+				     (long)rep.pid, (unsigned long long)rep.child_cpu_us,
 				     (unsigned long long)rep.child_maxrss_kb);
 		tm_fetcher_reply_free(&rep);
 	}

@@ -33,6 +33,26 @@ extern char **environ;
 
 #define MIB (1024ull * 1024)
 
+void tm_fetcher_describe(char *out, size_t outlen, const struct tm_sandbox *sb)
+{
+	char who[160], ll[32];
+
+	if (sb->drop)
+		snprintf(who, sizeof(who), "as %s (uid %lu)", sb->user, (unsigned long)sb->uid);
+	else if (geteuid() == 0)
+		snprintf(who, sizeof(who), "as uid 0 (%s)", sb->note ? sb->note : "root");
+	else
+		snprintf(who, sizeof(who), "as uid %lu (not root)", (unsigned long)geteuid());
+	if (sb->landlock_abi > 0)
+		snprintf(ll, sizeof(ll), "Landlock ABI %d", sb->landlock_abi);
+	else
+		snprintf(ll, sizeof(ll), "no Landlock");
+	snprintf(out, outlen,
+		 "privilege separation: the fetcher child runs %s, without capabilities, %s, %s",
+		 who, ll,
+		 tm_sandbox_have_seccomp() ? "a seccomp filter" : "no seccomp filter (arch)");
+}
+
 uint64_t tm_fetcher_deadline_ms(const struct tm_config *cfg)
 {
 	uint64_t t = cfg->source.timeout_ms ? cfg->source.timeout_ms : 60000;
@@ -234,7 +254,8 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
+	/* SIGPIPE stays as the parent has it (the daemon ignores it: a log
+	 * reader that went away must not end the poll) */
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (wfd != 3) {
@@ -374,9 +395,9 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 			kill(pid, SIGKILL);
 	}
 	if (w == pid) {
-		out->child_cpu_ms =
-			(uint64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 +
-			(uint64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000;
+		out->child_cpu_us =
+			(uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+			(uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
 		out->child_maxrss_kb = (uint64_t)ru.ru_maxrss;
 	}
 	if (timed_out)

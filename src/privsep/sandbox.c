@@ -1,7 +1,9 @@
 /*
  * sandbox.c — the fetcher child's sandbox (include/tagmoor/privsep/sandbox.h).
  *
- * No libseccomp and no libcap (the static musl build has neither): the
+ * No libseccomp, no libcap and no kernel headers (the static musl build has
+ * none of them): the kernel's ABI constants and structures are written out
+ * here, under names of our own. The
  * seccomp filter is a small classic-BPF program written here from the
  * compiler's __NR_ numbers of x86_64, aarch64 and armv7, Landlock and
  * capabilities are raw system calls with the kernel's UAPI structures.
@@ -19,10 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/audit.h>
-#include <linux/capability.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pwd.h>
 #include <sched.h>
 #include <stddef.h>
@@ -34,7 +32,70 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* --- Landlock (the UAPI, defined here where the headers are older) -------- */
+/* --- the kernel's ABI (linux/{audit,filter,seccomp,capability}.h) -------- */
+
+#define TM_AUDIT_ARCH_X86_64 0xc000003eu
+#define TM_AUDIT_ARCH_AARCH64 0xc00000b7u
+#define TM_AUDIT_ARCH_ARM 0x40000028u
+
+struct tm_sock_filter {
+	uint16_t code;
+	uint8_t jt;
+	uint8_t jf;
+	uint32_t k;
+};
+struct tm_sock_fprog {
+	unsigned short len;
+	struct tm_sock_filter *filter;
+};
+#define TM_BPF_LD_W_ABS 0x20u /* BPF_LD | BPF_W | BPF_ABS */
+#define TM_BPF_JEQ_K 0x15u    /* BPF_JMP | BPF_JEQ | BPF_K */
+#define TM_BPF_JGE_K 0x35u    /* BPF_JMP | BPF_JGE | BPF_K */
+#define TM_BPF_JSET_K 0x45u   /* BPF_JMP | BPF_JSET | BPF_K */
+#define TM_BPF_RET_K 0x06u    /* BPF_RET | BPF_K */
+
+struct tm_seccomp_data {
+	int32_t nr;
+	uint32_t arch;
+	uint64_t instruction_pointer;
+	uint64_t args[6];
+};
+#define TM_SECCOMP_MODE_FILTER 2
+#define TM_SECCOMP_RET_KILL_PROCESS 0x80000000u
+#define TM_SECCOMP_RET_ERRNO 0x00050000u
+#define TM_SECCOMP_RET_ALLOW 0x7fff0000u
+
+struct tm_cap_header {
+	uint32_t version;
+	int32_t pid;
+};
+struct tm_cap_data {
+	uint32_t effective;
+	uint32_t permitted;
+	uint32_t inheritable;
+};
+#define TM_CAP_VERSION_3 0x20080522u
+
+#ifndef PR_SET_SECCOMP
+#define PR_SET_SECCOMP 22
+#endif
+#ifndef PR_CAPBSET_READ
+#define PR_CAPBSET_READ 23
+#endif
+#ifndef PR_CAPBSET_DROP
+#define PR_CAPBSET_DROP 24
+#endif
+#ifndef PR_SET_NO_NEW_PRIVS
+#define PR_SET_NO_NEW_PRIVS 38
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#endif
+#ifndef PR_CAP_AMBIENT_CLEAR_ALL
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+/* --- Landlock (the UAPI, defined here: the headers may be older or absent) - */
 
 #ifndef __NR_landlock_create_ruleset
 #define __NR_landlock_create_ruleset 444
@@ -183,15 +244,11 @@ fail_path:
 /* --- seccomp ----------------------------------------------------------------- */
 
 #if defined(__x86_64__)
-#define TM_AUDIT_ARCH AUDIT_ARCH_X86_64
+#define TM_AUDIT_ARCH TM_AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
-#define TM_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#elif defined(__arm__) && defined(__ARM_EABI__)
-#define TM_AUDIT_ARCH AUDIT_ARCH_ARM
-#endif
-
-#ifndef SECCOMP_RET_KILL_PROCESS
-#define SECCOMP_RET_KILL_PROCESS 0x80000000U
+#define TM_AUDIT_ARCH TM_AUDIT_ARCH_AARCH64
+#elif defined(__arm__) && defined(__ARM_EABI__) && !defined(__ARMEB__)
+#define TM_AUDIT_ARCH TM_AUDIT_ARCH_ARM
 #endif
 
 #ifdef TM_AUDIT_ARCH
@@ -669,52 +726,62 @@ static const long allowed_calls[] = {
 #endif
 };
 
-#define ALLOW SECCOMP_RET_ALLOW
-#define NARGS_MAX (sizeof(allowed_calls) / sizeof(allowed_calls[0]))
+#define NCALLS (sizeof(allowed_calls) / sizeof(allowed_calls[0]))
 
 static int seccomp_install(void)
 {
-	/* 4 (arch) + 2 (x32) + 2 per call + 3 + 4 (clone) + 2 + 2 + 1 */
-	struct sock_filter f[NARGS_MAX * 2 + 24];
-	struct sock_fprog prog;
+	/* 4 (arch) + 2 (x32) + 2 per call + 5 (clone) + 2 (clone3) + 2 (kill) + 1 */
+	struct tm_sock_filter f[NCALLS * 2 + 24];
+	struct tm_sock_fprog prog;
 	size_t n = 0;
 
-#define STMT(c, k) (f[n++] = (struct sock_filter)BPF_STMT((c), (k)))
-#define JUMP(c, k, t, e) (f[n++] = (struct sock_filter)BPF_JUMP((c), (k), (t), (e)))
-	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-	JUMP(BPF_JMP | BPF_JEQ | BPF_K, TM_AUDIT_ARCH, 1, 0);
-	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#define STMT(c, kk) (f[n++] = (struct tm_sock_filter){ (uint16_t)(c), 0, 0, (uint32_t)(kk) })
+#define JUMP(c, kk, t, e)                                                             \
+	(f[n++] = (struct tm_sock_filter){ (uint16_t)(c), (uint8_t)(t), (uint8_t)(e), \
+					   (uint32_t)(kk) })
+	STMT(TM_BPF_LD_W_ABS, offsetof(struct tm_seccomp_data, arch));
+	JUMP(TM_BPF_JEQ_K, TM_AUDIT_ARCH, 1, 0);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_KILL_PROCESS);
+	STMT(TM_BPF_LD_W_ABS, offsetof(struct tm_seccomp_data, nr));
 #ifdef __x86_64__
 	/* the x32 ABI shares the architecture value: none of it */
-	JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
-	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	JUMP(TM_BPF_JGE_K, 0x40000000u, 0, 1);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_KILL_PROCESS);
 #endif
-	for (size_t i = 0; i < NARGS_MAX; i++) {
-		JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)allowed_calls[i], 0, 1);
-		STMT(BPF_RET | BPF_K, ALLOW);
+	for (size_t i = 0; i < NCALLS; i++) {
+		JUMP(TM_BPF_JEQ_K, (uint32_t)allowed_calls[i], 0, 1);
+		STMT(TM_BPF_RET_K, TM_SECCOMP_RET_ALLOW);
 	}
-	/* clone: threads only (the flags are the first argument on all three) */
-	JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4);
-	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
-	JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x00010000u /* CLONE_THREAD */, 0, 1);
-	STMT(BPF_RET | BPF_K, ALLOW);
-	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	/* clone: threads only (the flags are the first argument on all three;
+	 * the low 32 bits of args[0] on little-endian) */
+	JUMP(TM_BPF_JEQ_K, __NR_clone, 0, 4);
+	STMT(TM_BPF_LD_W_ABS, offsetof(struct tm_seccomp_data, args[0]));
+	JUMP(TM_BPF_JSET_K, 0x00010000u /* CLONE_THREAD */, 0, 1);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_ALLOW);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_KILL_PROCESS);
 #ifdef __NR_clone3
-	JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
-	STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	JUMP(TM_BPF_JEQ_K, __NR_clone3, 0, 1);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_ERRNO | ENOSYS);
 #endif
 #ifdef __NR_kill
-	JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kill, 0, 1);
-	STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	JUMP(TM_BPF_JEQ_K, __NR_kill, 0, 1);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_ERRNO | EPERM);
 #endif
-	STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_KILL_PROCESS);
 #undef STMT
 #undef JUMP
 	prog.len = (unsigned short)n;
 	prog.filter = f;
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+	if (prctl(PR_SET_SECCOMP, TM_SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
+		/* a kernel without CONFIG_SECCOMP_FILTER, or qemu-user (which refuses
+		 * guest filters): the documented fallback, the other layers hold */
+		if (errno == EINVAL) {
+			tm_log_debug("sandbox: no seccomp filter here (the kernel or an emulator "
+				     "refuses it); the other layers hold (docs/security.md)");
+			return 0;
+		}
 		return tm_error_set(TM_ESOURCE, "sandbox: seccomp: %s", strerror(errno));
+	}
 	return 0;
 }
 
@@ -725,8 +792,8 @@ int tm_sandbox_have_seccomp(void)
 #else
 static int seccomp_install(void)
 {
-	tm_log_warn("sandbox: no seccomp filter for this architecture (docs/security.md); "
-		    "the other layers hold");
+	tm_log_debug("sandbox: no seccomp filter for this architecture (docs/security.md); "
+		     "the other layers hold");
 	return 0;
 }
 
@@ -743,6 +810,7 @@ int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_defa
 	struct passwd *pw;
 
 	memset(sb, 0, sizeof(*sb));
+	sb->landlock_abi = tm_sandbox_landlock_abi();
 	if (!user || !*user)
 		user = TM_SANDBOX_DEFAULT_USER;
 	snprintf(sb->user, sizeof(sb->user), "%s", user);
@@ -756,8 +824,7 @@ int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_defa
 					    "[agent] user: there is no user \"%s\" on this system "
 					    "(create it: useradd --system --no-create-home %s)",
 					    user, user);
-		sb->note = "the fetcher keeps uid 0 (no capabilities, Landlock, seccomp): "
-			   "there is no user \"" TM_SANDBOX_DEFAULT_USER
+		sb->note = "there is no user \"" TM_SANDBOX_DEFAULT_USER
 			   "\" ([agent] user; the package creates it)";
 		return 0;
 	}
@@ -788,8 +855,8 @@ static int set_limit(int res, uint64_t v, const char *what)
 
 static int drop_caps(void)
 {
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
+	struct tm_cap_header h = { TM_CAP_VERSION_3, 0 };
+	struct tm_cap_data d[2];
 
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capset, &h, d) < 0)
@@ -856,8 +923,8 @@ int tm_sandbox_enter(const struct tm_sandbox *sb)
 		close(rfd);
 		rfd = -1;
 	} else {
-		tm_log_warn("sandbox: the kernel has no Landlock; the fetcher's file system is "
-			    "bounded by its uid only (docs/security.md)");
+		tm_log_debug("sandbox: no Landlock here; the file system is bounded by the "
+			     "uid only (docs/security.md)");
 	}
 	return seccomp_install();
 fail:

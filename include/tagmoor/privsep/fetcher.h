@@ -28,12 +28,17 @@ struct tm_fetcher_reply {
 	struct tm_msg msg;     /* decoded */
 	pid_t pid;             /* the child it came from (gone by now) */
 	int killed_signal;     /* the signal that ended the child, 0 none */
-	uint64_t child_cpu_ms; /* user + system CPU of the child */
+	uint64_t child_cpu_us; /* user + system CPU of the child */
 	uint64_t child_maxrss_kb;
 };
 
 /* Fills sb for cfg (user, repository, trust files, limits) in the parent. */
 int tm_fetcher_sandbox(struct tm_sandbox *sb, const struct tm_config *cfg);
+
+/* One line on what the child gives up, for the log once per process:
+ * "the fetcher child runs as USER (uid N) | as uid 0 (REASON), without
+ * capabilities, Landlock ABI n | no Landlock, seccomp | no seccomp". */
+void tm_fetcher_describe(char *out, size_t outlen, const struct tm_sandbox *sb);
 
 /* The wall-clock limit of one child: max(10 min, 5 x [source] timeout). */
 uint64_t tm_fetcher_deadline_ms(const struct tm_config *cfg);

@@ -24,7 +24,8 @@ struct tm_sandbox {
 	uid_t uid;
 	gid_t gid;
 	char user[64];    /* for messages */
-	const char *note; /* why the uid stays (a warning), or NULL */
+	const char *note; /* why the uid stays 0, or NULL */
+	int landlock_abi; /* what the kernel offers (0: no Landlock) */
 	/* the file system the child keeps (Landlock) */
 	const char *rw[4]; /* directories: read and write below (the repository) */
 	size_t nrw;
@@ -49,7 +50,7 @@ int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_defa
  * Landlock, seccomp). Any failure is returned (the child must then exit):
  * nothing runs half-sandboxed. Where the kernel has no Landlock (before
  * 5.13) or the architecture has no filter table here, that layer is
- * skipped with a warning (docs/security.md). */
+ * skipped (a debug line; tm_fetcher_describe says it once). */
 int tm_sandbox_enter(const struct tm_sandbox *sb);
 
 /* What the kernel offers: the Landlock ABI version (0: none) and whether a
