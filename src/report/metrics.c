@@ -199,22 +199,3 @@ int tm_metrics_write(const struct tm_config *cfg, const struct tm_metrics *m)
 	}
 	return r;
 }
-
-void tm_metrics_spool(const struct tm_config *cfg, uint64_t dropped)
-{
-	struct tm_metrics m;
-	uint64_t *v = NULL;
-	size_t n = 0;
-
-	if (!cfg->report.metrics_file)
-		return;
-	tm_metrics_load(&m, cfg->report.metrics_file);
-	if (tm_spool_list(cfg->agent.state_dir, &v, &n) < 0) {
-		tm_error_clear();
-		return;
-	}
-	free(v);
-	m.spool_depth = n;
-	m.dropped_total += dropped;
-	tm_metrics_write(cfg, &m);
-}

@@ -566,11 +566,6 @@ static int deliver(const struct tm_config *cfg, size_t *pending, int wait, int64
 	return 0;
 }
 
-int tm_report_deliver(const struct tm_config *cfg, size_t *pending)
-{
-	return deliver(cfg, pending, 0, 0);
-}
-
 /* --- alerts ------------------------------------------------------------------- */
 
 static int bad_state(const char *s)

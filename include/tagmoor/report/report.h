@@ -99,10 +99,6 @@ int64_t tm_report_next_ms(const struct tm_config *cfg);
  * Caller holds the state lock. */
 int tm_report_flush(const struct tm_config *cfg);
 
-/* Delivers the spool (one attempt per report, in order, stopping at the first
- * retryable failure). *pending gets what is left. Caller holds the lock. */
-int tm_report_deliver(const struct tm_config *cfg, size_t *pending);
-
 /* The document with seq, time, trigger and spool_dropped replaced (the
  * fields tm_pass_status_json writes between "seq" and "state"). */
 int tm_report_restamp(struct tm_buf *out, const char *doc, uint64_t seq, int64_t time,
@@ -152,8 +148,6 @@ struct tm_metrics {
 void tm_metrics_load(struct tm_metrics *m, const char *path);
 /* Renders m; writes path atomically only when its content differs. */
 int tm_metrics_write(const struct tm_config *cfg, const struct tm_metrics *m);
-/* Updates the spool depth (and drop count) only. */
-void tm_metrics_spool(const struct tm_config *cfg, uint64_t dropped);
 int tm_metrics_render(struct tm_buf *out, const struct tm_config *cfg, const struct tm_metrics *m);
 
 #endif
