@@ -25,6 +25,7 @@
  * (legacy discovery only) set the applier's test options.
  */
 #define _GNU_SOURCE
+#include "drive.h"
 #include "tagmoor/apply/applier.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
@@ -33,7 +34,6 @@
 #include "tagmoor/core/log.h"
 #include "tagmoor/pipeline/plan.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,91 +62,46 @@ static int add_layer(struct tm_objset *set, struct tm_objset *layer)
 	return r;
 }
 
+/* One file of a --from directory: parsed if the applier wants it. */
+struct load {
+	struct tm_objset *layer;
+	const struct tm_applier_ctx *ctx;
+};
+
+static int load_file(void *arg, const char *path, const char *relpath, const char *name)
+{
+	struct load *l = arg;
+	int r = 0;
+
+	if (!A->wants(relpath, name))
+		return 0;
+	struct tm_buf b;
+	struct tm_plan_limits lim;
+	size_t before = l->layer->n;
+
+	/* the caps plan.c applies to this applier ([kubernetes] max_file) */
+	tm_plan_limits_of(&lim, A, l->ctx->cfg);
+	tm_buf_init(&b, (size_t)lim.max_file + 1);
+	r = tm_file_read(&b, path, (size_t)lim.max_file);
+	if (r == 0)
+		r = A->parse(l->layer, l->ctx, relpath, relpath, b.ptr ? b.ptr : "", b.len);
+	for (size_t k = before; r == 0 && k < l->layer->n; k++)
+		for (size_t j = 0; j < k; j++)
+			if (strcmp(l->layer->v[k].id, l->layer->v[j].id) == 0) {
+				r = tm_error_set(TM_EPARSE, "%s: %s is also defined in %s", relpath,
+						 l->layer->v[k].id, l->layer->v[j].source);
+				break;
+			}
+	tm_buf_free(&b);
+	return r;
+}
+
 static int read_tree(struct tm_objset *layer, const struct tm_applier_ctx *ctx, const char *top,
 		     const char *rel)
 {
-	char dir[4096];
-	struct dirent **ents = NULL;
-	int n, r = 0;
+	struct load l = { layer, ctx };
 
-	snprintf(dir, sizeof(dir), "%s%s%s", top, *rel ? "/" : "", rel);
-	n = scandir(dir, &ents, NULL, alphasort);
-	if (n < 0)
-		return tm_error_set(TM_EIO, "%s: %s", dir, strerror(errno));
-	for (int i = 0; i < n; i++) {
-		const char *name = ents[i]->d_name;
-		char relpath[4096], path[8192];
-		struct stat st;
-
-		if (r < 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		snprintf(relpath, sizeof(relpath), "%s%s%s", rel, *rel ? "/" : "", name);
-		snprintf(path, sizeof(path), "%s/%s", top, relpath);
-		if (lstat(path, &st) < 0) {
-			r = tm_error_set(TM_EIO, "%s: %s", path, strerror(errno));
-		} else if (S_ISLNK(st.st_mode)) {
-			r = tm_error_set(TM_EPARSE, "%s: is a symbolic link (refused)", relpath);
-		} else if (S_ISDIR(st.st_mode)) {
-			r = read_tree(layer, ctx, top, relpath);
-		} else if (A->wants(relpath, name)) {
-			struct tm_buf b;
-			struct tm_plan_limits lim;
-			size_t before = layer->n;
-
-			/* the caps plan.c applies to this applier ([kubernetes] max_file) */
-			tm_plan_limits_of(&lim, A, ctx->cfg);
-			tm_buf_init(&b, (size_t)lim.max_file + 1);
-			r = tm_file_read(&b, path, (size_t)lim.max_file);
-			if (r == 0)
-				r = A->parse(layer, ctx, relpath, relpath, b.ptr ? b.ptr : "",
-					     b.len);
-			for (size_t k = before; r == 0 && k < layer->n; k++)
-				for (size_t j = 0; j < k; j++)
-					if (strcmp(layer->v[k].id, layer->v[j].id) == 0) {
-						r = tm_error_set(TM_EPARSE,
-								 "%s: %s is also defined in %s",
-								 relpath, layer->v[k].id,
-								 layer->v[j].source);
-						break;
-					}
-			tm_buf_free(&b);
-		}
-	}
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
-	return r;
-}
-
-static int read_inventory(char ***v, size_t *n, const char *file)
-{
-	FILE *f = fopen(file, "r");
-	char line[2048];
-	int r = 0;
-
-	if (!f)
-		return errno == ENOENT ? 0 : tm_error_set(TM_EIO, "%s: %s", file, strerror(errno));
-	while (r == 0 && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0])
-			r = tm_strv_push(v, n, line);
-	}
-	fclose(f);
-	return r;
-}
-
-static int write_inventory(const char *file, char **v, size_t n)
-{
-	struct tm_buf b;
-	int r = 0;
-
-	tm_buf_init(&b, 64 << 20);
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = tm_buf_printf(&b, "%s\n", v[i]);
-	if (r == 0)
-		r = tm_file_write_atomic(file, b.ptr ? b.ptr : "", b.len, 0644);
-	tm_buf_free(&b);
-	return r;
+	return tm_drive_walk(top, rel, load_file, &l);
 }
 
 static int has(char **v, size_t n, const char *s)
@@ -155,14 +110,6 @@ static int has(char **v, size_t n, const char *s)
 		if (strcmp(v[i], s) == 0)
 			return 1;
 	return 0;
-}
-
-static void print_list(const char *key, char **v, size_t n)
-{
-	printf("%s=", key);
-	for (size_t i = 0; i < n; i++)
-		printf("%s%s", i ? "," : "", v[i]);
-	putchar('\n');
 }
 
 /* The record hook: what the pass does with state.json, on the inventory file.
@@ -203,7 +150,7 @@ static int record_hook(void *arg, const char *applier, char *const *ids, size_t 
 		if (!has(all, nall, ids[i]))
 			r = tm_strv_push(&all, &nall, ids[i]);
 	if (r == 0 && rc->file)
-		r = write_inventory(rc->file, all, nall);
+		r = tm_drive_write_inventory(rc->file, all, nall);
 	if (r < 0) {
 		tm_strv_free(all, nall);
 		return r;
@@ -314,7 +261,7 @@ int main(int argc, char **argv)
 	}
 	if (r < 0)
 		goto out;
-	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
+	if (invfile && (r = tm_drive_read_inventory(&inv, &ninv, invfile)) < 0)
 		goto out;
 	if (record_on) {
 		/* what the applier records before writing joins the inventory */
@@ -342,7 +289,7 @@ int main(int argc, char **argv)
 				if (!has(nv, nn, kept[k]))
 					w = tm_strv_push(&nv, &nn, kept[k]);
 			if (w == 0)
-				write_inventory(invfile, nv, nn);
+				tm_drive_write_inventory(invfile, nv, nn);
 			tm_strv_free(nv, nn);
 		}
 		if (r < 0)
@@ -360,12 +307,12 @@ out:
 	fflush(stdout);
 	printf("rc=%d\n", r);
 	printf("applied=%u\nunchanged=%u\npruned=%u\n", res.applied, res.unchanged, res.pruned);
-	print_list("changed", res.changed, res.nchanged);
-	print_list("drifted", res.drifted, res.ndrifted);
-	print_list("unhealthy", res.unhealthy, res.nunhealthy);
-	print_list("recorded", rec.recorded, rec.nrecorded);
+	tm_drive_print_list("changed", res.changed, res.nchanged);
+	tm_drive_print_list("drifted", res.drifted, res.ndrifted);
+	tm_drive_print_list("unhealthy", res.unhealthy, res.nunhealthy);
+	tm_drive_print_list("recorded", rec.recorded, rec.nrecorded);
 	if (pruned)
-		print_list("kept", kept, nkept);
+		tm_drive_print_list("kept", kept, nkept);
 	printf("error_object=%s\n", res.error_object ? res.error_object : "");
 	if (r < 0)
 		printf("error=%s\n", tm_error_last());

@@ -16,6 +16,7 @@
  * 2 on usage errors.
  */
 #define _GNU_SOURCE
+#include "drive.h"
 #include "tagmoor/apply/applier.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/error.h"
@@ -23,7 +24,6 @@
 #include "tagmoor/core/log.h"
 #include "tagmoor/apply/systemd/systemd.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,91 +32,49 @@
 
 static const struct tm_applier *A = &tm_systemd_applier;
 
+/* One file of a --from directory: parsed if the applier wants it. */
+struct load {
+	struct tm_objset *set;
+	const struct tm_applier_ctx *ctx;
+};
+
+static int load_file(void *arg, const char *path, const char *relpath, const char *name)
+{
+	struct load *l = arg;
+	int r = 0;
+
+	if (!A->wants(relpath, name))
+		return 0;
+	struct tm_buf b;
+	struct tm_objset one = { 0 };
+
+	tm_buf_init(&b, TM_SYSTEMD_UNIT_MAX + 1);
+	r = tm_file_read(&b, path, TM_SYSTEMD_UNIT_MAX);
+	if (r == 0)
+		r = A->parse(&one, l->ctx, relpath, relpath, b.ptr, b.len);
+	/* a later file with the same id replaces the earlier one */
+	for (size_t k = 0; r == 0 && k < one.n; k++) {
+		long at = tm_objset_find(l->set, one.v[k].id);
+		if (at >= 0) {
+			struct tm_object tmp = l->set->v[at];
+			l->set->v[at] = one.v[k];
+			one.v[k] = tmp;
+		} else {
+			r = tm_objset_add(l->set, one.v[k].id, one.v[k].source, one.v[k].content,
+					  one.v[k].len, NULL);
+		}
+	}
+	tm_objset_free(&one, A->free_data);
+	tm_buf_free(&b);
+	return r;
+}
+
 static int read_tree(struct tm_objset *set, const struct tm_applier_ctx *ctx, const char *top,
 		     const char *rel)
 {
-	char dir[4096];
-	struct dirent **ents = NULL;
-	int n, r = 0;
+	struct load l = { set, ctx };
 
-	snprintf(dir, sizeof(dir), "%s%s%s", top, *rel ? "/" : "", rel);
-	n = scandir(dir, &ents, NULL, alphasort);
-	if (n < 0)
-		return tm_error_set(TM_EIO, "%s: %s", dir, strerror(errno));
-	for (int i = 0; i < n; i++) {
-		const char *name = ents[i]->d_name;
-		char relpath[4096], path[8192];
-		struct stat st;
-
-		if (r < 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		snprintf(relpath, sizeof(relpath), "%s%s%s", rel, *rel ? "/" : "", name);
-		snprintf(path, sizeof(path), "%s/%s", top, relpath);
-		if (lstat(path, &st) < 0) {
-			r = tm_error_set(TM_EIO, "%s: %s", path, strerror(errno));
-		} else if (S_ISLNK(st.st_mode)) {
-			r = tm_error_set(TM_EPARSE, "%s: is a symbolic link (refused)", relpath);
-		} else if (S_ISDIR(st.st_mode)) {
-			r = read_tree(set, ctx, top, relpath);
-		} else if (A->wants(relpath, name)) {
-			struct tm_buf b;
-			struct tm_objset one = { 0 };
-
-			tm_buf_init(&b, TM_SYSTEMD_UNIT_MAX + 1);
-			r = tm_file_read(&b, path, TM_SYSTEMD_UNIT_MAX);
-			if (r == 0)
-				r = A->parse(&one, ctx, relpath, relpath, b.ptr, b.len);
-			/* a later file with the same id replaces the earlier one */
-			for (size_t k = 0; r == 0 && k < one.n; k++) {
-				long at = tm_objset_find(set, one.v[k].id);
-				if (at >= 0) {
-					struct tm_object tmp = set->v[at];
-					set->v[at] = one.v[k];
-					one.v[k] = tmp;
-				} else {
-					r = tm_objset_add(set, one.v[k].id, one.v[k].source,
-							  one.v[k].content, one.v[k].len, NULL);
-				}
-			}
-			tm_objset_free(&one, A->free_data);
-			tm_buf_free(&b);
-		}
-	}
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
-	return r;
-}
-
-static int read_inventory(char ***v, size_t *n, const char *file)
-{
-	FILE *f = fopen(file, "r");
-	char line[1024];
-	int r = 0;
-
-	if (!f)
-		return errno == ENOENT ? 0 : tm_error_set(TM_EIO, "%s: %s", file, strerror(errno));
-	while (r == 0 && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0])
-			r = tm_strv_push(v, n, line);
-	}
-	fclose(f);
-	return r;
-}
-
-static int write_inventory(const char *file, char **v, size_t n)
-{
-	struct tm_buf b;
-	int r = 0;
-
-	tm_buf_init(&b, 1 << 20);
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = tm_buf_printf(&b, "%s\n", v[i]);
-	if (r == 0)
-		r = tm_file_write_atomic(file, b.ptr ? b.ptr : "", b.len, 0644);
-	tm_buf_free(&b);
-	return r;
+	return tm_drive_walk(top, rel, load_file, &l);
 }
 
 /* The record hook: the ids about to be written join the inventory file
@@ -139,15 +97,7 @@ static int record_ids(void *arg, const char *applier, char *const *ids, size_t n
 		if (!have && tm_strv_push(rc->inv, rc->ninv, ids[i]) < 0)
 			return TM_ENOMEM;
 	}
-	return write_inventory(rc->file, *rc->inv, *rc->ninv);
-}
-
-static void print_list(const char *key, char **v, size_t n)
-{
-	printf("%s=", key);
-	for (size_t i = 0; i < n; i++)
-		printf("%s%s", i ? "," : "", v[i]);
-	putchar('\n');
+	return tm_drive_write_inventory(rc->file, *rc->inv, *rc->ninv);
 }
 
 static int usage(void)
@@ -208,7 +158,7 @@ int main(int argc, char **argv)
 
 	if (from && (r = read_tree(&desired, &ctx, from, "")) < 0)
 		goto out;
-	if (invfile && (r = read_inventory(&inv, &ninv, invfile)) < 0)
+	if (invfile && (r = tm_drive_read_inventory(&inv, &ninv, invfile)) < 0)
 		goto out;
 	if (A->begin && (r = A->begin(&ctx, &state)) < 0)
 		goto out;
@@ -254,7 +204,7 @@ int main(int argc, char **argv)
 					if (!have && tm_strv_push(&inv, &ninv, desired.v[i].id) < 0)
 						goto out;
 				}
-			if (write_inventory(invfile, inv, ninv) < 0)
+			if (tm_drive_write_inventory(invfile, inv, ninv) < 0)
 				goto out;
 		}
 		if (r < 0)
@@ -273,7 +223,7 @@ int main(int argc, char **argv)
 				if (keep && tm_strv_push(&nv, &nn, inv[k]) < 0)
 					goto out;
 			}
-			write_inventory(invfile, nv, nn);
+			tm_drive_write_inventory(invfile, nv, nn);
 			tm_strv_free(nv, nn);
 		}
 		if (r < 0)
@@ -289,11 +239,11 @@ out:
 	fflush(stdout);
 	printf("rc=%d\n", r);
 	printf("applied=%u unchanged=%u pruned=%u\n", res.applied, res.unchanged, res.pruned);
-	print_list("changed", res.changed, res.nchanged);
-	print_list("drifted", res.drifted, res.ndrifted);
-	print_list("unhealthy", res.unhealthy, res.nunhealthy);
+	tm_drive_print_list("changed", res.changed, res.nchanged);
+	tm_drive_print_list("drifted", res.drifted, res.ndrifted);
+	tm_drive_print_list("unhealthy", res.unhealthy, res.nunhealthy);
 	if (pruned_ok)
-		print_list("kept", kept, nkept);
+		tm_drive_print_list("kept", kept, nkept);
 	printf("error_object=%s\n", res.error_object ? res.error_object : "");
 	if (r < 0)
 		printf("error=%s\n", tm_error_last());
