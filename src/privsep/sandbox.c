@@ -25,6 +25,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -196,6 +197,7 @@ static const char *const system_ro[] = {
 	"/lib",
 	"/lib64",
 	"/dev/urandom",
+	"/dev/random" /* mbedTLS's entropy in the static build */,
 };
 
 /* Builds the ruleset while still privileged (the paths open as root). */
@@ -727,13 +729,53 @@ static const long allowed_calls[] = {
 };
 
 #define NCALLS (sizeof(allowed_calls) / sizeof(allowed_calls[0]))
+#define FILTER_MAX (NCALLS * 3 + 32)
 
-static int seccomp_install(void)
+static int cmp_u32(const void *a, const void *b)
 {
-	/* 4 (arch) + 2 (x32) + 2 per call + 5 (clone) + 2 (clone3) + 2 (kill) + 1 */
-	struct tm_sock_filter f[NCALLS * 2 + 24];
-	struct tm_sock_fprog prog;
-	size_t n = 0;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A search tree over the sorted allow-list: each inner node one JGE, each
+ * leaf (at most 4 numbers) JEQ/ALLOW pairs and a KILL. A system call costs
+ * about 2 log2(n) instructions instead of 2n, and so does the kernel's
+ * per-number emulation of the filter when it builds its action cache at
+ * attach time (which is most of what installing the filter costs). */
+static size_t gen_tree(struct tm_sock_filter *f, size_t n, const uint32_t *v, size_t cnt)
+{
+	size_t mid, at, left;
+
+	if (cnt <= 4) {
+		for (size_t i = 0; i < cnt; i++) {
+			f[n++] = (struct tm_sock_filter){ TM_BPF_JEQ_K, 0, 1, v[i] };
+			f[n++] =
+				(struct tm_sock_filter){ TM_BPF_RET_K, 0, 0, TM_SECCOMP_RET_ALLOW };
+		}
+		f[n++] = (struct tm_sock_filter){ TM_BPF_RET_K, 0, 0, TM_SECCOMP_RET_KILL_PROCESS };
+		return n;
+	}
+	mid = cnt / 2;
+	at = n++;
+	n = gen_tree(f, n, v, mid); /* below v[mid] */
+	left = n - at - 1;          /* < 255: about 3 instructions per number */
+	f[at] = (struct tm_sock_filter){ TM_BPF_JGE_K, (uint8_t)left, 0, v[mid] };
+	return gen_tree(f, n, v + mid, cnt - mid);
+}
+
+/* The whole program into f (FILTER_MAX entries); its length, 0 when a jump
+ * would not fit in 8 bits (never with this list: checked by test_sandbox). */
+static size_t build_filter(struct tm_sock_filter *f)
+{
+	uint32_t nums[NCALLS];
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < NCALLS; i++)
+		nums[i] = (uint32_t)allowed_calls[i];
+	qsort(nums, NCALLS, sizeof(nums[0]), cmp_u32);
+	for (size_t i = 0; i < NCALLS; i++) /* unique */
+		if (k == 0 || nums[k - 1] != nums[i])
+			nums[k++] = nums[i];
 
 #define STMT(c, kk) (f[n++] = (struct tm_sock_filter){ (uint16_t)(c), 0, 0, (uint32_t)(kk) })
 #define JUMP(c, kk, t, e)                                                             \
@@ -748,10 +790,6 @@ static int seccomp_install(void)
 	JUMP(TM_BPF_JGE_K, 0x40000000u, 0, 1);
 	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_KILL_PROCESS);
 #endif
-	for (size_t i = 0; i < NCALLS; i++) {
-		JUMP(TM_BPF_JEQ_K, (uint32_t)allowed_calls[i], 0, 1);
-		STMT(TM_BPF_RET_K, TM_SECCOMP_RET_ALLOW);
-	}
 	/* clone: threads only (the flags are the first argument on all three;
 	 * the low 32 bits of args[0] on little-endian) */
 	JUMP(TM_BPF_JEQ_K, __NR_clone, 0, 4);
@@ -767,9 +805,63 @@ static int seccomp_install(void)
 	JUMP(TM_BPF_JEQ_K, __NR_kill, 0, 1);
 	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_ERRNO | EPERM);
 #endif
-	STMT(TM_BPF_RET_K, TM_SECCOMP_RET_KILL_PROCESS);
 #undef STMT
 #undef JUMP
+	n = gen_tree(f, n, nums, k);
+	for (size_t i = 0; i < n; i++)
+		if (f[i].code == TM_BPF_JGE_K && i + 1 + f[i].jt >= n)
+			return 0;
+	return n;
+}
+
+int tm_sandbox_filter_run(uint32_t arch, int nr, uint64_t arg0, uint32_t *action)
+{
+	struct tm_sock_filter f[FILTER_MAX];
+	struct tm_seccomp_data d = { nr, arch, 0, { arg0, 0, 0, 0, 0, 0 } };
+	size_t n = build_filter(f), pc = 0;
+	uint32_t acc = 0;
+
+	if (!n)
+		return -1;
+	while (pc < n) {
+		const struct tm_sock_filter *in = &f[pc++];
+		switch (in->code) {
+		case TM_BPF_LD_W_ABS:
+			memcpy(&acc, (const char *)&d + in->k, 4);
+			break;
+		case TM_BPF_JEQ_K:
+			pc += acc == in->k ? in->jt : in->jf;
+			break;
+		case TM_BPF_JGE_K:
+			pc += acc >= in->k ? in->jt : in->jf;
+			break;
+		case TM_BPF_JSET_K:
+			pc += (acc & in->k) ? in->jt : in->jf;
+			break;
+		case TM_BPF_RET_K:
+			*action = in->k;
+			return 0;
+		default:
+			return -1;
+		}
+	}
+	return -1; /* ran off the end: the kernel refuses such a program */
+}
+
+size_t tm_sandbox_allowed_calls(const long **calls)
+{
+	*calls = allowed_calls;
+	return NCALLS;
+}
+
+static int seccomp_install(void)
+{
+	struct tm_sock_filter f[FILTER_MAX];
+	struct tm_sock_fprog prog;
+	size_t n = build_filter(f);
+
+	if (!n)
+		return tm_error_set(TM_ESOURCE, "sandbox: the seccomp filter does not fit");
 	prog.len = (unsigned short)n;
 	prog.filter = f;
 	if (prctl(PR_SET_SECCOMP, TM_SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
@@ -790,6 +882,21 @@ int tm_sandbox_have_seccomp(void)
 	return 1;
 }
 #else
+int tm_sandbox_filter_run(uint32_t arch, int nr, uint64_t arg0, uint32_t *action)
+{
+	(void)arch;
+	(void)nr;
+	(void)arg0;
+	(void)action;
+	return -1;
+}
+
+size_t tm_sandbox_allowed_calls(const long **calls)
+{
+	*calls = NULL;
+	return 0;
+}
+
 static int seccomp_install(void)
 {
 	tm_log_debug("sandbox: no seccomp filter for this architecture (docs/security.md); "

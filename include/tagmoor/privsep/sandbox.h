@@ -58,4 +58,11 @@ int tm_sandbox_enter(const struct tm_sandbox *sb);
 int tm_sandbox_landlock_abi(void);
 int tm_sandbox_have_seccomp(void);
 
+/* For the tests: runs this architecture's filter on (arch, nr, the first
+ * argument) the way the kernel does and gives the action
+ * (SECCOMP_RET_ALLOW 0x7fff0000, KILL_PROCESS 0x80000000, ERRNO|e
+ * 0x00050000|e); -1 when there is no filter here. And the allow-list. */
+int tm_sandbox_filter_run(uint32_t arch, int nr, uint64_t arg0, uint32_t *action);
+size_t tm_sandbox_allowed_calls(const long **calls);
+
 #endif
