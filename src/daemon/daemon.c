@@ -614,33 +614,95 @@ static int reload(struct daemon *d)
 	return 0;
 }
 
+static void daemon_init(struct daemon *d, struct tm_config **cfg, const char *root)
+{
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->root = root;
+	d->last_drift_ms = -1;
+	d->notify.fd = -1;
+	d->log_override = tm_log_get_level() != (enum tm_log_level)(*cfg)->agent.log_level;
+#ifdef TM_TEST_HOOKS
+	d->hang_file = getenv("TAGMOOR_TEST_HANG");
+#endif
+	if (getrandom(&d->rng, sizeof(d->rng), 0) != (ssize_t)sizeof(d->rng))
+		d->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	d->rng |= 1;
+	sigemptyset(&d->sigs);
+	sigaddset(&d->sigs, SIGTERM);
+	sigaddset(&d->sigs, SIGINT);
+	sigaddset(&d->sigs, SIGHUP);
+	sigaddset(&d->sigs, SIGUSR1);
+}
+
+static void log_start(const struct tm_config *cfg)
+{
+	char iv[32], dc[32];
+
+	fmt_ms(iv, sizeof(iv), cfg->agent.interval_ms);
+	if (cfg->agent.drift_check_ms)
+		fmt_ms(dc, sizeof(dc), cfg->agent.drift_check_ms);
+	else
+		snprintf(dc, sizeof(dc), "never");
+	tm_log_info("tagmoor %s running (pid %ld): %s every %s ± %u%%, drift check %s%s",
+		    TM_VERSION, (long)getpid(), cfg->source.ref, iv, cfg->agent.jitter_pct,
+		    cfg->agent.drift_check_ms ? "every " : "", dc);
+}
+
+/* Passes and signals until SIGTERM/SIGINT or a pass stopped at a safe point. */
+static void daemon_loop(struct daemon *d)
+{
+	int64_t next = tm_time_mono_ms(); /* the first pass at start */
+	int r, sig;
+
+	for (;;) {
+		uint64_t delay = 0;
+		int64_t wake = next, rn = tm_report_next_ms(*d->cfg);
+
+		/* the reporter's delivery backoff may want a turn before the poll */
+		if (rn >= 0) {
+			int64_t t = tm_time_mono_ms() + rn;
+			if (t < d->report_not_before)
+				t = d->report_not_before;
+			if (t < wake)
+				wake = t;
+		}
+		set_deadline(d, wake + TM_DAEMON_PASS_MARGIN_MS, 0, "the wait between passes");
+		sig = wait_signal(d, wake);
+		if (sig == SIGTERM || sig == SIGINT) {
+			tm_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			return;
+		}
+		if (sig == SIGHUP) {
+			if (reload(d) == 0)
+				next = tm_time_mono_ms();
+			continue;
+		}
+		if (sig == 0 && tm_time_mono_ms() < next) {
+			report_tick(d);
+			continue;
+		}
+		if (sig == SIGUSR1)
+			tm_log_info("SIGUSR1: polling now");
+		r = one_pass(d, &delay);
+		if (r == TM_ESTOPPED) {
+			tm_log_info("stopped during a pass, at a safe point");
+			return;
+		}
+		next = tm_time_mono_ms() + (int64_t)delay;
+		report_tick(d);
+	}
+}
+
 int tm_daemon_run(struct tm_config **cfg, const char *root)
 {
 	struct daemon d;
+	struct timespec zero = { 0, 0 };
 	sigset_t old;
 	void (*old_pipe)(int);
-	char iv[32], dc[32];
-	int64_t next;
-	int r, sig;
+	int r;
 
-	memset(&d, 0, sizeof(d));
-	d.cfg = cfg;
-	d.root = root;
-	d.last_drift_ms = -1;
-	d.notify.fd = -1;
-	d.log_override = tm_log_get_level() != (enum tm_log_level)(*cfg)->agent.log_level;
-#ifdef TM_TEST_HOOKS
-	d.hang_file = getenv("TAGMOOR_TEST_HANG");
-#endif
-	if (getrandom(&d.rng, sizeof(d.rng), 0) != (ssize_t)sizeof(d.rng))
-		d.rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	d.rng |= 1;
-
-	sigemptyset(&d.sigs);
-	sigaddset(&d.sigs, SIGTERM);
-	sigaddset(&d.sigs, SIGINT);
-	sigaddset(&d.sigs, SIGHUP);
-	sigaddset(&d.sigs, SIGUSR1);
+	daemon_init(&d, cfg, root);
 	if (pthread_sigmask(SIG_BLOCK, &d.sigs, &old) != 0)
 		return tm_error_set(TM_ERROR, "blocking signals failed");
 	/* a log reader that went away (journald restarted) must not end the
@@ -657,54 +719,8 @@ int tm_daemon_run(struct tm_config **cfg, const char *root)
 		goto out;
 	if (watchdog_start(&d) < 0)
 		tm_log_warn("%s; running without the watchdog", tm_error_last());
-
-	fmt_ms(iv, sizeof(iv), (*cfg)->agent.interval_ms);
-	if ((*cfg)->agent.drift_check_ms)
-		fmt_ms(dc, sizeof(dc), (*cfg)->agent.drift_check_ms);
-	else
-		snprintf(dc, sizeof(dc), "never");
-	tm_log_info("tagmoor %s running (pid %ld): %s every %s ± %u%%, drift check %s%s",
-		    TM_VERSION, (long)getpid(), (*cfg)->source.ref, iv, (*cfg)->agent.jitter_pct,
-		    (*cfg)->agent.drift_check_ms ? "every " : "", dc);
-
-	next = tm_time_mono_ms(); /* the first pass at start */
-	for (;;) {
-		uint64_t delay = 0;
-		int64_t wake = next, rn = tm_report_next_ms(*cfg);
-
-		/* the reporter's delivery backoff may want a turn before the poll */
-		if (rn >= 0) {
-			int64_t t = tm_time_mono_ms() + rn;
-			if (t < d.report_not_before)
-				t = d.report_not_before;
-			if (t < wake)
-				wake = t;
-		}
-		set_deadline(&d, wake + TM_DAEMON_PASS_MARGIN_MS, 0, "the wait between passes");
-		sig = wait_signal(&d, wake);
-		if (sig == SIGTERM || sig == SIGINT) {
-			tm_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-			break;
-		}
-		if (sig == SIGHUP) {
-			if (reload(&d) == 0)
-				next = tm_time_mono_ms();
-			continue;
-		}
-		if (sig == 0 && tm_time_mono_ms() < next) {
-			report_tick(&d);
-			continue;
-		}
-		if (sig == SIGUSR1)
-			tm_log_info("SIGUSR1: polling now");
-		r = one_pass(&d, &delay);
-		if (r == TM_ESTOPPED) {
-			tm_log_info("stopped during a pass, at a safe point");
-			break;
-		}
-		next = tm_time_mono_ms() + (int64_t)delay;
-		report_tick(&d);
-	}
+	log_start(*cfg);
+	daemon_loop(&d);
 	r = 0;
 	notifyf(&d, "STOPPING=1\nSTATUS=stopping");
 out:
@@ -713,11 +729,8 @@ out:
 	if (r == 0)
 		tm_git_global_shutdown();
 	/* drop what is still pending before unblocking (a second SIGTERM) */
-	{
-		struct timespec zero = { 0, 0 };
-		while (sigtimedwait(&d.sigs, NULL, &zero) > 0)
-			;
-	}
+	while (sigtimedwait(&d.sigs, NULL, &zero) > 0)
+		;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	signal(SIGPIPE, old_pipe);
 	return r;
