@@ -164,43 +164,40 @@ void cfg_strlist_free(struct tm_strlist *l)
 	l->n = 0;
 }
 
-/* Parses one expanded value into the struct field described by k. */
-int cfg_store(struct loader *ld, struct tm_config *cfg, const struct key_def *k, const char *v,
-	      int line)
+/* A string-like value (text, path, URL, ref, name): checked, then copied. */
+static int store_text(struct loader *ld, const struct key_def *k, const char *v, int line,
+		      char *field)
 {
-	char *field = (char *)cfg + k->offset;
-	char why[256], a[32], b[32];
+	if (!*v)
+		return cfg_fail(ld, line, k->section, k->name, "empty value");
+	if (k->type == T_PATH && !valid_path(v))
+		return cfg_fail(ld, line, k->section, k->name,
+				"'%.128s' must be an absolute path without '..'", v);
+	if (k->type == T_URL && !valid_url(v))
+		return cfg_fail(ld, line, k->section, k->name,
+				"must be an https:// URL with a host");
+	if (k->type == T_REF && !valid_ref(v))
+		return cfg_fail(ld, line, k->section, k->name,
+				"'%.128s' is not a valid refs/tags/NAME or refs/heads/NAME", v);
+	if (k->type == T_NAME && !cfg_valid_name(v))
+		return cfg_fail(ld, line, k->section, k->name,
+				"'%.64s' may contain only letters, digits, '.', '_' and '-'", v);
+	free(*(char **)field);
+	*(char **)field = strdup(v);
+	if (!*(char **)field)
+		return cfg_fail(ld, line, k->section, k->name, "out of memory");
+	return 0;
+}
+
+/* A number (duration, size, integer, percentage) within the key's range. */
+static int store_number(struct loader *ld, const struct key_def *k, const char *v, int line,
+			char *field)
+{
+	char a[32], b[32];
 	uint64_t u;
-	int bv;
 	unsigned pct;
 
 	switch (k->type) {
-	case T_STR:
-	case T_PATH:
-	case T_URL:
-	case T_REF:
-	case T_NAME:
-		if (!*v)
-			return cfg_fail(ld, line, k->section, k->name, "empty value");
-		if (k->type == T_PATH && !valid_path(v))
-			return cfg_fail(ld, line, k->section, k->name,
-					"'%.128s' must be an absolute path without '..'", v);
-		if (k->type == T_URL && !valid_url(v))
-			return cfg_fail(ld, line, k->section, k->name,
-					"must be an https:// URL with a host");
-		if (k->type == T_REF && !valid_ref(v))
-			return cfg_fail(ld, line, k->section, k->name,
-					"'%.128s' is not a valid refs/tags/NAME or refs/heads/NAME",
-					v);
-		if (k->type == T_NAME && !cfg_valid_name(v))
-			return cfg_fail(
-				ld, line, k->section, k->name,
-				"'%.64s' may contain only letters, digits, '.', '_' and '-'", v);
-		free(*(char **)field);
-		*(char **)field = strdup(v);
-		if (!*(char **)field)
-			return cfg_fail(ld, line, k->section, k->name, "out of memory");
-		return 0;
 	case T_DURATION:
 		if (tm_parse_duration(&u, v) < 0)
 			return cfg_fail(ld, line, k->section, k->name, "%s", tm_error_last());
@@ -237,11 +234,6 @@ int cfg_store(struct loader *ld, struct tm_config *cfg, const struct key_def *k,
 					(unsigned long long)k->max);
 		*(uint64_t *)field = u;
 		return 0;
-	case T_BOOL:
-		if (tm_parse_bool(&bv, v) < 0)
-			return cfg_fail(ld, line, k->section, k->name, "%s", tm_error_last());
-		*(int *)field = bv;
-		return 0;
 	case T_PERCENT:
 		if (tm_parse_percent(&pct, v) < 0)
 			return cfg_fail(ld, line, k->section, k->name, "%s", tm_error_last());
@@ -251,22 +243,59 @@ int cfg_store(struct loader *ld, struct tm_config *cfg, const struct key_def *k,
 					(unsigned long long)k->max);
 		*(unsigned *)field = pct;
 		return 0;
-	case T_ENUM: {
-		struct tm_buf list;
-		for (int i = 0; k->enums[i]; i++) {
-			if (strcmp(k->enums[i], v) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-		}
-		tm_buf_init(&list, 256);
-		for (int i = 0; k->enums[i]; i++)
-			tm_buf_printf(&list, "%s%s", i ? ", " : "", k->enums[i]);
-		cfg_fail(ld, line, k->section, k->name, "'%.64s' is not one of: %s", v,
-			 list.ptr ? list.ptr : "");
-		tm_buf_free(&list);
-		return TM_ECONFIG;
+	default:
+		break;
 	}
+	return cfg_fail(ld, line, k->section, k->name, "internal: unknown type");
+}
+
+/* An enum value by name; the error lists the names. */
+static int store_enum(struct loader *ld, const struct key_def *k, const char *v, int line,
+		      char *field)
+{
+	struct tm_buf list;
+	for (int i = 0; k->enums[i]; i++) {
+		if (strcmp(k->enums[i], v) == 0) {
+			*(int *)field = i;
+			return 0;
+		}
+	}
+	tm_buf_init(&list, 256);
+	for (int i = 0; k->enums[i]; i++)
+		tm_buf_printf(&list, "%s%s", i ? ", " : "", k->enums[i]);
+	cfg_fail(ld, line, k->section, k->name, "'%.64s' is not one of: %s", v,
+		 list.ptr ? list.ptr : "");
+	tm_buf_free(&list);
+	return TM_ECONFIG;
+}
+
+/* Parses one expanded value into the struct field described by k. */
+int cfg_store(struct loader *ld, struct tm_config *cfg, const struct key_def *k, const char *v,
+	      int line)
+{
+	char *field = (char *)cfg + k->offset;
+	char why[256];
+	int bv;
+
+	switch (k->type) {
+	case T_STR:
+	case T_PATH:
+	case T_URL:
+	case T_REF:
+	case T_NAME:
+		return store_text(ld, k, v, line, field);
+	case T_DURATION:
+	case T_SIZE:
+	case T_UINT:
+	case T_PERCENT:
+		return store_number(ld, k, v, line, field);
+	case T_BOOL:
+		if (tm_parse_bool(&bv, v) < 0)
+			return cfg_fail(ld, line, k->section, k->name, "%s", tm_error_last());
+		*(int *)field = bv;
+		return 0;
+	case T_ENUM:
+		return store_enum(ld, k, v, line, field);
 	case T_LIST: {
 		struct tm_strlist *l = (struct tm_strlist *)field;
 		cfg_strlist_free(l);

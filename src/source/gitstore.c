@@ -675,44 +675,106 @@ static int loose_objects(const char *path, const struct oidset *set, struct pack
 	return r;
 }
 
-int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
+/* The packs of objects/pack (their "pack-X" stems), appended to *packs. */
+static int list_packs(struct packfile **packs, size_t *npacks, const char *dir)
 {
-	struct oidset set = { 0 };
-	struct packfile *packs = NULL, loose = { "", 0, 0 };
-	size_t npacks = 0, ndrop = 0, nmixed = 0;
-	git_packbuilder *pb = NULL;
-	git_repository *repo = NULL;
-	uint64_t before = tm_git_store_bytes(git), after;
-	char dir[4096];
 	DIR *d;
 	struct dirent *de;
-	int r, consolidate;
 
-	if ((r = collect_kept(&set, git->repo, keep, nkeep)) < 0)
-		goto out;
-	/* which packs hold what is not kept */
-	snprintf(dir, sizeof(dir), "%s/objects/pack", git->path);
 	if ((d = opendir(dir))) {
 		while ((de = readdir(d))) {
 			size_t l = strlen(de->d_name);
 			struct packfile *np;
 
 			if (strncmp(de->d_name, "pack-", 5) != 0 ||
-			    !tmg_ends_with(de->d_name, ".idx") || l - 4 >= sizeof(packs[0].stem))
+			    !tmg_ends_with(de->d_name, ".idx") || l - 4 >= sizeof((*packs)[0].stem))
 				continue;
-			if (!(np = realloc(packs, (npacks + 1) * sizeof(*packs)))) {
+			if (!(np = realloc(*packs, ((*npacks) + 1) * sizeof(**packs)))) {
 				closedir(d);
-				r = tm_error_nomem();
-				goto out;
+				return tm_error_nomem();
 			}
-			packs = np;
-			memset(&packs[npacks], 0, sizeof(packs[0]));
-			memcpy(packs[npacks].stem, de->d_name, l - 4);
-			packs[npacks].stem[l - 4] = '\0';
-			npacks++;
+			*packs = np;
+			memset(&(*packs)[*npacks], 0, sizeof((*packs)[0]));
+			memcpy((*packs)[*npacks].stem, de->d_name, l - 4);
+			(*packs)[*npacks].stem[l - 4] = '\0';
+			(*npacks)++;
 		}
 		closedir(d);
 	}
+	return 0;
+}
+
+/* Step 1 of pruning: the kept objects of packs that also hold unkept ones go into one new
+ * pack, written and synced completely before anything is deleted. */
+static int repack_mixed(struct tm_git *git, struct oidset *set, const struct packfile *packs,
+			size_t npacks, const char *dir)
+{
+	git_packbuilder *pb = NULL;
+	int r = 0;
+
+	if (git_packbuilder_new(&pb, git->repo) < 0) {
+		r = tmg_lg_error(TM_EIO, git->path);
+		goto out;
+	}
+	git_packbuilder_set_threads(pb, 1);
+	for (size_t i = 0; i < npacks; i++) {
+		struct packfile counted = packs[i];
+		struct packcount pc = { set, &counted, pb, 0 };
+
+		if (packs[i].unkept && packs[i].kept && (r = pack_foreach(git->path, &pc)) < 0)
+			goto out;
+	}
+	TM_FAULT("git.prune-before-pack");
+	if (git_packbuilder_write(pb, dir, 0, NULL, NULL) < 0) {
+		r = tmg_lg_error(TM_EIO, "prune: writing the new pack");
+		goto out;
+	}
+out:
+	git_packbuilder_free(pb);
+	return r;
+}
+
+/* Step 3 of pruning: the packs with unkept objects and the unkept loose objects go; then
+ * the repository is reopened, so that no deleted pack stays mapped. */
+static int remove_unkept(struct tm_git *git, struct oidset *set, const struct packfile *packs,
+			 size_t npacks, struct packfile *loose)
+{
+	git_repository *repo = NULL;
+	int r = 0;
+
+	git_repository_free(git->repo);
+	git->repo = NULL;
+	for (size_t i = 0; i < npacks; i++)
+		if (packs[i].unkept && (r = unlink_pack(git->path, packs[i].stem)) < 0)
+			break;
+	TM_FAULT("git.prune-packs-removed");
+	if (r == 0)
+		r = loose_objects(git->path, set, loose, 1);
+	if (git_repository_open_ext(&repo, git->path,
+				    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE |
+					    GIT_REPOSITORY_OPEN_NO_DOTGIT,
+				    NULL) < 0) {
+		return tmg_lg_error(TM_EIO, git->path);
+	}
+	git->repo = repo;
+	return r;
+}
+
+int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
+{
+	struct oidset set = { 0 };
+	struct packfile *packs = NULL, loose = { "", 0, 0 };
+	size_t npacks = 0, ndrop = 0, nmixed = 0;
+	uint64_t before = tm_git_store_bytes(git), after;
+	char dir[4096];
+	int r, consolidate;
+
+	if ((r = collect_kept(&set, git->repo, keep, nkeep)) < 0)
+		goto out;
+	/* which packs hold what is not kept */
+	snprintf(dir, sizeof(dir), "%s/objects/pack", git->path);
+	if ((r = list_packs(&packs, &npacks, dir)) < 0)
+		goto out;
 	/* one pack per fetch adds up: past PRUNE_MAX_PACKS they are all merged */
 	consolidate = npacks > PRUNE_MAX_PACKS;
 	for (size_t i = 0; i < npacks; i++) {
@@ -729,28 +791,9 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 	}
 	if ((r = loose_objects(git->path, &set, &loose, 0)) < 0)
 		goto out;
-	/* 1. kept objects of packs that also hold unkept ones go into one new
-	 * pack, written and synced completely before anything is deleted */
-	if (nmixed) {
-		if (git_packbuilder_new(&pb, git->repo) < 0) {
-			r = tmg_lg_error(TM_EIO, git->path);
-			goto out;
-		}
-		git_packbuilder_set_threads(pb, 1);
-		for (size_t i = 0; i < npacks; i++) {
-			struct packfile counted = packs[i];
-			struct packcount pc = { &set, &counted, pb, 0 };
-
-			if (packs[i].unkept && packs[i].kept &&
-			    (r = pack_foreach(git->path, &pc)) < 0)
-				goto out;
-		}
-		TM_FAULT("git.prune-before-pack");
-		if (git_packbuilder_write(pb, dir, 0, NULL, NULL) < 0) {
-			r = tmg_lg_error(TM_EIO, "prune: writing the new pack");
-			goto out;
-		}
-	}
+	/* 1. the kept objects of mixed packs into one new pack */
+	if (nmixed && (r = repack_mixed(git, &set, packs, npacks, dir)) < 0)
+		goto out;
 	TM_FAULT("git.prune-packed");
 	/* 2. refs to what is not kept */
 	if ((r = drop_unkept_refs(git->repo, &set)) < 0)
@@ -763,27 +806,8 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 			     set.n, (unsigned long long)after);
 		goto out;
 	}
-	/* 3. the packs with unkept objects and the unkept loose objects; then
-	 * reopen, so that no deleted pack stays mapped */
-	git_packbuilder_free(pb);
-	pb = NULL;
-	git_repository_free(git->repo);
-	git->repo = NULL;
-	for (size_t i = 0; i < npacks; i++)
-		if (packs[i].unkept && (r = unlink_pack(git->path, packs[i].stem)) < 0)
-			break;
-	TM_FAULT("git.prune-packs-removed");
-	if (r == 0)
-		r = loose_objects(git->path, &set, &loose, 1);
-	if (git_repository_open_ext(&repo, git->path,
-				    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE |
-					    GIT_REPOSITORY_OPEN_NO_DOTGIT,
-				    NULL) < 0) {
-		r = tmg_lg_error(TM_EIO, git->path);
-		goto out;
-	}
-	git->repo = repo;
-	if (r < 0)
+	/* 3. the packs and loose objects that hold unkept ones */
+	if ((r = remove_unkept(git, &set, packs, npacks, &loose)) < 0)
 		goto out;
 	after = tm_git_store_bytes(git);
 	record_kept(git->path, after);
@@ -794,7 +818,6 @@ int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep)
 		git->path, set.n, nkeep, nkeep == 1 ? "" : "s", ndrop, npacks,
 		(unsigned long long)before, (unsigned long long)after);
 out:
-	git_packbuilder_free(pb);
 	free(packs);
 	oidset_free(&set);
 	return r;
