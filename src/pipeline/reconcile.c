@@ -590,24 +590,27 @@ static int idle_poll(struct tm_pass *p, struct tm_state *st, const struct tm_msg
 	return drift_check(p, st, in, ctx);
 }
 
-int tm_reconcile_pass(struct tm_pass *p)
-{
-	const struct tm_config *cfg = p->cfg;
+/* One pass's working set, handed from stage to stage (tm_reconcile_pass). */
+struct run {
+	struct tm_pass *p;
 	struct tm_state st;
-	struct recorder rec = { p, &st };
-	struct tm_applier_ctx ctx = { .cfg = cfg,
-				      .root = cfg->root,
-				      .dry_run = p->mode == TM_PASS_DIFF,
-				      .out = p->out,
-				      .record = record_ids,
-				      .record_arg = &rec };
-	struct tm_fetcher_reply rep = { 0 };
-	const struct tm_msg *in = &rep.msg;
+	struct recorder rec;
+	struct tm_applier_ctx ctx;
+	struct tm_fetcher_reply rep;
 	struct tm_sandbox sb;
-	struct plans pl = { 0 };
-	const char *ref = p->ref ? p->ref : cfg->source.ref;
-	char oid[41], path[4096];
-	int r, have_plans = 0, fetched = 0, have_rep = 0, set_applied = 0;
+	struct plans pl;
+	const char *ref;
+	char oid[41];
+	int have_plans, fetched, have_rep, set_applied;
+	int done; /* the pass ends with the stage that set it (and its result) */
+};
+
+/* The state, seq and the state directory's leftovers; the pass's clock. */
+static int stage_open(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	const struct tm_config *cfg = p->cfg;
+	int r;
 
 	p->time = TM_FAULT_TIME((int64_t)time(NULL));
 	p->started_ms = tm_time_mono_ms();
@@ -615,207 +618,269 @@ int tm_reconcile_pass(struct tm_pass *p)
 	setup_appliers(p);
 
 	TM_FAULT("pass.start");
-	if ((r = tm_state_load(&st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
+	if ((r = tm_state_load(&x->st, cfg->agent.state_dir, p->mode != TM_PASS_SYNC)) < 0)
 		return r;
 	if (p->mode == TM_PASS_SYNC) {
 		/* seq never goes back: reports of passes that saved no state
 		 * (refused, a new error) are above state.json's */
 		uint64_t rs = tm_report_last_seq(cfg->agent.state_dir);
-		if (rs > st.seq)
-			st.seq = rs;
+		if (rs > x->st.seq)
+			x->st.seq = rs;
 		else /* a pass saved seq but was killed before its report */
-			tm_report_submit_unsent(cfg, st.seq, st.last_status, st.last_state,
-						st.last_time >= 0 ? st.last_time : p->time);
+			tm_report_submit_unsent(cfg, x->st.seq, x->st.last_status, x->st.last_state,
+						x->st.last_time >= 0 ? x->st.last_time : p->time);
 		clean_state_dir(cfg->agent.state_dir);
 		TM_FAULT("pass.state-dir-cleaned");
 	}
-	if (st.moved_aside)
+	if (x->st.moved_aside)
 		add_error(p, "state", NULL, "state.json did not parse and was moved aside to %s",
-			  st.moved_aside);
-	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", st.applied.commit);
-	snprintf(p->last_good_commit, sizeof(p->last_good_commit), "%s", st.last_good.commit);
-	/* poll (one ref advertisement), fetch (only what moved), verify and the
-	 * plan inputs: in the sandboxed fetcher child (docs/security.md) */
+			  x->st.moved_aside);
+	snprintf(p->applied_commit, sizeof(p->applied_commit), "%s", x->st.applied.commit);
+	snprintf(p->last_good_commit, sizeof(p->last_good_commit), "%s", x->st.last_good.commit);
+	return 0;
+}
+
+/* Poll (one ref advertisement), fetch (only what moved), verify and the plan
+ * inputs: in the sandboxed fetcher child (docs/security.md). */
+static int stage_source(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	const struct tm_config *cfg = p->cfg;
+	const struct tm_msg *in = &x->rep.msg;
+	struct tm_source_job job = { p, &x->st, x->ref };
+	static int described; /* once per process: the daemon's log says it at start */
+	char path[4096], what[512];
+	int r;
+
 	snprintf(path, sizeof(path), "%s/repo.git", cfg->agent.state_dir);
-	if ((r = tm_fetcher_sandbox(&sb, cfg)) < 0 ||
-	    (r = tm_fetcher_prepare_repo(path, &sb)) < 0) {
+	if ((r = tm_fetcher_sandbox(&x->sb, cfg)) < 0 ||
+	    (r = tm_fetcher_prepare_repo(path, &x->sb)) < 0) {
 		add_error(p, "source", NULL, "%s", tm_error_last());
-		goto out;
+		return r;
 	}
-	{
-		static int described; /* once per process: the daemon's log says it at start */
-		char what[512];
-		if (!described++) {
-			tm_fetcher_describe(what, sizeof(what), &sb);
-			tm_log_info("%s", what);
-		}
+	if (!described++) {
+		tm_fetcher_describe(what, sizeof(what), &x->sb);
+		tm_log_info("%s", what);
 	}
-	{
-		struct tm_source_job job = { p, &st, ref };
-		have_rep = 1;
-		if ((r = tm_fetcher_run(&rep, cfg, &sb, tm_source_job, &job)) < 0) {
-			/* stopping the service ends the child too: a stop, not an error */
-			if ((rep.killed_signal == SIGTERM || rep.killed_signal == SIGINT) &&
-			    stopping(p)) {
-				r = TM_ESTOPPED;
-				goto out;
-			}
-			add_error(p, "source", NULL, "%s", tm_error_last());
-			r = TM_ESOURCE;
-			goto out;
-		}
+	x->have_rep = 1;
+	if (tm_fetcher_run(&x->rep, cfg, &x->sb, tm_source_job, &job) < 0) {
+		/* stopping the service ends the child too: a stop, not an error */
+		if ((x->rep.killed_signal == SIGTERM || x->rep.killed_signal == SIGINT) &&
+		    stopping(p))
+			return TM_ESTOPPED;
+		add_error(p, "source", NULL, "%s", tm_error_last());
+		return TM_ESOURCE;
 	}
-	fetched = (in->flags & TM_MSG_FETCHED) != 0;
+	x->fetched = (in->flags & TM_MSG_FETCHED) != 0;
 	if (in->status < 0 && !in->oid[0]) { /* opening repo.git or the poll failed */
 		add_error(p, "source", NULL, "%s", in->error);
-		r = tm_error_set(in->status, "%s", in->error);
-		goto out;
+		return tm_error_set(in->status, "%s", in->error);
 	}
 	TM_FAULT("pass.repo-opened");
 	TM_FAULT("pass.polled");
-	snprintf(oid, sizeof(oid), "%s", in->oid);
-	memcpy(p->oid, oid, sizeof(p->oid));
-	const char *applied_id = st.applied.tag_object[0] ? st.applied.tag_object
-							  : st.applied.commit;
+	snprintf(x->oid, sizeof(x->oid), "%s", in->oid);
+	memcpy(p->oid, x->oid, sizeof(p->oid));
 	if (in->status < 0) { /* the fetch, verification or the plan inputs failed */
+		const char *applied_id = x->st.applied.tag_object[0] ? x->st.applied.tag_object
+								     : x->st.applied.commit;
 		int verr = (in->flags & TM_MSG_VERIFY_ERROR) != 0;
-		p->moved = strcmp(oid, applied_id) != 0;
+		p->moved = strcmp(x->oid, applied_id) != 0;
 		add_error(p, verr ? "verify" : "source", NULL, "%s", in->error);
-		r = tm_error_set(verr ? in->status : TM_ESOURCE, "%s", in->error);
-		goto out;
+		return tm_error_set(verr ? in->status : TM_ESOURCE, "%s", in->error);
 	}
-	if (p->mode == TM_PASS_SYNC && strcmp(oid, applied_id) == 0) {
-		r = idle_poll(p, &st, in, ref, oid, &ctx);
-		goto out;
-	}
+	return 0;
+}
+
+/* What the ref shows: the applied revision (an idle poll), one refused or
+ * stale before (the daemon's memory), one that failed before; or a stop. */
+static int stage_triage(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	const struct tm_config *cfg = p->cfg;
+	const struct tm_msg *in = &x->rep.msg;
+	const char *applied_id = x->st.applied.tag_object[0] ? x->st.applied.tag_object
+							     : x->st.applied.commit;
+	char msg[512];
+
+	x->done = 1;
+	if (p->mode == TM_PASS_SYNC && strcmp(x->oid, applied_id) == 0)
+		return idle_poll(p, &x->st, in, x->ref, x->oid, &x->ctx);
 	/* refused or stale before (daemon memory): no fetch, the same verdict */
-	if (p->mode == TM_PASS_SYNC && p->memo && strcmp(p->memo->oid, oid) == 0) {
+	if (p->mode == TM_PASS_SYNC && p->memo && strcmp(p->memo->oid, x->oid) == 0) {
 		p->state = strcmp(p->memo->state, "stale") == 0 ? "stale" : "refused";
 		add_error(p, "verify", NULL, "%s", p->memo->reason);
-		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->memo->reason);
-		goto out;
+		return tm_error_set(TM_EVERIFY, "%s: %s", x->ref, p->memo->reason);
 	}
 	p->moved = 1;
-	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, oid, NULL)) {
-		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
-		char msg[512];
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&x->st, x->oid, NULL)) {
+		p->state = strcmp(x->st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
 		snprintf(msg, sizeof(msg),
-			 "%s at %.12s failed before and is not retried until the ref moves", ref,
-			 oid);
+			 "%s at %.12s failed before and is not retried until the ref moves", x->ref,
+			 x->oid);
 		add_error(p, "apply", NULL, "%s", msg);
 		/* with rollback, the device stays converged on the applied (last
 		 * good) revision; with keep, what the bad one left is kept */
 		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && !p->no_drift) {
 			p->drift_checked = 1; /* the daemon's drift_check schedule holds here too */
-			if (drift_check(p, &st, in, &ctx) < 0)
+			if (drift_check(p, &x->st, in, &x->ctx) < 0)
 				tm_log_warn("%s", failure_message(p));
 		}
-		r = tm_error_set(TM_EAPPLY, "%s", msg);
-		goto out;
+		return tm_error_set(TM_EAPPLY, "%s", msg);
 	}
-
 	/* the safe point before the fetch (the child asked it too) */
 	if ((in->flags & TM_MSG_STOPPED) || stopping(p)) {
 		if (in->flags & TM_MSG_STOPPED)
 			stopping(p);
-		r = TM_ESTOPPED;
-		goto out;
+		return TM_ESTOPPED;
 	}
+	x->done = 0;
 	TM_FAULT("pass.fetched");
-	/* verify: the child's verdict, before anything of the revision is read */
+	return 0;
+}
+
+/* The child's verdict, before anything of the revision is read. */
+static int stage_verdict(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	const struct tm_msg *in = &x->rep.msg;
+
+	x->done = 1;
 	if (!in->have_verdict) {
-		add_error(p, "source", NULL, "the fetcher sent no verdict for %.12s", oid);
-		r = tm_error_set(TM_ESOURCE, "the fetcher sent no verdict for %.12s", oid);
-		goto out;
+		add_error(p, "source", NULL, "the fetcher sent no verdict for %.12s", x->oid);
+		return tm_error_set(TM_ESOURCE, "the fetcher sent no verdict for %.12s", x->oid);
 	}
 	TM_FAULT("pass.verified");
 	p->verdict = in->verdict;
 	p->have_verdict = 1;
 	switch (p->verdict.outcome) {
 	case TM_VERIFY_REFUSED:
-		p->state = "refused";
-		add_error(p, "verify", NULL, "%s", p->verdict.reason);
-		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->verdict.reason);
-		goto out;
 	case TM_VERIFY_STALE:
-		p->state = "stale";
+		p->state = p->verdict.outcome == TM_VERIFY_STALE ? "stale" : "refused";
 		add_error(p, "verify", NULL, "%s", p->verdict.reason);
-		r = tm_error_set(TM_EVERIFY, "%s: %s", ref, p->verdict.reason);
-		goto out;
+		return tm_error_set(TM_EVERIFY, "%s: %s", x->ref, p->verdict.reason);
 	case TM_VERIFY_WAIT:
 		p->state = "progressing";
 		tm_log_info("%s", p->verdict.reason);
-		r = 0;
-		goto out;
+		return 0;
 	case TM_VERIFY_ACCEPTED:
 		break;
 	}
 	if (p->mode == TM_PASS_VERIFY) {
 		p->state = "synced";
-		r = 0;
-		goto out;
+		return 0;
 	}
 	/* the same signed revision under another encoding is the same revision */
-	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&st, NULL, p->verdict.key)) {
-		p->state = strcmp(st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
+	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(&x->st, NULL, p->verdict.key)) {
+		int r;
+
+		p->state = strcmp(x->st.last_state, "rolled_back") == 0 ? "rolled_back" : "failed";
 		r = tm_error_set(
 			TM_EAPPLY,
 			"%s at %.12s is a revision that failed before (the same signed content); "
 			"not retried",
-			ref, oid);
+			x->ref, x->oid);
 		add_error(p, "apply", NULL, "%s", tm_error_last());
-		tm_state_mark_bad(&st, oid, p->verdict.key);
-		save_state(p, &st);
-		goto out;
+		tm_state_mark_bad(&x->st, x->oid, p->verdict.key);
+		save_state(p, &x->st);
+		return r;
 	}
+	x->done = 0;
+	return 0;
+}
+
+/* The plans of every applier; `diff` ends here. */
+static int stage_plan(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	int r;
 
 	TM_FAULT("pass.before-plan");
-	/* plan */
-	if ((r = build_plans(p, &pl, in, p->verdict.commit, &ctx)) < 0) {
+	if ((r = build_plans(p, &x->pl, &x->rep.msg, p->verdict.commit, &x->ctx)) < 0) {
 		if (p->mode == TM_PASS_SYNC) {
-			tm_state_mark_bad(&st, oid, p->verdict.key);
-			raise_floor(&st, &p->verdict);
-			save_state(p, &st);
+			tm_state_mark_bad(&x->st, x->oid, p->verdict.key);
+			raise_floor(&x->st, &p->verdict);
+			save_state(p, &x->st);
 		}
-		r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
-		goto out;
+		x->done = 1;
+		return tm_error_set(TM_EAPPLY, "%s", failure_message(p));
 	}
 	TM_FAULT("pass.planned");
-	have_plans = 1;
+	x->have_plans = 1;
 	if (p->mode == TM_PASS_DIFF) {
-		r = diff_all(p, &st, &pl, &ctx);
-		goto out;
+		x->done = 1;
+		return diff_all(p, &x->st, &x->pl, &x->ctx);
 	}
-
 	if (stopping(p)) {
-		r = TM_ESTOPPED;
-		goto out;
+		x->done = 1;
+		return TM_ESTOPPED;
 	}
+	return 0;
+}
+
+/* A failure after apply: marked bad, rolled back to the last good revision.
+ * A bad revision is never recorded as the applied one. */
+static int apply_failed(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	const struct tm_config *cfg = p->cfg;
+	struct tm_state *st = &x->st;
+
+	tm_log_error("%s", tm_error_last());
+	tm_state_mark_bad(st, x->oid, p->verdict.key);
+	p->state = "failed";
+	keep_unhealthy(p);
+	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st->last_good.commit[0] &&
+	    strcmp(st->last_good.commit, p->verdict.commit) != 0 &&
+	    tm_msg_find_set(&x->rep.msg, st->last_good.commit)) {
+		struct plans good;
+		tm_log_warn("rolling back to the last good revision %.12s", st->last_good.commit);
+		if (build_plans(p, &good, &x->rep.msg, st->last_good.commit, &x->ctx) == 0) {
+			TM_FAULT("pass.before-rollback");
+			int rr = apply_all(p, st, &good, &x->ctx, "rollback");
+			plans_free(&good);
+			TM_FAULT("pass.rolled-back");
+			if (rr == 0) {
+				st->applied = st->last_good;
+				p->state = "rolled_back";
+			}
+		}
+	}
+	TM_FAULT("pass.before-save-failed");
+	memcpy(p->applied_commit, st->applied.commit, 41);
+	save_state(p, st);
+	return tm_error_set(TM_EAPPLY, "%s", failure_message(p));
+}
+
+/* Apply, health, and the state that records it. */
+static int stage_apply(struct run *x)
+{
+	struct tm_pass *p = x->p;
+	struct tm_state *st = &x->st;
+	int r;
+
+	x->done = 1;
 	/* room to record what is applied, or nothing is (docs/faults.md) */
-	if ((r = tm_state_check_space(cfg->agent.state_dir)) < 0) {
+	if ((r = tm_state_check_space(p->cfg->agent.state_dir)) < 0) {
 		add_error(p, "state", NULL, "%s", tm_error_last());
-		goto out;
+		return r;
 	}
-	/* apply, health, commit state */
-	raise_floor(&st, &p->verdict);
+	raise_floor(st, &p->verdict);
 	TM_FAULT("pass.before-apply");
-	r = apply_all(p, &st, &pl, &ctx, "apply");
+	r = apply_all(p, st, &x->pl, &x->ctx, "apply");
 	TM_FAULT("pass.applied");
 	if (r == 0) {
-		set_revision(&st.applied, &p->verdict);
-		set_revision(&st.last_good, &p->verdict);
+		set_revision(&st->applied, &p->verdict);
+		set_revision(&st->last_good, &p->verdict);
 		/* refs/tagmoor/applied: set after the pass, by the upkeep child */
-		set_applied = 1;
+		x->set_applied = 1;
 		TM_FAULT("pass.before-commit-state");
-		memcpy(p->applied_commit, st.applied.commit, 41);
-		memcpy(p->last_good_commit, st.last_good.commit, 41);
+		memcpy(p->applied_commit, st->applied.commit, 41);
+		memcpy(p->last_good_commit, st->last_good.commit, 41);
 		p->state = "synced";
-		tm_log_info("synced %s at %.12s (signed by %s)", ref, p->verdict.commit,
+		tm_log_info("synced %s at %.12s (signed by %s)", x->ref, p->verdict.commit,
 			    p->verdict.signer[0] ? p->verdict.signer : "nobody");
-		r = save_state(p, &st);
-		goto out;
+		return save_state(p, st);
 	}
-
 	/* the cluster could not be reached: nothing is known to be wrong with
 	 * the revision; it is retried (the daemon backs off), not marked bad */
 	if (r == TM_EUNREACHABLE) {
@@ -825,75 +890,82 @@ int tm_reconcile_pass(struct tm_pass *p)
 		p->state = "failed";
 		tm_log_warn("%s; the revision is retried, not marked bad", failure_message(p));
 		/* an outage retried with backoff writes state once, not on every try */
-		if (wrote || strcmp(st.last_state, "failed") != 0)
-			save_state(p, &st);
-		r = tm_error_set(TM_EUNREACHABLE, "%s", failure_message(p));
-		goto out;
+		if (wrote || strcmp(st->last_state, "failed") != 0)
+			save_state(p, st);
+		return tm_error_set(TM_EUNREACHABLE, "%s", failure_message(p));
 	}
+	return apply_failed(x);
+}
 
-	/* failure after apply: mark bad, roll back to the last good revision.
-	 * A bad revision is never recorded as the applied one. */
-	tm_log_error("%s", tm_error_last());
-	tm_state_mark_bad(&st, oid, p->verdict.key);
-	p->state = "failed";
-	keep_unhealthy(p);
-	if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && st.last_good.commit[0] &&
-	    strcmp(st.last_good.commit, p->verdict.commit) != 0 &&
-	    tm_msg_find_set(in, st.last_good.commit)) {
-		struct plans good;
-		tm_log_warn("rolling back to the last good revision %.12s", st.last_good.commit);
-		if (build_plans(p, &good, in, st.last_good.commit, &ctx) == 0) {
-			TM_FAULT("pass.before-rollback");
-			int rr = apply_all(p, &st, &good, &ctx, "rollback");
-			plans_free(&good);
-			TM_FAULT("pass.rolled-back");
-			if (rr == 0) {
-				st.applied = st.last_good;
-				p->state = "rolled_back";
-			}
-		}
-	}
-	TM_FAULT("pass.before-save-failed");
-	memcpy(p->applied_commit, st.applied.commit, 41);
-	save_state(p, &st);
-	r = tm_error_set(TM_EAPPLY, "%s", failure_message(p));
-out:
+/* Whatever stage ended the pass: the appliers ended, the store's upkeep, the
+ * report. The pass's error stays the one reported. */
+static int stage_close(struct run *x, int r)
+{
+	struct tm_pass *p = x->p;
+	char saved[1024];
+
 	for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
 		if (p->appliers[i].begun && p->appliers[i].ap->end)
 			p->appliers[i].ap->end(p->appliers[i].state);
 		p->appliers[i].state = NULL;
 		p->appliers[i].begun = 0;
 	}
-	if (have_plans)
-		plans_free(&pl);
-	if (have_rep && (fetched || set_applied) && p->mode == TM_PASS_SYNC) {
-		char saved[1024];
+	if (x->have_plans)
+		plans_free(&x->pl);
+	if (x->have_rep && (x->fetched || x->set_applied) && p->mode == TM_PASS_SYNC) {
 		snprintf(saved, sizeof(saved), "%s", tm_error_last());
 		TM_FAULT("pass.before-store-prune");
-		prune_store(p, &st, &sb, set_applied ? p->verdict.commit : NULL, fetched, oid);
+		prune_store(p, &x->st, &x->sb, x->set_applied ? p->verdict.commit : NULL,
+			    x->fetched, x->oid);
 		TM_FAULT("pass.store-pruned");
 		if (r < 0 && r != TM_ESTOPPED)
 			tm_error_set(r, "%s", saved); /* the pass's error, not the prune's */
 	}
-	if (have_rep) {
-		if (rep.child_cpu_us || rep.child_maxrss_kb)
+	if (x->have_rep) {
+		if (x->rep.child_cpu_us || x->rep.child_maxrss_kb)
 			tm_log_debug("fetcher: pid %ld, %llu us CPU, %llu KiB peak RSS",
-				     (long)rep.pid, (unsigned long long)rep.child_cpu_us,
-				     (unsigned long long)rep.child_maxrss_kb);
-		tm_fetcher_reply_free(&rep);
+				     (long)x->rep.pid, (unsigned long long)x->rep.child_cpu_us,
+				     (unsigned long long)x->rep.child_maxrss_kb);
+		tm_fetcher_reply_free(&x->rep);
 	}
 	p->duration_ms = tm_time_mono_ms() - p->started_ms;
 	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {
-		char saved[1024];
 		snprintf(saved, sizeof(saved), "%s", tm_error_last());
 		TM_FAULT("pass.before-report");
-		report_pass(p, &st, r);
+		report_pass(p, &x->st, r);
 		TM_FAULT("pass.reported");
 		if (r < 0)
 			tm_error_set(r, "%s", saved); /* the pass's error, not the reporter's */
 	}
-	tm_state_free(&st);
+	tm_state_free(&x->st);
 	return r;
+}
+
+/* The pass: its stages in order, each ending it or handing on to the next. */
+int tm_reconcile_pass(struct tm_pass *p)
+{
+	static int (*const stages[])(struct run *) = { stage_source, stage_triage, stage_verdict,
+						       stage_plan, stage_apply };
+	struct run x;
+	int r;
+
+	memset(&x, 0, sizeof(x));
+	x.p = p;
+	x.ref = p->ref ? p->ref : p->cfg->source.ref;
+	x.rec.p = p;
+	x.rec.st = &x.st;
+	x.ctx.cfg = p->cfg;
+	x.ctx.root = p->cfg->root;
+	x.ctx.dry_run = p->mode == TM_PASS_DIFF;
+	x.ctx.out = p->out;
+	x.ctx.record = record_ids;
+	x.ctx.record_arg = &x.rec;
+	if ((r = stage_open(&x)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+		if ((r = stages[i](&x)) < 0 || x.done)
+			break;
+	return stage_close(&x, r);
 }
 
 void tm_pass_free(struct tm_pass *p)
