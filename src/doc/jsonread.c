@@ -222,8 +222,6 @@ static int jnumber(struct jparser *p, struct tm_doc **out)
 	return tm_doc_new_float(out, fv);
 }
 
-int docr_jvalue(struct jparser *p, struct tm_doc **out, unsigned depth);
-
 /* Whether the value of key k (in a map at depth) is left out (tm_json_parse_pruned). */
 static int pruned(const struct jparser *p, unsigned depth, const char *k, size_t kl)
 {
@@ -329,6 +327,92 @@ static int jskip(struct jparser *p, unsigned depth)
 	}
 }
 
+/* An object or an array: its members read recursively (pruned keys only checked). */
+static int jcollection(struct jparser *p, struct tm_doc **out, unsigned depth, unsigned line)
+{
+	int is_map = p->s[p->i] == '{';
+	char close = is_map ? '}' : ']';
+	struct tm_doc *d = NULL;
+	int r;
+
+	if (depth + 1 > p->bg->lim->max_depth)
+		return docr_too_deep(p->w, line, p->bg->lim->max_depth);
+	if ((r = tm_doc_new(&d, is_map ? TM_DOC_MAP : TM_DOC_SEQ)) < 0)
+		return r;
+	p->i++;
+	docr_jws(p);
+	if (p->i < p->n && p->s[p->i] == close) {
+		p->i++;
+		goto done;
+	}
+	for (;;) {
+		struct tm_doc *v;
+
+		if (is_map) {
+			char *k;
+			size_t kl;
+
+			docr_jws(p);
+			if (p->i >= p->n || p->s[p->i] != '"') {
+				r = jfail(p, "looking for beginning of object key string");
+				goto bad;
+			}
+			if ((r = jstring(p, &k, &kl)) < 0)
+				goto bad;
+			docr_jws(p);
+			if (p->i >= p->n || p->s[p->i] != ':') {
+				free(k);
+				r = jfail(p, "after object key");
+				goto bad;
+			}
+			p->i++;
+			if ((p->keep || p->skip) && pruned(p, depth, k, kl)) {
+				r = jskip(p, depth + 1);
+				free(k);
+				if (r < 0)
+					goto bad;
+				goto next;
+			}
+			if (depth == 0) {
+				p->top = k;
+				p->top_len = kl;
+			}
+			if ((r = docr_jvalue(p, &v, depth + 1)) < 0) {
+				free(k);
+				goto bad;
+			}
+			if (depth == 0)
+				p->top = NULL;
+			r = tm_doc_map_setn(d, k, kl, v);
+			free(k);
+		} else {
+			if ((r = docr_jvalue(p, &v, depth + 1)) < 0)
+				goto bad;
+			r = tm_doc_seq_append(d, v);
+		}
+		if (r < 0)
+			goto bad;
+next:
+		docr_jws(p);
+		if (p->i < p->n && p->s[p->i] == ',') {
+			p->i++;
+			continue;
+		}
+		if (p->i < p->n && p->s[p->i] == close) {
+			p->i++;
+			break;
+		}
+		r = jfail(p, is_map ? "after object key:value pair" : "after array element");
+		goto bad;
+	}
+done:
+	*out = d;
+	return 0;
+bad:
+	tm_doc_free(d);
+	return r;
+}
+
 int docr_jvalue(struct jparser *p, struct tm_doc **out, unsigned depth)
 {
 	struct tm_doc *d = NULL;
@@ -344,83 +428,10 @@ int docr_jvalue(struct jparser *p, struct tm_doc **out, unsigned depth)
 		return r;
 	switch (p->s[p->i]) {
 	case '{':
-	case '[': {
-		int is_map = p->s[p->i] == '{';
-		char close = is_map ? '}' : ']';
-
-		if (depth + 1 > p->bg->lim->max_depth)
-			return docr_too_deep(p->w, line, p->bg->lim->max_depth);
-		if ((r = tm_doc_new(&d, is_map ? TM_DOC_MAP : TM_DOC_SEQ)) < 0)
+	case '[':
+		if ((r = jcollection(p, &d, depth, line)) < 0)
 			return r;
-		p->i++;
-		docr_jws(p);
-		if (p->i < p->n && p->s[p->i] == close) {
-			p->i++;
-			break;
-		}
-		for (;;) {
-			struct tm_doc *v;
-
-			if (is_map) {
-				char *k;
-				size_t kl;
-
-				docr_jws(p);
-				if (p->i >= p->n || p->s[p->i] != '"') {
-					r = jfail(p, "looking for beginning of object key string");
-					goto bad;
-				}
-				if ((r = jstring(p, &k, &kl)) < 0)
-					goto bad;
-				docr_jws(p);
-				if (p->i >= p->n || p->s[p->i] != ':') {
-					free(k);
-					r = jfail(p, "after object key");
-					goto bad;
-				}
-				p->i++;
-				if ((p->keep || p->skip) && pruned(p, depth, k, kl)) {
-					r = jskip(p, depth + 1);
-					free(k);
-					if (r < 0)
-						goto bad;
-					goto next;
-				}
-				if (depth == 0) {
-					p->top = k;
-					p->top_len = kl;
-				}
-				if ((r = docr_jvalue(p, &v, depth + 1)) < 0) {
-					free(k);
-					goto bad;
-				}
-				if (depth == 0)
-					p->top = NULL;
-				r = tm_doc_map_setn(d, k, kl, v);
-				free(k);
-			} else {
-				if ((r = docr_jvalue(p, &v, depth + 1)) < 0)
-					goto bad;
-				r = tm_doc_seq_append(d, v);
-			}
-			if (r < 0)
-				goto bad;
-next:
-			docr_jws(p);
-			if (p->i < p->n && p->s[p->i] == ',') {
-				p->i++;
-				continue;
-			}
-			if (p->i < p->n && p->s[p->i] == close) {
-				p->i++;
-				break;
-			}
-			r = jfail(p,
-				  is_map ? "after object key:value pair" : "after array element");
-			goto bad;
-		}
 		break;
-	}
 	case '"': {
 		char *s;
 		size_t sl;
@@ -463,9 +474,6 @@ next:
 	d->line = line;
 	*out = d;
 	return 0;
-bad:
-	tm_doc_free(d);
-	return r;
 }
 
 int tm_json_parse(struct tm_doc **out, const char *text, size_t len,

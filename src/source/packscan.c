@@ -331,74 +331,10 @@ static int ps_symbol(struct packscan *p)
 	return ps_out(p, len, -1, dist, NULL);
 }
 
-/* One step: 0 done (state advanced), 1 more input needed (nothing
- * consumed), negative: refused. */
-static int ps_step(struct packscan *p)
+/* One step inside a DEFLATE stream: a block header, stored bytes, or Huffman symbols. */
+static int ps_step_deflate(struct packscan *p)
 {
-	unsigned char b[20];
-	unsigned v;
-
 	switch (p->state) {
-	case PS_HDR:
-		NEED(ps_bytes(p, b, 12));
-		if (memcmp(b, "PACK", 4) != 0 || b[4] || b[5] || b[6] || (b[7] != 2 && b[7] != 3))
-			return tm_error_set(TM_ESOURCE,
-					    "%s: malformed pack from the server (bad header)",
-					    p->url);
-		p->nobjects = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 | (uint32_t)b[10] << 8 |
-			      b[11];
-		if (p->nobjects > TM_GIT_MAX_PACK_OBJECTS)
-			return tm_error_set(
-				TM_ELIMIT,
-				"%s: the pack holds %u objects, more than %u; fetch refused",
-				p->url, p->nobjects, TM_GIT_MAX_PACK_OBJECTS);
-		p->state = p->nobjects ? PS_ENTRY : PS_TRAILER;
-		return 0;
-	case PS_ENTRY: {
-		uint64_t size;
-		int shift = 4;
-
-		NEED(ps_bits(p, 8, &v));
-		p->type = (int)(v >> 4) & 7;
-		size = v & 15;
-		while (v & 0x80) {
-			NEED(ps_bits(p, 8, &v));
-			if (shift > 57)
-				return ps_malformed(p, "size too long");
-			size |= (uint64_t)(v & 0x7f) << shift;
-			shift += 7;
-		}
-		if (p->type == 0 || p->type == 5)
-			return ps_malformed(p, "invalid object type");
-		p->size = size;
-		p->zout = 0;
-		p->result_known = 0;
-		p->state = p->type == 6 ? PS_OFS : p->type == 7 ? PS_REF : PS_ZHDR;
-		if (p->type == 6 || p->type == 7)
-			return ps_account(p, size, 1, "has delta data of");
-		return ps_account(p, size, 1, "inflates to");
-	}
-	case PS_OFS:
-		for (int i = 0;; i++) {
-			NEED(ps_bits(p, 8, &v));
-			if (i > 9)
-				return ps_malformed(p, "delta offset too long");
-			if (!(v & 0x80))
-				break;
-		}
-		p->state = PS_ZHDR;
-		return 0;
-	case PS_REF:
-		NEED(ps_bytes(p, NULL, 20));
-		p->state = PS_ZHDR;
-		return 0;
-	case PS_ZHDR:
-		NEED(ps_bytes(p, b, 2));
-		if ((b[0] & 0x0f) != 8 || (b[0] >> 4) > 7 ||
-		    ((unsigned)b[0] << 8 | b[1]) % 31 != 0 || (b[1] & 0x20))
-			return ps_malformed(p, "bad zlib header");
-		p->state = PS_BLOCK;
-		return 0;
 	case PS_BLOCK: {
 		unsigned fin, type;
 
@@ -475,6 +411,84 @@ static int ps_step(struct packscan *p)
 			if (p->state != PS_HUFF)
 				return 0;
 		}
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* One step: 0 done (state advanced), 1 more input needed (nothing
+ * consumed), negative: refused. */
+static int ps_step(struct packscan *p)
+{
+	unsigned char b[20];
+	unsigned v;
+
+	switch (p->state) {
+	case PS_HDR:
+		NEED(ps_bytes(p, b, 12));
+		if (memcmp(b, "PACK", 4) != 0 || b[4] || b[5] || b[6] || (b[7] != 2 && b[7] != 3))
+			return tm_error_set(TM_ESOURCE,
+					    "%s: malformed pack from the server (bad header)",
+					    p->url);
+		p->nobjects = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 | (uint32_t)b[10] << 8 |
+			      b[11];
+		if (p->nobjects > TM_GIT_MAX_PACK_OBJECTS)
+			return tm_error_set(
+				TM_ELIMIT,
+				"%s: the pack holds %u objects, more than %u; fetch refused",
+				p->url, p->nobjects, TM_GIT_MAX_PACK_OBJECTS);
+		p->state = p->nobjects ? PS_ENTRY : PS_TRAILER;
+		return 0;
+	case PS_ENTRY: {
+		uint64_t size;
+		int shift = 4;
+
+		NEED(ps_bits(p, 8, &v));
+		p->type = (int)(v >> 4) & 7;
+		size = v & 15;
+		while (v & 0x80) {
+			NEED(ps_bits(p, 8, &v));
+			if (shift > 57)
+				return ps_malformed(p, "size too long");
+			size |= (uint64_t)(v & 0x7f) << shift;
+			shift += 7;
+		}
+		if (p->type == 0 || p->type == 5)
+			return ps_malformed(p, "invalid object type");
+		p->size = size;
+		p->zout = 0;
+		p->result_known = 0;
+		p->state = p->type == 6 ? PS_OFS : p->type == 7 ? PS_REF : PS_ZHDR;
+		if (p->type == 6 || p->type == 7)
+			return ps_account(p, size, 1, "has delta data of");
+		return ps_account(p, size, 1, "inflates to");
+	}
+	case PS_OFS:
+		for (int i = 0;; i++) {
+			NEED(ps_bits(p, 8, &v));
+			if (i > 9)
+				return ps_malformed(p, "delta offset too long");
+			if (!(v & 0x80))
+				break;
+		}
+		p->state = PS_ZHDR;
+		return 0;
+	case PS_REF:
+		NEED(ps_bytes(p, NULL, 20));
+		p->state = PS_ZHDR;
+		return 0;
+	case PS_ZHDR:
+		NEED(ps_bytes(p, b, 2));
+		if ((b[0] & 0x0f) != 8 || (b[0] >> 4) > 7 ||
+		    ((unsigned)b[0] << 8 | b[1]) % 31 != 0 || (b[1] & 0x20))
+			return ps_malformed(p, "bad zlib header");
+		p->state = PS_BLOCK;
+		return 0;
+	case PS_BLOCK:
+	case PS_STORED:
+	case PS_HUFF:
+		return ps_step_deflate(p);
 	case PS_ADLER:
 		p->bitbuf >>= p->bitcnt & 7;
 		p->bitcnt -= p->bitcnt & 7;
