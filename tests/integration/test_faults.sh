@@ -184,7 +184,12 @@ run_point() { # point kind hit
 	if [ -z "$CHECK_OUT" ] && { [ "$kind" = bad ] || [ "$rrc" = 0 ]; }; then
 		conv=1
 	fi
-	if [ "$conv" = 1 ] && [ "$lost" = 0 ] && [ "$krc" = 137 ]; then
+	if [ "$krc" != 137 ] && [ "$conv" = 1 ] && [ "$lost" = 0 ]; then
+		# a hit count this pass did not reach (passes differ a little): not a kill
+		echo "# $pt@$hit ($kind): not reached by this pass (exit $krc); it converged"
+		return 0
+	fi
+	if [ "$conv" = 1 ] && [ "$lost" = 0 ]; then
 		ok "$pt@$hit ($kind): killed, recovered (exit $rrc)${dup:+, $dup duplicate report(s)}"
 	else
 		bad "$pt@$hit ($kind): kill exit $krc (137 = killed there), recovery exit $rrc, lost $lost ${CHECK_OUT:+[$CHECK_OUT]} ${GAPS:+[$GAPS]}"

@@ -67,7 +67,7 @@ release() {
 # A power cut: the container's PID 1 and nspawn killed at once.
 cut() {
 	kill -KILL "$NSPAWN_LEADER" "$NSPAWN_PID" 2>/dev/null
-	wait "$NSPAWN_PID" 2>/dev/null
+	{ wait "$NSPAWN_PID"; } 2>/dev/null
 	for _ in $(seq 1 100); do kill -0 "$NSPAWN_LEADER" 2>/dev/null || break; sleep 0.05; done
 }
 # Boot the same machine again (same overlay, same binds).
@@ -178,6 +178,37 @@ for run in $(seq 1 "$RUNS"); do
 	[ "$conv" = 1 ] || echo "$OUT" | tail -4 | sed 's/^/#   /'
 	echo "nspawn:power-cut-during-apply 1 $conv 0 0 $(grep -c '^state:' <<<"$CHECK_OUT")" >>"$T/rows"
 done
+if strings "$TAGMOOR" | grep '^tm-fault:' >/dev/null; then
+	echo "# the machine cut exactly at the named points only a live systemd reaches"
+	for pt in systemd.unit-written@4 systemd.units-written systemd.enabled systemd.daemon-reloaded \
+		systemd.before-restart systemd.before-start systemd.pruned; do
+		release
+		# the sync stops itself there; the machine is cut while it is stopped
+		nspawn_run env TAGMOOR_FAULT="$pt:stop" "$TAGMOOR" -c "$T/tagmoor.ini" sync >"$T/cut.log" 2>&1 &
+		spid=$!
+		stopped=""
+		for _ in $(seq 1 300); do
+			stopped=$(ps -eo pid=,stat=,comm= | awk '$3 == "tagmoor" && $2 ~ /^T/ { print $1; exit }')
+			[ -n "$stopped" ] && break
+			kill -0 "$spid" 2>/dev/null || break
+			sleep 0.05
+		done
+		cut
+		# nsenter stops itself when its child stops: it outlives the machine
+		pkill -KILL -P "$spid" 2>/dev/null
+		{ wait "$spid"; } 2>/dev/null
+		if ! reboot; then
+			bad "$pt: the container did not boot again"
+			break
+		fi
+		SYNC
+		checks
+		conv=0
+		[ "$RC" = 0 ] && [ -z "$CHECK_OUT" ] && [ -n "$stopped" ] && conv=1
+		check "cut at $pt (reached: $([ -n "$stopped" ] && echo yes || echo no)), booted again: exit $RC ${CHECK_OUT:+[$CHECK_OUT]}" [ "$conv" = 1 ]
+		echo "nspawn:cut-at-${pt%@*} 1 $conv 0 0 $(grep -c '^state:' <<<"$CHECK_OUT")" >>"$T/rows"
+	done
+fi
 echo "# figures"
 python3 "$TM_SOURCE_DIR/tests/integration/faults/figures.py" "$T/rows" "fault (nspawn, real systemd)"
 [ "$FAILS" = 0 ]
