@@ -88,7 +88,9 @@ struct tm_pass {
 int tm_reconcile_pass(struct tm_pass *pass);
 void tm_pass_free(struct tm_pass *pass);
 
-/* The status document of SPEC.md for a finished pass (seq given). */
+/* The name of applier slot i ("kubernetes", "systemd"): its state and status key. */
+const char *tm_pass_applier_name(size_t i);
+/* The status document of SPEC.md for a finished pass (seq given; status.c). */
 int tm_pass_status_json(struct tm_buf *out, const struct tm_pass *pass, uint64_t seq);
 
 #endif
