@@ -27,6 +27,14 @@ int64_t tm_time_days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
+int tm_time_days_in_month(int64_t y, int m)
+{
+	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 ? 28 + leap : d[m - 1];
+}
+
 int tm_time_parse(int64_t *out, const char *s, size_t len)
 {
 	unsigned v[6];

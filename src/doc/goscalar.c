@@ -10,6 +10,7 @@
 #include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/time.h"
 
 #include <errno.h>
 #include <math.h>
@@ -198,15 +199,6 @@ static char *strip_underscores(const char *s, size_t n, size_t *out_n)
 
 /* ---- timestamps ---- */
 
-static int days_in(int month, int year)
-{
-	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	if (month == 2 && (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)))
-		return 29;
-	return d[month - 1];
-}
-
 /* Go's getnum: 1 or 2 digits (exactly 2 when fixed). */
 static int getnum(const char *s, size_t n, size_t *i, int fixed, int *out)
 {
@@ -242,7 +234,7 @@ int docr_go_time(const char *s, size_t n, char sep, int rfc)
 	if (i >= n || s[i++] != '-' || !getnum(s, n, &i, rfc, &mon) || i >= n || s[i++] != '-' ||
 	    !getnum(s, n, &i, rfc, &day))
 		return 0;
-	if (mon < 1 || mon > 12 || day < 1 || day > days_in(mon, year))
+	if (mon < 1 || mon > 12 || day < 1 || day > tm_time_days_in_month(year, mon))
 		return 0;
 	if (sep == 0)
 		return i == n;

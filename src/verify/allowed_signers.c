@@ -141,14 +141,6 @@ char *ssig_dup_str(const char *s, size_t len)
 	return d;
 }
 
-static int days_in_month(int y, int m)
-{
-	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 ? 28 + leap : d[m - 1];
-}
-
 /* YYYYMMDD[HHMM[SS]][Z]: with Z in UTC, without it in local time, as
  * OpenSSH reads it. */
 static int parse_time(int64_t *out, const char *s, size_t len)
@@ -176,8 +168,8 @@ static int parse_time(int64_t *out, const char *s, size_t len)
 		}
 		v[f] = x;
 	}
-	if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > days_in_month(v[0], v[1]) ||
-	    v[3] > 23 || v[4] > 59 || v[5] > 59)
+	if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 ||
+	    v[2] > tm_time_days_in_month(v[0], v[1]) || v[3] > 23 || v[4] > 59 || v[5] > 59)
 		return tm_error_set(TM_EPARSE, "invalid time '%.*s'", (int)digits, s);
 	if (utc) {
 		*out = tm_time_days_from_civil(v[0], (unsigned)v[1], (unsigned)v[2]) * 86400 +

@@ -16,6 +16,8 @@ int64_t tm_time_mono_ms(void);
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil;
  * no timegm needed). m is 1..12, d is 1..31; nothing is validated. */
 int64_t tm_time_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* The days of month m (1..12) of year y, leap years counted. */
+int tm_time_days_in_month(int64_t y, int m);
 
 /* RFC 3339 UTC "2026-12-31T00:00:00Z" → seconds since the epoch; TM_EPARSE otherwise. */
 int tm_time_parse(int64_t *out, const char *s, size_t len);

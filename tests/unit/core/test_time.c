@@ -39,6 +39,11 @@ static void test_civil(void **state)
 	assert_true(tm_time_days_from_civil(2000, 3, 1) == 11017);
 	assert_true(tm_time_days_from_civil(2024, 2, 29) == 19782);
 	assert_true(tm_time_days_from_civil(1600, 1, 1) == -135140);
+	assert_int_equal(tm_time_days_in_month(2024, 2), 29);
+	assert_int_equal(tm_time_days_in_month(2100, 2), 28);
+	assert_int_equal(tm_time_days_in_month(2000, 2), 29);
+	assert_int_equal(tm_time_days_in_month(2026, 4), 30);
+	assert_int_equal(tm_time_days_in_month(2026, 12), 31);
 }
 
 static void test_monotonic(void **state)
