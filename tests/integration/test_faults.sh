@@ -168,6 +168,9 @@ run_point() { # point kind hit
 	l0=$LOST d0=$DUP
 	case $kind in
 	good | bad) release "$kind" ;;
+	damaged) # state.json that does not parse: moved aside, the floor file keeps floor and
+		# seq; the same revision (identical units are adopted: docs/faults.md on why not a new one)
+		printf '{"schema": "tagmoor.state/v1", "applied": {' >"$STATE/state.json" ;;
 	esac
 	VERB=${KILL_VERB:-sync} sync_once TAGMOOR_FAULT="$pt@$hit"
 	local krc=$RC
@@ -208,6 +211,10 @@ for round in $(seq 1 "$ROUNDS"); do
 		fi
 	done <"$T/plan"
 done
+
+echo "# a damaged state.json moved aside, killed right after"
+run_point state.moved-aside damaged 1
+rm -f "$STATE"/state.json.broken-*
 
 echo "# the daemon (tagmoor run) killed at its own points"
 for pt in daemon.locked daemon.pass-done daemon.before-report-tick; do
