@@ -113,7 +113,16 @@ ST=$(in_c /usr/bin/tagmoor status)
 check "tagmoor status says synced" grep -q synced <<<"$ST"
 check "the repository's web.service is active" [ "$(in_c systemctl is-active web.service)" = active ]
 check "web.service was written to /etc/systemd/system" [ -f "$R/etc/systemd/system/web.service" ]
-check "the state is in /var/lib/tagmoor (mode 0700)" [ "$(stat -c %a "$R/var/lib/tagmoor")" = 700 ] && [ -f "$R/var/lib/tagmoor/state.json" ]
+check "the state is in /var/lib/tagmoor (mode 0711: search only for the fetcher's user)" [ "$(stat -c %a "$R/var/lib/tagmoor")" = 711 ] && [ -f "$R/var/lib/tagmoor/state.json" ]
+check "state.json is root's and private" [ "$(stat -c '%U %a' "$R/var/lib/tagmoor/state.json")" = "root 600" ]
+check "postinst created the system user tagmoor" in_c id -u tagmoor
+check "repo.git and what the fetcher wrote are tagmoor's" \
+	[ -z "$(find "$R/var/lib/tagmoor/repo.git" ! -user "$(in_c id -u tagmoor)" | head -1)" ]
+fetcher_line() {
+	in_c journalctl -u tagmoor.service --no-pager |
+		grep -q "fetcher child runs as tagmoor (uid [0-9]*), without capabilities, .*a seccomp filter"
+}
+check "the daemon's fetcher runs as tagmoor, with a seccomp filter" fetcher_line
 SEC=$(in_c systemd-analyze security tagmoor.service 2>&1)
 SCORE=$(sed -n 's/.*Overall exposure level for tagmoor.service: \([0-9.]*\).*/\1/p' <<<"$SEC")
 check "systemd-analyze security in the container: ${SCORE:-?} (at most 2.0)" awk -v s="${SCORE:-99}" 'BEGIN { exit !(s <= 2.0) }'
