@@ -430,6 +430,42 @@ static const char *short_tag(const char *tag, char *buf, size_t size)
 	return tag;
 }
 
+/* A !!binary scalar: base64 as Go decodes it, the bytes then carried as UTF-8 text. */
+static int resolve_binary(struct tm_doc **out, const char *s, size_t n, const struct where *w,
+			  unsigned line)
+{
+	struct tm_buf raw;
+	char *bin;
+	size_t bl;
+	int rc;
+
+	/* Go's StdEncoding.DecodeString: '\r' and '\n' ignored, padding required */
+	tm_buf_init(&raw, n + 1);
+	rc = tm_base64_decode(&raw, s, n, TM_B64_GO);
+	bl = raw.len;
+	bin = tm_buf_detach(&raw);
+	if (rc == TM_ENOMEM || !bin) {
+		free(bin);
+		return tm_error_nomem();
+	}
+	if (rc < 0) {
+		free(bin);
+		return docr_fail(w, TM_EPARSE, line, "!!binary value contains invalid base64 data");
+	}
+	/* JSON carries text: the bytes reach the API server as UTF-8. */
+	int oom;
+	size_t fl;
+	char *fixed = docr_utf8_fix(bin, bl, &fl, &oom, 0);
+	if (oom) {
+		free(bin);
+		return tm_error_nomem();
+	}
+	rc = fixed ? tm_doc_new_stringn(out, fixed, fl) : tm_doc_new_stringn(out, bin, bl);
+	free(fixed);
+	free(bin);
+	return rc;
+}
+
 /*
  * One scalar to a node, as go-yaml v2 decodes it into interface{}: quoted
  * and block scalars are strings unless tagged; a plain or tagged scalar is
@@ -447,38 +483,8 @@ int docr_resolve_scalar(struct tm_doc **out, const char *s, size_t n, const char
 	*out = NULL;
 	if (!tag_long && !plain_implicit)
 		return tm_doc_new_stringn(out, s, n);
-	if (strcmp(tag, "!!binary") == 0) {
-		struct tm_buf raw;
-		char *bin;
-		size_t bl;
-
-		/* Go's StdEncoding.DecodeString: '\r' and '\n' ignored, padding required */
-		tm_buf_init(&raw, n + 1);
-		rc = tm_base64_decode(&raw, s, n, TM_B64_GO);
-		bl = raw.len;
-		bin = tm_buf_detach(&raw);
-		if (rc == TM_ENOMEM || !bin) {
-			free(bin);
-			return tm_error_nomem();
-		}
-		if (rc < 0) {
-			free(bin);
-			return docr_fail(w, TM_EPARSE, line,
-					 "!!binary value contains invalid base64 data");
-		}
-		/* JSON carries text: the bytes reach the API server as UTF-8. */
-		int oom;
-		size_t fl;
-		char *fixed = docr_utf8_fix(bin, bl, &fl, &oom, 0);
-		if (oom) {
-			free(bin);
-			return tm_error_nomem();
-		}
-		rc = fixed ? tm_doc_new_stringn(out, fixed, fl) : tm_doc_new_stringn(out, bin, bl);
-		free(fixed);
-		free(bin);
-		return rc;
-	}
+	if (strcmp(tag, "!!binary") == 0)
+		return resolve_binary(out, s, n, w, line);
 	int resolvable = !*tag || !strcmp(tag, "!!str") || !strcmp(tag, "!!bool") ||
 			 !strcmp(tag, "!!int") || !strcmp(tag, "!!float") ||
 			 !strcmp(tag, "!!null") || !strcmp(tag, "!!timestamp");

@@ -268,6 +268,120 @@ static int read_trailers(struct tm_verify_result *res, const struct tm_config *c
 	return 0;
 }
 
+/* The object oid (served as ref): an annotated tag around a commit, or a commit; the tag is
+ * parsed into *tag (pointing into raw). Anything else is refused. */
+static int read_named(struct tm_verify_result *res, struct tm_gitobj_tag *tag, int *have_tag,
+		      struct tm_buf *raw, struct tm_git *git, const char *ref, const char *oid)
+{
+	int type = 0, r;
+
+	if ((r = tm_git_read_raw(raw, &type, git, oid)) < 0)
+		return r;
+	if (type == 't') {
+		if ((r = tm_gitobj_parse_tag(tag, raw->ptr, raw->len)) < 0) {
+			r = refuse(res, "tag %s: %s", oid, tm_error_last());
+			return r;
+		}
+		*have_tag = 1;
+		memcpy(res->tag_object, oid, 40);
+		snprintf(res->tag_name, sizeof(res->tag_name), "%.*s",
+			 (int)(tag->name_len < 255 ? tag->name_len : 255), tag->name);
+		memcpy(res->commit, tag->object, 41);
+		if (tag->type_len != 6 || memcmp(tag->type, "commit", 6) != 0) {
+			r = refuse(
+				res,
+				"tag '%s' points to a %.*s, not a commit (nested tags are refused)",
+				res->tag_name, (int)(tag->type_len > 16 ? 16 : tag->type_len),
+				tag->type);
+			return r;
+		}
+	} else if (type == 'c') {
+		memcpy(res->commit, oid, 40);
+		res->commit[40] = '\0';
+	} else {
+		r = refuse(res, "%s does not name a tag or a commit", ref);
+		return r;
+	}
+	return 0;
+}
+
+/* The tag modes: an annotated tag under the name it was served as, with a tagger time, and
+ * signed by a trusted key (*ok). */
+static int verify_tag(struct tm_verify_result *res, const struct tm_config *cfg,
+		      const struct tm_gitobj_tag *tag, int have_tag, const char *ref,
+		      int64_t eff_now, int *ok)
+{
+	const char *want_name = strncmp(ref, "refs/tags/", 10) == 0 ? ref + 10 : NULL;
+	char what[300];
+	int r = 0;
+
+	*ok = 0;
+	if (!have_tag) {
+		r = refuse(res,
+			   "%s is a lightweight tag or not a tag; mode = %s needs an "
+			   "annotated, signed tag",
+			   ref, tm_verify_mode_name(cfg->verify.mode));
+		return r;
+	}
+	if (!want_name || tag->name_len != strlen(want_name) ||
+	    memcmp(tag->name, want_name, tag->name_len) != 0) {
+		r = refuse(res,
+			   "tag object is named '%s' but was served as %s (a signed tag under "
+			   "another name is refused)",
+			   res->tag_name, ref);
+		return r;
+	}
+	if (tag->tagger_time < 0) {
+		r = refuse(res, "tag '%s' has no tagger line (needed for anti-rollback)",
+			   res->tag_name);
+		return r;
+	}
+	snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
+	return check_signature(res, cfg, tag->sig_kind, tag->signature, tag->signature_len,
+			       tag->payload, tag->payload_len, eff_now, what, ok);
+}
+
+/* The signed time against this device's clock (not far in the future) and against the floor
+ * (never older than the last accepted revision, nor another one with the same time). */
+static int check_time(struct tm_verify_result *res, const struct tm_verify_floor *floor,
+		      int64_t now, int mode, int have_tag)
+{
+	int64_t last_time = floor ? floor->time : -1;
+
+	/* A revision far in the future could raise the floor for good. With a
+	 * clock that is not set (before TM_VERIFY_CLOCK_SANE) this cannot be
+	 * judged; the floor still only grows with signed times. */
+	if (now >= TM_VERIFY_CLOCK_SANE && res->tag_time > now + TM_VERIFY_MAX_FUTURE) {
+		char a[32];
+		tm_time_format(a, sizeof(a), res->tag_time);
+		return refuse(res, "%s is dated %s, more than %d minutes after this device's clock",
+			      have_tag && mode != TM_VERIFY_COMMIT ? "tag time" : "commit time", a,
+			      TM_VERIFY_MAX_FUTURE / 60);
+	}
+	/* Anti-rollback: never go back to an older signed revision, nor to
+	 * another one with the same time as the newest accepted. */
+	if (last_time >= 0 && res->tag_time < last_time) {
+		char a[32], b[32];
+		tm_time_format(a, sizeof(a), res->tag_time);
+		tm_time_format(b, sizeof(b), last_time);
+		return refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
+			      mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time"
+										    : "commit time",
+			      a, b);
+	}
+	if (last_time >= 0 && res->tag_time == last_time && floor->key && floor->key[0] &&
+	    strcmp(floor->key, res->key) != 0) {
+		char a[32];
+		tm_time_format(a, sizeof(a), res->tag_time);
+		return refuse(
+			res,
+			"replay refused: another revision has the same signed time (%s) as the "
+			"last accepted one",
+			a);
+	}
+	return 0;
+}
+
 int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 		       const struct tm_config *cfg, const char *ref, const char *oid,
 		       const struct tm_verify_floor *floor, int64_t now)
@@ -275,7 +389,7 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	struct tm_buf raw, craw;
 	struct tm_gitobj_tag tag;
 	struct tm_gitobj_commit csig = { 0 };
-	const char *want_name = NULL, *msg = NULL;
+	const char *msg = NULL;
 	size_t msg_len = 0;
 	int type = 0, r, ok, mode = cfg->verify.mode, have_tag = 0;
 	int64_t last_time = floor ? floor->time : -1;
@@ -290,65 +404,14 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	res->bucket = tm_verify_bucket(cfg->agent.device_id);
 	tm_buf_init(&raw, RAW_MAX + 1);
 	tm_buf_init(&craw, RAW_MAX + 1);
-	if (strncmp(ref, "refs/tags/", 10) == 0)
-		want_name = ref + 10;
 
-	if ((r = tm_git_read_raw(&raw, &type, git, oid)) < 0)
+	if ((r = read_named(res, &tag, &have_tag, &raw, git, ref, oid)) < 0 ||
+	    res->outcome == TM_VERIFY_REFUSED)
 		goto out;
-	if (type == 't') {
-		if ((r = tm_gitobj_parse_tag(&tag, raw.ptr, raw.len)) < 0) {
-			r = refuse(res, "tag %s: %s", oid, tm_error_last());
-			goto out;
-		}
-		have_tag = 1;
-		memcpy(res->tag_object, oid, 40);
-		snprintf(res->tag_name, sizeof(res->tag_name), "%.*s",
-			 (int)(tag.name_len < 255 ? tag.name_len : 255), tag.name);
-		memcpy(res->commit, tag.object, 41);
-		if (tag.type_len != 6 || memcmp(tag.type, "commit", 6) != 0) {
-			r = refuse(
-				res,
-				"tag '%s' points to a %.*s, not a commit (nested tags are refused)",
-				res->tag_name, (int)(tag.type_len > 16 ? 16 : tag.type_len),
-				tag.type);
-			goto out;
-		}
-	} else if (type == 'c') {
-		memcpy(res->commit, oid, 40);
-		res->commit[40] = '\0';
-	} else {
-		r = refuse(res, "%s does not name a tag or a commit", ref);
-		goto out;
-	}
 
-	if (mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) {
-		if (!have_tag) {
-			r = refuse(res,
-				   "%s is a lightweight tag or not a tag; mode = %s needs an "
-				   "annotated, signed tag",
-				   ref, tm_verify_mode_name(mode));
-			goto out;
-		}
-		if (!want_name || tag.name_len != strlen(want_name) ||
-		    memcmp(tag.name, want_name, tag.name_len) != 0) {
-			r = refuse(
-				res,
-				"tag object is named '%s' but was served as %s (a signed tag under "
-				"another name is refused)",
-				res->tag_name, ref);
-			goto out;
-		}
-		if (tag.tagger_time < 0) {
-			r = refuse(res, "tag '%s' has no tagger line (needed for anti-rollback)",
-				   res->tag_name);
-			goto out;
-		}
-		snprintf(what, sizeof(what), "tag '%s'", res->tag_name);
-		if ((r = check_signature(res, cfg, tag.sig_kind, tag.signature, tag.signature_len,
-					 tag.payload, tag.payload_len, eff_now, what, &ok)) < 0 ||
-		    !ok)
-			goto out;
-	}
+	if ((mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) &&
+	    ((r = verify_tag(res, cfg, &tag, have_tag, ref, eff_now, &ok)) < 0 || !ok))
+		goto out;
 	if (!tm_git_has_object(git, res->commit)) {
 		r = refuse(res, "commit %s is not in the fetched objects", res->commit);
 		goto out;
@@ -393,39 +456,9 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 		revision_key(res->key, "none", craw.ptr, craw.len);
 	}
 
-	/* A revision far in the future could raise the floor for good. With a
-	 * clock that is not set (before TM_VERIFY_CLOCK_SANE) this cannot be
-	 * judged; the floor still only grows with signed times. */
-	if (now >= TM_VERIFY_CLOCK_SANE && res->tag_time > now + TM_VERIFY_MAX_FUTURE) {
-		char a[32];
-		tm_time_format(a, sizeof(a), res->tag_time);
-		r = refuse(res, "%s is dated %s, more than %d minutes after this device's clock",
-			   have_tag && mode != TM_VERIFY_COMMIT ? "tag time" : "commit time", a,
-			   TM_VERIFY_MAX_FUTURE / 60);
+	if ((r = check_time(res, floor, now, mode, have_tag)) < 0 ||
+	    res->outcome == TM_VERIFY_REFUSED)
 		goto out;
-	}
-	/* Anti-rollback: never go back to an older signed revision, nor to
-	 * another one with the same time as the newest accepted. */
-	if (last_time >= 0 && res->tag_time < last_time) {
-		char a[32], b[32];
-		tm_time_format(a, sizeof(a), res->tag_time);
-		tm_time_format(b, sizeof(b), last_time);
-		r = refuse(res, "replay refused: %s %s is older than the last accepted one (%s)",
-			   mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT ? "tag time"
-										 : "commit time",
-			   a, b);
-		goto out;
-	}
-	if (last_time >= 0 && res->tag_time == last_time && floor->key && floor->key[0] &&
-	    strcmp(floor->key, res->key) != 0) {
-		char a[32];
-		tm_time_format(a, sizeof(a), res->tag_time);
-		r = refuse(res,
-			   "replay refused: another revision has the same signed time (%s) as the "
-			   "last accepted one",
-			   a);
-		goto out;
-	}
 
 	if (msg && (r = read_trailers(res, cfg, msg, msg_len, what)) < 0)
 		goto out;
