@@ -13,6 +13,7 @@
 #      into the unit directory (denied): each pass is a source error (exit 3) naming the
 #      cause, and nothing is applied.
 #   4. An [agent] user that does not exist is named (exit 2).
+#   5. `tagmoor verify` entirely as an unprivileged user (nobody): the child sandboxed all the same.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
 tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3 systemctl
@@ -160,6 +161,24 @@ write_ini "$INI" "$TM_GIT_URL/git/fleet.git" tm-no-such-user "$TM_GIT_CA"
 TM sync
 check "exit 2 (configuration)" [ "$RC" = 2 ]
 check "the user is named" has 'no user "tm-no-such-user"'
+
+# --- 5. verify as nobody ------------------------------------------------------------------
+echo "# 5. tagmoor verify as nobody"
+if command -v setpriv >/dev/null; then
+	mkdir -p "$T/nobody-state"
+	chown nobody "$T/nobody-state"
+	write_ini "$T/verify.ini" "$TM_GIT_URL/git/fleet.git" "" "$TM_GIT_CA"
+	sed -i "s|^state_dir = .*|state_dir = $T/nobody-state|" "$T/verify.ini"
+	chmod 644 "$T/verify.ini"
+	OUT=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$TAGMOOR" -c "$T/verify.ini" verify 2>&1)
+	RC=$?
+	echo "$OUT" | sed 's/^/#   /'
+	check "verify as nobody: exit 0 ($RC)" [ "$RC" = 0 ]
+	check "verify as nobody: accepted, signed by release@example.com" has "verdict: +accepted"
+	check "verify as nobody: the child is sandboxed too" has "runs as uid 65534 \(not root\), without capabilities"
+else
+	echo "# 5. skipped: no setpriv"
+fi
 
 echo
 if [ "$FAILS" -eq 0 ]; then echo "all privilege separation cases passed"; exit 0; fi
