@@ -176,10 +176,10 @@ int tm_kube_new(struct tm_kube **out, const struct tm_kubeconfig *kc,
 
 	*out = NULL;
 	if (!(k = calloc(1, sizeof(*k))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	k->legacy_only = opts && opts->legacy_discovery;
 	if (!(k->server = strdup(kc->server))) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto fail;
 	}
 	if ((r = tm_kube_discovery_new(&k->disc)) < 0)

@@ -23,7 +23,7 @@
 int tm_kube_discovery_new(struct tm_kube_discovery **out)
 {
 	if (!(*out = calloc(1, sizeof(**out))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	return 0;
 }
 
@@ -81,7 +81,7 @@ static int gv_add(struct tm_kube_discovery *d, const char *group, const char *ve
 		size_t nc = d->capgv ? d->capgv * 2 : 64;
 		struct gv *nv = realloc(d->gv, nc * sizeof(*nv));
 		if (!nv)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		d->gv = nv;
 		d->capgv = nc;
 	}
@@ -91,7 +91,7 @@ static int gv_add(struct tm_kube_discovery *d, const char *group, const char *ve
 	if (!g->group || !g->version) {
 		free(g->group);
 		free(g->version);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	g->state = state;
 	g->seq = d->seq++;
@@ -116,7 +116,7 @@ static int res_add(struct tm_kube_discovery *d, const char *group, const char *v
 		size_t nc = d->capr ? d->capr * 2 : 256;
 		struct res *nv = realloc(d->r, nc * sizeof(*nv));
 		if (!nv)
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		d->r = nv;
 		d->capr = nc;
 	}
@@ -131,7 +131,7 @@ static int res_add(struct tm_kube_discovery *d, const char *group, const char *v
 		free(x->version);
 		free(x->kind);
 		free(x->resource);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	d->nr++;
 	return 0;

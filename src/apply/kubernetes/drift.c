@@ -335,7 +335,7 @@ int kube_drift(void *state, struct tm_apply_result *res, const struct tm_applier
 	    (r = kube_items_resolve(S, it, desired->n, res)) < 0)
 		goto out;
 	if (!(sel = calloc(desired->n, sizeof(*sel)))) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	for (size_t i = 0; i < desired->n; i++) {

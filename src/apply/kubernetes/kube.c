@@ -65,7 +65,7 @@ int tm_kube_begin(const struct tm_applier_ctx *ctx, void **state)
 {
 	(void)ctx; /* the client is made when a pass first needs the cluster */
 	if (!(*state = calloc(1, sizeof(struct kube_pass))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	return 0;
 }
 
@@ -150,7 +150,7 @@ int kube_items_build(struct item **out, const struct tm_objset *desired,
 	if (!it || !order) {
 		free(it);
 		free(order);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	if ((r = tm_kube_apply_order(order, desired)) < 0)
 		goto fail;
@@ -267,13 +267,13 @@ int kube_items_resolve(struct kube_pass *S, struct item *it, size_t n, struct tm
 	if (n < 2)
 		return 0;
 	if (!(keys = calloc(n, sizeof(*keys))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char k[TM_KUBE_ID_MAX + 1];
 		if (kube_live_key(k, sizeof(k), it[i].res.group, it[i].res.kind, it[i].ns,
 				  it[i].ref.name) < 0 ||
 		    !(keys[i] = strdup(k)))
-			r = tm_error_set(TM_ENOMEM, "out of memory");
+			r = tm_error_nomem();
 	}
 	if (r == 0) {
 		qsort(keys, n, sizeof(*keys), cmp_str);
@@ -376,7 +376,7 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 	if (!st || !msg) {
 		free(st);
 		free(msg);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	for (size_t i = 0; i < nw; i++)
 		st[i] = TM_KSTATUS_IN_PROGRESS;
@@ -587,7 +587,7 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 		if (!ncrds)
 			continue;
 		if (!(crds = calloc(ncrds, sizeof(*crds))))
-			return tm_error_set(TM_ENOMEM, "out of memory");
+			return tm_error_nomem();
 		ncrds = 0;
 		for (size_t i = 0; i < n; i++)
 			if (it[i].stage == stage && (!sel || sel[i]) && kube_is_crd(&it[i]))
@@ -681,7 +681,7 @@ int kube_health(void *state, struct tm_apply_result *res, const struct tm_applie
 	    (r = kube_items_resolve(S, it, desired->n, res)) < 0)
 		goto out;
 	if (!(w = calloc(desired->n, sizeof(*w)))) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	for (size_t i = 0; i < desired->n; i++)

@@ -122,7 +122,7 @@ static int dup_str(char **out, const char *s)
 	if (!s)
 		return 0;
 	if (!(*out = strdup(s)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	return 0;
 }
 
@@ -185,7 +185,7 @@ static int path_of(char **out, const struct ctx *c, const char *p)
 		return dup_str(out, p);
 	n = strlen(c->dir) + strlen(p) + 2;
 	if (!(*out = malloc(n)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	snprintf(*out, n, "%s/%s", c->dir, p);
 	return 0;
 }
@@ -351,7 +351,7 @@ int tm_kubeconfig_parse(struct tm_kubeconfig **out, const char *text, size_t len
 		goto out;
 	}
 	if (!(kc = calloc(1, sizeof(*kc)))) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	if ((r = dup_str(&kc->origin, c.origin)) < 0)
@@ -447,7 +447,7 @@ int tm_kubeconfig_in_cluster(struct tm_kubeconfig **out, const char *sa_dir)
 		return tm_error_set(TM_ECONFIG,
 				    "in-cluster: KUBERNETES_SERVICE_HOST/PORT are malformed");
 	if (!(kc = calloc(1, sizeof(*kc))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	/* An IPv6 address needs brackets in a URL. */
 	snprintf(buf, sizeof(buf), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
 		 port);
@@ -503,6 +503,6 @@ int tm_kubeconfig_token(char **out, const struct tm_kubeconfig *kc)
 		return 0;
 	}
 	if (kc->token && !(*out = strdup(kc->token)))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	return 0;
 }

@@ -67,7 +67,7 @@ static int lease_body(struct kube_pass *S, struct tm_buf *b, const char *rv, con
 		"\"leaseDurationSeconds\":%d,\"acquireTime\":\"%s\",\"renewTime\":\"%s\","
 		"\"leaseTransitions\":%lld}}",
 		seconds, acquired, renewed, (long long)S->lease_transitions);
-	return r ? tm_error_set(TM_ENOMEM, "out of memory") : 0;
+	return r ? tm_error_nomem() : 0;
 }
 
 static void lease_note(struct kube_pass *S, const struct tm_buf *b)

@@ -291,7 +291,7 @@ int tm_kube_apply_order(size_t *order, const struct tm_objset *set)
 	if (!set->n)
 		return 0;
 	if (!(k = calloc(set->n, sizeof(*k))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < set->n; i++) {
 		k[i].index = i;
 		k[i].ok = tm_kube_id_parse(&k[i].ref, set->v[i].id) == 0;
@@ -543,7 +543,7 @@ static int kobj_make(struct kobj **out, const struct tm_doc *doc, const char *gr
 
 	*out = NULL;
 	if (!k)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	k->line = doc->line;
 	r |= dup_opt(&k->api_version, kube_doc_str(tm_doc_map_get(doc, "apiVersion")));
 	k->has_ns = tm_doc_get_path(doc, "metadata", "namespace", (const char *)NULL) != NULL;
@@ -570,7 +570,7 @@ static int kobj_make(struct kobj **out, const struct tm_doc *doc, const char *gr
 	}
 	if (r) {
 		kube_free_data(k);
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	}
 	*out = k;
 	return 0;

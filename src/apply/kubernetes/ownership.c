@@ -353,7 +353,7 @@ static int list_candidates(struct kube_pass *S, struct item **cand, size_t nc)
 	if (nc <= FOREIGN_GET_MAX)
 		return 0;
 	if (!(keys = calloc(nc, sizeof(*keys))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < nc; i++)
 		keys[i] = (struct lkey){ cand[i]->res.resource, cand[i]->ns, cand[i]->ref.name,
 					 cand[i] };
@@ -399,7 +399,7 @@ int kube_check_foreign(struct kube_pass *S, struct item *it, size_t n, char *con
 	int r;
 
 	if (!(cand = calloc(n ? n : 1, sizeof(*cand))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (size_t i = 0; i < n; i++)
 		if (it[i].how == 1 && !it[i].ours &&
 		    !kube_in_list(inventory, ninventory, it[i].o->id))

@@ -91,7 +91,7 @@ static int gone_list(struct gone **out, size_t *ng, const struct tm_objset *desi
 	struct gone *g;
 
 	if (!(g = calloc(*ng, sizeof(*g))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	*ng = 0;
 	for (size_t i = 0; i < ninventory; i++) {
 		if (tm_objset_find(desired, inventory[i]) >= 0)

@@ -100,7 +100,7 @@ static int watch_alloc(struct watch *w)
 	w->base = calloc(n, sizeof(*w->base));
 	w->now_st = calloc(n, sizeof(*w->now_st));
 	if (!w->st || !w->act || !w->since || !w->verdict || !w->base || !w->now_st)
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	return 0;
 }
 

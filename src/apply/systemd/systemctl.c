@@ -142,7 +142,7 @@ static int run_prog(struct tm_buf *out, int *status, unsigned timeout_ms, const 
 	while (args[nargs])
 		nargs++;
 	if (!(argv = calloc(nargs + 2, sizeof(*argv))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	argv[0] = (char *)prog;
 	for (size_t i = 0; i < nargs; i++)
 		argv[i + 1] = (char *)args[i];

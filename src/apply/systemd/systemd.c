@@ -318,7 +318,7 @@ static int converge(struct tm_apply_result *res, const struct tm_applier_ctx *ct
 		goto out;
 	}
 	if (!(st = calloc(nall, sizeof(*st)))) {
-		r = tm_error_set(TM_ENOMEM, "out of memory");
+		r = tm_error_nomem();
 		goto out;
 	}
 	if ((r = sd_is_active(ctx, st, all, nall)) < 0)
@@ -438,7 +438,7 @@ static int apply(void *pass_state, struct tm_apply_result *res, const struct tm_
 		return converge(res, ctx, desired, NULL, 0);
 	}
 	if (!(state = calloc(desired->n, sizeof(*state))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	/* 1. Look at everything before writing anything. */
 	if ((r = look_before_writing(res, ctx, desired, inventory, ninventory, state)) < 0)
 		goto out;

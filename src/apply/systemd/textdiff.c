@@ -38,7 +38,7 @@ static int split_lines(struct line **out, size_t *n, const char *s, size_t len)
 	if (!cnt)
 		return 0;
 	if (!(v = calloc(cnt, sizeof(*v))))
-		return tm_error_set(TM_ENOMEM, "out of memory");
+		return tm_error_nomem();
 	for (const char *p = s, *end = s + len; p < end; i++) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		v[i].p = p;
@@ -199,7 +199,7 @@ int tm_systemd_diff(FILE *f, const char *label, const char *old, size_t oldlen, 
 	r = 0;
 out:
 	if (r == TM_ENOMEM)
-		tm_error_set(TM_ENOMEM, "out of memory");
+		tm_error_nomem();
 	free(ops);
 	free(a);
 	free(b);
