@@ -62,6 +62,29 @@ static int hex4(const char *s, unsigned *out)
 	return 1;
 }
 
+/* The \uXXXX escape at p->s + *i (the 'u'): a surrogate pair is one character, a lone
+ * surrogate U+FFFD; *i moves past it. -1 (*i unmoved) when the four hex digits are not there. */
+static int junicode(struct jparser *p, size_t *i, size_t end, unsigned *out)
+{
+	unsigned cp, lo;
+
+	if (*i + 5 > end || !hex4(p->s + *i + 1, &cp))
+		return -1;
+	*i += 5;
+	if (cp >= 0xD800 && cp < 0xE000) {
+		/* A valid pair is one character; anything else U+FFFD. */
+		if (cp < 0xDC00 && *i + 6 <= end && p->s[*i] == '\\' && p->s[*i + 1] == 'u' &&
+		    hex4(p->s + *i + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			*i += 6;
+		} else {
+			cp = 0xFFFD;
+		}
+	}
+	*out = cp;
+	return 0;
+}
+
 /* A JSON string at p->i (the opening quote) into a malloc'ed buffer. */
 static int jstring(struct jparser *p, char **out, size_t *out_len)
 {
@@ -90,7 +113,7 @@ static int jstring(struct jparser *p, char **out, size_t *out_len)
 		return tm_error_nomem();
 	for (size_t i = start; i < end;) {
 		unsigned char c = (unsigned char)p->s[i];
-		unsigned cp, lo;
+		unsigned cp;
 		size_t k;
 
 		if (c != '\\') {
@@ -137,22 +160,10 @@ static int jstring(struct jparser *p, char **out, size_t *out_len)
 			i++;
 			break;
 		case 'u':
-			if (i + 5 > end || !hex4(p->s + i + 1, &cp)) {
+			if (junicode(p, &i, end, &cp) < 0) {
 				free(d);
 				p->i = i;
 				return jfail(p, "in \\u hexadecimal character escape");
-			}
-			i += 5;
-			if (cp >= 0xD800 && cp < 0xE000) {
-				/* A valid pair is one character; anything else U+FFFD. */
-				if (cp < 0xDC00 && i + 6 <= end && p->s[i] == '\\' &&
-				    p->s[i + 1] == 'u' && hex4(p->s + i + 2, &lo) && lo >= 0xDC00 &&
-				    lo < 0xE000) {
-					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-					i += 6;
-				} else {
-					cp = 0xFFFD;
-				}
 			}
 			o += docr_put_utf8(d + o, cp);
 			break;
