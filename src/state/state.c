@@ -31,6 +31,7 @@
 #define STATE_SCHEMA "tagmoor.state/v1"
 #define FLOOR_SCHEMA "tagmoor.floor/v1"
 #define FLOOR_MAX 4096
+#define INVENTORY_SCHEMA "tagmoor.inventory/v1"
 
 static const struct tm_yaml_limits state_limits = { STATE_MAX, 64, 4000000, 0 };
 
@@ -165,6 +166,49 @@ static int put_revision(struct tm_buf *b, const char *key, const struct tm_revis
 	return r;
 }
 
+/* The inventories as one JSON object: applier name -> the ids it owns. */
+static int put_inventory(struct tm_buf *b, const struct tm_state *st)
+{
+	int r = tm_buf_putc(b, '{');
+
+	for (size_t i = 0; i < st->ninv; i++) {
+		r |= tm_buf_printf(b, "%s\"%s\":[", i ? "," : "", st->inv[i].name);
+		for (size_t j = 0; j < st->inv[i].n; j++) {
+			if (j)
+				r |= tm_buf_putc(b, ',');
+			r |= tm_json_cstr(b, st->inv[i].ids[j], 0);
+		}
+		r |= tm_buf_putc(b, ']');
+	}
+	return r | tm_buf_putc(b, '}');
+}
+
+/* The inventory file: what tagmoor owns, beside the floor, so that a lost or
+ * damaged state.json does not turn the device's own files and objects into
+ * foreign ones (docs/faults.md). Written before state.json: it may be ahead
+ * of it after a kill, never behind. */
+static int save_inventory(const struct tm_state *st, const char *state_dir)
+{
+	struct tm_buf b;
+	char path[4096];
+	int r;
+
+	tm_buf_init(&b, STATE_MAX);
+	r = tm_buf_puts(&b, "{\"schema\":\"" INVENTORY_SCHEMA "\",\"inventory\":");
+	r |= put_inventory(&b, st);
+	r |= tm_buf_puts(&b, "}\n");
+	if (r) {
+		tm_buf_free(&b);
+		return tm_error_set(TM_ELIMIT, "the inventory would be larger than %d bytes",
+				    STATE_MAX);
+	}
+	snprintf(path, sizeof(path), "%s/inventory", state_dir);
+	TM_FAULT("state.before-inventory-replace");
+	r = tm_file_write_atomic(path, b.ptr, b.len, 0600);
+	tm_buf_free(&b);
+	return r;
+}
+
 /* The floor file: the anti-rollback floor and seq, small and separate so
  * that they survive a state.json that is lost or damaged. */
 static int save_floor(const struct tm_state *st, const char *state_dir)
@@ -199,17 +243,9 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 	for (size_t i = 0; i < st->nbad; i++)
 		r |= tm_buf_printf(&b, "%s{\"oid\":\"%s\",\"key\":\"%s\"}", i ? "," : "",
 				   st->bad[i].oid, st->bad[i].key);
-	r |= tm_buf_puts(&b, "],\n\"inventory\":{");
-	for (size_t i = 0; i < st->ninv; i++) {
-		r |= tm_buf_printf(&b, "%s\"%s\":[", i ? "," : "", st->inv[i].name);
-		for (size_t j = 0; j < st->inv[i].n; j++) {
-			if (j)
-				r |= tm_buf_putc(&b, ',');
-			r |= tm_json_cstr(&b, st->inv[i].ids[j], 0);
-		}
-		r |= tm_buf_putc(&b, ']');
-	}
-	r |= tm_buf_printf(&b, "},\n\"seq\":%llu,\n\"last_status\":%s}\n",
+	r |= tm_buf_puts(&b, "],\n\"inventory\":");
+	r |= put_inventory(&b, st);
+	r |= tm_buf_printf(&b, ",\n\"seq\":%llu,\n\"last_status\":%s}\n",
 			   (unsigned long long)st->seq, st->last_status ? st->last_status : "null");
 	if (r) {
 		tm_buf_free(&b);
@@ -218,7 +254,8 @@ int tm_state_save(const struct tm_state *st, const char *state_dir)
 	}
 	snprintf(path, sizeof(path), "%s/state.json", state_dir);
 	TM_FAULT("state.before-save");
-	if ((r = tm_file_mkdirs(state_dir, 0700)) == 0 && (r = save_floor(st, state_dir)) == 0) {
+	if ((r = tm_file_mkdirs(state_dir, 0700)) == 0 && (r = save_floor(st, state_dir)) == 0 &&
+	    (r = save_inventory(st, state_dir)) == 0) {
 		TM_FAULT("state.floor-replaced");
 		r = tm_file_write_atomic(path, b.ptr, b.len, 0600);
 		TM_FAULT("state.json-replaced");
@@ -295,6 +332,26 @@ static int get_revision(struct tm_revision *rev, const struct tm_doc *root, cons
 	return 0;
 }
 
+/* An "inventory" object (put_inventory) into st's inventories. */
+static int read_inventory(struct tm_state *st, const struct tm_doc *v)
+{
+	if (!v || v->type != TM_DOC_MAP)
+		return -1;
+	for (size_t i = 0; i < tm_doc_len(v); i++) {
+		const char *name = v->u.map.v[i].key;
+		const struct tm_doc *ids = v->u.map.v[i].value;
+		struct tm_inventory *inv = tm_state_inventory(st, name);
+		if (!inv || ids->type != TM_DOC_SEQ)
+			return -1;
+		for (size_t j = 0; j < tm_doc_len(ids); j++) {
+			const char *s = tm_doc_string(tm_doc_seq_at(ids, j));
+			if (!s || tm_strv_push(&inv->ids, &inv->n, s) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_state(struct tm_state *st, const char *text, size_t len)
 {
 	struct tm_doc *root = NULL;
@@ -336,21 +393,8 @@ static int parse_state(struct tm_state *st, const char *text, size_t len)
 		}
 		st->nbad++;
 	}
-	v = tm_doc_map_get(root, "inventory");
-	if (!v || v->type != TM_DOC_MAP)
+	if (read_inventory(st, tm_doc_map_get(root, "inventory")) < 0)
 		goto out;
-	for (size_t i = 0; i < tm_doc_len(v); i++) {
-		const char *name = v->u.map.v[i].key;
-		const struct tm_doc *ids = v->u.map.v[i].value;
-		struct tm_inventory *inv = tm_state_inventory(st, name);
-		if (!inv || ids->type != TM_DOC_SEQ)
-			goto out;
-		for (size_t j = 0; j < tm_doc_len(ids); j++) {
-			const char *s = tm_doc_string(tm_doc_seq_at(ids, j));
-			if (!s || tm_strv_push(&inv->ids, &inv->n, s) < 0)
-				goto out;
-		}
-	}
 	ls = tm_doc_map_get(root, "last_status");
 	if (ls && ls->type == TM_DOC_MAP) {
 		struct tm_buf b;
@@ -416,6 +460,58 @@ static int load_floor(struct tm_state *st, const char *state_dir)
 	return 0;
 }
 
+/* Without a state.json that parses: what tagmoor owns, from the inventory
+ * file; missing: nothing; damaged: ignored with a warning. */
+static int load_inventory(struct tm_state *st, const char *state_dir)
+{
+	struct tm_buf b;
+	struct tm_doc *root = NULL;
+	const struct tm_doc *v;
+	char path[4096];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/inventory", state_dir);
+	tm_buf_init(&b, STATE_MAX + 1);
+	r = tm_file_read(&b, path, STATE_MAX);
+	if (r == TM_ENOTFOUND) {
+		tm_buf_free(&b);
+		tm_error_clear();
+		return 0;
+	}
+	if (r < 0 && r != TM_ELIMIT) {
+		tm_buf_free(&b);
+		return tm_error_wrap(TM_EIO, "%s", path);
+	}
+	if (r == 0 && tm_json_parse(&root, b.ptr, b.len, &state_limits) == 0 &&
+	    root->type == TM_DOC_MAP && (v = tm_doc_map_get(root, "schema")) && tm_doc_string(v) &&
+	    strcmp(tm_doc_string(v), INVENTORY_SCHEMA) == 0 &&
+	    read_inventory(st, tm_doc_map_get(root, "inventory")) == 0) {
+		size_t n = 0;
+		for (size_t i = 0; i < st->ninv; i++)
+			n += st->inv[i].n;
+		if (n)
+			tm_log_warn("no state.json: the %zu ids tagmoor owns come from %s", n,
+				    path);
+	} else {
+		for (size_t i = 0; i < st->ninv; i++)
+			tm_strv_free(st->inv[i].ids, st->inv[i].n);
+		st->ninv = 0;
+		tm_log_warn("%s is damaged; ignored", path);
+	}
+	tm_doc_free(root);
+	tm_buf_free(&b);
+	tm_error_clear();
+	return 0;
+}
+
+/* Without a state.json: the floor and what tagmoor owns from their files. */
+static int load_without_state(struct tm_state *st, const char *state_dir)
+{
+	int r = load_floor(st, state_dir);
+
+	return r < 0 ? r : load_inventory(st, state_dir);
+}
+
 int tm_state_load(struct tm_state *st, const char *state_dir, int readonly)
 {
 	struct tm_buf b;
@@ -429,7 +525,7 @@ int tm_state_load(struct tm_state *st, const char *state_dir, int readonly)
 	if (r == TM_ENOTFOUND) {
 		tm_buf_free(&b);
 		tm_error_clear();
-		return load_floor(st, state_dir);
+		return load_without_state(st, state_dir);
 	}
 	if (r < 0 && r != TM_ELIMIT) {
 		/* EIO, EMFILE...: not a verdict on the file; move nothing */
@@ -444,7 +540,7 @@ int tm_state_load(struct tm_state *st, const char *state_dir, int readonly)
 	tm_state_free(st);
 	if (readonly) {
 		tm_log_warn("%s does not parse; showing an empty state", path);
-		return load_floor(st, state_dir);
+		return load_without_state(st, state_dir);
 	}
 	/* Not ours or damaged: keep it for a human, start afresh (the floor
 	 * and seq survive in the floor file). */
@@ -456,5 +552,5 @@ int tm_state_load(struct tm_state *st, const char *state_dir, int readonly)
 		    aside);
 	st->moved_aside = strdup(aside);
 	TM_FAULT("state.moved-aside");
-	return load_floor(st, state_dir);
+	return load_without_state(st, state_dir);
 }

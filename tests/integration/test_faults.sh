@@ -171,6 +171,10 @@ run_point() { # point kind hit
 	damaged) # state.json that does not parse: moved aside, the floor file keeps floor and
 		# seq; the same revision (identical units are adopted: docs/faults.md on why not a new one)
 		printf '{"schema": "tagmoor.state/v1", "applied": {' >"$STATE/state.json" ;;
+	damaged-moved) # the same, and the ref moved to a revision that changes the units: what
+		# tagmoor owns comes from the inventory file (docs/faults.md), nothing is foreign
+		printf '{"schema": "tagmoor.state/v1", "applied": {' >"$STATE/state.json"
+		release good ;;
 	esac
 	VERB=${KILL_VERB:-sync} sync_once TAGMOOR_FAULT="$pt@$hit"
 	local krc=$RC
@@ -212,8 +216,9 @@ for round in $(seq 1 "$ROUNDS"); do
 	done <"$T/plan"
 done
 
-echo "# a damaged state.json moved aside, killed right after"
+echo "# a damaged state.json moved aside, killed right after; then with the ref moved too"
 run_point state.moved-aside damaged 1
+run_point state.moved-aside damaged-moved 1
 rm -f "$STATE"/state.json.broken-*
 
 echo "# the daemon (tagmoor run) killed at its own points"

@@ -209,6 +209,55 @@ static void test_floor_survives(void **state)
 	unlink(path);
 }
 
+/* What tagmoor owns survives a state.json that is damaged or lost (the inventory file); a
+ * damaged inventory file is ignored; with a state.json that parses, state.json decides. */
+static void test_inventory_survives(void **state)
+{
+	struct tm_state st;
+	char path[512], inv_path[512];
+	char *ids[2] = { "systemd:web.service", "systemd:web.service.d/10-env.conf" };
+	const struct tm_inventory *inv;
+	const char *damaged, *other;
+
+	assert_int_equal(tm_state_load(&st, dir, 0), 0);
+	assert_int_equal(tm_state_set_inventory(&st, "systemd", ids, 2), 0);
+	assert_int_equal(tm_state_save(&st, dir), 0);
+	tm_state_free(&st);
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	snprintf(inv_path, sizeof(inv_path), "%s/inventory", dir);
+	write_file(path, "{\"schema\": \"tagmoor.state/v1\", \"applied\": {", 43);
+	assert_int_equal(tm_state_load(&st, dir, 0), 0);
+	assert_non_null(st.moved_aside);
+	inv = tm_state_inventory(&st, "systemd");
+	assert_non_null(inv);
+	assert_int_equal(inv->n, 2);
+	assert_string_equal(inv->ids[0], ids[0]);
+	assert_string_equal(inv->ids[1], ids[1]);
+	unlink(st.moved_aside);
+	tm_state_free(&st);
+	/* lost: the same */
+	assert_int_equal(tm_state_load(&st, dir, 1), 0);
+	assert_int_equal(tm_state_inventory(&st, "systemd")->n, 2);
+	tm_state_free(&st);
+	/* a damaged inventory file: ignored, nothing owned */
+	damaged = "{\"schema\":\"tagmoor.inventory/v1\",\"inventory\":{\"systemd\":[1]}}";
+	write_file(inv_path, damaged, strlen(damaged));
+	assert_int_equal(tm_state_load(&st, dir, 1), 0);
+	assert_int_equal(tm_state_inventory(&st, "systemd")->n, 0);
+	tm_state_free(&st);
+	/* state.json decides when it parses */
+	assert_int_equal(tm_state_load(&st, dir, 0), 0);
+	assert_int_equal(tm_state_save(&st, dir), 0);
+	tm_state_free(&st);
+	other = "{\"schema\":\"tagmoor.inventory/v1\",\"inventory\":{\"systemd\":[\"x\"]}}";
+	write_file(inv_path, other, strlen(other));
+	assert_int_equal(tm_state_load(&st, dir, 0), 0);
+	assert_int_equal(tm_state_inventory(&st, "systemd")->n, 0);
+	tm_state_free(&st);
+	unlink(inv_path);
+	unlink(path);
+}
+
 static void test_lock(void **state)
 {
 	char sub[512];
@@ -245,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_broken_moved_aside),
 		cmocka_unit_test(test_large_state_and_readonly),
 		cmocka_unit_test(test_floor_survives),
+		cmocka_unit_test(test_inventory_survives),
 		cmocka_unit_test(test_lock),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
