@@ -143,7 +143,7 @@ static int get_u32(struct rd *d, uint32_t *v, const char *field)
 
 static int get_u64(struct rd *d, uint64_t *v, const char *field)
 {
-	uint32_t lo, hi;
+	uint32_t lo = 0, hi = 0; /* set unless r < 0 (gcc -O2 cannot see it) */
 	int r = get_u32(d, &lo, field);
 
 	if (r == 0 && (r = get_u32(d, &hi, field)) == 0)
@@ -169,7 +169,7 @@ static int get_u8(struct rd *d, unsigned *v, unsigned max, const char *field)
 static int get_blob(struct rd *d, const char **out, size_t *len, size_t max, int text,
 		    const char *field)
 {
-	uint32_t n;
+	uint32_t n = 0;
 	int r = get_u32(d, &n, field);
 
 	if (r < 0)
@@ -199,8 +199,8 @@ static int get_str(struct rd *d, const char **out, size_t max, const char *field
 /* Into a fixed array of the verdict: fits with its NUL. */
 static int get_fixed(struct rd *d, char *out, size_t outsz, const char *field)
 {
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int r = get_blob(d, &s, &n, outsz - 1, 1, field);
 
 	if (r == 0)
@@ -226,7 +226,7 @@ static int check_hex(const char *s, size_t hexlen, const char *field)
 
 static int get_status(struct rd *d, int32_t *out, const char *field)
 {
-	uint32_t v;
+	uint32_t v = 0;
 	int r = get_u32(d, &v, field);
 
 	if (r < 0)
@@ -240,7 +240,7 @@ static int get_status(struct rd *d, int32_t *out, const char *field)
 
 static int get_verdict(struct rd *d, struct tm_verify_result *v)
 {
-	unsigned outcome;
+	unsigned outcome = 0;
 	uint64_t t;
 	int r;
 
@@ -282,7 +282,7 @@ static int get_verdict(struct rd *d, struct tm_verify_result *v)
 
 static int get_count(struct rd *d, size_t *out, size_t max, size_t min_each, const char *field)
 {
-	uint32_t n;
+	uint32_t n = 0;
 	int r = get_u32(d, &n, field);
 
 	if (r < 0)
@@ -299,7 +299,7 @@ static int get_count(struct rd *d, size_t *out, size_t max, size_t min_each, con
 
 static int get_file(struct rd *d, struct tm_msg_file *f)
 {
-	unsigned has;
+	unsigned has = 0;
 	size_t n;
 	int r;
 
@@ -348,7 +348,7 @@ int tm_msg_decode(struct tm_msg *m, const char *buf, size_t len)
 {
 	struct rd d = { (const unsigned char *)buf, len };
 	uint32_t total;
-	unsigned hv;
+	unsigned hv = 0;
 	int r;
 
 	memset(m, 0, sizeof(*m));
