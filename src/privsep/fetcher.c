@@ -56,6 +56,11 @@ void tm_fetcher_describe(char *out, size_t outlen, const struct tm_sandbox *sb)
 uint64_t tm_fetcher_deadline_ms(const struct tm_config *cfg)
 {
 	uint64_t t = cfg->source.timeout_ms ? cfg->source.timeout_ms : 60000;
+#ifdef TM_TEST_HOOKS
+	const char *d = getenv("TAGMOOR_TEST_FETCHER_DEADLINE_MS");
+	if (d && *d)
+		return strtoull(d, NULL, 10);
+#endif
 	return t * 5 > 600000 ? t * 5 : 600000;
 }
 
@@ -204,8 +209,11 @@ static void close_others(int keep)
 
 #ifdef TM_TEST_HOOKS
 /* Test builds only: TAGMOOR_TEST_FETCHER=execve|open:PATH|write:DIR makes the
- * sandboxed child try something it must not (tests/integration/test_privsep.sh). */
-static void test_escape(void)
+ * sandboxed child try something it must not, crash|garbage|hold:FILE makes it
+ * crash, send a malformed message, or hang while FILE exists
+ * (tests/integration/test_privsep.sh; TAGMOOR_TEST_FETCHER_DEADLINE_MS shortens
+ * the parent's deadline). */
+static void test_escape(int wfd)
 {
 	const char *t = getenv("TAGMOOR_TEST_FETCHER");
 	int fd;
@@ -232,6 +240,12 @@ static void test_escape(void)
 		else
 			tm_log_error("test hook: writing %s: %s", path, strerror(errno));
 		_exit(fd < 0 ? 74 : 75);
+	}
+	if (strcmp(t, "crash") == 0)
+		raise(SIGSEGV);
+	if (strcmp(t, "garbage") == 0) {
+		static const char junk[] = "TMFETCH1\xff\xff\xff\x7fnot a message";
+		_exit(write(wfd, junk, sizeof(junk) - 1) < 0 ? 76 : 0);
 	}
 	if (strncmp(t, "hold:", 5) == 0) {
 		/* a slow step the test can sample /proc during */
@@ -272,7 +286,7 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 		m.error = tm_error_last();
 	} else {
 #ifdef TM_TEST_HOOKS
-		test_escape();
+		test_escape(wfd);
 #endif
 		r = job(arg, &m);
 		if (r < 0 && m.status == 0) {
@@ -377,6 +391,8 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 		}
 	}
 	close(fds[0]);
+	if (timed_out || over)
+		kill(pid, SIGKILL); /* before the blocking wait below */
 	/* the message is complete (or refused); the child has no more to say */
 	for (;;) {
 		w = wait4(pid, &status, timed_out || over ? 0 : WNOHANG, &ru);

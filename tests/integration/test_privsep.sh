@@ -10,8 +10,9 @@
 #      child's plan inputs.
 #   3. Test builds (TAGMOOR_TEST_FETCHER): the child tries execve (killed by seccomp,
 #      SIGSYS), reading a file outside its paths (denied by Landlock) and writing a unit
-#      into the unit directory (denied): each pass is a source error (exit 3) naming the
-#      cause, and nothing is applied.
+#      into the unit directory (denied); it crashes, hangs past the deadline (killed), or
+#      sends a malformed message (refused): each pass is a source error (exit 3) naming the
+#      cause, nothing is applied, and the next poll applies the revision.
 #   4. An [agent] user that does not exist is named (exit 2).
 #   5. `tagmoor verify` entirely as an unprivileged user (nobody): the child sandboxed all the same.
 set -uo pipefail
@@ -148,6 +149,24 @@ if grep -q TAGMOOR_TEST_FETCHER "$TAGMOOR" 2>/dev/null; then
 		check "$who: the applied revision is unchanged" \
 			grep -q "$applied" "$R/var/lib/tagmoor/state.json"
 	done
+	echo "# 3. a child that crashes, hangs past the deadline, or sends a malformed message"
+	write_ini "$INI" "$TM_GIT_URL/git/fleet.git" nobody "$TM_GIT_CA"
+	OUT=$(TAGMOOR_TEST_FETCHER=crash "$TAGMOOR" -c "$INI" --root "$R" sync 2>&1); RC=$?
+	echo "$OUT" | sed 's/^/#   /'
+	check "crash: exit 3, named" [ "$RC" = 3 ] && has "killed by signal 11 \(crashed\)"
+	: >"$T/hold"
+	start=$(date +%s)
+	OUT=$(TAGMOOR_TEST_FETCHER=hold:$T/hold TAGMOOR_TEST_FETCHER_DEADLINE_MS=1500 \
+		"$TAGMOOR" -c "$INI" --root "$R" sync 2>&1); RC=$?
+	echo "$OUT" | sed 's/^/#   /'
+	check "past the deadline: exit 3, named" [ "$RC" = 3 ] && has "took longer than 1 s and was killed"
+	check "past the deadline: ended within seconds" [ $(($(date +%s) - start)) -le 10 ]
+	check "no fetcher left behind (killed and reaped)" bash -c "! pgrep -u nobody -f -- '-c $INI' >/dev/null"
+	rm -f "$T/hold"
+	OUT=$(TAGMOOR_TEST_FETCHER=garbage "$TAGMOOR" -c "$INI" --root "$R" sync 2>&1); RC=$?
+	echo "$OUT" | sed 's/^/#   /'
+	check "a malformed message: exit 3, refused by the decoder" [ "$RC" = 3 ] && has "fetcher message: "
+	check "nothing of it applied" [ "$(sha256sum "$UD/web.service")" = "$before" ]
 	TM sync
 	check "the next poll, without the hook, applies the new revision (exit $RC)" [ "$RC" = 0 ]
 	check "web2 applied" grep -q web2 "$UD/web.service"
