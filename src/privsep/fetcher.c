@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "tagmoor/privsep/fetcher.h"
 #include "tagmoor/config/config.h"
+#include "tagmoor/core/time.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/log.h"
 
@@ -310,11 +311,32 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 
 /* --- the parent ---------------------------------------------------------- */
 
-static int64_t mono_ms(void)
+/* The child's message, until it closes the pipe: 0; 1 when the deadline passed, 2 when the
+ * message is over its limit (the child is then killed). */
+static int read_message(struct tm_buf *raw, int fd, int64_t deadline)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (;;) {
+		char chunk[65536];
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int64_t left = deadline - tm_time_mono_ms();
+		ssize_t n;
+		int r;
+
+		if (left <= 0)
+			return 1;
+		r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			return 0;
+		if (r <= 0)
+			continue;
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return 0;
+		if (tm_buf_put(raw, chunk, (size_t)n) < 0)
+			return 2;
+	}
 }
 
 static const char *signal_cause(int sig)
@@ -342,7 +364,7 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 		   void *arg)
 {
 	int fds[2], status = 0, timed_out = 0, over = 0, r;
-	int64_t deadline = mono_ms() + (int64_t)tm_fetcher_deadline_ms(cfg);
+	int64_t deadline = tm_time_mono_ms() + (int64_t)tm_fetcher_deadline_ms(cfg);
 	size_t max = tm_fetcher_max_message(cfg);
 	struct rusage ru;
 	pid_t pid, w;
@@ -365,31 +387,9 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	}
 	out->pid = pid;
 	close(fds[1]);
-	for (;;) {
-		char chunk[65536];
-		struct pollfd pfd = { fds[0], POLLIN, 0 };
-		int64_t left = deadline - mono_ms();
-		ssize_t n;
-
-		if (left <= 0) {
-			timed_out = 1;
-			break;
-		}
-		r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
-		if (r < 0 && errno != EINTR)
-			break;
-		if (r <= 0)
-			continue;
-		n = read(fds[0], chunk, sizeof(chunk));
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			break;
-		if (tm_buf_put(&out->raw, chunk, (size_t)n) < 0) {
-			over = 1;
-			break;
-		}
-	}
+	r = read_message(&out->raw, fds[0], deadline);
+	timed_out = r == 1;
+	over = r == 2;
 	close(fds[0]);
 	if (timed_out || over)
 		kill(pid, SIGKILL); /* before the blocking wait below */
@@ -398,7 +398,7 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 		w = wait4(pid, &status, timed_out || over ? 0 : WNOHANG, &ru);
 		if (w == pid || (w < 0 && errno != EINTR))
 			break;
-		if (w == 0 && mono_ms() >= deadline) {
+		if (w == 0 && tm_time_mono_ms() >= deadline) {
 			timed_out = 1;
 			kill(pid, SIGKILL);
 			continue;
