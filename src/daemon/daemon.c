@@ -1,6 +1,6 @@
 /*
  * daemon.c — `tagmoor run`: the loop that decides *when* a reconcile pass
- * runs, around reconcile.c's one pass (DESIGN.md: "the daemon loop only
+ * runs, around reconcile.c's one pass (docs/architecture.md; the design: "the daemon loop only
  * decides when"):
  *
  *   first pass at start ──► wait interval ± jitter (or backoff) ──► pass ──► …

@@ -1,5 +1,5 @@
 /*
- * reconcile.c — one reconcile pass, top to bottom like DESIGN.md's diagram:
+ * reconcile.c — one reconcile pass, top to bottom like the diagram of docs/architecture.md:
  *
  *   poll (one ref advertisement) → fetch (only if moved) → verify → plan →
  *   apply → health → commit state

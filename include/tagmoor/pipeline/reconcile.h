@@ -1,5 +1,5 @@
 /*
- * reconcile.h — one pass of the pipeline of DESIGN.md:
+ * reconcile.h — one pass of the pipeline of docs/architecture.md:
  *   poll → fetch → verify → plan → apply → health → commit state → (report)
  * and on failure after apply: mark bad → re-apply last good → rolled_back.
  * The daemon only decides when to call it.
