@@ -12,6 +12,7 @@
 #include "tagmoor/privsep/fetcher.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/core/time.h"
+#include "tagmoor/core/fileio.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/log.h"
 
@@ -132,19 +133,20 @@ int tm_fetcher_prepare_repo(const char *repo_dir, const struct tm_sandbox *sb)
 	if (lstat(repo_dir, &st) < 0) {
 		if (errno != ENOENT)
 			return tm_error_set(TM_EIO, "%s: %s", repo_dir, strerror(errno));
-		/* the state directory too, as a first run finds it missing */
+		/* the state directory too, as a first run finds it missing: private
+		 * as state.c makes it (search permission for the user is added below) */
 		char parent[4096];
+		char *slash;
+		int r;
 		snprintf(parent, sizeof(parent), "%s", repo_dir);
-		for (char *q = parent + 1; *q; q++) {
-			if (*q != '/')
-				continue;
-			*q = '\0';
-			if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-				return tm_error_set(TM_EIO, "%s: %s", parent, strerror(errno));
-			*q = '/';
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if ((r = tm_file_mkdirs(parent, 0700)) < 0)
+				return r;
 		}
-		if (mkdir(repo_dir, 0755) < 0 && errno != EEXIST)
-			return tm_error_set(TM_EIO, "%s: %s", repo_dir, strerror(errno));
+		if ((r = tm_file_mkdirs(repo_dir, 0755)) < 0)
+			return r;
 		if (lstat(repo_dir, &st) < 0)
 			return tm_error_set(TM_EIO, "%s: %s", repo_dir, strerror(errno));
 	}
