@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int (*tm_file_test_hook)(const char *stage);
@@ -234,6 +235,22 @@ int tm_file_mkdirs(const char *path, mode_t mode)
 		*p = '/';
 	}
 	return mkdir_one(tmp, mode);
+}
+
+int tm_file_room(const char *path, struct tm_file_room *out)
+{
+	struct statvfs sv;
+	int root = geteuid() == 0;
+
+	memset(out, 0, sizeof(*out));
+	if (statvfs(path, &sv) < 0)
+		return -1;
+	out->readonly = (sv.f_flag & ST_RDONLY) != 0;
+	out->block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+	out->bytes_free = (uint64_t)(root ? sv.f_bfree : sv.f_bavail) * out->block;
+	out->have_inodes = sv.f_files != 0;
+	out->inodes_free = (uint64_t)(root ? sv.f_ffree : sv.f_favail);
+	return 0;
 }
 
 /* ".X" + TM_FILE_TEMP_MARK + six characters of mkstemp's alphabet. */

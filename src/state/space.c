@@ -12,37 +12,35 @@
 #define _GNU_SOURCE
 #include "tagmoor/state/space.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/fileio.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 int tm_state_check_space(const char *state_dir)
 {
 	char path[4096];
-	struct statvfs sv;
+	struct tm_file_room room;
 	struct stat st;
-	uint64_t need = TM_STATE_ROOM_MARGIN, have, bsize;
+	uint64_t need = TM_STATE_ROOM_MARGIN;
 	int n;
 
-	if (statvfs(state_dir, &sv) < 0)
+	if (tm_file_room(state_dir, &room) < 0)
 		return 0;
-	if (sv.f_flag & ST_RDONLY)
+	if (room.readonly)
 		return tm_error_set(TM_EIO, "%s: Read-only file system (nothing applied)",
 				    state_dir);
 	n = snprintf(path, sizeof(path), "%s/state.json", state_dir);
 	if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && st.st_size > 0)
 		need += 2 * (uint64_t)st.st_size;
-	bsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-	have = (uint64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) * bsize;
-	if (bsize && have < need)
+	if (room.block && room.bytes_free < need)
 		return tm_error_set(TM_EIO,
 				    "%s: No space left on device: %llu bytes free, %llu needed to "
 				    "record the pass (nothing applied)",
-				    state_dir, (unsigned long long)have, (unsigned long long)need);
+				    state_dir, (unsigned long long)room.bytes_free,
+				    (unsigned long long)need);
 	return 0;
 }

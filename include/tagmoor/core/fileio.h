@@ -10,6 +10,7 @@
 #define TAGMOOR_FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "tagmoor/core/buf.h"
@@ -34,6 +35,16 @@ int tm_file_read(struct tm_buf *out, const char *path, size_t max);
 /* mkdir -p with mode for each created component; the parent of each created
  * directory is fsynced (a power cut does not lose the new directory). */
 int tm_file_mkdirs(const char *path, mode_t mode);
+
+/* Room on the file system holding path, as this process may use it (root: the
+ * blocks reserved for it too). 0 when statvfs answers, else -1 with errno set. */
+struct tm_file_room {
+	int readonly;
+	uint64_t bytes_free, block; /* block: the allocation unit (0: unknown) */
+	uint64_t inodes_free;       /* with have_inodes (a file system that counts them) */
+	int have_inodes;
+};
+int tm_file_room(const char *path, struct tm_file_room *out);
 
 /* 1 when name (a file name, no '/') is one of tm_file_write_atomic's temp
  * names: ".X" TM_FILE_TEMP_MARK and six letters or digits. */

@@ -15,37 +15,36 @@
 #define _GNU_SOURCE
 #include "tagmoor/apply/systemd/space.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/core/fileio.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 int tm_systemd_check_space(struct tm_apply_result *res, const char *dir,
 			   const struct tm_objset *desired)
 {
 	char path[4096];
-	struct statvfs sv;
-	uint64_t need = 0, have, files = 0, bsize;
+	struct tm_file_room room;
+	uint64_t need = 0, files = 0, bsize;
 	int n = snprintf(path, sizeof(path), "%s", dir);
 
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return tm_error_set(TM_EAPPLY, "path too long: %.128s", dir);
 	/* a unit directory not made yet: its nearest existing parent */
-	while (statvfs(path, &sv) < 0) {
+	while (tm_file_room(path, &room) < 0) {
 		char *slash = strrchr(path, '/');
 		if (errno != ENOENT || !slash || slash == path)
 			return 0; /* nothing to say: the writes report their own errors */
 		*slash = '\0';
 	}
-	if (sv.f_flag & ST_RDONLY) {
+	if (room.readonly) {
 		res->unreachable = 1;
 		return tm_error_set(TM_EAPPLY,
 				    "systemd: %s: Read-only file system (nothing written)", path);
 	}
-	bsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+	bsize = room.block;
 	if (!bsize)
 		return 0;
 	for (size_t i = 0; i < desired->n; i++) {
@@ -53,16 +52,15 @@ int tm_systemd_check_space(struct tm_apply_result *res, const char *dir,
 		need += (len + bsize - 1) / bsize * bsize + bsize;
 		files += 2;
 	}
-	have = (uint64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) * bsize;
-	if (need > have) {
+	if (need > room.bytes_free) {
 		res->unreachable = 1;
 		return tm_error_set(TM_EAPPLY,
 				    "systemd: %s: No space left on device: %llu bytes free, %llu "
 				    "needed for %zu unit files (nothing written)",
-				    path, (unsigned long long)have, (unsigned long long)need,
-				    desired->n);
+				    path, (unsigned long long)room.bytes_free,
+				    (unsigned long long)need, desired->n);
 	}
-	if (sv.f_files && (uint64_t)(geteuid() == 0 ? sv.f_ffree : sv.f_favail) < files) {
+	if (room.have_inodes && room.inodes_free < files) {
 		res->unreachable = 1;
 		return tm_error_set(TM_EAPPLY,
 				    "systemd: %s: No space left on device: no free inodes for %zu "
