@@ -25,8 +25,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* --- the kernel's ABI (linux/capability.h, prctl) ------------------------------ */
@@ -99,6 +102,11 @@ struct ll_path_beneath_attr {
 
 int tm_sandbox_landlock_abi(void)
 {
+#ifdef TM_TEST_HOOKS
+	/* test builds: the fallback of a kernel without Landlock, on this one */
+	if (getenv("TAGMOOR_TEST_NO_LANDLOCK"))
+		return 0;
+#endif
 	long v = syscall(__NR_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
 	return v < 0 ? 0 : (int)v;
 }
@@ -205,6 +213,327 @@ fail_path:
 	return tm_error_set(TM_ESOURCE, "sandbox: a Landlock rule: %s", strerror(errno));
 }
 
+static int fail_errno(const char *what)
+{
+	return tm_error_set(TM_ESOURCE, "sandbox: %s: %s", what, strerror(errno));
+}
+
+/* --- a private mount namespace (where the kernel has no Landlock) ----------
+ *
+ * The child, still root, unshares its mount namespace, makes every mount in it
+ * private (nothing propagates back to the system, nothing of the system's
+ * later mounts comes in), mounts a small tmpfs, binds into it at the same
+ * absolute paths exactly what the Landlock rules allow (repo.git read-write,
+ * everything else read-only, /dev/null read-write), pivots into it, detaches
+ * the old root and makes the tmpfs read-only. Each bind is of the one file
+ * system at its path (not recursive: a file system mounted below /usr would
+ * otherwise keep its own, possibly writable, flags); only the library
+ * directories keep exec (dlopen of NSS modules), only the devices keep dev.
+ * Done only when Landlock is absent: Landlock decides per access, needs no
+ * privilege and costs nothing per poll, while a namespace copies the mount
+ * table and makes about twenty mounts in every fetcher child.
+ */
+
+#ifndef MS_RDONLY
+#define MS_RDONLY 1ul
+#endif
+#ifndef MS_NOSUID
+#define MS_NOSUID 2ul
+#endif
+#ifndef MS_NODEV
+#define MS_NODEV 4ul
+#endif
+#ifndef MS_NOEXEC
+#define MS_NOEXEC 8ul
+#endif
+#ifndef MS_REMOUNT
+#define MS_REMOUNT 32ul
+#endif
+#ifndef MS_NOATIME
+#define MS_NOATIME 1024ul
+#endif
+#ifndef MS_NODIRATIME
+#define MS_NODIRATIME 2048ul
+#endif
+#ifndef MS_BIND
+#define MS_BIND 4096ul
+#endif
+#ifndef MS_REC
+#define MS_REC 16384ul
+#endif
+#ifndef MS_PRIVATE
+#define MS_PRIVATE (1ul << 18)
+#endif
+#ifndef MS_RELATIME
+#define MS_RELATIME (1ul << 21)
+#endif
+#ifndef MNT_DETACH
+#define MNT_DETACH 2
+#endif
+#ifndef CLONE_NEWNS
+#define CLONE_NEWNS 0x00020000
+#endif
+/* statvfs's f_flag bits (the kernel's ST_*): a bind's remount keeps them */
+#define TM_ST_NOSUID 2ul
+#define TM_ST_NODEV 4ul
+#define TM_ST_NOEXEC 8ul
+#define TM_ST_NOATIME 1024ul
+#define TM_ST_NODIRATIME 2048ul
+#define TM_ST_RELATIME 4096ul
+
+#define NS_MAX (4 + TM_SANDBOX_MAX_PATHS + 24)
+
+struct ns_bind {
+	const char *path; /* the same inside */
+	char src[4096];   /* resolved: a symlink's target is bound at the link's path */
+	int rw, dev, exec, dir;
+};
+
+/* Where the new root is mounted while it is built: a directory no source is
+ * below (the tmpfs would hide it); pivot_root moves the tmpfs away again. */
+static const char *const ns_bases[] = { "/tmp", "/mnt", "/run",  "/var/tmp", "/media",
+					"/srv", "/opt", "/home", "/root" };
+
+static int below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* One entry: absent paths are skipped (as for Landlock); an entry below a
+ * directory already bound is visible through it. */
+static int ns_add(struct ns_bind *b, size_t *n, const char *path, int rw)
+{
+	struct stat st;
+
+	if (!path || path[0] != '/')
+		return 0;
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(b[i].path, path) == 0)
+			return 0;
+	if (*n >= NS_MAX)
+		return tm_error_set(TM_ESOURCE, "sandbox: too many paths for the mount namespace");
+	if (!realpath(path, b[*n].src) || stat(b[*n].src, &st) < 0)
+		return errno == ENOENT ? 0 : fail_errno(path);
+	b[*n].path = path;
+	b[*n].rw = rw;
+	b[*n].dev = S_ISCHR(st.st_mode);
+	b[*n].dir = S_ISDIR(st.st_mode);
+	b[*n].exec = strcmp(path, "/usr") == 0 || strcmp(path, "/lib") == 0 ||
+		     strcmp(path, "/lib64") == 0;
+	(*n)++;
+	return 0;
+}
+
+/* The Landlock rule set's paths (ll_prepare), parents before what is below them. */
+static int ns_collect(const struct tm_sandbox *sb, struct ns_bind *b, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < sb->nrw; i++)
+		if (ns_add(b, n, sb->rw[i], 1) < 0)
+			return -1;
+	for (size_t i = 0; i < sb->nro; i++)
+		if (ns_add(b, n, sb->ro[i], 0) < 0)
+			return -1;
+	for (size_t i = 0; i < sizeof(system_ro) / sizeof(system_ro[0]); i++)
+		if (ns_add(b, n, system_ro[i], 0) < 0)
+			return -1;
+	if (ns_add(b, n, "/dev/null", 1) < 0)
+		return -1;
+	for (size_t i = 1; i < *n; i++) /* by length: a parent is shorter */
+		for (size_t j = i; j > 0 && strlen(b[j - 1].path) > strlen(b[j].path); j--) {
+			struct ns_bind t = b[j];
+			b[j] = b[j - 1];
+			b[j - 1] = t;
+		}
+	return 0;
+}
+
+static const char *ns_base(const struct ns_bind *b, size_t n)
+{
+	for (size_t i = 0; i < sizeof(ns_bases) / sizeof(ns_bases[0]); i++) {
+		struct stat st;
+		size_t j;
+		if (stat(ns_bases[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		for (j = 0; j < n; j++)
+			if (below(b[j].src, ns_bases[i]) || below(ns_bases[i], b[j].src))
+				break;
+		if (j == n)
+			return ns_bases[i];
+	}
+	return NULL;
+}
+
+/* Creates path's parents (0755) and path itself (a directory or an empty file) below root. */
+static int ns_mkpath(const char *root, const char *path, int dir)
+{
+	char p[4096];
+	int fd;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s", root, path) >= sizeof(p))
+		return tm_error_set(TM_ESOURCE, "sandbox: %s: path too long", path);
+	for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')) != NULL; s++) {
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return fail_errno(p);
+		*s = '/';
+	}
+	if (dir)
+		return mkdir(p, 0755) < 0 && errno != EEXIST ? fail_errno(p) : 0;
+	fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return fail_errno(p);
+	close(fd);
+	return 0;
+}
+
+static int ns_bind_one(const char *root, const struct ns_bind *b)
+{
+	unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID;
+	struct statvfs vs;
+	char dst[4096];
+
+	if (ns_mkpath(root, b->path, b->dir) < 0)
+		return -1;
+	snprintf(dst, sizeof(dst), "%s%s", root, b->path);
+	if (mount(b->src, dst, NULL, MS_BIND, NULL) < 0)
+		return fail_errno(b->path);
+	/* what the source's mount has it keeps (a remount may not clear locked flags) */
+	if (statvfs(dst, &vs) == 0) {
+		fl |= (vs.f_flag & TM_ST_NODEV) ? MS_NODEV : 0;
+		fl |= (vs.f_flag & TM_ST_NOEXEC) ? MS_NOEXEC : 0;
+		fl |= (vs.f_flag & TM_ST_NOATIME) ? MS_NOATIME : 0;
+		fl |= (vs.f_flag & TM_ST_NODIRATIME) ? MS_NODIRATIME : 0;
+		fl |= (vs.f_flag & TM_ST_RELATIME) ? MS_RELATIME : 0;
+	}
+	fl |= (b->rw ? 0 : MS_RDONLY) | (b->dev ? 0 : MS_NODEV) | (b->exec ? 0 : MS_NOEXEC);
+	if (mount(NULL, dst, NULL, fl, NULL) < 0)
+		return fail_errno(b->path);
+	return 0;
+}
+
+/* Enters the new root: pivot_root, or chroot where the current root is no
+ * mount point (a daemon started in a chroot); then the tmpfs goes read-only. */
+static int ns_switch(const char *base)
+{
+	char old[4096];
+
+	snprintf(old, sizeof(old), "%s/.oldroot", base);
+	if (mkdir(old, 0700) < 0)
+		return fail_errno("mkdir .oldroot");
+	if (syscall(SYS_pivot_root, base, old) == 0) {
+		if (chdir("/") < 0)
+			return fail_errno("chdir /");
+		if (umount2("/.oldroot", MNT_DETACH) < 0)
+			return fail_errno("umount the old root");
+		if (rmdir("/.oldroot") < 0)
+			return fail_errno("rmdir /.oldroot");
+	} else if (errno == EINVAL) {
+		if (rmdir(old) < 0 || chdir(base) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			return fail_errno("chroot");
+	} else {
+		return fail_errno("pivot_root");
+	}
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) < 0)
+		return fail_errno("the new root read-only");
+	return 0;
+}
+
+/* The whole namespace; as root, before anything else is given up. */
+static int ns_enter(const struct tm_sandbox *sb)
+{
+	static struct ns_bind b[NS_MAX];
+	const char *base;
+	size_t n;
+
+	if (ns_collect(sb, b, &n) < 0)
+		return -1;
+	if (!(base = ns_base(b, n)))
+		return tm_error_set(TM_ESOURCE, "sandbox: no directory to build the new root on");
+	if (unshare(CLONE_NEWNS) < 0)
+		return fail_errno("unshare(CLONE_NEWNS)");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return fail_errno("making the mounts private");
+	if (mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=1m,nr_inodes=1024") < 0)
+		return fail_errno("mounting a tmpfs for the new root");
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+		for (j = 0; j < i; j++)
+			if (b[j].dir && below(b[i].path, b[j].path))
+				break; /* visible through b[j] */
+		if (j == i && ns_bind_one(base, &b[i]) < 0)
+			return -1;
+	}
+	return ns_switch(base);
+}
+
+/* Whether this process can give its children the namespace: once, in a child
+ * of its own that builds it with the system paths only. */
+static int ns_probe(char *why, size_t whylen)
+{
+	struct tm_sandbox none;
+	int fds[2], status = 0;
+	ssize_t got;
+	pid_t pid;
+
+	memset(&none, 0, sizeof(none));
+	snprintf(why, whylen, "no probe");
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return 0;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return 0;
+	}
+	if (pid == 0) {
+		int r = ns_enter(&none);
+		const char *e = r < 0 ? tm_error_last() : "";
+		_exit(write(fds[1], e, strlen(e)) < 0 || r < 0 ? 1 : 0);
+	}
+	close(fds[1]);
+	got = read(fds[0], why, whylen - 1);
+	why[got > 0 ? got : 0] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Once per process, where there is no Landlock and the daemon is root. */
+static void ns_decide(struct tm_sandbox *sb)
+{
+	static int decided = -1;
+	static char why[256];
+
+	if (sb->landlock_abi > 0 || geteuid() != 0)
+		return;
+	if (decided < 0) {
+		decided = ns_probe(why, sizeof(why));
+#ifdef TM_TEST_HOOKS
+		if (getenv("TAGMOOR_TEST_NO_MOUNTNS")) {
+			decided = 0;
+			snprintf(why, sizeof(why), "TAGMOOR_TEST_NO_MOUNTNS");
+		}
+#endif
+		if (decided)
+			tm_log_info(
+				"privilege separation: no Landlock here; the fetcher child gets "
+				"a private mount namespace instead (a read-only root with "
+				"repo.git, the trust files and what TLS and DNS read)");
+		else
+			tm_log_info("privilege separation: no Landlock and no private mount "
+				    "namespace here (%s): the fetcher child's file system is "
+				    "bounded by its uid only",
+				    why);
+	}
+	sb->mountns = decided;
+}
+
 /* --- user, capabilities, rlimits -------------------------------------------- */
 
 int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_default)
@@ -213,6 +542,7 @@ int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_defa
 
 	memset(sb, 0, sizeof(*sb));
 	sb->landlock_abi = tm_sandbox_landlock_abi();
+	ns_decide(sb);
 	if (!user || !*user)
 		user = TM_SANDBOX_DEFAULT_USER;
 	snprintf(sb->user, sizeof(sb->user), "%s", user);
@@ -239,11 +569,6 @@ int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_defa
 	sb->uid = pw->pw_uid;
 	sb->gid = pw->pw_gid;
 	return 0;
-}
-
-static int fail_errno(const char *what)
-{
-	return tm_error_set(TM_ESOURCE, "sandbox: %s: %s", what, strerror(errno));
 }
 
 static int set_limit(int res, uint64_t v, const char *what)
@@ -283,6 +608,9 @@ int tm_sandbox_enter(const struct tm_sandbox *sb)
 		return TM_ESOURCE;
 	if ((r = ll_prepare(sb, &rfd, &abi)) < 0)
 		return r;
+	/* the probe (ns_decide) made one: failing now is an error, not a fallback */
+	if (rfd < 0 && sb->mountns && geteuid() == 0 && ns_enter(sb) < 0)
+		return TM_ESOURCE;
 	if (geteuid() == 0) {
 		/* the bounding set needs CAP_SETPCAP: before the uid changes */
 		for (int c = 0; c <= 63; c++) {
@@ -325,8 +653,9 @@ int tm_sandbox_enter(const struct tm_sandbox *sb)
 		close(rfd);
 		rfd = -1;
 	} else {
-		tm_log_debug("sandbox: no Landlock here; the file system is bounded by the "
-			     "uid only (docs/security.md)");
+		tm_log_debug("sandbox: no Landlock here; the file system is bounded by %s "
+			     "(docs/security.md)",
+			     sb->mountns ? "a private mount namespace" : "the uid only");
 	}
 	return tm_sandbox_seccomp_install();
 fail:

@@ -4,7 +4,9 @@
  * groups), every capability (effective, permitted, inheritable, ambient and
  * the bounding set), PR_SET_NO_NEW_PRIVS, a Landlock domain that allows
  * writing only below the repository and reading only the trust files and
- * the system files TLS and DNS need, a seccomp filter of the system calls
+ * the system files TLS and DNS need (where the kernel has no Landlock: a
+ * private mount namespace whose root holds only those paths, if the
+ * process may make one), a seccomp filter of the system calls
  * polling, fetching and verifying make (anything else kills the process),
  * and rlimits (address space, CPU time, open files, no core dumps).
  */
@@ -26,6 +28,7 @@ struct tm_sandbox {
 	char user[64];    /* for messages */
 	const char *note; /* why the uid stays 0, or NULL */
 	int landlock_abi; /* what the kernel offers (0: no Landlock) */
+	int mountns;      /* no Landlock: the child gets a private mount namespace */
 	/* the file system the child keeps (Landlock) */
 	const char *rw[4]; /* directories: read and write below (the repository) */
 	size_t nrw;
@@ -41,13 +44,15 @@ struct tm_sandbox {
  * root: the user must exist (TM_ECONFIG naming it otherwise), except the
  * default one: without it the child keeps uid 0, without any capability and
  * inside Landlock and seccomp (sb->note says so; the package creates it).
- * A user that resolves to uid 0 is refused. Not root: no uid change. */
+ * A user that resolves to uid 0 is refused. Not root: no uid change.
+ * Without Landlock, root: once per process a probe child tries the mount
+ * namespace (sb->mountns) and the log says which confinement is in force. */
 int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_default);
 
 /* In the child, once, before anything of the network: applies all of the
- * above in order (rlimits, Landlock rules opened while still privileged,
- * bounding set and secure bits, gid and uid, capabilities, no_new_privs,
- * Landlock, seccomp). Any failure is returned (the child must then exit):
+ * above in order (rlimits, Landlock rules opened while still privileged
+ * or else the private mount namespace, bounding set and secure bits, gid
+ * and uid, capabilities, no_new_privs, Landlock, seccomp). Any failure is returned (the child must then exit):
  * nothing runs half-sandboxed. Where the kernel has no Landlock (before
  * 5.13) or the architecture has no filter table here, that layer is
  * skipped (a debug line; tm_fetcher_describe says it once). */
