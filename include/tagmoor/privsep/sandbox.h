@@ -53,9 +53,10 @@ int tm_sandbox_prepare(struct tm_sandbox *sb, const char *user, int user_is_defa
  * above in order (rlimits, Landlock rules opened while still privileged
  * or else the private mount namespace, bounding set and secure bits, gid
  * and uid, capabilities, no_new_privs, Landlock, seccomp). Any failure is
- * returned (the child must then exit): nothing runs half-sandboxed. Where the kernel has no Landlock (before
- * 5.13) or the architecture has no filter table here, that layer is
- * skipped (a debug line; tm_fetcher_describe says it once). */
+ * returned (the child must then exit): nothing runs half-sandboxed. Where
+ * the kernel has no Landlock (before 5.13) and no namespace can be made, or
+ * the architecture has no filter table here, that layer is skipped (a
+ * debug line; tm_sandbox_prepare and tm_fetcher_describe say it once). */
 int tm_sandbox_enter(const struct tm_sandbox *sb);
 
 /* What the kernel offers: the Landlock ABI version (0: none) and whether a
