@@ -50,15 +50,16 @@ count() { grep -cF -- "$1" <<<"$OUT"; }
 SECCOMP=2
 if head -c 4096 "$TAGMOOR" 2>/dev/null | grep -q qemu; then SECCOMP=0; fi
 
+mkdir -p "$work/units"
+printf '[Unit]\nDescription=web\n[Service]\nExecStart=/bin/true\n' >"$work/units/web.service"
+tm_release "web"
+
 HOOKS=0
 grep -q TAGMOOR_TEST_NO_LANDLOCK "$TAGMOOR" 2>/dev/null && HOOKS=1
 if [ "$HOOKS" = 1 ]; then
 	export TAGMOOR_TEST_NO_LANDLOCK=1
 	INI=$T/nobody.ini
 	write_ini "$INI" "$TM_GIT_URL/git/fleet.git" nobody "$TM_GIT_CA"
-	mkdir -p "$work/units"
-	printf '[Unit]\nDescription=web\n[Service]\nExecStart=/bin/true\n' >"$work/units/web.service"
-	tm_release "web"
 
 	# --- 2. the child's mounts, sampled while a silent server holds it -----------------
 	echo "# 2. the child's mount namespace (a silent server holds the poll)"
@@ -197,7 +198,7 @@ else
 		if has "without capabilities, no Landlock"; then
 			check "nspawn: no Landlock here, so the mount namespace is in force" has "$NS_LINE"
 		fi
-		check "nspawn: the unit was written" grep -q web3 "$NSPAWN_DIR/etc/systemd/system/web.service"
+		check "nspawn: the unit was written" grep -q "Description=web" "$NSPAWN_DIR/etc/systemd/system/web.service"
 		nspawn_stop
 	else
 		bad "the container did not boot"
