@@ -287,6 +287,7 @@ struct ns_bind {
 	const char *path; /* the same inside */
 	char src[4096];   /* resolved: a symlink's target is bound at the link's path */
 	int rw, dev, exec, dir;
+	dev_t fs; /* the file system it is on */
 };
 
 /* Where the new root is mounted while it is built: a directory no source is
@@ -301,7 +302,7 @@ static int below(const char *path, const char *dir)
 }
 
 /* One entry: absent paths are skipped (as for Landlock); an entry below a
- * directory already bound is visible through it. */
+ * directory already bound, on the same file system, is visible through it. */
 static int ns_add(struct ns_bind *b, size_t *n, const char *path, int rw)
 {
 	struct stat st;
@@ -319,6 +320,7 @@ static int ns_add(struct ns_bind *b, size_t *n, const char *path, int rw)
 	b[*n].rw = rw;
 	b[*n].dev = S_ISCHR(st.st_mode);
 	b[*n].dir = S_ISDIR(st.st_mode);
+	b[*n].fs = st.st_dev;
 	b[*n].exec = strcmp(path, "/usr") == 0 || strcmp(path, "/lib") == 0 ||
 		     strcmp(path, "/lib64") == 0;
 	(*n)++;
@@ -462,8 +464,8 @@ static int ns_enter(const struct tm_sandbox *sb)
 	for (size_t i = 0; i < n; i++) {
 		size_t j;
 		for (j = 0; j < i; j++)
-			if (b[j].dir && below(b[i].path, b[j].path))
-				break; /* visible through b[j] */
+			if (b[j].dir && below(b[i].path, b[j].path) && b[j].fs == b[i].fs)
+				break; /* visible through b[j] (a bind is of one file system) */
 		if (j == i && ns_bind_one(base, &b[i]) < 0)
 			return -1;
 	}
@@ -527,7 +529,7 @@ static void ns_decide(struct tm_sandbox *sb)
 				"repo.git, the trust files and what TLS and DNS read)");
 		else
 			tm_log_info("privilege separation: no Landlock and no private mount "
-				    "namespace here (%s): the fetcher child's file system is "
+				    "namespace here (%s): the file system of the fetcher child is "
 				    "bounded by its uid only",
 				    why);
 	}
