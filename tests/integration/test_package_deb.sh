@@ -123,6 +123,13 @@ fetcher_line() {
 		grep -q "fetcher child runs as tagmoor (uid [0-9]*), without capabilities, .*a seccomp filter"
 }
 check "the daemon's fetcher runs as tagmoor, with a seccomp filter" fetcher_line
+# Under nspawn's filter there is no Landlock; the unit gives no CAP_SYS_ADMIN, so no mount
+# namespace either (docs/security.md): the journal must say which confinement is in force.
+fs_line() {
+	in_c journalctl -u tagmoor.service --no-pager |
+		grep -qE "fetcher child runs .*Landlock ABI [0-9]+|no Landlock here; the fetcher child gets a private mount namespace|no Landlock and no private mount namespace here"
+}
+check "the journal says how the fetcher child's file system is confined" fs_line
 SEC=$(in_c systemd-analyze security tagmoor.service 2>&1)
 SCORE=$(sed -n 's/.*Overall exposure level for tagmoor.service: \([0-9.]*\).*/\1/p' <<<"$SEC")
 check "systemd-analyze security in the container: ${SCORE:-?} (at most 2.0)" awk -v s="${SCORE:-99}" 'BEGIN { exit !(s <= 2.0) }'
