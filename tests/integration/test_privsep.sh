@@ -15,6 +15,7 @@
 #      cause, nothing is applied, and the next poll applies the revision.
 #   4. An [agent] user that does not exist is named (exit 2).
 #   5. `tagmoor verify` entirely as an unprivileged user (nobody): the child sandboxed all the same.
+# A kernel without Landlock (the child's private mount namespace instead): test_privsep_chroot.sh.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
 tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3 systemctl
