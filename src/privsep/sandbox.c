@@ -2,7 +2,9 @@
  * sandbox.c — the fetcher child's sandbox (include/tagmoor/privsep/sandbox.h):
  * the [agent] user, no capabilities (the bounding set emptied), NO_NEW_PRIVS,
  * rlimits, Landlock (write only below repo.git, read only the trust files and
- * what TLS and DNS read), and last the system call filter (seccomp.c).
+ * what TLS and DNS read) or, where the kernel has none, a private mount
+ * namespace holding only those paths, and last the system call filter
+ * (seccomp.c).
  *
  * No libcap and no kernel headers (the static musl build has none): the
  * kernel's ABI constants and structures are written out here, under names of
@@ -515,13 +517,15 @@ static void ns_decide(struct tm_sandbox *sb)
 	if (sb->landlock_abi > 0 || geteuid() != 0)
 		return;
 	if (decided < 0) {
-		decided = ns_probe(why, sizeof(why));
 #ifdef TM_TEST_HOOKS
+		/* test builds: the fallback of a daemon that may not make one */
 		if (getenv("TAGMOOR_TEST_NO_MOUNTNS")) {
 			decided = 0;
 			snprintf(why, sizeof(why), "TAGMOOR_TEST_NO_MOUNTNS");
 		}
+		if (decided < 0)
 #endif
+			decided = ns_probe(why, sizeof(why));
 		if (decided)
 			tm_log_info(
 				"privilege separation: no Landlock here; the fetcher child gets "
