@@ -33,17 +33,12 @@ int tm_doc_new(struct tm_doc **out, enum tm_doc_type type)
 	*out = NULL;
 	if ((unsigned)type > TM_DOC_SEQ)
 		return tm_error_set(TM_ERROR, "unknown document node type %d", (int)type);
+	if (type == TM_DOC_STRING)
+		return tm_doc_new_stringn(out, "", 0);
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return tm_error_nomem();
 	d->type = type;
-	if (type == TM_DOC_STRING) {
-		d->u.str.s = calloc(1, 1);
-		if (!d->u.str.s) {
-			free(d);
-			return tm_error_nomem();
-		}
-	}
 	*out = d;
 	return 0;
 }
@@ -80,25 +75,25 @@ int tm_doc_new_float(struct tm_doc **out, double f)
 	return r;
 }
 
+/* A string node and its text are one allocation (the text right after the
+ * node): a manifest's tree is mostly strings, and half the calls to malloc
+ * and free went to them. tm_doc_free knows the text by its address. */
 int tm_doc_new_stringn(struct tm_doc **out, const char *s, size_t len)
 {
 	struct tm_doc *d;
 	char *p;
 
 	*out = NULL;
-	if (len == SIZE_MAX)
+	if (len > SIZE_MAX - sizeof(*d) - 1)
 		return tm_error_nomem();
-	p = malloc(len + 1);
-	if (!p)
+	d = malloc(sizeof(*d) + len + 1);
+	if (!d)
 		return tm_error_nomem();
+	memset(d, 0, sizeof(*d));
+	p = (char *)(d + 1);
 	if (len)
 		memcpy(p, s, len);
 	p[len] = '\0';
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		free(p);
-		return tm_error_nomem();
-	}
 	d->type = TM_DOC_STRING;
 	d->u.str.s = p;
 	d->u.str.len = len;
@@ -127,7 +122,8 @@ void tm_doc_free(struct tm_doc *doc)
 		return;
 	switch (doc->type) {
 	case TM_DOC_STRING:
-		free(doc->u.str.s);
+		if (doc->u.str.s != (char *)(doc + 1))
+			free(doc->u.str.s);
 		break;
 	case TM_DOC_MAP:
 		for (size_t i = 0; i < doc->u.map.n; i++) {
@@ -249,26 +245,13 @@ int tm_doc_map_setn(struct tm_doc *map, const char *key, size_t key_len, struct 
 	return r;
 }
 
-int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, struct tm_doc *value,
-			struct tm_doc **old)
+/* Appends (k, value) to a map that has no key k; the map owns k from here,
+ * also when this fails (k and value are freed then). */
+static int map_append(struct tm_doc *map, char *k, size_t key_len, struct tm_doc *value)
 {
 	struct tm_doc_entry *e;
-	ptrdiff_t found;
-	char *k;
 
-	*old = NULL;
-	if (!map || map->type != TM_DOC_MAP || !key || !value) {
-		tm_doc_free(value);
-		return tm_error_set(TM_ERROR, "tm_doc_map_set: not a map, or no key or value");
-	}
-	found = map_find(map, key, key_len);
-	if (found >= 0) {
-		e = &map->u.map.v[found];
-		*old = e->value;
-		e->value = value;
-		return 0;
-	}
-	if (map->u.map.n >= UINT32_MAX - 1 || key_len == SIZE_MAX)
+	if (map->u.map.n >= UINT32_MAX - 1)
 		goto nomem;
 	if (map->u.map.n == map->u.map.cap) {
 		size_t ncap = map->u.map.cap ? map->u.map.cap * 2 : 4;
@@ -281,12 +264,6 @@ int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, str
 		map->u.map.v = e;
 		map->u.map.cap = ncap;
 	}
-	k = malloc(key_len + 1);
-	if (!k)
-		goto nomem;
-	if (key_len)
-		memcpy(k, key, key_len);
-	k[key_len] = '\0';
 	e = &map->u.map.v[map->u.map.n++];
 	e->key = k;
 	e->key_len = key_len;
@@ -313,8 +290,58 @@ int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, str
 	}
 	return 0;
 nomem:
+	free(k);
 	tm_doc_free(value);
 	return tm_error_nomem();
+}
+
+/* The checks of both exchanges; 1 when key is in the map (its value
+ * exchanged), 0 when not, < 0 (value freed) on a bad call. */
+static int exchange_found(struct tm_doc *map, const char *key, size_t key_len, struct tm_doc *value,
+			  struct tm_doc **old)
+{
+	ptrdiff_t found;
+
+	*old = NULL;
+	if (!map || map->type != TM_DOC_MAP || !key || !value) {
+		tm_doc_free(value);
+		return tm_error_set(TM_ERROR, "tm_doc_map_set: not a map, or no key or value");
+	}
+	if ((found = map_find(map, key, key_len)) < 0)
+		return 0;
+	*old = map->u.map.v[found].value;
+	map->u.map.v[found].value = value;
+	return 1;
+}
+
+int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, struct tm_doc *value,
+			struct tm_doc **old)
+{
+	int r = exchange_found(map, key, key_len, value, old);
+	char *k;
+
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (key_len == SIZE_MAX || !(k = malloc(key_len + 1))) {
+		tm_doc_free(value);
+		return tm_error_nomem();
+	}
+	if (key_len)
+		memcpy(k, key, key_len);
+	k[key_len] = '\0';
+	return map_append(map, k, key_len, value);
+}
+
+int tm_doc_map_exchange_key(struct tm_doc *map, char *key, size_t key_len, struct tm_doc *value,
+			    struct tm_doc **old)
+{
+	int r = exchange_found(map, key, key_len, value, old);
+
+	if (r != 0) {
+		free(key);
+		return r < 0 ? r : 0;
+	}
+	return map_append(map, key, key_len, value);
 }
 
 int tm_doc_map_set(struct tm_doc *map, const char *key, struct tm_doc *value)

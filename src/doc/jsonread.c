@@ -23,9 +23,18 @@ static unsigned jline(struct jparser *p, size_t at)
 		p->lpos = 0;
 		p->lines = 0;
 	}
-	for (; p->lpos < at && p->lpos < p->n; p->lpos++)
-		if (p->s[p->lpos] == '\n')
-			p->lines++;
+	if (at > p->n)
+		at = p->n;
+	while (p->lpos < at) {
+		const char *nl = memchr(p->s + p->lpos, '\n', at - p->lpos);
+
+		if (!nl) {
+			p->lpos = at;
+			break;
+		}
+		p->lines++;
+		p->lpos = (size_t)(nl - p->s) + 1;
+	}
 	return p->lines + 1;
 }
 
@@ -255,25 +264,47 @@ static int pruned(const struct jparser *p, unsigned depth, const char *k, size_t
 	return 0;
 }
 
+/* An object key read over: one without escapes cannot fail to decode (any
+ * other byte is taken or becomes U+FFFD), so it is not decoded. */
+static int jskip_key(struct jparser *p)
+{
+	size_t e = p->i + 1;
+	char *k;
+	size_t kl;
+	int r;
+
+	while (e < p->n && p->s[e] != '"' && p->s[e] != '\\' && (unsigned char)p->s[e] >= 0x20)
+		e++;
+	if (e < p->n && p->s[e] == '"') {
+		p->i = e + 1;
+		return 0;
+	}
+	if ((r = jstring(p, &k, &kl)) < 0)
+		return r;
+	free(k);
+	return 0;
+}
+
 /* Reads over one value with the same syntax checks and limits as jvalue,
- * building nothing but one scalar at a time. */
+ * building nothing but one scalar at a time. The line is counted only for a
+ * message: a large answer is mostly skipped. */
 static int jskip(struct jparser *p, unsigned depth)
 {
-	unsigned line;
 	int r;
 
 	docr_jws(p);
 	if (p->i >= p->n)
 		return jfail(p, "");
-	line = jline(p, p->i);
-	if ((r = docr_count_node(p->bg, p->w, line, 0)) < 0)
+	if (p->bg->nodes < p->bg->lim->max_nodes)
+		p->bg->nodes++;
+	else if ((r = docr_count_node(p->bg, p->w, jline(p, p->i), 0)) < 0)
 		return r;
 	if (p->s[p->i] == '{' || p->s[p->i] == '[') {
 		int is_map = p->s[p->i] == '{';
 		char close = is_map ? '}' : ']';
 
 		if (depth + 1 > p->bg->lim->max_depth)
-			return docr_too_deep(p->w, line, p->bg->lim->max_depth);
+			return docr_too_deep(p->w, jline(p, p->i), p->bg->lim->max_depth);
 		p->i++;
 		docr_jws(p);
 		if (p->i < p->n && p->s[p->i] == close) {
@@ -282,16 +313,12 @@ static int jskip(struct jparser *p, unsigned depth)
 		}
 		for (;;) {
 			if (is_map) {
-				char *k;
-				size_t kl;
-
 				docr_jws(p);
 				if (p->i >= p->n || p->s[p->i] != '"')
 					return jfail(p,
 						     "looking for beginning of object key string");
-				if ((r = jstring(p, &k, &kl)) < 0)
+				if ((r = jskip_key(p)) < 0)
 					return r;
-				free(k);
 				docr_jws(p);
 				if (p->i >= p->n || p->s[p->i] != ':')
 					return jfail(p, "after object key");

@@ -407,10 +407,8 @@ static int parse_yaml_stream(const struct sink *l, const char *s, size_t n, cons
 	int r;
 
 	while (pos < n) {
-		size_t eol = pos;
-
-		while (eol < n && s[eol] != '\n')
-			eol++;
+		const char *nl = memchr(s + pos, '\n', n - pos);
+		size_t eol = nl ? (size_t)(nl - s) : n;
 		size_t ll = eol - pos;
 		/* bufio's ReadLine drops the "\r" of "\r\n". */
 		if (eol < n && ll > 0 && s[eol - 1] == '\r')

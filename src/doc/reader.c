@@ -9,6 +9,7 @@
 #include "tagmoor/core/error.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,23 @@ static size_t invalid_len(const char *str, size_t n, int subpart)
 	return 3; /* only a 4-byte sequence can be invalid this late */
 }
 
+size_t docr_ascii_len(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	/* eight bytes at a time: manifests are mostly ASCII */
+	for (; n - i >= 8; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080u)
+			break;
+	}
+	while (i < n && !((unsigned char)s[i] & 0x80))
+		i++;
+	return i;
+}
+
 /* The invalid UTF-8 of s replaced by U+FFFD (see invalid_len). NULL when s
  * is valid already (or out of memory: *oom set). */
 char *docr_utf8_fix(const char *s, size_t n, size_t *out_len, int *oom, int subpart)
@@ -102,8 +120,11 @@ char *docr_utf8_fix(const char *s, size_t n, size_t *out_len, int *oom, int subp
 
 	*oom = 0;
 	for (size_t i = 0; i < n;) {
-		size_t k = tm_doc_utf8_len(s + i, n - i);
+		size_t k;
 
+		if ((i += docr_ascii_len(s + i, n - i)) >= n)
+			break;
+		k = tm_doc_utf8_len(s + i, n - i);
 		bad += k == 0;
 		i += k ? k : 1;
 	}

@@ -60,6 +60,8 @@ struct jparser {
 int docr_count_node(struct budget *bg, const struct where *w, unsigned line, int aliased);
 int docr_too_deep(const struct where *w, unsigned line, unsigned max);
 int docr_check_size(const char *origin, size_t len, const struct tm_yaml_limits *lim);
+/* How many bytes at the start of s are ASCII (each one character). */
+size_t docr_ascii_len(const char *s, size_t n);
 char *docr_utf8_fix(const char *s, size_t n, size_t *out_len, int *oom, int subpart);
 size_t docr_put_utf8(char *d, unsigned cp);
 int docr_normalize_input(const char **out, size_t *out_len, char **owned, const char *text,

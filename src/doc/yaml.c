@@ -79,8 +79,16 @@ static size_t src_byte(struct builder *b, size_t index)
 		b->cbyte = b->base;
 	}
 	while (b->cchar < index && b->cbyte < b->src_len) {
-		size_t k = tm_doc_utf8_len(b->src + b->cbyte, b->src_len - b->cbyte);
+		size_t room = b->src_len - b->cbyte, k;
 
+		/* a run of ASCII is as many characters as bytes */
+		k = docr_ascii_len(b->src + b->cbyte,
+				   index - b->cchar < room ? index - b->cchar : room);
+		b->cbyte += k;
+		b->cchar += k;
+		if (b->cchar == index || b->cbyte >= b->src_len)
+			break;
+		k = tm_doc_utf8_len(b->src + b->cbyte, b->src_len - b->cbyte);
 		b->cbyte += k ? k : 1;
 		b->cchar++;
 	}
@@ -273,6 +281,20 @@ static int map_put(struct builder *b, struct tm_doc *map, const char *key, size_
 	return r;
 }
 
+/* map_put with the key handed over (see tm_doc_map_exchange_key). */
+static int map_put_key(struct builder *b, struct tm_doc *map, char *key, size_t key_len,
+		       struct tm_doc *value)
+{
+	struct tm_doc *old = NULL;
+	int r = tm_doc_map_exchange_key(map, key, key_len, value, &old);
+
+	if (r == 0)
+		r = bury(b, old);
+	else
+		tm_doc_free(old);
+	return r;
+}
+
 /* Merges the entries of src into dst in order (go-yaml v2: a merge
  * overrides keys read before it; keys after it override the merge). */
 static int merge_map(struct builder *b, struct tm_doc *dst, struct tm_doc *src, int copy,
@@ -347,8 +369,7 @@ static int attach(struct builder *b, struct tm_doc *node)
 		f->have_key = 0;
 		return do_merge(b, f->node, node, f->key_line);
 	}
-	r = map_put(b, f->node, f->key, f->key_len, node);
-	free(f->key);
+	r = map_put_key(b, f->node, f->key, f->key_len, node);
 	f->key = NULL;
 	f->have_key = 0;
 	return r;

@@ -92,6 +92,11 @@ int tm_doc_map_setn(struct tm_doc *map, const char *key, size_t key_len, struct 
  * instead of freeing it. */
 int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, struct tm_doc *value,
 			struct tm_doc **old);
+/* tm_doc_map_exchange with a key the map takes over (malloc'd, NUL-terminated at key_len):
+ * freed when the map has it already, or on failure. Saves a copy per key when a parser
+ * builds a map. */
+int tm_doc_map_exchange_key(struct tm_doc *map, char *key, size_t key_len, struct tm_doc *value,
+			    struct tm_doc **old);
 /* Removes key and frees its value: 0, or TM_ENOTFOUND. */
 int tm_doc_map_remove(struct tm_doc *map, const char *key);
 /* Detaches the value of key without freeing it: the value, or NULL. */

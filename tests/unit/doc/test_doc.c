@@ -114,6 +114,25 @@ static void test_map_order_and_replace(void **state)
 	tm_doc_free(old);
 	assert_null(tm_doc_map_take(m, "c"));
 	assert_json(m, "{\"b\":\"x\",\"d\":4}");
+	/* A key handed over: taken when new, freed when the map has it already. */
+	char *k = strdup("e");
+	assert_non_null(k);
+	assert_int_equal(tm_doc_map_exchange_key(m, k, 1, num(6), &old), 0);
+	assert_null(old);
+	assert_ptr_equal(m->u.map.v[m->u.map.n - 1].key, k);
+	k = strdup("e");
+	assert_non_null(k);
+	assert_int_equal(tm_doc_map_exchange_key(m, k, 1, num(7), &old), 0);
+	assert_non_null(old);
+	assert_int_equal(old->u.i, 6);
+	tm_doc_free(old);
+	assert_int_equal(tm_doc_map_get(m, "e")->u.i, 7);
+	assert_int_equal(tm_doc_map_remove(m, "e"), 0);
+	/* misuse frees the key and the value */
+	k = strdup("f");
+	assert_non_null(k);
+	assert_int_equal(tm_doc_map_exchange_key(NULL, k, 1, num(1), &old), TM_ERROR);
+	assert_null(old);
 	/* Keys with NUL bytes are keys like any other. */
 	assert_int_equal(tm_doc_map_setn(m, "k\0z", 3, num(5)), 0);
 	assert_non_null(tm_doc_map_getn(m, "k\0z", 3));

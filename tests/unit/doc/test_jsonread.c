@@ -115,8 +115,18 @@ static void test_json_pruned(void **state)
 	assert_int_equal(tm_json_parse_pruned(&d, j, strlen(j), NULL, NULL, NULL), 0);
 	assert_non_null(tm_doc_get_path(d, "metadata", "managedFields", NULL));
 	tm_doc_free(d);
+	/* keys inside a skipped part: with escapes they are decoded (and checked) */
+	const char *esc = "{\"spec\":{\"a\\\"b\\u00e9\":1,\"\xff\":[{\"c\\\\\":2}]},\"k\":3}";
+	assert_int_equal(tm_json_parse_pruned(&d, esc, strlen(esc), NULL, NULL, skip), 0);
+	assert_null(tm_doc_map_get(d, "spec"));
+	assert_int_equal(tm_doc_map_get(d, "k")->u.i, 3);
+	tm_doc_free(d);
 	/* broken JSON inside a skipped part is still an error */
 	const char *bad[] = { "{\"spec\":{\"a\":}}",
+			      "{\"spec\":{\"a\\q\":1}}",
+			      "{\"spec\":{\"a\\u00zz\":1}}",
+			      "{\"spec\":{\"a\tb\":1}}",
+			      "{\"spec\":{\"ab:1}}",
 			      "{\"spec\":[1,,2]}",
 			      "{\"spec\":\"x\ny\"}",
 			      "{\"spec\":{\"a\":1}",

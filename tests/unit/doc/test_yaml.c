@@ -326,6 +326,13 @@ static void test_value_errors(void **state)
 		{ "kind: A\nv: \"a\\/b\"\n", TM_EPARSE,
 		  "(line 2): found unknown escape character" },
 		{ "kind: A\nv: \"a\\qb\"\n", TM_EPARSE, "unknown escape character" },
+		/* the source checks find their node after multi-byte characters (libyaml
+		 * counts characters, the checks read bytes) */
+		{ "kind: A\nd: \"\xc3\xa4\xe6\x97\xa5\xf0\x9f\x98\x80 and more than eight bytes\"\n"
+		  "v: \"a\\/b\"\n",
+		  TM_EPARSE, "(line 3): found unknown escape character" },
+		{ "kind: A\nd: [\"\xe6\x97\xa5\xe6\x9c\xac and more than eight bytes\", a?b]\n",
+		  TM_EPARSE, "(line 2): did not find expected ','" },
 		{ "kind: A\nv: \"a\x01\"\n", TM_EPARSE, "control characters are not allowed" },
 		{ "kind: A\nv: [a?b]\n", TM_EPARSE, "(line 2): did not find expected ','" },
 		{ "kind: A\nv: {a?: 1}\n", TM_EPARSE, "did not find expected ','" },
@@ -395,6 +402,11 @@ static void test_keys(void **state)
 	/* The last duplicate wins and keeps the first position. */
 	check_doc("kind: A\nm: {a: 1, b: 2, a: 3, y: 4, yes: 5}\nkind: B\n",
 		  "{\"kind\":\"B\",\"m\":{\"a\":3,\"b\":2,\"true\":5}}");
+	/* Multi-byte characters before an escaped backslash and a '?' in quotes. */
+	check_doc("kind: A\nd: \"\xc3\xa4\xc3\xb6\xc3\xbc \xf0\x9f\x98\x80 ascii ascii ascii\"\n"
+		  "v: [\"x?\", \"\\\\/\", \xc3\xa9t\xc3\xa9]\n",
+		  "{\"kind\":\"A\",\"d\":\"\xc3\xa4\xc3\xb6\xc3\xbc \xf0\x9f\x98\x80 ascii ascii "
+		  "ascii\",\"v\":[\"x?\",\"\\\\/\",\"\xc3\xa9t\xc3\xa9\"]}");
 	/* An anchored scalar as a key. */
 	check_doc("kind: A\n? &k key\n: v\nx: {*k : 5}\n",
 		  "{\"kind\":\"A\",\"key\":\"v\",\"x\":{\"key\":5}}");
