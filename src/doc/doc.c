@@ -793,6 +793,20 @@ size_t tm_doc_utf8_len(const char *str, size_t n)
 	return 0;
 }
 
+/* Whether none of the eight bytes at s needs a look of its own in a JSON
+ * string: no control character, '"', '\\' or non-ASCII byte (the bit tricks
+ * find a byte below 0x20 and a byte equal to each of the two). */
+static int plain8(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	uint64_t w, q, b;
+
+	memcpy(&w, s, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high);
+}
+
 int tm_doc_json_string(struct tm_buf *out, const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -803,6 +817,11 @@ int tm_doc_json_string(struct tm_buf *out, const char *str, size_t len)
 		return r;
 	while (i < len) {
 		unsigned char c = s[i];
+
+		if (len - i >= 8 && plain8(s + i)) {
+			i += 8;
+			continue;
+		}
 		char esc[8];
 		const char *rep = NULL;
 		size_t rep_len = 0, n;

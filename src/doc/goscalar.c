@@ -323,6 +323,8 @@ static int resolve_map(struct resolved *r, const char *s, size_t n)
 	};
 	static const char *const ninf[] = { "-.inf", "-.Inf", "-.INF", NULL };
 
+	if (n > 5) /* longer than every word above: most scalars of a manifest */
+		return 0;
 	if (in_list(s, n, t) || in_list(s, n, f)) {
 		r->tag = R_BOOL;
 		r->b = in_list(s, n, t);

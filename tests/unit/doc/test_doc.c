@@ -244,6 +244,18 @@ static void test_json_strings(void **state)
 		{ "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },                 /* overlong */
 		{ "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },                 /* truncated */
 		{ "", 0, "\"\"" },
+		/* eight bytes at a time: what needs escaping at every place of a block */
+		{ "0123456789abcdef\"0123456\\01234\x1f"
+		  "01234567\x7f~ \xc3\xa9"
+		  "123456789\x7f",
+		  54,
+		  "\"0123456789abcdef\\\"0123456\\\\01234\\u001f01234567\x7f~ \xc3\xa9"
+		  "123456789\x7f\"" },
+		{ "abcdefg\nabcdefgh\xff"
+		  "abcdefg",
+		  24,
+		  "\"abcdefg\\nabcdefgh\xef\xbf\xbd"
+		  "abcdefg\"" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
