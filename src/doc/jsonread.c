@@ -264,6 +264,26 @@ static int pruned(const struct jparser *p, unsigned depth, const char *k, size_t
 	return 0;
 }
 
+/* The high bit set in each byte of v that is 0 (exact: no carry crosses a byte). */
+static uint64_t zero_bytes(uint64_t v)
+{
+	const uint64_t low7 = 0x7F7F7F7F7F7F7F7Fu;
+
+	return ~(((v & low7) + low7) | v | low7);
+}
+
+/* Whether one of the eight bytes at s is '"', '\\' or below 0x20 (any byte
+ * from 0x80 is none of them). */
+static int special8(const char *s)
+{
+	const uint64_t ones = 0x0101010101010101u, low7 = 0x7F7F7F7F7F7F7F7Fu;
+	uint64_t w, ctl;
+
+	memcpy(&w, s, 8);
+	ctl = ~(((w & low7) + ones * 0x60) | w) & ~low7;
+	return (ctl | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'))) != 0;
+}
+
 /* An object key read over: one without escapes cannot fail to decode (any
  * other byte is taken or becomes U+FFFD), so it is not decoded. */
 static int jskip_key(struct jparser *p)
@@ -340,9 +360,16 @@ static int jskip(struct jparser *p, unsigned depth)
 		}
 	}
 	if (p->s[p->i] == '"') {
-		/* a string: its end found without decoding it (control characters refused) */
+		/* a string: its end found without decoding it (control characters refused),
+		 * eight bytes at a time while none of them is '"', '\\' or below 0x20 */
 		for (p->i++; p->i < p->n; p->i++) {
-			unsigned char c = (unsigned char)p->s[p->i];
+			unsigned char c;
+
+			while (p->n - p->i >= 8 && !special8(p->s + p->i))
+				p->i += 8;
+			if (p->i >= p->n)
+				break;
+			c = (unsigned char)p->s[p->i];
 			if (c == '"') {
 				p->i++;
 				return 0;

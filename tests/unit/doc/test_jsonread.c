@@ -121,18 +121,20 @@ static void test_json_pruned(void **state)
 	assert_null(tm_doc_map_get(d, "spec"));
 	assert_int_equal(tm_doc_map_get(d, "k")->u.i, 3);
 	tm_doc_free(d);
+	/* strings read over eight bytes at a time: quotes, escapes, non-ASCII at any place */
+	const char *strs = "{\"spec\":[\"0123456789abcdef\",\"01234567\\\"89abcdef\\\\\","
+			   "\"\xc3\xa9\xe6\x97\xa5\xff\xfe\x80\x7f~0123456789\",\"\"],\"k\":3}";
+	assert_int_equal(tm_json_parse_pruned(&d, strs, strlen(strs), NULL, NULL, skip), 0);
+	assert_int_equal(tm_doc_map_get(d, "k")->u.i, 3);
+	tm_doc_free(d);
 	/* broken JSON inside a skipped part is still an error */
-	const char *bad[] = { "{\"spec\":{\"a\":}}",
-			      "{\"spec\":{\"a\\q\":1}}",
-			      "{\"spec\":{\"a\\u00zz\":1}}",
-			      "{\"spec\":{\"a\tb\":1}}",
-			      "{\"spec\":{\"ab:1}}",
-			      "{\"spec\":[1,,2]}",
-			      "{\"spec\":\"x\ny\"}",
-			      "{\"spec\":{\"a\":1}",
-			      "{\"spec\":tru}",
-			      "{\"spec\":{\"a\" 1}}",
-			      NULL };
+	const char *bad[] = { "{\"spec\":{\"a\":}}",         "{\"spec\":{\"a\\q\":1}}",
+			      "{\"spec\":{\"a\\u00zz\":1}}", "{\"spec\":{\"a\tb\":1}}",
+			      "{\"spec\":{\"ab:1}}",         "{\"spec\":\"0123456789abcdef\x01\"}",
+			      "{\"spec\":\"01234567\x1f\"}", "{\"spec\":\"0123456789abcdef\\\"}",
+			      "{\"spec\":[1,,2]}",           "{\"spec\":\"x\ny\"}",
+			      "{\"spec\":{\"a\":1}",         "{\"spec\":tru}",
+			      "{\"spec\":{\"a\" 1}}",        NULL };
 	for (int i = 0; bad[i]; i++) {
 		if (tm_json_parse_pruned(&d, bad[i], strlen(bad[i]), NULL, NULL, skip) != TM_EPARSE)
 			fail_msg("accepted %s", bad[i]);
