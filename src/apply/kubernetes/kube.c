@@ -358,15 +358,53 @@ int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, s
 	return r;
 }
 
-/* Polls the objects until every one is Current, one is Failed or wait_ms
- * passed. health != 0: the stuck ones go to res->unhealthy. */
-static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_t wait_ms,
+/* After wait_current's polls: the failed objects (after a timeout, every one
+ * not Current) are logged and named in the error; health != 0: they also go
+ * to res->unhealthy. */
+static int report_stuck(struct item **w, size_t nw, const enum tm_kstatus *st,
+			char (*msg)[KSTATUS_MSG], size_t failed, size_t pending, uint64_t wait_ms,
 			struct tm_apply_result *res, int health, const char *what)
 {
+	size_t first = 0, nbad = failed ? failed : pending;
+	char more[64] = "";
+	int r;
+
+	for (size_t i = 0, k = 0; i < nw; i++) {
+		int bad = failed ? st[i] == TM_KSTATUS_FAILED : st[i] != TM_KSTATUS_CURRENT;
+		if (!bad)
+			continue;
+		if (!k++)
+			first = i;
+		tm_log_error("kubernetes: %s is %s: %s", w[i]->o->id, tm_kstatus_name(st[i]),
+			     msg[i]);
+		if (health &&
+		    (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, w[i]->o->id)) < 0)
+			return r;
+	}
+	tm_apply_result_set_object(res, w[first]->o->id);
+	if (nbad > 1)
+		snprintf(more, sizeof(more), " (and %zu more)", nbad - 1);
+	if (failed)
+		return tm_error_set(TM_EAPPLY, "kubernetes: %s %s failed: %s%s", what,
+				    w[first]->o->id, msg[first], more);
+	return tm_error_set(TM_EAPPLY, "kubernetes: %s %s not ready within %llu s: %s: %s%s", what,
+			    w[first]->o->id, (unsigned long long)((wait_ms + 999) / 1000),
+			    tm_kstatus_name(st[first]), msg[first], more);
+}
+
+/* Polls the objects until every one is Current, one is Failed or wait_ms
+ * passed. health != 0: the stuck ones go to res->unhealthy. answered (may be
+ * NULL): the status each one had in its apply answer (-1: none), which stands
+ * for the first poll — the object as it was just written, not read again (a
+ * CRD's answer is its whole schema, megabytes for some). */
+static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_t wait_ms,
+			struct tm_apply_result *res, int health, const char *what,
+			const struct answered *answered)
+{
 	enum tm_kstatus *st;
-	char(*msg)[256];
+	char(*msg)[KSTATUS_MSG];
 	uint64_t deadline = tm_time_mono_ms() + wait_ms, interval = 100;
-	size_t failed = 0, pending = 0, first = 0;
+	size_t failed = 0, pending = 0;
 	int r = 0;
 
 	if (!nw)
@@ -380,7 +418,7 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 	}
 	for (size_t i = 0; i < nw; i++)
 		st[i] = TM_KSTATUS_IN_PROGRESS;
-	for (;;) {
+	for (int round = 0;; round++) {
 		uint64_t t;
 
 		failed = pending = 0;
@@ -391,11 +429,16 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 				failed += st[i] == TM_KSTATUS_FAILED;
 				continue;
 			}
-			if ((r = kube_get_live(S, &live, w[i], res, LIVE_STATUS)) < 0)
-				goto out;
-			st[i] = tm_kstatus_compute(live, w[i]->res.group, w[i]->res.kind, 0, msg[i],
-						   sizeof(msg[i]));
-			tm_doc_free(live);
+			if (round == 0 && answered && answered[i].st >= 0) {
+				st[i] = (enum tm_kstatus)answered[i].st;
+				memcpy(msg[i], answered[i].msg, sizeof(msg[i]));
+			} else {
+				if ((r = kube_get_live(S, &live, w[i], res, LIVE_STATUS)) < 0)
+					goto out;
+				st[i] = tm_kstatus_compute(live, w[i]->res.group, w[i]->res.kind, 0,
+							   msg[i], sizeof(msg[i]));
+				tm_doc_free(live);
+			}
 			if (st[i] == TM_KSTATUS_FAILED)
 				failed++;
 			else if (st[i] != TM_KSTATUS_CURRENT)
@@ -409,39 +452,12 @@ static int wait_current(struct kube_pass *S, struct item **w, size_t nw, uint64_
 		if ((r = kube_lease_tick(S)) < 0)
 			goto out;
 		kube_sleep_ms(interval < deadline - t ? interval : deadline - t);
-		interval = interval * 2 > 1000 ? 1000 : interval * 2;
+		/* a round the answers stood for does not count for the back-off */
+		if (round > 0 || !answered)
+			interval = interval * 2 > 1000 ? 1000 : interval * 2;
 	}
-	if (!failed && !pending)
-		goto out;
-	/* the failed ones; after a timeout, every one not Current */
-	for (size_t i = 0, k = 0; i < nw; i++) {
-		int bad = failed ? st[i] == TM_KSTATUS_FAILED : st[i] != TM_KSTATUS_CURRENT;
-		if (!bad)
-			continue;
-		if (!k++)
-			first = i;
-		tm_log_error("kubernetes: %s is %s: %s", w[i]->o->id, tm_kstatus_name(st[i]),
-			     msg[i]);
-		if (health &&
-		    (r = tm_strv_push(&res->unhealthy, &res->nunhealthy, w[i]->o->id)) < 0)
-			goto out;
-	}
-	tm_apply_result_set_object(res, w[first]->o->id);
-	{
-		size_t nbad = failed ? failed : pending;
-		char more[64] = "";
-		if (nbad > 1)
-			snprintf(more, sizeof(more), " (and %zu more)", nbad - 1);
-		if (failed)
-			r = tm_error_set(TM_EAPPLY, "kubernetes: %s %s failed: %s%s", what,
-					 w[first]->o->id, msg[first], more);
-		else
-			r = tm_error_set(TM_EAPPLY,
-					 "kubernetes: %s %s not ready within %llu s: %s: %s%s",
-					 what, w[first]->o->id,
-					 (unsigned long long)((wait_ms + 999) / 1000),
-					 tm_kstatus_name(st[first]), msg[first], more);
-	}
+	if (failed || pending)
+		r = report_stuck(w, nw, st, msg, failed, pending, wait_ms, res, health, what);
 out:
 	free(st);
 	free(msg);
@@ -454,7 +470,18 @@ int kube_is_crd(const struct item *x)
 	       strcmp(x->ref.group, "apiextensions.k8s.io") == 0;
 }
 
-static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result *res, int count)
+/* A CRD's status in its apply answer (struct answered); -1 when it cannot be read. */
+static void answer_status(struct answered *out, const struct item *x, const struct tm_doc *d)
+{
+	out->st = d ? (int)tm_kstatus_compute(d, x->res.group, x->res.kind, 0, out->msg,
+					      sizeof(out->msg))
+		    : -1;
+}
+
+/* answered (may be NULL): set to the object's status in the answer (a CRD,
+ * waited on next). */
+static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result *res, int count,
+		     struct answered *answered)
 {
 	struct tm_buf b;
 	struct tm_doc *d = NULL;
@@ -478,9 +505,17 @@ static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result
 	TM_FAULT("kube.patched");
 	created = st == 201;
 	unchanged = 0;
-	if (!created && x->listed &&
-	    kube_parse_object(&d, b.ptr, b.len, x->o->id, kube_only_metadata, kube_no_managed) ==
-		    0 &&
+	if (answered) {
+		/* what kstatus reads (the schema left out), the metadata with it */
+		if (kube_parse_object(&d, b.ptr, b.len, x->o->id, NULL, kube_no_managed_spec) < 0)
+			d = NULL;
+		answer_status(answered, x, d);
+	} else if (!created && x->listed &&
+		   kube_parse_object(&d, b.ptr, b.len, x->o->id, kube_only_metadata,
+				     kube_no_managed) < 0) {
+		d = NULL;
+	}
+	if (d && !created && x->listed &&
 	    (rv = kube_doc_str(
 		     tm_doc_get_path(d, "metadata", "resourceVersion", (const char *)NULL))))
 		unchanged = strcmp(rv, x->rv) == 0;
@@ -540,6 +575,39 @@ static int await_kinds(struct kube_pass *S, struct item *it, size_t n, const int
 	}
 }
 
+/* The selected CRDs among the items (in item order) and room for their
+ * apply answers' status (-1: none yet). */
+static int crds_of(struct item ***out, struct answered **ans, size_t *nout, struct item *it,
+		   size_t n, const int *sel)
+{
+	size_t k = 0;
+
+	*out = NULL;
+	*ans = NULL;
+	*nout = 0;
+	for (size_t i = 0; i < n; i++)
+		k += it[i].stage == TM_KUBE_STAGE_DEFINITIONS && (!sel || sel[i]) &&
+		     kube_is_crd(&it[i]);
+	if (!k)
+		return 0;
+	*out = calloc(k, sizeof(**out));
+	*ans = calloc(k, sizeof(**ans));
+	if (!*out || !*ans) {
+		free(*out);
+		free(*ans);
+		*out = NULL;
+		*ans = NULL;
+		return tm_error_nomem();
+	}
+	for (size_t i = 0; i < n; i++)
+		if (it[i].stage == TM_KUBE_STAGE_DEFINITIONS && (!sel || sel[i]) &&
+		    kube_is_crd(&it[i])) {
+			(*ans)[*nout].st = -1;
+			(*out)[(*nout)++] = &it[i];
+		}
+	return 0;
+}
+
 /* Applies the selected items (sel NULL: all) stage by stage: definitions,
  * then wait for their CRDs to be Established and refresh discovery, then
  * classes, then the rest. count: record applied/unchanged in res. */
@@ -547,11 +615,15 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 		      struct tm_apply_result *res, int count)
 {
 	uint64_t wait_ms = S->cfg ? S->cfg->kubernetes.applier.wait_ms : 0;
-	int r = 0;
+	struct item **crds = NULL;
+	struct answered *ans = NULL;
+	size_t ncrds = 0, k = 0;
+	int r;
 
+	if ((r = crds_of(&crds, &ans, &ncrds, it, n, sel)) < 0)
+		return r;
 	for (int stage = TM_KUBE_STAGE_DEFINITIONS; stage <= TM_KUBE_STAGE_RESOURCES; stage++) {
-		struct item **crds = NULL;
-		size_t ncrds = 0, pending_kinds = 0;
+		size_t pending_kinds = 0;
 
 		for (size_t i = 0; i < n; i++) {
 			if (it[i].stage != stage || (sel && !sel[i]))
@@ -562,48 +634,41 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 				struct tm_kube_resource rr;
 				if (tm_kube_resolve(S->kube, it[i].av, it[i].ref.kind, &rr) < 0) {
 					tm_apply_result_set_object(res, it[i].o->id);
-					return tm_error_set(
-						TM_EAPPLY,
-						"kubernetes: %s (%.200s): %s (its "
-						"CustomResourceDefinition is Established)",
-						it[i].o->id, it[i].o->source, tm_error_last());
+					r = tm_error_set(TM_EAPPLY,
+							 "kubernetes: %s (%.200s): %s (its "
+							 "CustomResourceDefinition is Established)",
+							 it[i].o->id, it[i].o->source,
+							 tm_error_last());
+					goto out;
 				}
 				it[i].res = rr;
 				it[i].how = 1;
 				kube_set_ns(S, &it[i]);
 			}
-			if ((r = apply_one(S, &it[i], res, count)) < 0 ||
+			if ((r = apply_one(S, &it[i], res, count,
+					   k < ncrds && crds[k] == &it[i] ? &ans[k++] : NULL)) <
+				    0 ||
 			    (r = kube_lease_tick(S)) < 0)
-				return r;
+				goto out;
 		}
-		if (stage != TM_KUBE_STAGE_DEFINITIONS)
+		if (stage != TM_KUBE_STAGE_DEFINITIONS || !ncrds)
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (it[i].how == 2)
 				pending_kinds++;
-		for (size_t i = 0; i < n; i++)
-			if (it[i].stage == stage && (!sel || sel[i]) && kube_is_crd(&it[i]))
-				ncrds++;
-		if (!ncrds)
-			continue;
-		if (!(crds = calloc(ncrds, sizeof(*crds))))
-			return tm_error_nomem();
-		ncrds = 0;
-		for (size_t i = 0; i < n; i++)
-			if (it[i].stage == stage && (!sel || sel[i]) && kube_is_crd(&it[i]))
-				crds[ncrds++] = &it[i];
 		/* Custom resources cannot be applied before their CRD is served,
 		 * so CRDs get at least CRD_MIN_WAIT_MS even with wait = 0. */
-		r = wait_current(S, crds, ncrds,
-				 wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS, res, 0,
-				 "CustomResourceDefinition");
-		free(crds);
-		if (r < 0)
-			return r;
-		if (pending_kinds && (r = await_kinds(S, it, n, sel)) < 0)
-			return r;
+		if ((r = wait_current(S, crds, ncrds,
+				      wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS, res, 0,
+				      "CustomResourceDefinition", ans)) < 0 ||
+		    (pending_kinds && (r = await_kinds(S, it, n, sel)) < 0))
+			goto out;
 	}
-	return 0;
+	r = 0;
+out:
+	free(crds);
+	free(ans);
+	return r;
 }
 
 int kube_apply(void *state, struct tm_apply_result *res, const struct tm_applier_ctx *ctx,
@@ -689,7 +754,7 @@ int kube_health(void *state, struct tm_apply_result *res, const struct tm_applie
 			w[nw++] = &it[i];
 	tm_log_debug("kubernetes: waiting up to %llu ms for %zu object(s)",
 		     (unsigned long long)wait_ms, nw);
-	r = wait_current(S, w, nw, wait_ms, res, 1, "health check:");
+	r = wait_current(S, w, nw, wait_ms, res, 1, "health check:", NULL);
 	if (r == 0)
 		tm_log_info("kubernetes: %zu object(s) healthy", nw);
 out:

@@ -84,6 +84,14 @@ struct item {
 	int foreign; /* someone else's, not to be taken over */
 };
 
+#define KSTATUS_MSG 256 /* a kstatus message */
+
+/* An object's kstatus as its apply answer showed it (st: enum tm_kstatus, -1: none). */
+struct answered {
+	int st;
+	char msg[KSTATUS_MSG];
+};
+
 enum live_part {
 	LIVE_ALL,    /* everything but managedFields (diff, drift) */
 	LIVE_STATUS, /* what kstatus reads: a CRD's spec (its schema) is left out */
