@@ -24,6 +24,7 @@
 #include "tagmoor/source/git.h"
 #include "tagmoor/core/log.h"
 #include "tagmoor/privsep/message.h"
+#include "tagmoor/verify/rawobj.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -211,21 +212,33 @@ static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t siz
 	return 0;
 }
 
+/* 1 when the capture lists an entry (with or without its body): a wanted
+ * file, or one the plan refuses. */
+static int listed(const struct tm_applier *ap, const char *path, int mode)
+{
+	const char *base = strrchr(path, '/');
+
+	if (bad_name(path) || (mode != 0100644 && mode != 0100755))
+		return 1;
+	return ap->wants(path, base ? base + 1 : path);
+}
+
 /* The same checks as on_entry, in the same order: an entry that on_entry
  * refuses is kept without body and ends the walk (on_entry stops there too);
  * files the applier does not want are left out. */
-static int cap_entry(void *arg, const char *path, int mode, const char *blob, size_t size)
+static int cap_entry(void *arg, const char *path, int mode, const char *blob)
 {
 	struct capture *c = arg;
-	const char *base = strrchr(path, '/');
 	struct tm_buf content;
+	size_t size = 0;
 	int r;
 
-	base = base ? base + 1 : path;
 	if (bad_name(path) || (mode != 0100644 && mode != 0100755))
-		return cap_push(c->dir, path, mode, size, NULL) < 0 ? TM_ENOMEM : 1;
-	if (!c->ap->wants(path, base))
+		return cap_push(c->dir, path, mode, 0, NULL) < 0 ? TM_ENOMEM : 1;
+	if (!listed(c->ap, path, mode))
 		return 0;
+	if ((r = tm_git_blob_size(&size, c->git, blob)) < 0)
+		return tm_error_wrap(r, "%.256s", path);
 	if (++*c->nfiles > TM_PLAN_MAX_FILES || size > c->lim->max_file ||
 	    (*c->total += size, c->lim->max_total && *c->total > c->lim->max_total))
 		return cap_push(c->dir, path, mode, size, NULL) < 0 ? TM_ENOMEM : 1;
@@ -247,8 +260,8 @@ static int cap_entry(void *arg, const char *path, int mode, const char *blob, si
 	}
 }
 
-int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
-		    const struct tm_applier *ap, const struct tm_config *cfg,
+int tm_plan_capture(struct tm_msg_set *set, const struct tm_objsrc *src, struct tm_git *git,
+		    uint32_t slot, const struct tm_applier *ap, const struct tm_config *cfg,
 		    const struct tm_strlist *paths)
 {
 	struct tm_plan_limits lim;
@@ -271,7 +284,7 @@ int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
 			return tm_error_nomem();
 		set->ndirs++;
 		c = (struct capture){ git, ap, d, &nfiles, &total, &lim };
-		r = tm_git_tree_walk(git, set->commit, paths->v[i], cap_entry, &c);
+		r = tm_obj_tree_walk(src, set->commit, paths->v[i], cap_entry, &c);
 		if (r == TM_ENOMEM)
 			return r;
 		if (r < 0) {
@@ -281,6 +294,91 @@ int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
 			tm_error_clear();
 		}
 	}
+	return 0;
+}
+
+/* --- check (the parent): the inputs against the commit's trees ------------- */
+
+struct check {
+	const struct tm_msg_dir *d;
+	const struct tm_applier *ap;
+	size_t at;
+	int bad;
+};
+
+static int check_entry(void *arg, const char *path, int mode, const char *oid)
+{
+	struct check *c = arg;
+	const struct tm_msg_dir *d = c->d;
+	char id[41];
+
+	if (c->at < d->nfiles && strcmp(d->files[c->at].path, path) == 0) {
+		const struct tm_msg_file *f = &d->files[c->at++];
+		/* one without body is one the plan refuses (or fails on): never an
+		 * unwanted file the plan would skip, ending the check early */
+		if (!f->data && !listed(c->ap, path, mode)) {
+			c->bad = 1;
+			return tm_error_set(TM_ESOURCE, "%.256s is sent without its body", path);
+		}
+		if (f->mode != (uint32_t)mode) {
+			c->bad = 1;
+			return tm_error_set(TM_ESOURCE, "%.256s has mode %o, the tree says %o",
+					    path, (unsigned)f->mode, (unsigned)mode);
+		}
+		if (f->data && (tm_obj_id(id, TM_OBJ_BLOB, f->data, (size_t)f->size) < 0 ||
+				strcmp(id, oid) != 0)) {
+			c->bad = 1;
+			return tm_error_set(TM_ESOURCE, "%.256s is not the blob %.12s of the tree",
+					    path, oid);
+		}
+		return 0;
+	}
+	/* the capture stopped at an entry the plan refuses: so does the plan */
+	if (c->at == d->nfiles && d->nfiles && !d->files[d->nfiles - 1].data)
+		return 1;
+	if (!listed(c->ap, path, mode))
+		return 0;
+	c->bad = 1;
+	return tm_error_set(TM_ESOURCE, "%.256s is in the tree but not in what it sent", path);
+}
+
+static int at_once(void *arg, const char *path, int mode, const char *oid)
+{
+	(void)arg;
+	(void)path;
+	(void)mode;
+	(void)oid;
+	return 1;
+}
+
+int tm_plan_check_inputs(const struct tm_msg_dir *d, const char *commit,
+			 const struct tm_objsrc *src, const struct tm_applier *ap)
+{
+	struct check c = { d, ap, 0, 0 };
+	int r;
+
+	/* "absent" prunes everything applied from it: only when it is */
+	if (d->status == TM_ENOTFOUND) {
+		r = tm_obj_tree_walk(src, commit, d->path, at_once, NULL);
+		if (r == TM_ENOTFOUND && d->nfiles == 0)
+			return 0;
+		return tm_error_set(TM_ESOURCE, "%s is not absent in commit %.12s, as it says",
+				    d->path, commit);
+	}
+	/* a walk the child could not finish fails the plan with its error: no
+	 * body of it is used, so there is nothing to check */
+	if (d->status < 0)
+		return 0;
+	r = tm_obj_tree_walk(src, commit, d->path, check_entry, &c);
+	if (c.bad)
+		return TM_ESOURCE;
+	if (r == TM_ENOTFOUND)
+		return tm_error_set(TM_ESOURCE, "%s is absent in commit %.12s, not as it says",
+				    d->path, commit);
+	if (r < 0)
+		return tm_error_wrap(TM_ESOURCE, "%s, which it walked", d->path);
+	if (r == 0 && c.at != d->nfiles)
+		return tm_error_set(TM_ESOURCE, "%.256s is not in the tree", d->files[c.at].path);
 	return 0;
 }
 
@@ -355,12 +453,16 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 		  const struct tm_strlist *paths)
 {
 	struct tm_msg_set set = { 0 };
+	struct tm_objsrc_git g = { 0 };
+	struct tm_objsrc src;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (!(set.commit = strdup(commit)))
 		return tm_error_nomem();
-	r = tm_plan_capture(&set, git, 0, ap, ctx ? ctx->cfg : NULL, paths);
+	tm_objsrc_git_init(&src, &g, git);
+	r = tm_plan_capture(&set, &src, git, 0, ap, ctx ? ctx->cfg : NULL, paths);
+	tm_objsrc_git_free(&g);
 	if (r == 0)
 		r = tm_plan_build_inputs(out, &set, 0, ap, ctx, paths);
 	tm_plan_inputs_free(&set);

@@ -27,6 +27,7 @@
 #include "tagmoor/state/state.h"
 #include "tagmoor/core/fault.h"
 #include "tagmoor/state/space.h"
+#include "tagmoor/verify/rawobj.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -597,6 +598,7 @@ struct run {
 	struct recorder rec;
 	struct tm_applier_ctx ctx;
 	struct tm_fetcher_reply rep;
+	struct tm_objtab tab; /* the objects of rep, under the ids the parent computed */
 	struct tm_sandbox sb;
 	struct plans pl;
 	const char *ref;
@@ -687,6 +689,11 @@ static int stage_source(struct run *x)
 		p->moved = strcmp(x->oid, applied_id) != 0;
 		add_error(p, verr ? "verify" : "source", NULL, "%s", in->error);
 		return tm_error_set(verr ? in->status : TM_ESOURCE, "%s", in->error);
+	}
+	/* the verdict and the plan inputs, checked against the signed objects */
+	if (tm_source_check(p, &x->st, x->ref, &x->rep.msg, &x->tab) < 0) {
+		add_error(p, "source", NULL, "%s", tm_error_last());
+		return TM_ESOURCE;
 	}
 	return 0;
 }
@@ -927,6 +934,7 @@ static int stage_close(struct run *x, int r)
 				     (long)x->rep.pid, (unsigned long long)x->rep.child_cpu_us,
 				     (unsigned long long)x->rep.child_maxrss_kb);
 		tm_fetcher_reply_free(&x->rep);
+		tm_objtab_free(&x->tab);
 	}
 	p->duration_ms = tm_time_mono_ms() - p->started_ms;
 	if (p->mode == TM_PASS_SYNC && r != TM_ESTOPPED) {

@@ -1,11 +1,18 @@
 /*
- * source.c — the source stage in the fetcher child (include/tagmoor/pipeline/source.h).
+ * source.c — the source stage (include/tagmoor/pipeline/source.h): the
+ * fetcher child's job, and the parent's check of what it sent.
  *
- * Runs after fork, inside the sandbox: it opens repo.git, makes the one ref
- * advertisement, fetches only what moved, verifies, and reads the plan
- * inputs the parent will need, following tm_reconcile_pass's decisions
+ * The job runs after fork, inside the sandbox: it opens repo.git, makes the
+ * one ref advertisement, fetches only what moved, verifies, and reads the
+ * plan inputs the parent will need, following tm_reconcile_pass's decisions
  * (idle, remembered refusal, known bad revision, new revision). It writes
- * nothing but repo.git; the parent gets one message and decides the rest.
+ * nothing but repo.git; the parent gets one message, with every tag, commit
+ * and tree object the job read.
+ *
+ * The parent believes none of it unchecked (a compromised child controls
+ * every byte): it files those objects under the SHA-1 ids it computes,
+ * verifies the revision again from them under its own floor and clock, and
+ * checks the plan inputs against the commit's trees, blob by blob.
  */
 #include "tagmoor/pipeline/source.h"
 #include "tagmoor/config/config.h"
@@ -15,12 +22,21 @@
 #include "tagmoor/pipeline/plan.h"
 #include "tagmoor/source/git.h"
 #include "tagmoor/state/state.h"
+#include "tagmoor/verify/rawobj.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* Every tag, commit and tree the child reads goes into its message, so
+ * that the parent checks the verdict and the inputs against them. */
+static int send_object(void *arg, int type, const char *data, size_t len)
+{
+	return tm_msg_add_object(arg, (uint32_t)type, data, len);
+}
+
 /* Adds the inputs of commit (every enabled applier) as a new set. */
-static int capture(struct tm_msg *m, struct tm_pass *p, struct tm_git *git, const char *commit)
+static int capture(struct tm_msg *m, struct tm_pass *p, const struct tm_objsrc *src,
+		   struct tm_git *git, const char *commit)
 {
 	struct tm_msg_set *set;
 	int r = 0;
@@ -33,7 +49,7 @@ static int capture(struct tm_msg *m, struct tm_pass *p, struct tm_git *git, cons
 		return tm_error_nomem();
 	for (size_t i = 0; i < TM_PASS_APPLIERS && r == 0; i++)
 		if (p->appliers[i].enabled)
-			r = tm_plan_capture(set, git, (uint32_t)i, p->appliers[i].ap, p->cfg,
+			r = tm_plan_capture(set, src, git, (uint32_t)i, p->appliers[i].ap, p->cfg,
 					    p->appliers[i].paths);
 	return r;
 }
@@ -55,6 +71,8 @@ int tm_source_job(void *arg, struct tm_msg *m)
 	struct tm_git_source src = { cfg->source.url, cfg->source.ca_file, cfg->source.token_file,
 				     cfg->source.timeout_ms, cfg->source.max_fetch };
 	static char oid[41];
+	static struct tm_objsrc_git g; /* lives until _exit, as the message does */
+	struct tm_objsrc objs;
 	struct tm_git *git = NULL;
 	char path[4096];
 	const char *applied_id = st->applied.tag_object[0] ? st->applied.tag_object
@@ -64,6 +82,9 @@ int tm_source_job(void *arg, struct tm_msg *m)
 	snprintf(path, sizeof(path), "%s/repo.git", cfg->agent.state_dir);
 	if ((r = tm_git_open(&git, path)) < 0)
 		return fail(m, r, 0);
+	g.keep = send_object;
+	g.keep_arg = m;
+	tm_objsrc_git_init(&objs, &g, git);
 	r = tm_git_ls_remote(oid, git, &src, job->ref);
 	if (r == TM_ENOTFOUND)
 		r = tm_error_set(TM_ESOURCE, "%s is not on the server", job->ref);
@@ -85,7 +106,7 @@ int tm_source_job(void *arg, struct tm_msg *m)
 			tm_error_clear();
 		}
 		if (tm_git_has_object(git, st->applied.commit) == 1)
-			r = capture(m, p, git, st->applied.commit);
+			r = capture(m, p, &objs, git, st->applied.commit);
 		return r < 0 ? fail(m, r, 0) : 0;
 	}
 	if (p->mode == TM_PASS_SYNC && p->memo && strcmp(p->memo->oid, oid) == 0)
@@ -93,7 +114,7 @@ int tm_source_job(void *arg, struct tm_msg *m)
 	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(st, oid, NULL)) {
 		if (cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK && !p->no_drift &&
 		    st->applied.commit[0] && tm_git_has_object(git, st->applied.commit) == 1)
-			r = capture(m, p, git, st->applied.commit);
+			r = capture(m, p, &objs, git, st->applied.commit);
 		return r < 0 ? fail(m, r, 0) : 0;
 	}
 	if (p->stop && p->stop(p->stop_arg)) {
@@ -108,7 +129,7 @@ int tm_source_job(void *arg, struct tm_msg *m)
 	}
 	{
 		struct tm_verify_floor floor = { st->accepted_time, st->accepted_key };
-		if ((r = tm_verify_revision(&m->verdict, git, cfg, job->ref, oid, &floor,
+		if ((r = tm_verify_revision(&m->verdict, &objs, cfg, job->ref, oid, &floor,
 					    p->time)) < 0)
 			return fail(m, r, TM_MSG_VERIFY_ERROR);
 	}
@@ -117,15 +138,69 @@ int tm_source_job(void *arg, struct tm_msg *m)
 		return 0;
 	if (p->mode == TM_PASS_SYNC && tm_state_is_bad(st, NULL, m->verdict.key))
 		return 0;
-	if ((r = capture(m, p, git, m->verdict.commit)) < 0)
+	if ((r = capture(m, p, &objs, git, m->verdict.commit)) < 0)
 		return fail(m, r, 0);
 	/* what a rollback would re-apply */
 	if (p->mode == TM_PASS_SYNC && cfg->agent.on_failure == TM_ON_FAILURE_ROLLBACK &&
 	    st->last_good.commit[0] && strcmp(st->last_good.commit, m->verdict.commit) != 0 &&
 	    tm_git_has_object(git, st->last_good.commit) == 1 &&
-	    (r = capture(m, p, git, st->last_good.commit)) < 0)
+	    (r = capture(m, p, &objs, git, st->last_good.commit)) < 0)
 		return fail(m, r, 0);
 	/* the repository stays open until _exit: nothing to free in the child */
+	return 0;
+}
+
+/* --- the parent: believe nothing unchecked --------------------------------- */
+
+static const char *outcome_name(enum tm_verify_outcome o)
+{
+	return o == TM_VERIFY_ACCEPTED ? "accepted"
+	       : o == TM_VERIFY_WAIT   ? "wait"
+	       : o == TM_VERIFY_STALE  ? "stale"
+				       : "refused";
+}
+
+int tm_source_check(struct tm_pass *p, const struct tm_state *st, const char *ref, struct tm_msg *m,
+		    struct tm_objtab *tab)
+{
+	struct tm_objsrc src;
+	int r;
+
+	for (size_t i = 0; i < m->nobjs; i++)
+		if ((r = tm_objtab_add(tab, (int)m->objs[i].type, m->objs[i].data,
+				       m->objs[i].len)) < 0)
+			return r;
+	tm_objtab_source(&src, tab);
+	if (m->have_verdict) {
+		struct tm_verify_floor floor = { st->accepted_time, st->accepted_key };
+		struct tm_verify_result v;
+		r = tm_verify_revision(&v, &src, p->cfg, ref, m->oid, &floor, p->time);
+		if (r < 0)
+			return tm_error_wrap(TM_ESOURCE, "verifying what the fetcher sent");
+		if (v.outcome != m->verdict.outcome || strcmp(v.commit, m->verdict.commit) != 0 ||
+		    strcmp(v.key, m->verdict.key) != 0)
+			tm_log_warn("the fetcher's verdict on %.12s (%s) is not the parent's (%s); "
+				    "the parent's holds",
+				    m->oid, outcome_name(m->verdict.outcome),
+				    outcome_name(v.outcome));
+		m->verdict = v;
+	}
+	for (size_t s = 0; s < m->nsets; s++)
+		for (size_t i = 0; i < TM_PASS_APPLIERS; i++) {
+			const struct tm_strlist *paths = p->appliers[i].paths;
+			if (!p->appliers[i].enabled)
+				continue;
+			for (size_t k = 0; k < paths->n; k++) {
+				const struct tm_msg_dir *d =
+					tm_msg_find_dir(&m->sets[s], (uint32_t)i, paths->v[k]);
+				if (d && (r = tm_plan_check_inputs(d, m->sets[s].commit, &src,
+								   p->appliers[i].ap)) < 0)
+					return tm_error_wrap(TM_ESOURCE,
+							     "the fetcher's inputs of commit %.12s "
+							     "do not match its trees",
+							     m->sets[s].commit);
+			}
+		}
 	return 0;
 }
 

@@ -47,6 +47,8 @@ void tm_fetcher_describe(char *out, size_t outlen, const struct tm_sandbox *sb)
 		snprintf(who, sizeof(who), "as uid %lu (not root)", (unsigned long)geteuid());
 	if (sb->landlock_abi > 0)
 		snprintf(ll, sizeof(ll), "Landlock ABI %d", sb->landlock_abi);
+	else if (sb->mountns)
+		snprintf(ll, sizeof(ll), "a private mount namespace");
 	else
 		snprintf(ll, sizeof(ll), "no Landlock");
 	snprintf(out, outlen,
@@ -247,7 +249,7 @@ static void test_escape(int wfd)
 	if (strcmp(t, "crash") == 0)
 		raise(SIGSEGV);
 	if (strcmp(t, "garbage") == 0) {
-		static const char junk[] = "TMFETCH1\xff\xff\xff\x7fnot a message";
+		static const char junk[] = "TMFETCH2\xff\xff\xff\x7fnot a message";
 		_exit(write(wfd, junk, sizeof(junk) - 1) < 0 ? 76 : 0);
 	}
 	if (strncmp(t, "hold:", 5) == 0) {
@@ -256,6 +258,53 @@ static void test_escape(int wfd)
 		while (access(t + 5, F_OK) == 0)
 			nanosleep(&ts, NULL);
 	}
+}
+#endif
+
+#ifdef TM_TEST_HOOKS
+/* Test builds only: TAGMOOR_TEST_FORGE=verdict|file|drop|absent|object makes the
+ * child lie as a compromised one would, after its honest job: call a refused
+ * revision accepted, change a file's body, leave out a file, call a directory
+ * absent, change the tag object it read. The parent must see through each
+ * (tests/integration/test_privsep_forged.sh). */
+static struct tm_msg_dir *forge_dir(struct tm_msg *m)
+{
+	for (size_t i = 0; i < m->nsets; i++)
+		for (size_t j = 0; j < m->sets[i].ndirs; j++)
+			if (m->sets[i].dirs[j].nfiles && m->sets[i].dirs[j].files[0].data)
+				return &m->sets[i].dirs[j];
+	return NULL;
+}
+
+static void test_forge(struct tm_msg *m)
+{
+	const char *t = getenv("TAGMOOR_TEST_FORGE");
+	struct tm_msg_dir *d = forge_dir(m);
+
+	if (!t)
+		return;
+	if (strcmp(t, "verdict") == 0 && m->have_verdict) {
+		m->verdict.outcome = TM_VERIFY_ACCEPTED;
+		m->verdict.reason[0] = '\0';
+	} else if (strcmp(t, "file") == 0 && d) {
+		((char *)d->files[0].data)[0] ^= 0x20;
+	} else if (strcmp(t, "drop") == 0 && d) {
+		d->nfiles--;
+	} else if (strcmp(t, "absent") == 0 && d) {
+		d->status = TM_ENOTFOUND;
+		d->error = "no such directory";
+		d->nfiles = 0;
+	} else if (strcmp(t, "object") == 0 && m->nobjs) {
+		char *copy = malloc(m->objs[0].len + 1);
+		if (copy) {
+			memcpy(copy, m->objs[0].data, m->objs[0].len + 1);
+			copy[m->objs[0].len / 2] ^= 1;
+			m->objs[0].data = copy;
+		}
+	} else {
+		return;
+	}
+	tm_log_warn("test hook: the fetcher forges its message (%s)", t);
 }
 #endif
 
@@ -296,6 +345,9 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 			m.status = r;
 			m.error = tm_error_last();
 		}
+#ifdef TM_TEST_HOOKS
+		test_forge(&m);
+#endif
 	}
 	tm_buf_init(&out, tm_fetcher_max_message(cfg));
 	if (tm_msg_encode(&out, &m) < 0) {

@@ -6,6 +6,7 @@
  */
 #include "tagmoor/privsep/message.h"
 #include "tagmoor/core/error.h"
+#include "tagmoor/verify/rawobj.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,11 @@ int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m)
 	r = r ? r : put_u8(out, m->have_verdict ? 1 : 0);
 	if (!r && m->have_verdict)
 		r = put_verdict(out, &m->verdict);
+	r = r ? r : put_u32(out, (uint32_t)m->nobjs);
+	for (size_t i = 0; i < m->nobjs && !r; i++) {
+		r = put_u8(out, m->objs[i].type);
+		r = r ? r : put_blob(out, m->objs[i].data, m->objs[i].len);
+	}
 	r = r ? r : put_u32(out, (uint32_t)m->nsets);
 	for (size_t i = 0; i < m->nsets && !r; i++) {
 		const struct tm_msg_set *s = &m->sets[i];
@@ -344,6 +350,45 @@ static int get_dir(struct rd *d, struct tm_msg_dir *dir)
 	return 0;
 }
 
+static int get_objects(struct rd *d, struct tm_msg *m)
+{
+	int r;
+
+	if ((r = get_count(d, &m->nobjs, TM_MSG_MAX_OBJECTS, 6, "objects")) < 0)
+		return r;
+	if (m->nobjs && !(m->objs = calloc(m->nobjs, sizeof(*m->objs))))
+		return tm_error_nomem();
+	for (size_t i = 0; i < m->nobjs; i++) {
+		unsigned type = 0;
+		if ((r = get_u8(d, &type, TM_OBJ_TAG, "object type")) < 0)
+			return r;
+		if (type != TM_OBJ_COMMIT && type != TM_OBJ_TREE && type != TM_OBJ_TAG)
+			return tm_error_set(TM_EPARSE, "fetcher message: object type %u", type);
+		m->objs[i].type = type;
+		if ((r = get_blob(d, &m->objs[i].data, &m->objs[i].len, TM_MSG_MAX_OBJECT, 0,
+				  "object")) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int tm_msg_add_object(struct tm_msg *m, uint32_t type, const char *data, size_t len)
+{
+	if (m->nobjs >= TM_MSG_MAX_OBJECTS || len > TM_MSG_MAX_OBJECT)
+		return tm_error_set(TM_ELIMIT, "more than %d objects or one over %u bytes",
+				    TM_MSG_MAX_OBJECTS, TM_MSG_MAX_OBJECT);
+	if (m->nobjs == m->capobjs) {
+		size_t ncap = m->capobjs ? m->capobjs * 2 : 16;
+		struct tm_msg_obj *nv = realloc(m->objs, ncap * sizeof(*nv));
+		if (!nv)
+			return tm_error_nomem();
+		m->objs = nv;
+		m->capobjs = ncap;
+	}
+	m->objs[m->nobjs++] = (struct tm_msg_obj){ type, data, len };
+	return 0;
+}
+
 int tm_msg_decode(struct tm_msg *m, const char *buf, size_t len)
 {
 	struct rd d = { (const unsigned char *)buf, len };
@@ -375,7 +420,8 @@ int tm_msg_decode(struct tm_msg *m, const char *buf, size_t len)
 	m->have_verdict = (int)hv;
 	if (hv && (r = get_verdict(&d, &m->verdict)) < 0)
 		goto fail;
-	if ((r = get_count(&d, &m->nsets, TM_MSG_MAX_SETS, 9, "sets")) < 0)
+	if ((r = get_objects(&d, m)) < 0 ||
+	    (r = get_count(&d, &m->nsets, TM_MSG_MAX_SETS, 9, "sets")) < 0)
 		goto fail;
 	for (size_t i = 0; i < m->nsets; i++) {
 		struct tm_msg_set *s = &m->sets[i];
@@ -422,6 +468,9 @@ void tm_msg_free(struct tm_msg *m)
 		m->sets[i].ndirs = 0;
 	}
 	m->nsets = 0;
+	free(m->objs);
+	m->objs = NULL;
+	m->nobjs = m->capobjs = 0;
 }
 
 const struct tm_msg_set *tm_msg_find_set(const struct tm_msg *m, const char *commit)

@@ -383,9 +383,11 @@ static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git
 		goto out;
 	}
 	if (blob ? type != GIT_OBJECT_BLOB
-		 : (type != GIT_OBJECT_COMMIT && type != GIT_OBJECT_TAG)) {
+		 : (type != GIT_OBJECT_COMMIT && type != GIT_OBJECT_TAG &&
+		    type != GIT_OBJECT_TREE)) {
 		r = tm_error_set(TM_EPARSE, "object %s is a %s, not a %s", oid,
-				 git_object_type2string(type), blob ? "blob" : "commit or tag");
+				 git_object_type2string(type),
+				 blob ? "blob" : "commit, tag or tree");
 		goto out;
 	}
 	if (len > max) {
@@ -416,7 +418,31 @@ int tm_git_read_raw(struct tm_buf *out, int *out_type, struct tm_git *git, const
 	*out_type = 0;
 	if ((r = read_object(out, &type, git, oid, max, 0)) < 0)
 		return r;
-	*out_type = type == GIT_OBJECT_TAG ? 't' : 'c';
+	*out_type = type == GIT_OBJECT_TAG ? 't' : type == GIT_OBJECT_TREE ? 'T' : 'c';
+	return 0;
+}
+
+int tm_git_blob_size(size_t *out, struct tm_git *git, const char *blob_oid)
+{
+	git_odb *odb = NULL;
+	git_object_t type;
+	git_oid id;
+	int r, e;
+
+	*out = 0;
+	if ((r = tmg_parse_oid(&id, blob_oid)) < 0)
+		return r;
+	if (git_repository_odb(&odb, git->repo) < 0)
+		return tmg_lg_error(TM_EIO, git->path);
+	e = git_odb_read_header(out, &type, odb, &id);
+	git_odb_free(odb);
+	if (e == GIT_ENOTFOUND)
+		return tm_error_set(TM_EIO, "blob %s is not in the object store", blob_oid);
+	if (e < 0)
+		return tmg_lg_error(TM_EIO, blob_oid);
+	if (type != GIT_OBJECT_BLOB)
+		return tm_error_set(TM_EPARSE, "object %s is a %s, not a blob", blob_oid,
+				    git_object_type2string(type));
 	return 0;
 }
 
@@ -453,192 +479,5 @@ int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid)
 out:
 	git_object_free(peeled);
 	git_object_free(obj);
-	return r;
-}
-
-struct walk {
-	struct tm_git *git;
-	git_odb *odb;
-	int (*cb)(void *, const char *, int, const char *, size_t);
-	void *ctx;
-	char path[TM_GIT_MAX_PATH + 1];
-};
-
-static int walk_tree(struct walk *w, const git_tree *tree, size_t plen, int depth)
-{
-	size_t count = git_tree_entrycount(tree);
-
-	for (size_t i = 0; i < count; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
-		const char *name = git_tree_entry_name(e);
-		size_t nl = strlen(name), len = plen + (plen ? 1 : 0) + nl;
-		int mode = (int)git_tree_entry_filemode_raw(e);
-		char hex[41];
-		int r;
-
-		if (len > TM_GIT_MAX_PATH)
-			return tm_error_set(TM_ELIMIT, "path %.64s/%.64s... longer than %d bytes",
-					    w->path, name, TM_GIT_MAX_PATH);
-		if (plen)
-			w->path[plen] = '/';
-		memcpy(w->path + len - nl, name, nl);
-		w->path[len] = '\0';
-		git_oid_tostr(hex, sizeof(hex), git_tree_entry_id(e));
-		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
-			git_tree *sub = NULL;
-
-			if (depth + 1 > TM_GIT_MAX_DEPTH)
-				return tm_error_set(TM_ELIMIT,
-						    "%.128s: directories nested deeper than %d",
-						    w->path, TM_GIT_MAX_DEPTH);
-			if (git_tree_lookup(&sub, w->git->repo, git_tree_entry_id(e)) < 0)
-				return tmg_lg_error(TM_EIO, w->path);
-			r = walk_tree(w, sub, len, depth + 1);
-			git_tree_free(sub);
-		} else if (git_tree_entry_type(e) == GIT_OBJECT_COMMIT) {
-			r = w->cb(w->ctx, w->path, mode, hex, 0);
-		} else {
-			size_t size = 0;
-			git_object_t type;
-
-			if (git_odb_read_header(&size, &type, w->odb, git_tree_entry_id(e)) < 0)
-				return tmg_lg_error(TM_EIO, w->path);
-			r = w->cb(w->ctx, w->path, mode, hex, size);
-		}
-		w->path[plen] = '\0';
-		if (r != 0)
-			return r;
-	}
-	return 0;
-}
-
-/* dir names something in the tree that is not a directory: a revision whose
- * paths entry is a symlink, file or submodule is refused (TM_EPARSE), never
- * read as "absent" (which would prune everything applied from it). */
-static int not_a_dir(const char *dir, const char *prefix, const git_tree_entry *ent,
-		     const char *commit_oid)
-{
-	git_filemode_t mode = git_tree_entry_filemode_raw(ent);
-	const char *what = mode == GIT_FILEMODE_LINK     ? "a symlink"
-			   : mode == GIT_FILEMODE_COMMIT ? "a submodule"
-			   : (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE)
-				   ? "a regular file"
-				   : "not a tree";
-
-	if (strcmp(dir, prefix) == 0)
-		return tm_error_set(TM_EPARSE, "%.256s is %s, not a directory (commit %s)", dir,
-				    what, commit_oid);
-	return tm_error_set(TM_EPARSE,
-			    "%.256s is %s, not a directory (in the path %.256s, commit %s)", prefix,
-			    what, dir, commit_oid);
-}
-
-/* dir was not found: TM_ENOTFOUND when it is truly absent, TM_EPARSE when one
- * of its leading components exists but is not a directory. */
-static int absent_or_not_dir(git_tree *root, const char *dir, const char *commit_oid)
-{
-	char prefix[TM_GIT_MAX_PATH + 1];
-	size_t n = strlen(dir);
-
-	memcpy(prefix, dir, n + 1);
-	for (size_t i = 0; i <= n; i++) {
-		git_tree_entry *ent = NULL;
-		int e, r;
-
-		if (dir[i] != '/' && dir[i] != '\0')
-			continue;
-		prefix[i] = '\0';
-		e = git_tree_entry_bypath(&ent, root, prefix);
-		prefix[i] = dir[i];
-		if (e == GIT_ENOTFOUND)
-			break;
-		if (e < 0)
-			return tmg_lg_error(TM_EIO, dir);
-		if (git_tree_entry_type(ent) != GIT_OBJECT_TREE) {
-			char shown[TM_GIT_MAX_PATH + 1];
-
-			memcpy(shown, dir, i);
-			shown[i] = '\0';
-			r = not_a_dir(dir, shown, ent, commit_oid);
-			git_tree_entry_free(ent);
-			return r;
-		}
-		git_tree_entry_free(ent);
-	}
-	return tm_error_set(TM_ENOTFOUND, "%.256s: no such directory in commit %s", dir,
-			    commit_oid);
-}
-
-int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
-		     int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid,
-			       size_t size),
-		     void *ctx)
-{
-	struct walk *w = NULL;
-	git_commit *commit = NULL;
-	git_tree *root = NULL, *start = NULL;
-	git_tree_entry *ent = NULL;
-	git_oid id;
-	size_t plen = 0;
-	int r, e;
-
-	if ((r = tmg_parse_oid(&id, commit_oid)) < 0)
-		return r;
-	e = git_commit_lookup(&commit, git->repo, &id);
-	if (e == GIT_ENOTFOUND)
-		return tm_error_set(TM_ENOTFOUND, "commit %s not found", commit_oid);
-	if (e < 0)
-		return tmg_lg_error(TM_EIO, commit_oid);
-	w = calloc(1, sizeof(*w));
-	if (!w) {
-		r = tm_error_nomem();
-		goto out;
-	}
-	w->git = git;
-	w->cb = cb;
-	w->ctx = ctx;
-	if (git_repository_odb(&w->odb, git->repo) < 0 || git_commit_tree(&root, commit) < 0) {
-		r = tmg_lg_error(TM_EIO, commit_oid);
-		goto out;
-	}
-	while (dir && *dir == '/')
-		dir++;
-	if (dir && *dir) {
-		plen = strlen(dir);
-		while (plen > 0 && dir[plen - 1] == '/')
-			plen--;
-		if (plen > TM_GIT_MAX_PATH) {
-			r = tm_error_set(TM_ELIMIT, "path too long");
-			goto out;
-		}
-		memcpy(w->path, dir, plen);
-		w->path[plen] = '\0';
-		e = git_tree_entry_bypath(&ent, root, w->path);
-		if (e == GIT_ENOTFOUND) {
-			r = absent_or_not_dir(root, w->path, commit_oid);
-			goto out;
-		}
-		if (e < 0) {
-			r = tmg_lg_error(TM_EIO, w->path);
-			goto out;
-		}
-		if (git_tree_entry_type(ent) != GIT_OBJECT_TREE) {
-			r = not_a_dir(w->path, w->path, ent, commit_oid);
-			goto out;
-		}
-		if (git_tree_lookup(&start, git->repo, git_tree_entry_id(ent)) < 0) {
-			r = tmg_lg_error(TM_EIO, w->path);
-			goto out;
-		}
-	}
-	r = walk_tree(w, start ? start : root, plen, 0);
-out:
-	git_tree_entry_free(ent);
-	git_tree_free(start);
-	git_tree_free(root);
-	git_commit_free(commit);
-	if (w)
-		git_odb_free(w->odb);
-	free(w);
 	return r;
 }

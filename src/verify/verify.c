@@ -12,7 +12,7 @@
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/time.h"
-#include "tagmoor/source/git.h"
+#include "tagmoor/verify/rawobj.h"
 #include "tagmoor/verify/openpgp.h"
 #include "tagmoor/core/parse.h"
 #include "tagmoor/verify/sshsig.h"
@@ -268,17 +268,31 @@ static int read_trailers(struct tm_verify_result *res, const struct tm_config *c
 	return 0;
 }
 
+/* A tag or commit object of at most RAW_MAX bytes (TM_ENOTFOUND when absent). */
+static int read_obj(const struct tm_objsrc *src, const char *oid, int *type, const char **raw,
+		    size_t *len)
+{
+	int r = src->read(src->ctx, oid, type, raw, len);
+
+	if (r == 0 && *len > RAW_MAX)
+		r = tm_error_set(TM_ELIMIT, "object %s is %zu bytes, larger than the limit of %d",
+				 oid, *len, RAW_MAX);
+	return r;
+}
+
 /* The object oid (served as ref): an annotated tag around a commit, or a commit; the tag is
  * parsed into *tag (pointing into raw). Anything else is refused. */
 static int read_named(struct tm_verify_result *res, struct tm_gitobj_tag *tag, int *have_tag,
-		      struct tm_buf *raw, struct tm_git *git, const char *ref, const char *oid)
+		      const struct tm_objsrc *src, const char *ref, const char *oid)
 {
+	const char *raw;
+	size_t len;
 	int type = 0, r;
 
-	if ((r = tm_git_read_raw(raw, &type, git, oid)) < 0)
+	if ((r = read_obj(src, oid, &type, &raw, &len)) < 0)
 		return r;
-	if (type == 't') {
-		if ((r = tm_gitobj_parse_tag(tag, raw->ptr, raw->len)) < 0) {
+	if (type == TM_OBJ_TAG) {
+		if ((r = tm_gitobj_parse_tag(tag, raw, len)) < 0) {
 			r = refuse(res, "tag %s: %s", oid, tm_error_last());
 			return r;
 		}
@@ -295,7 +309,7 @@ static int read_named(struct tm_verify_result *res, struct tm_gitobj_tag *tag, i
 				tag->type);
 			return r;
 		}
-	} else if (type == 'c') {
+	} else if (type == TM_OBJ_COMMIT) {
 		memcpy(res->commit, oid, 40);
 		res->commit[40] = '\0';
 	} else {
@@ -382,11 +396,12 @@ static int check_time(struct tm_verify_result *res, const struct tm_verify_floor
 	return 0;
 }
 
-int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
+int tm_verify_revision(struct tm_verify_result *res, const struct tm_objsrc *src,
 		       const struct tm_config *cfg, const char *ref, const char *oid,
 		       const struct tm_verify_floor *floor, int64_t now)
 {
-	struct tm_buf raw, craw;
+	const char *craw = NULL;
+	size_t clen = 0;
 	struct tm_gitobj_tag tag;
 	struct tm_gitobj_commit csig = { 0 };
 	const char *msg = NULL;
@@ -402,25 +417,23 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	res->tag_time = res->expires = -1;
 	res->apply_at = 0;
 	res->bucket = tm_verify_bucket(cfg->agent.device_id);
-	tm_buf_init(&raw, RAW_MAX + 1);
-	tm_buf_init(&craw, RAW_MAX + 1);
-
-	if ((r = read_named(res, &tag, &have_tag, &raw, git, ref, oid)) < 0 ||
+	if ((r = read_named(res, &tag, &have_tag, src, ref, oid)) < 0 ||
 	    res->outcome == TM_VERIFY_REFUSED)
 		goto out;
 
 	if ((mode == TM_VERIFY_TAG || mode == TM_VERIFY_TAG_COMMIT) &&
 	    ((r = verify_tag(res, cfg, &tag, have_tag, ref, eff_now, &ok)) < 0 || !ok))
 		goto out;
-	if (!tm_git_has_object(git, res->commit)) {
+	r = read_obj(src, res->commit, &type, &craw, &clen);
+	if (r == TM_ENOTFOUND) {
 		r = refuse(res, "commit %s is not in the fetched objects", res->commit);
 		goto out;
 	}
-	if ((r = tm_git_read_raw(&craw, &type, git, res->commit)) < 0)
+	if (r < 0)
 		goto out;
-	if (type != 'c' || tm_gitobj_parse_commit(&csig, craw.ptr, craw.len) < 0) {
+	if (type != TM_OBJ_COMMIT || tm_gitobj_parse_commit(&csig, craw, clen) < 0) {
 		r = refuse(res, "commit %s: %s", res->commit,
-			   type != 'c' ? "not a commit" : tm_error_last());
+			   type != TM_OBJ_COMMIT ? "not a commit" : tm_error_last());
 		goto out;
 	}
 	if (mode == TM_VERIFY_COMMIT || mode == TM_VERIFY_TAG_COMMIT) {
@@ -453,7 +466,7 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	} else {
 		/* mode = none: nothing is signed; the commit's time, no trailers */
 		res->tag_time = csig.committer_time;
-		revision_key(res->key, "none", craw.ptr, craw.len);
+		revision_key(res->key, "none", craw, clen);
 	}
 
 	if ((r = check_time(res, floor, now, mode, have_tag)) < 0 ||
@@ -479,7 +492,5 @@ int tm_verify_revision(struct tm_verify_result *res, struct tm_git *git,
 	r = 0;
 out:
 	tm_gitobj_commit_free(&csig);
-	tm_buf_free(&raw);
-	tm_buf_free(&craw);
 	return r;
 }

@@ -44,16 +44,28 @@ int tm_plan_build(struct tm_objset *out, struct tm_git *git, const char *commit,
 		  const struct tm_strlist *paths);
 
 /* Privilege separation (docs/security.md) splits it in two. The fetcher
- * child captures the plan inputs: it walks each paths entry of the applier
+ * child captures the plan inputs: it walks (reading trees from src, blobs
+ * from git) each paths entry of the applier
  * in slot `slot` below set->commit (set by the caller, malloc'd) and appends
  * one dir per entry to set, with the bodies of the files the applier wants
  * within the limits, and, where the walk meets an entry the plan refuses
  * (symlink, submodule, bad name, over a limit), that entry without a body as
  * the last one. Only unwanted files are left out; nothing is parsed. */
 struct tm_msg_set;
-int tm_plan_capture(struct tm_msg_set *set, struct tm_git *git, uint32_t slot,
-		    const struct tm_applier *ap, const struct tm_config *cfg,
+struct tm_msg_dir;
+struct tm_objsrc;
+int tm_plan_capture(struct tm_msg_set *set, const struct tm_objsrc *src, struct tm_git *git,
+		    uint32_t slot, const struct tm_applier *ap, const struct tm_config *cfg,
 		    const struct tm_strlist *paths);
+/* The parent, before it believes the inputs of one paths entry (d): they
+ * must be what a capture of commit's trees in src (the objects the parent
+ * hashed itself) gives — every listed file the tree's entry of that path,
+ * with its mode and, with a body, its blob; no entry left out that the
+ * capture lists; "absent" only when the directory is. TM_ESOURCE naming the
+ * difference. A dir the child could not walk is not checked (the plan fails
+ * with its error and uses none of it). */
+int tm_plan_check_inputs(const struct tm_msg_dir *d, const char *commit,
+			 const struct tm_objsrc *src, const struct tm_applier *ap);
 /* Frees what tm_plan_capture allocated (and set->commit). */
 void tm_plan_inputs_free(struct tm_msg_set *set);
 /* The parent builds the desired set from the inputs (decoded from the

@@ -12,6 +12,7 @@
 #include "tagmoor/privsep/fetcher.h"
 
 struct tm_state;
+struct tm_objtab;
 
 struct tm_source_job {
 	struct tm_pass *p;
@@ -23,6 +24,14 @@ struct tm_source_job {
  * inputs when nothing moved and the drift check is due, the new revision's
  * (and the last good one's, for a rollback) when it was accepted. */
 int tm_source_job(void *arg, struct tm_msg *m);
+
+/* The parent, before it believes the child's message m: files the raw
+ * objects m carries in tab under the ids it computes, verifies the revision
+ * again from them (its verdict replaces the child's) and checks every set's
+ * inputs against the trees of its commit (tm_plan_check_inputs). TM_ESOURCE
+ * naming the first thing that does not match. tab points into m. */
+int tm_source_check(struct tm_pass *p, const struct tm_state *st, const char *ref, struct tm_msg *m,
+		    struct tm_objtab *tab);
 
 /* After a sync pass that fetched or applied: in a sandboxed child,
  * refs/tagmoor/applied to applied_commit (NULL: left as it is) and, when

@@ -2,11 +2,15 @@
  * message.h — the one message the fetcher child sends to the privileged
  * parent (docs/security.md): the poll's object id, the verdict, and the
  * plan inputs (the bytes of the files under the configured paths of one or
- * more commits). The parent parses nothing else the network produced.
+ * more commits), with the raw tag, commit and tree objects they came from,
+ * so that the parent checks the verdict and every file against the signed
+ * objects itself (pipeline/source.c). The parent parses nothing else the
+ * network produced.
  *
  * The encoding is binary, little-endian, every field in a fixed order:
- *   "TMFETCH1"  u32 total length (the whole message, header included)
+ *   "TMFETCH2"  u32 total length (the whole message, header included)
  *   i32 status, str error, str oid, u32 flags, u8 have_verdict, verdict,
+ *   u32 nobjects, each object: u8 type (1 commit, 2 tree, 4 tag), blob body;
  *   u32 nsets, each set: str commit, u32 ndirs, each dir: u32 applier,
  *   str path, i32 status, str error, u32 nfiles, each file: str path,
  *   u32 mode, u64 size, u8 has_data, [blob data]
@@ -26,13 +30,15 @@
 #include "tagmoor/core/buf.h"
 #include "tagmoor/verify/verify.h"
 
-#define TM_MSG_MAGIC "TMFETCH1"
-#define TM_MSG_MAX_SETS 3          /* new revision, applied (drift), last good (rollback) */
-#define TM_MSG_MAX_DIRS 256        /* (applier, paths entry) pairs of one set */
-#define TM_MSG_MAX_FILES 10001     /* files of one dir: TM_PLAN_MAX_FILES plus the refused one */
-#define TM_MSG_MAX_PATH 4096       /* a paths entry or a file path */
-#define TM_MSG_MAX_ERROR 1024      /* an error message */
-#define TM_MSG_MAX_FILE (1u << 30) /* one file body */
+#define TM_MSG_MAGIC "TMFETCH2"
+#define TM_MSG_MAX_SETS 3             /* new revision, applied (drift), last good (rollback) */
+#define TM_MSG_MAX_DIRS 256           /* (applier, paths entry) pairs of one set */
+#define TM_MSG_MAX_FILES 10001        /* files of one dir: TM_PLAN_MAX_FILES plus the refused one */
+#define TM_MSG_MAX_PATH 4096          /* a paths entry or a file path */
+#define TM_MSG_MAX_ERROR 1024         /* an error message */
+#define TM_MSG_MAX_FILE (1u << 30)    /* one file body */
+#define TM_MSG_MAX_OBJECTS 200000     /* tag, commits and trees of all sets */
+#define TM_MSG_MAX_OBJECT (16u << 20) /* one of them */
 
 /* flags */
 #define TM_MSG_FETCHED 1u      /* the child fetched (a prune follows the pass) */
@@ -62,6 +68,14 @@ struct tm_msg_dir {
 	size_t nfiles;
 };
 
+/* A raw tag, commit or tree object (TM_OBJ_*, verify/rawobj.h), its body
+ * without git's header. */
+struct tm_msg_obj {
+	uint32_t type;
+	const char *data;
+	size_t len;
+};
+
 /* The plan inputs of one commit. */
 struct tm_msg_set {
 	const char *commit;
@@ -76,12 +90,17 @@ struct tm_msg {
 	uint32_t flags;
 	int have_verdict;
 	struct tm_verify_result verdict;
+	struct tm_msg_obj *objs; /* what the verdict and the plan inputs were read from */
+	size_t nobjs, capobjs;
 	struct tm_msg_set sets[TM_MSG_MAX_SETS];
 	size_t nsets;
 };
 
 /* Appends the encoding of m to out (out's max bounds it: TM_ELIMIT). */
 int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m);
+
+/* Adds a raw object to m (the child; the data is not copied). */
+int tm_msg_add_object(struct tm_msg *m, uint32_t type, const char *data, size_t len);
 
 /* Decodes buf[0..len) into m. Strings and file bodies point into buf, which
  * must stay alive (and unchanged) while m is used; the arrays are malloc'd

@@ -135,30 +135,18 @@ int tm_git_set_ref(struct tm_git *git, const char *name, const char *oid);
 /* Reads a ref's target into out_oid; TM_ENOTFOUND when it does not exist. */
 int tm_git_get_ref(char out_oid[41], struct tm_git *git, const char *name);
 
-/* The raw content of a tag ('t') or commit ('c') object as git stores it
- * (without the "type size\0" header). out's max caps it (TM_ELIMIT). */
+/* The raw content of a tag ('t'), commit ('c') or tree ('T') object as git
+ * stores it (without the "type size\0" header). out's max caps it (TM_ELIMIT). */
 int tm_git_read_raw(struct tm_buf *out, int *out_type, struct tm_git *git, const char *oid);
+/* The size of a blob, from its header (TM_EIO when it is not there: never
+ * TM_ENOTFOUND). */
+int tm_git_blob_size(size_t *out, struct tm_git *git, const char *blob_oid);
 
 /* Peels oid (tag chain or commit) to a commit. */
 int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid);
 
-/* Walks the tree of commit_oid below dir ("" or NULL: the root), recursively,
- * in git's sorted order (equal to byte order of the full paths), without a
- * checkout. The callback sees every non-directory entry: path relative to
- * the repository root, git file mode (0100644, 0100755, 0120000 symlink,
- * 0160000 submodule), object id and size (0 for submodules). A non-zero
- * return from cb stops the walk and is returned. TM_ENOTFOUND when dir (or
- * one of its leading components) does not exist at all; TM_EPARSE when dir or
- * a leading component exists but is not a directory (a symlink, a regular file
- * or a submodule: "units/common is a symlink, not a directory (commit …)"),
- * so that callers never mistake it for an absent directory; TM_ELIMIT past
- * TM_GIT_MAX_DEPTH levels or TM_GIT_MAX_PATH bytes. */
-#define TM_GIT_MAX_DEPTH 32
-#define TM_GIT_MAX_PATH 1024
-int tm_git_tree_walk(struct tm_git *git, const char *commit_oid, const char *dir,
-		     int (*cb)(void *ctx, const char *path, int filemode, const char *blob_oid,
-			       size_t size),
-		     void *ctx);
+/* (The tree walk is verify/rawobj.h's tm_obj_tree_walk over the object
+ * store: the one walk the fetcher child and the parent both run.) */
 
 /* Reads a blob of at most max bytes into out (TM_ELIMIT when larger). */
 int tm_git_read_blob(struct tm_buf *out, struct tm_git *git, const char *blob_oid, size_t max);

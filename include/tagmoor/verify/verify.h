@@ -14,7 +14,7 @@
 #include "tagmoor/verify/gitobj.h"
 
 struct tm_config;
-struct tm_git;
+struct tm_objsrc;
 
 /* Tagmoor-Rollout: "10% 0h, 50% 6h, 100% 24h" — waves in increasing order. */
 struct tm_rollout_wave {
@@ -77,13 +77,14 @@ enum tm_verify_outcome tm_verify_freshness(char *reason, size_t reason_len,
 					   const struct tm_config *cfg, int64_t rev_time,
 					   int64_t expires, int64_t now);
 
-/* Verifies object `oid` (what the advertisement showed for `ref`), already
- * fetched into git, under cfg's policy, against the anti-rollback floor
- * (NULL: none) at the device's clock `now`. Only signed data decides: in
+/* Verifies object `oid` (what the advertisement showed for `ref`), read with
+ * its commit from src (the object store, or what the fetcher sent), under
+ * cfg's policy, against the anti-rollback floor (NULL: none) at the device's
+ * clock `now`. Only signed data decides: in
  * the tag modes the tag (time, trailers), in commit mode the commit.
  * Returns 0 with out->outcome set (ACCEPTED/WAIT/STALE/REFUSED), or a
  * negative code for errors that are not verdicts (I/O, memory). */
-int tm_verify_revision(struct tm_verify_result *out, struct tm_git *git,
+int tm_verify_revision(struct tm_verify_result *out, const struct tm_objsrc *src,
 		       const struct tm_config *cfg, const char *ref, const char *oid,
 		       const struct tm_verify_floor *floor, int64_t now);
 

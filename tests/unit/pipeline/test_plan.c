@@ -19,6 +19,8 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/source/git.h"
 #include "tagmoor/pipeline/plan.h"
+#include "tagmoor/privsep/message.h"
+#include "tagmoor/verify/rawobj.h"
 
 static char dir[] = "/tmp/tm-plan-XXXXXX";
 static struct tm_config *cfg;
@@ -257,6 +259,133 @@ static int setup(void **state)
 	return 0;
 }
 
+/* --- the parent's check of what the fetcher child sent ---------------------- */
+
+struct captured {
+	struct tm_git *git;
+	struct tm_objsrc_git g;
+	struct tm_objtab tab;
+	struct tm_msg_set set;
+	struct tm_strlist list;
+	char *path;
+};
+
+static int keep_in_tab(void *arg, int type, const char *data, size_t len)
+{
+	return tm_objtab_add(arg, type, data, len);
+}
+
+/* Captures path of commit c as the child does, its objects filed in cap->tab
+ * as the parent files them. */
+static void capture(struct captured *cap, const char *c, const char *path)
+{
+	struct tm_objsrc src;
+	char bare[512];
+
+	memset(cap, 0, sizeof(*cap));
+	snprintf(bare, sizeof(bare), "%s/bare.git", dir);
+	assert_int_equal(tm_git_open(&cap->git, bare), 0);
+	cap->g.keep = keep_in_tab;
+	cap->g.keep_arg = &cap->tab;
+	tm_objsrc_git_init(&src, &cap->g, cap->git);
+	cap->path = strdup(path);
+	cap->list.v = &cap->path;
+	cap->list.n = 1;
+	cap->set.commit = strdup(c);
+	assert_int_equal(tm_plan_capture(&cap->set, &src, cap->git, 0, applier, cfg, &cap->list),
+			 0);
+	assert_int_equal(cap->set.ndirs, 1);
+}
+
+static int check(struct captured *cap)
+{
+	struct tm_objsrc src;
+
+	tm_objtab_source(&src, &cap->tab);
+	return tm_plan_check_inputs(&cap->set.dirs[0], cap->set.commit, &src, applier);
+}
+
+static void captured_free(struct captured *cap)
+{
+	tm_plan_inputs_free(&cap->set);
+	tm_objtab_free(&cap->tab);
+	tm_objsrc_git_free(&cap->g);
+	tm_git_free(cap->git);
+	free(cap->path);
+}
+
+static void test_parent_checks_inputs(void **state)
+{
+	struct captured cap;
+	struct tm_msg_dir *d;
+	struct tm_msg_file keep;
+	const char *c;
+	char *body;
+
+	sh("mkdir -p %s/work/chk/sub && cd %s/work/chk && printf A > a.txt && printf B > b.txt && "
+	   "printf R > readme.md && printf C > sub/c.txt && printf Z > z.txt",
+	   dir, dir);
+	c = commit();
+	capture(&cap, c, "chk");
+	d = &cap.set.dirs[0];
+	assert_int_equal(d->nfiles, 4); /* a, b, sub/c, z: not the readme */
+	assert_string_equal(d->files[2].path, "chk/sub/c.txt");
+	assert_int_equal(check(&cap), 0);
+
+	/* a body changed: not the tree's blob */
+	body = (char *)d->files[1].data;
+	body[0] = 'X';
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	assert_non_null(strstr(tm_error_last(), "chk/b.txt is not the blob"));
+	body[0] = 'B';
+	/* a file left out (it would be pruned) */
+	keep = d->files[1];
+	memmove(&d->files[1], &d->files[2], 2 * sizeof(*d->files));
+	d->nfiles = 3;
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	assert_non_null(strstr(tm_error_last(), "chk/b.txt is in the tree but not"));
+	memmove(&d->files[2], &d->files[1], 2 * sizeof(*d->files));
+	d->files[1] = keep;
+	d->nfiles = 4;
+	/* another mode */
+	d->files[0].mode = 0100755;
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	d->files[0].mode = 0100644;
+	/* the walk ended early at an unwanted file without body: it would skip the rest */
+	keep = d->files[1];
+	d->files[1] = (struct tm_msg_file){ "chk/readme.md", 0100644, 1, NULL };
+	d->nfiles = 2;
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	/* ended at a wanted file without body: the plan fails on it (no content) */
+	d->files[1] = (struct tm_msg_file){ keep.path, 0100644, 1, NULL };
+	assert_int_equal(check(&cap), 0);
+	d->files[1] = keep;
+	d->nfiles = 4;
+	/* a file that is not in the tree */
+	d->nfiles = 5;
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	d->nfiles = 4;
+	/* "absent" for a directory that is there */
+	d->status = TM_ENOTFOUND;
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	assert_non_null(strstr(tm_error_last(), "not absent"));
+	d->status = 0;
+	/* a tree missing from what was sent: never "absent", never passed */
+	for (size_t i = 0; i < cap.tab.n; i++)
+		if (cap.tab.v[i].type == TM_OBJ_TREE && strstr(cap.tab.v[i].data, "c.txt"))
+			cap.tab.v[i].type = TM_OBJ_BLOB;
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	assert_int_equal(check(&cap), TM_ESOURCE);
+	captured_free(&cap);
+
+	/* truly absent: the check agrees */
+	capture(&cap, c, "chk/nosuch");
+	assert_int_equal(cap.set.dirs[0].status, TM_ENOTFOUND);
+	assert_int_equal(check(&cap), 0);
+	captured_free(&cap);
+	sh("rm -r %s/work/chk", dir);
+}
+
 static int teardown(void **state)
 {
 	char cmd[512];
@@ -272,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_entries),
 		cmocka_unit_test(test_paths_entry_not_a_directory),
 		cmocka_unit_test(test_kubernetes_caps),
+		cmocka_unit_test(test_parent_checks_inputs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -17,6 +17,7 @@
 
 #include "tagmoor/core/error.h"
 #include "tagmoor/privsep/message.h"
+#include "tagmoor/verify/rawobj.h"
 
 #define C1 "0123456789abcdef0123456789abcdef01234567"
 #define C2 "89abcdef0123456789abcdef0123456789abcdef"
@@ -32,6 +33,14 @@ static struct tm_msg_dir dirs1[] = {
 	{ 1, "units", 0, "", files_a, 3 },
 	{ 0, "k8s", 0, "", files_b, 1 },
 	{ 0, "k8s/sites/x", TM_ENOTFOUND, "k8s/sites/x: not found", NULL, 0 },
+};
+/* a tree body holds NUL bytes; the tag's text is the last object */
+static const char tree_body[] = "100644 a.service\0\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a"
+				"\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14";
+#define TAG_BODY "object-tag-body-sample"
+static struct tm_msg_obj objs[] = {
+	{ TM_OBJ_TREE, tree_body, sizeof(tree_body) - 1 },
+	{ TM_OBJ_TAG, TAG_BODY, sizeof(TAG_BODY) - 1 },
 };
 static struct tm_msg_dir dirs2[] = { { 1, "units", TM_EPARSE, "units is a symlink", NULL, 0 } };
 
@@ -55,6 +64,8 @@ static void sample(struct tm_msg *m)
 	strcpy(m->verdict.fleet, "berlin");
 	strcpy(m->verdict.key, KEY);
 	strcpy(m->verdict.reason, "");
+	m->objs = objs;
+	m->nobjs = 2;
 	m->sets[0] = (struct tm_msg_set){ C1, dirs1, 3 };
 	m->sets[1] = (struct tm_msg_set){ C2, dirs2, 1 };
 	m->nsets = 2;
@@ -81,6 +92,12 @@ static void test_round_trip(void **state)
 	assert_int_equal(d.flags, TM_MSG_FETCHED);
 	assert_true(d.have_verdict);
 	assert_memory_equal(&d.verdict, &m.verdict, sizeof(d.verdict));
+	assert_int_equal(d.nobjs, 2);
+	assert_int_equal(d.objs[0].type, TM_OBJ_TREE);
+	assert_int_equal(d.objs[0].len, sizeof(tree_body) - 1);
+	assert_memory_equal(d.objs[0].data, tree_body, sizeof(tree_body) - 1);
+	assert_int_equal(d.objs[1].type, TM_OBJ_TAG);
+	assert_string_equal(d.objs[1].data, TAG_BODY);
 	assert_int_equal(d.nsets, 2);
 	s = tm_msg_find_set(&d, C1);
 	assert_non_null(s);
@@ -230,10 +247,25 @@ static void mod_status(struct tm_buf *b)
 }
 static void mod_nsets(struct tm_buf *b)
 {
-	/* nsets is right before the first set's commit string */
-	size_t at = field_at(b, KEY) + 64 + 1; /* after the key: the reason, then nsets */
-	at += 4 + 0 + 1;                       /* the reason "" */
-	put32(b->ptr + at, 4);
+	/* nsets follows the last object's body (and its NUL) */
+	put32(b->ptr + field_at(b, TAG_BODY) + strlen(TAG_BODY) + 1, 4);
+}
+/* the objects: their count follows the reason "" after the key */
+static size_t nobjs_at(struct tm_buf *b)
+{
+	return field_at(b, KEY) + 64 + 1 + 4 + 0 + 1;
+}
+static void mod_nobjs(struct tm_buf *b)
+{
+	put32(b->ptr + nobjs_at(b), 0x7fffffffu);
+}
+static void mod_obj_type(struct tm_buf *b)
+{
+	b->ptr[nobjs_at(b) + 4] = 3; /* a blob is never sent as an object */
+}
+static void mod_obj_huge(struct tm_buf *b)
+{
+	put32(b->ptr + nobjs_at(b) + 5, TM_MSG_MAX_OBJECT + 1);
 }
 static void mod_nfiles(struct tm_buf *b)
 {
@@ -259,6 +291,9 @@ static void test_malformed_refused(void **state)
 	assert_int_equal(decode_modified(&m, mod_status, "not an error code"), TM_EPARSE);
 	assert_int_equal(decode_modified(&m, mod_nsets, "sets"), TM_EPARSE);
 	assert_int_equal(decode_modified(&m, mod_nfiles, "files"), TM_EPARSE);
+	assert_int_equal(decode_modified(&m, mod_nobjs, "objects"), TM_EPARSE);
+	assert_int_equal(decode_modified(&m, mod_obj_type, "object type"), TM_EPARSE);
+	assert_int_equal(decode_modified(&m, mod_obj_huge, "at most"), TM_EPARSE);
 }
 
 static void test_encode_bounded(void **state)

@@ -31,6 +31,7 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/source/git.h"
 #include "tagmoor/core/log.h"
+#include "tagmoor/verify/rawobj.h"
 
 #include "gitserver/server.h"
 
@@ -240,6 +241,38 @@ static int collect(void *ctx, const char *path, int mode, const char *oid, size_
 	return s->stop_at && s->n == s->stop_at ? 42 : 0;
 }
 
+/* The walk the fetcher child runs (verify/rawobj.c) over the object store,
+ * with each blob's size from the store as the plan's capture reads it. */
+struct sized {
+	struct tm_git *g;
+	int (*cb)(void *, const char *, int, const char *, size_t);
+	void *ctx;
+};
+
+static int with_size(void *arg, const char *path, int mode, const char *oid)
+{
+	struct sized *z = arg;
+	size_t size = 0;
+
+	if (mode != 0160000)
+		assert_int_equal(tm_git_blob_size(&size, z->g, oid), 0);
+	return z->cb(z->ctx, path, mode, oid, size);
+}
+
+static int tree_walk(struct tm_git *g, const char *commit, const char *dir,
+		     int (*cb)(void *, const char *, int, const char *, size_t), void *ctx)
+{
+	struct tm_objsrc_git og = { 0 };
+	struct tm_objsrc src;
+	struct sized z = { g, cb, ctx };
+	int r;
+
+	tm_objsrc_git_init(&src, &og, g);
+	r = tm_obj_tree_walk(&src, commit, dir, with_size, &z);
+	tm_objsrc_git_free(&og);
+	return r;
+}
+
 static void test_objects(void **state)
 {
 	struct tm_git *g = NULL;
@@ -307,7 +340,7 @@ static void test_objects(void **state)
 	assert_int_equal(tm_git_read_blob(&b, g, commit, 100), TM_EPARSE);
 	tm_buf_free(&b);
 
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s", collect, &seen), 0);
+	assert_int_equal(tree_walk(g, commit, "k8s", collect, &seen), 0);
 	assert_int_equal(seen.n, 6);
 	/* git order == byte order of full paths */
 	assert_string_equal(seen.paths[0], "k8s/a-b.yaml");
@@ -325,29 +358,29 @@ static void test_objects(void **state)
 		assert_true(strcmp(seen.paths[i - 1], seen.paths[i]) < 0);
 
 	memset(&seen, 0, sizeof(seen));
-	assert_int_equal(tm_git_tree_walk(g, commit, NULL, collect, &seen), 0);
+	assert_int_equal(tree_walk(g, commit, NULL, collect, &seen), 0);
 	assert_int_equal(seen.n, 7);
 	assert_string_equal(seen.paths[6], "units/x.service");
 	memset(&seen, 0, sizeof(seen));
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/sites/", collect, &seen), 0);
+	assert_int_equal(tree_walk(g, commit, "k8s/sites/", collect, &seen), 0);
 	assert_int_equal(seen.n, 1);
 	memset(&seen, 0, sizeof(seen));
 	seen.stop_at = 2;
-	assert_int_equal(tm_git_tree_walk(g, commit, "", collect, &seen), 42);
-	assert_int_equal(tm_git_tree_walk(g, commit, "nope", collect, &seen), TM_ENOTFOUND);
+	assert_int_equal(tree_walk(g, commit, "", collect, &seen), 42);
+	assert_int_equal(tree_walk(g, commit, "nope", collect, &seen), TM_ENOTFOUND);
 	/* a paths entry that exists but is not a directory is not "absent" */
-	assert_int_equal(tm_git_tree_walk(g, commit, "units/x.service", collect, &seen), TM_EPARSE);
+	assert_int_equal(tree_walk(g, commit, "units/x.service", collect, &seen), TM_EPARSE);
 	assert_non_null(
 		strstr(tm_error_last(), "units/x.service is a regular file, not a directory"));
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/link.yaml", collect, &seen), TM_EPARSE);
+	assert_int_equal(tree_walk(g, commit, "k8s/link.yaml", collect, &seen), TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "k8s/link.yaml is a symlink, not a directory"));
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/link.yaml/x", collect, &seen), TM_EPARSE);
+	assert_int_equal(tree_walk(g, commit, "k8s/link.yaml/x", collect, &seen), TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "k8s/link.yaml is a symlink, not a directory"));
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/sub", collect, &seen), TM_EPARSE);
+	assert_int_equal(tree_walk(g, commit, "k8s/sub", collect, &seen), TM_EPARSE);
 	assert_non_null(strstr(tm_error_last(), "k8s/sub is a submodule, not a directory"));
-	assert_int_equal(tm_git_tree_walk(g, commit, "k8s/nope/deeper", collect, &seen),
-			 TM_ENOTFOUND);
-	assert_int_equal(tm_git_tree_walk(g, tag, "", collect, &seen), TM_ENOTFOUND);
+	assert_int_equal(tree_walk(g, commit, "k8s/nope/deeper", collect, &seen), TM_ENOTFOUND);
+	/* a tag is not a commit: never "absent" */
+	assert_int_equal(tree_walk(g, tag, "", collect, &seen), TM_EPARSE);
 
 	assert_int_equal(tm_git_set_ref(g, TM_GIT_APPLIED_REF, tag), 0);
 	assert_int_equal(tm_git_get_ref(oid, g, TM_GIT_APPLIED_REF), 0);
@@ -389,7 +422,7 @@ static void test_deep_tree_limit(void **state)
 	assert_int_equal(tm_sh_out(commit, sizeof(commit), "git -C %s/deep-work rev-parse main",
 				   tmpdir),
 			 0);
-	assert_int_equal(tm_git_tree_walk(g, commit, NULL, collect, &seen), TM_ELIMIT);
+	assert_int_equal(tree_walk(g, commit, NULL, collect, &seen), TM_ELIMIT);
 	tm_git_free(g);
 }
 
@@ -920,7 +953,7 @@ static int read_all(void *ctx, const char *path, int mode, const char *oid, size
 /* Every tree and blob of commit is readable. */
 static int revision_readable(struct tm_git *g, const char *commit)
 {
-	return tm_git_tree_walk(g, commit, NULL, read_all, g);
+	return tree_walk(g, commit, NULL, read_all, g);
 }
 
 /* A store with a signed-history line (c1 <- c2 (tag good) <- c3) and two
