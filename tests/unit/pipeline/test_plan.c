@@ -362,8 +362,14 @@ static void test_parent_checks_inputs(void **state)
 	d->files[1] = keep;
 	d->nfiles = 4;
 	/* a file that is not in the tree */
+	d->files = realloc(d->files, 5 * sizeof(*d->files));
+	assert_non_null(d->files);
+	d->files[4] = (struct tm_msg_file){ strdup("chk/zz.txt"), 0100644, 1, strdup("X") };
 	d->nfiles = 5;
 	assert_int_equal(check(&cap), TM_ESOURCE);
+	assert_non_null(strstr(tm_error_last(), "chk/zz.txt is not in the tree"));
+	free((char *)d->files[4].path);
+	free((char *)d->files[4].data);
 	d->nfiles = 4;
 	/* "absent" for a directory that is there */
 	d->status = TM_ENOTFOUND;
