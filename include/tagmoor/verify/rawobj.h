@@ -46,7 +46,8 @@ struct tm_objsrc_git {
 	size_t max;
 	int (*keep)(void *arg, int type, const char *data, size_t len);
 	void *keep_arg;
-	struct tm_objsrc_kept *kept;
+	struct tm_objsrc_kept *kept, **slots;
+	size_t nslots, nkept;
 };
 void tm_objsrc_git_init(struct tm_objsrc *out, struct tm_objsrc_git *g, struct tm_git *git);
 void tm_objsrc_git_free(struct tm_objsrc_git *g);
