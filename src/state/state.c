@@ -417,32 +417,40 @@ out:
 	return r;
 }
 
+/* A small JSON file beside state.json (the floor, the inventory): *root is
+ * the parsed document, or NULL when the file is missing or damaged (which is
+ * said once, naming it); negative only when it cannot be read. */
+static int read_side_file(struct tm_doc **root, const char *path, size_t max)
+{
+	struct tm_buf b;
+	int r;
+
+	*root = NULL;
+	tm_buf_init(&b, max + 1);
+	r = tm_file_read(&b, path, max);
+	if (r == 0 && tm_json_parse(root, b.ptr, b.len, &state_limits) < 0)
+		r = TM_ELIMIT;
+	tm_buf_free(&b);
+	if (r == TM_ENOTFOUND || r == TM_ELIMIT) {
+		if (r == TM_ELIMIT)
+			tm_log_warn("%s is damaged; ignored", path);
+		tm_error_clear();
+		return 0;
+	}
+	return r < 0 ? tm_error_wrap(TM_EIO, "%s", path) : 0;
+}
+
 /* Reads the floor file into floor time/key and seq; missing: nothing. A
  * damaged one is ignored with a warning (state.json still has the floor). */
 static int load_floor(struct tm_state *st, const char *state_dir)
 {
-	struct tm_buf b;
 	struct tm_doc *root = NULL;
 	char path[4096], key[65];
 	int64_t t, seq;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/floor", state_dir);
-	tm_buf_init(&b, FLOOR_MAX + 1);
-	r = tm_file_read(&b, path, FLOOR_MAX);
-	if (r == TM_ENOTFOUND) {
-		tm_buf_free(&b);
-		tm_error_clear();
-		return 0;
-	}
-	if (r == TM_ELIMIT || (r == 0 && tm_json_parse(&root, b.ptr, b.len, &state_limits) < 0)) {
-		tm_log_warn("%s is damaged; ignored", path);
-		tm_buf_free(&b);
-		tm_error_clear();
-		return 0;
-	}
-	tm_buf_free(&b);
-	if (r < 0)
+	if ((r = read_side_file(&root, path, FLOOR_MAX)) < 0 || !root)
 		return r;
 	if (root->type == TM_DOC_MAP && get_int(&t, root, "accepted_tag_time") == 0 &&
 	    get_int(&seq, root, "seq") == 0 && seq >= 0 &&
@@ -464,26 +472,15 @@ static int load_floor(struct tm_state *st, const char *state_dir)
  * file; missing: nothing; damaged: ignored with a warning. */
 static int load_inventory(struct tm_state *st, const char *state_dir)
 {
-	struct tm_buf b;
 	struct tm_doc *root = NULL;
 	const struct tm_doc *v;
 	char path[4096];
 	int r;
 
 	snprintf(path, sizeof(path), "%s/inventory", state_dir);
-	tm_buf_init(&b, STATE_MAX + 1);
-	r = tm_file_read(&b, path, STATE_MAX);
-	if (r == TM_ENOTFOUND) {
-		tm_buf_free(&b);
-		tm_error_clear();
-		return 0;
-	}
-	if (r < 0 && r != TM_ELIMIT) {
-		tm_buf_free(&b);
-		return tm_error_wrap(TM_EIO, "%s", path);
-	}
-	if (r == 0 && tm_json_parse(&root, b.ptr, b.len, &state_limits) == 0 &&
-	    root->type == TM_DOC_MAP && (v = tm_doc_map_get(root, "schema")) && tm_doc_string(v) &&
+	if ((r = read_side_file(&root, path, STATE_MAX)) < 0 || !root)
+		return r;
+	if (root->type == TM_DOC_MAP && (v = tm_doc_map_get(root, "schema")) && tm_doc_string(v) &&
 	    strcmp(tm_doc_string(v), INVENTORY_SCHEMA) == 0 &&
 	    read_inventory(st, tm_doc_map_get(root, "inventory")) == 0) {
 		size_t n = 0;
@@ -499,7 +496,6 @@ static int load_inventory(struct tm_state *st, const char *state_dir)
 		tm_log_warn("%s is damaged; ignored", path);
 	}
 	tm_doc_free(root);
-	tm_buf_free(&b);
 	tm_error_clear();
 	return 0;
 }
