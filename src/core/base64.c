@@ -1,7 +1,8 @@
 /*
- * base64.c — base64 of RFC 4648 (standard alphabet), core: below everything. Strict by
- * default, for signatures and keys (sshsig, OpenPGP armour, kubeconfig); TM_B64_GO reads as
- * Go's StdEncoding.DecodeString does, for YAML's !!binary as kubectl decodes it.
+ * base64.c — base64 of RFC 4648 (standard alphabet), and lowercase hex; core: below
+ * everything. Strict by default, for signatures and keys (sshsig, OpenPGP armour,
+ * kubeconfig); TM_B64_GO reads as Go's StdEncoding.DecodeString does, for YAML's !!binary as
+ * kubectl decodes it.
  */
 #include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
@@ -134,4 +135,16 @@ int tm_base64_encode(struct tm_buf *out, const void *in, size_t len, int flags)
 		n = 3;
 	}
 	return tm_buf_put(out, o, (flags & TM_B64_NO_PAD) ? n : 4);
+}
+
+void tm_hex(char *out, const void *in, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = in;
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * len] = '\0';
 }

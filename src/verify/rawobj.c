@@ -6,6 +6,7 @@
  * parent did not fetch itself: strict, bounded, fuzzed with the message.
  */
 #include "tagmoor/verify/rawobj.h"
+#include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/verify/crypto.h"
@@ -15,15 +16,6 @@
 #include <string.h>
 
 static const char hexd[] = "0123456789abcdef";
-
-static void to_hex(char out[41], const unsigned char id[20])
-{
-	for (size_t i = 0; i < 20; i++) {
-		out[2 * i] = hexd[id[i] >> 4];
-		out[2 * i + 1] = hexd[id[i] & 15];
-	}
-	out[40] = '\0';
-}
 
 static int from_hex(unsigned char id[20], const char *s)
 {
@@ -70,7 +62,7 @@ int tm_obj_id(char out[41], int type, const char *data, size_t len)
 	int r = raw_id(id, type, data, len);
 
 	if (r == 0)
-		to_hex(out, id);
+		tm_hex(out, id, 20);
 	return r;
 }
 
@@ -167,7 +159,7 @@ static int tree_next(struct entry *e, const char *t, size_t len, size_t *pos, co
 		return tm_error_set(TM_EPARSE, "tree %s: a malformed entry name", oid);
 	e->name = t + p;
 	e->name_len = (size_t)(nul - (t + p));
-	to_hex(e->oid, (const unsigned char *)nul + 1);
+	tm_hex(e->oid, nul + 1, 20);
 	*pos = (size_t)(nul - t) + 21;
 	return 1;
 }

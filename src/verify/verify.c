@@ -7,6 +7,7 @@
  * before a verdict.
  */
 #include "tagmoor/verify/verify.h"
+#include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/verify/crypto.h"
@@ -186,8 +187,7 @@ static void revision_key(char out[65], const char *label, const char *data, size
 	struct tm_span parts[2] = { { label, strlen(label) + 1 }, { data, len } };
 
 	tm_crypto_hashv(h, TM_HASH_SHA256, parts, 2);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", h[i]);
+	tm_hex(out, h, 32);
 }
 
 int64_t tm_verify_effective_now(int64_t now, int64_t floor)

@@ -1,5 +1,6 @@
 /*
- * base64.h — base64 (RFC 4648, standard alphabet), the one codec of the tree.
+ * base64.h — base64 (RFC 4648, standard alphabet), the one codec of the tree,
+ * and lowercase hex (object ids, digests).
  */
 #ifndef TAGMOOR_BASE64_H
 #define TAGMOOR_BASE64_H
@@ -19,5 +20,8 @@ enum {
 int tm_base64_decode(struct tm_buf *out, const char *in, size_t len, int flags);
 /* Appends the encoding of in to out (no line breaks). */
 int tm_base64_encode(struct tm_buf *out, const void *in, size_t len, int flags);
+
+/* Writes the 2 * len lowercase hex digits of in and a NUL to out. */
+void tm_hex(char *out, const void *in, size_t len);
 
 #endif

@@ -14,6 +14,7 @@
 #include "kube_internal.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/apply/applier.h"
+#include "tagmoor/core/base64.h"
 #include "tagmoor/core/buf.h"
 #include "tagmoor/config/config.h"
 #include "tagmoor/verify/crypto.h"
@@ -77,16 +78,6 @@ int tm_kube_id_parse(struct tm_kube_ref *out, const char *id)
 	return 0;
 }
 
-static void hex16(char out[17], const unsigned char *d)
-{
-	static const char hx[] = "0123456789abcdef";
-	for (int i = 0; i < 8; i++) {
-		out[2 * i] = hx[d[i] >> 4];
-		out[2 * i + 1] = hx[d[i] & 15];
-	}
-	out[16] = '\0';
-}
-
 int tm_kube_owner(char out[17], const struct tm_config *cfg)
 {
 	char url[2048];
@@ -96,7 +87,7 @@ int tm_kube_owner(char out[17], const struct tm_config *cfg)
 	tm_http_redact_url(url, sizeof(url), cfg && cfg->source.url ? cfg->source.url : "");
 	if ((r = tm_crypto_hash(d, TM_HASH_SHA256, url, strlen(url))) < 0)
 		return r;
-	hex16(out, d);
+	tm_hex(out, d, 8);
 	return 0;
 }
 
@@ -115,7 +106,7 @@ int tm_kube_lease_name(char out[32], const struct tm_config *cfg)
 	if ((r = tm_crypto_hashv(d, TM_HASH_SHA256, parts, 3)) < 0)
 		return r;
 	memcpy(out, "tagmoor-", 8);
-	hex16(out + 8, d);
+	tm_hex(out + 8, d, 8);
 	return 0;
 }
 
