@@ -7,6 +7,7 @@
  *   goscalar.c Go's number and time syntax, go-yaml v2's scalar typing, the JSON round trip;
  *   jsonread.c Go's encoding/json (tm_json_parse: state.json, API answers; no libyaml);
  *   yaml.c     the libyaml adapter (events to a tree);
+ *   fastyaml.c the block style manifests are written in, to the same events without libyaml;
  *   manifest.c kubectl's file, stream and object rules (tm_yaml_parse_stream, _each).
  */
 #ifndef TAGMOOR_DOC_READER_H
@@ -79,5 +80,18 @@ int docr_jvalue(struct jparser *p, struct tm_doc **out, unsigned depth);
 void docr_jws(struct jparser *p);
 int docr_build_yaml(struct tm_doc **out, const char *text, size_t len, unsigned line0,
 		    const struct where *w, struct budget *bg);
+
+/* fastyaml.c: the events libyaml would give for text (lines 0-based in text), or
+ * DOCR_FAST_BAIL as soon as text leaves the subset it reads or a callback fails. */
+#define DOCR_FAST_BAIL 1
+struct docr_fast_ops {
+	int (*scalar)(void *arg, const char *s, size_t n, int plain, unsigned line);
+	int (*start)(void *arg, int map, int flow, unsigned line);
+	int (*end)(void *arg);
+};
+int docr_fast_yaml(const char *text, size_t len, const struct docr_fast_ops *ops, void *arg);
+/* Tests: 0 reads every document with libyaml, to compare the two. */
+void docr_fast_set(int on);
+int docr_fast_enabled(void);
 
 #endif

@@ -393,22 +393,14 @@ static int take_key(struct builder *b, const struct tm_doc *k, unsigned line)
 	return r;
 }
 
-static int on_scalar(struct builder *b, const yaml_event_t *ev)
+/* A scalar (counted and checked): resolved, then a value, a key or a merge key. */
+static int put_scalar(struct builder *b, const char *s, size_t n, const char *tag,
+		      const char *anchor, int plain_implicit, unsigned line)
 {
-	const char *s = (const char *)ev->data.scalar.value;
-	size_t n = ev->data.scalar.length;
-	const char *tag = (const char *)ev->data.scalar.tag;
-	const char *anchor = (const char *)ev->data.scalar.anchor;
-	unsigned line = ev_line(b, ev);
 	struct tm_doc *d;
 	int r;
 
-	if ((r = docr_count_node(b->bg, b->w, line, 0)) < 0)
-		return r;
-	if ((r = check_source(b, ev, tag, ev->data.scalar.style)) < 0)
-		return r;
-	if ((r = docr_resolve_scalar(&d, s, n, tag, ev->data.scalar.plain_implicit, b->w, line)) <
-	    0)
+	if ((r = docr_resolve_scalar(&d, s, n, tag, plain_implicit, b->w, line)) < 0)
 		return r;
 	d->line = line;
 	if (anchor && (r = anchor_set(b, anchor, d)) < 0) {
@@ -419,8 +411,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
 		return attach(b, d);
 	/* go-yaml: "<<" is a merge key when plain (or tagged !!merge). */
 	if (n == 2 && s[0] == '<' && s[1] == '<' &&
-	    ((!tag && ev->data.scalar.plain_implicit) ||
-	     (tag && !strcmp(tag, "tag:yaml.org,2002:merge")))) {
+	    ((!tag && plain_implicit) || (tag && !strcmp(tag, "tag:yaml.org,2002:merge")))) {
 		struct frame *f = &b->st[b->n - 1];
 
 		f->merge = 1;
@@ -438,6 +429,20 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
 	}
 	tm_doc_free(d);
 	return r;
+}
+
+static int on_scalar(struct builder *b, const yaml_event_t *ev)
+{
+	unsigned line = ev_line(b, ev);
+	int r;
+
+	if ((r = docr_count_node(b->bg, b->w, line, 0)) < 0)
+		return r;
+	if ((r = check_source(b, ev, (const char *)ev->data.scalar.tag, ev->data.scalar.style)) < 0)
+		return r;
+	return put_scalar(b, (const char *)ev->data.scalar.value, ev->data.scalar.length,
+			  (const char *)ev->data.scalar.tag, (const char *)ev->data.scalar.anchor,
+			  ev->data.scalar.plain_implicit, line);
 }
 
 static int on_alias(struct builder *b, const yaml_event_t *ev)
@@ -460,20 +465,12 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 	return attach(b, c);
 }
 
-static int on_start(struct builder *b, const yaml_event_t *ev, enum tm_doc_type type)
+/* A mapping or sequence starts (checked against the source). */
+static int put_start(struct builder *b, enum tm_doc_type type, const char *anchor, int flow,
+		     unsigned line)
 {
-	const char *anchor = (const char *)(type == TM_DOC_MAP ? ev->data.mapping_start.anchor
-							       : ev->data.sequence_start.anchor);
-	const char *tag = (const char *)(type == TM_DOC_MAP ? ev->data.mapping_start.tag
-							    : ev->data.sequence_start.tag);
-	int flow = type == TM_DOC_MAP ? ev->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE
-				      : ev->data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
-	unsigned line = ev_line(b, ev);
 	struct tm_doc *d;
 	int r;
-
-	if ((r = check_source(b, ev, tag, -1)) < 0)
-		return r;
 
 	if (in_key_position(b))
 		return docr_fail(b->w, TM_EPARSE, line,
@@ -504,6 +501,21 @@ static int on_start(struct builder *b, const yaml_event_t *ev, enum tm_doc_type 
 	b->st[b->n].flow = flow || in_flow(b);
 	b->st[b->n++].node = d;
 	return 0;
+}
+
+static int on_start(struct builder *b, const yaml_event_t *ev, enum tm_doc_type type)
+{
+	const char *anchor = (const char *)(type == TM_DOC_MAP ? ev->data.mapping_start.anchor
+							       : ev->data.sequence_start.anchor);
+	const char *tag = (const char *)(type == TM_DOC_MAP ? ev->data.mapping_start.tag
+							    : ev->data.sequence_start.tag);
+	int flow = type == TM_DOC_MAP ? ev->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE
+				      : ev->data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
+	int r;
+
+	if ((r = check_source(b, ev, tag, -1)) < 0)
+		return r;
+	return put_start(b, type, anchor, flow, ev_line(b, ev));
 }
 
 static int on_end(struct builder *b)
@@ -654,6 +666,57 @@ out:
 	return r;
 }
 
+/* The events of fastyaml.c (lines there are 0-based in the piece). */
+static int fast_scalar(void *arg, const char *s, size_t n, int plain, unsigned line)
+{
+	struct builder *b = arg;
+	int r;
+
+	line += 1 + b->line0;
+	if ((r = docr_count_node(b->bg, b->w, line, 0)) < 0)
+		return r;
+	return put_scalar(b, s, n, NULL, NULL, plain, line);
+}
+
+static int fast_start(void *arg, int map, int flow, unsigned line)
+{
+	struct builder *b = arg;
+
+	return put_start(b, map ? TM_DOC_MAP : TM_DOC_SEQ, NULL, flow, line + 1 + b->line0);
+}
+
+static int fast_end(void *arg)
+{
+	return on_end(arg);
+}
+
+/*
+ * The document read by fastyaml.c: 0 with the tree, or 1 when that reader gave up (the text
+ * is not in its subset, or anything failed: libyaml then reads it and says why).
+ */
+static int build_fast(struct tm_doc **out, const char *text, size_t len, unsigned line0,
+		      const struct where *w, struct budget *bg)
+{
+	static const struct docr_fast_ops ops = { fast_scalar, fast_start, fast_end };
+	struct builder b;
+	int r;
+
+	*out = NULL;
+	memset(&b, 0, sizeof(b));
+	b.w = w;
+	b.bg = bg;
+	b.line0 = line0;
+	r = docr_fast_yaml(text, len, &ops, &b);
+	if (r == 0 && (!b.root || b.n || docr_finalize(w, b.root) < 0))
+		r = 1;
+	if (r == 0) {
+		*out = b.root;
+		b.root = NULL;
+	}
+	builder_free(&b);
+	return r ? 1 : 0;
+}
+
 #define MAX_COLON_FIXES 32
 
 /*
@@ -672,6 +735,9 @@ int docr_build_yaml(struct tm_doc **out, const char *text, size_t len, unsigned 
 	size_t cur_len = len;
 	int r;
 
+	if (build_fast(out, text, len, line0, w, bg) == 0)
+		return 0;
+	*bg = saved;
 	for (int tries = 0;; tries++) {
 		struct colon_fix fix = { 0, 0 };
 

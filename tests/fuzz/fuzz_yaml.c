@@ -11,6 +11,9 @@
  * The object-at-a-time reader (tm_yaml_parse_each) and the partial JSON
  * reader for API answers (tm_json_parse_pruned) see the same input: every
  * object handed on is a map that round-trips, and a failure says why.
+ * Every input is also read with the block-style reader (fastyaml.c) off: the
+ * code, the message and the trees (types, values, key order, lines) must be
+ * the same as with it on.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +24,7 @@
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/doc/yaml.h"
+#include "../../src/doc/reader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -66,11 +70,74 @@ static int each_object(void *arg, struct tm_doc *obj)
 	return 0;
 }
 
+static void same_tree(const struct tm_doc *a, const struct tm_doc *b)
+{
+	if (!a || !b) {
+		if (a || b)
+			abort();
+		return;
+	}
+	if (a->type != b->type || a->line != b->line)
+		abort();
+	if (a->type == TM_DOC_MAP) {
+		if (a->u.map.n != b->u.map.n)
+			abort();
+		for (size_t i = 0; i < a->u.map.n; i++) {
+			if (a->u.map.v[i].key_len != b->u.map.v[i].key_len ||
+			    memcmp(a->u.map.v[i].key, b->u.map.v[i].key, a->u.map.v[i].key_len))
+				abort();
+			same_tree(a->u.map.v[i].value, b->u.map.v[i].value);
+		}
+	} else if (a->type == TM_DOC_SEQ) {
+		if (a->u.seq.n != b->u.seq.n)
+			abort();
+		for (size_t i = 0; i < a->u.seq.n; i++)
+			same_tree(a->u.seq.v[i], b->u.seq.v[i]);
+	} else if (a->type == TM_DOC_FLOAT ? memcmp(&a->u.f, &b->u.f, sizeof(double))
+					   : !tm_doc_equal(a, b)) {
+		abort();
+	}
+}
+
+/* The same reading with and without fastyaml.c. */
+static void fast_and_libyaml_agree(const char *text, size_t size)
+{
+	struct tm_doc **docs[2] = { NULL, NULL }, *one[2] = { NULL, NULL };
+	size_t n[2] = { 0, 0 };
+	int rs[2], r1[2];
+	char ms[2][256], m1[2][256];
+
+	for (int k = 0; k < 2; k++) {
+		docr_fast_set(k == 0);
+		tm_error_clear();
+		rs[k] = tm_yaml_parse_stream(&docs[k], &n[k], text, size, "fuzz.yaml", &lim);
+		strncpy(ms[k], rs[k] ? tm_error_last() : "", sizeof(ms[k]) - 1);
+		ms[k][sizeof(ms[k]) - 1] = '\0';
+		tm_error_clear();
+		r1[k] = tm_yaml_parse(&one[k], text, size, "fuzz.yaml", &lim);
+		strncpy(m1[k], r1[k] ? tm_error_last() : "", sizeof(m1[k]) - 1);
+		m1[k][sizeof(m1[k]) - 1] = '\0';
+	}
+	docr_fast_set(1);
+	if (rs[0] != rs[1] || strcmp(ms[0], ms[1]) || r1[0] != r1[1] || strcmp(m1[0], m1[1]) ||
+	    n[0] != n[1])
+		abort();
+	for (size_t i = 0; i < n[0]; i++)
+		same_tree(docs[0][i], docs[1][i]);
+	same_tree(one[0], one[1]);
+	for (int k = 0; k < 2; k++) {
+		tm_yaml_docs_free(docs[k], n[k]);
+		tm_doc_free(one[k]);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
 	struct tm_doc **docs = NULL, *d = NULL;
 	size_t n = 0;
+
+	fast_and_libyaml_agree(text, size);
 
 	if (tm_yaml_parse_stream(&docs, &n, text, size, "fuzz.yaml", &lim) == 0) {
 		for (size_t i = 0; i < n; i++) {
