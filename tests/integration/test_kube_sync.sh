@@ -3,7 +3,7 @@
 # served over real HTTPS (nginx + git http-backend) to the fake API server (tests/fakekube).
 #
 # Revisions, each a newly signed tag: create; update; prune; a CRD and its custom resource in one
-# revision; a Deployment that never becomes available (exit 1, the object named in the status,
+# revision; CRDs without custom resources of theirs, not waited on with wait = 0; a Deployment that never becomes available (exit 1, the object named in the status,
 # the last good revision re-applied: state rolled_back, the broken object pruned, the changed
 # ConfigMap back); hostile revisions (billion laughs, a symbolic link, a missing kind, 10,000-deep
 # nesting) apply nothing; an object that another owner took over is never pruned; two agents on
@@ -151,6 +151,41 @@ sync
 expect "CRD + CR: exit 0" is "$RC" 0
 expect "CRD + CR: custom resource live" is "$(field /apis/shop.example.com/v1/namespaces/shop/carts/c1 'o["spec"]["items"]')" 3
 GOOD=$(git -C "$work" rev-parse HEAD)
+
+# --- CRDs without custom resources that need them: not waited on with wait = 0 ----------
+# (kubectl does not wait either; a CRD of megabytes would be read back once per poll.) A
+# device with wait = 0 applies this revision from scratch: the Cart kind is served already and
+# the new Widget CRD has no custom resources in it, so no CRD is read after its apply.
+k8s widget-crd.yaml <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.shop.example.com}
+spec:
+  group: shop.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+EOF
+release "a CRD alone"
+fk_write_ini "$T/c.ini" edge-c "$T/state-c" "$FK_KUBECONFIG" k8s 0
+fk_ctl POST /fakekube/requests/reset >/dev/null
+sync "$T/c.ini"
+expect "CRD alone, wait = 0: exit 0" is "$RC" 0
+LAST=$(fk_ctl GET /fakekube/requests | fk_py -c '
+import json, sys
+log = json.load(sys.stdin)["log"]
+crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+patched = [i for i, l in enumerate(log) if l["method"] == "PATCH" and l["path"].startswith(crd)]
+after = [l["path"] for l in log[max(patched or [0]) + 1:] if l["method"] == "GET" and l["path"].startswith(crd)]
+print(len(patched), len(after), *after)')
+expect "CRD alone, wait = 0: both CRDs applied, none read back after" is "$LAST" "2 0"
+expect "CRD alone, wait = 0: the CRD is live" is "$(field /apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.shop.example.com 'o["spec"]["names"]["kind"]')" Widget
+git -C "$work" rm -q k8s/widget-crd.yaml
+release "the CRD alone removed"
 
 # --- a Deployment that never becomes available ------------------------------------
 sed -i 's/colour: green/colour: red/' "$work/k8s/base.yaml"

@@ -656,12 +656,16 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 		for (size_t i = 0; i < n; i++)
 			if (it[i].how == 2)
 				pending_kinds++;
-		/* Custom resources cannot be applied before their CRD is served,
-		 * so CRDs get at least CRD_MIN_WAIT_MS even with wait = 0. */
+		/* Custom resources cannot be applied before their CRD is served, so CRDs
+		 * get at least CRD_MIN_WAIT_MS even with wait = 0 — when this revision has
+		 * custom resources of a kind they define. Without any, nothing waits here
+		 * (a CRD is read again only by the health check, when wait is set). */
+		if (!pending_kinds)
+			continue;
 		if ((r = wait_current(S, crds, ncrds,
 				      wait_ms > CRD_MIN_WAIT_MS ? wait_ms : CRD_MIN_WAIT_MS, res, 0,
 				      "CustomResourceDefinition", ans)) < 0 ||
-		    (pending_kinds && (r = await_kinds(S, it, n, sel)) < 0))
+		    (r = await_kinds(S, it, n, sel)) < 0)
 			goto out;
 	}
 	r = 0;
