@@ -8,10 +8,11 @@
  * with the same lines, that libyaml gives for it:
  *   - block mappings with plain one-line keys, block sequences (also at the column of their key),
  *     a mapping started on a sequence entry's line ("- name: x");
- *   - plain one-line scalars, single- and double-quoted one-line scalars (escapes \" \\ \n \t
- *     \r), literal block scalars (| |- |+), the empty flow collections {} and [];
+ *   - plain, single- and double-quoted scalars (escapes \" \\ \n \t \r), on one line or
+ *     folded over several whose continuation lines are indented more than the owning
+ *     collection; literal block scalars (| |- |+), the empty flow collections {} and [];
  *   - comments, blank lines, one "---" line at the start.
- * Anything else — anchors, aliases, tags, flow collections, folded or multi-line scalars, tabs,
+ * Anything else — anchors, aliases, tags, flow collections, folded (>) scalars, tabs,
  * "\r", control and non-printable characters, a byte order mark, document markers, every error
  * — makes it give up (DOCR_FAST_BAIL) and yaml.c reads the document with libyaml from the start,
  * so the result is libyaml's wherever this reader is unsure. It also gives up whenever the
@@ -186,6 +187,53 @@ static int emit(struct fy *f, const char *s, size_t n, int plain, unsigned line)
 	return f->ops->scalar(f->arg, s, n, plain, line) < 0 ? BAIL : 0;
 }
 
+/* Spaces at i (at most max), and whether the line is empty after them. */
+static size_t spaces(const struct fy *f, size_t i, size_t max, int *empty)
+{
+	size_t k = 0;
+
+	while (k < max && i + k < f->n && f->s[i + k] == ' ')
+		k++;
+	*empty = i + k < f->n && f->s[i + k] == '\n';
+	return k;
+}
+
+/*
+ * A line break inside a quoted or plain scalar, at i (what came before it on the line is taken,
+ * trailing spaces dropped): libyaml folds one break into a space and keeps n empty lines as n
+ * breaks; the next line's leading spaces are dropped. *next: where that line's content starts.
+ * Lines not indented more than owner give up (libyaml reads some of them, or refuses them).
+ */
+static int fold(struct fy *f, size_t i, size_t owner, size_t *next)
+{
+	size_t j = i + 1, k, empties = 0;
+	int empty;
+
+	while ((k = spaces(f, j, (size_t)-1, &empty)), empty) {
+		j += k + 1;
+		empties++;
+	}
+	if (j + k >= f->n || k <= owner)
+		return BAIL;
+	if (!empties && sc_put(f, " ", 1) < 0)
+		return BAIL;
+	for (size_t e = 0; e < empties; e++)
+		if (sc_put(f, "\n", 1) < 0)
+			return BAIL;
+	f->line += 1 + (unsigned)empties;
+	f->pos = j;
+	*next = j + k;
+	return 0;
+}
+
+/* The content before a line break at i, from from on, without its trailing spaces. */
+static int take_line(struct fy *f, size_t from, size_t i)
+{
+	while (i > from && f->s[i - 1] == ' ')
+		i--;
+	return sc_put(f, f->s + from, i - from);
+}
+
 static char unescape(char c)
 {
 	switch (c) {
@@ -202,8 +250,8 @@ static char unescape(char c)
 	return 0; /* others (and "\/", which kubectl refuses) are left to libyaml */
 }
 
-/* "..." on one line: the escapes \" \\ \n \t \r only. */
-static int double_quoted(struct fy *f, size_t p)
+/* "...", maybe over several lines: the escapes \" \\ \n \t \r only. */
+static int double_quoted(struct fy *f, size_t p, size_t owner)
 {
 	const char *s = f->s;
 	size_t i = p + 1, from = i;
@@ -212,18 +260,28 @@ static int double_quoted(struct fy *f, size_t p)
 	unsigned line = f->line;
 
 	f->sc_len = 0;
-	for (;; i++) {
-		if (i == f->n || s[i] == '\n')
+	for (;;) {
+		if (i == f->n)
 			return BAIL;
 		if (s[i] == '"')
 			break;
-		if (s[i] != '\\')
+		if (s[i] == '\n') {
+			if (take_line(f, from, i) < 0 || fold(f, i, owner, &i))
+				return BAIL;
+			from = i;
+			esc = 1;
 			continue;
+		}
+		if (s[i] != '\\') {
+			i++;
+			continue;
+		}
 		if (i + 1 == f->n || sc_put(f, s + from, i - from) < 0 ||
 		    !(c = unescape(s[i + 1])) || sc_put(f, &c, 1) < 0)
 			return BAIL;
 		esc = 1;
-		from = ++i + 1;
+		i += 2;
+		from = i;
 	}
 	if (esc && sc_put(f, s + from, i - from) < 0)
 		return BAIL;
@@ -232,8 +290,8 @@ static int double_quoted(struct fy *f, size_t p)
 	return esc ? emit(f, f->sc, f->sc_len, 0, line) : emit(f, s + p + 1, i - p - 1, 0, line);
 }
 
-/* '...' on one line ('' is a quote). */
-static int single_quoted(struct fy *f, size_t p)
+/* '...', maybe over several lines ('' is a quote). */
+static int single_quoted(struct fy *f, size_t p, size_t owner)
 {
 	const char *s = f->s;
 	size_t i = p + 1, from = i;
@@ -241,16 +299,26 @@ static int single_quoted(struct fy *f, size_t p)
 	unsigned line = f->line;
 
 	f->sc_len = 0;
-	for (;; i++) {
-		if (i == f->n || s[i] == '\n')
+	for (;;) {
+		if (i == f->n)
 			return BAIL;
-		if (s[i] != '\'')
+		if (s[i] == '\n') {
+			if (take_line(f, from, i) < 0 || fold(f, i, owner, &i))
+				return BAIL;
+			from = i;
+			esc = 1;
 			continue;
+		}
+		if (s[i] != '\'') {
+			i++;
+			continue;
+		}
 		if (i + 1 < f->n && s[i + 1] == '\'') {
 			if (sc_put(f, s + from, i + 1 - from) < 0)
 				return BAIL;
 			esc = 1;
-			from = ++i + 1;
+			i += 2;
+			from = i;
 			continue;
 		}
 		break;
@@ -260,17 +328,6 @@ static int single_quoted(struct fy *f, size_t p)
 	if (end_of_line(f, i + 1))
 		return BAIL;
 	return esc ? emit(f, f->sc, f->sc_len, 0, line) : emit(f, s + p + 1, i - p - 1, 0, line);
-}
-
-/* Spaces at i (at most max), and whether the line is empty after them. */
-static size_t spaces(const struct fy *f, size_t i, size_t max, int *empty)
-{
-	size_t k = 0;
-
-	while (k < max && i + k < f->n && f->s[i + k] == ' ')
-		k++;
-	*empty = i + k < f->n && f->s[i + k] == '\n';
-	return k;
 }
 
 /*
@@ -347,37 +404,66 @@ static int literal(struct fy *f, size_t p, size_t owner)
 }
 
 /*
- * A plain scalar on one line at p, the value of a mapping or sequence at column owner. It
- * ends at " #" or the line's end; libyaml would go on to the next non-empty line if that one
- * is indented more than owner and is not a comment: give up then.
+ * One line of a plain scalar from i: where its content ends (trailing spaces dropped) in *end,
+ * where the line's scan stopped in *stop (its break, or a comment's '#'); ": " gives up (an
+ * error for libyaml).
+ */
+static int plain_line(const struct fy *f, size_t i, size_t *end, size_t *stop)
+{
+	const char *s = f->s;
+	size_t from = i;
+
+	*end = i;
+	for (; i < f->n && s[i] != '\n'; i++) {
+		if (s[i] == ':' && blank_at(f, i + 1))
+			return BAIL;
+		if (s[i] == '#' && i > from && s[i - 1] == ' ')
+			break;
+		if (s[i] != ' ')
+			*end = i + 1;
+	}
+	*stop = i;
+	return 0;
+}
+
+/* After the line break at i: is the next non-empty line more of a plain scalar? */
+static int continues(const struct fy *f, size_t i, size_t owner)
+{
+	size_t j = i + 1, k;
+	int empty;
+
+	while ((k = spaces(f, j, (size_t)-1, &empty)), empty)
+		j += k + 1;
+	return j + k < f->n && k > owner && f->s[j + k] != '#';
+}
+
+/*
+ * A plain scalar at p, the value of a mapping or sequence at column owner. It ends at a comment,
+ * or before the next non-empty line that is not indented more than owner or that is a comment;
+ * lines in between are folded as libyaml folds them (one break a space, n empty lines n breaks).
  */
 static int plain(struct fy *f, size_t p, size_t owner)
 {
 	const char *s = f->s;
-	size_t i = p, end = p;
+	size_t end, stop, q;
 	unsigned line = f->line;
-	int comment;
+	int multi = 0;
 
-	for (; i < f->n && s[i] != '\n'; i++) {
-		if (s[i] == ':' && blank_at(f, i + 1))
-			return BAIL;
-		if (s[i] == '#' && s[i - 1] == ' ')
-			break;
-		if (s[i] != ' ')
-			end = i + 1;
-	}
-	comment = i < f->n && s[i] == '#';
-	next_line(f, i);
-	if (!comment) {
-		size_t j = f->pos, k;
-		int empty;
-
-		while ((k = spaces(f, j, (size_t)-1, &empty)), empty)
-			j += k + 1;
-		if (j + k < f->n && k > owner && s[j + k] != '#')
+	if (plain_line(f, p, &end, &stop))
+		return BAIL;
+	while (stop < f->n && s[stop] == '\n' && continues(f, stop, owner)) {
+		if (!multi) {
+			f->sc_len = 0;
+			if (sc_put(f, s + p, end - p) < 0)
+				return BAIL;
+			multi = 1;
+		}
+		if (fold(f, stop, owner, &q) || plain_line(f, q, &end, &stop) ||
+		    sc_put(f, s + q, end - q) < 0)
 			return BAIL;
 	}
-	return emit(f, s + p, end - p, 1, line);
+	next_line(f, stop);
+	return multi ? emit(f, f->sc, f->sc_len, 1, line) : emit(f, s + p, end - p, 1, line);
 }
 
 static int map(struct fy *f, size_t p);
@@ -391,9 +477,9 @@ static int inline_node(struct fy *f, size_t p, size_t owner)
 
 	switch (s[p]) {
 	case '"':
-		return double_quoted(f, p);
+		return double_quoted(f, p, owner);
 	case '\'':
-		return single_quoted(f, p);
+		return single_quoted(f, p, owner);
 	case '|':
 		return literal(f, p, owner);
 	case '{':

@@ -171,6 +171,15 @@ static const char *const in_subset[] = {
 	"a: .inf\n",
 	"a: 1\na: 2\n",
 	"<<: {}\n",
+	"a: plain\n  continued\n",
+	"a: 'multi\n  line'\n",
+	"a: \"multi\n  line\"\n",
+	"description: APIVersion defines the versioned schema of this representation\n"
+	"  of an object.   \n  Servers should convert\n\n\n    recognized schemas - x\n"
+	"  # a comment ends it\nb: 1\n",
+	"- plain in a\n  sequence # with a comment\n- 'quoted ''in''\n\n   a sequence  '\n",
+	"a:\n  b: \"x \\t\n\n   \\\"y\\\"  \n    z\"\n  c: d\n",
+	"- a: multi\n    line\n  b: 'x\n    y'\n",
 	"apiVersion: v1\nkind: List\nitems:\n- kind: ConfigMap\n  apiVersion: v1\n  metadata:\n    "
 	"name: a\n",
 };
@@ -183,10 +192,11 @@ static const char *const outside[] = {
 	"a: {b: c}\n",
 	"a: >\n  folded\n",
 	"a: |2\n   x\n",
-	"a: plain\n  continued\n",
-	"a: 'multi\n  line'\n",
-	"a: \"multi\n  line\"\n",
 	"a: \"\\/\"\n",
+	"a: plain\ncontinued at the key's column\n",
+	"a: 'quoted\nat column 0'\n",
+	"a: \"x\\\n  y\"\n",
+	"a: x\n  b: c\n",
 	"a: \"\\u0041\"\n",
 	"a:\tb\n",
 	"a: b\r\n",
@@ -289,7 +299,9 @@ static void gen_crd(struct tm_buf *b, size_t size)
 			"              Field %u of the thing: it's a \"quoted\" word, a: colon.\n\n"
 			"              More info: https://example.com/docs#field-%u\n"
 			"            type: object\n            properties:\n"
-			"              name:\n                description: 'The name, it''s %u.'\n"
+			"              name:\n                description: 'The name, it''s %u.\n"
+			"                  Spans lines, as controller-gen''s long ones do.'\n"
+			"                title: a plain title\n                  on two lines\n"
 			"                type: string\n                pattern: ^[a-z0-9]([-a-z0-9]*)$\n"
 			"              mode:\n                type: string\n                enum:\n"
 			"                - Always\n                - \"Never\"\n                - '%u'\n"
