@@ -187,20 +187,6 @@ int tm_fetcher_prepare_repo(const char *repo_dir, const struct tm_sandbox *sb)
 
 /* --- the child ----------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void close_others(int keep)
 {
 #ifdef SYS_close_range
@@ -312,7 +298,7 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 		  int (*job)(void *arg, struct tm_msg *msg), void *arg)
 {
 	struct tm_msg m;
-	struct tm_buf out;
+	struct tm_msg_parts out;
 	sigset_t all;
 	int r;
 
@@ -349,30 +335,62 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 		test_forge(&m);
 #endif
 	}
-	tm_buf_init(&out, tm_fetcher_max_message(cfg));
-	if (tm_msg_encode(&out, &m) < 0) {
+	/* the file bodies go to the pipe from where they were read, not through one buffer */
+	if (tm_msg_encode_parts(&out, &m, tm_fetcher_max_message(cfg)) < 0) {
 		struct tm_msg e;
 		memset(&e, 0, sizeof(e));
 		e.status = TM_ELIMIT;
 		e.error = tm_error_last();
 		e.oid = "";
-		tm_buf_reset(&out);
-		if (tm_msg_encode(&out, &e) < 0)
+		tm_msg_parts_free(&out);
+		if (tm_msg_encode_parts(&out, &e, tm_fetcher_max_message(cfg)) < 0)
 			_exit(70);
 	}
-	_exit(write_all(wfd, out.ptr, out.len) < 0 ? 70 : 0);
+	_exit(tm_msg_write_parts(wfd, &out) < 0 ? 70 : 0);
 }
 
 /* --- the parent ---------------------------------------------------------- */
+
+/* Room in raw for the next read, read into directly: the rest of the message as its header
+ * gives it (one allocation for a message of megabytes), else twice what there is; never past
+ * raw->max. 0 when raw is at its limit or out of memory. */
+static size_t make_room(struct tm_buf *raw)
+{
+	size_t want = raw->cap > 65536 ? raw->cap : 65536, room;
+
+	if (raw->len >= 12 && memcmp(raw->ptr, TM_MSG_MAGIC, 8) == 0) {
+		const unsigned char *h = (const unsigned char *)raw->ptr + 8;
+		size_t total = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 |
+			       (size_t)h[3] << 24;
+		if (total > raw->len)
+			want = total - raw->len;
+	}
+	if (raw->max == 0 || raw->len >= raw->max - 1)
+		return 0;
+	room = raw->cap > raw->len ? raw->cap - 1 - raw->len : 0;
+	if (room)
+		return room;
+	if (want > raw->max - 1 - raw->len)
+		want = raw->max - 1 - raw->len;
+	{
+		char *p = realloc(raw->ptr, raw->len + want + 1);
+		if (!p)
+			return 0;
+		raw->ptr = p;
+		raw->cap = raw->len + want + 1;
+	}
+	return want;
+}
 
 /* The child's message, until it closes the pipe: 0; 1 when the deadline passed, 2 when the
  * message is over its limit (the child is then killed). */
 static int read_message(struct tm_buf *raw, int fd, int64_t deadline)
 {
 	for (;;) {
-		char chunk[65536];
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		int64_t left = deadline - tm_time_mono_ms();
+		size_t room;
+		char over;
 		ssize_t n;
 		int r;
 
@@ -383,13 +401,16 @@ static int read_message(struct tm_buf *raw, int fd, int64_t deadline)
 			return 0;
 		if (r <= 0)
 			continue;
-		n = read(fd, chunk, sizeof(chunk));
+		room = make_room(raw);
+		n = room ? read(fd, raw->ptr + raw->len, room) : read(fd, &over, 1);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			return 0;
-		if (tm_buf_put(raw, chunk, (size_t)n) < 0)
+		if (!room)
 			return 2;
+		raw->len += (size_t)n;
+		raw->ptr[raw->len] = '\0';
 	}
 }
 

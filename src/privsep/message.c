@@ -8,8 +8,10 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/verify/rawobj.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /* --- encoding -------------------------------------------------------------- */
 
@@ -47,6 +49,37 @@ static int put_str(struct tm_buf *b, const char *s)
 	return put_blob(b, s ? s : "", s ? strlen(s) : 0);
 }
 
+/* Where the encoding goes: one buffer, or (parts) a buffer with the file bodies left out. */
+struct enc {
+	struct tm_buf *b;
+	struct tm_msg_parts *parts;
+};
+
+/* A file body: in the buffer, or noted as a part to be written from where it is. */
+static int put_body(struct enc *e, const char *s, size_t len)
+{
+	struct tm_msg_parts *p = e->parts;
+	int r;
+
+	if (!p)
+		return put_blob(e->b, s, len);
+	if (len > UINT32_MAX)
+		return tm_error_set(TM_ELIMIT, "message: a field of %zu bytes", len);
+	if ((r = put_u32(e->b, (uint32_t)len)) < 0)
+		return r;
+	if (p->nbodies == p->capbodies) {
+		size_t ncap = p->capbodies ? p->capbodies * 2 : 16;
+		struct tm_msg_part *nv = realloc(p->bodies, ncap * sizeof(*nv));
+		if (!nv)
+			return tm_error_nomem();
+		p->bodies = nv;
+		p->capbodies = ncap;
+	}
+	p->bodies[p->nbodies++] = (struct tm_msg_part){ e->b->len, s, len };
+	p->total += len;
+	return tm_buf_putc(e->b, '\0');
+}
+
 static int put_verdict(struct tm_buf *b, const struct tm_verify_result *v)
 {
 	int r = 0;
@@ -67,9 +100,38 @@ static int put_verdict(struct tm_buf *b, const struct tm_verify_result *v)
 	return r;
 }
 
-int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m)
+static int put_set(struct enc *e, const struct tm_msg_set *s)
 {
+	struct tm_buf *out = e->b;
+	int r = put_str(out, s->commit);
+
+	r = r ? r : put_u32(out, (uint32_t)s->ndirs);
+	for (size_t j = 0; j < s->ndirs && !r; j++) {
+		const struct tm_msg_dir *d = &s->dirs[j];
+		r = put_u32(out, d->applier);
+		r = r ? r : put_str(out, d->path);
+		r = r ? r : put_u32(out, (uint32_t)d->status);
+		r = r ? r : put_str(out, d->error);
+		r = r ? r : put_u32(out, (uint32_t)d->nfiles);
+		for (size_t k = 0; k < d->nfiles && !r; k++) {
+			const struct tm_msg_file *f = &d->files[k];
+			r = put_str(out, f->path);
+			r = r ? r : put_u32(out, f->mode);
+			r = r ? r : put_u64(out, f->size);
+			r = r ? r : put_u8(out, f->data ? 1 : 0);
+			if (!r && f->data)
+				r = put_body(e, f->data, (size_t)f->size);
+		}
+	}
+	return r;
+}
+
+/* Encodes m from out->len on; total: the bytes of the message (with the parts left out). */
+static int encode(struct enc *e, const struct tm_msg *m)
+{
+	struct tm_buf *out = e->b;
 	size_t start = out->len;
+	uint64_t total;
 	int r = tm_buf_put(out, TM_MSG_MAGIC, 8);
 
 	r = r ? r : put_u32(out, 0); /* the total length, filled in below */
@@ -86,35 +148,16 @@ int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m)
 		r = r ? r : put_blob(out, m->objs[i].data, m->objs[i].len);
 	}
 	r = r ? r : put_u32(out, (uint32_t)m->nsets);
-	for (size_t i = 0; i < m->nsets && !r; i++) {
-		const struct tm_msg_set *s = &m->sets[i];
-		r = put_str(out, s->commit);
-		r = r ? r : put_u32(out, (uint32_t)s->ndirs);
-		for (size_t j = 0; j < s->ndirs && !r; j++) {
-			const struct tm_msg_dir *d = &s->dirs[j];
-			r = put_u32(out, d->applier);
-			r = r ? r : put_str(out, d->path);
-			r = r ? r : put_u32(out, (uint32_t)d->status);
-			r = r ? r : put_str(out, d->error);
-			r = r ? r : put_u32(out, (uint32_t)d->nfiles);
-			for (size_t k = 0; k < d->nfiles && !r; k++) {
-				const struct tm_msg_file *f = &d->files[k];
-				r = put_str(out, f->path);
-				r = r ? r : put_u32(out, f->mode);
-				r = r ? r : put_u64(out, f->size);
-				r = r ? r : put_u8(out, f->data ? 1 : 0);
-				if (!r && f->data)
-					r = put_blob(out, f->data, (size_t)f->size);
-			}
-		}
-	}
-	if (r < 0)
-		return tm_error_set(r, "the fetcher's message does not fit (%zu bytes at most)",
+	for (size_t i = 0; i < m->nsets && !r; i++)
+		r = put_set(e, &m->sets[i]);
+	total = (uint64_t)(out->len - start) + (e->parts ? e->parts->total : 0);
+	if (r < 0 || (e->parts && total > out->max))
+		return tm_error_set(r < 0 ? r : TM_ELIMIT,
+				    "the fetcher's message does not fit (%zu bytes at most)",
 				    out->max);
-	if (out->len - start > UINT32_MAX)
+	if (total > UINT32_MAX)
 		return tm_error_set(TM_ELIMIT, "the fetcher's message is over 4 GiB");
 	{
-		uint32_t total = (uint32_t)(out->len - start);
 		unsigned char *p = (unsigned char *)out->ptr + start + 8;
 		p[0] = (unsigned char)total;
 		p[1] = (unsigned char)(total >> 8);
@@ -122,6 +165,71 @@ int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m)
 		p[3] = (unsigned char)(total >> 24);
 	}
 	return 0;
+}
+
+int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m)
+{
+	struct enc e = { out, NULL };
+
+	return encode(&e, m);
+}
+
+int tm_msg_encode_parts(struct tm_msg_parts *out, const struct tm_msg *m, size_t max)
+{
+	struct enc e = { &out->head, out };
+
+	memset(out, 0, sizeof(*out));
+	tm_buf_init(&out->head, max);
+	return encode(&e, m);
+}
+
+/* One writev of what is left, at most 64 pieces: the head between the bodies, the bodies. */
+static ssize_t write_some(int fd, const struct tm_msg_parts *p, uint64_t done)
+{
+	struct iovec v[64];
+	int n = 0;
+	uint64_t at = 0; /* where the current piece starts in the message */
+	size_t head = 0; /* how much of the head comes before it */
+
+	for (size_t i = 0; i <= p->nbodies && n < 64; i++) {
+		size_t hend = i < p->nbodies ? p->bodies[i].at : p->head.len;
+		const char *pieces[2] = { p->head.ptr + head,
+					  i < p->nbodies ? p->bodies[i].data : "" };
+		size_t lens[2] = { hend - head, i < p->nbodies ? p->bodies[i].len : 0 };
+		for (int k = 0; k < 2 && n < 64; k++) {
+			if (lens[k] && done < at + lens[k]) {
+				uint64_t skip = done > at ? done - at : 0;
+				v[n].iov_base = (void *)(pieces[k] + skip);
+				v[n++].iov_len = (size_t)(lens[k] - skip);
+			}
+			at += lens[k];
+		}
+		head = hend;
+	}
+	return n ? writev(fd, v, n) : 0;
+}
+
+int tm_msg_write_parts(int fd, const struct tm_msg_parts *p)
+{
+	uint64_t size = (uint64_t)p->head.len + p->total, done = 0;
+
+	while (done < size) {
+		ssize_t w = write_some(fd, p, done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return tm_error_set(TM_EIO, "writing the message: %s",
+					    w < 0 ? strerror(errno) : "nothing written");
+		done += (uint64_t)w;
+	}
+	return 0;
+}
+
+void tm_msg_parts_free(struct tm_msg_parts *p)
+{
+	tm_buf_free(&p->head);
+	free(p->bodies);
+	memset(p, 0, sizeof(*p));
 }
 
 /* --- decoding -------------------------------------------------------------- */

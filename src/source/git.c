@@ -302,6 +302,11 @@ void tm_git_free(struct tm_git *git)
 
 /* --- objects -------------------------------------------------------------- */
 
+void tm_git_hash_reads(int on)
+{
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, on ? 1 : 0);
+}
+
 int tm_git_has_object(struct tm_git *git, const char *oid)
 {
 	git_oid id;

@@ -18,7 +18,7 @@ struct tm_objsrc_kept {
 	char oid[41];
 	int type;
 	size_t len;
-	char data[];
+	char *data; /* the buffer it was read into, NUL-terminated */
 };
 
 /* The kept objects are a list (for freeing) and a hash index by the id's first hex digits. */
@@ -85,18 +85,17 @@ static int git_read(void *ctx, const char *oid, int *type, const char **data, si
 		tm_buf_free(&b);
 		return r;
 	}
-	k = malloc(sizeof(*k) + b.len + 1);
-	if (!k) {
+	/* the object keeps the buffer it was read into (no second copy) */
+	k = malloc(sizeof(*k));
+	if (k)
+		k->len = b.len;
+	if (!k || !(k->data = tm_buf_detach(&b))) {
+		free(k);
 		tm_buf_free(&b);
 		return tm_error_nomem();
 	}
 	snprintf(k->oid, sizeof(k->oid), "%s", oid);
 	k->type = t == 't' ? TM_OBJ_TAG : t == 'T' ? TM_OBJ_TREE : TM_OBJ_COMMIT;
-	k->len = b.len;
-	if (b.len)
-		memcpy(k->data, b.ptr, b.len);
-	k->data[b.len] = '\0';
-	tm_buf_free(&b);
 	k->next = g->kept;
 	g->kept = k;
 	if ((r = index_kept(g, k)) < 0)
@@ -126,6 +125,7 @@ void tm_objsrc_git_free(struct tm_objsrc_git *g)
 	while (g->kept) {
 		struct tm_objsrc_kept *k = g->kept;
 		g->kept = k->next;
+		free(k->data);
 		free(k);
 	}
 	free(g->slots);

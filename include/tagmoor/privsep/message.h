@@ -99,6 +99,26 @@ struct tm_msg {
 /* Appends the encoding of m to out (out's max bounds it: TM_ELIMIT). */
 int tm_msg_encode(struct tm_buf *out, const struct tm_msg *m);
 
+/* The encoding of a message with the file bodies left where they are (the fetcher child
+ * writes megabytes of them to the pipe without copying them into one buffer first): head
+ * is the encoding without them, each body goes at its part's offset of head. */
+struct tm_msg_part {
+	size_t at; /* offset in head */
+	const char *data;
+	size_t len;
+};
+struct tm_msg_parts {
+	struct tm_buf head;
+	struct tm_msg_part *bodies;
+	size_t nbodies, capbodies;
+	uint64_t total; /* the bodies' bytes */
+};
+/* Encodes m into out (the whole message bounded by max: TM_ELIMIT); tm_msg_parts_free. */
+int tm_msg_encode_parts(struct tm_msg_parts *out, const struct tm_msg *m, size_t max);
+/* Writes the message to fd, as tm_msg_encode would have encoded it. */
+int tm_msg_write_parts(int fd, const struct tm_msg_parts *p);
+void tm_msg_parts_free(struct tm_msg_parts *p);
+
 /* Adds a raw object to m (the child; the data is not copied). */
 int tm_msg_add_object(struct tm_msg *m, uint32_t type, const char *data, size_t len);
 

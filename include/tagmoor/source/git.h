@@ -126,6 +126,12 @@ uint64_t tm_git_store_bytes(struct tm_git *git);
  * after every pass that fetched. */
 int tm_git_prune(struct tm_git *git, const char *const *keep, size_t nkeep);
 
+/* Whether libgit2 hashes every object it reads again (collision-detecting SHA-1) and
+ * refuses one whose id is not its file's name (on by default, for the whole process).
+ * The fetcher child's source job turns it off: the parent hashes every object and body it
+ * is sent (docs/security.md, "The parent believes nothing it did not check"). */
+void tm_git_hash_reads(int on);
+
 /* 1 when the object exists, 0 when not, negative on error. */
 int tm_git_has_object(struct tm_git *git, const char *oid);
 
