@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -294,8 +295,18 @@ static void test_forge(struct tm_msg *m)
 }
 #endif
 
+/* The child ends with the process that forked it: a tagmoor killed in the middle of a fetch
+ * (SIGKILL, the OOM killer) must not leave a child writing to repo.git while the next tagmoor
+ * clears that store's locks and fetches into it. Set again after the sandbox changes the uid
+ * (a credential change clears it); a parent already gone ends the child here. */
+static void die_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+		_exit(70);
+}
+
 static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox *sb,
-		  int (*job)(void *arg, struct tm_msg *msg), void *arg)
+		  int (*job)(void *arg, struct tm_msg *msg), void *arg, pid_t parent)
 {
 	struct tm_msg m;
 	struct tm_msg_parts out;
@@ -310,6 +321,7 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 	 * reader that went away must not end the poll) */
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	die_with_parent(parent);
 	if (wfd != 3) {
 		if (dup2(wfd, 3) < 0)
 			_exit(70);
@@ -319,7 +331,9 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 	close_others(wfd);
 	memset(&m, 0, sizeof(m));
 	m.oid = "";
-	if ((r = tm_sandbox_enter(sb)) < 0) {
+	r = tm_sandbox_enter(sb);
+	die_with_parent(parent);
+	if (r < 0) {
 		m.status = TM_ESOURCE;
 		m.error = tm_error_last();
 	} else {
@@ -442,7 +456,7 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	int64_t deadline = tm_time_mono_ms() + (int64_t)tm_fetcher_deadline_ms(cfg);
 	size_t max = tm_fetcher_max_message(cfg);
 	struct rusage ru;
-	pid_t pid, w;
+	pid_t pid, w, self = getpid();
 
 	memset(out, 0, sizeof(*out));
 	tm_buf_init(&out->raw, max);
@@ -457,7 +471,7 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child(fds[1], cfg, sb, job, arg);
+		child(fds[1], cfg, sb, job, arg, self);
 		_exit(70);
 	}
 	out->pid = pid;

@@ -13,7 +13,7 @@
 # No applier is enabled: sync fetches, verifies and records.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
-tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3 /usr/bin/time
+tm_need "$TAGMOOR" git ssh-keygen nginx fcgiwrap python3 /usr/bin/time pgrep
 tm_tmpdir
 tm_git_server_start || exit 1
 T=$TM_TMP
@@ -190,14 +190,32 @@ for i in 1 2 3 4 5 6; do
 	sign_tag "release round $i"
 	push HEAD:refs/heads/main refs/tags/stable
 	delay_ms=$(( RANDOM % (full_ms > 50 ? full_ms : 50) ))
+	when="after $delay_ms ms"
 	"$TAGMOOR" -c "$INI" sync >/dev/null 2>&1 &
 	pid=$!
-	python3 -c "import time,sys; time.sleep(int(sys.argv[1])/1000)" "$delay_ms"
+	if [ $((i % 2)) = 0 ]; then
+		# even rounds: as soon as a child (the fetcher) runs, whatever it is doing
+		for _ in $(seq 1 1000); do pgrep -P "$pid" >/dev/null && break; sleep 0.005; done
+		when="once a child ran"
+	else
+		python3 -c "import time,sys; time.sleep(int(sys.argv[1])/1000)" "$delay_ms"
+	fi
 	kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
 	wait "$pid" 2>/dev/null
+	# the fetcher child goes with it: none may go on writing to repo.git
+	# while the next sync clears its locks and fetches (it did: PDEATHSIG)
+	orphan=""
+	# (SIGKILL is delivered at once; 0.5 s is for a loaded machine to reap it)
+	for _ in $(seq 1 25); do
+		orphan=$(pgrep -f -- "-c $INI sync" || true)
+		[ -z "$orphan" ] && break
+		sleep 0.02
+	done
+	[ -z "$orphan" ] && ok "round $i: no fetcher child outlives the killed sync" \
+		|| bad "round $i: the killed sync's fetcher child $orphan still runs"
 	left=$(find "$REPO" -name '*.lock' -o -name 'pack_git2_*' -o -name 'tmp_*' | wc -l)
 	TM sync
-	rc_is 0 "round $i: SIGKILL after ${delay_ms} ms ($left lock/temporary files left), the next sync succeeds"
+	rc_is 0 "round $i: SIGKILL $when ($left lock/temporary files left), the next sync succeeds"
 done
 echo "#   $kills of 6 syncs were killed while running"
 repo_usable "after the kills"
