@@ -6,6 +6,7 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/wipe.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ static int grow(struct tm_buf *b, size_t add)
 	ncap = b->cap ? b->cap : 64;
 	while (ncap < need)
 		ncap = (ncap > b->max / 2) ? b->max : ncap * 2;
+	if (ncap > b->max)
+		ncap = b->max; /* cap <= max: the appends' quick check relies on it */
 	p = realloc(b->ptr, ncap);
 	if (!p)
 		return tm_error_nomem();
@@ -40,14 +43,41 @@ static int grow(struct tm_buf *b, size_t add)
 	return 0;
 }
 
+/* n bytes from s to d without a call for a short run (musl's memcpy starts slowly): 8-byte
+ * words, the last one overlapping. */
+static void copy(char *d, const char *s, size_t n)
+{
+	uint64_t w;
+	uint32_t h;
+
+	if (n > 32) {
+		memcpy(d, s, n);
+	} else if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&w, s + i, 8);
+			memcpy(d + i, &w, 8);
+		}
+		memcpy(&w, s + n - 8, 8);
+		memcpy(d + n - 8, &w, 8);
+	} else if (n >= 4) {
+		memcpy(&h, s + n - 4, 4);
+		memcpy(d + n - 4, &h, 4);
+		memcpy(&h, s, 4);
+		memcpy(d, &h, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
+
 int tm_buf_put(struct tm_buf *b, const void *data, size_t len)
 {
-	int r = grow(b, len);
+	int r;
 
-	if (r < 0)
+	/* room for len bytes and the NUL (cap never exceeds max) */
+	if (len >= b->cap - b->len && (r = grow(b, len)) < 0)
 		return r;
-	if (len)
-		memcpy(b->ptr + b->len, data, len);
+	copy(b->ptr + b->len, data, len);
 	b->len += len;
 	b->ptr[b->len] = '\0';
 	return 0;
@@ -60,7 +90,13 @@ int tm_buf_puts(struct tm_buf *b, const char *s)
 
 int tm_buf_putc(struct tm_buf *b, char c)
 {
-	return tm_buf_put(b, &c, 1);
+	int r;
+
+	if (b->cap - b->len < 2 && (r = grow(b, 1)) < 0)
+		return r;
+	b->ptr[b->len++] = c;
+	b->ptr[b->len] = '\0';
+	return 0;
 }
 
 int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap)

@@ -904,6 +904,21 @@ static int json_float(struct tm_buf *out, double f)
 	return tm_buf_put(out, tmp, (size_t)n);
 }
 
+/* An integer in decimal (printf costs two passes over its format under musl). */
+static int json_int(struct tm_buf *out, int64_t i)
+{
+	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+	uint64_t u = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (i < 0)
+		*--p = '-';
+	return tm_buf_put(out, p, (size_t)(e - p));
+}
+
 int tm_doc_to_json(struct tm_buf *out, const struct tm_doc *doc)
 {
 	int r;
@@ -916,7 +931,7 @@ int tm_doc_to_json(struct tm_buf *out, const struct tm_doc *doc)
 	case TM_DOC_BOOL:
 		return tm_buf_puts(out, doc->u.b ? "true" : "false");
 	case TM_DOC_INT:
-		return tm_buf_printf(out, "%lld", (long long)doc->u.i);
+		return json_int(out, doc->u.i);
 	case TM_DOC_FLOAT:
 		return json_float(out, doc->u.f);
 	case TM_DOC_STRING:
