@@ -250,6 +250,17 @@ static char unescape(char c)
 	return 0; /* others (and "\/", which kubectl refuses) are left to libyaml */
 }
 
+/* The end of a quoted scalar from p to its closing quote at i: the text since from added to
+ * what was unescaped or folded (esc), nothing but a comment after it on the line. */
+static int quoted_end(struct fy *f, size_t p, size_t i, size_t from, int esc, unsigned line)
+{
+	if (esc && sc_put(f, f->s + from, i - from) < 0)
+		return BAIL;
+	if (end_of_line(f, i + 1))
+		return BAIL;
+	return esc ? emit(f, f->sc, f->sc_len, 0, line) : emit(f, f->s + p + 1, i - p - 1, 0, line);
+}
+
 /* "...", maybe over several lines: the escapes \" \\ \n \t \r only. */
 static int double_quoted(struct fy *f, size_t p, size_t owner)
 {
@@ -283,11 +294,7 @@ static int double_quoted(struct fy *f, size_t p, size_t owner)
 		i += 2;
 		from = i;
 	}
-	if (esc && sc_put(f, s + from, i - from) < 0)
-		return BAIL;
-	if (end_of_line(f, i + 1))
-		return BAIL;
-	return esc ? emit(f, f->sc, f->sc_len, 0, line) : emit(f, s + p + 1, i - p - 1, 0, line);
+	return quoted_end(f, p, i, from, esc, line);
 }
 
 /* '...', maybe over several lines ('' is a quote). */
@@ -323,11 +330,7 @@ static int single_quoted(struct fy *f, size_t p, size_t owner)
 		}
 		break;
 	}
-	if (esc && sc_put(f, s + from, i - from) < 0)
-		return BAIL;
-	if (end_of_line(f, i + 1))
-		return BAIL;
-	return esc ? emit(f, f->sc, f->sc_len, 0, line) : emit(f, s + p + 1, i - p - 1, 0, line);
+	return quoted_end(f, p, i, from, esc, line);
 }
 
 /*
