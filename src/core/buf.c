@@ -6,7 +6,6 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/wipe.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,33 +42,6 @@ static int grow(struct tm_buf *b, size_t add)
 	return 0;
 }
 
-/* n bytes from s to d without a call for a short run (musl's memcpy starts slowly): 8-byte
- * words, the last one overlapping. */
-static void copy(char *d, const char *s, size_t n)
-{
-	uint64_t w;
-	uint32_t h;
-
-	if (n > 32) {
-		memcpy(d, s, n);
-	} else if (n >= 8) {
-		for (size_t i = 0; i + 8 < n; i += 8) {
-			memcpy(&w, s + i, 8);
-			memcpy(d + i, &w, 8);
-		}
-		memcpy(&w, s + n - 8, 8);
-		memcpy(d + n - 8, &w, 8);
-	} else if (n >= 4) {
-		memcpy(&h, s + n - 4, 4);
-		memcpy(d + n - 4, &h, 4);
-		memcpy(&h, s, 4);
-		memcpy(d, &h, 4);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			d[i] = s[i];
-	}
-}
-
 int tm_buf_put(struct tm_buf *b, const void *data, size_t len)
 {
 	int r;
@@ -77,7 +49,8 @@ int tm_buf_put(struct tm_buf *b, const void *data, size_t len)
 	/* room for len bytes and the NUL (cap never exceeds max) */
 	if (len >= b->cap - b->len && (r = grow(b, len)) < 0)
 		return r;
-	copy(b->ptr + b->len, data, len);
+	if (len)
+		memcpy(b->ptr + b->len, data, len);
 	b->len += len;
 	b->ptr[b->len] = '\0';
 	return 0;
