@@ -37,38 +37,45 @@ long tm_objset_find(const struct tm_objset *set, const char *id)
 	return -1;
 }
 
-int tm_objset_add(struct tm_objset *set, const char *id, const char *source, const char *content,
-		  size_t len, void *data)
+int tm_objset_take(struct tm_objset *set, const char *id, const char *source, char *content,
+		   size_t len, void *data)
 {
 	struct tm_object o = { 0 };
 
 	o.id = strdup(id);
 	o.source = strdup(source ? source : "");
-	o.content = malloc(len + 1);
-	if (!o.id || !o.source || !o.content) {
-		free(o.id);
-		free(o.source);
-		free(o.content);
-		return tm_error_nomem();
-	}
-	memcpy(o.content, content, len);
-	o.content[len] = '\0';
+	o.content = content;
 	o.len = len;
 	o.data = data;
+	if (!o.id || !o.source || !o.content)
+		goto nomem;
 	if (set->n == set->cap) {
 		size_t ncap = set->cap ? set->cap * 2 : 16;
 		struct tm_object *nv = realloc(set->v, ncap * sizeof(*nv));
-		if (!nv) {
-			free(o.id);
-			free(o.source);
-			free(o.content);
-			return tm_error_nomem();
-		}
+		if (!nv)
+			goto nomem;
 		set->v = nv;
 		set->cap = ncap;
 	}
 	set->v[set->n++] = o;
 	return 0;
+nomem:
+	free(o.id);
+	free(o.source);
+	free(o.content);
+	return tm_error_nomem();
+}
+
+int tm_objset_add(struct tm_objset *set, const char *id, const char *source, const char *content,
+		  size_t len, void *data)
+{
+	char *c = malloc(len + 1);
+
+	if (c) {
+		memcpy(c, content, len);
+		c[len] = '\0';
+	}
+	return tm_objset_take(set, id, source, c, len, data);
 }
 
 void tm_objset_free(struct tm_objset *set, void (*free_data)(void *))

@@ -111,6 +111,18 @@ char *tm_buf_detach(struct tm_buf *b)
 	return p;
 }
 
+char *tm_buf_detach_fit(struct tm_buf *b)
+{
+	size_t len = b->len, cap = b->cap;
+	char *p = tm_buf_detach(b), *q;
+
+	/* the room the doubling left is given back (a large buffer's mapping is
+	 * shrunk, nothing copied); a failed shrink keeps it as it was */
+	if (cap > len + 1 && (q = realloc(p, len + 1)))
+		p = q;
+	return p;
+}
+
 void tm_buf_reset(struct tm_buf *b)
 {
 	b->len = 0;

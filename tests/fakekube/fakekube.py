@@ -304,7 +304,7 @@ class Handler(BaseHTTPRequestHandler):
             if fault:
                 code = int(fault.get("code", 500))
                 self._send(code, S.ApiError(code, fault.get("reason", "InternalError"),
-                                            fault.get("message", "injected fault")).status(),
+                                            fault.get("message", "injected fault") + "x" * int(fault.get("pad", 0))).status(),
                            extra={"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else None)
             else:
                 self.user = self._authenticate()

@@ -10,7 +10,8 @@
 # changes nothing), prune (owned objects only; an object relabelled by another owner is kept on the
 # cluster and dropped from the inventory; a failed delete stays in the inventory), health (a
 # Deployment that never becomes available fails naming it; a slow one times out), API errors
-# (422 with causes, 403, an injected 409, an unknown kind before anything is applied), refused
+# (422 with causes, 403, an injected 409, an unknown kind before anything is applied), a 3 MB answer
+# to a create (drained on the same connection) and a 17 MB one (over the limit, refused), refused
 # files (nothing sent), drift (edited and deleted objects repaired), the apply lease (a live holder
 # makes this node skip, an expired one is taken over, two agents at once: one applies), --root.
 set -u
@@ -350,6 +351,26 @@ fk_ctl POST /fakekube/config '{"faults":[{"method":"PATCH","path":"configmaps/se
 drive sync
 expect "409: exit 1 with the message" has "$RC $(kv error)" "409 Conflict: Operation cannot be fulfilled"
 fk_ctl POST /fakekube/config '{"faults":[]}' >/dev/null
+
+# an answer nothing reads (a created object's, megabytes for a CRD) is drained, not kept, on the
+# same connection; over the answer limit it is still refused
+write app/padded.yaml <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: padded, namespace: demo}
+EOF
+fk_ctl POST /fakekube/config '{"faults":[{"method":"PATCH","path":"configmaps/padded","code":201,"reason":"Created","pad":3000000,"count":1}]}' >/dev/null
+reset_reqs
+drive sync
+expect "3 MB answer to a create: drained, applied" is "$RC $(kv applied)" "0 1"
+expect "3 MB answer to a create: one TLS connection" is "$(reqs 'r["connections"]')" 1
+fk_ctl POST /fakekube/config '{"faults":[{"method":"PATCH","path":"configmaps/padded","code":201,"reason":"Created","pad":17000000,"count":1}]}' >/dev/null
+drive sync
+expect "17 MB answer to a create: over the limit, named" is "$RC $(kv error_object)" "1 /ConfigMap/demo/padded"
+expect "17 MB answer to a create: message" has "$(kv error)" "response larger than the limit of 16777216 bytes"
+fk_ctl POST /fakekube/config '{"faults":[]}' >/dev/null
+rm "$REPO/app/padded.yaml"
+drive sync
 
 write app/secret.yaml <<'EOF'
 apiVersion: v1

@@ -100,6 +100,10 @@ struct tm_applier {
 /* objset helpers */
 int tm_objset_add(struct tm_objset *set, const char *id, const char *source, const char *content,
 		  size_t len, void *data);
+/* The same with content[0..len] (NUL-terminated, from malloc) taken over: freed
+ * with the set, or at once when the add fails (data is not). */
+int tm_objset_take(struct tm_objset *set, const char *id, const char *source, char *content,
+		   size_t len, void *data);
 /* Index of id or -1. */
 long tm_objset_find(const struct tm_objset *set, const char *id);
 void tm_objset_free(struct tm_objset *set, void (*free_data)(void *));

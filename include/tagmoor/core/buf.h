@@ -25,6 +25,8 @@ int tm_buf_vprintf(struct tm_buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 /* Takes the content (caller frees); the buffer is left empty. */
 char *tm_buf_detach(struct tm_buf *b);
+/* The same with the unused room given back (for content that is kept). */
+char *tm_buf_detach_fit(struct tm_buf *b);
 void tm_buf_reset(struct tm_buf *b);
 /* Wipes the bytes before freeing (for secrets). */
 void tm_buf_free_secret(struct tm_buf *b);

@@ -242,6 +242,14 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 		 const char *accept, const void *body, size_t len, long *out_status,
 		 struct tm_buf *out, char *ctype_out, size_t ctype_len)
 {
+	return kube_call_keep(k, method, path, ctype, accept, body, len, out_status, out, ctype_out,
+			      ctype_len, KUBE_KEEP_ALL);
+}
+
+int kube_call_keep(struct tm_kube *k, const char *method, const char *path, const char *ctype,
+		   const char *accept, const void *body, size_t len, long *out_status,
+		   struct tm_buf *out, char *ctype_out, size_t ctype_len, unsigned keep)
+{
 	char url[PATH_MAX_K + 512];
 	int n, r = 0;
 
@@ -270,12 +278,24 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 			if (ctype_out)
 				snprintf(ctype_out, ctype_len, "%s",
 					 tm_http_stream_content_type(s));
+			/* an answer the caller does not read is drained, not kept (a
+			 * CRD's is megabytes), up to the same limit */
+			int drop = (*out_status == 200 && !(keep & KUBE_KEEP_200)) ||
+				   (*out_status == 201 && !(keep & KUBE_KEEP_201));
+			size_t dropped = 0;
 			for (;;) {
 				size_t got;
 				if ((r = tm_http_stream_read(s, chunk, sizeof(chunk), &got)) < 0 ||
 				    got == 0)
 					break;
-				if ((r = tm_buf_put(out, chunk, got)) < 0) {
+				if (drop) {
+					dropped += got;
+					r = dropped > out->max - 1 ? tm_error_set(TM_ELIMIT, "limit")
+								   : 0;
+				} else {
+					r = tm_buf_put(out, chunk, got);
+				}
+				if (r < 0) {
 					if (r == TM_ELIMIT)
 						tm_error_set(
 							TM_EAPPLY,

@@ -179,7 +179,7 @@ int kube_diff_apply(struct kube_pass *S, struct item *it, size_t n,
 			res->applied++;
 			continue;
 		}
-		if ((r = kube_ssa(S, x, 1, &st, &b)) < 0) {
+		if ((r = kube_ssa(S, x, 1, &st, &b, KUBE_KEEP_ALL)) < 0) {
 			tm_doc_free(live);
 			break;
 		}
@@ -244,7 +244,7 @@ static int drift_one(struct kube_pass *S, const struct tm_applier_ctx *ctx,
 			tm_doc_free(live);
 			return 0;
 		}
-		if ((r = kube_ssa(S, x, 1, &st, b)) < 0)
+		if ((r = kube_ssa(S, x, 1, &st, b, KUBE_KEEP_ALL)) < 0)
 			goto out;
 		if (st != 200 && st != 201) {
 			r = kube_object_failed(res, x, "dry-run apply", st, b);

@@ -322,7 +322,8 @@ int kube_get_live(struct kube_pass *S, struct tm_doc **out, const struct item *x
 }
 
 /* Server-side apply of one object: *out_status and the answer in b. */
-int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, struct tm_buf *b)
+int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, struct tm_buf *b,
+	     unsigned keep)
 {
 	char path[PATH_MAX_K + 128];
 	struct tm_buf body;
@@ -353,7 +354,8 @@ int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, s
 		data = body.ptr;
 		len = body.len;
 	}
-	r = tm_kube_call(S->kube, "PATCH", path, "application/apply-patch+yaml", data, len, st, b);
+	r = kube_call_keep(S->kube, "PATCH", path, "application/apply-patch+yaml", NULL, data, len,
+			   st, b, NULL, 0, keep);
 	tm_buf_free(&body);
 	return r;
 }
@@ -491,7 +493,10 @@ static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result
 
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	TM_FAULT("kube.before-patch");
-	if ((r = kube_ssa(S, x, 0, &st, &b)) < 0) {
+	/* the answer is read for its status (answered) or, for an object that
+	 * was there, whether it changed */
+	if ((r = kube_ssa(S, x, 0, &st, &b,
+			  answered ? KUBE_KEEP_ALL : x->listed ? KUBE_KEEP_200 : 0)) < 0) {
 		tm_apply_result_set_object(res, x->o->id);
 		r = tm_error_wrap(r, "kubernetes: apply %s", x->o->id);
 		goto out;

@@ -141,6 +141,14 @@ int kube_parse_object(struct tm_doc **out, const char *body, size_t len, const c
 int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const char *ctype,
 		 const char *accept, const void *body, size_t len, long *out_status,
 		 struct tm_buf *out, char *ctype_out, size_t ctype_len);
+/* kube_call_ct that keeps the answer of a 200 or 201 only when keep says so
+ * (any other status's always): an unread one is drained and dropped. */
+#define KUBE_KEEP_200 1u
+#define KUBE_KEEP_201 2u
+#define KUBE_KEEP_ALL (KUBE_KEEP_200 | KUBE_KEEP_201)
+int kube_call_keep(struct tm_kube *k, const char *method, const char *path, const char *ctype,
+		   const char *accept, const void *body, size_t len, long *out_status,
+		   struct tm_buf *out, char *ctype_out, size_t ctype_len, unsigned keep);
 int kube_api_failed(long st, const struct tm_buf *b, const char *what);
 int kube_put_segment(struct tm_buf *b, const char *s);
 
@@ -165,7 +173,8 @@ int kube_items_resolve(struct kube_pass *S, struct item *it, size_t n, struct tm
 int kube_item_path(char *out, size_t n, const struct item *x, int with_name);
 int kube_get_live(struct kube_pass *S, struct tm_doc **out, const struct item *x,
 		  struct tm_apply_result *res, enum live_part part);
-int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, struct tm_buf *b);
+int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, struct tm_buf *b,
+	     unsigned keep);
 int kube_is_crd(const struct item *x);
 int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int *sel,
 		      struct tm_apply_result *res, int count);

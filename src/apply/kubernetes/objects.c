@@ -584,6 +584,7 @@ static int parse_one(void *arg, struct tm_doc *doc)
 	struct tm_kube_ref ref;
 	struct kobj *k = NULL;
 	struct tm_buf j;
+	size_t len;
 	int r;
 
 	tm_buf_init(&j, pc->max_json + 1);
@@ -598,7 +599,9 @@ static int parse_one(void *arg, struct tm_doc *doc)
 		goto out;
 	tm_doc_free(doc);
 	doc = NULL;
-	if ((r = tm_objset_add(pc->out, id, pc->path, j.ptr ? j.ptr : "", j.len, k)) < 0)
+	/* the JSON is kept as it was written (no copy: a CRD's is megabytes) */
+	len = j.len;
+	if ((r = tm_objset_take(pc->out, id, pc->path, tm_buf_detach_fit(&j), len, k)) < 0)
 		kube_free_data(k);
 out:
 	tm_buf_free(&j);

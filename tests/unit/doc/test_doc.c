@@ -416,6 +416,35 @@ static void test_json_structures_and_cap(void **state)
 	tm_doc_free(m);
 }
 
+/* A buffer handed over with its room given back: the same bytes, NUL-ended,
+ * the buffer left empty and usable; an empty one hands over "". */
+static void test_buf_detach_fit(void **state)
+{
+	struct tm_buf b;
+	char *p;
+
+	(void)state;
+	tm_buf_init(&b, 1 << 24);
+	for (int i = 0; i < 100000; i++)
+		assert_int_equal(tm_buf_put(&b, "0123456789", 10), 0);
+	assert_int_equal(tm_buf_put(&b, "end", 3), 0);
+	assert_true(b.cap > b.len + 1);
+	p = tm_buf_detach_fit(&b);
+	assert_non_null(p);
+	assert_int_equal(strlen(p), 1000003);
+	assert_memory_equal(p + 999990, "0123456789end", 14);
+	assert_null(b.ptr);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(b.cap, 0);
+	free(p);
+	assert_int_equal(tm_buf_put(&b, "again", 5), 0);
+	assert_string_equal(b.ptr, "again");
+	tm_buf_free(&b);
+	p = tm_buf_detach_fit(&b);
+	assert_string_equal(p, "");
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_format_float),
 		cmocka_unit_test(test_float_round_trip),
 		cmocka_unit_test(test_json_structures_and_cap),
+		cmocka_unit_test(test_buf_detach_fit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
