@@ -290,8 +290,8 @@ int kube_call_keep(struct tm_kube *k, const char *method, const char *path, cons
 					break;
 				if (drop) {
 					dropped += got;
-					r = dropped > out->max - 1 ? tm_error_set(TM_ELIMIT, "limit")
-								   : 0;
+					if (dropped > out->max - 1)
+						r = tm_error_set(TM_ELIMIT, "limit");
 				} else {
 					r = tm_buf_put(out, chunk, got);
 				}

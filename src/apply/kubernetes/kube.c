@@ -489,14 +489,17 @@ static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result
 	struct tm_doc *d = NULL;
 	const char *rv;
 	long st;
+	unsigned keep;
 	int r, created, unchanged;
 
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	TM_FAULT("kube.before-patch");
 	/* the answer is read for its status (answered) or, for an object that
 	 * was there, whether it changed */
-	if ((r = kube_ssa(S, x, 0, &st, &b,
-			  answered ? KUBE_KEEP_ALL : x->listed ? KUBE_KEEP_200 : 0)) < 0) {
+	keep = answered ? KUBE_KEEP_ALL : 0;
+	if (x->listed)
+		keep |= KUBE_KEEP_200;
+	if ((r = kube_ssa(S, x, 0, &st, &b, keep)) < 0) {
 		tm_apply_result_set_object(res, x->o->id);
 		r = tm_error_wrap(r, "kubernetes: apply %s", x->o->id);
 		goto out;
