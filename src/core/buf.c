@@ -116,10 +116,21 @@ char *tm_buf_detach_fit(struct tm_buf *b)
 	size_t len = b->len, cap = b->cap;
 	char *p = tm_buf_detach(b), *q;
 
-	/* the room the doubling left is given back (a large buffer's mapping is
-	 * shrunk, nothing copied); a failed shrink keeps it as it was */
-	if (cap > len + 1 && (q = realloc(p, len + 1)))
+	/* The room the doubling left is given back. A small buffer is copied to a
+	 * block of its size (an allocator may leave a shrunk one in its larger
+	 * slot: +20 % kept for an install file's objects); a large one is shrunk
+	 * where it is (its mapping, nothing copied). A failed shrink keeps it. */
+	if (cap <= len + 1)
+		return p;
+	if (len < 65536) {
+		if ((q = malloc(len + 1))) {
+			memcpy(q, p, len + 1);
+			free(p);
+			p = q;
+		}
+	} else if ((q = realloc(p, len + 1))) {
 		p = q;
+	}
 	return p;
 }
 
