@@ -158,7 +158,7 @@ class State:
             self.by_verb_resource = {}
             self.log = []
 
-    def count(self, method, path, verb, resource, status, conn_id, dur):
+    def count(self, method, path, verb, resource, status, conn_id, dur, sent=(0, "")):
         with self.lock:
             self.total += 1
             k = method + " " + path
@@ -168,7 +168,8 @@ class State:
                 kr = verb + " " + resource
                 self.by_verb_resource[kr] = self.by_verb_resource.get(kr, 0) + 1
             self.log.append({"method": method, "path": path, "verb": verb, "resource": resource,
-                             "status": status, "connection": conn_id, "ms": round(dur * 1000, 2)})
+                             "status": status, "connection": conn_id, "ms": round(dur * 1000, 2),
+                             "bytes": sent[0], "content_type": sent[1]})
             if len(self.log) > 5000:
                 del self.log[:1000]
 
@@ -240,6 +241,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         self.status_sent = code
+        self.body_sent = (len(body), ctype)
 
     def _error(self, err):
         self._send(err.code, err.status())
@@ -277,6 +279,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         t0 = time.monotonic()
         self.status_sent = 0
+        self.body_sent = (0, "")
         self.verb, self.res_name = "", ""
         url = urllib.parse.urlsplit(self.path)
         path = url.path
@@ -319,7 +322,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(S.internal(repr(e)))
         finally:
             st.count(self.command, path, self.verb, self.res_name, self.status_sent, self.conn_id,
-                     time.monotonic() - t0)
+                     time.monotonic() - t0, getattr(self, "body_sent", (0, "")))
 
     def _authenticate(self):
         st = self.server.state
@@ -597,7 +600,7 @@ class Handler(BaseHTTPRequestHandler):
         tv = self._table_version()
         if tv and self.command == "GET":
             return self._send(code, table_for(r, [obj], obj["metadata"].get("resourceVersion", ""), tv))
-        mv = self._meta_version("PartialObjectMetadata") if self.command == "GET" else None
+        mv = self._meta_version("PartialObjectMetadata")
         if mv:
             return self._send(code, {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/" + mv,
                                      "metadata": obj["metadata"]},

@@ -178,6 +178,12 @@ expect "create: ids in the inventory" \
 	has "$(cat "$INV")" "example.com/Widget/demo/w1"
 expect "create: cluster-scoped custom id has no namespace" has "$(cat "$INV")" "example.com/Gadget//g1"
 expect "create: aggregated discovery (no per-group GETs)" is "$(reqs 'r["by_method_path"].get("GET /apis/apps/v1",0)')" 0
+# an apply's answer is asked for as metadata only where nothing else of it is read (the CRD's,
+# waited on for Established, is read whole)
+expect "create: the Deployment's apply answered with its metadata only" \
+	is "$(reqs '[l["content_type"].split(";")[1] for l in r["log"] if l["method"]=="PATCH" and "/deployments/web" in l["path"]]')" "['as=PartialObjectMetadata']"
+expect "create: the two CRDs' applies answered whole" \
+	is "$(reqs '[l["content_type"] for l in r["log"] if l["method"]=="PATCH" and "customresourcedefinitions/" in l["path"]]')" "['application/json', 'application/json']"
 
 # ------------------------------------------------------------ idempotent
 reset_reqs

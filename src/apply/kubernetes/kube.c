@@ -354,8 +354,9 @@ int kube_ssa(struct kube_pass *S, const struct item *x, int dry_run, long *st, s
 		data = body.ptr;
 		len = body.len;
 	}
-	r = kube_call_keep(S->kube, "PATCH", path, "application/apply-patch+yaml", NULL, data, len,
-			   st, b, NULL, 0, keep);
+	r = kube_call_keep(S->kube, "PATCH", path, "application/apply-patch+yaml",
+			   keep & KUBE_META ? META_ACCEPT : NULL, data, len, st, b, NULL, 0,
+			   keep & KUBE_KEEP_ALL);
 	tm_buf_free(&body);
 	return r;
 }
@@ -494,9 +495,10 @@ static int apply_one(struct kube_pass *S, struct item *x, struct tm_apply_result
 
 	tm_buf_init(&b, MAX_RESPONSE + 1);
 	TM_FAULT("kube.before-patch");
-	/* the answer is read for its status (answered) or, for an object that
-	 * was there, whether it changed */
-	keep = answered ? KUBE_KEEP_ALL : 0;
+	/* The answer is read for its status (answered) or, for an object that
+	 * was there, whether it changed: its metadata is enough for that (a
+	 * CRD's whole answer is megabytes, for the server to write as well). */
+	keep = answered ? KUBE_KEEP_ALL : KUBE_META;
 	if (x->listed)
 		keep |= KUBE_KEEP_200;
 	if ((r = kube_ssa(S, x, 0, &st, &b, keep)) < 0) {

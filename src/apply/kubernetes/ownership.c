@@ -29,7 +29,6 @@
 #define FOREIGN_GET_MAX 8 /* more new objects of one kind: one LIST, not a GET each */
 #define META_LIST_ACCEPT \
 	"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-#define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 /* Whether the live object's labels prove that this tagmoor applied it:
  * managed-by tagmoor and this source's owner. Else why says what they are. */
