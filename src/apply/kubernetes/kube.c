@@ -628,10 +628,14 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 	struct item **crds = NULL;
 	struct answered *ans = NULL;
 	size_t ncrds = 0, k = 0;
-	int r;
+	int r, waits = 0;
 
 	if ((r = crds_of(&crds, &ans, &ncrds, it, n, sel)) < 0)
 		return r;
+	/* the CRDs' answers are read only to wait for kinds of this revision (a
+	 * CRD's whole answer is megabytes): without any, metadata is enough */
+	for (size_t i = 0; i < n; i++)
+		waits |= it[i].how == 2;
 	for (int stage = TM_KUBE_STAGE_DEFINITIONS; stage <= TM_KUBE_STAGE_RESOURCES; stage++) {
 		size_t pending_kinds = 0;
 
@@ -656,8 +660,8 @@ int kube_apply_staged(struct kube_pass *S, struct item *it, size_t n, const int 
 				kube_set_ns(S, &it[i]);
 			}
 			if ((r = apply_one(S, &it[i], res, count,
-					   k < ncrds && crds[k] == &it[i] ? &ans[k++] : NULL)) <
-				    0 ||
+					   k < ncrds && crds[k] == &it[i] && waits ? &ans[k++]
+										   : NULL)) < 0 ||
 			    (r = kube_lease_tick(S)) < 0)
 				goto out;
 		}
