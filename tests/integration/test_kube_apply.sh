@@ -365,13 +365,16 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: padded, namespace: demo}
 EOF
-fk_ctl POST /fakekube/config '{"faults":[{"method":"PATCH","path":"configmaps/padded","code":201,"reason":"Created","pad":3000000,"count":1}]}' >/dev/null
-reset_reqs
-drive sync
+# padded_sync BYTES: a sync whose apply of "padded" is answered 201 with a body of about BYTES
+padded_sync() {
+	fk_ctl POST /fakekube/config "{\"faults\":[{\"method\":\"PATCH\",\"path\":\"configmaps/padded\",\"code\":201,\"pad\":$1}]}" >/dev/null
+	reset_reqs
+	drive sync
+}
+padded_sync 3000000
 expect "3 MB answer to a create: drained, applied" is "$RC $(kv applied)" "0 1"
 expect "3 MB answer to a create: one TLS connection" is "$(reqs 'r["connections"]')" 1
-fk_ctl POST /fakekube/config '{"faults":[{"method":"PATCH","path":"configmaps/padded","code":201,"reason":"Created","pad":17000000,"count":1}]}' >/dev/null
-drive sync
+padded_sync 17000000
 expect "17 MB answer to a create: over the limit, named" is "$RC $(kv error_object)" "1 /ConfigMap/demo/padded"
 expect "17 MB answer to a create: message" has "$(kv error)" "response larger than the limit of 16777216 bytes"
 fk_ctl POST /fakekube/config '{"faults":[]}' >/dev/null
