@@ -367,7 +367,7 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 
 /* Room in raw for the next read, read into directly: the rest of the message as its header
  * gives it (one allocation for a message of megabytes), else twice what there is; never past
- * raw->max. 0 when raw is at its limit or out of memory. */
+ * raw->max. 0 when raw is at its limit, SIZE_MAX when out of memory. */
 static size_t make_room(struct tm_buf *raw)
 {
 	size_t want = raw->cap > 65536 ? raw->cap : 65536, room;
@@ -389,7 +389,7 @@ static size_t make_room(struct tm_buf *raw)
 	{
 		char *p = realloc(raw->ptr, raw->len + want + 1);
 		if (!p)
-			return 0;
+			return SIZE_MAX;
 		raw->ptr = p;
 		raw->cap = raw->len + want + 1;
 	}
@@ -397,7 +397,7 @@ static size_t make_room(struct tm_buf *raw)
 }
 
 /* The child's message, until it closes the pipe: 0; 1 when the deadline passed, 2 when the
- * message is over its limit (the child is then killed). */
+ * message is over its limit, 3 when there is no memory for it (the child is then killed). */
 static int read_message(struct tm_buf *raw, int fd, int64_t deadline)
 {
 	for (;;) {
@@ -415,7 +415,8 @@ static int read_message(struct tm_buf *raw, int fd, int64_t deadline)
 			return 0;
 		if (r <= 0)
 			continue;
-		room = make_room(raw);
+		if ((room = make_room(raw)) == SIZE_MAX)
+			return 3;
 		n = room ? read(fd, raw->ptr + raw->len, room) : read(fd, &over, 1);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -478,7 +479,7 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	close(fds[1]);
 	r = read_message(&out->raw, fds[0], deadline);
 	timed_out = r == 1;
-	over = r == 2;
+	over = r == 2 || r == 3;
 	close(fds[0]);
 	if (timed_out || over)
 		kill(pid, SIGKILL); /* before the blocking wait below */
@@ -510,6 +511,10 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 				    "the fetcher (pid %ld) took longer than %llu s and was killed",
 				    (long)pid,
 				    (unsigned long long)(tm_fetcher_deadline_ms(cfg) / 1000));
+	if (r == 3)
+		return tm_error_set(TM_ENOMEM,
+				    "out of memory for the fetcher's message (pid %ld killed)",
+				    (long)pid);
 	if (over)
 		return tm_error_set(TM_ESOURCE,
 				    "the fetcher (pid %ld) sent more than %zu bytes; killed",

@@ -89,7 +89,7 @@ static int git_read(void *ctx, const char *oid, int *type, const char **data, si
 	k = malloc(sizeof(*k));
 	if (k)
 		k->len = b.len;
-	if (!k || !(k->data = tm_buf_detach(&b))) {
+	if (!k || !(k->data = tm_buf_detach_fit(&b))) {
 		free(k);
 		tm_buf_free(&b);
 		return tm_error_nomem();

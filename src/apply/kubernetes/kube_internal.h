@@ -146,15 +146,14 @@ int kube_call_ct(struct tm_kube *k, const char *method, const char *path, const 
 #define KUBE_KEEP_200 1u
 #define KUBE_KEEP_201 2u
 #define KUBE_KEEP_ALL (KUBE_KEEP_200 | KUBE_KEEP_201)
-/* kube_ssa: the answer as metadata only (PartialObjectMetadata, which the API
- * server gives for a PATCH as for a GET; a server that does not falls back to
- * the whole object) */
-#define KUBE_META 4u
-/* metadata only, else the whole object */
-#define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 int kube_call_keep(struct tm_kube *k, const char *method, const char *path, const char *ctype,
 		   const char *accept, const void *body, size_t len, long *out_status,
 		   struct tm_buf *out, char *ctype_out, size_t ctype_len, unsigned keep);
+/* Accept: metadata only, else the whole object */
+#define META_ACCEPT "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+/* kube_ssa's keep may add: the answer asked for as META_ACCEPT (the API server
+ * answers a PATCH so as it does a GET; one that does not sends the whole object) */
+#define KUBE_META 4u
 int kube_api_failed(long st, const struct tm_buf *b, const char *what);
 int kube_put_segment(struct tm_buf *b, const char *s);
 
