@@ -393,6 +393,7 @@ static size_t make_room(struct tm_buf *raw)
 		raw->ptr = p;
 		raw->cap = raw->len + want + 1;
 	}
+	tm_mem_populate(raw->ptr + raw->len, want);
 	return want;
 }
 
@@ -463,6 +464,10 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	tm_buf_init(&out->raw, max);
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return tm_error_set(TM_ESOURCE, "fetcher: pipe: %s", strerror(errno));
+	/* a message of megabytes in a few rounds, not one per 64 KiB (each a wake-up of both
+	 * sides); the pipe's pages are taken as they fill. Where it is refused (an unprivileged
+	 * limit below this), the default size is only slower. */
+	(void)fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
