@@ -40,6 +40,10 @@ struct tm_http {
 	uint64_t connect_ms, idle_ms, total_ms, max_response;
 	int allow_http;
 	struct tm_http_stream *active;
+	/* the last stream's receive window, for the next one (a request on a kept-alive
+	 * connection otherwise maps, faults in and unmaps 64 KiB of its own) */
+	unsigned char *spare_win;
+	size_t spare_cap;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -238,6 +242,7 @@ void tm_http_free(struct tm_http *http)
 		tm_wipe(http->key_pem.ptr, http->key_pem.len);
 		free(http->key_pem.ptr);
 	}
+	free(http->spare_win);
 	free(http->user_agent);
 	free_secret_str(http->username);
 	free_secret_str(http->password);
@@ -627,7 +632,12 @@ void tm_http_stream_free(struct tm_http_stream *s)
 	if (s->http->active == s)
 		s->http->active = NULL;
 	slist_free_wipe(s->headers);
-	free(s->win);
+	if (!s->http->spare_win && s->win && s->win_cap <= 2 * WINDOW_SOFT) {
+		s->http->spare_win = s->win;
+		s->http->spare_cap = s->win_cap;
+	} else {
+		free(s->win);
+	}
 	free(s);
 }
 
@@ -662,6 +672,10 @@ int tm_http_stream_open(struct tm_http_stream **out, struct tm_http *http,
 	if (!s)
 		return tm_error_nomem();
 	s->http = http;
+	s->win = http->spare_win;
+	s->win_cap = http->spare_cap;
+	http->spare_win = NULL;
+	http->spare_cap = 0;
 	tm_http_redact_url(s->url, sizeof(s->url), req->url);
 	s->max = req->max_response ? req->max_response : http->max_response;
 	s->total_ms = req->total_timeout_ms ? req->total_timeout_ms : http->total_ms;
