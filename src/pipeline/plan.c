@@ -196,7 +196,8 @@ struct capture {
 	const struct tm_plan_limits *lim;
 };
 
-static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t size, char *data)
+/* data: NULL or borrowed (tm_git_read_blob_kept's) */
+static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t size, const char *data)
 {
 	struct tm_msg_file *nf = realloc(d->files, (d->nfiles + 1) * sizeof(*nf));
 	char *p = strdup(path);
@@ -205,10 +206,9 @@ static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t siz
 		d->files = nf;
 	if (!nf || !p) {
 		free(p);
-		free(data);
 		return tm_error_nomem();
 	}
-	nf[d->nfiles++] = (struct tm_msg_file){ p, (uint32_t)mode, size, data };
+	nf[d->nfiles++] = (struct tm_msg_file){ p, (uint32_t)mode, size, data, data != NULL };
 	return 0;
 }
 
@@ -229,8 +229,8 @@ static int listed(const struct tm_applier *ap, const char *path, int mode)
 static int cap_entry(void *arg, const char *path, int mode, const char *blob)
 {
 	struct capture *c = arg;
-	struct tm_buf content;
-	size_t size = 0;
+	const char *data;
+	size_t size = 0, len;
 	int r;
 
 	if (bad_name(path) || (mode != 0100644 && mode != 0100755))
@@ -242,22 +242,15 @@ static int cap_entry(void *arg, const char *path, int mode, const char *blob)
 	if (++*c->nfiles > TM_PLAN_MAX_FILES || size > c->lim->max_file ||
 	    (*c->total += size, c->lim->max_total && *c->total > c->lim->max_total))
 		return cap_push(c->dir, path, mode, size, NULL) < 0 ? TM_ENOMEM : 1;
-	tm_buf_init(&content, (size_t)c->lim->max_file + 1);
-	if ((r = tm_git_read_blob(&content, c->git, blob, (size_t)c->lim->max_file)) < 0 ||
-	    content.len != size) {
-		tm_buf_free(&content);
+	/* the body goes to the pipe from libgit2's buffer: no copy of megabytes here */
+	if ((r = tm_git_read_blob_kept(&data, &len, c->git, blob, (size_t)c->lim->max_file)) < 0 ||
+	    len != size) {
 		/* never TM_ENOTFOUND: that code means "directory absent" to the caller */
 		if (r == 0)
 			r = tm_error_set(TM_EIO, "the blob is not %zu bytes", size);
 		return tm_error_wrap(r == TM_ENOTFOUND ? TM_EIO : r, "%.256s", path);
 	}
-	{
-		size_t len = content.len;
-		char *data = tm_buf_detach(&content);
-		if (!data)
-			return tm_error_nomem();
-		return cap_push(c->dir, path, mode, len, data) < 0 ? TM_ENOMEM : 0;
-	}
+	return cap_push(c->dir, path, mode, len, data) < 0 ? TM_ENOMEM : 0;
 }
 
 int tm_plan_capture(struct tm_msg_set *set, const struct tm_objsrc *src, struct tm_git *git,
@@ -388,7 +381,8 @@ void tm_plan_inputs_free(struct tm_msg_set *set)
 		struct tm_msg_dir *d = &set->dirs[i];
 		for (size_t j = 0; j < d->nfiles; j++) {
 			free((char *)d->files[j].path);
-			free((char *)d->files[j].data);
+			if (!d->files[j].borrowed)
+				free((char *)d->files[j].data);
 		}
 		free(d->files);
 		free((char *)d->path);

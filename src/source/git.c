@@ -293,6 +293,9 @@ void tm_git_free(struct tm_git *git)
 {
 	if (!git)
 		return;
+	for (size_t i = 0; i < git->nkept; i++)
+		git_odb_object_free(git->kept[i]);
+	free(git->kept);
 	git_repository_free(git->repo);
 	tmg_adv_drop(git);
 	free(git->path);
@@ -362,10 +365,10 @@ int tm_git_get_ref(char out_oid[41], struct tm_git *git, const char *name)
 	return 0;
 }
 
-/* Reads an object of the given kinds into out, checking its size from the
- * header before inflating it. */
-static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git *git,
-		       const char *oid, size_t max, int blob)
+/* Looks up an object of the given kinds, checking its size from the header
+ * before inflating it: *out is the caller's (git_odb_object_free). */
+static int lookup_object(git_odb_object **out, git_object_t *out_type, struct tm_git *git,
+			 const char *oid, size_t max, int blob)
 {
 	git_odb *odb = NULL;
 	git_odb_object *obj = NULL;
@@ -404,14 +407,54 @@ static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git
 		r = tmg_lg_error(TM_EIO, oid);
 		goto out;
 	}
-	if ((r = tm_buf_put(out, git_odb_object_data(obj), git_odb_object_size(obj))) < 0)
-		goto out;
+	*out = obj;
+	obj = NULL;
 	*out_type = type;
 	r = 0;
 out:
 	git_odb_object_free(obj);
 	git_odb_free(odb);
 	return r;
+}
+
+/* Reads an object of the given kinds into out (lookup_object's checks). */
+static int read_object(struct tm_buf *out, git_object_t *out_type, struct tm_git *git,
+		       const char *oid, size_t max, int blob)
+{
+	git_odb_object *obj = NULL;
+	int r = lookup_object(&obj, out_type, git, oid, max, blob);
+
+	if (r == 0)
+		r = tm_buf_put(out, git_odb_object_data(obj), git_odb_object_size(obj));
+	git_odb_object_free(obj);
+	return r;
+}
+
+int tm_git_read_blob_kept(const char **data, size_t *len, struct tm_git *git, const char *blob_oid,
+			  size_t max)
+{
+	git_odb_object *obj = NULL;
+	git_object_t type;
+	int r;
+
+	*data = NULL;
+	*len = 0;
+	if (git->nkept == git->capkept) {
+		size_t ncap = git->capkept ? git->capkept * 2 : 16;
+		git_odb_object **nv = realloc(git->kept, ncap * sizeof(*nv));
+		if (!nv)
+			return tm_error_nomem();
+		git->kept = nv;
+		git->capkept = ncap;
+	}
+	if ((r = lookup_object(&obj, &type, git, blob_oid, max, 1)) < 0)
+		return r;
+	git->kept[git->nkept++] = obj;
+	*data = git_odb_object_data(obj);
+	*len = git_odb_object_size(obj);
+	if (!*data)
+		*data = "";
+	return 0;
 }
 
 int tm_git_read_raw(struct tm_buf *out, int *out_type, struct tm_git *git, const char *oid)

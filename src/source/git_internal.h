@@ -31,6 +31,8 @@ struct tm_git {
 	struct tm_buf adv;
 	char *adv_url;
 	uint64_t adv_ms;
+	git_odb_object **kept; /* tm_git_read_blob_kept's, until tm_git_free */
+	size_t nkept, capkept;
 };
 
 void tmg_adv_drop(struct tm_git *git);

@@ -54,6 +54,9 @@ struct tm_msg_file {
 	uint32_t mode;
 	uint64_t size;
 	const char *data; /* NUL-terminated, size bytes; NULL: not read */
+	/* the capture's (the child): data is tm_git_read_blob_kept's, not NUL-terminated, and
+	 * not the capture's to free; never sent (decoded files always have it 0) */
+	int borrowed;
 };
 
 /* The walk of one paths entry for one applier: its files in walk order and

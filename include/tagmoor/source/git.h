@@ -156,6 +156,10 @@ int tm_git_peel_commit(char out_oid[41], struct tm_git *git, const char *oid);
 
 /* Reads a blob of at most max bytes into out (TM_ELIMIT when larger). */
 int tm_git_read_blob(struct tm_buf *out, struct tm_git *git, const char *blob_oid, size_t max);
+/* The same without a copy: *data (len bytes, not NUL-terminated) is libgit2's
+ * and stays valid and unchanged until tm_git_free. */
+int tm_git_read_blob_kept(const char **data, size_t *len, struct tm_git *git, const char *blob_oid,
+			  size_t max);
 
 /* The libgit2 version ("1.5.1"). */
 const char *tm_git_version(void);

@@ -339,6 +339,23 @@ static void test_objects(void **state)
 	assert_int_equal(tm_git_read_blob(&b, g, blob, 7), TM_ELIMIT); /* cap + 1 */
 	assert_int_equal(tm_git_read_blob(&b, g, commit, 100), TM_EPARSE);
 	tm_buf_free(&b);
+	{ /* the same without a copy: the bytes stay until tm_git_free, the same checks */
+		const char *d1, *d2;
+		size_t l1, l2;
+		assert_int_equal(tm_git_read_blob_kept(&d1, &l1, g, blob, 8), 0);
+		assert_int_equal(tm_git_read_blob_kept(&d2, &l2, g, blob, 100), 0);
+		assert_int_equal(l1, 8);
+		assert_memory_equal(d1, "kind: A\n", 8);
+		assert_memory_equal(d2, "kind: A\n", 8);
+		assert_int_equal(tm_git_read_blob_kept(&d2, &l2, g, blob, 7), TM_ELIMIT);
+		assert_null(d2);
+		assert_int_equal(tm_git_read_blob_kept(&d2, &l2, g, commit, 100), TM_EPARSE);
+		assert_int_equal(tm_git_read_blob_kept(&d2, &l2, g,
+						       "0123456789012345678901234567890123456789",
+						       100),
+				 TM_ENOTFOUND);
+		assert_memory_equal(d1, "kind: A\n", 8); /* still there after later reads */
+	}
 
 	assert_int_equal(tree_walk(g, commit, "k8s", collect, &seen), 0);
 	assert_int_equal(seen.n, 6);
