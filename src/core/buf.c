@@ -9,13 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 void tm_buf_init(struct tm_buf *b, size_t max)
 {
@@ -159,19 +152,4 @@ void tm_buf_free(struct tm_buf *b)
 	free(b->ptr);
 	b->ptr = NULL;
 	b->len = b->cap = 0;
-}
-
-void tm_mem_populate(void *p, size_t len)
-{
-	uintptr_t page = 4096, start, end;
-	long ps = sysconf(_SC_PAGESIZE);
-
-	if (!p || len < 256 * 1024)
-		return;
-	if (ps > 0)
-		page = (uintptr_t)ps;
-	start = ((uintptr_t)p + page - 1) & ~(page - 1);
-	end = ((uintptr_t)p + len) & ~(page - 1);
-	if (end > start)
-		(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 }

@@ -393,7 +393,6 @@ static size_t make_room(struct tm_buf *raw)
 		raw->ptr = p;
 		raw->cap = raw->len + want + 1;
 	}
-	tm_mem_populate(raw->ptr + raw->len, want);
 	return want;
 }
 

@@ -32,10 +32,4 @@ void tm_buf_reset(struct tm_buf *b);
 void tm_buf_free_secret(struct tm_buf *b);
 void tm_buf_free(struct tm_buf *b);
 
-/* Maps the whole pages inside [p, p + len) now, in one call, for memory about to be written
- * whole (a read of megabytes into fresh memory otherwise faults in page by page, each fault
- * a trip into the kernel). Nothing below 256 KiB or where the kernel cannot (before 5.14);
- * never an error. */
-void tm_mem_populate(void *p, size_t len);
-
 #endif

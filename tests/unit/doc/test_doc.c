@@ -14,9 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "tagmoor/core/buf.h"
 #include "tagmoor/doc/doc.h"
@@ -448,49 +445,6 @@ static void test_buf_detach_fit(void **state)
 	free(p);
 }
 
-/* resident pages of [p, p + len) (len a whole number of pages) */
-static size_t resident(void *p, size_t len)
-{
-	unsigned char v[1024];
-	size_t n = 0, pages = len / 4096;
-
-	assert_true(pages <= sizeof(v));
-	assert_int_equal(mincore(p, len, v), 0);
-	for (size_t i = 0; i < pages; i++)
-		n += v[i] & 1;
-	return n;
-}
-
-static void test_mem_populate(void **state)
-{
-	size_t len = 2u << 20;
-	char *p;
-
-	(void)state;
-	assert_int_equal(sysconf(_SC_PAGESIZE), 4096);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(p != MAP_FAILED);
-	if (madvise(p + len - 4096, 4096, 23 /* MADV_POPULATE_WRITE */) != 0) {
-		assert_int_equal(errno, EINVAL); /* a kernel before 5.14: populate does nothing */
-		munmap(p, len);
-		skip();
-	}
-	assert_int_equal(resident(p, len - 4096), 0);
-	tm_mem_populate(p, 255 * 1024); /* below 256 KiB: left to fault in */
-	tm_mem_populate(NULL, len);
-	assert_int_equal(resident(p, len - 4096), 0);
-	/* only the whole pages inside the range: not the one it starts in, nor where it ends */
-	tm_mem_populate(p + 100, 300 * 4096);
-	assert_int_equal(resident(p, 4096), 0);
-	assert_int_equal(resident(p + 4096, 299 * 4096), 299);
-	assert_int_equal(resident(p + 300 * 4096, 4096), 0);
-	assert_int_equal(resident(p, len - 4096), 299);
-	/* the memory is usable as it was: zero, writable */
-	assert_int_equal(p[4096], 0);
-	p[4096] = 'x';
-	munmap(p, len);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -504,7 +458,6 @@ int main(void)
 		cmocka_unit_test(test_float_round_trip),
 		cmocka_unit_test(test_json_structures_and_cap),
 		cmocka_unit_test(test_buf_detach_fit),
-		cmocka_unit_test(test_mem_populate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
