@@ -196,7 +196,7 @@ struct capture {
 	const struct tm_plan_limits *lim;
 };
 
-/* data: NULL or borrowed (tm_git_read_blob_kept's) */
+/* data: NULL or tm_git_read_blob_kept's (never freed here) */
 static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t size, const char *data)
 {
 	struct tm_msg_file *nf = realloc(d->files, (d->nfiles + 1) * sizeof(*nf));
@@ -208,7 +208,7 @@ static int cap_push(struct tm_msg_dir *d, const char *path, int mode, size_t siz
 		free(p);
 		return tm_error_nomem();
 	}
-	nf[d->nfiles++] = (struct tm_msg_file){ p, (uint32_t)mode, size, data, data != NULL };
+	nf[d->nfiles++] = (struct tm_msg_file){ p, (uint32_t)mode, size, data };
 	return 0;
 }
 
@@ -381,8 +381,6 @@ void tm_plan_inputs_free(struct tm_msg_set *set)
 		struct tm_msg_dir *d = &set->dirs[i];
 		for (size_t j = 0; j < d->nfiles; j++) {
 			free((char *)d->files[j].path);
-			if (!d->files[j].borrowed)
-				free((char *)d->files[j].data);
 		}
 		free(d->files);
 		free((char *)d->path);

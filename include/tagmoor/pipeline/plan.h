@@ -66,7 +66,8 @@ int tm_plan_capture(struct tm_msg_set *set, const struct tm_objsrc *src, struct 
  * with its error and uses none of it). */
 int tm_plan_check_inputs(const struct tm_msg_dir *d, const char *commit,
 			 const struct tm_objsrc *src, const struct tm_applier *ap);
-/* Frees what tm_plan_capture allocated (and set->commit). */
+/* Frees what tm_plan_capture allocated (and set->commit). The file bodies are
+ * not the capture's: they are git's (tm_git_read_blob_kept), until tm_git_free. */
 void tm_plan_inputs_free(struct tm_msg_set *set);
 /* The parent builds the desired set from the inputs (decoded from the
  * child's message) with the very checks, limits and messages of a build

@@ -53,10 +53,9 @@ struct tm_msg_file {
 	const char *path;
 	uint32_t mode;
 	uint64_t size;
-	const char *data; /* NUL-terminated, size bytes; NULL: not read */
-	/* the capture's (the child): data is tm_git_read_blob_kept's, not NUL-terminated, and
-	 * not the capture's to free; never sent (decoded files always have it 0) */
-	int borrowed;
+	/* size bytes, NUL-terminated when decoded (a capture's are git's objects,
+	 * tm_git_read_blob_kept: read by size only); NULL: not read */
+	const char *data;
 };
 
 /* The walk of one paths entry for one applier: its files in walk order and

@@ -353,18 +353,18 @@ static void test_parent_checks_inputs(void **state)
 	d->files[0].mode = 0100644;
 	/* the walk ended early at an unwanted file without body: it would skip the rest */
 	keep = d->files[1];
-	d->files[1] = (struct tm_msg_file){ "chk/readme.md", 0100644, 1, NULL, 0 };
+	d->files[1] = (struct tm_msg_file){ "chk/readme.md", 0100644, 1, NULL };
 	d->nfiles = 2;
 	assert_int_equal(check(&cap), TM_ESOURCE);
 	/* ended at a wanted file without body: the plan fails on it (no content) */
-	d->files[1] = (struct tm_msg_file){ keep.path, 0100644, 1, NULL, 0 };
+	d->files[1] = (struct tm_msg_file){ keep.path, 0100644, 1, NULL };
 	assert_int_equal(check(&cap), 0);
 	d->files[1] = keep;
 	d->nfiles = 4;
 	/* a file that is not in the tree */
 	d->files = realloc(d->files, 5 * sizeof(*d->files));
 	assert_non_null(d->files);
-	d->files[4] = (struct tm_msg_file){ strdup("chk/zz.txt"), 0100644, 1, strdup("X"), 0 };
+	d->files[4] = (struct tm_msg_file){ strdup("chk/zz.txt"), 0100644, 1, strdup("X") };
 	d->nfiles = 5;
 	assert_int_equal(check(&cap), TM_ESOURCE);
 	assert_non_null(strstr(tm_error_last(), "chk/zz.txt is not in the tree"));

@@ -26,11 +26,11 @@
 #define KEY "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 static struct tm_msg_file files_a[] = {
-	{ "units/a.service", 0100644, 6, "[Unit]", 0 },
-	{ "units/empty.service", 0100644, 0, "", 0 },
-	{ "units/link.service", 0120000, 11, NULL, 0 },
+	{ "units/a.service", 0100644, 6, "[Unit]" },
+	{ "units/empty.service", 0100644, 0, "" },
+	{ "units/link.service", 0120000, 11, NULL },
 };
-static struct tm_msg_file files_b[] = { { "k8s/x.yaml", 0100755, 3, "a:\n", 0 } };
+static struct tm_msg_file files_b[] = { { "k8s/x.yaml", 0100755, 3, "a:\n" } };
 static struct tm_msg_dir dirs1[] = {
 	{ 1, "units", 0, "", files_a, 3 },
 	{ 0, "k8s", 0, "", files_b, 1 },
@@ -357,7 +357,7 @@ static void test_parts_written_as_encoded(void **state)
 		snprintf(bodies[i], sizeof(bodies[i]), "%.*s", i % 7 ? i % 39 : 0,
 			 "abcdefghijklmnopqrstuvwxyz0123456789ABCD");
 		many[i] = (struct tm_msg_file){ names[i], 0100644, strlen(bodies[i]),
-						i % 50 == 49 ? NULL : bodies[i], 0 };
+						i % 50 == 49 ? NULL : bodies[i] };
 	}
 	m.sets[0] = (struct tm_msg_set){ C1, &dir, 1 };
 	m.nsets = 1;
