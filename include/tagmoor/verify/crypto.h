@@ -16,7 +16,7 @@
 #include "tagmoor/core/buf.h"
 
 enum tm_hash_alg {
-	TM_HASH_SHA1 = 1, /* OpenPGP v4 fingerprints only; never for a signature */
+	TM_HASH_SHA1 = 1, /* Git object ids and OpenPGP v4 fingerprints; never for a signature */
 	TM_HASH_SHA256,
 	TM_HASH_SHA384,
 	TM_HASH_SHA512

@@ -180,8 +180,8 @@ static const char *const in_subset[] = {
 	"- plain in a\n  sequence # with a comment\n- 'quoted ''in''\n\n   a sequence  '\n",
 	"a:\n  b: \"x \\t\n\n   \\\"y\\\"  \n    z\"\n  c: d\n",
 	"- a: multi\n    line\n  b: 'x\n    y'\n",
-	"apiVersion: v1\nkind: List\nitems:\n- kind: ConfigMap\n  apiVersion: v1\n  metadata:\n    "
-	"name: a\n",
+	("apiVersion: v1\nkind: List\nitems:\n- kind: ConfigMap\n  apiVersion: v1\n  metadata:\n    "
+	 "name: a\n"),
 };
 
 /* Outside the subset: handed to libyaml (which may accept or refuse them). */
@@ -200,8 +200,8 @@ static const char *const outside[] = {
 	"a: \"\\u0041\"\n",
 	"a:\tb\n",
 	"a: b\r\n",
-	"\xef\xbb\xbf"
-	"a: 1\n",
+	("\xef\xbb\xbf"
+	 "a: 1\n"),
 	"a: b\n...\n",
 	"%YAML 1.1\n---\na: 1\n",
 	"a: b: c\n",

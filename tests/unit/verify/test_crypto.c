@@ -2,7 +2,9 @@
  * test_crypto.c — the crypto adapter: hash test vectors,
  * Ed25519 against RFC 8032 section 7.1, argument checks of ECDSA and RSA
  * (their positive cases run through real ssh-keygen / gpg signatures in
- * test_sshsig and test_openpgp), and the constant-time compare.
+ * test_sshsig and test_openpgp), the constant-time compare, and the SHA-1 on
+ * the CPU's instructions (sha1hw.c) against mbedTLS's at every length around
+ * the block edges, split into parts every way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,9 @@
 #include "tagmoor/verify/crypto.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/wipe.h"
+#include "../../../src/verify/sha1hw.h"
+
+#include <mbedtls/md.h>
 
 static size_t unhex(unsigned char *out, size_t max, const char *hex)
 {
@@ -68,6 +73,81 @@ static void test_hashv_equals_hash(void **state)
 	assert_int_equal(tm_crypto_hash(b, TM_HASH_SHA256, "abc", 3), 0);
 	assert_memory_equal(a, b, 32);
 	assert_int_equal(tm_crypto_hash(a, (enum tm_hash_alg)99, "abc", 3), TM_ERROR);
+}
+
+/* mbedTLS's SHA-1 of buf, the reference for sha1hw.c. */
+static void ref_sha1(unsigned char out[20], const unsigned char *buf, size_t len)
+{
+	assert_int_equal(mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA1), buf, len, out), 0);
+}
+
+static void test_sha1hw(void **state)
+{
+	enum {
+		MAX = 300
+	};
+	unsigned char *big, buf[MAX], want[20], got[20];
+	size_t big_len = (1u << 20) + 37;
+	uint32_t x = 0x9e3779b9u;
+
+	(void)state;
+	if (!tm_sha1hw_supported())
+		skip(); /* no SHA-1 instructions on this CPU: mbedTLS's SHA-1 is the only one used */
+	for (size_t i = 0; i < MAX; i++) {
+		x = x * 1664525u + 1013904223u;
+		buf[i] = (unsigned char)(x >> 24);
+	}
+	/* every length from 0 to MAX bytes, whole and in three parts cut at every pair of places
+	 * (every cut for lengths up to 130, which cross the padding's 55/56/64-byte edges twice) */
+	for (size_t len = 0; len <= MAX; len++) {
+		struct tm_span one = { buf, len };
+
+		ref_sha1(want, buf, len);
+		tm_sha1hw(got, &one, 1);
+		assert_memory_equal(got, want, 20);
+		for (size_t a = 0; a <= len; a += len > 130 ? 7 : 1) {
+			for (size_t b = a; b <= len; b += len > 130 ? 5 : 1) {
+				struct tm_span parts[4] = { { buf, a },
+							    { "", 0 },
+							    { buf + a, b - a },
+							    { buf + b, len - b } };
+
+				memset(got, 0, sizeof(got));
+				tm_sha1hw(got, parts, 4);
+				assert_memory_equal(got, want, 20);
+			}
+		}
+	}
+	/* FIPS 180 vectors, through tm_crypto_hashv (which takes sha1hw.c on this CPU) */
+	check_hash(TM_HASH_SHA1, "", "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+	check_hash(TM_HASH_SHA1, "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		   "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+	big = malloc(big_len);
+	assert_non_null(big);
+	memset(big, 'a', 1000000);
+	{
+		struct tm_span one = { big, 1000000 };
+
+		tm_sha1hw(got, &one, 1);
+		unhex(want, sizeof(want), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+		assert_memory_equal(got, want, 20);
+	}
+	/* a megabyte of noise, as a Git blob is hashed: a header part and the body */
+	for (size_t i = 0; i < big_len; i++) {
+		x = x * 1664525u + 1013904223u;
+		big[i] = (unsigned char)(x >> 24);
+	}
+	{
+		struct tm_span parts[2] = { { big, 11 }, { big + 11, big_len - 11 } };
+
+		ref_sha1(want, big, big_len);
+		assert_int_equal(tm_crypto_hashv(got, TM_HASH_SHA1, parts, 2), 0);
+		assert_memory_equal(got, want, 20);
+		big[big_len / 2] ^= 1; /* one flipped bit changes it */
+		tm_sha1hw(got, parts, 2);
+		assert_memory_not_equal(got, want, 20);
+	}
+	free(big);
 }
 
 struct ed_vector {
@@ -205,6 +285,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_vectors),    cmocka_unit_test(test_hashv_equals_hash),
+		cmocka_unit_test(test_sha1hw),
 
 		cmocka_unit_test(test_ed25519_rfc8032), cmocka_unit_test(test_ecdsa_arguments),
 		cmocka_unit_test(test_rsa_arguments),   cmocka_unit_test(test_bits),
