@@ -17,6 +17,8 @@
 #include "tagmoor/core/buf.h"
 #include "tagmoor/core/error.h"
 
+#include "reader.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -35,9 +37,10 @@ int tm_doc_new(struct tm_doc **out, enum tm_doc_type type)
 		return tm_error_set(TM_ERROR, "unknown document node type %d", (int)type);
 	if (type == TM_DOC_STRING)
 		return tm_doc_new_stringn(out, "", 0);
-	d = calloc(1, sizeof(*d));
+	d = docr_alloc(sizeof(*d));
 	if (!d)
 		return tm_error_nomem();
+	memset(d, 0, sizeof(*d));
 	d->type = type;
 	*out = d;
 	return 0;
@@ -86,7 +89,7 @@ int tm_doc_new_stringn(struct tm_doc **out, const char *s, size_t len)
 	*out = NULL;
 	if (len > SIZE_MAX - sizeof(*d) - 1)
 		return tm_error_nomem();
-	d = malloc(sizeof(*d) + len + 1);
+	d = docr_alloc(sizeof(*d) + len + 1);
 	if (!d)
 		return tm_error_nomem();
 	memset(d, 0, sizeof(*d));
@@ -127,7 +130,7 @@ void tm_doc_free(struct tm_doc *doc)
 		break;
 	case TM_DOC_MAP:
 		for (size_t i = 0; i < doc->u.map.n; i++) {
-			free(doc->u.map.v[i].key);
+			docr_free(doc->u.map.v[i].key);
 			tm_doc_free(doc->u.map.v[i].value);
 		}
 		free(doc->u.map.v);
@@ -141,7 +144,7 @@ void tm_doc_free(struct tm_doc *doc)
 	default:
 		break;
 	}
-	free(doc);
+	docr_free(doc); /* malloc's, or the node pool's (pool.c) */
 }
 
 /* ---- map index ---- */
@@ -283,14 +286,14 @@ static int map_append(struct tm_doc *map, char *k, size_t key_len, struct tm_doc
 		if (index_build(map, cap) < 0) {
 			/* Keep the map consistent: undo the append. */
 			map->u.map.n--;
-			free(k);
+			docr_free(k);
 			tm_doc_free(value);
 			return TM_ENOMEM;
 		}
 	}
 	return 0;
 nomem:
-	free(k);
+	docr_free(k);
 	tm_doc_free(value);
 	return tm_error_nomem();
 }
@@ -322,7 +325,7 @@ int tm_doc_map_exchange(struct tm_doc *map, const char *key, size_t key_len, str
 
 	if (r != 0)
 		return r < 0 ? r : 0;
-	if (key_len == SIZE_MAX || !(k = malloc(key_len + 1))) {
+	if (key_len == SIZE_MAX || !(k = docr_alloc(key_len + 1))) {
 		tm_doc_free(value);
 		return tm_error_nomem();
 	}
@@ -338,7 +341,7 @@ int tm_doc_map_exchange_key(struct tm_doc *map, char *key, size_t key_len, struc
 	int r = exchange_found(map, key, key_len, value, old);
 
 	if (r != 0) {
-		free(key);
+		docr_free(key);
 		return r < 0 ? r : 0;
 	}
 	return map_append(map, key, key_len, value);
@@ -364,7 +367,7 @@ struct tm_doc *tm_doc_map_take(struct tm_doc *map, const char *key)
 	if (i < 0)
 		return NULL;
 	v = map->u.map.v[i].value;
-	free(map->u.map.v[i].key);
+	docr_free(map->u.map.v[i].key);
 	memmove(&map->u.map.v[i], &map->u.map.v[i + 1],
 		(map->u.map.n - (size_t)i - 1) * sizeof(map->u.map.v[0]));
 	map->u.map.n--;

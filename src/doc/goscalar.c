@@ -602,7 +602,7 @@ int docr_key_string(char **out, size_t *out_len, const struct tm_doc *k, const s
 		return docr_fail(w, TM_EPARSE, line, "invalid map key: a map key cannot be an %s",
 				 tm_doc_type_name(k->type));
 	}
-	*out = malloc(n + 1);
+	*out = docr_alloc(n + 1); /* a map key: the node pool's while a tree is built */
 	if (!*out)
 		return tm_error_nomem();
 	memcpy(*out, s, n);

@@ -251,6 +251,7 @@ static int doclist_add(void *arg, struct tm_doc *d)
 struct sink {
 	tm_yaml_object_fn fn;
 	void *arg;
+	struct docr_pool *pool; /* trees from the node pool (NULL: malloc) */
 };
 
 static int set_string(struct tm_doc *obj, const char *key, const char *val, size_t len)
@@ -346,6 +347,27 @@ static int doc_too_big(const struct where *w, unsigned line, size_t len, size_t 
 			 "%zu bytes is over the limit of %zu bytes for one document", len, max);
 }
 
+/* The objects of one document to the sink; then the node pool serves the next one. */
+static int hand_on(const struct sink *l, struct tm_doc *d, const struct where *w)
+{
+	int r = add_object(l, d, w);
+
+	docr_pool_reset(l->pool);
+	return r;
+}
+
+/* The tree of one YAML document, from the sink's node pool when it has one. */
+static int build_yaml(const struct sink *l, struct tm_doc **d, const char *s, size_t n,
+		      unsigned line, const struct where *w, struct budget *bg)
+{
+	int r;
+
+	docr_pool_use(l->pool, 1);
+	r = docr_build_yaml(d, s, n, line, w, bg);
+	docr_pool_use(l->pool, 0);
+	return r;
+}
+
 static int parse_json_stream(const struct sink *l, const char *s, size_t n, const char *origin,
 			     struct budget *bg)
 {
@@ -365,14 +387,17 @@ static int parse_json_stream(const struct sink *l, const char *s, size_t n, cons
 		at = p.i;
 		if (bg->per_doc)
 			bg->nodes = 0;
-		if ((r = docr_jvalue(&p, &d, 0)) < 0)
+		docr_pool_use(l->pool, 1);
+		r = docr_jvalue(&p, &d, 0);
+		docr_pool_use(l->pool, 0);
+		if (r < 0)
 			return r;
 		if (bg->max_doc && p.i - at > bg->max_doc) {
 			unsigned line = d ? d->line : 0;
 			tm_doc_free(d);
 			return doc_too_big(&w, line, p.i - at, bg->max_doc);
 		}
-		if ((r = add_object(l, d, &w)) < 0)
+		if ((r = hand_on(l, d, &w)) < 0)
 			return r;
 	}
 }
@@ -433,10 +458,10 @@ static int parse_yaml_stream(const struct sink *l, const char *s, size_t n, cons
 							   bg->max_doc);
 				if (bg->per_doc)
 					bg->nodes = 0;
-				if ((r = docr_build_yaml(&d, s + start, pos - start, start_line, &w,
-							 bg)) < 0)
+				if ((r = build_yaml(l, &d, s + start, pos - start, start_line, &w,
+						    bg)) < 0)
 					return r;
-				if ((r = add_object(l, d, &w)) < 0)
+				if ((r = hand_on(l, d, &w)) < 0)
 					return r;
 				pos = eol < n ? eol + 1 : eol;
 				line++;
@@ -468,11 +493,11 @@ static int parse_yaml_stream(const struct sink *l, const char *s, size_t n, cons
 			last[ln++] = '\n';
 			last[ln] = '\0';
 		}
-		r = docr_build_yaml(&d, last ? last : s + start, ln, start_line, &w, bg);
+		r = build_yaml(l, &d, last ? last : s + start, ln, start_line, &w, bg);
 		free(last);
 		if (r < 0)
 			return r;
-		if ((r = add_object(l, d, &w)) < 0)
+		if ((r = hand_on(l, d, &w)) < 0)
 			return r;
 	}
 	return 0;
@@ -516,7 +541,7 @@ int tm_yaml_parse_stream(struct tm_doc ***out_docs, size_t *out_n, const char *t
 {
 	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default };
 	struct doclist l = { NULL, 0, 0 };
-	struct sink sk = { doclist_add, &l };
+	struct sink sk = { doclist_add, &l, NULL };
 	int r;
 
 	*out_docs = NULL;
@@ -537,7 +562,36 @@ int tm_yaml_parse_each(const char *text, size_t len, const char *origin,
 	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default,
 			     .per_doc = 1,
 			     .max_doc = max_doc_bytes };
-	struct sink sk = { fn, arg };
+	struct sink sk = { fn, arg, NULL };
 
 	return parse_stream(&sk, text, len, origin, &bg);
+}
+
+struct borrow {
+	tm_yaml_object_fn fn;
+	void *arg;
+};
+
+static int lend(void *arg, struct tm_doc *obj)
+{
+	const struct borrow *b = arg;
+	int r = b->fn(b->arg, obj);
+
+	tm_doc_free(obj);
+	return r;
+}
+
+int tm_yaml_parse_each_borrowed(const char *text, size_t len, const char *origin,
+				const struct tm_yaml_limits *lim, size_t max_doc_bytes,
+				tm_yaml_object_fn fn, void *arg)
+{
+	struct budget bg = { .lim = lim ? lim : &tm_yaml_limits_default,
+			     .per_doc = 1,
+			     .max_doc = max_doc_bytes };
+	struct borrow b = { fn, arg };
+	struct sink sk = { lend, &b, docr_pool_new() };
+	int r = parse_stream(&sk, text, len, origin, &bg);
+
+	docr_pool_free(sk.pool);
+	return r;
 }

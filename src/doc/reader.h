@@ -8,7 +8,8 @@
  *   jsonread.c Go's encoding/json (tm_json_parse: state.json, API answers; no libyaml);
  *   yaml.c     the libyaml adapter (events to a tree);
  *   fastyaml.c the block style manifests are written in, to the same events without libyaml;
- *   manifest.c kubectl's file, stream and object rules (tm_yaml_parse_stream, _each).
+ *   manifest.c kubectl's file, stream and object rules (tm_yaml_parse_stream, _each);
+ *   pool.c     the node pool: a document's nodes and keys in a few chunks (docr_alloc).
  */
 #ifndef TAGMOOR_DOC_READER_H
 #define TAGMOOR_DOC_READER_H
@@ -57,6 +58,25 @@ struct jparser {
 	const char *top;         /* the top-level key whose value is being read */
 	size_t top_len;
 };
+
+/*
+ * The node pool (pool.c). docr_alloc is malloc, or a piece of the pool in use on this thread;
+ * docr_free frees either (every node and map key of a tree goes through them: tm_doc_free). A
+ * pool is live from docr_pool_new (NULL: none, out of memory or another one live; then malloc is
+ * used) to docr_pool_free; docr_pool_use turns taking from it on and off (on only while a reader
+ * builds a tree); docr_pool_reset makes its memory serve again once nothing of it is live.
+ */
+struct docr_pool;
+struct docr_pool *docr_pool_new(void);
+void docr_pool_use(struct docr_pool *p, int on);
+void docr_pool_reset(struct docr_pool *p);
+void docr_pool_free(struct docr_pool *p);
+size_t docr_pool_live(const struct docr_pool *p); /* allocations not given back (tests) */
+void *docr_alloc(size_t n);
+void docr_free(void *v);
+/* A string node just taken from the pool in use becomes its own text (a map key, docr_free'd as
+ * one): the node is gone, *len is the text's length. NULL (d unchanged): d is not such a node. */
+char *docr_pool_key(struct tm_doc *d, size_t *len);
 
 int docr_count_node(struct budget *bg, const struct where *w, unsigned line, int aliased);
 int docr_too_deep(const struct where *w, unsigned line, unsigned max);

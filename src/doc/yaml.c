@@ -418,6 +418,16 @@ static int put_scalar(struct builder *b, const char *s, size_t n, const char *ta
 		f->have_key = 1;
 		f->key_line = line;
 		r = 0;
+	} else if (!anchor) {
+		/* a string key straight from the node pool: the node turns into the key */
+		struct frame *f = &b->st[b->n - 1];
+
+		if ((f->key = docr_pool_key(d, &f->key_len)) != NULL) {
+			f->have_key = 1;
+			f->key_line = line;
+			return 0;
+		}
+		r = take_key(b, d, line);
 	} else {
 		r = take_key(b, d, line);
 	}
@@ -523,7 +533,7 @@ static int on_end(struct builder *b)
 	struct frame *f = &b->st[--b->n];
 	struct tm_doc *d = f->node;
 
-	free(f->key);
+	docr_free(f->key);
 	f->key = NULL;
 	d->flags &= ~F_OPEN;
 	return attach(b, d);
@@ -534,7 +544,7 @@ static void builder_free(struct builder *b)
 	while (b->n > 0) {
 		struct frame *f = &b->st[--b->n];
 
-		free(f->key);
+		docr_free(f->key);
 		/* Anchored open nodes are still owned by their frame. */
 		tm_doc_free(f->node);
 	}

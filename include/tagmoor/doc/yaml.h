@@ -65,6 +65,16 @@ typedef int (*tm_yaml_object_fn)(void *arg, struct tm_doc *obj);
 int tm_yaml_parse_each(const char *text, size_t len, const char *origin,
 		       const struct tm_yaml_limits *lim, size_t max_doc_bytes, tm_yaml_object_fn fn,
 		       void *arg);
+/*
+ * The same for a caller that is done with each object when fn returns: fn
+ * borrows obj (it may change it, add to it or take parts out, but keeps
+ * nothing of it), and obj is freed after fn, also when fn fails. The trees
+ * are built in a node pool (src/doc/pool.c) that serves one document after
+ * another: no malloc and free per node, the cost of a CRD's schema.
+ */
+int tm_yaml_parse_each_borrowed(const char *text, size_t len, const char *origin,
+				const struct tm_yaml_limits *lim, size_t max_doc_bytes,
+				tm_yaml_object_fn fn, void *arg);
 
 /*
  * One YAML (or JSON-as-YAML) document of any shape, e.g. a kubeconfig: the

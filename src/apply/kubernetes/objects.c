@@ -575,8 +575,8 @@ struct parse_ctx {
 	size_t max_json;
 };
 
-/* One object of the file (tm_yaml_parse_each): checked, made what is
- * applied, kept as JSON and a kobj; the tree is freed here. */
+/* One object of the file (tm_yaml_parse_each_borrowed): checked, made what
+ * is applied, kept as JSON and a kobj; the tree is the reader's (freed after). */
 static int parse_one(void *arg, struct tm_doc *doc)
 {
 	struct parse_ctx *pc = arg;
@@ -597,15 +597,12 @@ static int parse_one(void *arg, struct tm_doc *doc)
 	if ((r = tm_kube_id_parse(&ref, id)) < 0 ||
 	    (r = kobj_make(&k, doc, ref.group, ref.kind)) < 0)
 		goto out;
-	tm_doc_free(doc);
-	doc = NULL;
 	/* the JSON is kept as it was written (no copy: a CRD's is megabytes) */
 	len = j.len;
 	if ((r = tm_objset_take(pc->out, id, pc->path, tm_buf_detach_fit(&j), len, k)) < 0)
 		kube_free_data(k);
 out:
 	tm_buf_free(&j);
-	tm_doc_free(doc);
 	return r;
 }
 
@@ -637,7 +634,7 @@ int kube_parse(struct tm_objset *out, const struct tm_applier_ctx *ctx, const ch
 		max_doc = (size_t)cfg->kubernetes.max_document;
 	if (cfg && cfg->kubernetes.max_nodes)
 		lim.max_nodes = (size_t)cfg->kubernetes.max_nodes;
-	r = tm_yaml_parse_each(content, len, path, &lim, max_doc, parse_one, &pc);
+	r = tm_yaml_parse_each_borrowed(content, len, path, &lim, max_doc, parse_one, &pc);
 	if (r == TM_ELIMIT) {
 		/* name the key that raises the limit that was hit */
 		const char *m = tm_error_last(),

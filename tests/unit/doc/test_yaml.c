@@ -23,6 +23,7 @@
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/core/error.h"
 #include "tagmoor/doc/yaml.h"
+#include "../../../src/doc/reader.h"
 
 static char *to_json(const struct tm_doc *d)
 {
@@ -891,7 +892,8 @@ struct each {
 	size_t n;        /* objects handed on */
 	size_t live_max; /* most trees alive at once (each is freed here at once) */
 	char kinds[256];
-	int fail_at; /* 1-based object that makes the callback fail, 0: none */
+	int fail_at;  /* 1-based object that makes the callback fail, 0: none */
+	int borrowed; /* tm_yaml_parse_each_borrowed: the reader frees the objects */
 };
 
 static int each_cb(void *arg, struct tm_doc *obj)
@@ -903,7 +905,8 @@ static int each_cb(void *arg, struct tm_doc *obj)
 	if (strlen(e->kinds) + 40 < sizeof(e->kinds))
 		snprintf(e->kinds + strlen(e->kinds), sizeof(e->kinds) - strlen(e->kinds), "%s%s",
 			 e->n > 1 ? "," : "", k ? k : "?");
-	tm_doc_free(obj);
+	if (!e->borrowed)
+		tm_doc_free(obj);
 	if (e->fail_at && (int)e->n == e->fail_at)
 		return tm_error_set(TM_EPARSE, "callback refused object %zu", e->n);
 	return 0;
@@ -915,9 +918,38 @@ static int each(struct each *e, const char *text, size_t len, size_t max_nodes, 
 
 	lim.max_bytes = K_FILE;
 	lim.max_nodes = max_nodes;
+	char kinds[sizeof(e->kinds)], err[1024] = "";
+	struct docr_pool *p;
+	size_t n;
+	int r;
+
+	/* both readings, with the same objects, result and message: the node pool's and malloc's */
 	memset(e->kinds, 0, sizeof(e->kinds));
 	e->n = 0;
-	return tm_yaml_parse_each(text, len, "k8s/x.yaml", &lim, max_doc, each_cb, e);
+	e->borrowed = 0;
+	r = tm_yaml_parse_each(text, len, "k8s/x.yaml", &lim, max_doc, each_cb, e);
+	n = e->n;
+	memcpy(kinds, e->kinds, sizeof(kinds));
+	if (r)
+		snprintf(err, sizeof(err), "%s", tm_error_last());
+	memset(e->kinds, 0, sizeof(e->kinds));
+	e->n = 0;
+	e->borrowed = 1;
+	assert_int_equal(tm_yaml_parse_each_borrowed(text, len, "k8s/x.yaml", &lim, max_doc,
+						     each_cb, e),
+			 r);
+	e->borrowed = 0;
+	assert_int_equal(e->n, n);
+	assert_string_equal(e->kinds, kinds);
+	if (r)
+		assert_string_equal(tm_error_last(), err);
+	/* and the pool was given back whole (else no new one could be live) */
+	p = docr_pool_new();
+	assert_non_null(p);
+	docr_pool_free(p);
+	if (r)
+		tm_error_set(r, "%s", err);
+	return r;
 }
 
 static void test_each_objects(void **state)
@@ -1190,6 +1222,188 @@ static void test_corpus(void **state)
 	assert_true(files >= 30);
 }
 
+/* What a borrowing callback does to an object: adds (malloc's nodes in a pool's tree), replaces
+ * (a pool node freed early), takes a part out and frees it. */
+static void change(struct tm_doc *obj)
+{
+	struct tm_doc *v;
+
+	if (!obj || obj->type != TM_DOC_MAP)
+		return;
+	assert_int_equal(tm_doc_new_string(&v, "added by the callback"), 0);
+	assert_int_equal(tm_doc_map_set(obj, "zz-added", v), 0);
+	assert_int_equal(tm_doc_new_int(&v, 7), 0);
+	assert_int_equal(tm_doc_map_set(obj, "kind", v), 0);
+	tm_doc_free(tm_doc_map_take(obj, "apiVersion"));
+}
+
+struct lent {
+	size_t n;
+	char *json[16];
+};
+
+static int lent_cb(void *arg, struct tm_doc *obj)
+{
+	struct lent *l = arg;
+
+	if (l->n < 8) {
+		l->json[l->n] = to_json(obj);
+		change(obj);
+		l->json[l->n + 8] = to_json(obj);
+	}
+	l->n++;
+	return 0;
+}
+
+/* Every corpus file read by tm_yaml_parse_each_borrowed (the node pool) gives the objects of
+ * tm_yaml_parse_stream (malloc), or the same refusal; also with the callback's changes. */
+static void test_corpus_borrowed(void **state)
+{
+	char path[1024];
+	DIR *dir = opendir(TM_TEST_DATA "/yaml");
+	struct dirent *de;
+	int files = 0;
+
+	(void)state;
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		struct lent l = { 0 };
+		struct tm_doc **docs = NULL;
+		struct docr_pool *p;
+		size_t len, n = 0;
+		char *text;
+		int r, rb;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "expected"))
+			continue;
+		snprintf(path, sizeof(path), "%s/yaml/%s", TM_TEST_DATA, de->d_name);
+		text = slurp(path, &len);
+		assert_non_null(text);
+		r = tm_yaml_parse_stream(&docs, &n, text, len, de->d_name, NULL);
+		rb = tm_yaml_parse_each_borrowed(text, len, de->d_name, NULL, 0, lent_cb, &l);
+		if ((r == 0) != (rb == 0)) {
+			print_error("%s: %d as a stream, %d borrowed\n", de->d_name, r, rb);
+			fail();
+		}
+		if (r == 0) {
+			assert_int_equal(l.n, n);
+			assert_true(n <= 8);
+			for (size_t i = 0; i < n; i++) {
+				char *j = to_json(docs[i]);
+
+				assert_string_equal(l.json[i], j);
+				free(j);
+				change(docs[i]);
+				j = to_json(docs[i]);
+				assert_string_equal(l.json[i + 8], j);
+				free(j);
+			}
+			files++;
+		}
+		for (size_t i = 0; i < l.n && i < 8; i++) {
+			free(l.json[i]);
+			free(l.json[i + 8]);
+		}
+		p = docr_pool_new(); /* nothing of the pool was kept */
+		assert_non_null(p);
+		docr_pool_free(p);
+		tm_yaml_docs_free(docs, n);
+		free(text);
+	}
+	closedir(dir);
+	assert_true(files >= 20);
+}
+
+/* The pool itself (src/doc/pool.c). Last of the tests: it ends with pooling off for good. */
+static void test_pool(void **state)
+{
+	struct docr_pool *p = docr_pool_new();
+	struct tm_doc *a, *b, *m, *big;
+	char *s = malloc(20000);
+
+	(void)state;
+	assert_non_null(p);
+	assert_null(docr_pool_new()); /* one live pool at a time */
+	/* off: malloc's */
+	assert_int_equal(tm_doc_new_string(&a, "x"), 0);
+	assert_int_equal(docr_pool_live(p), 0);
+	tm_doc_free(a);
+	/* on: nodes and keys from the pool, counted, given back by tm_doc_free */
+	docr_pool_use(p, 1);
+	assert_int_equal(tm_doc_new_map(&m), 0);
+	assert_int_equal(tm_doc_new_string(&a, "a"), 0);
+	assert_int_equal(tm_doc_map_set(m, "key", a), 0);
+	assert_int_equal(docr_pool_live(p), 3);
+	/* a string too large for a chunk is malloc's */
+	memset(s, 'x', 19999);
+	s[19999] = '\0';
+	assert_int_equal(tm_doc_new_string(&big, s), 0);
+	assert_int_equal(docr_pool_live(p), 3);
+	docr_pool_use(p, 0);
+	/* a node made after the build (malloc's) in the pool's tree, and one replaced */
+	assert_int_equal(tm_doc_new_string(&b, "b"), 0);
+	assert_int_equal(tm_doc_map_set(m, "other", b), 0);
+	assert_int_equal(tm_doc_map_set(m, "key", big), 0);
+	assert_int_equal(docr_pool_live(p), 2); /* the old value of "key" went back */
+	tm_doc_free(m);
+	assert_int_equal(docr_pool_live(p), 0);
+	/* a string node just taken becomes its own text (a map key), still one allocation */
+	{
+		struct tm_doc *x, *y;
+		size_t kl = 0;
+		char *k;
+
+		assert_null(docr_pool_key(m, &kl)); /* pool not in use */
+		docr_pool_use(p, 1);
+		assert_int_equal(tm_doc_new_string(&x, "first"), 0);
+		assert_int_equal(tm_doc_new_string(&y, "a key"), 0);
+		assert_null(docr_pool_key(x, &kl)); /* not the last one taken */
+		k = docr_pool_key(y, &kl);
+		assert_ptr_equal(k, (char *)y);
+		assert_int_equal(kl, 5);
+		assert_string_equal(k, "a key");
+		assert_int_equal(docr_pool_live(p), 2);
+		assert_int_equal(tm_doc_new_map(&y), 0); /* the node's room after the text serves */
+		assert_true((char *)y < k + 16);
+		docr_pool_use(p, 0);
+		docr_free(k);
+		tm_doc_free(x);
+		tm_doc_free(y);
+		assert_int_equal(docr_pool_live(p), 0);
+	}
+	/* reset: the same memory serves again */
+	docr_pool_reset(p);
+	docr_pool_use(p, 1);
+	assert_int_equal(tm_doc_new_map(&b), 0);
+	assert_ptr_equal(b, m);
+	/* many nodes: more chunks, all given back */
+	for (int i = 0; i < 100000; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "k%d", i);
+		assert_int_equal(tm_doc_new_string(&a, k), 0);
+		assert_int_equal(tm_doc_map_set(b, k, a), 0);
+	}
+	docr_pool_use(p, 0);
+	assert_int_equal(docr_pool_live(p), 200001);
+	assert_string_equal(tm_doc_string(tm_doc_map_get(b, "k99999")), "k99999");
+	tm_doc_free(b);
+	assert_int_equal(docr_pool_live(p), 0);
+	docr_pool_free(p);
+	/* a pool freed while something of it lives is never unmapped, stays live, and pooling is
+	 * off from then on: that node can still be read and freed */
+	p = docr_pool_new();
+	assert_non_null(p);
+	docr_pool_use(p, 1);
+	assert_int_equal(tm_doc_new_string(&a, "kept"), 0);
+	docr_pool_use(p, 0);
+	docr_pool_free(p);
+	assert_null(docr_pool_new());
+	assert_string_equal(tm_doc_string(a), "kept");
+	tm_doc_free(a);
+	free(s);
+}
+
 /* YAML -> JSON -> JSON parse gives the same tree and the same text. */
 static void test_round_trip(void **state)
 {
@@ -1240,6 +1454,8 @@ int main(void)
 		cmocka_unit_test(test_each_hostile_at_defaults),
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_corpus_borrowed),
+		cmocka_unit_test(test_pool), /* last: it turns pooling off */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

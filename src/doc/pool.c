@@ -1,0 +1,172 @@
+/*
+ * pool.c — the node pool of the document readers (reader.h; src/doc/ only). While a pool is in
+ * use, tm_doc_new* and the readers' map keys take their memory from it, a bump of a pointer each,
+ * and tm_doc_free gives nothing of it back one by one: the pool is reset once the document's
+ * tree is gone, and its memory serves the next document. A CRD's tree is hundreds of thousands
+ * of small nodes and keys, and musl's malloc and free of each, with the pages its groups map and
+ * unmap, were a fifth of a large sync's CPU (issue 16).
+ *
+ * Memory that is not the pool's (nodes made after the build, a JSON reader's keys, strings too
+ * large for a chunk) is malloc's as before: docr_free tells the two apart by address, against the
+ * one pool that is live on this thread. The pool counts what it handed out and what came back;
+ * one that is freed with allocations still live (a tree kept past its document, a bug) is never
+ * reused or unmapped, and stays the live one so that those can still be freed: memory-safe, and
+ * pooling is off from then on.
+ */
+#include "reader.h"
+#include "tagmoor/doc/doc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIRST_CHUNK ((size_t)64 * 1024)
+#define MAX_CHUNK ((size_t)4 * 1024 * 1024)
+#define BIG ((size_t)16 * 1024) /* larger allocations are malloc's */
+#define ALIGN ((size_t)8)       /* int64_t, double, pointers */
+
+struct chunk {
+	struct chunk *next; /* older */
+	size_t size, used;
+	char *data;
+};
+
+struct docr_pool {
+	struct chunk *chunks; /* newest first */
+	size_t live;          /* allocations handed out and not yet given back */
+};
+
+static _Thread_local struct docr_pool *live_pool; /* docr_free checks this one */
+static _Thread_local struct docr_pool *cur;       /* docr_alloc takes from this one */
+
+struct docr_pool *docr_pool_new(void)
+{
+	struct docr_pool *p;
+
+	if (live_pool) /* one at a time (or pooling is off after a leak) */
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (p)
+		live_pool = p;
+	return p;
+}
+
+void docr_pool_use(struct docr_pool *p, int on)
+{
+	if (p && p == live_pool)
+		cur = on ? p : NULL;
+}
+
+static void chunks_free(struct chunk *c)
+{
+	while (c) {
+		struct chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+}
+
+void docr_pool_reset(struct docr_pool *p)
+{
+	if (!p || p != live_pool || p->live || !p->chunks)
+		return;
+	/* keep the newest (largest) chunk for the next document */
+	chunks_free(p->chunks->next);
+	p->chunks->next = NULL;
+	p->chunks->used = 0;
+}
+
+void docr_pool_free(struct docr_pool *p)
+{
+	if (!p || p != live_pool)
+		return;
+	cur = NULL;
+	if (p->live)
+		return; /* leaked: see the top of the file */
+	chunks_free(p->chunks);
+	free(p);
+	live_pool = NULL;
+}
+
+static struct chunk *chunk_new(struct docr_pool *p, size_t need)
+{
+	size_t size = p->chunks ? p->chunks->size * 2 : FIRST_CHUNK;
+	size_t head = (sizeof(struct chunk) + ALIGN - 1) & ~(ALIGN - 1);
+	struct chunk *c;
+
+	if (size > MAX_CHUNK)
+		size = MAX_CHUNK;
+	if (size < need)
+		size = need;
+	c = malloc(head + size);
+	if (!c)
+		return NULL;
+	c->data = (char *)c + head;
+	c->size = size;
+	c->used = 0;
+	c->next = p->chunks;
+	p->chunks = c;
+	return c;
+}
+
+void *docr_alloc(size_t n)
+{
+	struct docr_pool *p = cur;
+	struct chunk *c;
+	void *v;
+
+	if (!p || n > BIG)
+		return malloc(n);
+	n = n ? (n + ALIGN - 1) & ~(ALIGN - 1) : ALIGN;
+	c = p->chunks;
+	if ((!c || c->size - c->used < n) && !(c = chunk_new(p, n)))
+		return NULL;
+	v = c->data + c->used;
+	c->used += n;
+	p->live++;
+	return v;
+}
+
+void docr_free(void *v)
+{
+	struct docr_pool *p = live_pool;
+
+	if (!v)
+		return;
+	if (p) {
+		uintptr_t a = (uintptr_t)v;
+
+		for (const struct chunk *c = p->chunks; c; c = c->next) {
+			if (a >= (uintptr_t)c->data && a < (uintptr_t)c->data + c->size) {
+				p->live--;
+				return;
+			}
+		}
+	}
+	free(v);
+}
+
+char *docr_pool_key(struct tm_doc *d, size_t *len)
+{
+	struct docr_pool *p = cur;
+	struct chunk *c = p ? p->chunks : NULL;
+	size_t off, n;
+
+	if (!c || !d || d->type != TM_DOC_STRING || d->u.str.s != (char *)(d + 1) ||
+	    (char *)d < c->data || (char *)d >= c->data + c->used)
+		return NULL;
+	n = d->u.str.len;
+	off = (size_t)((char *)d - c->data);
+	if (c->used - off != ((sizeof(*d) + n + 1 + ALIGN - 1) & ~(ALIGN - 1)))
+		return NULL; /* not the last allocation */
+	memmove(d, d->u.str.s, n + 1);
+	c->used = off + ((n + 1 + ALIGN - 1) & ~(ALIGN - 1));
+	*len = n;
+	return (char *)d; /* still one allocation of the pool: docr_free gives it back */
+}
+
+size_t docr_pool_live(const struct docr_pool *p)
+{
+	return p ? p->live : 0;
+}
