@@ -11,6 +11,9 @@
  * The object-at-a-time reader (tm_yaml_parse_each) and the partial JSON
  * reader for API answers (tm_json_parse_pruned) see the same input: every
  * object handed on is a map that round-trips, and a failure says why.
+ * The borrowing reader (tm_yaml_parse_each_borrowed: trees in the node pool,
+ * pool.c) hands on the same objects (as JSON) with the same result, and gives
+ * the pool back whole.
  * Every input is also read with the block-style reader (fastyaml.c) off: the
  * code, the message and the trees (types, values, key order, lines) must be
  * the same as with it on.
@@ -68,6 +71,55 @@ static int each_object(void *arg, struct tm_doc *obj)
 	tm_doc_free(obj);
 	(*n)++;
 	return 0;
+}
+
+/* The JSON of each object handed on, in order (at most 64). */
+struct jlist {
+	size_t n;
+	char *j[64];
+	int borrowed; /* the reader frees the objects */
+};
+
+static int collect_json(void *arg, struct tm_doc *obj)
+{
+	struct jlist *l = arg;
+	struct tm_buf b;
+
+	tm_buf_init(&b, 1 << 26);
+	if (!obj || obj->type != TM_DOC_MAP || tm_doc_to_json(&b, obj) != 0)
+		abort();
+	if (l->n < 64)
+		l->j[l->n] = tm_buf_detach(&b);
+	tm_buf_free(&b);
+	l->n++;
+	if (!l->borrowed)
+		tm_doc_free(obj);
+	return 0;
+}
+
+static void borrowed_agrees(const char *text, size_t size)
+{
+	struct jlist l[2];
+	int r[2];
+	struct docr_pool *p;
+
+	memset(l, 0, sizeof(l));
+	l[1].borrowed = 1;
+	r[0] = tm_yaml_parse_each(text, size, "fuzz.yaml", &lim, 1 << 12, collect_json, &l[0]);
+	r[1] = tm_yaml_parse_each_borrowed(text, size, "fuzz.yaml", &lim, 1 << 12, collect_json,
+					   &l[1]);
+	if (r[0] != r[1] || l[0].n != l[1].n)
+		abort();
+	for (size_t i = 0; i < l[0].n && i < 64; i++) {
+		if (strcmp(l[0].j[i], l[1].j[i]))
+			abort();
+		free(l[0].j[i]);
+		free(l[1].j[i]);
+	}
+	p = docr_pool_new(); /* nothing of the pool was kept */
+	if (!p)
+		abort();
+	docr_pool_free(p);
 }
 
 static void same_tree(const struct tm_doc *a, const struct tm_doc *b)
@@ -138,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = 0;
 
 	fast_and_libyaml_agree(text, size);
+	borrowed_agrees(text, size);
 
 	if (tm_yaml_parse_stream(&docs, &n, text, size, "fuzz.yaml", &lim) == 0) {
 		for (size_t i = 0; i < n; i++) {
