@@ -2,9 +2,10 @@
  * pool.c — the node pool of the document readers (reader.h; src/doc/ only). While a pool is in
  * use, tm_doc_new* and the readers' map keys take their memory from it, a bump of a pointer each,
  * and tm_doc_free gives nothing of it back one by one: the pool is reset once the document's
- * tree is gone, and its memory serves the next document. A CRD's tree is hundreds of thousands
- * of small nodes and keys, and musl's malloc and free of each, with the pages its groups map and
- * unmap, were a fifth of a large sync's CPU (issue 16).
+ * tree is gone, and its memory serves the next document; while tm_yaml_pool_keep is on (the
+ * plan of a pass), a freed pool's chunks serve the next file's pool. A CRD's tree is hundreds
+ * of thousands of small nodes and keys, and musl's malloc and free of each, with the pages its
+ * groups map and unmap, were a fifth of a large sync's CPU (issue 16).
  *
  * Memory that is not the pool's (nodes made after the build, a JSON reader's keys, strings too
  * large for a chunk) is malloc's as before: docr_free tells the two apart by address, against the
@@ -15,6 +16,7 @@
  */
 #include "reader.h"
 #include "tagmoor/doc/doc.h"
+#include "tagmoor/doc/yaml.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,36 +28,21 @@
 #define ALIGN ((size_t)8)       /* int64_t, double, pointers */
 
 struct chunk {
-	struct chunk *next; /* older */
+	struct chunk *next; /* newer */
 	size_t size, used;
 	char *data;
 };
 
 struct docr_pool {
-	struct chunk *chunks; /* newest first */
-	size_t live;          /* allocations handed out and not yet given back */
+	struct chunk *first, *last; /* oldest, newest */
+	struct chunk *at;           /* allocations come from here, then from the ones after it */
+	size_t live;                /* allocations handed out and not yet given back */
 };
 
 static _Thread_local struct docr_pool *live_pool; /* docr_free checks this one */
 static _Thread_local struct docr_pool *cur;       /* docr_alloc takes from this one */
-
-struct docr_pool *docr_pool_new(void)
-{
-	struct docr_pool *p;
-
-	if (live_pool) /* one at a time (or pooling is off after a leak) */
-		return NULL;
-	p = calloc(1, sizeof(*p));
-	if (p)
-		live_pool = p;
-	return p;
-}
-
-void docr_pool_use(struct docr_pool *p, int on)
-{
-	if (p && p == live_pool)
-		cur = on ? p : NULL;
-}
+static _Thread_local struct chunk *spare;         /* a freed pool's chunks, while kept */
+static _Thread_local int keep;                    /* tm_yaml_pool_keep */
 
 static void chunks_free(struct chunk *c)
 {
@@ -67,14 +54,40 @@ static void chunks_free(struct chunk *c)
 	}
 }
 
+struct docr_pool *docr_pool_new(void)
+{
+	struct docr_pool *p;
+
+	if (live_pool) /* one at a time (or pooling is off after a leak) */
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	live_pool = p;
+	if (spare) { /* the chunks the last pool faulted in */
+		p->first = p->at = spare;
+		for (p->last = spare; p->last->next; p->last = p->last->next)
+			;
+		spare = NULL;
+	}
+	return p;
+}
+
+void docr_pool_use(struct docr_pool *p, int on)
+{
+	if (p && p == live_pool)
+		cur = on ? p : NULL;
+}
+
 void docr_pool_reset(struct docr_pool *p)
 {
-	if (!p || p != live_pool || p->live || !p->chunks)
+	if (!p || p != live_pool || p->live)
 		return;
-	/* keep the newest (largest) chunk for the next document */
-	chunks_free(p->chunks->next);
-	p->chunks->next = NULL;
-	p->chunks->used = 0;
+	/* every chunk serves again, from the first: the next document faults in no new page
+	 * until it outgrows the largest one before it */
+	for (struct chunk *c = p->first; c; c = c->next)
+		c->used = 0;
+	p->at = p->first;
 }
 
 void docr_pool_free(struct docr_pool *p)
@@ -84,14 +97,30 @@ void docr_pool_free(struct docr_pool *p)
 	cur = NULL;
 	if (p->live)
 		return; /* leaked: see the top of the file */
-	chunks_free(p->chunks);
+	if (keep) {
+		chunks_free(spare);
+		for (struct chunk *c = p->first; c; c = c->next)
+			c->used = 0;
+		spare = p->first;
+	} else {
+		chunks_free(p->first);
+	}
 	free(p);
 	live_pool = NULL;
 }
 
+void tm_yaml_pool_keep(int on)
+{
+	keep = on;
+	if (!on) {
+		chunks_free(spare);
+		spare = NULL;
+	}
+}
+
 static struct chunk *chunk_new(struct docr_pool *p, size_t need)
 {
-	size_t size = p->chunks ? p->chunks->size * 2 : FIRST_CHUNK;
+	size_t size = p->last ? p->last->size * 2 : FIRST_CHUNK;
 	size_t head = (sizeof(struct chunk) + ALIGN - 1) & ~(ALIGN - 1);
 	struct chunk *c;
 
@@ -105,8 +134,12 @@ static struct chunk *chunk_new(struct docr_pool *p, size_t need)
 	c->data = (char *)c + head;
 	c->size = size;
 	c->used = 0;
-	c->next = p->chunks;
-	p->chunks = c;
+	c->next = NULL;
+	if (p->last)
+		p->last->next = c;
+	else
+		p->first = c;
+	p->last = c;
 	return c;
 }
 
@@ -119,9 +152,12 @@ void *docr_alloc(size_t n)
 	if (!p || n > BIG)
 		return malloc(n);
 	n = n ? (n + ALIGN - 1) & ~(ALIGN - 1) : ALIGN;
-	c = p->chunks;
-	if ((!c || c->size - c->used < n) && !(c = chunk_new(p, n)))
+	c = p->at;
+	while (c && c->size - c->used < n)
+		c = c->next; /* reset chunks are empty: the next one takes it */
+	if (!c && !(c = chunk_new(p, n)))
 		return NULL;
+	p->at = c;
 	v = c->data + c->used;
 	c->used += n;
 	p->live++;
@@ -137,7 +173,7 @@ void docr_free(void *v)
 	if (p) {
 		uintptr_t a = (uintptr_t)v;
 
-		for (const struct chunk *c = p->chunks; c; c = c->next) {
+		for (const struct chunk *c = p->first; c; c = c->next) {
 			if (a >= (uintptr_t)c->data && a < (uintptr_t)c->data + c->size) {
 				p->live--;
 				return;
@@ -150,7 +186,7 @@ void docr_free(void *v)
 char *docr_pool_key(struct tm_doc *d, size_t *len)
 {
 	struct docr_pool *p = cur;
-	struct chunk *c = p ? p->chunks : NULL;
+	struct chunk *c = p ? p->at : NULL;
 	size_t off, n;
 
 	if (!c || !d || d->type != TM_DOC_STRING || d->u.str.s != (char *)(d + 1) ||

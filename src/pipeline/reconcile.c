@@ -22,6 +22,7 @@
 #include "tagmoor/doc/json.h"
 #include "tagmoor/apply/kubernetes/kube.h"
 #include "tagmoor/core/log.h"
+#include "tagmoor/doc/yaml.h"
 #include "tagmoor/pipeline/plan.h"
 #include "tagmoor/report/report.h"
 #include "tagmoor/state/state.h"
@@ -162,8 +163,10 @@ static int build_plans(struct tm_pass *p, struct plans *pl, const struct tm_msg 
 		if (!p->appliers[i].enabled)
 			continue;
 		pl->free_data[i] = p->appliers[i].ap->free_data;
+		tm_yaml_pool_keep(1); /* the files' trees fault in one pool's memory, once */
 		r = tm_plan_build_inputs(&pl->set[i], tm_msg_find_set(in, commit), (uint32_t)i,
 					 p->appliers[i].ap, ctx, p->appliers[i].paths);
+		tm_yaml_pool_keep(0);
 		if (r < 0) {
 			add_error(p, "plan", NULL, "%s", tm_error_last());
 			plans_free(pl);

@@ -72,6 +72,12 @@ int tm_yaml_parse_each(const char *text, size_t len, const char *origin,
  * are built in a node pool (src/doc/pool.c) that serves one document after
  * another: no malloc and free per node, the cost of a CRD's schema.
  */
+/*
+ * While on, the node pool's memory is kept from one tm_yaml_parse_each_borrowed
+ * to the next, so that the files of one plan fault it in once (as much as
+ * the largest document needs); off gives it back.
+ */
+void tm_yaml_pool_keep(int on);
 int tm_yaml_parse_each_borrowed(const char *text, size_t len, const char *origin,
 				const struct tm_yaml_limits *lim, size_t max_doc_bytes,
 				tm_yaml_object_fn fn, void *arg);

@@ -1390,6 +1390,36 @@ static void test_pool(void **state)
 	tm_doc_free(b);
 	assert_int_equal(docr_pool_live(p), 0);
 	docr_pool_free(p);
+	/* kept (the plan of a pass): the next pool takes the freed one's memory, and a pool reset
+	 * after many chunks starts again at the first */
+	tm_yaml_pool_keep(1);
+	p = docr_pool_new();
+	docr_pool_use(p, 1);
+	assert_int_equal(tm_doc_new_seq(&m), 0);
+	for (int i = 0; i < 20000; i++) {
+		assert_int_equal(tm_doc_new_string(&a,
+						   "a string of a few dozen bytes, to fill chunks"),
+				 0);
+		assert_int_equal(tm_doc_seq_append(m, a), 0);
+	}
+	docr_pool_use(p, 0);
+	tm_doc_free(m);
+	docr_pool_reset(p);
+	docr_pool_use(p, 1);
+	assert_int_equal(tm_doc_new_map(&b), 0);
+	assert_ptr_equal(b, m);
+	docr_pool_use(p, 0);
+	tm_doc_free(b);
+	docr_pool_free(p);
+	p = docr_pool_new();
+	assert_non_null(p);
+	docr_pool_use(p, 1);
+	assert_int_equal(tm_doc_new_map(&b), 0);
+	assert_ptr_equal(b, m); /* the memory of the pool before */
+	docr_pool_use(p, 0);
+	tm_doc_free(b);
+	docr_pool_free(p);
+	tm_yaml_pool_keep(0);
 	/* a pool freed while something of it lives is never unmapped, stays live, and pooling is
 	 * off from then on: that node can still be read and freed */
 	p = docr_pool_new();
