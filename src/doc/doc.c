@@ -79,21 +79,22 @@ int tm_doc_new_float(struct tm_doc **out, double f)
 }
 
 /* A string node and its text are one allocation (the text right after the
- * node): a manifest's tree is mostly strings, and half the calls to malloc
- * and free went to them. tm_doc_free knows the text by its address. */
+ * node's u.str, without the rest of the union: 24 bytes less per string, and
+ * a manifest's tree is mostly strings): half the calls to malloc and free
+ * went to them. tm_doc_free knows the text by its address. */
 int tm_doc_new_stringn(struct tm_doc **out, const char *s, size_t len)
 {
 	struct tm_doc *d;
 	char *p;
 
 	*out = NULL;
-	if (len > SIZE_MAX - sizeof(*d) - 1)
+	if (len > SIZE_MAX - DOCR_STR_NODE - 1)
 		return tm_error_nomem();
-	d = docr_alloc(sizeof(*d) + len + 1);
+	d = docr_alloc(DOCR_STR_NODE + len + 1); /* no room for the rest of the union */
 	if (!d)
 		return tm_error_nomem();
-	memset(d, 0, sizeof(*d));
-	p = (char *)(d + 1);
+	memset(d, 0, DOCR_STR_NODE);
+	p = (char *)d + DOCR_STR_NODE;
 	if (len)
 		memcpy(p, s, len);
 	p[len] = '\0';
@@ -125,7 +126,7 @@ void tm_doc_free(struct tm_doc *doc)
 		return;
 	switch (doc->type) {
 	case TM_DOC_STRING:
-		if (doc->u.str.s != (char *)(doc + 1))
+		if (doc->u.str.s != (char *)doc + DOCR_STR_NODE)
 			free(doc->u.str.s);
 		break;
 	case TM_DOC_MAP:

@@ -189,12 +189,12 @@ char *docr_pool_key(struct tm_doc *d, size_t *len)
 	struct chunk *c = p ? p->at : NULL;
 	size_t off, n;
 
-	if (!c || !d || d->type != TM_DOC_STRING || d->u.str.s != (char *)(d + 1) ||
+	if (!c || !d || d->type != TM_DOC_STRING || d->u.str.s != (char *)d + DOCR_STR_NODE ||
 	    (char *)d < c->data || (char *)d >= c->data + c->used)
 		return NULL;
 	n = d->u.str.len;
 	off = (size_t)((char *)d - c->data);
-	if (c->used - off != ((sizeof(*d) + n + 1 + ALIGN - 1) & ~(ALIGN - 1)))
+	if (c->used - off != ((DOCR_STR_NODE + n + 1 + ALIGN - 1) & ~(ALIGN - 1)))
 		return NULL; /* not the last allocation */
 	memmove(d, d->u.str.s, n + 1);
 	c->used = off + ((n + 1 + ALIGN - 1) & ~(ALIGN - 1));

@@ -67,6 +67,9 @@ struct jparser {
  * builds a tree); docr_pool_reset makes its memory serve again once nothing of it is live.
  */
 struct docr_pool;
+/* Bytes of a string node before its text (doc.c): the header and u.str, not the whole union (a
+ * string node is never made another type in place, nor copied as a struct). */
+#define DOCR_STR_NODE (offsetof(struct tm_doc, u) + sizeof(((struct tm_doc *)0)->u.str))
 struct docr_pool *docr_pool_new(void);
 void docr_pool_use(struct docr_pool *p, int on);
 void docr_pool_reset(struct docr_pool *p);

@@ -39,6 +39,8 @@ struct tm_doc_entry {
 	struct tm_doc *value;
 };
 
+/* A string node (tm_doc_new_string*) is allocated with room for u.str only, not the whole union:
+ * a node is never copied as a struct, and a string node never becomes another type in place. */
 struct tm_doc {
 	enum tm_doc_type type;
 	unsigned flags; /* internal to the parsers; 0 otherwise */
