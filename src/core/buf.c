@@ -6,9 +6,43 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/wipe.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older C libraries do not name it */
+#endif
+#endif
+
+void tm_mem_populate(void *p, size_t n)
+{
+#ifdef __linux__
+	static int unsupported;
+	static uintptr_t page;
+	uintptr_t a, e;
+
+	if (n < TM_MEM_POPULATE_MIN || unsupported)
+		return;
+	if (!page) {
+		long ps = sysconf(_SC_PAGESIZE);
+		page = ps > 0 ? (uintptr_t)ps : 4096;
+	}
+	a = ((uintptr_t)p + page - 1) & ~(page - 1);
+	e = ((uintptr_t)p + n) & ~(page - 1);
+	/* EINVAL: a kernel before 5.14; anything else (ENOMEM, EFAULT) is left
+	 * to the writes themselves, which fault the pages in as before */
+	if (e > a && madvise((void *)a, e - a, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+		unsupported = 1;
+#else
+	(void)p;
+	(void)n;
+#endif
+}
 
 void tm_buf_init(struct tm_buf *b, size_t max)
 {
@@ -37,6 +71,8 @@ static int grow(struct tm_buf *b, size_t add)
 	p = realloc(b->ptr, ncap);
 	if (!p)
 		return tm_error_nomem();
+	if (ncap - b->len >= TM_MEM_POPULATE_MIN)
+		tm_mem_populate(p + b->len, ncap - b->len); /* about to be written */
 	b->ptr = p;
 	b->cap = ncap;
 	return 0;

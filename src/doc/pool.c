@@ -15,6 +15,7 @@
  * pooling is off from then on.
  */
 #include "reader.h"
+#include "tagmoor/core/buf.h"
 #include "tagmoor/doc/doc.h"
 #include "tagmoor/doc/yaml.h"
 
@@ -131,6 +132,7 @@ static struct chunk *chunk_new(struct docr_pool *p, size_t need)
 	c = malloc(head + size);
 	if (!c)
 		return NULL;
+	tm_mem_populate(c, head + size); /* nodes fill it from the start, reset after reset */
 	c->data = (char *)c + head;
 	c->size = size;
 	c->used = 0;

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "tagmoor/privsep/fetcher.h"
 #include "tagmoor/config/config.h"
+#include "tagmoor/core/buf.h"
 #include "tagmoor/core/time.h"
 #include "tagmoor/core/fileio.h"
 #include "tagmoor/core/error.h"
@@ -392,6 +393,9 @@ static size_t make_room(struct tm_buf *raw)
 			return SIZE_MAX;
 		raw->ptr = p;
 		raw->cap = raw->len + want + 1;
+		/* the child's message is read into it next (its size, when the header said
+		 * one, is bounded by raw->max as the reading is) */
+		tm_mem_populate(p + raw->len, want);
 	}
 	return want;
 }

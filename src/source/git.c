@@ -54,10 +54,60 @@ void tmg_adv_drop(struct tm_git *git)
 
 static int git_users;
 
+#if defined(LIBGIT2_VERSION_MAJOR) && defined(LIBGIT2_VERSION_MINOR) && \
+	(LIBGIT2_VERSION_MAJOR > 1 || LIBGIT2_VERSION_MINOR >= 9)
+#include <git2/sys/alloc.h>
+/* libgit2's allocator (the three-function one of 1.9 and later) with large
+ * blocks populated at once: the blobs libgit2 inflates (git__calloc, a block of
+ * the blob's size then zeroed) and the buffers of a fetch are written through
+ * right away, and a page fault each is most of what the fetcher child costs for
+ * a manifest of megabytes. Blocks are malloc's, as with libgit2's own. */
+static void *lg_malloc(size_t n, const char *file, int line)
+{
+	void *p = malloc(n);
+
+	(void)file;
+	(void)line;
+	if (p)
+		tm_mem_populate(p, n);
+	return p;
+}
+
+static void *lg_realloc(void *q, size_t n, const char *file, int line)
+{
+	void *p = realloc(q, n);
+
+	(void)file;
+	(void)line;
+	if (p)
+		tm_mem_populate(p, n); /* the pages already there are only looked at */
+	return p;
+}
+
+static void lg_free(void *p)
+{
+	free(p);
+}
+
+static void set_allocator(void)
+{
+	static git_allocator a = { lg_malloc, lg_realloc, lg_free };
+
+	git_libgit2_opts(GIT_OPT_SET_ALLOCATOR, &a);
+}
+#else
+static void set_allocator(void)
+{
+}
+#endif
+
 int tm_git_global_init(void)
 {
-	int n = git_libgit2_init();
+	int n;
 
+	if (git_users == 0)
+		set_allocator(); /* before anything is allocated: libgit2 frees with it */
+	n = git_libgit2_init();
 	if (n < 0)
 		return tm_error_set(TM_ERROR, "cannot initialise libgit2");
 	if (git_users++ == 0) {

@@ -32,4 +32,12 @@ void tm_buf_reset(struct tm_buf *b);
 void tm_buf_free_secret(struct tm_buf *b);
 void tm_buf_free(struct tm_buf *b);
 
+/* Asks the kernel to back [p, p + n) with memory now, in one call, for a large
+ * block about to be written through: each page it would otherwise fault in on
+ * first touch (a trap each, dear on a virtual machine). Only the whole pages
+ * inside the block, only for blocks of TM_MEM_POPULATE_MIN bytes or more; a
+ * kernel without MADV_POPULATE_WRITE (before Linux 5.14) changes nothing. */
+#define TM_MEM_POPULATE_MIN ((size_t)64 * 1024)
+void tm_mem_populate(void *p, size_t n);
+
 #endif

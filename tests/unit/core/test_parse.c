@@ -14,6 +14,13 @@
 #include "tagmoor/core/error.h"
 #include "tagmoor/core/parse.h"
 
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 static void test_durations(void **state)
 {
 	static const struct {
@@ -162,12 +169,69 @@ static void test_buf_bounds(void **state)
 	tm_buf_free(&b); /* idempotent */
 }
 
+/* Pages of [p, p + n) resident now: count. */
+static size_t resident(const char *p, size_t n, size_t page)
+{
+	unsigned char v[512];
+	size_t k = 0;
+
+	assert_true(n / page <= sizeof(v));
+	assert_int_equal(mincore((void *)p, n, v), 0);
+	for (size_t i = 0; i < n / page; i++)
+		k += v[i] & 1;
+	return k;
+}
+
+/* tm_mem_populate backs the whole pages inside a large block at once and
+ * changes no byte of it; small blocks and the partial pages at its ends are
+ * left alone; a buffer that grows through it keeps its content. */
+static void test_mem_populate(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 64 * page;
+	char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct tm_buf b;
+	int kernel_has = 1;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	if (madvise(p + n - page, page, MADV_POPULATE_WRITE) != 0) {
+		assert_int_equal(errno, EINVAL); /* before Linux 5.14: nothing to check */
+		kernel_has = 0;
+	}
+	p[page / 2] = 'a';                       /* page 0: touched by us */
+	p[5 * page] = 'b';                       /* page 5 */
+	tm_mem_populate(p + page - 1, 2 * page); /* under the minimum: nothing */
+	assert_int_equal(resident(p + page, page, page), 0);
+	tm_mem_populate(p + page / 2, n - page - page / 2); /* pages 1 .. 62 whole inside */
+	if (kernel_has) /* before reading: a read maps the zero page, resident too */
+		assert_int_equal(resident(p + page, n - 2 * page, page), n / page - 2);
+	assert_int_equal(p[page / 2], 'a');
+	assert_int_equal(p[5 * page], 'b');
+	for (size_t i = 1; i < n / page - 1; i++)
+		if (i != 5)
+			assert_int_equal(p[i * page + 7], 0);
+	tm_mem_populate(p, 0);
+	tm_mem_populate(NULL, 0);
+	munmap(p, n);
+
+	tm_buf_init(&b, 4u << 20);
+	for (unsigned i = 0; i < 300000; i++)
+		assert_int_equal(tm_buf_putc(&b, (char)('a' + i % 26)), 0);
+	assert_int_equal(b.len, 300000);
+	for (unsigned i = 0; i < 300000; i++)
+		if (b.ptr[i] != (char)('a' + i % 26))
+			fail_msg("byte %u changed", i);
+	assert_int_equal(b.ptr[b.len], '\0');
+	tm_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_durations),        cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_booleans),         cmocka_unit_test(test_percent_and_uint),
 		cmocka_unit_test(test_format_roundtrip), cmocka_unit_test(test_buf_bounds),
+		cmocka_unit_test(test_mem_populate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
