@@ -134,13 +134,13 @@ void tm_doc_free(struct tm_doc *doc)
 			docr_free(doc->u.map.v[i].key);
 			tm_doc_free(doc->u.map.v[i].value);
 		}
-		free(doc->u.map.v);
+		docr_free(doc->u.map.v); /* the pool's or malloc's, as the nodes */
 		free(doc->u.map.idx);
 		break;
 	case TM_DOC_SEQ:
 		for (size_t i = 0; i < doc->u.seq.n; i++)
 			tm_doc_free(doc->u.seq.v[i]);
-		free(doc->u.seq.v);
+		docr_free(doc->u.seq.v);
 		break;
 	default:
 		break;
@@ -262,7 +262,7 @@ static int map_append(struct tm_doc *map, char *k, size_t key_len, struct tm_doc
 
 		if (ncap > SIZE_MAX / sizeof(*e))
 			goto nomem;
-		e = realloc(map->u.map.v, ncap * sizeof(*e));
+		e = docr_grow(map->u.map.v, map->u.map.cap * sizeof(*e), ncap * sizeof(*e));
 		if (!e)
 			goto nomem;
 		map->u.map.v = e;
@@ -406,7 +406,7 @@ int tm_doc_seq_append(struct tm_doc *seq, struct tm_doc *item)
 			tm_doc_free(item);
 			return tm_error_nomem();
 		}
-		v = realloc(seq->u.seq.v, ncap * sizeof(*v));
+		v = docr_grow(seq->u.seq.v, seq->u.seq.cap * sizeof(*v), ncap * sizeof(*v));
 		if (!v) {
 			tm_doc_free(item);
 			return tm_error_nomem();

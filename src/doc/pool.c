@@ -166,23 +166,59 @@ void *docr_alloc(size_t n)
 	return v;
 }
 
-void docr_free(void *v)
+/* The live pool's chunk that holds v, or NULL (malloc's). */
+static struct chunk *chunk_of(const void *v)
 {
 	struct docr_pool *p = live_pool;
+	uintptr_t a = (uintptr_t)v;
 
+	if (!p || !v)
+		return NULL;
+	for (struct chunk *c = p->first; c; c = c->next)
+		if (a >= (uintptr_t)c->data && a < (uintptr_t)c->data + c->size)
+			return c;
+	return NULL;
+}
+
+void docr_free(void *v)
+{
 	if (!v)
 		return;
-	if (p) {
-		uintptr_t a = (uintptr_t)v;
-
-		for (const struct chunk *c = p->first; c; c = c->next) {
-			if (a >= (uintptr_t)c->data && a < (uintptr_t)c->data + c->size) {
-				p->live--;
-				return;
-			}
-		}
+	if (chunk_of(v)) {
+		live_pool->live--;
+		return;
 	}
 	free(v);
+}
+
+void *docr_grow(void *v, size_t old, size_t n)
+{
+	struct chunk *c;
+	void *nv;
+
+	if (!v)
+		return docr_alloc(n);
+	if (n <= old)
+		return v;
+	c = chunk_of(v);
+	if (!c)
+		return realloc(v, n);
+	if (cur == live_pool && c == cur->at) {
+		size_t off = (size_t)((char *)v - c->data);
+		size_t o = (old + ALIGN - 1) & ~(ALIGN - 1), m = (n + ALIGN - 1) & ~(ALIGN - 1);
+
+		/* the last piece taken, with room after it: it grows where it is */
+		if (n <= BIG && c->used == off + o && c->size - off >= m) {
+			c->used = off + m;
+			return v;
+		}
+	}
+	nv = docr_alloc(n); /* the pool's while one is in use and n is small, else malloc's */
+	if (!nv)
+		return NULL; /* v is as it was */
+	memcpy(nv, v, old);
+	docr_free(v);
+	return nv;
 }
 
 char *docr_pool_key(struct tm_doc *d, size_t *len)

@@ -77,6 +77,11 @@ void docr_pool_free(struct docr_pool *p);
 size_t docr_pool_live(const struct docr_pool *p); /* allocations not given back (tests) */
 void *docr_alloc(size_t n);
 void docr_free(void *v);
+/* realloc for what docr_alloc gave (old bytes of it in use, n > old wanted): the arrays of maps
+ * and sequences. The last piece taken from the pool in use grows in place; other pool pieces
+ * move (the old one is given back: its room serves again only after a reset, at most as much
+ * again as the array); malloc's are realloc'd. NULL: out of memory, v unchanged. */
+void *docr_grow(void *v, size_t old, size_t n);
 /* A string node just taken from the pool in use becomes its own text (a map key, docr_free'd as
  * one): the node is gone, *len is the text's length. NULL (d unchanged): d is not such a node. */
 char *docr_pool_key(struct tm_doc *d, size_t *len);

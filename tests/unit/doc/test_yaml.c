@@ -1333,18 +1333,18 @@ static void test_pool(void **state)
 	assert_int_equal(tm_doc_new_map(&m), 0);
 	assert_int_equal(tm_doc_new_string(&a, "a"), 0);
 	assert_int_equal(tm_doc_map_set(m, "key", a), 0);
-	assert_int_equal(docr_pool_live(p), 3);
+	assert_int_equal(docr_pool_live(p), 4); /* the map, its array of entries, the key, a */
 	/* a string too large for a chunk is malloc's */
 	memset(s, 'x', 19999);
 	s[19999] = '\0';
 	assert_int_equal(tm_doc_new_string(&big, s), 0);
-	assert_int_equal(docr_pool_live(p), 3);
+	assert_int_equal(docr_pool_live(p), 4);
 	docr_pool_use(p, 0);
 	/* a node made after the build (malloc's) in the pool's tree, and one replaced */
 	assert_int_equal(tm_doc_new_string(&b, "b"), 0);
 	assert_int_equal(tm_doc_map_set(m, "other", b), 0);
 	assert_int_equal(tm_doc_map_set(m, "key", big), 0);
-	assert_int_equal(docr_pool_live(p), 2); /* the old value of "key" went back */
+	assert_int_equal(docr_pool_live(p), 3); /* the old value of "key" went back */
 	tm_doc_free(m);
 	assert_int_equal(docr_pool_live(p), 0);
 	/* a string node just taken becomes its own text (a map key), still one allocation */
@@ -1369,6 +1369,48 @@ static void test_pool(void **state)
 		docr_free(k);
 		tm_doc_free(x);
 		tm_doc_free(y);
+		assert_int_equal(docr_pool_live(p), 0);
+	}
+	/* the arrays of maps and sequences (docr_grow): the last piece taken grows where it is,
+	 * another moves and gives its piece back, a large one is malloc's; the content is kept */
+	{
+		char *g, *h, *x;
+		struct tm_doc *q, *item;
+
+		docr_pool_use(p, 1);
+		g = docr_alloc(16);
+		memcpy(g, "0123456789abcdef", 16);
+		h = docr_grow(g, 16, 64);
+		assert_ptr_equal(h, g);
+		x = docr_alloc(8);
+		g = docr_grow(h, 64, 128);
+		assert_ptr_not_equal(g, h);
+		assert_memory_equal(g, "0123456789abcdef", 16);
+		assert_int_equal(docr_pool_live(p), 2); /* g and x: h went back */
+		h = docr_grow(g, 128, 20000);
+		assert_memory_equal(h, "0123456789abcdef", 16);
+		assert_int_equal(docr_pool_live(p), 1);
+		g = docr_grow(h, 20000, 40000); /* malloc's, realloc'd */
+		assert_memory_equal(g, "0123456789abcdef", 16);
+		docr_free(g);
+		docr_free(x);
+		assert_int_equal(docr_pool_live(p), 0);
+		/* a sequence that outgrows the pool's pieces on the way */
+		assert_int_equal(tm_doc_new_seq(&q), 0);
+		for (int i = 0; i < 3000; i++) {
+			char v[16];
+
+			snprintf(v, sizeof(v), "v%d", i);
+			assert_int_equal(tm_doc_new_string(&item, v), 0);
+			assert_int_equal(tm_doc_seq_append(q, item), 0);
+		}
+		docr_pool_use(p, 0);
+		assert_int_equal(q->u.seq.n, 3000);
+		assert_string_equal(tm_doc_string(tm_doc_seq_at(q, 0)), "v0");
+		assert_string_equal(tm_doc_string(tm_doc_seq_at(q, 2999)), "v2999");
+		assert_int_equal(docr_pool_live(p),
+				 3001); /* the strings and the node; the array is malloc's */
+		tm_doc_free(q);
 		assert_int_equal(docr_pool_live(p), 0);
 	}
 	/* reset: the same memory serves again */
