@@ -59,6 +59,7 @@ struct builder {
 	struct tm_doc *grave; /* replaced nodes an anchor may still point into */
 	struct tm_doc *root;
 	int done;
+	int finalize; /* a float, an integer above int64 or an anchor was read: docr_finalize */
 	/* The source, to look at what libyaml 0.2.5 reads differently from
 	 * go-yaml v2 (libyaml marks count characters; the cursor maps them to
 	 * bytes and moves forward with the events). */
@@ -211,6 +212,7 @@ static int anchor_set(struct builder *b, const char *name, struct tm_doc *node)
 		return r;
 	b->anodes[b->an++] = node;
 	node->flags |= F_ANCHORED;
+	b->finalize = 1;
 	return 0;
 }
 
@@ -403,6 +405,8 @@ static int put_scalar(struct builder *b, const char *s, size_t n, const char *ta
 	if ((r = docr_resolve_scalar(&d, s, n, tag, plain_implicit, b->w, line)) < 0)
 		return r;
 	d->line = line;
+	if (d->type == TM_DOC_FLOAT || d->flags)
+		b->finalize = 1;
 	if (anchor && (r = anchor_set(b, anchor, d)) < 0) {
 		tm_doc_free(d);
 		return r;
@@ -666,7 +670,7 @@ static int build_once(struct tm_doc **out, const char *text, size_t len, unsigne
 		if (r < 0)
 			goto out;
 	}
-	if (b.root && (r = docr_finalize(w, b.root)) < 0)
+	if (b.root && b.finalize && (r = docr_finalize(w, b.root)) < 0)
 		goto out;
 	*out = b.root;
 	b.root = NULL;
@@ -717,7 +721,7 @@ static int build_fast(struct tm_doc **out, const char *text, size_t len, unsigne
 	b.bg = bg;
 	b.line0 = line0;
 	r = docr_fast_yaml(text, len, &ops, &b);
-	if (r == 0 && (!b.root || b.n || docr_finalize(w, b.root) < 0))
+	if (r == 0 && (!b.root || b.n || (b.finalize && docr_finalize(w, b.root) < 0)))
 		r = 1;
 	if (r == 0) {
 		*out = b.root;
