@@ -377,8 +377,9 @@ static size_t make_room(struct tm_buf *raw)
 		const unsigned char *h = (const unsigned char *)raw->ptr + 8;
 		size_t total = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 |
 			       (size_t)h[3] << 24;
-		if (total > raw->len)
-			want = total - raw->len;
+		/* all of it read: only the end of the pipe is left to see (bytes past the total
+		 * are the decoder's to refuse), not another buffer as large as the message */
+		want = total > raw->len ? total - raw->len : 4096;
 	}
 	if (raw->max == 0 || raw->len >= raw->max - 1)
 		return 0;
