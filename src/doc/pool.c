@@ -25,12 +25,14 @@
 
 #define FIRST_CHUNK ((size_t)64 * 1024)
 #define MAX_CHUNK ((size_t)4 * 1024 * 1024)
-#define BIG ((size_t)16 * 1024) /* larger allocations are malloc's */
-#define ALIGN ((size_t)8)       /* int64_t, double, pointers */
+#define BIG ((size_t)16 * 1024)       /* larger allocations are malloc's */
+#define ALIGN ((size_t)8)             /* int64_t, double, pointers */
+#define POPULATE ((size_t)256 * 1024) /* a chunk is populated this much ahead of its use */
 
 struct chunk {
 	struct chunk *next; /* newer */
 	size_t size, used;
+	size_t ready; /* data[0, ready) was populated (tm_mem_populate) */
 	char *data;
 };
 
@@ -132,10 +134,10 @@ static struct chunk *chunk_new(struct docr_pool *p, size_t need)
 	c = malloc(head + size);
 	if (!c)
 		return NULL;
-	tm_mem_populate(c, head + size); /* nodes fill it from the start, reset after reset */
 	c->data = (char *)c + head;
 	c->size = size;
 	c->used = 0;
+	c->ready = 0;
 	c->next = NULL;
 	if (p->last)
 		p->last->next = c;
@@ -162,6 +164,15 @@ void *docr_alloc(size_t n)
 	p->at = c;
 	v = c->data + c->used;
 	c->used += n;
+	if (c->used > c->ready) {
+		/* nodes fill a chunk from the start, again after a reset: its pages are populated in
+		 * one call a piece ahead, not faulted in one by one, nor all at once (a chunk of a
+		 * large tree is megabytes, and the last one is seldom full) */
+		size_t end = c->size - c->used > POPULATE ? c->used + POPULATE : c->size;
+
+		tm_mem_populate(c->data + c->ready, end - c->ready);
+		c->ready = end;
+	}
 	p->live++;
 	return v;
 }
