@@ -165,9 +165,9 @@ void *docr_alloc(size_t n)
 	v = c->data + c->used;
 	c->used += n;
 	if (c->used > c->ready) {
-		/* nodes fill a chunk from the start, again after a reset: its pages are populated in
-		 * one call a piece ahead, not faulted in one by one, nor all at once (a chunk of a
-		 * large tree is megabytes, and the last one is seldom full) */
+		/* nodes fill a chunk from the start, again after a reset: its pages are
+		 * populated in one call a piece ahead, not faulted in one by one, nor all at
+		 * once (a chunk of a large tree is megabytes, and the last is seldom full) */
 		size_t end = c->size - c->used > POPULATE ? c->used + POPULATE : c->size;
 
 		tm_mem_populate(c->data + c->ready, end - c->ready);
