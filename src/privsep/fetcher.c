@@ -372,6 +372,7 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 static size_t make_room(struct tm_buf *raw)
 {
 	size_t want = raw->cap > 65536 ? raw->cap : 65536, room;
+	int sized = 0; /* want is the rest of the message as its header gives it */
 
 	if (raw->len >= 12 && memcmp(raw->ptr, TM_MSG_MAGIC, 8) == 0) {
 		const unsigned char *h = (const unsigned char *)raw->ptr + 8;
@@ -380,6 +381,7 @@ static size_t make_room(struct tm_buf *raw)
 		/* all of it read: only the end of the pipe is left to see (bytes past the total
 		 * are the decoder's to refuse), not another buffer as large as the message */
 		want = total > raw->len ? total - raw->len : 4096;
+		sized = total > raw->len;
 	}
 	if (raw->max == 0 || raw->len >= raw->max - 1)
 		return 0;
@@ -394,9 +396,10 @@ static size_t make_room(struct tm_buf *raw)
 			return SIZE_MAX;
 		raw->ptr = p;
 		raw->cap = raw->len + want + 1;
-		/* the child's message is read into it next (its size, when the header said
-		 * one, is bounded by raw->max as the reading is) */
-		tm_mem_populate(p + raw->len, want);
+		/* the rest of the child's message is read into it next (bounded by raw->max as
+		 * the reading is); not the first 64 KiB of a poll's message of a few bytes */
+		if (sized)
+			tm_mem_populate(p + raw->len, want);
 	}
 	return want;
 }
