@@ -89,7 +89,7 @@ void tm_mcache_empty(struct tm_mcache *c, void (*release)(void *))
 	c->bytes = 0;
 }
 
-#if defined(TM_MALLOC_CACHE) && !defined(__GLIBC__)
+#if defined(TM_MALLOC_CACHE) && !defined(TM_NO_MALLOC_CACHE) && !defined(__GLIBC__)
 
 #include <errno.h>
 #include <malloc.h>
@@ -138,8 +138,9 @@ void *calloc(size_t m, size_t n)
 	return __libc_calloc(m, n);
 }
 
-/* Growing within the bins goes through the cache too (a buffer that doubles frees each old
- * block for the next buffer's); a block already big enough and not twice too big stays. */
+/* Growing by half or more within the bins goes through the cache too (a buffer that doubles
+ * frees each old block for the next buffer's); a block already big enough and not twice too
+ * big stays. */
 void *realloc(void *p, size_t n)
 {
 	size_t u;
@@ -152,6 +153,10 @@ void *realloc(void *p, size_t n)
 	u = malloc_usable_size(p);
 	if (n <= u && n >= u / 2)
 		return p;
+	/* a block growing by little at a time is musl's to grow in place where its slot allows:
+	 * moving it at each step would copy it over and over */
+	if (n > u && n < u + u / 2)
+		return __libc_realloc(p, n);
 	if ((q = malloc(n)) == NULL)
 		return NULL;
 	memcpy(q, p, n < u ? n : u);
