@@ -2,11 +2,13 @@
  * fetcher.c — the fetcher child of every poll (include/tagmoor/privsep/fetcher.h).
  *
  * The parent forks, the child closes every descriptor but stdin, stdout,
- * stderr and the write end of a pipe, takes the default action for the
- * stop signals again (so that stopping the service ends it), enters the
- * sandbox and runs the job. Its message goes through the pipe; the parent
- * reads at most tm_fetcher_max_message bytes before the deadline, reaps the
- * child (SIGKILL at the deadline) and only then decodes what it read.
+ * stderr, the write end of a pipe and a memfd the parent made, takes the default
+ * action for the stop signals again (so that stopping the service ends it), enters
+ * the sandbox and runs the job. Its message goes into the memfd, written in place,
+ * and its size through the pipe (the message itself through the pipe where there is
+ * no memfd); the parent reads at most tm_fetcher_max_message bytes before the
+ * deadline, reaps the child (SIGKILL at the deadline) and only then seals the memfd
+ * against any change, checks its size and decodes it, mapped, not copied.
  */
 #define _GNU_SOURCE
 #include "tagmoor/privsep/fetcher.h"
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -189,21 +192,22 @@ int tm_fetcher_prepare_repo(const char *repo_dir, const struct tm_sandbox *sb)
 
 /* --- the child ----------------------------------------------------------- */
 
-static void close_others(int keep)
+/* Closes every descriptor above last. */
+static void close_others(int last)
 {
 #ifdef SYS_close_range
-	if (keep == 3 && syscall(SYS_close_range, 4u, ~0u, 0u) == 0)
+	if (syscall(SYS_close_range, (unsigned)last + 1, ~0u, 0u) == 0)
 		return;
 #endif
-	for (int fd = 3; fd < 4096; fd++)
-		if (fd != keep)
-			close(fd);
+	for (int fd = last + 1; fd < 4096; fd++)
+		close(fd);
 }
 
 #ifdef TM_TEST_HOOKS
 /* Test builds only: TAGMOOR_TEST_FETCHER=execve|open:PATH|write:DIR makes the
  * sandboxed child try something it must not, crash|garbage|hold:FILE makes it
- * crash, send a malformed message, or hang while FILE exists
+ * crash, send a malformed message, or hang while FILE exists (and pipe makes it send
+ * its message through the pipe, as where there is no memfd: send_message)
  * (tests/integration/test_privsep.sh; TAGMOOR_TEST_FETCHER_DEADLINE_MS shortens
  * the parent's deadline). */
 static void test_escape(int wfd)
@@ -300,13 +304,84 @@ static void test_forge(struct tm_msg *m)
  * (SIGKILL, the OOM killer) must not leave a child writing to repo.git while the next tagmoor
  * clears that store's locks and fetches into it. Set again after the sandbox changes the uid
  * (a credential change clears it); a parent already gone ends the child here. */
+#ifdef TM_TEST_HOOKS
+/* Test builds only: TAGMOOR_TEST_FORGE=memfd-size|memfd-over|memfd-seal makes the child
+ * announce a size its memfd does not have, a size over any limit, or seal the memfd against
+ * the parent's seals (tests/integration/test_privsep_forged.sh). The size to announce. */
+static uint64_t test_forge_memfd(int mfd, uint64_t size)
+{
+	const char *t = getenv("TAGMOOR_TEST_FORGE");
+
+	if (!t || strncmp(t, "memfd-", 6) != 0)
+		return size;
+	tm_log_warn("test hook: the fetcher forges its message (%s)", t);
+	if (strcmp(t, "memfd-size") == 0)
+		return size - 1;
+	if (strcmp(t, "memfd-over") == 0)
+		return (uint64_t)1 << 40;
+	if (strcmp(t, "memfd-seal") == 0)
+		(void)fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL);
+	return size;
+}
+#endif
+
+/* The message into the parent's memfd, written in place, and its size through the pipe: a
+ * message of megabytes copied through a pipe is a kernel copy on each side, the costliest part
+ * of sending it. Through the pipe itself when there is no memfd or it cannot be written. */
+#define MEMFD_WINDOW ((size_t)1 << 20) /* a multiple of the page size */
+
+static int send_message(int wfd, int mfd, const struct tm_msg_parts *out)
+{
+	uint64_t size = (uint64_t)out->head.len + out->total;
+	unsigned char mark[TM_MSG_MEMFD_MARK];
+	size_t done = 0;
+	void *p;
+
+#ifdef TM_TEST_HOOKS
+	if (getenv("TAGMOOR_TEST_FETCHER") && strcmp(getenv("TAGMOOR_TEST_FETCHER"), "pipe") == 0) {
+		tm_log_warn("test hook: the fetcher's message through the pipe");
+		mfd = -1;
+	}
+#endif
+	if (mfd < 0 || size > SIZE_MAX / 2 || ftruncate(mfd, (off_t)size) < 0)
+		return tm_msg_write_parts(wfd, out);
+	/* a window of the memfd mapped at a time: its pages are not the child's too at once */
+	for (uint64_t at = 0; at < size; at += MEMFD_WINDOW) {
+		size_t n = size - at < MEMFD_WINDOW ? (size_t)(size - at) : MEMFD_WINDOW;
+
+		p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, (off_t)at);
+		if (p == MAP_FAILED) {
+			(void)ftruncate(mfd, 0);
+			return tm_msg_write_parts(wfd, out);
+		}
+		tm_mem_populate(p, n);
+		tm_msg_copy_parts(p, out, at, n);
+		munmap(p, n);
+	}
+#ifdef TM_TEST_HOOKS
+	size = test_forge_memfd(mfd, size);
+#endif
+	memcpy(mark, TM_MSG_MEMFD_MAGIC, 8);
+	for (int i = 0; i < 8; i++)
+		mark[8 + i] = (unsigned char)(size >> (8 * i));
+	while (done < sizeof(mark)) {
+		ssize_t w = write(wfd, mark + done, sizeof(mark) - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
 static void die_with_parent(pid_t parent)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
 		_exit(70);
 }
 
-static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox *sb,
+static void child(int wfd, int mfd, const struct tm_config *cfg, const struct tm_sandbox *sb,
 		  int (*job)(void *arg, struct tm_msg *msg), void *arg, pid_t parent)
 {
 	struct tm_msg m;
@@ -323,13 +398,14 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	die_with_parent(parent);
-	if (wfd != 3) {
-		if (dup2(wfd, 3) < 0)
-			_exit(70);
-		close(wfd);
-		wfd = 3;
-	}
-	close_others(wfd);
+	/* the pipe at 3, the memfd (when there is one) at 4; both moved out of the way first */
+	wfd = fcntl(wfd, F_DUPFD, 10);
+	mfd = mfd >= 0 ? fcntl(mfd, F_DUPFD, 10) : -1;
+	if (wfd < 0 || dup2(wfd, 3) < 0 || (mfd >= 0 && dup2(mfd, 4) < 0))
+		_exit(70);
+	wfd = 3;
+	mfd = mfd >= 0 ? 4 : -1;
+	close_others(mfd >= 0 ? 4 : 3);
 	memset(&m, 0, sizeof(m));
 	m.oid = "";
 	r = tm_sandbox_enter(sb);
@@ -361,7 +437,7 @@ static void child(int wfd, const struct tm_config *cfg, const struct tm_sandbox 
 		if (tm_msg_encode_parts(&out, &e, tm_fetcher_max_message(cfg)) < 0)
 			_exit(70);
 	}
-	_exit(tm_msg_write_parts(wfd, &out) < 0 ? 70 : 0);
+	_exit(send_message(wfd, mfd, &out) < 0 ? 70 : 0);
 }
 
 /* --- the parent ---------------------------------------------------------- */
@@ -457,9 +533,48 @@ static const char *signal_cause(int sig)
 	}
 }
 
-int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
-		   const struct tm_sandbox *sb, int (*job)(void *arg, struct tm_msg *msg),
-		   void *arg)
+/* The message the child left in the memfd, as out->raw announces it: the memfd sealed against
+ * any change first (the child is gone and its mappings with it; the seals do not rely on that),
+ * its size checked against the announced one and the limit, then mapped for the decoder. */
+static int map_message(struct tm_fetcher_reply *out, int mfd, size_t max, pid_t pid)
+{
+	const unsigned char *h = (const unsigned char *)out->raw.ptr + 8;
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	uint64_t size = 0;
+	struct stat st;
+	int have;
+	void *p;
+
+	for (int i = 7; i >= 0; i--)
+		size = size << 8 | h[i];
+	if (size < 12 || size > max)
+		return tm_error_set(
+			TM_ESOURCE,
+			"the fetcher (pid %ld) announced a message of %llu bytes (at most "
+			"%zu)",
+			(long)pid, (unsigned long long)size, max);
+	if (fcntl(mfd, F_ADD_SEALS, seals) < 0 || (have = fcntl(mfd, F_GET_SEALS)) < 0 ||
+	    (have & seals) != seals)
+		return tm_error_set(TM_ESOURCE,
+				    "the fetcher's (pid %ld) message cannot be sealed: %s",
+				    (long)pid, strerror(errno));
+	if (fstat(mfd, &st) < 0 || (uint64_t)st.st_size != size)
+		return tm_error_set(TM_ESOURCE,
+				    "the fetcher (pid %ld) announced a message of %llu bytes; its "
+				    "memfd has %lld",
+				    (long)pid, (unsigned long long)size, (long long)st.st_size);
+	p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, mfd, 0);
+	if (p == MAP_FAILED)
+		return tm_error_set(TM_ENOMEM, "mapping the fetcher's message of %llu bytes: %s",
+				    (unsigned long long)size, strerror(errno));
+	out->map = p;
+	out->map_len = (size_t)size;
+	return 0;
+}
+
+static int run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
+	       const struct tm_sandbox *sb, int (*job)(void *arg, struct tm_msg *msg), void *arg,
+	       int mfd)
 {
 	int fds[2], status = 0, timed_out = 0, over = 0, r;
 	int64_t deadline = tm_time_mono_ms() + (int64_t)tm_fetcher_deadline_ms(cfg);
@@ -484,7 +599,7 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child(fds[1], cfg, sb, job, arg, self);
+		child(fds[1], mfd, cfg, sb, job, arg, self);
 		_exit(70);
 	}
 	out->pid = pid;
@@ -545,14 +660,38 @@ int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
 	if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) != 0)
 		return tm_error_set(TM_ESOURCE, "the fetcher (pid %ld) exited with status %d",
 				    (long)pid, WEXITSTATUS(status));
-	if ((r = tm_msg_decode(&out->msg, out->raw.ptr, out->raw.len)) < 0)
+	if (mfd >= 0 && out->raw.len == TM_MSG_MEMFD_MARK &&
+	    memcmp(out->raw.ptr, TM_MSG_MEMFD_MAGIC, 8) == 0) {
+		if ((r = map_message(out, mfd, max, pid)) < 0)
+			return r;
+		r = tm_msg_decode(&out->msg, out->map, out->map_len);
+	} else {
+		r = tm_msg_decode(&out->msg, out->raw.ptr, out->raw.len);
+	}
+	if (r < 0)
 		return tm_error_wrap(TM_ESOURCE, "the fetcher (pid %ld)", (long)pid);
 	return 0;
+}
+
+int tm_fetcher_run(struct tm_fetcher_reply *out, const struct tm_config *cfg,
+		   const struct tm_sandbox *sb, int (*job)(void *arg, struct tm_msg *msg),
+		   void *arg)
+{
+	/* where the child writes its message; without memfds (before Linux 3.17), the pipe */
+	int mfd =
+		(int)syscall(SYS_memfd_create, "tagmoor-fetcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int r = run(out, cfg, sb, job, arg, mfd < 0 ? -1 : mfd);
+
+	if (mfd >= 0)
+		close(mfd);
+	return r;
 }
 
 void tm_fetcher_reply_free(struct tm_fetcher_reply *r)
 {
 	tm_msg_free(&r->msg);
 	tm_buf_free(&r->raw);
+	if (r->map)
+		munmap((void *)r->map, r->map_len);
 	memset(r, 0, sizeof(*r));
 }

@@ -225,6 +225,32 @@ int tm_msg_write_parts(int fd, const struct tm_msg_parts *p)
 	return 0;
 }
 
+/* Copies src[at, at + len) of a piece starting at `pos` of the message to the part of
+ * [from, from + n) it overlaps. */
+static void copy_piece(char *dst, uint64_t from, uint64_t n, const char *src, uint64_t pos,
+		       uint64_t len)
+{
+	uint64_t a = pos > from ? pos : from, b = pos + len < from + n ? pos + len : from + n;
+
+	if (a < b)
+		memcpy(dst + (a - from), src + (a - pos), (size_t)(b - a));
+}
+
+void tm_msg_copy_parts(void *dst, const struct tm_msg_parts *p, uint64_t from, uint64_t n)
+{
+	size_t head = 0;  /* how much of the head comes before the piece */
+	uint64_t pos = 0; /* where the piece starts in the message */
+
+	for (size_t i = 0; i < p->nbodies && pos < from + n; i++) {
+		copy_piece(dst, from, n, p->head.ptr + head, pos, p->bodies[i].at - head);
+		pos += p->bodies[i].at - head;
+		head = p->bodies[i].at;
+		copy_piece(dst, from, n, p->bodies[i].data, pos, p->bodies[i].len);
+		pos += p->bodies[i].len;
+	}
+	copy_piece(dst, from, n, p->head.ptr + head, pos, p->head.len - head);
+}
+
 void tm_msg_parts_free(struct tm_msg_parts *p)
 {
 	tm_buf_free(&p->head);

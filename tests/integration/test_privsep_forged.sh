@@ -10,6 +10,10 @@
 #   drop     a unit left out (it would be removed)                  -> exit 3, nothing removed
 #   absent   the unit directory called absent (all would be pruned) -> exit 3, nothing removed
 #   object   the tag object changed                                 -> exit 3
+# and about the message it leaves in the parent's memfd (only its size goes through the pipe):
+#   memfd-size  a size the memfd does not have                      -> exit 3
+#   memfd-over  a size over the message limit                       -> exit 3
+#   memfd-seal  the memfd sealed against the parent's seals          -> exit 3
 # and each time the state stays as it was; without the hook the next poll applies.
 set -uo pipefail
 . "$TM_SOURCE_DIR/tests/integration/lib.sh"
@@ -80,7 +84,7 @@ printf '[Unit]\nDescription=web2\n[Service]\nExecStart=/bin/true\n' >"$work/unit
 printf '[Unit]\nDescription=api\n[Service]\nExecStart=/bin/true\n' >"$work/units/api.service"
 tm_release "web2"
 state=$(sha256sum <"$STATE")
-for forge in file drop absent object; do
+for forge in file drop absent object memfd-size memfd-over memfd-seal; do
 	OUT=$(TAGMOOR_TEST_FORGE=$forge "$TAGMOOR" -c "$INI" --root "$R" sync 2>&1); RC=$?
 	echo "$OUT" | sed 's/^/#   /'
 	check "$forge: the hook ran" has "the fetcher forges its message \($forge\)"
@@ -90,6 +94,9 @@ for forge in file drop absent object; do
 	drop) check "drop: named" has "is in the tree but not in what it sent" ;;
 	absent) check "absent: named" has "units is not absent" ;;
 	object) check "object: named" has "verifying what the fetcher sent" ;;
+	memfd-size) check "memfd-size: named" has "announced a message of [0-9]+ bytes; its memfd has [0-9]+" ;;
+	memfd-over) check "memfd-over: named" has "announced a message of 1099511627776 bytes \(at most" ;;
+	memfd-seal) check "memfd-seal: named" has "message cannot be sealed" ;;
 	esac
 	unchanged "$forge"
 done

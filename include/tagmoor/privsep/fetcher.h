@@ -24,7 +24,10 @@
 struct tm_config;
 
 struct tm_fetcher_reply {
-	struct tm_buf raw;     /* the message as read; msg points into it */
+	struct tm_buf raw; /* what the pipe carried: the message, or its size in the memfd */
+	const char *map;   /* the message mapped from the memfd (read-only), or NULL; msg
+				* points into it or into raw */
+	size_t map_len;
 	struct tm_msg msg;     /* decoded */
 	pid_t pid;             /* the child it came from (gone by now) */
 	int killed_signal;     /* the signal that ended the child, 0 none */

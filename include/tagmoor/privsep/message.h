@@ -119,6 +119,14 @@ struct tm_msg_parts {
 int tm_msg_encode_parts(struct tm_msg_parts *out, const struct tm_msg *m, size_t max);
 /* Writes the message to fd, as tm_msg_encode would have encoded it. */
 int tm_msg_write_parts(int fd, const struct tm_msg_parts *p);
+/* Copies bytes [from, from + n) of the message, as tm_msg_encode would have encoded it
+ * (head.len + total bytes in all), to dst. */
+void tm_msg_copy_parts(void *dst, const struct tm_msg_parts *p, uint64_t from, uint64_t n);
+
+/* The child's message in the memfd the parent gave it (privsep/fetcher.c): what the pipe
+ * carries instead, TM_MSG_MEMFD_MAGIC and the message's size (8 bytes, little-endian). */
+#define TM_MSG_MEMFD_MAGIC "TMMEMFD1"
+#define TM_MSG_MEMFD_MARK 16
 void tm_msg_parts_free(struct tm_msg_parts *p);
 
 /* Adds a raw object to m (the child; the data is not copied). */

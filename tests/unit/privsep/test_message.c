@@ -310,7 +310,8 @@ static void test_encode_bounded(void **state)
 }
 
 /* What the child writes from parts (tm_msg_write_parts: bodies from where they are, at most 64
- * pieces a writev) is byte for byte tm_msg_encode's; with 300 bodies, empty ones among them, the
+ * pieces a writev), and copies from them window by window (tm_msg_copy_parts), is byte for byte
+ * tm_msg_encode's; with 300 bodies, empty ones among them, the
  * writes take several batches. Over the limit, the parts are refused as the buffer is. */
 static void check_parts(const struct tm_msg *m)
 {
@@ -332,6 +333,16 @@ static void check_parts(const struct tm_msg *m)
 	assert_non_null(got);
 	assert_int_equal(pread(fd, got, b.len, 0), (ssize_t)b.len);
 	assert_memory_equal(got, b.ptr, b.len);
+	/* copied in windows (the child's memfd, privsep/fetcher.c): any window, the same bytes */
+	memset(got, 0, b.len);
+	tm_msg_copy_parts(got, &p, 0, b.len);
+	assert_memory_equal(got, b.ptr, b.len);
+	for (size_t w = 1; w <= b.len; w = w * 3 + 1) {
+		memset(got, 0, b.len);
+		for (size_t at = 0; at < b.len; at += w)
+			tm_msg_copy_parts(got + at, &p, at, b.len - at < w ? b.len - at : w);
+		assert_memory_equal(got, b.ptr, b.len);
+	}
 	free(got);
 	tm_msg_parts_free(&p);
 	assert_int_not_equal(tm_msg_encode_parts(&p, m, b.len - 1), 0);
