@@ -300,10 +300,6 @@ static void test_forge(struct tm_msg *m)
 }
 #endif
 
-/* The child ends with the process that forked it: a tagmoor killed in the middle of a fetch
- * (SIGKILL, the OOM killer) must not leave a child writing to repo.git while the next tagmoor
- * clears that store's locks and fetches into it. Set again after the sandbox changes the uid
- * (a credential change clears it); a parent already gone ends the child here. */
 #ifdef TM_TEST_HOOKS
 /* Test builds only: TAGMOOR_TEST_FORGE=memfd-size|memfd-over|memfd-seal makes the child
  * announce a size its memfd does not have, a size over any limit, or seal the memfd against
@@ -375,6 +371,10 @@ static int send_message(int wfd, int mfd, const struct tm_msg_parts *out)
 	return 0;
 }
 
+/* The child ends with the process that forked it: a tagmoor killed in the middle of a fetch
+ * (SIGKILL, the OOM killer) must not leave a child writing to repo.git while the next tagmoor
+ * clears that store's locks and fetches into it. Set again after the sandbox changes the uid
+ * (a credential change clears it); a parent already gone ends the child here. */
 static void die_with_parent(pid_t parent)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
@@ -558,7 +558,10 @@ static int map_message(struct tm_fetcher_reply *out, int mfd, size_t max, pid_t 
 		return tm_error_set(TM_ESOURCE,
 				    "the fetcher's (pid %ld) message cannot be sealed: %s",
 				    (long)pid, strerror(errno));
-	if (fstat(mfd, &st) < 0 || (uint64_t)st.st_size != size)
+	if (fstat(mfd, &st) < 0)
+		return tm_error_set(TM_ESOURCE, "the fetcher's (pid %ld) message: fstat: %s",
+				    (long)pid, strerror(errno));
+	if ((uint64_t)st.st_size != size)
 		return tm_error_set(TM_ESOURCE,
 				    "the fetcher (pid %ld) announced a message of %llu bytes; its "
 				    "memfd has %lld",

@@ -225,8 +225,8 @@ int tm_msg_write_parts(int fd, const struct tm_msg_parts *p)
 	return 0;
 }
 
-/* Copies src[at, at + len) of a piece starting at `pos` of the message to the part of
- * [from, from + n) it overlaps. */
+/* Copies what of a piece (src, len bytes, at offset pos of the message) falls in the window
+ * [from, from + n) of the message to dst, the window's start. */
 static void copy_piece(char *dst, uint64_t from, uint64_t n, const char *src, uint64_t pos,
 		       uint64_t len)
 {

@@ -123,11 +123,12 @@ int tm_msg_write_parts(int fd, const struct tm_msg_parts *p);
  * (head.len + total bytes in all), to dst. */
 void tm_msg_copy_parts(void *dst, const struct tm_msg_parts *p, uint64_t from, uint64_t n);
 
+void tm_msg_parts_free(struct tm_msg_parts *p);
+
 /* The child's message in the memfd the parent gave it (privsep/fetcher.c): what the pipe
  * carries instead, TM_MSG_MEMFD_MAGIC and the message's size (8 bytes, little-endian). */
 #define TM_MSG_MEMFD_MAGIC "TMMEMFD1"
 #define TM_MSG_MEMFD_MARK 16
-void tm_msg_parts_free(struct tm_msg_parts *p);
 
 /* Adds a raw object to m (the child; the data is not copied). */
 int tm_msg_add_object(struct tm_msg *m, uint32_t type, const char *data, size_t len);
