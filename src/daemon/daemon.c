@@ -31,6 +31,7 @@
 #include "tagmoor/report/report.h"
 #include "tagmoor/state/state.h"
 #include "tagmoor/core/fault.h"
+#include "tagmoor/core/mcache.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -556,8 +557,10 @@ static int one_pass(struct daemon *d, uint64_t *delay_ms)
 		tm_log_info("first pass done (%s); ready", pass.state ? pass.state : "failed");
 	d->ready = 1;
 	tm_pass_free(&pass);
+	/* hand what the pass freed back: the idle RSS stays the steady one */
+	tm_mcache_drop(); /* the static binary's kept blocks (core/mcache.c) */
 #ifdef __GLIBC__
-	malloc_trim(0); /* hand what the pass freed back: the idle RSS stays the steady one */
+	malloc_trim(0);
 #endif
 	return r;
 }
